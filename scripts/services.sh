@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Start or stop the real services the tests and benchmarks need, on non-default
+# ports, installing them on first use:
+#   - Redis 7 from Debian's packages (port 6390)
+#   - secantus-mdb, a MongoDB wire-compatible server (port 27117), built once with
+#     `cargo install` into $OMNIBIZ_TOOLS and reused afterwards. It is GPL-2.0 and
+#     only ever runs as a separate process: nothing of it is linked into our code.
+#
+# Usage: scripts/services.sh start|stop|env
+# When REDIS_URL / MONGODB_URI are already set, the matching service is left
+# alone and the given URL is used instead (e.g. a real mongod).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN=${OMNIBIZ_RUN:-$ROOT/target/services}
+TOOLS=${OMNIBIZ_TOOLS:-$HOME/.cache/omnibiz-tools}
+REDIS_PORT=${OMNIBIZ_REDIS_PORT:-6390}
+MONGO_PORT=${OMNIBIZ_MONGO_PORT:-27117}
+SECANTUS_VERSION=0.5.3-beta.196
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  log "installing $* from Debian's packages"
+  as_root apt-get update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
+ensure_mongo() {
+  if [ -x "$TOOLS/bin/secantusd-rs" ]; then return; fi
+  command -v cmake >/dev/null 2>&1 || apt_install cmake
+  log "building secantus-mdb $SECANTUS_VERSION into $TOOLS (once; ~6 min on 2 cores)"
+  cargo install secantus-mdb --version "$SECANTUS_VERSION" --locked \
+    --ignore-rust-version --root "$TOOLS" --quiet
+}
+
+wait_for() { # wait_for <what> <command...>
+  local what=$1; shift
+  for _ in $(seq 1 100); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$what did not come up; see $RUN"
+  return 1
+}
+
+start() {
+  mkdir -p "$RUN"
+  if [ -z "${REDIS_URL:-}" ]; then
+    ensure_redis
+    if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+      redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize yes --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log"
+      wait_for redis redis-cli -p "$REDIS_PORT" ping
+      log "redis on 127.0.0.1:$REDIS_PORT"
+    fi
+    echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT" >"$RUN/redis.env"
+  fi
+  if [ -z "${MONGODB_URI:-}" ]; then
+    ensure_mongo
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$MONGO_PORT") 2>/dev/null; then
+      rm -rf "$RUN/mongo-data"; mkdir -p "$RUN/mongo-data"
+      "$TOOLS/bin/secantusd-rs" --host 127.0.0.1 --port "$MONGO_PORT" \
+        --storage-path "$RUN/mongo-data" --cache-size 256M --log-file-max 16MB \
+        >"$RUN/mongo.log" 2>&1 &
+      echo $! >"$RUN/mongo.pid"
+      wait_for mongodb bash -c "exec 3<>/dev/tcp/127.0.0.1/$MONGO_PORT"
+      log "mongodb-compatible server on 127.0.0.1:$MONGO_PORT"
+    fi
+    echo "export MONGODB_URI='mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true'" >"$RUN/mongo.env"
+  fi
+}
+
+stop() {
+  if [ -f "$RUN/redis.pid" ]; then
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$RUN/redis.pid")" 2>/dev/null || true
+    rm -f "$RUN/redis.pid" "$RUN/redis.env"
+  fi
+  if [ -f "$RUN/mongo.pid" ]; then
+    local pid; pid=$(cat "$RUN/mongo.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$RUN/mongo.pid" "$RUN/mongo.env"
+  fi
+}
+
+env_lines() { cat "$RUN"/*.env 2>/dev/null || true; }
+
+case "${1:-}" in
+  start) start; env_lines ;;
+  stop) stop ;;
+  env) env_lines ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

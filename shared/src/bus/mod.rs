@@ -1,0 +1,170 @@
+//! The event bus: how a stored change reaches the gateways holding the
+//! connections that care about it.
+//!
+//! # Topics and channels
+//! One topic per conversation and one per principal. On Redis each is a
+//! pub/sub channel whose hash tag keeps it on one cluster slot:
+//!
+//! | topic | channel |
+//! |---|---|
+//! | conversation | `omnibiz:{conv:<id>}` |
+//! | user (business owner) | `omnibiz:{user:<id>}` |
+//! | customer | `omnibiz:{customer:<id>}` |
+//!
+//! # Envelope (version 1)
+//! Every message on a channel is one JSON object:
+//! ```json
+//! {"v":1,"kind":"message.created","conversationId":"…","origin":"api-7f…","ts":1732500000123,"payload":{…}}
+//! ```
+//! - `v`: envelope version; consumers ignore versions they do not know.
+//! - `kind`: see [`EventKind`]; `payload` is the Socket.IO payload of that event,
+//!   already in the client's JSON shape.
+//! - `conversationId`: set for conversation events.
+//! - `origin`: the publishing process (lets a gateway skip its own echoes).
+//! - `ts`: publish time in Unix milliseconds (for delivery-latency metrics).
+//!
+//! Another service can publish by writing such an object to the channel.
+//! Store first, then publish: a lost publish loses no data, because clients
+//! recover by `seq` when they rejoin.
+
+pub mod local;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Principal;
+use crate::domain::ConversationId;
+
+/// Current envelope version.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// Where an event goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Conversation(ConversationId),
+    /// A principal's personal topic (all their sockets).
+    Principal(String),
+}
+
+impl Topic {
+    pub fn principal(p: &Principal) -> Self {
+        Self::Principal(p.room())
+    }
+
+    /// The Redis channel name, `omnibiz:{conv:<id>}` / `omnibiz:{user:<id>}` / …
+    pub fn channel(&self) -> String {
+        match self {
+            Self::Conversation(id) => format!("omnibiz:{{conv:{id}}}"),
+            Self::Principal(room) => format!("omnibiz:{{{room}}}"),
+        }
+    }
+
+    /// Parses a channel name back into a topic.
+    pub fn from_channel(channel: &str) -> Option<Self> {
+        let inner = channel.strip_prefix("omnibiz:{")?.strip_suffix('}')?;
+        if let Some(id) = inner.strip_prefix("conv:") {
+            return id.parse().ok().map(Self::Conversation);
+        }
+        if inner.starts_with("user:") || inner.starts_with("customer:") {
+            return Some(Self::Principal(inner.to_owned()));
+        }
+        None
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A new message; payload = the message (`message_received`).
+    #[serde(rename = "message.created")]
+    MessageCreated,
+    /// Someone read up to a seq; payload = `{conversationId, readerId, upToSeq}`.
+    #[serde(rename = "conversation.read")]
+    ConversationRead,
+    /// A message changed status; payload = `{conversationId, messageId, status}`.
+    #[serde(rename = "message.status")]
+    MessageStatus,
+    /// Conversation metadata changed; payload = the conversation.
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated,
+    /// A new message for a principal; payload = `{conversationId, from, preview}`.
+    #[serde(rename = "notification")]
+    Notification,
+    /// Typing started (`user_typing`) or stopped (`user_stopped_typing`).
+    #[serde(rename = "typing.start")]
+    TypingStart,
+    #[serde(rename = "typing.stop")]
+    TypingStop,
+    /// A principal came online or went offline; payload = `{userId, online}`.
+    #[serde(rename = "presence")]
+    Presence,
+}
+
+/// The versioned bus envelope (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub v: u8,
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    pub ts: i64,
+    pub payload: serde_json::Value,
+}
+
+impl Envelope {
+    pub fn new(
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            kind,
+            conversation_id: conversation.map(|c| c.to_hex()),
+            origin: None,
+            ts: chrono::Utc::now().timestamp_millis(),
+            payload,
+        }
+    }
+}
+
+/// A bus failure (Redis unreachable, …). Never fatal for a send: the data is stored.
+#[derive(Debug, thiserror::Error)]
+#[error("bus: {0:#}")]
+pub struct BusError(#[from] pub anyhow::Error);
+
+/// Publishes events. Implementations: [`local::LocalBus`] (in-process).
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    async fn publish(&self, topic: &Topic, envelope: &Envelope) -> Result<(), BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip() {
+        let c = ConversationId::new();
+        let t = Topic::Conversation(c);
+        assert_eq!(t.channel(), format!("omnibiz:{{conv:{c}}}"));
+        assert_eq!(Topic::from_channel(&t.channel()), Some(t));
+        let p = Topic::Principal("customer:65a1b2c3d4e5f60718293a4b".into());
+        assert_eq!(p.channel(), "omnibiz:{customer:65a1b2c3d4e5f60718293a4b}");
+        assert_eq!(Topic::from_channel(&p.channel()), Some(p));
+        assert_eq!(Topic::from_channel("other:{x}"), None);
+    }
+
+    #[test]
+    fn envelope_json_shape() {
+        let e = Envelope::new(EventKind::MessageCreated, None, serde_json::json!({"a": 1}));
+        let v = serde_json::to_value(&e).expect("encode");
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["kind"], "message.created");
+        assert!(v.get("conversationId").is_none());
+    }
+}

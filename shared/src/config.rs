@@ -1,0 +1,215 @@
+//! Typed settings: documented defaults, overridden by an optional TOML file
+//! (`OMNIBIZ_CONFIG=path`), then by environment variables. Every key can be
+//! set as `OMNIBIZ_<KEY>`; the common ones also under their conventional
+//! names (`PORT`, `HOST`, `MONGODB_URI`, `REDIS_URL`, `JWT_SECRET`, …).
+//! Secrets are wrapped so they never appear in logs or `Debug` output.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on. `HOST`, default `0.0.0.0`.
+    pub host: IpAddr,
+    /// Port to listen on. `PORT`, default 5000.
+    pub port: u16,
+    /// MongoDB connection string. `MONGODB_URI`; unset = embedded SQLite (serve only).
+    pub mongodb_uri: Option<SecretString>,
+    /// Database name when the URI names none. `MONGODB_DATABASE`, default `omnibiz`.
+    pub mongodb_database: Option<String>,
+    /// Redis URL. `REDIS_URL`; unset = in-process bus (serve only).
+    pub redis_url: Option<SecretString>,
+    /// HS256 secret shared with the main app. `JWT_SECRET`; in `serve` mode a
+    /// generated one is kept in the data dir when unset.
+    pub jwt_secret: Option<SecretString>,
+    /// PEM file with an RS256 public key, accepted in addition to HS256. `JWT_PUBLIC_KEY_FILE`.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Where the embedded database and generated secret live. `DATA_DIR`, default `./data`.
+    pub data_dir: PathBuf,
+    /// `text` or `json`. `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Default log filter when `RUST_LOG` is unset. `LOG_LEVEL`, default `info`.
+    pub log_level: String,
+    /// Allowed CORS origins, comma-separated, or `*`. `CORS_ORIGINS`, default `*`.
+    pub cors_origins: String,
+    /// Largest accepted request body in bytes. `OMNIBIZ_BODY_LIMIT_BYTES`, default 65536.
+    pub body_limit_bytes: usize,
+    /// Per-request timeout in seconds. `OMNIBIZ_REQUEST_TIMEOUT_SECS`, default 30.
+    pub request_timeout_secs: u64,
+    /// Seconds to finish in-flight requests after SIGTERM. `OMNIBIZ_SHUTDOWN_GRACE_SECS`, default 20.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: 5000,
+            mongodb_uri: None,
+            mongodb_database: None,
+            redis_url: None,
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            cors_origins: "*".into(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// Conventional variable names accepted without the `OMNIBIZ_` prefix.
+const PLAIN_ENV: &[&str] = &[
+    "HOST",
+    "PORT",
+    "MONGODB_URI",
+    "MONGODB_DATABASE",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY_FILE",
+    "DATA_DIR",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "CORS_ORIGINS",
+];
+
+fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
+    s.filter(|v| !v.expose_secret().trim().is_empty())
+}
+
+impl Settings {
+    /// Defaults ← `OMNIBIZ_CONFIG` file ← environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut fig = Figment::new();
+        if let Ok(path) = std::env::var("OMNIBIZ_CONFIG") {
+            if !std::path::Path::new(&path).exists() {
+                bail!("OMNIBIZ_CONFIG points to {path}, which does not exist");
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::raw().only(PLAIN_ENV))
+            .merge(Env::prefixed("OMNIBIZ_").ignore(&["CONFIG"]));
+        let s: Self = fig.extract().context("reading configuration")?;
+        s.validated()
+    }
+
+    /// Normalises and checks values; called by [`Settings::load`].
+    pub fn validated(mut self) -> anyhow::Result<Self> {
+        self.mongodb_uri = non_empty(self.mongodb_uri);
+        self.redis_url = non_empty(self.redis_url);
+        self.jwt_secret = non_empty(self.jwt_secret);
+        if let Some(uri) = &self.mongodb_uri {
+            let u = uri.expose_secret();
+            if !(u.starts_with("mongodb://") || u.starts_with("mongodb+srv://")) {
+                bail!("MONGODB_URI must start with mongodb:// or mongodb+srv://");
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let u = url.expose_secret();
+            if !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("redis-cluster://"))
+            {
+                bail!("REDIS_URL must start with redis://, rediss:// or redis-cluster://");
+            }
+        }
+        if self.body_limit_bytes < 1024 {
+            bail!("body_limit_bytes must be at least 1024");
+        }
+        if self.request_timeout_secs == 0 {
+            bail!("request_timeout_secs must be at least 1");
+        }
+        Ok(self)
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// CORS origins; `None` means any origin.
+    pub fn cors_origin_list(&self) -> Option<Vec<String>> {
+        let raw = self.cors_origins.trim();
+        if raw == "*" || raw.is_empty() {
+            return None;
+        }
+        Some(
+            raw.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The RS256 public key, read from `jwt_public_key_file` when set.
+    pub fn jwt_public_key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.jwt_public_key_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read(p)
+                    .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", p.display()))
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings {
+            jwt_secret: Some(SecretString::from("hunter2-hunter2")),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset_and_bad_urls_are_refused() {
+        let s = Settings {
+            mongodb_uri: Some(SecretString::from(" ")),
+            ..Settings::default()
+        };
+        assert!(s.validated().expect("valid").mongodb_uri.is_none());
+        let s = Settings {
+            mongodb_uri: Some(SecretString::from("http://x")),
+            ..Settings::default()
+        };
+        assert!(s.validated().is_err());
+    }
+
+    #[test]
+    fn cors_list() {
+        let s = Settings {
+            cors_origins: "https://a.example, https://b.example".into(),
+            ..Settings::default()
+        };
+        assert_eq!(s.cors_origin_list().expect("list").len(), 2);
+        assert!(Settings::default().cors_origin_list().is_none());
+    }
+}

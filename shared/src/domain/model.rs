@@ -1,0 +1,264 @@
+//! Stored entities, independent of the store that holds them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ConversationId, CustomerId, MessageId, UserId};
+
+/// The role of a `users` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    BusinessOwner,
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BusinessOwner => "business_owner",
+            Self::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        if s.eq_ignore_ascii_case("admin") {
+            Self::Admin
+        } else {
+            Self::BusinessOwner
+        }
+    }
+}
+
+/// A business owner (or admin). Owned by the main OmniBiz app; `seed` writes demo ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub role: UserRole,
+    pub business_name: Option<String>,
+}
+
+/// A customer, invited by exactly one business owner, with order statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub invited_by: UserId,
+    pub total_orders: i64,
+    pub total_spent: f64,
+    pub last_order_date: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which side of a conversation someone is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The business owner.
+    Owner,
+    Customer,
+}
+
+impl Side {
+    pub fn other(self) -> Self {
+        match self {
+            Self::Owner => Self::Customer,
+            Self::Customer => Self::Owner,
+        }
+    }
+    /// The `senderRole` value of messages sent from this side.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            Self::Owner => "business_owner",
+            Self::Customer => "customer",
+        }
+    }
+    pub fn from_role_name(s: &str) -> Option<Self> {
+        match s {
+            "business_owner" => Some(Self::Owner),
+            "customer" => Some(Self::Customer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Active,
+    Archived,
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+str_enum!(ConversationStatus { Active => "active", Archived => "archived", Blocked => "blocked" });
+str_enum!(Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" });
+str_enum!(MessageStatus { Sent => "sent", Delivered => "delivered", Read => "read" });
+
+/// A pair of per-side counters (unread messages, read positions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerSide {
+    pub owner: i64,
+    pub customer: i64,
+}
+
+impl PerSide {
+    pub fn get(&self, side: Side) -> i64 {
+        match side {
+            Side::Owner => self.owner,
+            Side::Customer => self.customer,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub business_owner_id: UserId,
+    pub customer_id: CustomerId,
+    pub status: ConversationStatus,
+    pub tags: Vec<String>,
+    pub priority: Priority,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<DateTime<Utc>>,
+    /// `seq` of the message in `last_message` (0 when none).
+    pub last_message_seq: i64,
+    /// Highest `seq` handed out in this conversation.
+    pub last_seq: i64,
+    pub unread: PerSide,
+    /// Highest `seq` each side has read.
+    pub read_seq: PerSide,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    /// A fresh, empty conversation between an owner and one of their customers.
+    pub fn new(owner: UserId, customer: CustomerId, now: DateTime<Utc>) -> Self {
+        Self {
+            id: ConversationId::new(),
+            business_owner_id: owner,
+            customer_id: customer,
+            status: ConversationStatus::Active,
+            tags: Vec::new(),
+            priority: Priority::Normal,
+            last_message: None,
+            last_message_time: None,
+            last_message_seq: 0,
+            last_seq: 0,
+            unread: PerSide::default(),
+            read_seq: PerSide::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The activity time lists are ordered by: the last message, else creation.
+    pub fn activity_time(&self) -> DateTime<Utc> {
+        self.last_message_time.unwrap_or(self.created_at)
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+/// Metadata of a file attached to a message (the file itself lives elsewhere).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attachment {
+    pub url: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    pub size: u64,
+}
+
+/// Most attachments on one message.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+impl Attachment {
+    /// Checks one attachment's metadata; the error names the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() > 2048
+            || url.contains(char::is_whitespace)
+        {
+            return Err("attachment url must be an http(s) URL of at most 2048 characters".into());
+        }
+        if self.name.trim().is_empty() || self.name.chars().count() > 255 {
+            return Err("attachment name must be 1 to 255 characters".into());
+        }
+        if self.mime_type.trim().is_empty() || self.mime_type.len() > 127 {
+            return Err("attachment type must be 1 to 127 characters".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    /// Hex id of the sender (a user or a customer, see `sender_side`).
+    pub sender_id: String,
+    pub sender_side: Side,
+    pub sender_name: String,
+    pub content: String,
+    pub attachments: Vec<Attachment>,
+    pub client_message_id: Option<String>,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(url: &str) -> Attachment {
+        Attachment {
+            url: url.into(),
+            name: "a.png".into(),
+            mime_type: "image/png".into(),
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn attachment_urls_must_be_http() {
+        assert!(att("https://cdn.example.com/a.png").validate().is_ok());
+        assert!(att("javascript:alert(1)").validate().is_err());
+        assert!(att("ftp://x/y").validate().is_err());
+    }
+}

@@ -1,0 +1,741 @@
+//! The messaging service: the one code path for every change, whether it
+//! comes from REST or from a socket. Handlers authenticate, parse input into
+//! domain types and call one function here.
+//!
+//! Every stored change is followed by a bus publish (store first, then
+//! publish). A failed publish is logged and counted, never turned into a
+//! failed request: the data is safe and clients recover by `seq`.
+
+pub mod views;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tracing::instrument;
+
+use crate::auth::{Access, Principal, can_reach_customer};
+use crate::bus::{Bus, Envelope, EventKind, Topic};
+use crate::domain::{
+    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId,
+    MAX_ATTACHMENTS, MessageBody, MessageId, Side, User, UserId,
+};
+use crate::presence::Presence;
+use crate::store::{
+    ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
+    NewMessage, Party, ReadOutcome, Store, StoreError,
+};
+use views::{ConversationView, Counterpart, CustomerView, MessageView};
+
+/// Default and maximum page sizes.
+pub const MAX_CONVERSATIONS_PAGE: usize = 200;
+pub const MAX_MESSAGES_PAGE: usize = 500;
+pub const MAX_CUSTOMERS_PAGE: usize = 200;
+/// At most this many customers are considered when a conversation search matches by name.
+const SEARCH_CUSTOMER_CAP: usize = 1000;
+/// Characters of a message shown in a notification.
+pub const PREVIEW_CHARS: usize = 100;
+
+/// Why a call failed. Each variant maps to one HTTP status and one socket code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// 401: the token is fine but names no account we know.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated, but this role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: does not exist, or is not visible to the caller.
+    #[error("{0}")]
+    NotFound(String),
+    /// 400: the input is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// 503 when the store is unreachable, 500 otherwise.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// A stable machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Invalid(_) => "VALIDATION_ERROR",
+            Self::Store(StoreError::Unavailable(_)) => "SERVICE_UNAVAILABLE",
+            Self::Store(StoreError::Other(_)) => "INTERNAL_ERROR",
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+fn not_found_conversation() -> ServiceError {
+    ServiceError::NotFound("conversation not found".into())
+}
+
+/// An authenticated principal with its stored record.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub principal: Principal,
+    pub name: String,
+    /// For a customer: the business owner who invited them.
+    pub invited_by: Option<UserId>,
+}
+
+impl Actor {
+    pub fn side(&self) -> Side {
+        self.principal.side()
+    }
+}
+
+/// A send request, already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct SendCommand {
+    pub conversation_id: ConversationId,
+    pub body: MessageBody,
+    pub attachments: Vec<Attachment>,
+    pub client_message_id: Option<ClientMessageId>,
+}
+
+impl SendCommand {
+    /// Validates raw input (shared by REST and socket handlers).
+    pub fn parse(
+        conversation_id: &str,
+        content: &str,
+        attachments: Vec<Attachment>,
+        client_message_id: Option<&str>,
+    ) -> ServiceResult<Self> {
+        let conversation_id = conversation_id
+            .parse()
+            .map_err(|e: crate::domain::InvalidId| {
+                ServiceError::Invalid(format!("conversationId: {e}"))
+            })?;
+        let body = MessageBody::parse(content).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(ServiceError::Invalid(format!(
+                "at most {MAX_ATTACHMENTS} attachments per message"
+            )));
+        }
+        for a in &attachments {
+            a.validate().map_err(ServiceError::Invalid)?;
+        }
+        let client_message_id = client_message_id
+            .map(ClientMessageId::parse)
+            .transpose()
+            .map_err(ServiceError::Invalid)?;
+        Ok(Self {
+            conversation_id,
+            body,
+            attachments,
+            client_message_id,
+        })
+    }
+}
+
+/// Outcome of a send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: MessageView,
+    /// False when this was a retry of an already stored `clientMessageId`.
+    pub created: bool,
+    /// The recipient's personal room.
+    pub recipient_room: String,
+}
+
+/// Outcome of a mark-read.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    pub conversation_id: String,
+    pub up_to_seq: i64,
+    pub unread_count: i64,
+}
+
+/// Paging for the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPage {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub q: Option<String>,
+}
+
+/// Paging for messages of one conversation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessagePage {
+    pub limit: Option<usize>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// Paging for the customer list.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerPage {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub q: Option<String>,
+}
+
+fn page_size(asked: Option<usize>, max: usize) -> ServiceResult<usize> {
+    match asked {
+        None => Ok(max),
+        Some(0) => Err(ServiceError::Invalid("limit must be at least 1".into())),
+        Some(n) => Ok(n.min(max)),
+    }
+}
+
+fn encode_activity_cursor(c: &Conversation) -> String {
+    format!("{}_{}", c.activity_time().timestamp_millis(), c.id)
+}
+
+fn decode_activity_cursor(s: &str) -> ServiceResult<ActivityCursor> {
+    let bad = || ServiceError::Invalid("cursor is malformed".into());
+    let (ms, id) = s.split_once('_').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(bad)?;
+    Ok(ActivityCursor {
+        at,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+fn matches_term(term: &str, fields: &[&str]) -> bool {
+    let t = term.to_lowercase();
+    fields.iter().any(|f| f.to_lowercase().contains(&t))
+}
+
+/// The messaging service. Cheap to clone.
+#[derive(Clone)]
+pub struct Messaging {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
+    /// Identifies this process in bus envelopes.
+    origin: Arc<str>,
+}
+
+impl Messaging {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        origin: &str,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            presence,
+            origin: origin.into(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Loads the account behind a verified token.
+    #[instrument(skip_all, fields(principal = %principal.room()))]
+    pub async fn actor(&self, principal: Principal) -> ServiceResult<Actor> {
+        match principal {
+            Principal::User { id, .. } => {
+                let user = self.store.get_user(id).await?;
+                let user =
+                    user.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                Ok(Actor {
+                    principal,
+                    name: user.name,
+                    invited_by: None,
+                })
+            }
+            Principal::Customer { id } => {
+                let c = self.store.get_customer(id).await?;
+                let c = c.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                Ok(Actor {
+                    principal,
+                    name: c.name,
+                    invited_by: Some(c.invited_by),
+                })
+            }
+        }
+    }
+
+    /// Publishes after a stored change; failures are logged and counted only.
+    pub async fn publish(
+        &self,
+        topic: Topic,
+        kind: EventKind,
+        conv: Option<ConversationId>,
+        payload: serde_json::Value,
+    ) {
+        let mut env = Envelope::new(kind, conv, payload);
+        env.origin = Some(self.origin.to_string());
+        if let Err(e) = self.bus.publish(&topic, &env).await {
+            metrics::counter!("bus_publish_errors_total").increment(1);
+            tracing::warn!(error.cause_chain = ?e, channel = %topic.channel(), "publish failed; clients will recover by seq");
+        }
+    }
+
+    /// The conversation, if `actor` participates in it; else not found.
+    pub async fn visible_conversation(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+    ) -> ServiceResult<(Conversation, Side)> {
+        let conv = self
+            .store
+            .get_conversation(id)
+            .await?
+            .ok_or_else(not_found_conversation)?;
+        match Access::of(&actor.principal, &conv) {
+            Access::Participant(side) => Ok((conv, side)),
+            Access::Hidden => Err(not_found_conversation()),
+        }
+    }
+
+    async fn views(
+        &self,
+        actor: &Actor,
+        convs: &[Conversation],
+    ) -> ServiceResult<Vec<ConversationView>> {
+        let side = actor.side();
+        let counterparts: Vec<(Counterpart, String)> = match side {
+            Side::Owner => {
+                let ids: Vec<CustomerId> = convs.iter().map(|c| c.customer_id).collect();
+                let found: HashMap<CustomerId, Customer> = self
+                    .store
+                    .customers_by_ids(&ids)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id, c))
+                    .collect();
+                convs
+                    .iter()
+                    .map(|c| {
+                        let cp = found
+                            .get(&c.customer_id)
+                            .map_or_else(Counterpart::unknown, Counterpart::from);
+                        (cp, format!("customer:{}", c.customer_id))
+                    })
+                    .collect()
+            }
+            Side::Customer => {
+                let mut owners: HashMap<UserId, Option<User>> = HashMap::new();
+                for c in convs {
+                    if !owners.contains_key(&c.business_owner_id) {
+                        owners.insert(
+                            c.business_owner_id,
+                            self.store.get_user(c.business_owner_id).await?,
+                        );
+                    }
+                }
+                convs
+                    .iter()
+                    .map(|c| {
+                        let owner = owners.get(&c.business_owner_id).and_then(Option::as_ref);
+                        (
+                            owner.map_or_else(Counterpart::unknown, Counterpart::from),
+                            format!("user:{}", c.business_owner_id),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        let rooms: Vec<String> = counterparts.iter().map(|(_, r)| r.clone()).collect();
+        let online = self.presence.online(&rooms).await;
+        Ok(convs
+            .iter()
+            .zip(counterparts.iter())
+            .zip(online)
+            .map(|((c, (cp, _)), on)| ConversationView::new(c, side, cp, on))
+            .collect())
+    }
+
+    /// The caller's conversations, most recent activity first.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn list_conversations(
+        &self,
+        actor: &Actor,
+        page: ConversationPage,
+    ) -> ServiceResult<(Vec<ConversationView>, Option<String>)> {
+        let limit = page_size(page.limit, MAX_CONVERSATIONS_PAGE)?;
+        let before = page
+            .cursor
+            .as_deref()
+            .map(decode_activity_cursor)
+            .transpose()?;
+        let term = crate::domain::search_term(page.q.as_deref());
+        let (party, customers) = match actor.principal {
+            Principal::User { id, .. } => {
+                let customers = match &term {
+                    Some(t) => {
+                        let q = CustomerQuery {
+                            owner: id,
+                            q: Some(t.clone()),
+                            before: None,
+                            limit: SEARCH_CUSTOMER_CAP,
+                        };
+                        Some(
+                            self.store
+                                .list_customers(&q)
+                                .await?
+                                .into_iter()
+                                .map(|c| c.id)
+                                .collect(),
+                        )
+                    }
+                    None => None,
+                };
+                (Party::Owner(id), customers)
+            }
+            Principal::Customer { id } => {
+                if let (Some(t), Some(owner)) = (&term, actor.invited_by) {
+                    let user = self.store.get_user(owner).await?;
+                    let hit = user.is_some_and(|u| {
+                        let biz = u.business_name.unwrap_or_default();
+                        matches_term(
+                            t,
+                            &[&u.name, &biz, &u.email, u.phone.as_deref().unwrap_or("")],
+                        )
+                    });
+                    if !hit {
+                        return Ok((Vec::new(), None));
+                    }
+                }
+                (Party::Customer(id), None)
+            }
+        };
+        let convs = self
+            .store
+            .list_conversations(&ConversationQuery {
+                party,
+                customers,
+                before,
+                limit,
+            })
+            .await?;
+        let next = (convs.len() == limit)
+            .then(|| convs.last().map(encode_activity_cursor))
+            .flatten();
+        Ok((self.views(actor, &convs).await?, next))
+    }
+
+    /// Create-or-get. A business owner names the customer; a customer gets the
+    /// conversation with the owner who invited them. Returns `true` when created.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn open_conversation(
+        &self,
+        actor: &Actor,
+        customer: Option<CustomerId>,
+    ) -> ServiceResult<(ConversationView, bool)> {
+        let (owner, customer) = match actor.principal {
+            Principal::User { id, .. } => {
+                let cid = customer
+                    .ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
+                let c = self.store.get_customer(cid).await?;
+                match c {
+                    Some(c) if can_reach_customer(&actor.principal, &c) => (id, cid),
+                    _ => return Err(ServiceError::NotFound("customer not found".into())),
+                }
+            }
+            Principal::Customer { id } => {
+                let owner = actor
+                    .invited_by
+                    .ok_or_else(|| ServiceError::NotFound("business owner not found".into()))?;
+                if self.store.get_user(owner).await?.is_none() {
+                    return Err(ServiceError::NotFound("business owner not found".into()));
+                }
+                (owner, id)
+            }
+        };
+        let (conv, created) = self
+            .store
+            .get_or_create_conversation(owner, customer, Utc::now())
+            .await?;
+        let view = self
+            .views(actor, std::slice::from_ref(&conv))
+            .await?
+            .remove(0);
+        Ok((view, created))
+    }
+
+    /// One conversation and a page of its messages, oldest → newest. The
+    /// boolean says whether more messages exist in the paging direction.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn conversation_messages(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        page: MessagePage,
+    ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
+        let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
+        let (conv, _) = self.visible_conversation(actor, id).await?;
+        let q = MessageQuery {
+            conversation_id: id,
+            before: page.before,
+            after: page.after,
+            limit: limit + 1,
+        };
+        let mut msgs = self.store.list_messages(&q).await?;
+        let more = msgs.len() > limit;
+        if more {
+            if page.after.is_some() {
+                msgs.truncate(limit);
+            } else {
+                msgs.remove(0);
+            }
+        }
+        let view = self
+            .views(actor, std::slice::from_ref(&conv))
+            .await?
+            .remove(0);
+        Ok((view, msgs.iter().map(MessageView::from).collect(), more))
+    }
+
+    /// Messages after `after_seq`, oldest first, at most `limit` (recovery on rejoin).
+    pub async fn messages_after(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        after_seq: i64,
+        limit: usize,
+    ) -> ServiceResult<Vec<MessageView>> {
+        self.visible_conversation(actor, id).await?;
+        let q = MessageQuery {
+            conversation_id: id,
+            before: None,
+            after: Some(after_seq),
+            limit,
+        };
+        Ok(self
+            .store
+            .list_messages(&q)
+            .await?
+            .iter()
+            .map(MessageView::from)
+            .collect())
+    }
+
+    /// Stores a message (once per `clientMessageId`) and publishes it.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
+    pub async fn send(&self, actor: &Actor, cmd: SendCommand) -> ServiceResult<Sent> {
+        let (conv, side) = self
+            .visible_conversation(actor, cmd.conversation_id)
+            .await?;
+        if conv.status == crate::domain::ConversationStatus::Blocked {
+            return Err(ServiceError::Forbidden(
+                "this conversation is blocked".into(),
+            ));
+        }
+        let recipient_room = match side {
+            Side::Owner => format!("customer:{}", conv.customer_id),
+            Side::Customer => format!("user:{}", conv.business_owner_id),
+        };
+        let preview = cmd.body.preview(PREVIEW_CHARS);
+        let appended = self
+            .store
+            .append_message(NewMessage {
+                conversation_id: conv.id,
+                sender_id: actor.principal.id_hex(),
+                sender_side: side,
+                sender_name: actor.name.clone(),
+                content: cmd.body.into_string(),
+                attachments: cmd.attachments,
+                client_message_id: cmd.client_message_id.map(|c| c.as_str().to_owned()),
+                created_at: Utc::now(),
+            })
+            .await?;
+        let created = matches!(appended, Appended::Created(_));
+        let message = MessageView::from(appended.message());
+        if created {
+            metrics::counter!("messages_stored_total").increment(1);
+            let payload = serde_json::to_value(&message).unwrap_or_default();
+            self.publish(
+                Topic::Conversation(conv.id),
+                EventKind::MessageCreated,
+                Some(conv.id),
+                payload,
+            )
+            .await;
+            let note = json!({
+                "conversationId": conv.id.to_hex(),
+                "from": {"id": actor.principal.id_hex(), "name": actor.name, "role": side.role_name()},
+                "preview": preview,
+                "messageId": message.id,
+                "seq": message.seq,
+            });
+            self.publish(
+                Topic::Principal(recipient_room.clone()),
+                EventKind::Notification,
+                Some(conv.id),
+                note,
+            )
+            .await;
+        }
+        Ok(Sent {
+            message,
+            created,
+            recipient_room,
+        })
+    }
+
+    async fn read_up_to(
+        &self,
+        actor: &Actor,
+        conv: &Conversation,
+        side: Side,
+        seq: i64,
+    ) -> ServiceResult<ReadReceipt> {
+        let ReadOutcome { read_seq, unread } = self.store.mark_read(conv.id, side, seq).await?;
+        let payload = json!({
+            "conversationId": conv.id.to_hex(),
+            "readerId": actor.principal.id_hex(),
+            "upToSeq": read_seq,
+        });
+        self.publish(
+            Topic::Conversation(conv.id),
+            EventKind::ConversationRead,
+            Some(conv.id),
+            payload,
+        )
+        .await;
+        Ok(ReadReceipt {
+            conversation_id: conv.id.to_hex(),
+            up_to_seq: read_seq,
+            unread_count: unread,
+        })
+    }
+
+    /// Marks `message` and everything before it read for the caller.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %message))]
+    pub async fn mark_read(&self, actor: &Actor, message: MessageId) -> ServiceResult<ReadReceipt> {
+        let not_found = || ServiceError::NotFound("message not found".into());
+        let msg = self
+            .store
+            .get_message(message)
+            .await?
+            .ok_or_else(not_found)?;
+        let (conv, side) = self
+            .visible_conversation(actor, msg.conversation_id)
+            .await
+            .map_err(|_| not_found())?;
+        self.read_up_to(actor, &conv, side, msg.seq).await
+    }
+
+    /// Marks everything up to `seq` (or the whole conversation) read for the caller.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn mark_read_up_to(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        seq: Option<i64>,
+    ) -> ServiceResult<ReadReceipt> {
+        let (conv, side) = self.visible_conversation(actor, id).await?;
+        let up_to = seq.unwrap_or(conv.last_seq).min(conv.last_seq);
+        self.read_up_to(actor, &conv, side, up_to).await
+    }
+
+    /// Status, tags and priority; business owner only.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn update_conversation(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> ServiceResult<ConversationView> {
+        let (_, side) = self.visible_conversation(actor, id).await?;
+        if side != Side::Owner {
+            return Err(ServiceError::Forbidden(
+                "only the business owner can change a conversation".into(),
+            ));
+        }
+        if let Some(tags) = &patch.tags {
+            if tags.len() > 20
+                || tags
+                    .iter()
+                    .any(|t| t.trim().is_empty() || t.chars().count() > 50)
+            {
+                return Err(ServiceError::Invalid(
+                    "tags: at most 20, each 1 to 50 characters".into(),
+                ));
+            }
+        }
+        let conv = self
+            .store
+            .update_conversation(id, &patch, Utc::now())
+            .await?
+            .ok_or_else(not_found_conversation)?;
+        let view = self
+            .views(actor, std::slice::from_ref(&conv))
+            .await?
+            .remove(0);
+        let payload = serde_json::to_value(&view).unwrap_or_default();
+        self.publish(
+            Topic::Conversation(id),
+            EventKind::ConversationUpdated,
+            Some(id),
+            payload,
+        )
+        .await;
+        Ok(view)
+    }
+
+    /// The business owner's customers with stats and chat state, newest first.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn list_customers(
+        &self,
+        actor: &Actor,
+        page: CustomerPage,
+    ) -> ServiceResult<(Vec<CustomerView>, Option<String>)> {
+        let Principal::User { id: owner, .. } = actor.principal else {
+            return Err(ServiceError::Forbidden(
+                "only business owners can list customers".into(),
+            ));
+        };
+        let limit = page_size(page.limit, MAX_CUSTOMERS_PAGE)?;
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<CustomerId>()
+                    .map_err(|_| ServiceError::Invalid("cursor is malformed".into()))
+            })
+            .transpose()?;
+        let q = CustomerQuery {
+            owner,
+            q: crate::domain::search_term(page.q.as_deref()),
+            before,
+            limit,
+        };
+        let customers = self.store.list_customers(&q).await?;
+        let ids: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
+        let convs: HashMap<CustomerId, Conversation> = self
+            .store
+            .conversations_with(owner, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.customer_id, c))
+            .collect();
+        let rooms: Vec<String> = ids.iter().map(|id| format!("customer:{id}")).collect();
+        let online = self.presence.online(&rooms).await;
+        let views = customers
+            .iter()
+            .zip(online)
+            .map(|(c, on)| CustomerView::new(c, convs.get(&c.id), on))
+            .collect();
+        let next = (customers.len() == limit)
+            .then(|| customers.last().map(|c| c.id.to_hex()))
+            .flatten();
+        Ok((views, next))
+    }
+}

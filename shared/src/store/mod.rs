@@ -1,0 +1,192 @@
+//! Storage: the [`Store`] trait and its two implementations.
+//!
+//! - [`mongo::MongoStore`]: MongoDB (production; `omnibiz api` / `gateway`).
+//! - [`sqlite::SqliteStore`]: an embedded SQLite file (the single-node default).
+//!
+//! Both create their indexes and unique constraints at start, idempotently,
+//! and pass the same contract test suite (`shared/tests/store_contract.rs`).
+//!
+//! Invariants every implementation keeps:
+//! - one conversation per `(business_owner_id, customer_id)`, also under
+//!   concurrent create-or-get;
+//! - each appended message gets the next `seq` of its conversation; `seq`
+//!   strictly increases, and `(conversation_id, seq)` is unique;
+//! - at most one message per `(conversation_id, client_message_id)`: a retry
+//!   returns the stored message and changes nothing;
+//! - `last_message` follows the highest `seq`, whatever order writers finish in;
+//! - lists page with range cursors, never by skipping.
+
+pub mod mongo;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message,
+    MessageId, Priority, Side, User, UserId,
+};
+
+/// A store failure. `Unavailable` means the backend could not be reached (503);
+/// anything else is a bug or data problem (500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Whose conversations to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Owner(UserId),
+    Customer(CustomerId),
+}
+
+/// Position in a conversation list ordered by last activity, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityCursor {
+    pub at: DateTime<Utc>,
+    pub id: ConversationId,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationQuery {
+    pub party: Party,
+    /// Only conversations with these customers (a search result), when set.
+    pub customers: Option<Vec<CustomerId>>,
+    /// Only conversations older than this position.
+    pub before: Option<ActivityCursor>,
+    pub limit: usize,
+}
+
+/// A page of messages, always returned oldest → newest.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageQuery {
+    pub conversation_id: ConversationId,
+    /// Only `seq < before` (the newest `limit` of those).
+    pub before: Option<i64>,
+    /// Only `seq > after` (the oldest `limit` of those). Wins over `before`'s
+    /// "newest" choice when both are set.
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerQuery {
+    pub owner: UserId,
+    /// Case-insensitive substring of name, email or phone.
+    pub q: Option<String>,
+    /// Newest first; only customers with an id below this one.
+    pub before: Option<CustomerId>,
+    pub limit: usize,
+}
+
+/// A message to append; the store assigns `id`, `seq` and `status`.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub sender_id: String,
+    pub sender_side: Side,
+    pub sender_name: String,
+    pub content: String,
+    pub attachments: Vec<Attachment>,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What appending did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored now, with a fresh `seq`.
+    Created(Message),
+    /// A message with the same `client_message_id` was already stored; nothing changed.
+    Existing(Message),
+}
+
+impl Appended {
+    pub fn message(&self) -> &Message {
+        match self {
+            Self::Created(m) | Self::Existing(m) => m,
+        }
+    }
+    pub fn into_message(self) -> Message {
+        match self {
+            Self::Created(m) | Self::Existing(m) => m,
+        }
+    }
+}
+
+/// Changes to a conversation's metadata; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPatch {
+    pub status: Option<ConversationStatus>,
+    pub tags: Option<Vec<String>>,
+    pub priority: Option<Priority>,
+}
+
+/// Result of marking messages read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// The reader's read position after the call (never moves backwards).
+    pub read_seq: i64,
+    /// The reader's unread count after the call.
+    pub unread: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/readyz`.
+    fn kind(&self) -> &'static str;
+    /// Cheap round trip to the backend.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn insert_customers(&self, customers: &[Customer]) -> StoreResult<()>;
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
+    async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
+    async fn list_customers(&self, query: &CustomerQuery) -> StoreResult<Vec<Customer>>;
+
+    /// Returns the conversation of this pair, creating it when missing. Safe
+    /// under concurrency: parallel calls return the same conversation.
+    async fn get_or_create_conversation(
+        &self,
+        owner: UserId,
+        customer: CustomerId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Conversation, bool)>;
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    async fn list_conversations(&self, query: &ConversationQuery)
+    -> StoreResult<Vec<Conversation>>;
+    /// The owner's conversations with these customers (for the customer list).
+    async fn conversations_with(
+        &self,
+        owner: UserId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<Conversation>>;
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: &ConversationPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
+
+    /// Appends a message with the next `seq`, updates `last_message` and the
+    /// recipient's unread count. Idempotent per `client_message_id`.
+    async fn append_message(&self, msg: NewMessage) -> StoreResult<Appended>;
+    async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    async fn list_messages(&self, query: &MessageQuery) -> StoreResult<Vec<Message>>;
+    /// Marks the other side's messages with `seq <= up_to` read for `reader`.
+    async fn mark_read(
+        &self,
+        id: ConversationId,
+        reader: Side,
+        up_to: i64,
+    ) -> StoreResult<ReadOutcome>;
+    /// Moves one message from `sent` to `delivered`; true when it changed.
+    async fn mark_delivered(&self, id: MessageId) -> StoreResult<bool>;
+}

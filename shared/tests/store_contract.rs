@@ -1,0 +1,656 @@
+//! One contract suite, run against every `Store` implementation: embedded
+//! SQLite (a temporary file) and MongoDB (`MONGODB_URI`, a fresh database per
+//! test; `scripts/test.sh` starts a real server).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use omnibiz_shared::domain::{
+    Attachment, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User,
+    UserId, UserRole,
+};
+use omnibiz_shared::store::mongo::MongoStore;
+use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_shared::store::{
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
+    Store,
+};
+
+type Dyn = Arc<dyn Store>;
+
+/// Keeps a backend's resources alive for the test and cleans up afterwards.
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Mongo(MongoStore),
+}
+
+impl Guard {
+    async fn finish(self) {
+        if let Guard::Mongo(m) = self {
+            m.drop_database().await.expect("dropping the test database");
+        }
+    }
+}
+
+fn sqlite() -> (Dyn, Guard) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("test.db")).expect("open sqlite");
+    (Arc::new(store), Guard::Sqlite(dir))
+}
+
+async fn mongo() -> (Dyn, Guard) {
+    let uri = std::env::var("MONGODB_URI").expect(
+        "MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server",
+    );
+    let db = format!("omnibiz_contract_{}", bson::oid::ObjectId::new());
+    let store = MongoStore::connect(&uri, Some(&db))
+        .await
+        .expect("connect to MongoDB");
+    store.ensure_indexes().await.expect("create indexes");
+    // Index creation must be idempotent.
+    store.ensure_indexes().await.expect("create indexes again");
+    (Arc::new(store.clone()), Guard::Mongo(store))
+}
+
+fn owner() -> User {
+    User {
+        id: UserId::new(),
+        name: "Ada Owner".into(),
+        email: "ada@shop.example".into(),
+        phone: Some("+1 555 0100".into()),
+        role: UserRole::BusinessOwner,
+        business_name: Some("Ada's Shop".into()),
+    }
+}
+
+fn customer(owner: UserId, name: &str) -> Customer {
+    Customer {
+        id: CustomerId::new(),
+        name: name.into(),
+        email: format!("{}@mail.example", name.to_lowercase().replace(' ', ".")),
+        phone: Some("+1 555 0199".into()),
+        invited_by: owner,
+        total_orders: 3,
+        total_spent: 129.5,
+        last_order_date: Some(Utc::now() - Duration::days(2)),
+        created_at: Utc::now(),
+    }
+}
+
+fn new_message(
+    conv: omnibiz_shared::domain::ConversationId,
+    from: Side,
+    sender: &str,
+    text: &str,
+) -> NewMessage {
+    NewMessage {
+        conversation_id: conv,
+        sender_id: sender.into(),
+        sender_side: from,
+        sender_name: "someone".into(),
+        content: text.into(),
+        attachments: Vec::new(),
+        client_message_id: None,
+        created_at: Utc::now(),
+    }
+}
+
+async fn setup(store: &Dyn) -> (User, Customer) {
+    let o = owner();
+    store.insert_user(&o).await.expect("insert user");
+    let c = customer(o.id, "Carl Customer");
+    store
+        .insert_customers(std::slice::from_ref(&c))
+        .await
+        .expect("insert customer");
+    (o, c)
+}
+
+async fn users_and_customers_round_trip(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    assert_eq!(
+        store.get_user(o.id).await.expect("get user"),
+        Some(o.clone())
+    );
+    let got = store
+        .get_customer(c.id)
+        .await
+        .expect("get customer")
+        .expect("customer exists");
+    assert_eq!(got.name, c.name);
+    assert_eq!(got.invited_by, o.id);
+    assert_eq!(got.total_orders, 3);
+    assert!((got.total_spent - 129.5).abs() < 1e-9);
+    assert!(store.get_user(UserId::new()).await.expect("get").is_none());
+    assert_eq!(
+        store
+            .customers_by_ids(&[c.id, CustomerId::new()])
+            .await
+            .expect("by ids")
+            .len(),
+        1
+    );
+}
+
+async fn customer_list_pages_and_searches(store: Dyn) {
+    let o = owner();
+    store.insert_user(&o).await.expect("insert user");
+    let names = [
+        "Alice Blue",
+        "Bob Green",
+        "Carol Blue",
+        "Dan (Red)",
+        "Eve 100%",
+    ];
+    let cs: Vec<Customer> = names.iter().map(|n| customer(o.id, n)).collect();
+    store.insert_customers(&cs).await.expect("insert");
+    // Someone else's customer never shows up.
+    store
+        .insert_customers(&[customer(UserId::new(), "Alice Other")])
+        .await
+        .expect("insert");
+
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_customers(&CustomerQuery {
+                owner: o.id,
+                q: None,
+                before,
+                limit: 2,
+            })
+            .await
+            .expect("list");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        before = page.last().map(|c| c.id);
+        seen.extend(page.into_iter().map(|c| c.name));
+    }
+    assert_eq!(seen.len(), 5, "every customer exactly once: {seen:?}");
+    let hit = |q: &str| {
+        let store = store.clone();
+        let q = CustomerQuery {
+            owner: o.id,
+            q: Some(q.into()),
+            before: None,
+            limit: 50,
+        };
+        async move { store.list_customers(&q).await.expect("search").len() }
+    };
+    assert_eq!(hit("blue").await, 2, "case-insensitive substring");
+    assert_eq!(hit("(red)").await, 1, "regex characters are literal");
+    assert_eq!(hit("100%").await, 1, "LIKE wildcards are literal");
+    assert_eq!(hit("mail.example").await, 5, "email matches");
+    assert_eq!(hit("zzz").await, 0);
+}
+
+async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .get_or_create_conversation(o.id, c.id, Utc::now())
+                .await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (conv, was_created) = t.await.expect("join").expect("create-or-get");
+        ids.insert(conv.id);
+        created += usize::from(was_created);
+    }
+    assert_eq!(ids.len(), 1, "20 parallel creates give one conversation");
+    assert_eq!(created, 1, "exactly one call reports creating it");
+    let all = store
+        .list_conversations(&ConversationQuery {
+            party: Party::Owner(o.id),
+            customers: None,
+            before: None,
+            limit: 50,
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, ConversationStatus::Active);
+    assert_eq!(all[0].last_seq, 0);
+}
+
+async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store
+        .get_or_create_conversation(o.id, c.id, Utc::now())
+        .await
+        .expect("create");
+    let n = 40;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let store = store.clone();
+        let m = new_message(
+            conv.id,
+            Side::Customer,
+            &c.id.to_hex(),
+            &format!("message {i}"),
+        );
+        tasks.push(tokio::spawn(async move { store.append_message(m).await }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        match t.await.expect("join").expect("append") {
+            Appended::Created(m) => seqs.push(m.seq),
+            Appended::Existing(_) => panic!("no client id, so nothing can be a duplicate"),
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=n).collect::<Vec<i64>>(), "distinct and gap-free");
+    let conv = store
+        .get_conversation(conv.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(conv.last_seq, n);
+    assert_eq!(
+        conv.unread.owner, n,
+        "recipient's unread counts every message"
+    );
+    assert_eq!(
+        conv.unread.customer, 0,
+        "the sender's own messages are not unread for them"
+    );
+    let last = store
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 1,
+        })
+        .await
+        .expect("last");
+    assert_eq!(last[0].seq, n);
+    assert_eq!(
+        conv.last_message.as_deref(),
+        Some(last[0].content.as_str()),
+        "lastMessage is the highest seq"
+    );
+    assert_eq!(conv.last_message_seq, n);
+}
+
+async fn client_message_id_stores_once(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store
+        .get_or_create_conversation(o.id, c.id, Utc::now())
+        .await
+        .expect("create");
+    let mut m = new_message(conv.id, Side::Owner, &o.id.to_hex(), "hello");
+    m.client_message_id = Some("client-1".into());
+    m.attachments = vec![Attachment {
+        url: "https://cdn.example/a.png".into(),
+        name: "a.png".into(),
+        mime_type: "image/png".into(),
+        size: 42,
+    }];
+    let first = store.append_message(m.clone()).await.expect("first");
+    let Appended::Created(first) = first else {
+        panic!("first send creates")
+    };
+    assert_eq!(first.attachments.len(), 1);
+    let retry = store.append_message(m.clone()).await.expect("retry");
+    assert_eq!(retry, Appended::Existing(first.clone()));
+
+    // Concurrent retries of another id: still one message.
+    m.client_message_id = Some("client-2".into());
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (store, m) = (store.clone(), m.clone());
+        tasks.push(tokio::spawn(async move { store.append_message(m).await }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.expect("join").expect("append").into_message().id);
+    }
+    assert_eq!(ids.len(), 1, "one stored message for one clientMessageId");
+    let all = store
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 2);
+    let conv = store
+        .get_conversation(conv.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(conv.unread.customer, 2, "retries do not inflate unread");
+}
+
+async fn message_pages_by_seq(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store
+        .get_or_create_conversation(o.id, c.id, Utc::now())
+        .await
+        .expect("create");
+    for i in 1..=10 {
+        store
+            .append_message(new_message(
+                conv.id,
+                Side::Owner,
+                &o.id.to_hex(),
+                &format!("m{i}"),
+            ))
+            .await
+            .expect("append");
+    }
+    let q = |before, after, limit| MessageQuery {
+        conversation_id: conv.id,
+        before,
+        after,
+        limit,
+    };
+    let seqs =
+        |v: Vec<omnibiz_shared::domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(
+            store
+                .list_messages(&q(None, None, 3))
+                .await
+                .expect("latest")
+        ),
+        vec![8, 9, 10]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list_messages(&q(Some(8), None, 3))
+                .await
+                .expect("before")
+        ),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list_messages(&q(None, Some(7), 100))
+                .await
+                .expect("after")
+        ),
+        vec![8, 9, 10]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list_messages(&q(None, Some(2), 2))
+                .await
+                .expect("after")
+        ),
+        vec![3, 4]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list_messages(&q(Some(6), Some(3), 10))
+                .await
+                .expect("between")
+        ),
+        vec![4, 5]
+    );
+    assert!(
+        store
+            .list_messages(&q(None, Some(10), 10))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store
+        .get_or_create_conversation(o.id, c.id, Utc::now())
+        .await
+        .expect("create");
+    for i in 1..=5 {
+        store
+            .append_message(new_message(
+                conv.id,
+                Side::Customer,
+                &c.id.to_hex(),
+                &format!("c{i}"),
+            ))
+            .await
+            .expect("a");
+    }
+    store
+        .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "o1"))
+        .await
+        .expect("append");
+    let r = store
+        .mark_read(conv.id, Side::Owner, 3)
+        .await
+        .expect("read");
+    assert_eq!((r.read_seq, r.unread), (3, 2));
+    let r = store
+        .mark_read(conv.id, Side::Owner, 1)
+        .await
+        .expect("read");
+    assert_eq!((r.read_seq, r.unread), (3, 2), "never backwards");
+    let msgs = store
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    let status: Vec<_> = msgs.iter().map(|m| (m.seq, m.status)).collect();
+    assert_eq!(
+        status[..3],
+        [
+            (1, MessageStatus::Read),
+            (2, MessageStatus::Read),
+            (3, MessageStatus::Read)
+        ]
+    );
+    assert_eq!(status[3].1, MessageStatus::Sent);
+    let r = store
+        .mark_read(conv.id, Side::Owner, 6)
+        .await
+        .expect("read all");
+    assert_eq!((r.read_seq, r.unread), (6, 0));
+    let own = msgs
+        .iter()
+        .find(|m| m.sender_side == Side::Owner)
+        .expect("owner message");
+    let own = store
+        .get_message(own.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        own.status,
+        MessageStatus::Sent,
+        "the reader's own messages are untouched"
+    );
+    let conv = store
+        .get_conversation(conv.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(conv.unread.owner, 0);
+    assert_eq!(conv.unread.customer, 1);
+    assert!(store.mark_delivered(own.id).await.expect("deliver"));
+    assert!(
+        !store.mark_delivered(own.id).await.expect("again"),
+        "only sent → delivered"
+    );
+}
+
+async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
+    let o = owner();
+    store.insert_user(&o).await.expect("user");
+    let cs: Vec<Customer> = (0..5)
+        .map(|i| customer(o.id, &format!("Cust {i}")))
+        .collect();
+    store.insert_customers(&cs).await.expect("customers");
+    let t0 = Utc::now() - Duration::hours(1);
+    let mut convs = Vec::new();
+    for (i, c) in cs.iter().enumerate() {
+        let (conv, _) = store
+            .get_or_create_conversation(o.id, c.id, t0 + Duration::seconds(i as i64))
+            .await
+            .expect("c");
+        convs.push(conv);
+    }
+    // A message makes the oldest conversation the most recent.
+    store
+        .append_message(new_message(
+            convs[0].id,
+            Side::Customer,
+            &cs[0].id.to_hex(),
+            "ping",
+        ))
+        .await
+        .expect("append");
+    let q = |before, customers| ConversationQuery {
+        party: Party::Owner(o.id),
+        customers,
+        before,
+        limit: 2,
+    };
+    let mut order = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_conversations(&q(before, None))
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        before = Some(omnibiz_shared::store::ActivityCursor {
+            at: last.activity_time(),
+            id: last.id,
+        });
+        order.extend(page.iter().map(|c| c.id));
+    }
+    let expected: Vec<_> = [0, 4, 3, 2, 1].iter().map(|&i| convs[i].id).collect();
+    assert_eq!(order, expected);
+    let only = store
+        .list_conversations(&q(None, Some(vec![cs[2].id, cs[3].id])))
+        .await
+        .expect("filtered");
+    assert_eq!(only.len(), 2);
+    assert!(
+        store
+            .list_conversations(&q(None, Some(vec![])))
+            .await
+            .expect("empty filter")
+            .is_empty()
+    );
+    let mine = store
+        .list_conversations(&ConversationQuery {
+            party: Party::Customer(cs[1].id),
+            customers: None,
+            before: None,
+            limit: 9,
+        })
+        .await
+        .expect("customer list");
+    assert_eq!(mine.len(), 1);
+    let with = store
+        .conversations_with(o.id, &[cs[0].id, cs[1].id, CustomerId::new()])
+        .await
+        .expect("with");
+    assert_eq!(with.len(), 2);
+}
+
+async fn conversation_patch(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store
+        .get_or_create_conversation(o.id, c.id, Utc::now())
+        .await
+        .expect("create");
+    let patch = ConversationPatch {
+        status: Some(ConversationStatus::Archived),
+        tags: Some(vec!["vip".into(), "refund".into()]),
+        priority: Some(Priority::Urgent),
+    };
+    let got = store
+        .update_conversation(conv.id, &patch, Utc::now())
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!(got.status, ConversationStatus::Archived);
+    assert_eq!(got.tags, vec!["vip".to_string(), "refund".to_string()]);
+    assert_eq!(got.priority, Priority::Urgent);
+    let got = store
+        .update_conversation(
+            conv.id,
+            &ConversationPatch {
+                priority: Some(Priority::Low),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!(
+        got.status,
+        ConversationStatus::Archived,
+        "untouched fields stay"
+    );
+    assert_eq!(got.priority, Priority::Low);
+    let missing = omnibiz_shared::domain::ConversationId::new();
+    assert!(
+        store
+            .update_conversation(missing, &patch, Utc::now())
+            .await
+            .expect("update")
+            .is_none()
+    );
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = super::sqlite();
+                    super::$case(store).await;
+                    guard.finish().await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = super::mongo().await;
+                    super::$case(store).await;
+                    guard.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    users_and_customers_round_trip,
+    customer_list_pages_and_searches,
+    create_or_get_is_idempotent_under_concurrency,
+    parallel_appends_get_distinct_increasing_seqs,
+    client_message_id_stores_once,
+    message_pages_by_seq,
+    mark_read_resets_unread_and_never_moves_back,
+    conversation_list_orders_by_activity_with_cursor,
+    conversation_patch,
+);
