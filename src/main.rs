@@ -1,1 +1,152 @@
-fn main() {}
+//! `omnibiz`: parse arguments, load settings, start telemetry, run a target.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use omnibiz::app::{self, Application, Target};
+use omnibiz::seed::{self, SeedPlan};
+use omnibiz_shared::auth::{Principal, mint_hs256};
+use omnibiz_shared::config::Settings;
+use omnibiz_shared::domain::{CustomerId, UserId, UserRole};
+use omnibiz_shared::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "omnibiz",
+    version,
+    about = "OmniBiz Messaging: real-time chat between businesses and their customers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// REST API in one process on an embedded SQLite store (the default).
+    Serve,
+    /// Stateless REST API pod (MongoDB required).
+    Api,
+    /// Create demo owners, customers and conversations; print tokens and curl lines.
+    Seed {
+        /// Business owners to create.
+        #[arg(long, default_value_t = 1)]
+        owners: usize,
+        /// Customers per business owner (each gets a conversation).
+        #[arg(long, default_value_t = 5)]
+        customers_per_owner: usize,
+        /// Write every token (and conversation id) to this JSON file.
+        #[arg(long)]
+        tokens_out: Option<PathBuf>,
+        /// Token lifetime in hours.
+        #[arg(long, default_value_t = 24 * 7)]
+        token_ttl_hours: u64,
+        /// Base URL used in the printed curl lines (default: from HOST/PORT).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Mint a development token for an existing user or customer.
+    Token {
+        #[arg(
+            long,
+            conflicts_with = "customer",
+            required_unless_present = "customer"
+        )]
+        user: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        /// For --user: mint an admin token.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_tracing(settings.log_format, &settings.log_level);
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error.cause_chain = ?e, "fatal");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings, Target::Serve).await,
+        Command::Api => serve(settings, Target::Api).await,
+        Command::Seed {
+            owners,
+            customers_per_owner,
+            tokens_out,
+            token_ttl_hours,
+            base_url,
+        } => {
+            let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
+            let opened = app::open_store(&settings, Target::Serve).await?;
+            if let Some(m) = &opened.mongo {
+                m.ensure_indexes().await?;
+            }
+            let plan = SeedPlan {
+                owners,
+                customers_per_owner,
+                token_ttl: Duration::from_secs(token_ttl_hours * 3600),
+                base_url: base_url.unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.port)),
+                tokens_out,
+            };
+            eprintln!("seeding into {}", opened.describe);
+            let out = seed::run(opened.store, &secret, &plan).await?;
+            print!("{}", seed::summary(&out, &plan));
+            Ok(())
+        }
+        Command::Token {
+            user,
+            customer,
+            admin,
+            ttl_hours,
+        } => {
+            let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
+            let principal = match (user, customer) {
+                (Some(u), _) => {
+                    let role = if admin {
+                        UserRole::Admin
+                    } else {
+                        UserRole::BusinessOwner
+                    };
+                    Principal::User {
+                        id: u.parse::<UserId>()?,
+                        role,
+                    }
+                }
+                (None, Some(c)) => Principal::Customer {
+                    id: c.parse::<CustomerId>()?,
+                },
+                (None, None) => anyhow::bail!("give --user ID or --customer ID"),
+            };
+            println!("{}", mint_hs256(&secret, &principal, ttl_hours * 3600)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, target: Target) -> anyhow::Result<()> {
+    let app = Application::build(&settings, target).await?;
+    println!("{}", app.banner());
+    app.run_until_stopped(app::shutdown_signal()).await
+}

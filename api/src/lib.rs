@@ -1,1 +1,207 @@
-pub fn placeholder() {}
+//! OmniBiz REST API (axum).
+//!
+//! # Layout
+//! - `routes/`: one module per resource (`conversations`, `messages`,
+//!   `customers`, `health`), each with its own `router()`.
+//! - `error`: [`ApiError`], the one error type, rendered as
+//!   `{success:false, message, code}`.
+//! - `extract`: `Json`/`Query` wrappers with rejections in that shape, and
+//!   the `Authed` extractor (bearer token → verified principal → stored account).
+//!
+//! # How it works
+//! Handlers are thin: extract, parse into domain types, call
+//! [`omnibiz_shared::service::Messaging`], map the result. The HTTP stack
+//! adds request ids (`x-request-id`, generated when absent), a trace span per
+//! request with the matched route, Prometheus metrics by matched route
+//! (`http_requests_total`, `http_request_duration_seconds`), CORS, a body
+//! size limit and a request timeout. The OpenAPI document is served at
+//! `/api/openapi.json` and rendered at `/api/docs`.
+
+pub mod error;
+pub mod extract;
+mod routes;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use omnibiz_shared::auth::Verifier;
+use omnibiz_shared::service::Messaging;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_redoc::{Redoc, Servable as _};
+
+pub use error::{ApiError, ApiResult};
+
+/// Whether this process should receive traffic.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    store_initialised: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    /// The store's schema/indexes are in place.
+    pub fn set_store_initialised(&self) {
+        self.store_initialised.store(true, Ordering::Release);
+    }
+    /// Shutting down: fail readiness so the load balancer stops sending traffic.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// `Ok` when ready; otherwise a reason an operator can act on.
+    pub async fn check(&self, messaging: &Messaging) -> Result<(), String> {
+        if self.is_draining() {
+            return Err("shutting down".into());
+        }
+        let store = messaging.store();
+        if !self.store_initialised.load(Ordering::Acquire) {
+            return Err(format!(
+                "{} store not initialised yet (is it reachable?)",
+                store.kind()
+            ));
+        }
+        store
+            .ping()
+            .await
+            .map_err(|e| format!("{} store unreachable: {e}", store.kind()))?;
+        let bus = messaging.bus();
+        bus.ping()
+            .await
+            .map_err(|e| format!("{} bus unreachable: {e}", bus.kind()))
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub messaging: Messaging,
+    pub verifier: Arc<Verifier>,
+    pub metrics: PrometheusHandle,
+    pub readiness: Arc<Readiness>,
+}
+
+/// HTTP-level settings of the router.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    /// `None` = any origin.
+    pub cors_origins: Option<Vec<String>>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// The OpenAPI 3 document of the REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "OmniBiz Messaging API", description = "Seed-compatible REST API of OmniBiz Messaging. \
+        Every response carries `success`; errors are `{success:false, message, code}`."),
+    paths(
+        routes::conversations::list, routes::conversations::open, routes::conversations::show,
+        routes::conversations::update, routes::conversations::read_all,
+        routes::messages::send, routes::messages::read, routes::customers::list,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "conversations"), (name = "messages"), (name = "customers")),
+)]
+pub struct ApiDoc;
+
+/// Counts and times every request by method, matched route and status.
+async fn track_http(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", res.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+fn cors(origins: &Option<Vec<String>>) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ]);
+    match origins {
+        None => base.allow_origin(Any),
+        Some(list) => {
+            let values: Vec<HeaderValue> = list
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect();
+            base.allow_origin(AllowOrigin::list(values))
+                .allow_credentials(true)
+        }
+    }
+}
+
+/// The REST API with every HTTP layer. `extra` (e.g. the embedded gateway's
+/// routes) is merged in before the layers, so it shares request ids and tracing.
+pub fn router(state: ApiState, opts: &HttpOptions, extra: Router) -> Router {
+    let openapi = ApiDoc::openapi();
+    let docs = Router::new()
+        .route(
+            "/api/openapi.json",
+            get(|| async { axum::Json(ApiDoc::openapi()) }),
+        )
+        .merge(Redoc::with_url("/api/docs", openapi));
+    let api = routes::router()
+        .merge(routes::health::router())
+        .route_layer(middleware::from_fn(track_http))
+        .layer(DefaultBodyLimit::max(opts.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .layer(cors(&opts.cors_origins))
+        .with_state(state);
+    Router::new()
+        .merge(api)
+        .merge(docs)
+        .merge(extra)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), route = route.as_deref().unwrap_or(req.uri().path()), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -140,6 +140,10 @@ pub struct BusError(#[from] pub anyhow::Error);
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
+    /// Checks the backend is reachable (for `/readyz`).
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
     async fn publish(&self, topic: &Topic, envelope: &Envelope) -> Result<(), BusError>;
 }
 

@@ -1,0 +1,80 @@
+//! Extractors that turn every malformed input into the API's error shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use omnibiz_shared::auth::AuthError;
+use omnibiz_shared::service::Actor;
+use serde::de::DeserializeOwned;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// `axum::Json`, with rejections in our error shape.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query`, with rejections in our error shape.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// A JSON body that may also be empty (e.g. a customer's create-or-get).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadInput {
+                status: e.status(),
+                message: e.body_text(),
+                code: if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    "PAYLOAD_TOO_LARGE"
+                } else {
+                    "VALIDATION_ERROR"
+                },
+            })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        serde_json::from_slice(&body)
+            .map(|v| Self(Some(v)))
+            .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+    }
+}
+
+/// The authenticated caller: a verified bearer token and its stored account.
+#[derive(Debug, Clone)]
+pub struct Authed(pub Actor);
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+    let value = parts.headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Invalid)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Invalid);
+    }
+    Ok(token.trim())
+}
+
+impl FromRequestParts<ApiState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let principal = state.verifier.verify(bearer(parts)?)?;
+        Ok(Self(state.messaging.actor(principal).await?))
+    }
+}

@@ -1,0 +1,214 @@
+//! `/api/messages/conversations…`: list, create-or-get, read one with its
+//! messages, update metadata, mark all read.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use omnibiz_shared::domain::{ConversationId, ConversationStatus, CustomerId, Priority};
+use omnibiz_shared::service::views::{ConversationView, MessageView};
+use omnibiz_shared::service::{ConversationPage, MessagePage};
+use omnibiz_shared::store::ConversationPatch;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ReadResponse;
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Authed, Json, OptionalJson, Query};
+
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/messages/conversations", get(list).post(open))
+        .route("/api/messages/conversations/{id}", get(show).patch(update))
+        .route("/api/messages/conversations/{id}/read", post(read_all))
+}
+
+pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
+    raw.parse()
+        .map_err(|e| ApiError::invalid(format!("conversation id: {e}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Page size; default and maximum 200.
+    limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+    /// Case-insensitive search on the other side's name, email or phone.
+    q: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConversationsResponse {
+    success: bool,
+    conversations: Vec<ConversationView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The caller's conversations, most recent activity first.
+#[utoipa::path(get, path = "/api/messages/conversations", tag = "conversations", params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConversationsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<ConversationsResponse>> {
+    let page = ConversationPage {
+        limit: p.limit,
+        cursor: p.cursor,
+        q: p.q,
+    };
+    let (conversations, next_cursor) = s.messaging.list_conversations(&actor, page).await?;
+    Ok(Json(ConversationsResponse {
+        success: true,
+        conversations,
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OpenBody {
+    /// Required for a business owner; ignored for a customer.
+    customer_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConversationResponse {
+    success: bool,
+    conversation: ConversationView,
+}
+
+/// Create-or-get the conversation with a customer (owner) or with the
+/// business that invited the caller (customer). 201 when created, 200 when it existed.
+#[utoipa::path(post, path = "/api/messages/conversations", tag = "conversations", request_body(content = Option<OpenBody>),
+    security(("bearer" = [])),
+    responses((status = 201, body = ConversationResponse), (status = 200, body = ConversationResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn open(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    OptionalJson(body): OptionalJson<OpenBody>,
+) -> ApiResult<(StatusCode, Json<ConversationResponse>)> {
+    let customer = body
+        .and_then(|b| b.customer_id)
+        .map(|c| {
+            c.parse::<CustomerId>()
+                .map_err(|e| ApiError::invalid(format!("customerId: {e}")))
+        })
+        .transpose()?;
+    let (conversation, created) = s.messaging.open_conversation(&actor, customer).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(ConversationResponse {
+            success: true,
+            conversation,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MessageParams {
+    /// Page size; default and maximum 500.
+    limit: Option<usize>,
+    /// Only messages with a smaller `seq` (older page).
+    before: Option<i64>,
+    /// Only messages with a larger `seq` (catch up).
+    after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MessagesResponse {
+    success: bool,
+    conversation: ConversationView,
+    /// Oldest → newest.
+    messages: Vec<MessageView>,
+    /// More messages exist beyond this page in the paging direction.
+    has_more: bool,
+}
+
+/// A conversation and a page of its messages (the latest page by default).
+#[utoipa::path(get, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path), MessageParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = MessagesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn show(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    Query(p): Query<MessageParams>,
+) -> ApiResult<Json<MessagesResponse>> {
+    let id = conversation_id(&id)?;
+    let page = MessagePage {
+        limit: p.limit,
+        before: p.before,
+        after: p.after,
+    };
+    let (conversation, messages, has_more) =
+        s.messaging.conversation_messages(&actor, id, page).await?;
+    Ok(Json(MessagesResponse {
+        success: true,
+        conversation,
+        messages,
+        has_more,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchBody {
+    status: Option<ConversationStatus>,
+    tags: Option<Vec<String>>,
+    priority: Option<Priority>,
+}
+
+/// Change status (active/archived/blocked), tags or priority. Business owner only.
+#[utoipa::path(patch, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path)),
+    request_body = PatchBody, security(("bearer" = [])),
+    responses((status = 200, body = ConversationResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    Json(body): Json<PatchBody>,
+) -> ApiResult<Json<ConversationResponse>> {
+    let id = conversation_id(&id)?;
+    let patch = ConversationPatch {
+        status: body.status,
+        tags: body.tags,
+        priority: body.priority,
+    };
+    let conversation = s.messaging.update_conversation(&actor, id, patch).await?;
+    Ok(Json(ConversationResponse {
+        success: true,
+        conversation,
+    }))
+}
+
+/// Mark every message of the conversation read for the caller.
+#[utoipa::path(post, path = "/api/messages/conversations/{id}/read", tag = "conversations", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn read_all(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReadResponse>> {
+    let id = conversation_id(&id)?;
+    let receipt = s.messaging.mark_read_up_to(&actor, id, None).await?;
+    Ok(Json(ReadResponse::from(receipt)))
+}

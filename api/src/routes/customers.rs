@@ -1,0 +1,58 @@
+//! `/api/messages/customers`: the business owner's customers.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use omnibiz_shared::service::CustomerPage;
+use omnibiz_shared::service::views::CustomerView;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::ApiState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Authed, Json, Query};
+
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new().route("/api/messages/customers", get(list))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Page size; default and maximum 200.
+    limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+    /// Case-insensitive search on name, email or phone.
+    q: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CustomersResponse {
+    success: bool,
+    customers: Vec<CustomerView>,
+    next_cursor: Option<String>,
+}
+
+/// Customers invited by the caller, newest first, with order stats and chat state. Business owners only.
+#[utoipa::path(get, path = "/api/messages/customers", tag = "customers", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, body = CustomersResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<CustomersResponse>> {
+    let page = CustomerPage {
+        limit: p.limit,
+        cursor: p.cursor,
+        q: p.q,
+    };
+    let (customers, next_cursor) = s.messaging.list_customers(&actor, page).await?;
+    Ok(Json(CustomersResponse {
+        success: true,
+        customers,
+        next_cursor,
+    }))
+}

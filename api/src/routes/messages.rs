@@ -1,0 +1,89 @@
+//! `/api/messages/send` and `/api/messages/{messageId}/read`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use omnibiz_shared::domain::{Attachment, MessageId};
+use omnibiz_shared::service::SendCommand;
+use omnibiz_shared::service::views::MessageView;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ReadResponse;
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Authed, Json};
+
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/messages/send", post(send))
+        .route("/api/messages/{message_id}/read", post(read))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SendBody {
+    conversation_id: String,
+    /// 1–5000 characters after trimming; `message` is accepted as an alias.
+    #[serde(alias = "message")]
+    content: String,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    /// Idempotency key: a retry with the same value returns the stored message.
+    client_message_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessageResponse {
+    success: bool,
+    message: MessageView,
+}
+
+/// Send a message. 201 when stored, 200 when it is a retry of a stored `clientMessageId`.
+#[utoipa::path(post, path = "/api/messages/send", tag = "messages", request_body = SendBody, security(("bearer" = [])),
+    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub(crate) async fn send(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Json(body): Json<SendBody>,
+) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+    let cmd = SendCommand::parse(
+        &body.conversation_id,
+        &body.content,
+        body.attachments,
+        body.client_message_id.as_deref(),
+    )?;
+    let sent = s.messaging.send(&actor, cmd).await?;
+    let status = if sent.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(MessageResponse {
+            success: true,
+            message: sent.message,
+        }),
+    ))
+}
+
+/// Mark this message and every earlier one read for the caller.
+#[utoipa::path(post, path = "/api/messages/{messageId}/read", tag = "messages", params(("messageId" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn read(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(message_id): Path<String>,
+) -> ApiResult<Json<ReadResponse>> {
+    let id: MessageId = message_id
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
+    let receipt = s.messaging.mark_read(&actor, id).await?;
+    Ok(Json(ReadResponse::from(receipt)))
+}

@@ -1,0 +1,260 @@
+//! Building and running the `serve` and `api` targets.
+//!
+//! Backends are chosen here and only here:
+//! - store: MongoDB when `MONGODB_URI` is set (required for `api`), else the
+//!   embedded SQLite file `<data_dir>/omnibiz.db` (`serve` only);
+//! - bus: in-process (`serve`). The Redis bus arrives with the gateway.
+//!
+//! A MongoDB that cannot be reached at start does not stop the process: it
+//! logs, fails `/readyz` with the reason, and retries index creation until it
+//! succeeds. It never falls back to the embedded store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use omnibiz_api::{ApiState, HttpOptions, Readiness};
+use omnibiz_shared::auth::Verifier;
+use omnibiz_shared::bus::Bus;
+use omnibiz_shared::bus::local::LocalBus;
+use omnibiz_shared::config::Settings;
+use omnibiz_shared::presence::LocalPresence;
+use omnibiz_shared::service::Messaging;
+use omnibiz_shared::store::Store;
+use omnibiz_shared::store::mongo::MongoStore;
+use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_shared::telemetry;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+
+use crate::secret::{self, SecretSource};
+
+/// Which target to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// API (and, later, gateway) in one process; embedded store unless `MONGODB_URI`.
+    Serve,
+    /// Stateless REST API pod; MongoDB required.
+    Api,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// A store and how it was chosen.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    /// Human-readable description for the startup message.
+    pub describe: String,
+    /// For MongoDB: indexes still to be created (done in the background).
+    pub mongo: Option<MongoStore>,
+}
+
+/// Opens the store the settings ask for. `api` refuses to run without MongoDB.
+pub async fn open_store(settings: &Settings, target: Target) -> anyhow::Result<OpenedStore> {
+    match (&settings.mongodb_uri, target) {
+        (Some(uri), _) => {
+            let m = MongoStore::connect(uri.expose_secret(), settings.mongodb_database.as_deref())
+                .await?;
+            Ok(OpenedStore {
+                store: Arc::new(m.clone()),
+                describe: "mongodb".into(),
+                mongo: Some(m),
+            })
+        }
+        (None, Target::Api) => anyhow::bail!("MONGODB_URI is required for `omnibiz api`"),
+        (None, Target::Serve) => {
+            let path = settings.data_dir.join("omnibiz.db");
+            let s = SqliteStore::open(&path)?;
+            Ok(OpenedStore {
+                store: Arc::new(s),
+                describe: format!("sqlite {}", path.display()),
+                mongo: None,
+            })
+        }
+    }
+}
+
+/// Creates MongoDB's indexes, retrying until the server answers; then marks the store ready.
+fn initialise_in_background(mongo: MongoStore, readiness: Arc<Readiness>) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match mongo.ensure_indexes().await {
+                Ok(()) => {
+                    readiness.set_store_initialised();
+                    tracing::info!("mongodb ready: indexes in place");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, retry_in = ?delay, "mongodb not reachable; /readyz fails until it is");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
+}
+
+/// A unique name for this process in bus envelopes: `<target>-<pod or random>`.
+fn origin(target: Target) -> String {
+    let host =
+        std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{:08x}", rand::random::<u32>()));
+    format!("{}-{host}-{}", target.name(), std::process::id())
+}
+
+/// A built application, listening, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    readiness: Arc<Readiness>,
+    grace: Duration,
+    banner: String,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, target: Target) -> anyhow::Result<Self> {
+        let (secret, source) = secret::jwt_secret(settings, target == Target::Serve)?;
+        let verifier = Verifier::new(&secret, settings.jwt_public_key()?.as_deref())?;
+        let opened = open_store(settings, target).await?;
+        let readiness = Arc::new(Readiness::default());
+        match opened.mongo.clone() {
+            Some(m) => initialise_in_background(m, Arc::clone(&readiness)),
+            None => readiness.set_store_initialised(),
+        }
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+        let presence = Arc::new(LocalPresence::default());
+        let messaging = Messaging::new(opened.store, Arc::clone(&bus), presence, &origin(target));
+        let state = ApiState {
+            messaging,
+            verifier: Arc::new(verifier),
+            metrics: telemetry::prometheus(),
+            readiness: Arc::clone(&readiness),
+        };
+        let opts = HttpOptions {
+            body_limit_bytes: settings.body_limit_bytes,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            cors_origins: settings.cors_origin_list(),
+        };
+        let router = omnibiz_api::router(state, &opts, Router::new());
+        let addr = settings.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        let banner = banner(target, local, &opened.describe, bus.kind(), &source);
+        Ok(Self {
+            listener,
+            router,
+            readiness,
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
+            banner,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// What to print at start: where to connect and how to get a token.
+    pub fn banner(&self) -> &str {
+        &self.banner
+    }
+
+    /// Serves until `shutdown` completes, then fails readiness, finishes
+    /// in-flight requests, and returns — at the latest after the grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let readiness = Arc::clone(&self.readiness);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight requests");
+            readiness.set_draining();
+            let _ = stopped_tx.send(());
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let deadline = async move {
+            if stopped_rx.await.is_ok() {
+                tokio::time::sleep(self.grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = serve => r.context("serving HTTP"),
+            () = deadline => {
+                tracing::warn!("grace period over with requests still in flight; exiting");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn banner(
+    target: Target,
+    addr: SocketAddr,
+    store: &str,
+    bus: &str,
+    secret: &SecretSource,
+) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    let secret_line = match secret {
+        SecretSource::Env => "JWT secret: from JWT_SECRET".to_owned(),
+        SecretSource::Generated(p) => format!(
+            "JWT secret: none given, so generated one and saved it in {}",
+            p.display()
+        ),
+        SecretSource::File(p) => format!(
+            "JWT secret: {} (generated earlier; set JWT_SECRET to use your own)",
+            p.display()
+        ),
+    };
+    format!(
+        "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus})\n  \
+         REST API   {base}/api/messages/conversations\n  \
+         API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
+         health     {base}/healthz, {base}/readyz, metrics {base}/metrics\n  \
+         {secret_line}\n  \
+         Demo data and ready-to-paste curl lines: run `cargo run --release -- seed` in another terminal\n  \
+         A token for an existing account: `cargo run --release -- token --user <id>` or `--customer <id>`",
+        target.name()
+    )
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
