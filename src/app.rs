@@ -63,23 +63,14 @@ pub struct OpenedStore {
 pub async fn open_store(settings: &Settings, target: Target) -> anyhow::Result<OpenedStore> {
     match (&settings.mongodb_uri, target) {
         (Some(uri), _) => {
-            let m = MongoStore::connect(uri.expose_secret(), settings.mongodb_database.as_deref())
-                .await?;
-            Ok(OpenedStore {
-                store: Arc::new(m.clone()),
-                describe: "mongodb".into(),
-                mongo: Some(m),
-            })
+            let m = MongoStore::connect(uri.expose_secret(), settings.mongodb_database.as_deref()).await?;
+            Ok(OpenedStore { store: Arc::new(m.clone()), describe: "mongodb".into(), mongo: Some(m) })
         }
         (None, Target::Api) => anyhow::bail!("MONGODB_URI is required for `omnibiz api`"),
         (None, Target::Serve) => {
             let path = settings.data_dir.join("omnibiz.db");
             let s = SqliteStore::open(&path)?;
-            Ok(OpenedStore {
-                store: Arc::new(s),
-                describe: format!("sqlite {}", path.display()),
-                mongo: None,
-            })
+            Ok(OpenedStore { store: Arc::new(s), describe: format!("sqlite {}", path.display()), mongo: None })
         }
     }
 }
@@ -107,8 +98,7 @@ fn initialise_in_background(mongo: MongoStore, readiness: Arc<Readiness>) {
 
 /// A unique name for this process in bus envelopes: `<target>-<pod or random>`.
 fn origin(target: Target) -> String {
-    let host =
-        std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{:08x}", rand::random::<u32>()));
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{:08x}", rand::random::<u32>()));
     format!("{}-{host}-{}", target.name(), std::process::id())
 }
 
@@ -147,24 +137,14 @@ impl Application {
         };
         let router = omnibiz_api::router(state, &opts, Router::new());
         let addr = settings.listen_addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
         let banner = banner(target, local, &opened.describe, bus.kind(), &source);
-        Ok(Self {
-            listener,
-            router,
-            readiness,
-            grace: Duration::from_secs(settings.shutdown_grace_secs),
-            banner,
-        })
+        Ok(Self { listener, router, readiness, grace: Duration::from_secs(settings.shutdown_grace_secs), banner })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// What to print at start: where to connect and how to get a token.
@@ -174,10 +154,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then fails readiness, finishes
     /// in-flight requests, and returns — at the latest after the grace period.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let readiness = Arc::clone(&self.readiness);
         let signal = async move {
@@ -204,29 +181,17 @@ impl Application {
     }
 }
 
-fn banner(
-    target: Target,
-    addr: SocketAddr,
-    store: &str,
-    bus: &str,
-    secret: &SecretSource,
-) -> String {
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        addr.ip().to_string()
-    };
+fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &SecretSource) -> String {
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let base = format!("http://{host}:{}", addr.port());
     let secret_line = match secret {
         SecretSource::Env => "JWT secret: from JWT_SECRET".to_owned(),
-        SecretSource::Generated(p) => format!(
-            "JWT secret: none given, so generated one and saved it in {}",
-            p.display()
-        ),
-        SecretSource::File(p) => format!(
-            "JWT secret: {} (generated earlier; set JWT_SECRET to use your own)",
-            p.display()
-        ),
+        SecretSource::Generated(p) => {
+            format!("JWT secret: none given, so generated one and saved it in {}", p.display())
+        }
+        SecretSource::File(p) => {
+            format!("JWT secret: {} (generated earlier; set JWT_SECRET to use your own)", p.display())
+        }
     };
     format!(
         "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus})\n  \

@@ -49,11 +49,7 @@ enum Command {
     },
     /// Mint a development token for an existing user or customer.
     Token {
-        #[arg(
-            long,
-            conflicts_with = "customer",
-            required_unless_present = "customer"
-        )]
+        #[arg(long, conflicts_with = "customer", required_unless_present = "customer")]
         user: Option<String>,
         #[arg(long)]
         customer: Option<String>,
@@ -91,13 +87,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings, Target::Serve).await,
         Command::Api => serve(settings, Target::Api).await,
-        Command::Seed {
-            owners,
-            customers_per_owner,
-            tokens_out,
-            token_ttl_hours,
-            base_url,
-        } => {
+        Command::Seed { owners, customers_per_owner, tokens_out, token_ttl_hours, base_url } => {
             let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
             let opened = app::open_store(&settings, Target::Serve).await?;
             if let Some(m) = &opened.mongo {
@@ -115,28 +105,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             print!("{}", seed::summary(&out, &plan));
             Ok(())
         }
-        Command::Token {
-            user,
-            customer,
-            admin,
-            ttl_hours,
-        } => {
+        Command::Token { user, customer, admin, ttl_hours } => {
             let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
             let principal = match (user, customer) {
                 (Some(u), _) => {
-                    let role = if admin {
-                        UserRole::Admin
-                    } else {
-                        UserRole::BusinessOwner
-                    };
-                    Principal::User {
-                        id: u.parse::<UserId>()?,
-                        role,
-                    }
+                    let role = if admin { UserRole::Admin } else { UserRole::BusinessOwner };
+                    Principal::User { id: u.parse::<UserId>()?, role }
                 }
-                (None, Some(c)) => Principal::Customer {
-                    id: c.parse::<CustomerId>()?,
-                },
+                (None, Some(c)) => Principal::Customer { id: c.parse::<CustomerId>()? },
                 (None, None) => anyhow::bail!("give --user ID or --customer ID"),
             };
             println!("{}", mint_hs256(&secret, &principal, ttl_hours * 3600)?);

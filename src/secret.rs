@@ -22,32 +22,21 @@ pub fn secret_path(data_dir: &Path) -> PathBuf {
 }
 
 /// The HS256 secret: `JWT_SECRET`, else (when `allow_generated`) the one in the data dir.
-pub fn jwt_secret(
-    settings: &Settings,
-    allow_generated: bool,
-) -> anyhow::Result<(Vec<u8>, SecretSource)> {
+pub fn jwt_secret(settings: &Settings, allow_generated: bool) -> anyhow::Result<(Vec<u8>, SecretSource)> {
     if let Some(s) = &settings.jwt_secret {
         return Ok((s.expose_secret().as_bytes().to_vec(), SecretSource::Env));
     }
     if !allow_generated {
-        anyhow::bail!(
-            "JWT_SECRET is required for this target (the secret shared with the main OmniBiz app)"
-        );
+        anyhow::bail!("JWT_SECRET is required for this target (the secret shared with the main OmniBiz app)");
     }
     let path = secret_path(&settings.data_dir);
     if path.exists() {
-        let s = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let s = s.trim();
-        anyhow::ensure!(
-            !s.is_empty(),
-            "{} is empty; delete it to generate a new secret",
-            path.display()
-        );
+        anyhow::ensure!(!s.is_empty(), "{} is empty; delete it to generate a new secret", path.display());
         return Ok((s.as_bytes().to_vec(), SecretSource::File(path)));
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -59,11 +48,7 @@ pub fn jwt_secret(
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(contents.as_bytes())
 }
 

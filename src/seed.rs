@@ -25,34 +25,20 @@ pub struct SeedPlan {
     pub tokens_out: Option<PathBuf>,
 }
 
-const FIRST: &[&str] = &[
-    "Alice", "Bruno", "Chen", "Dara", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Jun",
-];
-const LAST: &[&str] = &[
-    "Silva", "Okafor", "Nguyen", "Müller", "Haddad", "Kowalski", "Tanaka", "Rossi", "Costa",
-];
+const FIRST: &[&str] = &["Alice", "Bruno", "Chen", "Dara", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Jun"];
+const LAST: &[&str] = &["Silva", "Okafor", "Nguyen", "Müller", "Haddad", "Kowalski", "Tanaka", "Rossi", "Costa"];
 
 fn person(i: usize) -> String {
-    format!(
-        "{} {}",
-        FIRST[i % FIRST.len()],
-        LAST[(i / FIRST.len()) % LAST.len()]
-    )
+    format!("{} {}", FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()])
 }
 
 /// Creates the data and returns the JSON written to `--tokens-out`.
-pub async fn run(
-    store: Arc<dyn Store>,
-    secret: &[u8],
-    plan: &SeedPlan,
-) -> anyhow::Result<serde_json::Value> {
+pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(plan.owners >= 1, "--owners must be at least 1");
     let total = (plan.owners * (plan.customers_per_owner + 1)) as u64;
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "{spinner} seeding [{bar:30}] {pos}/{len} records ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} seeding [{bar:30}] {pos}/{len} records ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     if plan.owners * plan.customers_per_owner < 200 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -63,24 +49,13 @@ pub async fn run(
     for o in 0..plan.owners {
         let owner = User {
             id: UserId::new(),
-            name: if plan.owners == 1 {
-                "Demo Owner".into()
-            } else {
-                format!("Owner {o}")
-            },
+            name: if plan.owners == 1 { "Demo Owner".into() } else { format!("Owner {o}") },
             email: format!("owner{o}@demo.omnibiz.example"),
             phone: Some(format!("+1 555 01{:02}", o % 100)),
             role: UserRole::BusinessOwner,
-            business_name: Some(if plan.owners == 1 {
-                "Demo Coffee Co.".into()
-            } else {
-                format!("Shop {o}")
-            }),
+            business_name: Some(if plan.owners == 1 { "Demo Coffee Co.".into() } else { format!("Shop {o}") }),
         };
-        store
-            .insert_user(&owner)
-            .await
-            .context("inserting an owner")?;
+        store.insert_user(&owner).await.context("inserting an owner")?;
         bar.inc(1);
         let now = Utc::now();
         let customers: Vec<Customer> = (0..plan.customers_per_owner)
@@ -97,26 +72,17 @@ pub async fn run(
             })
             .collect();
         for chunk in customers.chunks(1000) {
-            store
-                .insert_customers(chunk)
-                .await
-                .context("inserting customers")?;
+            store.insert_customers(chunk).await.context("inserting customers")?;
         }
-        let owner_p = Principal::User {
-            id: owner.id,
-            role: owner.role,
-        };
+        let owner_p = Principal::User { id: owner.id, role: owner.role };
         let mut customers_json = Vec::with_capacity(customers.len());
         for (i, c) in customers.iter().enumerate() {
-            let (conv, _) = store
-                .get_or_create_conversation(owner.id, c.id, now)
-                .await
-                .context("creating a conversation")?;
+            let (conv, _) =
+                store.get_or_create_conversation(owner.id, c.id, now).await.context("creating a conversation")?;
             if i < 3 && plan.owners * plan.customers_per_owner < 200 {
-                for (side, text) in [
-                    (Side::Customer, "Hi! Is my order on its way?"),
-                    (Side::Owner, "Yes — it ships today."),
-                ] {
+                for (side, text) in
+                    [(Side::Customer, "Hi! Is my order on its way?"), (Side::Owner, "Yes — it ships today.")]
+                {
                     let (sender_id, sender_name) = match side {
                         Side::Owner => (owner.id.to_hex(), owner.name.clone()),
                         Side::Customer => (c.id.to_hex(), c.name.clone()),
@@ -131,10 +97,7 @@ pub async fn run(
                         client_message_id: None,
                         created_at: Utc::now(),
                     };
-                    store
-                        .append_message(m)
-                        .await
-                        .context("adding a demo message")?;
+                    store.append_message(m).await.context("adding a demo message")?;
                 }
             }
             let token = mint_hs256(secret, &Principal::Customer { id: c.id }, ttl)?;

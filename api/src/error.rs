@@ -32,11 +32,7 @@ pub enum ApiError {
     Service(#[from] ServiceError),
     /// 400 / 413 / 415 for a body or query string that does not parse.
     #[error("{message}")]
-    BadInput {
-        status: StatusCode,
-        message: String,
-        code: &'static str,
-    },
+    BadInput { status: StatusCode, message: String, code: &'static str },
 }
 
 impl ApiError {
@@ -49,30 +45,21 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let status = r.status();
         let (code, message) = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ("PAYLOAD_TOO_LARGE", "request body is too large".to_owned())
+            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "request body is too large".to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("UNSUPPORTED_MEDIA_TYPE", "expected a JSON body with Content-Type: application/json".to_owned())
             }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "UNSUPPORTED_MEDIA_TYPE",
-                "expected a JSON body with Content-Type: application/json".to_owned(),
-            ),
             _ => ("VALIDATION_ERROR", r.body_text()),
         };
-        Self::BadInput {
-            status,
-            message,
-            code,
-        }
+        // axum answers well-formed JSON of the wrong shape with 422; our contract is 400 for every bad body.
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+        Self::BadInput { status, message, code }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::BadInput {
-            status: StatusCode::BAD_REQUEST,
-            message: r.body_text(),
-            code: "VALIDATION_ERROR",
-        }
+        Self::BadInput { status: StatusCode::BAD_REQUEST, message: r.body_text(), code: "VALIDATION_ERROR" }
     }
 }
 
@@ -93,9 +80,7 @@ impl IntoResponse for ApiError {
                     ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
                     ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                     ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-                    ServiceError::Store(StoreError::Unavailable(_)) => {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
+                    ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                     ServiceError::Store(StoreError::Other(_)) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 let message = match e {
@@ -111,21 +96,9 @@ impl IntoResponse for ApiError {
                 };
                 (status, e.code(), message)
             }
-            Self::BadInput {
-                status,
-                message,
-                code,
-            } => (*status, *code, message.clone()),
+            Self::BadInput { status, message, code } => (*status, *code, message.clone()),
         };
-        (
-            status,
-            Json(ErrorBody {
-                success: false,
-                message,
-                code,
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { success: false, message, code })).into_response()
     }
 }
 

@@ -35,17 +35,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadInput {
-                status: e.status(),
-                message: e.body_text(),
-                code: if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    "PAYLOAD_TOO_LARGE"
-                } else {
-                    "VALIDATION_ERROR"
-                },
-            })?;
+        let body = Bytes::from_request(req, state).await.map_err(|e| ApiError::BadInput {
+            status: e.status(),
+            message: e.body_text(),
+            code: if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "VALIDATION_ERROR"
+            },
+        })?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }

@@ -71,19 +71,11 @@ impl Readiness {
         }
         let store = messaging.store();
         if !self.store_initialised.load(Ordering::Acquire) {
-            return Err(format!(
-                "{} store not initialised yet (is it reachable?)",
-                store.kind()
-            ));
+            return Err(format!("{} store not initialised yet (is it reachable?)", store.kind()));
         }
-        store
-            .ping()
-            .await
-            .map_err(|e| format!("{} store unreachable: {e}", store.kind()))?;
+        store.ping().await.map_err(|e| format!("{} store unreachable: {e}", store.kind()))?;
         let bus = messaging.bus();
-        bus.ping()
-            .await
-            .map_err(|e| format!("{} bus unreachable: {e}", bus.kind()))
+        bus.ping().await.map_err(|e| format!("{} bus unreachable: {e}", bus.kind()))
     }
 }
 
@@ -133,40 +125,25 @@ pub struct ApiDoc;
 
 /// Counts and times every request by method, matched route and status.
 async fn track_http(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
     let res = next.run(req).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", res.status().as_u16().to_string()),
-    ];
+    let labels = [("method", method), ("route", route), ("status", res.status().as_u16().to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     res
 }
 
 fn cors(origins: &Option<Vec<String>>) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::CONTENT_TYPE,
-        ]);
+        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]);
     match origins {
         None => base.allow_origin(Any),
         Some(list) => {
-            let values: Vec<HeaderValue> = list
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok())
-                .collect();
-            base.allow_origin(AllowOrigin::list(values))
-                .allow_credentials(true)
+            let values: Vec<HeaderValue> = list.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+            base.allow_origin(AllowOrigin::list(values)).allow_credentials(true)
         }
     }
 }
@@ -176,19 +153,13 @@ fn cors(origins: &Option<Vec<String>>) -> CorsLayer {
 pub fn router(state: ApiState, opts: &HttpOptions, extra: Router) -> Router {
     let openapi = ApiDoc::openapi();
     let docs = Router::new()
-        .route(
-            "/api/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
+        .route("/api/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
         .merge(Redoc::with_url("/api/docs", openapi));
     let api = routes::router()
         .merge(routes::health::router())
         .route_layer(middleware::from_fn(track_http))
         .layer(DefaultBodyLimit::max(opts.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            opts.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout))
         .layer(cors(&opts.cors_origins))
         .with_state(state);
     Router::new()

@@ -109,9 +109,7 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig
-            .merge(Env::raw().only(PLAIN_ENV))
-            .merge(Env::prefixed("OMNIBIZ_").ignore(&["CONFIG"]));
+        fig = fig.merge(Env::raw().only(PLAIN_ENV)).merge(Env::prefixed("OMNIBIZ_").ignore(&["CONFIG"]));
         let s: Self = fig.extract().context("reading configuration")?;
         s.validated()
     }
@@ -129,10 +127,7 @@ impl Settings {
         }
         if let Some(url) = &self.redis_url {
             let u = url.expose_secret();
-            if !(u.starts_with("redis://")
-                || u.starts_with("rediss://")
-                || u.starts_with("redis-cluster://"))
-            {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis-cluster://")) {
                 bail!("REDIS_URL must start with redis://, rediss:// or redis-cluster://");
             }
         }
@@ -155,22 +150,14 @@ impl Settings {
         if raw == "*" || raw.is_empty() {
             return None;
         }
-        Some(
-            raw.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        )
+        Some(raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
     }
 
     /// The RS256 public key, read from `jwt_public_key_file` when set.
     pub fn jwt_public_key(&self) -> anyhow::Result<Option<Vec<u8>>> {
         self.jwt_public_key_file
             .as_ref()
-            .map(|p| {
-                std::fs::read(p)
-                    .with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", p.display()))
-            })
+            .map(|p| std::fs::read(p).with_context(|| format!("reading JWT_PUBLIC_KEY_FILE {}", p.display())))
             .transpose()
     }
 }
@@ -181,34 +168,22 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Settings {
-            jwt_secret: Some(SecretString::from("hunter2-hunter2")),
-            ..Settings::default()
-        };
+        let s = Settings { jwt_secret: Some(SecretString::from("hunter2-hunter2")), ..Settings::default() };
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]
     fn empty_values_count_as_unset_and_bad_urls_are_refused() {
-        let s = Settings {
-            mongodb_uri: Some(SecretString::from(" ")),
-            ..Settings::default()
-        };
+        let s = Settings { mongodb_uri: Some(SecretString::from(" ")), ..Settings::default() };
         assert!(s.validated().expect("valid").mongodb_uri.is_none());
-        let s = Settings {
-            mongodb_uri: Some(SecretString::from("http://x")),
-            ..Settings::default()
-        };
+        let s = Settings { mongodb_uri: Some(SecretString::from("http://x")), ..Settings::default() };
         assert!(s.validated().is_err());
     }
 
     #[test]
     fn cors_list() {
-        let s = Settings {
-            cors_origins: "https://a.example, https://b.example".into(),
-            ..Settings::default()
-        };
+        let s = Settings { cors_origins: "https://a.example, https://b.example".into(), ..Settings::default() };
         assert_eq!(s.cors_origin_list().expect("list").len(), 2);
         assert!(Settings::default().cors_origin_list().is_none());
     }

@@ -64,10 +64,7 @@ mod tests {
         let p = LocalPresence::default();
         assert!(p.connect("user:a"));
         assert!(!p.connect("user:a"));
-        assert_eq!(
-            p.online(&["user:a".into(), "user:b".into()]).await,
-            vec![true, false]
-        );
+        assert_eq!(p.online(&["user:a".into(), "user:b".into()]).await, vec![true, false]);
         assert!(!p.disconnect("user:a"));
         assert!(p.disconnect("user:a"));
         assert_eq!(p.online(&["user:a".into()]).await, vec![false]);

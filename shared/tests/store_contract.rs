@@ -6,14 +6,12 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use omnibiz_shared::domain::{
-    Attachment, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User,
-    UserId, UserRole,
+    Attachment, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId, UserRole,
 };
 use omnibiz_shared::store::mongo::MongoStore;
 use omnibiz_shared::store::sqlite::SqliteStore;
 use omnibiz_shared::store::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
-    Store,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, Store,
 };
 
 type Dyn = Arc<dyn Store>;
@@ -39,13 +37,10 @@ fn sqlite() -> (Dyn, Guard) {
 }
 
 async fn mongo() -> (Dyn, Guard) {
-    let uri = std::env::var("MONGODB_URI").expect(
-        "MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server",
-    );
+    let uri = std::env::var("MONGODB_URI")
+        .expect("MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server");
     let db = format!("omnibiz_contract_{}", bson::oid::ObjectId::new());
-    let store = MongoStore::connect(&uri, Some(&db))
-        .await
-        .expect("connect to MongoDB");
+    let store = MongoStore::connect(&uri, Some(&db)).await.expect("connect to MongoDB");
     store.ensure_indexes().await.expect("create indexes");
     // Index creation must be idempotent.
     store.ensure_indexes().await.expect("create indexes again");
@@ -77,12 +72,7 @@ fn customer(owner: UserId, name: &str) -> Customer {
     }
 }
 
-fn new_message(
-    conv: omnibiz_shared::domain::ConversationId,
-    from: Side,
-    sender: &str,
-    text: &str,
-) -> NewMessage {
+fn new_message(conv: omnibiz_shared::domain::ConversationId, from: Side, sender: &str, text: &str) -> NewMessage {
     NewMessage {
         conversation_id: conv,
         sender_id: sender.into(),
@@ -99,69 +89,35 @@ async fn setup(store: &Dyn) -> (User, Customer) {
     let o = owner();
     store.insert_user(&o).await.expect("insert user");
     let c = customer(o.id, "Carl Customer");
-    store
-        .insert_customers(std::slice::from_ref(&c))
-        .await
-        .expect("insert customer");
+    store.insert_customers(std::slice::from_ref(&c)).await.expect("insert customer");
     (o, c)
 }
 
 async fn users_and_customers_round_trip(store: Dyn) {
     let (o, c) = setup(&store).await;
-    assert_eq!(
-        store.get_user(o.id).await.expect("get user"),
-        Some(o.clone())
-    );
-    let got = store
-        .get_customer(c.id)
-        .await
-        .expect("get customer")
-        .expect("customer exists");
+    assert_eq!(store.get_user(o.id).await.expect("get user"), Some(o.clone()));
+    let got = store.get_customer(c.id).await.expect("get customer").expect("customer exists");
     assert_eq!(got.name, c.name);
     assert_eq!(got.invited_by, o.id);
     assert_eq!(got.total_orders, 3);
     assert!((got.total_spent - 129.5).abs() < 1e-9);
     assert!(store.get_user(UserId::new()).await.expect("get").is_none());
-    assert_eq!(
-        store
-            .customers_by_ids(&[c.id, CustomerId::new()])
-            .await
-            .expect("by ids")
-            .len(),
-        1
-    );
+    assert_eq!(store.customers_by_ids(&[c.id, CustomerId::new()]).await.expect("by ids").len(), 1);
 }
 
 async fn customer_list_pages_and_searches(store: Dyn) {
     let o = owner();
     store.insert_user(&o).await.expect("insert user");
-    let names = [
-        "Alice Blue",
-        "Bob Green",
-        "Carol Blue",
-        "Dan (Red)",
-        "Eve 100%",
-    ];
+    let names = ["Alice Blue", "Bob Green", "Carol Blue", "Dan (Red)", "Eve 100%"];
     let cs: Vec<Customer> = names.iter().map(|n| customer(o.id, n)).collect();
     store.insert_customers(&cs).await.expect("insert");
     // Someone else's customer never shows up.
-    store
-        .insert_customers(&[customer(UserId::new(), "Alice Other")])
-        .await
-        .expect("insert");
+    store.insert_customers(&[customer(UserId::new(), "Alice Other")]).await.expect("insert");
 
     let mut seen = Vec::new();
     let mut before = None;
     loop {
-        let page = store
-            .list_customers(&CustomerQuery {
-                owner: o.id,
-                q: None,
-                before,
-                limit: 2,
-            })
-            .await
-            .expect("list");
+        let page = store.list_customers(&CustomerQuery { owner: o.id, q: None, before, limit: 2 }).await.expect("list");
         if page.is_empty() {
             break;
         }
@@ -172,12 +128,7 @@ async fn customer_list_pages_and_searches(store: Dyn) {
     assert_eq!(seen.len(), 5, "every customer exactly once: {seen:?}");
     let hit = |q: &str| {
         let store = store.clone();
-        let q = CustomerQuery {
-            owner: o.id,
-            q: Some(q.into()),
-            before: None,
-            limit: 50,
-        };
+        let q = CustomerQuery { owner: o.id, q: Some(q.into()), before: None, limit: 50 };
         async move { store.list_customers(&q).await.expect("search").len() }
     };
     assert_eq!(hit("blue").await, 2, "case-insensitive substring");
@@ -192,11 +143,7 @@ async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .get_or_create_conversation(o.id, c.id, Utc::now())
-                .await
-        }));
+        tasks.push(tokio::spawn(async move { store.get_or_create_conversation(o.id, c.id, Utc::now()).await }));
     }
     let mut ids = std::collections::HashSet::new();
     let mut created = 0;
@@ -208,12 +155,7 @@ async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
     assert_eq!(ids.len(), 1, "20 parallel creates give one conversation");
     assert_eq!(created, 1, "exactly one call reports creating it");
     let all = store
-        .list_conversations(&ConversationQuery {
-            party: Party::Owner(o.id),
-            customers: None,
-            before: None,
-            limit: 50,
-        })
+        .list_conversations(&ConversationQuery { party: Party::Owner(o.id), customers: None, before: None, limit: 50 })
         .await
         .expect("list");
     assert_eq!(all.len(), 1);
@@ -223,20 +165,12 @@ async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
 
 async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store
-        .get_or_create_conversation(o.id, c.id, Utc::now())
-        .await
-        .expect("create");
+    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
     let n = 40;
     let mut tasks = Vec::new();
     for i in 0..n {
         let store = store.clone();
-        let m = new_message(
-            conv.id,
-            Side::Customer,
-            &c.id.to_hex(),
-            &format!("message {i}"),
-        );
+        let m = new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("message {i}"));
         tasks.push(tokio::spawn(async move { store.append_message(m).await }));
     }
     let mut seqs = Vec::new();
@@ -248,44 +182,22 @@ async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=n).collect::<Vec<i64>>(), "distinct and gap-free");
-    let conv = store
-        .get_conversation(conv.id)
-        .await
-        .expect("get")
-        .expect("exists");
+    let conv = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv.last_seq, n);
-    assert_eq!(
-        conv.unread.owner, n,
-        "recipient's unread counts every message"
-    );
-    assert_eq!(
-        conv.unread.customer, 0,
-        "the sender's own messages are not unread for them"
-    );
+    assert_eq!(conv.unread.owner, n, "recipient's unread counts every message");
+    assert_eq!(conv.unread.customer, 0, "the sender's own messages are not unread for them");
     let last = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 1,
-        })
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 1 })
         .await
         .expect("last");
     assert_eq!(last[0].seq, n);
-    assert_eq!(
-        conv.last_message.as_deref(),
-        Some(last[0].content.as_str()),
-        "lastMessage is the highest seq"
-    );
+    assert_eq!(conv.last_message.as_deref(), Some(last[0].content.as_str()), "lastMessage is the highest seq");
     assert_eq!(conv.last_message_seq, n);
 }
 
 async fn client_message_id_stores_once(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store
-        .get_or_create_conversation(o.id, c.id, Utc::now())
-        .await
-        .expect("create");
+    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
     let mut m = new_message(conv.id, Side::Owner, &o.id.to_hex(), "hello");
     m.client_message_id = Some("client-1".into());
     m.attachments = vec![Attachment {
@@ -295,9 +207,7 @@ async fn client_message_id_stores_once(store: Dyn) {
         size: 42,
     }];
     let first = store.append_message(m.clone()).await.expect("first");
-    let Appended::Created(first) = first else {
-        panic!("first send creates")
-    };
+    let Appended::Created(first) = first else { panic!("first send creates") };
     assert_eq!(first.attachments.len(), 1);
     let retry = store.append_message(m.clone()).await.expect("retry");
     assert_eq!(retry, Appended::Existing(first.clone()));
@@ -315,245 +225,91 @@ async fn client_message_id_stores_once(store: Dyn) {
     }
     assert_eq!(ids.len(), 1, "one stored message for one clientMessageId");
     let all = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 100,
-        })
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 100 })
         .await
         .expect("list");
     assert_eq!(all.len(), 2);
-    let conv = store
-        .get_conversation(conv.id)
-        .await
-        .expect("get")
-        .expect("exists");
+    let conv = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv.unread.customer, 2, "retries do not inflate unread");
 }
 
 async fn message_pages_by_seq(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store
-        .get_or_create_conversation(o.id, c.id, Utc::now())
-        .await
-        .expect("create");
+    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
     for i in 1..=10 {
         store
-            .append_message(new_message(
-                conv.id,
-                Side::Owner,
-                &o.id.to_hex(),
-                &format!("m{i}"),
-            ))
+            .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), &format!("m{i}")))
             .await
             .expect("append");
     }
-    let q = |before, after, limit| MessageQuery {
-        conversation_id: conv.id,
-        before,
-        after,
-        limit,
-    };
-    let seqs =
-        |v: Vec<omnibiz_shared::domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
-    assert_eq!(
-        seqs(
-            store
-                .list_messages(&q(None, None, 3))
-                .await
-                .expect("latest")
-        ),
-        vec![8, 9, 10]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .list_messages(&q(Some(8), None, 3))
-                .await
-                .expect("before")
-        ),
-        vec![5, 6, 7]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .list_messages(&q(None, Some(7), 100))
-                .await
-                .expect("after")
-        ),
-        vec![8, 9, 10]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .list_messages(&q(None, Some(2), 2))
-                .await
-                .expect("after")
-        ),
-        vec![3, 4]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .list_messages(&q(Some(6), Some(3), 10))
-                .await
-                .expect("between")
-        ),
-        vec![4, 5]
-    );
-    assert!(
-        store
-            .list_messages(&q(None, Some(10), 10))
-            .await
-            .expect("none")
-            .is_empty()
-    );
+    let q = |before, after, limit| MessageQuery { conversation_id: conv.id, before, after, limit };
+    let seqs = |v: Vec<omnibiz_shared::domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.list_messages(&q(None, None, 3)).await.expect("latest")), vec![8, 9, 10]);
+    assert_eq!(seqs(store.list_messages(&q(Some(8), None, 3)).await.expect("before")), vec![5, 6, 7]);
+    assert_eq!(seqs(store.list_messages(&q(None, Some(7), 100)).await.expect("after")), vec![8, 9, 10]);
+    assert_eq!(seqs(store.list_messages(&q(None, Some(2), 2)).await.expect("after")), vec![3, 4]);
+    assert_eq!(seqs(store.list_messages(&q(Some(6), Some(3), 10)).await.expect("between")), vec![4, 5]);
+    assert!(store.list_messages(&q(None, Some(10), 10)).await.expect("none").is_empty());
 }
 
 async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store
-        .get_or_create_conversation(o.id, c.id, Utc::now())
-        .await
-        .expect("create");
+    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
     for i in 1..=5 {
-        store
-            .append_message(new_message(
-                conv.id,
-                Side::Customer,
-                &c.id.to_hex(),
-                &format!("c{i}"),
-            ))
-            .await
-            .expect("a");
+        store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("c{i}"))).await.expect("a");
     }
-    store
-        .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "o1"))
-        .await
-        .expect("append");
-    let r = store
-        .mark_read(conv.id, Side::Owner, 3)
-        .await
-        .expect("read");
+    store.append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "o1")).await.expect("append");
+    let r = store.mark_read(conv.id, Side::Owner, 3).await.expect("read");
     assert_eq!((r.read_seq, r.unread), (3, 2));
-    let r = store
-        .mark_read(conv.id, Side::Owner, 1)
-        .await
-        .expect("read");
+    let r = store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
     assert_eq!((r.read_seq, r.unread), (3, 2), "never backwards");
     let msgs = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-        })
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
         .await
         .expect("list");
     let status: Vec<_> = msgs.iter().map(|m| (m.seq, m.status)).collect();
-    assert_eq!(
-        status[..3],
-        [
-            (1, MessageStatus::Read),
-            (2, MessageStatus::Read),
-            (3, MessageStatus::Read)
-        ]
-    );
+    assert_eq!(status[..3], [(1, MessageStatus::Read), (2, MessageStatus::Read), (3, MessageStatus::Read)]);
     assert_eq!(status[3].1, MessageStatus::Sent);
-    let r = store
-        .mark_read(conv.id, Side::Owner, 6)
-        .await
-        .expect("read all");
+    let r = store.mark_read(conv.id, Side::Owner, 6).await.expect("read all");
     assert_eq!((r.read_seq, r.unread), (6, 0));
-    let own = msgs
-        .iter()
-        .find(|m| m.sender_side == Side::Owner)
-        .expect("owner message");
-    let own = store
-        .get_message(own.id)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(
-        own.status,
-        MessageStatus::Sent,
-        "the reader's own messages are untouched"
-    );
-    let conv = store
-        .get_conversation(conv.id)
-        .await
-        .expect("get")
-        .expect("exists");
+    let own = msgs.iter().find(|m| m.sender_side == Side::Owner).expect("owner message");
+    let own = store.get_message(own.id).await.expect("get").expect("exists");
+    assert_eq!(own.status, MessageStatus::Sent, "the reader's own messages are untouched");
+    let conv = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv.unread.owner, 0);
     assert_eq!(conv.unread.customer, 1);
     assert!(store.mark_delivered(own.id).await.expect("deliver"));
-    assert!(
-        !store.mark_delivered(own.id).await.expect("again"),
-        "only sent → delivered"
-    );
+    assert!(!store.mark_delivered(own.id).await.expect("again"), "only sent → delivered");
 }
 
 async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
     let o = owner();
     store.insert_user(&o).await.expect("user");
-    let cs: Vec<Customer> = (0..5)
-        .map(|i| customer(o.id, &format!("Cust {i}")))
-        .collect();
+    let cs: Vec<Customer> = (0..5).map(|i| customer(o.id, &format!("Cust {i}"))).collect();
     store.insert_customers(&cs).await.expect("customers");
     let t0 = Utc::now() - Duration::hours(1);
     let mut convs = Vec::new();
     for (i, c) in cs.iter().enumerate() {
-        let (conv, _) = store
-            .get_or_create_conversation(o.id, c.id, t0 + Duration::seconds(i as i64))
-            .await
-            .expect("c");
+        let (conv, _) =
+            store.get_or_create_conversation(o.id, c.id, t0 + Duration::seconds(i as i64)).await.expect("c");
         convs.push(conv);
     }
     // A message makes the oldest conversation the most recent.
-    store
-        .append_message(new_message(
-            convs[0].id,
-            Side::Customer,
-            &cs[0].id.to_hex(),
-            "ping",
-        ))
-        .await
-        .expect("append");
-    let q = |before, customers| ConversationQuery {
-        party: Party::Owner(o.id),
-        customers,
-        before,
-        limit: 2,
-    };
+    store.append_message(new_message(convs[0].id, Side::Customer, &cs[0].id.to_hex(), "ping")).await.expect("append");
+    let q = |before, customers| ConversationQuery { party: Party::Owner(o.id), customers, before, limit: 2 };
     let mut order = Vec::new();
     let mut before = None;
     loop {
-        let page = store
-            .list_conversations(&q(before, None))
-            .await
-            .expect("page");
+        let page = store.list_conversations(&q(before, None)).await.expect("page");
         let Some(last) = page.last() else { break };
-        before = Some(omnibiz_shared::store::ActivityCursor {
-            at: last.activity_time(),
-            id: last.id,
-        });
+        before = Some(omnibiz_shared::store::ActivityCursor { at: last.activity_time(), id: last.id });
         order.extend(page.iter().map(|c| c.id));
     }
     let expected: Vec<_> = [0, 4, 3, 2, 1].iter().map(|&i| convs[i].id).collect();
     assert_eq!(order, expected);
-    let only = store
-        .list_conversations(&q(None, Some(vec![cs[2].id, cs[3].id])))
-        .await
-        .expect("filtered");
+    let only = store.list_conversations(&q(None, Some(vec![cs[2].id, cs[3].id]))).await.expect("filtered");
     assert_eq!(only.len(), 2);
-    assert!(
-        store
-            .list_conversations(&q(None, Some(vec![])))
-            .await
-            .expect("empty filter")
-            .is_empty()
-    );
+    assert!(store.list_conversations(&q(None, Some(vec![]))).await.expect("empty filter").is_empty());
     let mine = store
         .list_conversations(&ConversationQuery {
             party: Party::Customer(cs[1].id),
@@ -564,58 +320,35 @@ async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
         .await
         .expect("customer list");
     assert_eq!(mine.len(), 1);
-    let with = store
-        .conversations_with(o.id, &[cs[0].id, cs[1].id, CustomerId::new()])
-        .await
-        .expect("with");
+    let with = store.conversations_with(o.id, &[cs[0].id, cs[1].id, CustomerId::new()]).await.expect("with");
     assert_eq!(with.len(), 2);
 }
 
 async fn conversation_patch(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store
-        .get_or_create_conversation(o.id, c.id, Utc::now())
-        .await
-        .expect("create");
+    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
     let patch = ConversationPatch {
         status: Some(ConversationStatus::Archived),
         tags: Some(vec!["vip".into(), "refund".into()]),
         priority: Some(Priority::Urgent),
     };
-    let got = store
-        .update_conversation(conv.id, &patch, Utc::now())
-        .await
-        .expect("update")
-        .expect("exists");
+    let got = store.update_conversation(conv.id, &patch, Utc::now()).await.expect("update").expect("exists");
     assert_eq!(got.status, ConversationStatus::Archived);
     assert_eq!(got.tags, vec!["vip".to_string(), "refund".to_string()]);
     assert_eq!(got.priority, Priority::Urgent);
     let got = store
         .update_conversation(
             conv.id,
-            &ConversationPatch {
-                priority: Some(Priority::Low),
-                ..Default::default()
-            },
+            &ConversationPatch { priority: Some(Priority::Low), ..Default::default() },
             Utc::now(),
         )
         .await
         .expect("update")
         .expect("exists");
-    assert_eq!(
-        got.status,
-        ConversationStatus::Archived,
-        "untouched fields stay"
-    );
+    assert_eq!(got.status, ConversationStatus::Archived, "untouched fields stay");
     assert_eq!(got.priority, Priority::Low);
     let missing = omnibiz_shared::domain::ConversationId::new();
-    assert!(
-        store
-            .update_conversation(missing, &patch, Utc::now())
-            .await
-            .expect("update")
-            .is_none()
-    );
+    assert!(store.update_conversation(missing, &patch, Utc::now()).await.expect("update").is_none());
 }
 
 macro_rules! contract {

@@ -25,8 +25,7 @@ pub(crate) fn router() -> Router<ApiState> {
 }
 
 pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
-    raw.parse()
-        .map_err(|e| ApiError::invalid(format!("conversation id: {e}")))
+    raw.parse().map_err(|e| ApiError::invalid(format!("conversation id: {e}")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,17 +57,9 @@ pub(crate) async fn list(
     Authed(actor): Authed,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<ConversationsResponse>> {
-    let page = ConversationPage {
-        limit: p.limit,
-        cursor: p.cursor,
-        q: p.q,
-    };
+    let page = ConversationPage { limit: p.limit, cursor: p.cursor, q: p.q };
     let (conversations, next_cursor) = s.messaging.list_conversations(&actor, page).await?;
-    Ok(Json(ConversationsResponse {
-        success: true,
-        conversations,
-        next_cursor,
-    }))
+    Ok(Json(ConversationsResponse { success: true, conversations, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,24 +88,11 @@ pub(crate) async fn open(
 ) -> ApiResult<(StatusCode, Json<ConversationResponse>)> {
     let customer = body
         .and_then(|b| b.customer_id)
-        .map(|c| {
-            c.parse::<CustomerId>()
-                .map_err(|e| ApiError::invalid(format!("customerId: {e}")))
-        })
+        .map(|c| c.parse::<CustomerId>().map_err(|e| ApiError::invalid(format!("customerId: {e}"))))
         .transpose()?;
     let (conversation, created) = s.messaging.open_conversation(&actor, customer).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(ConversationResponse {
-            success: true,
-            conversation,
-        }),
-    ))
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(ConversationResponse { success: true, conversation })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -151,19 +129,9 @@ pub(crate) async fn show(
     Query(p): Query<MessageParams>,
 ) -> ApiResult<Json<MessagesResponse>> {
     let id = conversation_id(&id)?;
-    let page = MessagePage {
-        limit: p.limit,
-        before: p.before,
-        after: p.after,
-    };
-    let (conversation, messages, has_more) =
-        s.messaging.conversation_messages(&actor, id, page).await?;
-    Ok(Json(MessagesResponse {
-        success: true,
-        conversation,
-        messages,
-        has_more,
-    }))
+    let page = MessagePage { limit: p.limit, before: p.before, after: p.after };
+    let (conversation, messages, has_more) = s.messaging.conversation_messages(&actor, id, page).await?;
+    Ok(Json(MessagesResponse { success: true, conversation, messages, has_more }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -186,16 +154,9 @@ pub(crate) async fn update(
     Json(body): Json<PatchBody>,
 ) -> ApiResult<Json<ConversationResponse>> {
     let id = conversation_id(&id)?;
-    let patch = ConversationPatch {
-        status: body.status,
-        tags: body.tags,
-        priority: body.priority,
-    };
+    let patch = ConversationPatch { status: body.status, tags: body.tags, priority: body.priority };
     let conversation = s.messaging.update_conversation(&actor, id, patch).await?;
-    Ok(Json(ConversationResponse {
-        success: true,
-        conversation,
-    }))
+    Ok(Json(ConversationResponse { success: true, conversation }))
 }
 
 /// Mark every message of the conversation read for the caller.

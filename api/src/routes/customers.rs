@@ -44,15 +44,7 @@ pub(crate) async fn list(
     Authed(actor): Authed,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<CustomersResponse>> {
-    let page = CustomerPage {
-        limit: p.limit,
-        cursor: p.cursor,
-        q: p.q,
-    };
+    let page = CustomerPage { limit: p.limit, cursor: p.cursor, q: p.q };
     let (customers, next_cursor) = s.messaging.list_customers(&actor, page).await?;
-    Ok(Json(CustomersResponse {
-        success: true,
-        customers,
-        next_cursor,
-    }))
+    Ok(Json(CustomersResponse { success: true, customers, next_cursor }))
 }

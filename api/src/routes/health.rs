@@ -12,10 +12,7 @@ use serde_json::json;
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -24,22 +21,14 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(s): State<ApiState>) -> impl IntoResponse {
     match s.readiness.check(&s.messaging).await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({"success": true, "status": "ready"})),
-        ),
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"success": true, "status": "ready"}))),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({"success": false, "status": "not ready", "message": reason, "code": "NOT_READY"}),
-            ),
+            axum::Json(json!({"success": false, "status": "not ready", "message": reason, "code": "NOT_READY"})),
         ),
     }
 }
 
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
 }

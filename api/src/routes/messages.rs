@@ -16,9 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json};
 
 pub(crate) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/api/messages/send", post(send))
-        .route("/api/messages/{message_id}/read", post(read))
+    Router::new().route("/api/messages/send", post(send)).route("/api/messages/{message_id}/read", post(read))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,25 +48,11 @@ pub(crate) async fn send(
     Authed(actor): Authed,
     Json(body): Json<SendBody>,
 ) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
-    let cmd = SendCommand::parse(
-        &body.conversation_id,
-        &body.content,
-        body.attachments,
-        body.client_message_id.as_deref(),
-    )?;
+    let cmd =
+        SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?;
     let sent = s.messaging.send(&actor, cmd).await?;
-    let status = if sent.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(MessageResponse {
-            success: true,
-            message: sent.message,
-        }),
-    ))
+    let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(MessageResponse { success: true, message: sent.message })))
 }
 
 /// Mark this message and every earlier one read for the caller.
@@ -81,9 +65,7 @@ pub(crate) async fn read(
     Authed(actor): Authed,
     Path(message_id): Path<String>,
 ) -> ApiResult<Json<ReadResponse>> {
-    let id: MessageId = message_id
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
+    let id: MessageId = message_id.parse().map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
     let receipt = s.messaging.mark_read(&actor, id).await?;
     Ok(Json(ReadResponse::from(receipt)))
 }

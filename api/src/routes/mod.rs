@@ -13,10 +13,7 @@ use utoipa::ToSchema;
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
-    Router::new()
-        .merge(conversations::router())
-        .merge(messages::router())
-        .merge(customers::router())
+    Router::new().merge(conversations::router()).merge(messages::router()).merge(customers::router())
 }
 
 /// Result of a mark-read call.
@@ -33,11 +30,6 @@ pub(crate) struct ReadResponse {
 
 impl From<ReadReceipt> for ReadResponse {
     fn from(r: ReadReceipt) -> Self {
-        Self {
-            success: true,
-            conversation_id: r.conversation_id,
-            up_to_seq: r.up_to_seq,
-            unread_count: r.unread_count,
-        }
+        Self { success: true, conversation_id: r.conversation_id, up_to_seq: r.up_to_seq, unread_count: r.unread_count }
     }
 }

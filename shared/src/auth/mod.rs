@@ -74,9 +74,7 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
-            .finish()
+        f.debug_struct("Verifier").field("keys", &self.keys.len()).finish()
     }
 }
 
@@ -92,13 +90,10 @@ fn validation(alg: Algorithm) -> Validation {
 impl Verifier {
     /// HS256 with `secret`, and RS256 with `rsa_public_pem` when given.
     pub fn new(secret: &[u8], rsa_public_pem: Option<&[u8]>) -> anyhow::Result<Self> {
-        let mut keys = vec![(
-            DecodingKey::from_secret(secret),
-            validation(Algorithm::HS256),
-        )];
+        let mut keys = vec![(DecodingKey::from_secret(secret), validation(Algorithm::HS256))];
         if let Some(pem) = rsa_public_pem {
-            let key = DecodingKey::from_rsa_pem(pem)
-                .map_err(|e| anyhow::anyhow!("reading the RS256 public key: {e}"))?;
+            let key =
+                DecodingKey::from_rsa_pem(pem).map_err(|e| anyhow::anyhow!("reading the RS256 public key: {e}"))?;
             keys.push((key, validation(Algorithm::RS256)));
         }
         Ok(Self { keys })
@@ -111,17 +106,12 @@ impl Verifier {
             return Err(AuthError::Missing);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
-        let (key, validation) = self
-            .keys
-            .iter()
-            .find(|(_, v)| v.algorithms.contains(&header.alg))
-            .ok_or(AuthError::Invalid)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            },
-        )?;
+        let (key, validation) =
+            self.keys.iter().find(|(_, v)| v.algorithms.contains(&header.alg)).ok_or(AuthError::Invalid)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid,
+        })?;
         principal_from_claims(&data.claims)
     }
 }
@@ -132,39 +122,23 @@ fn claim_str<'a>(claims: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 
 /// Interprets the claim shapes of both principal kinds.
 pub fn principal_from_claims(claims: &Map<String, Value>) -> Result<Principal, AuthError> {
-    let parse_customer = |s: &str| {
-        s.parse::<CustomerId>()
-            .map_err(|_| AuthError::UnknownSubject)
-    };
+    let parse_customer = |s: &str| s.parse::<CustomerId>().map_err(|_| AuthError::UnknownSubject);
     if let Some(cid) = claim_str(claims, "customerId") {
-        return Ok(Principal::Customer {
-            id: parse_customer(cid)?,
-        });
+        return Ok(Principal::Customer { id: parse_customer(cid)? });
     }
-    let id = claim_str(claims, "id")
-        .or_else(|| claim_str(claims, "userId"))
-        .or_else(|| claim_str(claims, "sub"));
+    let id = claim_str(claims, "id").or_else(|| claim_str(claims, "userId")).or_else(|| claim_str(claims, "sub"));
     let id = id.ok_or(AuthError::UnknownSubject)?;
-    if claim_str(claims, "type") == Some("customer")
-        || claim_str(claims, "role") == Some("customer")
-    {
-        return Ok(Principal::Customer {
-            id: parse_customer(id)?,
-        });
+    if claim_str(claims, "type") == Some("customer") || claim_str(claims, "role") == Some("customer") {
+        return Ok(Principal::Customer { id: parse_customer(id)? });
     }
-    let id = id
-        .parse::<UserId>()
-        .map_err(|_| AuthError::UnknownSubject)?;
+    let id = id.parse::<UserId>().map_err(|_| AuthError::UnknownSubject)?;
     let role = UserRole::parse(claim_str(claims, "role").unwrap_or("business_owner"));
     Ok(Principal::User { id, role })
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Mints an HS256 token in the main app's claim shape (for `omnibiz token`,
@@ -184,11 +158,7 @@ pub fn mint_hs256(secret: &[u8], principal: &Principal, ttl_secs: u64) -> anyhow
     let now = unix_now();
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), (now + ttl_secs).into());
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?)
 }
 
 #[cfg(test)]
@@ -205,46 +175,26 @@ mod tests {
         let u = "65a1b2c3d4e5f60718293a4b";
         assert!(matches!(
             principal_from_claims(&claims(json!({"id": u, "role": "business_owner"}))),
-            Ok(Principal::User {
-                role: UserRole::BusinessOwner,
-                ..
-            })
+            Ok(Principal::User { role: UserRole::BusinessOwner, .. })
         ));
-        assert!(matches!(
-            principal_from_claims(&claims(json!({"userId": u}))),
-            Ok(Principal::User { .. })
-        ));
+        assert!(matches!(principal_from_claims(&claims(json!({"userId": u}))), Ok(Principal::User { .. })));
         assert!(matches!(
             principal_from_claims(&claims(json!({"sub": u, "role": "admin"}))),
-            Ok(Principal::User {
-                role: UserRole::Admin,
-                ..
-            })
+            Ok(Principal::User { role: UserRole::Admin, .. })
         ));
-        assert!(matches!(
-            principal_from_claims(&claims(json!({"customerId": u}))),
-            Ok(Principal::Customer { .. })
-        ));
+        assert!(matches!(principal_from_claims(&claims(json!({"customerId": u}))), Ok(Principal::Customer { .. })));
         assert!(matches!(
             principal_from_claims(&claims(json!({"type": "customer", "id": u}))),
             Ok(Principal::Customer { .. })
         ));
-        assert_eq!(
-            principal_from_claims(&claims(json!({"role": "admin"}))),
-            Err(AuthError::UnknownSubject)
-        );
-        assert_eq!(
-            principal_from_claims(&claims(json!({"id": "nope"}))),
-            Err(AuthError::UnknownSubject)
-        );
+        assert_eq!(principal_from_claims(&claims(json!({"role": "admin"}))), Err(AuthError::UnknownSubject));
+        assert_eq!(principal_from_claims(&claims(json!({"id": "nope"}))), Err(AuthError::UnknownSubject));
     }
 
     #[test]
     fn verify_round_trip_and_refusals() {
         let v = Verifier::new(b"secret", None).expect("verifier");
-        let p = Principal::Customer {
-            id: CustomerId::new(),
-        };
+        let p = Principal::Customer { id: CustomerId::new() };
         let t = mint_hs256(b"secret", &p, 60).expect("mint");
         assert_eq!(v.verify(&t), Ok(p));
         let wrong = mint_hs256(b"other", &p, 60).expect("mint");

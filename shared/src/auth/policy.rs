@@ -25,12 +25,8 @@ pub enum Access {
 impl Access {
     pub fn of(principal: &Principal, conv: &Conversation) -> Self {
         match principal {
-            Principal::User { id, .. } if *id == conv.business_owner_id => {
-                Self::Participant(Side::Owner)
-            }
-            Principal::Customer { id } if *id == conv.customer_id => {
-                Self::Participant(Side::Customer)
-            }
+            Principal::User { id, .. } if *id == conv.business_owner_id => Self::Participant(Side::Owner),
+            Principal::Customer { id } if *id == conv.customer_id => Self::Participant(Side::Customer),
             _ => Self::Hidden,
         }
     }
@@ -55,26 +51,12 @@ mod tests {
         let owner = UserId::new();
         let customer = CustomerId::new();
         let conv = Conversation::new(owner, customer, Utc::now());
-        let as_owner = Principal::User {
-            id: owner,
-            role: UserRole::BusinessOwner,
-        };
+        let as_owner = Principal::User { id: owner, role: UserRole::BusinessOwner };
         let as_customer = Principal::Customer { id: customer };
-        let stranger = Principal::User {
-            id: UserId::new(),
-            role: UserRole::Admin,
-        };
-        let other_customer = Principal::Customer {
-            id: CustomerId::new(),
-        };
-        assert_eq!(
-            Access::of(&as_owner, &conv),
-            Access::Participant(Side::Owner)
-        );
-        assert_eq!(
-            Access::of(&as_customer, &conv),
-            Access::Participant(Side::Customer)
-        );
+        let stranger = Principal::User { id: UserId::new(), role: UserRole::Admin };
+        let other_customer = Principal::Customer { id: CustomerId::new() };
+        assert_eq!(Access::of(&as_owner, &conv), Access::Participant(Side::Owner));
+        assert_eq!(Access::of(&as_customer, &conv), Access::Participant(Side::Customer));
         assert_eq!(Access::of(&stranger, &conv), Access::Hidden);
         assert_eq!(Access::of(&other_customer, &conv), Access::Hidden);
     }

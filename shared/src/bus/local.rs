@@ -47,10 +47,7 @@ impl Bus for LocalBus {
 
     async fn publish(&self, topic: &Topic, envelope: &Envelope) -> Result<(), BusError> {
         // An error only means nobody is listening, which is not a failure.
-        let _ = self.tx.send(Published {
-            topic: topic.clone(),
-            envelope: Arc::new(envelope.clone()),
-        });
+        let _ = self.tx.send(Published { topic: topic.clone(), envelope: Arc::new(envelope.clone()) });
         Ok(())
     }
 }
@@ -65,11 +62,7 @@ mod tests {
         let bus = LocalBus::new(16);
         let mut rx = bus.subscribe();
         let topic = Topic::Principal("user:x".into());
-        let env = Envelope::new(
-            EventKind::Presence,
-            None,
-            serde_json::json!({"online": true}),
-        );
+        let env = Envelope::new(EventKind::Presence, None, serde_json::json!({"online": true}));
         bus.publish(&topic, &env).await.expect("publish");
         let got = rx.recv().await.expect("receive");
         assert_eq!(got.topic, topic);

@@ -115,11 +115,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(
-        kind: EventKind,
-        conversation: Option<ConversationId>,
-        payload: serde_json::Value,
-    ) -> Self {
+    pub fn new(kind: EventKind, conversation: Option<ConversationId>, payload: serde_json::Value) -> Self {
         Self {
             v: ENVELOPE_VERSION,
             kind,

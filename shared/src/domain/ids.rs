@@ -89,10 +89,6 @@ mod tests {
         assert_eq!(id.to_hex(), "65a1b2c3d4e5f60718293a4b");
         assert!("not-an-id".parse::<ConversationId>().is_err());
         assert!("65a1b2c3d4e5f60718293a4".parse::<ConversationId>().is_err());
-        assert!(
-            "65a1b2c3d4e5f60718293a4z"
-                .parse::<ConversationId>()
-                .is_err()
-        );
+        assert!("65a1b2c3d4e5f60718293a4z".parse::<ConversationId>().is_err());
     }
 }

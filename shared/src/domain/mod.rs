@@ -6,7 +6,7 @@ mod text;
 
 pub use ids::{ConversationId, CustomerId, InvalidId, MessageId, UserId};
 pub use model::{
-    Attachment, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message,
-    MessageStatus, PerSide, Priority, Side, User, UserRole,
+    Attachment, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus, PerSide, Priority,
+    Side, User, UserRole,
 };
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

@@ -21,11 +21,7 @@ impl UserRole {
         }
     }
     pub fn parse(s: &str) -> Self {
-        if s.eq_ignore_ascii_case("admin") {
-            Self::Admin
-        } else {
-            Self::BusinessOwner
-        }
+        if s.eq_ignore_ascii_case("admin") { Self::Admin } else { Self::BusinessOwner }
     }
 }
 
@@ -183,9 +179,7 @@ impl Conversation {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Sent,
@@ -247,12 +241,7 @@ mod tests {
     use super::*;
 
     fn att(url: &str) -> Attachment {
-        Attachment {
-            url: url.into(),
-            name: "a.png".into(),
-            mime_type: "image/png".into(),
-            size: 10,
-        }
+        Attachment { url: url.into(), name: "a.png".into(), mime_type: "image/png".into(), size: 10 }
     }
 
     #[test]

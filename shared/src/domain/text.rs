@@ -22,10 +22,7 @@ pub struct MessageBody(String);
 
 impl MessageBody {
     pub fn parse(raw: &str) -> Result<Self, BodyError> {
-        let cleaned: String = raw
-            .chars()
-            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-            .collect();
+        let cleaned: String = raw.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
         let trimmed = cleaned.trim();
         let chars = trimmed.chars().count();
         if chars == 0 {
@@ -81,11 +78,7 @@ impl ClientMessageId {
 /// A search term for `q`: trimmed, at most 100 characters, empty means none.
 pub fn search_term(raw: Option<&str>) -> Option<String> {
     let t = raw?.trim();
-    if t.is_empty() {
-        None
-    } else {
-        Some(t.chars().take(100).collect())
-    }
+    if t.is_empty() { None } else { Some(t.chars().take(100).collect()) }
 }
 
 #[cfg(test)]

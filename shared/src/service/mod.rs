@@ -18,13 +18,13 @@ use tracing::instrument;
 use crate::auth::{Access, Principal, can_reach_customer};
 use crate::bus::{Bus, Envelope, EventKind, Topic};
 use crate::domain::{
-    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId,
-    MAX_ATTACHMENTS, MessageBody, MessageId, Side, User, UserId,
+    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId, MAX_ATTACHMENTS, MessageBody,
+    MessageId, Side, User, UserId,
 };
 use crate::presence::Presence;
 use crate::store::{
-    ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
-    NewMessage, Party, ReadOutcome, Store, StoreError,
+    ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
+    ReadOutcome, Store, StoreError,
 };
 use views::{ConversationView, Counterpart, CustomerView, MessageView};
 
@@ -111,28 +111,17 @@ impl SendCommand {
     ) -> ServiceResult<Self> {
         let conversation_id = conversation_id
             .parse()
-            .map_err(|e: crate::domain::InvalidId| {
-                ServiceError::Invalid(format!("conversationId: {e}"))
-            })?;
+            .map_err(|e: crate::domain::InvalidId| ServiceError::Invalid(format!("conversationId: {e}")))?;
         let body = MessageBody::parse(content).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if attachments.len() > MAX_ATTACHMENTS {
-            return Err(ServiceError::Invalid(format!(
-                "at most {MAX_ATTACHMENTS} attachments per message"
-            )));
+            return Err(ServiceError::Invalid(format!("at most {MAX_ATTACHMENTS} attachments per message")));
         }
         for a in &attachments {
             a.validate().map_err(ServiceError::Invalid)?;
         }
-        let client_message_id = client_message_id
-            .map(ClientMessageId::parse)
-            .transpose()
-            .map_err(ServiceError::Invalid)?;
-        Ok(Self {
-            conversation_id,
-            body,
-            attachments,
-            client_message_id,
-        })
+        let client_message_id =
+            client_message_id.map(ClientMessageId::parse).transpose().map_err(ServiceError::Invalid)?;
+        Ok(Self { conversation_id, body, attachments, client_message_id })
     }
 }
 
@@ -196,10 +185,7 @@ fn decode_activity_cursor(s: &str) -> ServiceResult<ActivityCursor> {
     let (ms, id) = s.split_once('_').ok_or_else(bad)?;
     let ms: i64 = ms.parse().map_err(|_| bad())?;
     let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(bad)?;
-    Ok(ActivityCursor {
-        at,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    Ok(ActivityCursor { at, id: id.parse().map_err(|_| bad())? })
 }
 
 fn matches_term(term: &str, fields: &[&str]) -> bool {
@@ -218,18 +204,8 @@ pub struct Messaging {
 }
 
 impl Messaging {
-    pub fn new(
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        presence: Arc<dyn Presence>,
-        origin: &str,
-    ) -> Self {
-        Self {
-            store,
-            bus,
-            presence,
-            origin: origin.into(),
-        }
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, origin: &str) -> Self {
+        Self { store, bus, presence, origin: origin.into() }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -250,22 +226,13 @@ impl Messaging {
         match principal {
             Principal::User { id, .. } => {
                 let user = self.store.get_user(id).await?;
-                let user =
-                    user.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
-                Ok(Actor {
-                    principal,
-                    name: user.name,
-                    invited_by: None,
-                })
+                let user = user.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                Ok(Actor { principal, name: user.name, invited_by: None })
             }
             Principal::Customer { id } => {
                 let c = self.store.get_customer(id).await?;
                 let c = c.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
-                Ok(Actor {
-                    principal,
-                    name: c.name,
-                    invited_by: Some(c.invited_by),
-                })
+                Ok(Actor { principal, name: c.name, invited_by: Some(c.invited_by) })
             }
         }
     }
@@ -287,44 +254,25 @@ impl Messaging {
     }
 
     /// The conversation, if `actor` participates in it; else not found.
-    pub async fn visible_conversation(
-        &self,
-        actor: &Actor,
-        id: ConversationId,
-    ) -> ServiceResult<(Conversation, Side)> {
-        let conv = self
-            .store
-            .get_conversation(id)
-            .await?
-            .ok_or_else(not_found_conversation)?;
+    pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
+        let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
         match Access::of(&actor.principal, &conv) {
             Access::Participant(side) => Ok((conv, side)),
             Access::Hidden => Err(not_found_conversation()),
         }
     }
 
-    async fn views(
-        &self,
-        actor: &Actor,
-        convs: &[Conversation],
-    ) -> ServiceResult<Vec<ConversationView>> {
+    async fn views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
         let side = actor.side();
         let counterparts: Vec<(Counterpart, String)> = match side {
             Side::Owner => {
                 let ids: Vec<CustomerId> = convs.iter().map(|c| c.customer_id).collect();
-                let found: HashMap<CustomerId, Customer> = self
-                    .store
-                    .customers_by_ids(&ids)
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.id, c))
-                    .collect();
+                let found: HashMap<CustomerId, Customer> =
+                    self.store.customers_by_ids(&ids).await?.into_iter().map(|c| (c.id, c)).collect();
                 convs
                     .iter()
                     .map(|c| {
-                        let cp = found
-                            .get(&c.customer_id)
-                            .map_or_else(Counterpart::unknown, Counterpart::from);
+                        let cp = found.get(&c.customer_id).map_or_else(Counterpart::unknown, Counterpart::from);
                         (cp, format!("customer:{}", c.customer_id))
                     })
                     .collect()
@@ -332,11 +280,8 @@ impl Messaging {
             Side::Customer => {
                 let mut owners: HashMap<UserId, Option<User>> = HashMap::new();
                 for c in convs {
-                    if !owners.contains_key(&c.business_owner_id) {
-                        owners.insert(
-                            c.business_owner_id,
-                            self.store.get_user(c.business_owner_id).await?,
-                        );
+                    if let std::collections::hash_map::Entry::Vacant(slot) = owners.entry(c.business_owner_id) {
+                        slot.insert(self.store.get_user(c.business_owner_id).await?);
                     }
                 }
                 convs
@@ -369,30 +314,15 @@ impl Messaging {
         page: ConversationPage,
     ) -> ServiceResult<(Vec<ConversationView>, Option<String>)> {
         let limit = page_size(page.limit, MAX_CONVERSATIONS_PAGE)?;
-        let before = page
-            .cursor
-            .as_deref()
-            .map(decode_activity_cursor)
-            .transpose()?;
+        let before = page.cursor.as_deref().map(decode_activity_cursor).transpose()?;
         let term = crate::domain::search_term(page.q.as_deref());
         let (party, customers) = match actor.principal {
             Principal::User { id, .. } => {
                 let customers = match &term {
                     Some(t) => {
-                        let q = CustomerQuery {
-                            owner: id,
-                            q: Some(t.clone()),
-                            before: None,
-                            limit: SEARCH_CUSTOMER_CAP,
-                        };
-                        Some(
-                            self.store
-                                .list_customers(&q)
-                                .await?
-                                .into_iter()
-                                .map(|c| c.id)
-                                .collect(),
-                        )
+                        let q =
+                            CustomerQuery { owner: id, q: Some(t.clone()), before: None, limit: SEARCH_CUSTOMER_CAP };
+                        Some(self.store.list_customers(&q).await?.into_iter().map(|c| c.id).collect())
                     }
                     None => None,
                 };
@@ -403,10 +333,7 @@ impl Messaging {
                     let user = self.store.get_user(owner).await?;
                     let hit = user.is_some_and(|u| {
                         let biz = u.business_name.unwrap_or_default();
-                        matches_term(
-                            t,
-                            &[&u.name, &biz, &u.email, u.phone.as_deref().unwrap_or("")],
-                        )
+                        matches_term(t, &[&u.name, &biz, &u.email, u.phone.as_deref().unwrap_or("")])
                     });
                     if !hit {
                         return Ok((Vec::new(), None));
@@ -415,18 +342,8 @@ impl Messaging {
                 (Party::Customer(id), None)
             }
         };
-        let convs = self
-            .store
-            .list_conversations(&ConversationQuery {
-                party,
-                customers,
-                before,
-                limit,
-            })
-            .await?;
-        let next = (convs.len() == limit)
-            .then(|| convs.last().map(encode_activity_cursor))
-            .flatten();
+        let convs = self.store.list_conversations(&ConversationQuery { party, customers, before, limit }).await?;
+        let next = (convs.len() == limit).then(|| convs.last().map(encode_activity_cursor)).flatten();
         Ok((self.views(actor, &convs).await?, next))
     }
 
@@ -440,8 +357,7 @@ impl Messaging {
     ) -> ServiceResult<(ConversationView, bool)> {
         let (owner, customer) = match actor.principal {
             Principal::User { id, .. } => {
-                let cid = customer
-                    .ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
+                let cid = customer.ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
                 let c = self.store.get_customer(cid).await?;
                 match c {
                     Some(c) if can_reach_customer(&actor.principal, &c) => (id, cid),
@@ -449,23 +365,16 @@ impl Messaging {
                 }
             }
             Principal::Customer { id } => {
-                let owner = actor
-                    .invited_by
-                    .ok_or_else(|| ServiceError::NotFound("business owner not found".into()))?;
+                let owner =
+                    actor.invited_by.ok_or_else(|| ServiceError::NotFound("business owner not found".into()))?;
                 if self.store.get_user(owner).await?.is_none() {
                     return Err(ServiceError::NotFound("business owner not found".into()));
                 }
                 (owner, id)
             }
         };
-        let (conv, created) = self
-            .store
-            .get_or_create_conversation(owner, customer, Utc::now())
-            .await?;
-        let view = self
-            .views(actor, std::slice::from_ref(&conv))
-            .await?
-            .remove(0);
+        let (conv, created) = self.store.get_or_create_conversation(owner, customer, Utc::now()).await?;
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         Ok((view, created))
     }
 
@@ -480,12 +389,7 @@ impl Messaging {
     ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
         let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
         let (conv, _) = self.visible_conversation(actor, id).await?;
-        let q = MessageQuery {
-            conversation_id: id,
-            before: page.before,
-            after: page.after,
-            limit: limit + 1,
-        };
+        let q = MessageQuery { conversation_id: id, before: page.before, after: page.after, limit: limit + 1 };
         let mut msgs = self.store.list_messages(&q).await?;
         let more = msgs.len() > limit;
         if more {
@@ -495,10 +399,7 @@ impl Messaging {
                 msgs.remove(0);
             }
         }
-        let view = self
-            .views(actor, std::slice::from_ref(&conv))
-            .await?
-            .remove(0);
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         Ok((view, msgs.iter().map(MessageView::from).collect(), more))
     }
 
@@ -511,31 +412,16 @@ impl Messaging {
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
         self.visible_conversation(actor, id).await?;
-        let q = MessageQuery {
-            conversation_id: id,
-            before: None,
-            after: Some(after_seq),
-            limit,
-        };
-        Ok(self
-            .store
-            .list_messages(&q)
-            .await?
-            .iter()
-            .map(MessageView::from)
-            .collect())
+        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
     }
 
     /// Stores a message (once per `clientMessageId`) and publishes it.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
     pub async fn send(&self, actor: &Actor, cmd: SendCommand) -> ServiceResult<Sent> {
-        let (conv, side) = self
-            .visible_conversation(actor, cmd.conversation_id)
-            .await?;
+        let (conv, side) = self.visible_conversation(actor, cmd.conversation_id).await?;
         if conv.status == crate::domain::ConversationStatus::Blocked {
-            return Err(ServiceError::Forbidden(
-                "this conversation is blocked".into(),
-            ));
+            return Err(ServiceError::Forbidden("this conversation is blocked".into()));
         }
         let recipient_room = match side {
             Side::Owner => format!("customer:{}", conv.customer_id),
@@ -560,13 +446,7 @@ impl Messaging {
         if created {
             metrics::counter!("messages_stored_total").increment(1);
             let payload = serde_json::to_value(&message).unwrap_or_default();
-            self.publish(
-                Topic::Conversation(conv.id),
-                EventKind::MessageCreated,
-                Some(conv.id),
-                payload,
-            )
-            .await;
+            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload).await;
             let note = json!({
                 "conversationId": conv.id.to_hex(),
                 "from": {"id": actor.principal.id_hex(), "name": actor.name, "role": side.role_name()},
@@ -574,61 +454,28 @@ impl Messaging {
                 "messageId": message.id,
                 "seq": message.seq,
             });
-            self.publish(
-                Topic::Principal(recipient_room.clone()),
-                EventKind::Notification,
-                Some(conv.id),
-                note,
-            )
-            .await;
+            self.publish(Topic::Principal(recipient_room.clone()), EventKind::Notification, Some(conv.id), note).await;
         }
-        Ok(Sent {
-            message,
-            created,
-            recipient_room,
-        })
+        Ok(Sent { message, created, recipient_room })
     }
 
-    async fn read_up_to(
-        &self,
-        actor: &Actor,
-        conv: &Conversation,
-        side: Side,
-        seq: i64,
-    ) -> ServiceResult<ReadReceipt> {
+    async fn read_up_to(&self, actor: &Actor, conv: &Conversation, side: Side, seq: i64) -> ServiceResult<ReadReceipt> {
         let ReadOutcome { read_seq, unread } = self.store.mark_read(conv.id, side, seq).await?;
         let payload = json!({
             "conversationId": conv.id.to_hex(),
             "readerId": actor.principal.id_hex(),
             "upToSeq": read_seq,
         });
-        self.publish(
-            Topic::Conversation(conv.id),
-            EventKind::ConversationRead,
-            Some(conv.id),
-            payload,
-        )
-        .await;
-        Ok(ReadReceipt {
-            conversation_id: conv.id.to_hex(),
-            up_to_seq: read_seq,
-            unread_count: unread,
-        })
+        self.publish(Topic::Conversation(conv.id), EventKind::ConversationRead, Some(conv.id), payload).await;
+        Ok(ReadReceipt { conversation_id: conv.id.to_hex(), up_to_seq: read_seq, unread_count: unread })
     }
 
     /// Marks `message` and everything before it read for the caller.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %message))]
     pub async fn mark_read(&self, actor: &Actor, message: MessageId) -> ServiceResult<ReadReceipt> {
         let not_found = || ServiceError::NotFound("message not found".into());
-        let msg = self
-            .store
-            .get_message(message)
-            .await?
-            .ok_or_else(not_found)?;
-        let (conv, side) = self
-            .visible_conversation(actor, msg.conversation_id)
-            .await
-            .map_err(|_| not_found())?;
+        let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
+        let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
         self.read_up_to(actor, &conv, side, msg.seq).await
     }
 
@@ -655,38 +502,17 @@ impl Messaging {
     ) -> ServiceResult<ConversationView> {
         let (_, side) = self.visible_conversation(actor, id).await?;
         if side != Side::Owner {
-            return Err(ServiceError::Forbidden(
-                "only the business owner can change a conversation".into(),
-            ));
+            return Err(ServiceError::Forbidden("only the business owner can change a conversation".into()));
         }
-        if let Some(tags) = &patch.tags {
-            if tags.len() > 20
-                || tags
-                    .iter()
-                    .any(|t| t.trim().is_empty() || t.chars().count() > 50)
-            {
-                return Err(ServiceError::Invalid(
-                    "tags: at most 20, each 1 to 50 characters".into(),
-                ));
-            }
+        if let Some(tags) = &patch.tags
+            && (tags.len() > 20 || tags.iter().any(|t| t.trim().is_empty() || t.chars().count() > 50))
+        {
+            return Err(ServiceError::Invalid("tags: at most 20, each 1 to 50 characters".into()));
         }
-        let conv = self
-            .store
-            .update_conversation(id, &patch, Utc::now())
-            .await?
-            .ok_or_else(not_found_conversation)?;
-        let view = self
-            .views(actor, std::slice::from_ref(&conv))
-            .await?
-            .remove(0);
+        let conv = self.store.update_conversation(id, &patch, Utc::now()).await?.ok_or_else(not_found_conversation)?;
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         let payload = serde_json::to_value(&view).unwrap_or_default();
-        self.publish(
-            Topic::Conversation(id),
-            EventKind::ConversationUpdated,
-            Some(id),
-            payload,
-        )
-        .await;
+        self.publish(Topic::Conversation(id), EventKind::ConversationUpdated, Some(id), payload).await;
         Ok(view)
     }
 
@@ -698,44 +524,23 @@ impl Messaging {
         page: CustomerPage,
     ) -> ServiceResult<(Vec<CustomerView>, Option<String>)> {
         let Principal::User { id: owner, .. } = actor.principal else {
-            return Err(ServiceError::Forbidden(
-                "only business owners can list customers".into(),
-            ));
+            return Err(ServiceError::Forbidden("only business owners can list customers".into()));
         };
         let limit = page_size(page.limit, MAX_CUSTOMERS_PAGE)?;
         let before = page
             .cursor
             .as_deref()
-            .map(|c| {
-                c.parse::<CustomerId>()
-                    .map_err(|_| ServiceError::Invalid("cursor is malformed".into()))
-            })
+            .map(|c| c.parse::<CustomerId>().map_err(|_| ServiceError::Invalid("cursor is malformed".into())))
             .transpose()?;
-        let q = CustomerQuery {
-            owner,
-            q: crate::domain::search_term(page.q.as_deref()),
-            before,
-            limit,
-        };
+        let q = CustomerQuery { owner, q: crate::domain::search_term(page.q.as_deref()), before, limit };
         let customers = self.store.list_customers(&q).await?;
         let ids: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
-        let convs: HashMap<CustomerId, Conversation> = self
-            .store
-            .conversations_with(owner, &ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.customer_id, c))
-            .collect();
+        let convs: HashMap<CustomerId, Conversation> =
+            self.store.conversations_with(owner, &ids).await?.into_iter().map(|c| (c.customer_id, c)).collect();
         let rooms: Vec<String> = ids.iter().map(|id| format!("customer:{id}")).collect();
         let online = self.presence.online(&rooms).await;
-        let views = customers
-            .iter()
-            .zip(online)
-            .map(|(c, on)| CustomerView::new(c, convs.get(&c.id), on))
-            .collect();
-        let next = (customers.len() == limit)
-            .then(|| customers.last().map(|c| c.id.to_hex()))
-            .flatten();
+        let views = customers.iter().zip(online).map(|(c, on)| CustomerView::new(c, convs.get(&c.id), on)).collect();
+        let next = (customers.len() == limit).then(|| customers.last().map(|c| c.id.to_hex())).flatten();
         Ok((views, next))
     }
 }

@@ -88,11 +88,7 @@ pub struct Counterpart {
 
 impl From<&Customer> for Counterpart {
     fn from(c: &Customer) -> Self {
-        Self {
-            name: c.name.clone(),
-            email: c.email.clone(),
-            phone: c.phone.clone(),
-        }
+        Self { name: c.name.clone(), email: c.email.clone(), phone: c.phone.clone() }
     }
 }
 
@@ -109,11 +105,7 @@ impl From<&User> for Counterpart {
 impl Counterpart {
     /// For a record that no longer exists.
     pub fn unknown() -> Self {
-        Self {
-            name: "Unknown".into(),
-            email: String::new(),
-            phone: None,
-        }
+        Self { name: "Unknown".into(), email: String::new(), phone: None }
     }
 }
 

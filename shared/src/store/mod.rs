@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message,
-    MessageId, Priority, Side, User, UserId,
+    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId, Priority,
+    Side, User, UserId,
 };
 
 /// A store failure. `Unavailable` means the backend could not be reached (503);
@@ -160,14 +160,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<(Conversation, bool)>;
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
-    async fn list_conversations(&self, query: &ConversationQuery)
-    -> StoreResult<Vec<Conversation>>;
+    async fn list_conversations(&self, query: &ConversationQuery) -> StoreResult<Vec<Conversation>>;
     /// The owner's conversations with these customers (for the customer list).
-    async fn conversations_with(
-        &self,
-        owner: UserId,
-        customers: &[CustomerId],
-    ) -> StoreResult<Vec<Conversation>>;
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>>;
     async fn update_conversation(
         &self,
         id: ConversationId,
@@ -181,12 +176,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: &MessageQuery) -> StoreResult<Vec<Message>>;
     /// Marks the other side's messages with `seq <= up_to` read for `reader`.
-    async fn mark_read(
-        &self,
-        id: ConversationId,
-        reader: Side,
-        up_to: i64,
-    ) -> StoreResult<ReadOutcome>;
+    async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome>;
     /// Moves one message from `sent` to `delivered`; true when it changed.
     async fn mark_delivered(&self, id: MessageId) -> StoreResult<bool>;
 }

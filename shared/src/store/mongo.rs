@@ -28,12 +28,12 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
-    ReadOutcome, Store, StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, ReadOutcome, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::{
-    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message,
-    MessageId, MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
+    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId,
+    MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
 };
 
 /// Database used when the URI names none.
@@ -52,16 +52,10 @@ pub struct MongoStore {
 fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
     let unavailable = matches!(
         *e.kind,
-        ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
     );
     let err = anyhow::Error::new(e).context(what);
-    if unavailable {
-        StoreError::Unavailable(err)
-    } else {
-        StoreError::Other(err)
-    }
+    if unavailable { StoreError::Unavailable(err) } else { StoreError::Other(err) }
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
@@ -89,16 +83,10 @@ struct Doc<'a>(&'a Document);
 
 impl Doc<'_> {
     fn oid(&self, k: &str) -> anyhow::Result<ObjectId> {
-        self.0
-            .get_object_id(k)
-            .with_context(|| format!("field `{k}`"))
+        self.0.get_object_id(k).with_context(|| format!("field `{k}`"))
     }
     fn str(&self, k: &str) -> anyhow::Result<String> {
-        Ok(self
-            .0
-            .get_str(k)
-            .with_context(|| format!("field `{k}`"))?
-            .to_owned())
+        Ok(self.0.get_str(k).with_context(|| format!("field `{k}`"))?.to_owned())
     }
     fn opt_str(&self, k: &str) -> Option<String> {
         self.0.get_str(k).ok().map(str::to_owned)
@@ -126,10 +114,7 @@ impl Doc<'_> {
         match self.0.get_document(k) {
             Ok(d) => {
                 let d = Doc(d);
-                PerSide {
-                    owner: d.int("businessOwner"),
-                    customer: d.int("customer"),
-                }
+                PerSide { owner: d.int("businessOwner"), customer: d.int("customer") }
             }
             Err(_) => PerSide::default(),
         }
@@ -143,22 +128,12 @@ fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
         id: x.oid("_id")?.into(),
         business_owner_id: x.oid("businessOwnerId")?.into(),
         customer_id: x.oid("customerId")?.into(),
-        status: x
-            .opt_str("status")
-            .and_then(|s| ConversationStatus::parse(&s))
-            .unwrap_or(ConversationStatus::Active),
+        status: x.opt_str("status").and_then(|s| ConversationStatus::parse(&s)).unwrap_or(ConversationStatus::Active),
         tags: d
             .get_array("tags")
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
             .unwrap_or_default(),
-        priority: x
-            .opt_str("priority")
-            .and_then(|s| Priority::parse(&s))
-            .unwrap_or(Priority::Normal),
+        priority: x.opt_str("priority").and_then(|s| Priority::parse(&s)).unwrap_or(Priority::Normal),
         last_message: x.opt_str("lastMessage"),
         last_message_time: x.date("lastMessageTime"),
         last_message_seq: x.int("lastMessageSeq"),
@@ -185,18 +160,12 @@ fn msg_from(d: &Document) -> anyhow::Result<Message> {
             Some(Bson::String(s)) => s.clone(),
             _ => anyhow::bail!("field `senderId`"),
         },
-        sender_side: x
-            .opt_str("senderRole")
-            .and_then(|s| Side::from_role_name(&s))
-            .unwrap_or(Side::Customer),
+        sender_side: x.opt_str("senderRole").and_then(|s| Side::from_role_name(&s)).unwrap_or(Side::Customer),
         sender_name: x.opt_str("senderName").unwrap_or_default(),
         content: x.str("content")?,
         attachments,
         client_message_id: x.opt_str("clientMessageId"),
-        status: x
-            .opt_str("status")
-            .and_then(|s| MessageStatus::parse(&s))
-            .unwrap_or(MessageStatus::Sent),
+        status: x.opt_str("status").and_then(|s| MessageStatus::parse(&s)).unwrap_or(MessageStatus::Sent),
         created_at: x.date("createdAt").unwrap_or_default(),
     })
 }
@@ -235,10 +204,7 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-async fn collect(
-    what: &'static str,
-    cursor: mongodb::Cursor<Document>,
-) -> StoreResult<Vec<Document>> {
+async fn collect(what: &'static str, cursor: mongodb::Cursor<Document>) -> StoreResult<Vec<Document>> {
     cursor.try_collect().await.map_err(|e| classify(what, e))
 }
 
@@ -246,9 +212,7 @@ impl MongoStore {
     /// Connects lazily (the driver retries in the background) and creates the
     /// indexes. Fails when the server cannot be reached within the timeout.
     pub async fn connect(uri: &str, database: Option<&str>) -> anyhow::Result<Self> {
-        let mut opts = ClientOptions::parse(uri)
-            .await
-            .context("parsing MONGODB_URI")?;
+        let mut opts = ClientOptions::parse(uri).await.context("parsing MONGODB_URI")?;
         opts.app_name = Some("omnibiz".into());
         opts.server_selection_timeout = Some(Duration::from_secs(5));
         opts.connect_timeout = Some(Duration::from_secs(5));
@@ -271,17 +235,13 @@ impl MongoStore {
     /// Creates every index the store relies on (idempotent).
     pub async fn ensure_indexes(&self) -> StoreResult<()> {
         let unique = || IndexOptions::builder().unique(true).build();
-        let idx = |keys: Document, options: Option<IndexOptions>| {
-            IndexModel::builder().keys(keys).options(options).build()
-        };
+        let idx =
+            |keys: Document, options: Option<IndexOptions>| IndexModel::builder().keys(keys).options(options).build();
         let what = "creating indexes";
         self.conversations
             .create_indexes([
                 idx(doc! {"businessOwnerId": 1, "customerId": 1}, Some(unique())),
-                idx(
-                    doc! {"businessOwnerId": 1, "activityAt": -1, "_id": -1},
-                    None,
-                ),
+                idx(doc! {"businessOwnerId": 1, "activityAt": -1, "_id": -1}, None),
                 idx(doc! {"customerId": 1, "activityAt": -1, "_id": -1}, None),
             ])
             .await
@@ -293,10 +253,7 @@ impl MongoStore {
         self.messages
             .create_indexes([
                 idx(doc! {"conversationId": 1, "seq": 1}, Some(unique())),
-                idx(
-                    doc! {"conversationId": 1, "clientMessageId": 1},
-                    Some(partial),
-                ),
+                idx(doc! {"conversationId": 1, "clientMessageId": 1}, Some(partial)),
             ])
             .await
             .map_err(|e| classify(what, e))?;
@@ -309,20 +266,12 @@ impl MongoStore {
 
     /// Drops the whole database (tests).
     pub async fn drop_database(&self) -> StoreResult<()> {
-        self.db
-            .drop()
-            .await
-            .map_err(|e| classify("dropping the database", e))
+        self.db.drop().await.map_err(|e| classify("dropping the database", e))
     }
 
     async fn find_conv(&self, filter: Document) -> StoreResult<Option<Conversation>> {
         let what = "reading a conversation";
-        match self
-            .conversations
-            .find_one(filter)
-            .await
-            .map_err(|e| classify(what, e))?
-        {
+        match self.conversations.find_one(filter).await.map_err(|e| classify(what, e))? {
             Some(d) => Ok(Some(conv_from(&d).context(what)?)),
             None => Ok(None),
         }
@@ -330,34 +279,20 @@ impl MongoStore {
 
     async fn find_msg(&self, filter: Document) -> StoreResult<Option<Message>> {
         let what = "reading a message";
-        match self
-            .messages
-            .find_one(filter)
-            .await
-            .map_err(|e| classify(what, e))?
-        {
+        match self.messages.find_one(filter).await.map_err(|e| classify(what, e))? {
             Some(d) => Ok(Some(msg_from(&d).context(what)?)),
             None => Ok(None),
         }
     }
 
-    async fn find_convs(
-        &self,
-        filter: Document,
-        limit: Option<usize>,
-    ) -> StoreResult<Vec<Conversation>> {
+    async fn find_convs(&self, filter: Document, limit: Option<usize>) -> StoreResult<Vec<Conversation>> {
         let what = "listing conversations";
-        let mut find = self
-            .conversations
-            .find(filter)
-            .sort(doc! {"activityAt": -1, "_id": -1});
+        let mut find = self.conversations.find(filter).sort(doc! {"activityAt": -1, "_id": -1});
         if let Some(l) = limit {
             find = find.limit(i64::try_from(l).unwrap_or(i64::MAX));
         }
         let docs = collect(what, find.await.map_err(|e| classify(what, e))?).await?;
-        docs.iter()
-            .map(|d| conv_from(d).context(what).map_err(StoreError::Other))
-            .collect()
+        docs.iter().map(|d| conv_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 }
 
@@ -368,11 +303,7 @@ impl Store for MongoStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.db
-            .run_command(doc! {"ping": 1})
-            .await
-            .map(drop)
-            .map_err(|e| classify("pinging MongoDB", e))
+        self.db.run_command(doc! {"ping": 1}).await.map(drop).map_err(|e| classify("pinging MongoDB", e))
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -402,12 +333,7 @@ impl Store for MongoStore {
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         let what = "reading a user";
-        let Some(d) = self
-            .users
-            .find_one(doc! {"_id": id.oid()})
-            .await
-            .map_err(|e| classify(what, e))?
-        else {
+        let Some(d) = self.users.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))? else {
             return Ok(None);
         };
         let x = Doc(&d);
@@ -423,12 +349,7 @@ impl Store for MongoStore {
 
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
         let what = "reading a customer";
-        match self
-            .customers
-            .find_one(doc! {"_id": id.oid()})
-            .await
-            .map_err(|e| classify(what, e))?
-        {
+        match self.customers.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))? {
             Some(d) => Ok(Some(cust_from(&d).context(what)?)),
             None => Ok(None),
         }
@@ -440,15 +361,9 @@ impl Store for MongoStore {
             return Ok(Vec::new());
         }
         let oids: Vec<ObjectId> = ids.iter().map(CustomerId::oid).collect();
-        let cursor = self
-            .customers
-            .find(doc! {"_id": {"$in": oids}})
-            .await
-            .map_err(|e| classify(what, e))?;
+        let cursor = self.customers.find(doc! {"_id": {"$in": oids}}).await.map_err(|e| classify(what, e))?;
         let docs = collect(what, cursor).await?;
-        docs.iter()
-            .map(|d| cust_from(d).context(what).map_err(StoreError::Other))
-            .collect()
+        docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 
     async fn list_customers(&self, q: &CustomerQuery) -> StoreResult<Vec<Customer>> {
@@ -470,9 +385,7 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         let docs = collect(what, cursor).await?;
-        docs.iter()
-            .map(|d| cust_from(d).context(what).map_err(StoreError::Other))
-            .collect()
+        docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 
     async fn get_or_create_conversation(
@@ -509,10 +422,7 @@ impl Store for MongoStore {
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(classify(what, e)),
         }
-        let conv = self
-            .find_conv(pair)
-            .await?
-            .context("conversation vanished after a concurrent create")?;
+        let conv = self.find_conv(pair).await?.context("conversation vanished after a concurrent create")?;
         Ok((conv, false))
     }
 
@@ -529,10 +439,7 @@ impl Store for MongoStore {
             let at = date(cur.at);
             filter.insert(
                 "$or",
-                vec![
-                    doc! {"activityAt": {"$lt": at}},
-                    doc! {"activityAt": at, "_id": {"$lt": cur.id.oid()}},
-                ],
+                vec![doc! {"activityAt": {"$lt": at}}, doc! {"activityAt": at, "_id": {"$lt": cur.id.oid()}}],
             );
         }
         if let Some(customers) = &q.customers {
@@ -545,20 +452,12 @@ impl Store for MongoStore {
         self.find_convs(filter, Some(q.limit)).await
     }
 
-    async fn conversations_with(
-        &self,
-        owner: UserId,
-        customers: &[CustomerId],
-    ) -> StoreResult<Vec<Conversation>> {
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>> {
         if customers.is_empty() {
             return Ok(Vec::new());
         }
         let oids: Vec<ObjectId> = customers.iter().map(CustomerId::oid).collect();
-        self.find_convs(
-            doc! {"businessOwnerId": owner.oid(), "customerId": {"$in": oids}},
-            None,
-        )
-        .await
+        self.find_convs(doc! {"businessOwnerId": owner.oid(), "customerId": {"$in": oids}}, None).await
     }
 
     async fn update_conversation(
@@ -593,13 +492,10 @@ impl Store for MongoStore {
     async fn append_message(&self, m: NewMessage) -> StoreResult<Appended> {
         let what = "appending a message";
         let conv = m.conversation_id.oid();
-        if let Some(cmid) = &m.client_message_id {
-            if let Some(existing) = self
-                .find_msg(doc! {"conversationId": conv, "clientMessageId": cmid})
-                .await?
-            {
-                return Ok(Appended::Existing(existing));
-            }
+        if let Some(cmid) = &m.client_message_id
+            && let Some(existing) = self.find_msg(doc! {"conversationId": conv, "clientMessageId": cmid}).await?
+        {
+            return Ok(Appended::Existing(existing));
         }
         let unread_key = format!("unreadCount.{}", side_key(m.sender_side.other()));
         let at = date(m.created_at);
@@ -693,22 +589,15 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         let docs = collect(what, cursor).await?;
-        let mut out: Vec<Message> = docs
-            .iter()
-            .map(|d| msg_from(d).context(what).map_err(StoreError::Other))
-            .collect::<Result<_, _>>()?;
+        let mut out: Vec<Message> =
+            docs.iter().map(|d| msg_from(d).context(what).map_err(StoreError::Other)).collect::<Result<_, _>>()?;
         if !ascending {
             out.reverse();
         }
         Ok(out)
     }
 
-    async fn mark_read(
-        &self,
-        id: ConversationId,
-        reader: Side,
-        up_to: i64,
-    ) -> StoreResult<ReadOutcome> {
+    async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome> {
         let what = "marking messages read";
         let conv = id.oid();
         let other = reader.other().role_name();
@@ -731,17 +620,12 @@ impl Store for MongoStore {
         let read_seq = conv_from(&d).context(what)?.read_seq.get(reader);
         let unread = self
             .messages
-            .count_documents(
-                doc! {"conversationId": conv, "senderRole": other, "seq": {"$gt": read_seq}},
-            )
+            .count_documents(doc! {"conversationId": conv, "senderRole": other, "seq": {"$gt": read_seq}})
             .await
             .map_err(|e| classify(what, e))?;
         let unread = i64::try_from(unread).unwrap_or(i64::MAX);
         self.conversations
-            .update_one(
-                doc! {"_id": conv},
-                doc! {"$set": {format!("unreadCount.{key}"): unread}},
-            )
+            .update_one(doc! {"_id": conv}, doc! {"$set": {format!("unreadCount.{key}"): unread}})
             .await
             .map_err(|e| classify(what, e))?;
         Ok(ReadOutcome { read_seq, unread })
@@ -750,10 +634,7 @@ impl Store for MongoStore {
     async fn mark_delivered(&self, id: MessageId) -> StoreResult<bool> {
         let r = self
             .messages
-            .update_one(
-                doc! {"_id": id.oid(), "status": "sent"},
-                doc! {"$set": {"status": "delivered"}},
-            )
+            .update_one(doc! {"_id": id.oid(), "status": "sent"}, doc! {"$set": {"status": "delivered"}})
             .await
             .map_err(|e| classify("marking a message delivered", e))?;
         Ok(r.modified_count == 1)

@@ -13,12 +13,12 @@ use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
-    ReadOutcome, Store, StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, ReadOutcome, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::{
-    Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId,
-    MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
+    Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId, MessageStatus, PerSide,
+    Priority, Side, User, UserId, UserRole,
 };
 
 const SCHEMA: &str = r#"
@@ -59,8 +59,7 @@ const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, prior
     read_seq_customer, created_at, updated_at";
 const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
     client_message_id, status, created_at";
-const CUST_COLS: &str =
-    "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at";
+const CUST_COLS: &str = "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at";
 
 /// The embedded store. Cloning shares the connection.
 #[derive(Clone)]
@@ -79,16 +78,13 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 /// Reads a stored id column, reporting corruption instead of panicking.
 fn id<T: std::str::FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    s.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, "bad id".into())
-    })
+    s.parse().map_err(|_| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, "bad id".into()))
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    serde_json::from_str(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn conv_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
@@ -105,14 +101,8 @@ fn conv_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         last_message_time: row.get::<_, Option<i64>>(7)?.map(from_ms),
         last_message_seq: row.get(8)?,
         last_seq: row.get(9)?,
-        unread: PerSide {
-            owner: row.get(10)?,
-            customer: row.get(11)?,
-        },
-        read_seq: PerSide {
-            owner: row.get(12)?,
-            customer: row.get(13)?,
-        },
+        unread: PerSide { owner: row.get(10)?, customer: row.get(11)? },
+        read_seq: PerSide { owner: row.get(12)?, customer: row.get(13)? },
         created_at: from_ms(row.get(14)?),
         updated_at: from_ms(row.get(15)?),
     })
@@ -151,10 +141,7 @@ fn cust_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
 }
 
 fn like_pattern(q: &str) -> String {
-    let escaped = q
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -185,15 +172,12 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> anyhow::Result<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context("enabling WAL")?;
+        conn.pragma_update(None, "journal_mode", "WAL").context("enabling WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` on the connection on the blocking pool.
@@ -216,12 +200,7 @@ impl SqliteStore {
 }
 
 fn find_conversation(conn: &Connection, id: &str) -> rusqlite::Result<Option<Conversation>> {
-    conn.query_row(
-        &format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?1"),
-        [id],
-        conv_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?1"), [id], conv_row).optional()
 }
 
 #[async_trait]
@@ -231,10 +210,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.with("pinging sqlite", |c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))
-        })
-        .await
+        self.with("pinging sqlite", |c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
@@ -300,12 +276,7 @@ impl Store for SqliteStore {
 
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
         self.with("reading a customer", move |c| {
-            c.query_row(
-                &format!("SELECT {CUST_COLS} FROM customers WHERE id = ?1"),
-                [id.to_hex()],
-                cust_row,
-            )
-            .optional()
+            c.query_row(&format!("SELECT {CUST_COLS} FROM customers WHERE id = ?1"), [id.to_hex()], cust_row).optional()
         })
         .await
     }
@@ -316,13 +287,9 @@ impl Store for SqliteStore {
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            let sql = format!(
-                "SELECT {CUST_COLS} FROM customers WHERE id IN ({})",
-                placeholders(ids.len())
-            );
+            let sql = format!("SELECT {CUST_COLS} FROM customers WHERE id IN ({})", placeholders(ids.len()));
             let mut stmt = c.prepare(&sql)?;
-            stmt.query_map(rusqlite::params_from_iter(ids.iter()), cust_row)?
-                .collect()
+            stmt.query_map(rusqlite::params_from_iter(ids.iter()), cust_row)?.collect()
         })
         .await
     }
@@ -383,10 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
-        self.with("reading a conversation", move |c| {
-            find_conversation(c, &id.to_hex())
-        })
-        .await
+        self.with("reading a conversation", move |c| find_conversation(c, &id.to_hex())).await
     }
 
     async fn list_conversations(&self, q: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
@@ -409,25 +373,18 @@ impl Store for SqliteStore {
                     return Ok(Vec::new());
                 }
                 let start = args.len() + 1;
-                let ph: Vec<String> = (start..start + customers.len())
-                    .map(|i| format!("?{i}"))
-                    .collect();
+                let ph: Vec<String> = (start..start + customers.len()).map(|i| format!("?{i}")).collect();
                 args.extend(customers.iter().map(|c| c.to_hex().into()));
                 sql += &format!(" AND customer_id IN ({})", ph.join(","));
             }
             sql += &format!(" ORDER BY activity_at DESC, id DESC LIMIT {}", q.limit);
             let mut stmt = c.prepare(&sql)?;
-            stmt.query_map(rusqlite::params_from_iter(args.iter()), conv_row)?
-                .collect()
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), conv_row)?.collect()
         })
         .await
     }
 
-    async fn conversations_with(
-        &self,
-        owner: UserId,
-        customers: &[CustomerId],
-    ) -> StoreResult<Vec<Conversation>> {
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>> {
         let mut args: Vec<String> = vec![owner.to_hex()];
         args.extend(customers.iter().map(|c| c.to_hex()));
         self.with("reading conversations of customers", move |c| {
@@ -455,28 +412,16 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             let id = id.to_hex();
             if let Some(s) = patch.status {
-                tx.execute(
-                    "UPDATE conversations SET status = ?2 WHERE id = ?1",
-                    params![id, s.as_str()],
-                )?;
+                tx.execute("UPDATE conversations SET status = ?2 WHERE id = ?1", params![id, s.as_str()])?;
             }
             if let Some(p) = patch.priority {
-                tx.execute(
-                    "UPDATE conversations SET priority = ?2 WHERE id = ?1",
-                    params![id, p.as_str()],
-                )?;
+                tx.execute("UPDATE conversations SET priority = ?2 WHERE id = ?1", params![id, p.as_str()])?;
             }
             if let Some(t) = &patch.tags {
                 let tags = serde_json::to_string(t).unwrap_or_else(|_| "[]".into());
-                tx.execute(
-                    "UPDATE conversations SET tags = ?2 WHERE id = ?1",
-                    params![id, tags],
-                )?;
+                tx.execute("UPDATE conversations SET tags = ?2 WHERE id = ?1", params![id, tags])?;
             }
-            tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![id, ms(now)],
-            )?;
+            tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
             let conv = find_conversation(&tx, &id)?;
             tx.commit()?;
             Ok(conv)
@@ -491,7 +436,9 @@ impl Store for SqliteStore {
             if let Some(cmid) = &m.client_message_id {
                 let existing = tx
                     .query_row(
-                        &format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = ?1 AND client_message_id = ?2"),
+                        &format!(
+                            "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ?1 AND client_message_id = ?2"
+                        ),
                         [&conv_id, cmid],
                         msg_row,
                     )
@@ -548,12 +495,7 @@ impl Store for SqliteStore {
 
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>> {
         self.with("reading a message", move |c| {
-            c.query_row(
-                &format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1"),
-                [id.to_hex()],
-                msg_row,
-            )
-            .optional()
+            c.query_row(&format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1"), [id.to_hex()], msg_row).optional()
         })
         .await
     }
@@ -571,7 +513,8 @@ impl Store for SqliteStore {
                  ORDER BY seq {order} LIMIT ?4"
             );
             let mut stmt = c.prepare(&sql)?;
-            let mut out: Vec<Message> = stmt.query_map(params![conv, lo, hi, limit], msg_row)?.collect::<Result<_, _>>()?;
+            let mut out: Vec<Message> =
+                stmt.query_map(params![conv, lo, hi, limit], msg_row)?.collect::<Result<_, _>>()?;
             if q.after.is_none() {
                 out.reverse();
             }
@@ -580,12 +523,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mark_read(
-        &self,
-        id: ConversationId,
-        reader: Side,
-        up_to: i64,
-    ) -> StoreResult<ReadOutcome> {
+    async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome> {
         self.with("marking messages read", move |c| {
             let tx = c.transaction()?;
             let conv = id.to_hex();
@@ -597,7 +535,9 @@ impl Store for SqliteStore {
                 params![conv, other, up_to],
             )?;
             let read_seq: i64 = tx.query_row(
-                &format!("UPDATE conversations SET {read_col} = MAX({read_col}, ?2) WHERE id = ?1 RETURNING {read_col}"),
+                &format!(
+                    "UPDATE conversations SET {read_col} = MAX({read_col}, ?2) WHERE id = ?1 RETURNING {read_col}"
+                ),
                 params![conv, up_to],
                 |r| r.get(0),
             )?;
@@ -615,11 +555,8 @@ impl Store for SqliteStore {
 
     async fn mark_delivered(&self, id: MessageId) -> StoreResult<bool> {
         self.with("marking a message delivered", move |c| {
-            c.execute(
-                "UPDATE messages SET status = 'delivered' WHERE id = ?1 AND status = 'sent'",
-                [id.to_hex()],
-            )
-            .map(|n| n == 1)
+            c.execute("UPDATE messages SET status = 'delivered' WHERE id = ?1 AND status = 'sent'", [id.to_hex()])
+                .map(|n| n == 1)
         })
         .await
     }

@@ -1,0 +1,273 @@
+//! Test harness: builds the same `Application` the binary runs, on port 0,
+//! with a fresh database per test (a temporary SQLite file, or a fresh
+//! MongoDB database on the server in `MONGODB_URI`), and typed helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use omnibiz::app::{Application, Target};
+use omnibiz_shared::auth::{Principal, mint_hs256};
+use omnibiz_shared::config::Settings;
+use omnibiz_shared::domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_shared::store::Store;
+use omnibiz_shared::store::mongo::MongoStore;
+use omnibiz_shared::store::sqlite::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub const SECRET: &str = "integration-test-secret-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mongo,
+}
+
+pub fn mongo_uri() -> String {
+    std::env::var("MONGODB_URI")
+        .expect("MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server")
+}
+
+pub fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        omnibiz_shared::telemetry::init_tracing(omnibiz_shared::config::LogFormat::Text, "debug");
+    }
+}
+
+/// Settings for one test app; `data_dir` and the database name are the test's own.
+pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) -> Settings {
+    let mut s = Settings {
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        data_dir: data_dir.to_path_buf(),
+        jwt_secret: Some(SECRET.to_owned().into()),
+        shutdown_grace_secs: 5,
+        ..Settings::default()
+    };
+    if backend == Backend::Mongo {
+        s.mongodb_uri = Some(mongo_uri().into());
+        s.mongodb_database = Some(database.to_owned());
+    }
+    s
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// A second handle on the app's database, for fixtures and checks.
+    pub store: Arc<dyn Store>,
+    pub backend: Backend,
+    pub settings: Settings,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    mongo: Option<MongoStore>,
+}
+
+/// Starts an app and waits until `/readyz` says ready.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_api_{}", bson::oid::ObjectId::new());
+    let target = if backend == Backend::Mongo { Target::Api } else { Target::Serve };
+    spawn_with(backend, settings(backend, dir.path(), &db), target, dir).await
+}
+
+pub async fn spawn_with(backend: Backend, settings: Settings, target: Target, dir: Arc<tempfile::TempDir>) -> TestApp {
+    init_logs();
+    let app = Application::build(&settings, target).await.expect("build app");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let (store, mongo): (Arc<dyn Store>, Option<MongoStore>) = match backend {
+        Backend::Sqlite => (Arc::new(SqliteStore::open(&settings.data_dir.join("omnibiz.db")).expect("open")), None),
+        Backend::Mongo => {
+            let m = MongoStore::connect(&mongo_uri(), settings.mongodb_database.as_deref()).await.expect("connect");
+            (Arc::new(m.clone()), Some(m))
+        }
+    };
+    let app = TestApp {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        backend,
+        settings,
+        dir,
+        stop: Some(tx),
+        task: Some(task),
+        mongo,
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("app at {} never became ready", self.base);
+    }
+
+    /// Graceful stop; returns the settings so a test can start it again.
+    pub async fn stop(mut self) -> (Settings, Arc<tempfile::TempDir>) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("app stopped cleanly");
+        }
+        (self.settings.clone(), Arc::clone(&self.dir))
+    }
+
+    /// Stops the app and drops its MongoDB database.
+    pub async fn finish(self) {
+        let mongo = self.mongo.clone();
+        self.stop().await;
+        if let Some(m) = mongo {
+            m.drop_database().await.expect("drop test database");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} non-JSON body: {text}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn send(&self, token: &str, conversation: &str, content: &str) -> (StatusCode, Value) {
+        self.post("/api/messages/send", token, serde_json::json!({"conversationId": conversation, "content": content}))
+            .await
+    }
+}
+
+pub fn token(p: &Principal) -> String {
+    mint_hs256(SECRET.as_bytes(), p, 3600).expect("mint")
+}
+
+/// A business with customers, and tokens for everyone.
+pub struct Business {
+    pub owner: User,
+    pub owner_token: String,
+    pub customers: Vec<Customer>,
+    pub customer_tokens: Vec<String>,
+}
+
+pub async fn business(store: &Arc<dyn Store>, name: &str, customers: usize) -> Business {
+    let owner = User {
+        id: UserId::new(),
+        name: format!("{name} Owner"),
+        email: format!("{}@biz.example", name.to_lowercase()),
+        phone: Some("+1 555 0100".into()),
+        role: UserRole::BusinessOwner,
+        business_name: Some(format!("{name} Ltd")),
+    };
+    store.insert_user(&owner).await.expect("insert owner");
+    let cs: Vec<Customer> = (0..customers)
+        .map(|i| Customer {
+            id: CustomerId::new(),
+            name: format!("{name} Customer {i}"),
+            email: format!("c{i}@{}.example", name.to_lowercase()),
+            phone: Some(format!("+44 20 7946 000{i}")),
+            invited_by: owner.id,
+            total_orders: i as i64,
+            total_spent: 10.0 * i as f64,
+            last_order_date: Some(Utc::now()),
+            created_at: Utc::now(),
+        })
+        .collect();
+    store.insert_customers(&cs).await.expect("insert customers");
+    let owner_token = token(&Principal::User { id: owner.id, role: owner.role });
+    let customer_tokens = cs.iter().map(|c| token(&Principal::Customer { id: c.id })).collect();
+    Business { owner, owner_token, customers: cs, customer_tokens }
+}
+
+/// Opens (create-or-get) the conversation between the owner and customer `i`; returns its id.
+pub async fn open(app: &TestApp, b: &Business, i: usize) -> String {
+    let (status, body) = app
+        .post(
+            "/api/messages/conversations",
+            &b.owner_token,
+            serde_json::json!({"customerId": b.customers[i].id.to_hex()}),
+        )
+        .await;
+    assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status} {body}");
+    body["conversation"]["id"].as_str().expect("conversation id").to_owned()
+}
+
+/// Asserts the error shape and status.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
+    assert_eq!(status, expected, "body: {body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["code"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+}
+
+/// The sorted keys of a JSON object.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Runs each listed async test function once per backend.
+#[macro_export]
+macro_rules! per_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Mongo).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,87 @@
+//! Target wiring: the generated secret of `serve`, and `api` refusing to
+//! run without MongoDB or becoming ready while it is unreachable.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, spawn_with};
+use omnibiz::app::{Application, Target};
+use omnibiz_shared::auth::{Principal, mint_hs256};
+use omnibiz_shared::config::Settings;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn serve_without_jwt_secret_generates_and_keeps_one() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut settings = common::settings(Backend::Sqlite, dir.path(), "unused");
+    settings.jwt_secret = None;
+    let app = spawn_with(Backend::Sqlite, settings, Target::Serve, Arc::clone(&dir)).await;
+    let path = omnibiz::secret::secret_path(dir.path());
+    let secret = std::fs::read_to_string(&path).expect("secret file written");
+    assert_eq!(secret.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+    let b = common::business(&app.store, "Gen", 1).await;
+    let token =
+        mint_hs256(secret.as_bytes(), &Principal::User { id: b.owner.id, role: b.owner.role }, 600).expect("mint");
+    let (s, _) = app.get("/api/messages/conversations", &token).await;
+    assert_eq!(s, StatusCode::OK, "tokens signed with the generated secret work");
+    let (settings, dir) = app.stop().await;
+    let app = spawn_with(Backend::Sqlite, settings, Target::Serve, dir).await;
+    assert_eq!(std::fs::read_to_string(&path).expect("secret"), secret, "kept across restarts");
+    let (s, _) = app.get("/api/messages/conversations", &token).await;
+    assert_eq!(s, StatusCode::OK, "old tokens still valid after restart");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn api_requires_mongodb_and_jwt_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        port: 0,
+        data_dir: dir.path().to_path_buf(),
+        jwt_secret: Some("s".to_owned().into()),
+        ..Settings::default()
+    };
+    let err = Application::build(&settings, Target::Api).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("MONGODB_URI"), "{err:#}");
+    let settings = Settings { jwt_secret: None, mongodb_uri: Some(common::mongo_uri().into()), ..settings };
+    let err = Application::build(&settings, Target::Api).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
+}
+
+#[tokio::test]
+async fn api_is_not_ready_while_mongodb_is_unreachable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        data_dir: dir.path().to_path_buf(),
+        jwt_secret: Some(common::SECRET.to_owned().into()),
+        // Nothing listens on port 9 (discard) here.
+        mongodb_uri: Some(
+            "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=200".to_owned().into(),
+        ),
+        ..Settings::default()
+    };
+    let app = Application::build(&settings, Target::Api).await.expect("starts anyway");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{base}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), StatusCode::OK, "alive");
+    let ready = http.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert!(body["message"].as_str().expect("reason").contains("mongodb"), "{body}");
+    assert!(!dir.path().join("omnibiz.db").exists(), "never falls back to the embedded store");
+    let _ = tx.send(());
+    task.await.expect("join").expect("stopped");
+}
