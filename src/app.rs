@@ -3,7 +3,8 @@
 //! Backends are chosen here and only here:
 //! - store: MongoDB when `MONGODB_URI` is set (required for `api`), else the
 //!   embedded SQLite file `<data_dir>/omnibiz.db` (`serve` only);
-//! - bus: in-process (`serve`). The Redis bus arrives with the gateway.
+//! - bus and presence: Redis when `REDIS_URL` is set (required for `api` and
+//!   `gateway`), else in-process (`serve` only).
 //!
 //! A MongoDB that cannot be reached at start does not stop the process: it
 //! logs, fails `/readyz` with the reason, and retries index creation until it
@@ -18,10 +19,12 @@ use anyhow::Context as _;
 use axum::Router;
 use omnibiz_api::{ApiState, HttpOptions, Readiness};
 use omnibiz_shared::auth::Verifier;
+use omnibiz_gateway::{Gateway, GatewayConfig};
 use omnibiz_shared::bus::Bus;
 use omnibiz_shared::bus::local::LocalBus;
+use omnibiz_shared::bus::redis::RedisBus;
 use omnibiz_shared::config::Settings;
-use omnibiz_shared::presence::LocalPresence;
+use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_shared::service::Messaging;
 use omnibiz_shared::store::Store;
 use omnibiz_shared::store::mongo::MongoStore;
@@ -35,10 +38,12 @@ use crate::secret::{self, SecretSource};
 /// Which target to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// API (and, later, gateway) in one process; embedded store unless `MONGODB_URI`.
+    /// API and gateway in one process on one port; embedded store unless `MONGODB_URI`.
     Serve,
-    /// Stateless REST API pod; MongoDB required.
+    /// Stateless REST API pod; MongoDB and Redis required.
     Api,
+    /// Socket.IO gateway pod; MongoDB and Redis required.
+    Gateway,
 }
 
 impl Target {
@@ -46,6 +51,7 @@ impl Target {
         match self {
             Self::Serve => "serve",
             Self::Api => "api",
+            Self::Gateway => "gateway",
         }
     }
 }
@@ -66,12 +72,28 @@ pub async fn open_store(settings: &Settings, target: Target) -> anyhow::Result<O
             let m = MongoStore::connect(uri.expose_secret(), settings.mongodb_database.as_deref()).await?;
             Ok(OpenedStore { store: Arc::new(m.clone()), describe: "mongodb".into(), mongo: Some(m) })
         }
-        (None, Target::Api) => anyhow::bail!("MONGODB_URI is required for `omnibiz api`"),
+        (None, Target::Api | Target::Gateway) => {
+            anyhow::bail!("MONGODB_URI is required for `omnibiz {}`", target.name())
+        }
         (None, Target::Serve) => {
             let path = settings.data_dir.join("omnibiz.db");
             let s = SqliteStore::open(&path)?;
             Ok(OpenedStore { store: Arc::new(s), describe: format!("sqlite {}", path.display()), mongo: None })
         }
+    }
+}
+
+/// Chooses the bus and presence: Redis when configured, else in-process (`serve` only).
+fn open_bus(settings: &Settings, target: Target, origin: &str) -> anyhow::Result<(Arc<dyn Bus>, Arc<dyn Presence>)> {
+    match &settings.redis_url {
+        Some(url) => {
+            let bus = RedisBus::connect(url.expose_secret(), settings.redis_sharded)?;
+            let ttl = Duration::from_secs(settings.presence_ttl_secs);
+            let presence = RedisPresence::new(bus.client().clone(), origin, ttl);
+            Ok((Arc::new(bus), Arc::new(presence)))
+        }
+        None if target == Target::Serve => Ok((Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()))),
+        None => anyhow::bail!("REDIS_URL is required for `omnibiz {}`", target.name()),
     }
 }
 
@@ -96,10 +118,11 @@ fn initialise_in_background(mongo: MongoStore, readiness: Arc<Readiness>) {
     });
 }
 
-/// A unique name for this process in bus envelopes: `<target>-<pod or random>`.
+/// A unique name for this application in bus envelopes and presence:
+/// `<target>-<pod>-<pid>-<random>` (unique even with several in one process).
 fn origin(target: Target) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{:08x}", rand::random::<u32>()));
-    format!("{}-{host}-{}", target.name(), std::process::id())
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!("{}-{host}-{}-{:06x}", target.name(), std::process::id(), rand::random::<u32>() & 0xff_ffff)
 }
 
 /// A built application, listening, not yet serving.
@@ -109,6 +132,7 @@ pub struct Application {
     readiness: Arc<Readiness>,
     grace: Duration,
     banner: String,
+    gateway: Option<Gateway>,
 }
 
 impl Application {
@@ -121,12 +145,13 @@ impl Application {
             Some(m) => initialise_in_background(m, Arc::clone(&readiness)),
             None => readiness.set_store_initialised(),
         }
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
-        let presence = Arc::new(LocalPresence::default());
-        let messaging = Messaging::new(opened.store, Arc::clone(&bus), presence, &origin(target));
+        let origin = origin(target);
+        let (bus, presence) = open_bus(settings, target, &origin)?;
+        let messaging = Messaging::new(opened.store, Arc::clone(&bus), Arc::clone(&presence), &origin);
+        let verifier = Arc::new(verifier);
         let state = ApiState {
-            messaging,
-            verifier: Arc::new(verifier),
+            messaging: messaging.clone(),
+            verifier: Arc::clone(&verifier),
             metrics: telemetry::prometheus(),
             readiness: Arc::clone(&readiness),
         };
@@ -135,16 +160,40 @@ impl Application {
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
             cors_origins: settings.cors_origin_list(),
         };
-        let router = omnibiz_api::router(state, &opts, Router::new());
+        let gateway = match target {
+            Target::Api => None,
+            Target::Serve | Target::Gateway => {
+                let config = GatewayConfig {
+                    max_connections: settings.max_connections,
+                    max_buffer: settings.socket_buffer,
+                    send_per_sec: settings.send_rate,
+                    typing_per_sec: settings.typing_rate,
+                    heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
+                    ..GatewayConfig::default()
+                };
+                Some(Gateway::start(messaging, verifier, presence, config))
+            }
+        };
+        let router = match (target, &gateway) {
+            (Target::Gateway, Some(g)) => omnibiz_api::ops_router(state).merge(g.router.clone()),
+            (_, Some(g)) => omnibiz_api::router(state, &opts, g.router.clone()),
+            (_, None) => omnibiz_api::router(state, &opts, Router::new()),
+        };
         let addr = settings.listen_addr();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
         let banner = banner(target, local, &opened.describe, bus.kind(), &source);
-        Ok(Self { listener, router, readiness, grace: Duration::from_secs(settings.shutdown_grace_secs), banner })
+        let grace = Duration::from_secs(settings.shutdown_grace_secs);
+        Ok(Self { listener, router, readiness, grace, banner, gateway })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The gateway core, when this target holds connections.
+    pub fn gateway(&self) -> Option<&Gateway> {
+        self.gateway.as_ref()
     }
 
     /// What to print at start: where to connect and how to get a token.
@@ -157,10 +206,15 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let readiness = Arc::clone(&self.readiness);
+        let hub = self.gateway.as_ref().map(|g| Arc::clone(&g.hub));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight requests");
             readiness.set_draining();
+            if let Some(hub) = hub {
+                // Clients reconnect on their own (to another gateway behind the load balancer).
+                hub.close_all(omnibiz_gateway::transport::CloseReason::ServerShutdown);
+            }
             let _ = stopped_tx.send(());
         };
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
@@ -193,9 +247,11 @@ fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &Sec
             format!("JWT secret: {} (generated earlier; set JWT_SECRET to use your own)", p.display())
         }
     };
+    let ws = base.replacen("http", "ws", 1);
     format!(
         "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus})\n  \
          REST API   {base}/api/messages/conversations\n  \
+         Socket.IO  {ws}/socket.io   (socket.io-client: io(\"{base}\", {{ auth: {{ token }} }}))\n  \
          API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
          health     {base}/healthz, {base}/readyz, metrics {base}/metrics\n  \
          {secret_line}\n  \

@@ -25,10 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// REST API in one process on an embedded SQLite store (the default).
+    /// REST API + Socket.IO gateway in one process on an embedded SQLite store (the default).
     Serve,
-    /// Stateless REST API pod (MongoDB required).
+    /// Stateless REST API pod (MongoDB and Redis required).
     Api,
+    /// Socket.IO gateway pod (MongoDB and Redis required).
+    Gateway,
     /// Create demo owners, customers and conversations; print tokens and curl lines.
     Seed {
         /// Business owners to create.
@@ -87,6 +89,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings, Target::Serve).await,
         Command::Api => serve(settings, Target::Api).await,
+        Command::Gateway => serve(settings, Target::Gateway).await,
         Command::Seed { owners, customers_per_owner, tokens_out, token_ttl_hours, base_url } => {
             let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
             let opened = app::open_store(&settings, Target::Serve).await?;

@@ -66,6 +66,7 @@ async fn api_is_not_ready_while_mongodb_is_unreachable() {
         mongodb_uri: Some(
             "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=200".to_owned().into(),
         ),
+        redis_url: Some(common::redis_url().into()),
         ..Settings::default()
     };
     let app = Application::build(&settings, Target::Api).await.expect("starts anyway");

@@ -148,6 +148,11 @@ fn cors(origins: &Option<Vec<String>>) -> CorsLayer {
     }
 }
 
+/// Only `/healthz`, `/readyz` and `/metrics` (for processes that serve no REST, like a gateway pod).
+pub fn ops_router(state: ApiState) -> Router {
+    routes::health::router().with_state(state)
+}
+
 /// The REST API with every HTTP layer. `extra` (e.g. the embedded gateway's
 /// routes) is merged in before the layers, so it shares request ids and tracing.
 pub fn router(state: ApiState, opts: &HttpOptions, extra: Router) -> Router {

@@ -57,6 +57,18 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Seconds to finish in-flight requests after SIGTERM. `OMNIBIZ_SHUTDOWN_GRACE_SECS`, default 20.
     pub shutdown_grace_secs: u64,
+    /// Use Redis Cluster sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`). `OMNIBIZ_REDIS_SHARDED`, default false.
+    pub redis_sharded: bool,
+    /// Connections one gateway accepts. `OMNIBIZ_MAX_CONNECTIONS`, default 19000.
+    pub max_connections: usize,
+    /// Outgoing packets queued per socket before it is dropped as slow. `OMNIBIZ_SOCKET_BUFFER`, default 256.
+    pub socket_buffer: usize,
+    /// `send_message` per principal per second (bursts twice that). `OMNIBIZ_SEND_RATE`, default 20.
+    pub send_rate: u32,
+    /// `typing_start` per principal per second (bursts twice that). `OMNIBIZ_TYPING_RATE`, default 5.
+    pub typing_rate: u32,
+    /// Seconds a gateway's presence claim lasts without a heartbeat. `OMNIBIZ_PRESENCE_TTL_SECS`, default 30.
+    pub presence_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -76,6 +88,12 @@ impl Default for Settings {
             body_limit_bytes: 64 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
+            redis_sharded: false,
+            max_connections: 19_000,
+            socket_buffer: 256,
+            send_rate: 20,
+            typing_rate: 5,
+            presence_ttl_secs: 30,
         }
     }
 }
@@ -133,6 +151,12 @@ impl Settings {
         }
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
+        }
+        if self.presence_ttl_secs < 3 {
+            bail!("presence_ttl_secs must be at least 3");
+        }
+        if self.socket_buffer == 0 || self.max_connections == 0 {
+            bail!("socket_buffer and max_connections must be at least 1");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

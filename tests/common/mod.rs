@@ -30,6 +30,10 @@ pub fn mongo_uri() -> String {
         .expect("MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server")
 }
 
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").expect("REDIS_URL is not set: run scripts/test.sh, which starts Redis")
+}
+
 pub fn init_logs() {
     if std::env::var("TEST_LOG").is_ok() {
         omnibiz_shared::telemetry::init_tracing(omnibiz_shared::config::LogFormat::Text, "debug");
@@ -49,6 +53,7 @@ pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) ->
     if backend == Backend::Mongo {
         s.mongodb_uri = Some(mongo_uri().into());
         s.mongodb_database = Some(database.to_owned());
+        s.redis_url = Some(redis_url().into());
     }
     s
 }
@@ -271,3 +276,4 @@ macro_rules! per_backend {
         }
     };
 }
+pub mod sio;

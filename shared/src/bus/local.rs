@@ -5,17 +5,12 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-use super::{Bus, BusError, Envelope, Topic};
-
-/// One published event, as in-process consumers see it.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub topic: Topic,
-    pub envelope: Arc<Envelope>,
-}
+use super::{Bus, BusError, Envelope, Published, Topic};
 
 /// The in-process bus. Events published with nobody listening are dropped,
-/// like Redis pub/sub with no subscriber.
+/// like Redis pub/sub with no subscriber. There is only one process, so
+/// (un)subscribing is a no-op: every consumer sees every event and keeps
+/// what concerns its local members.
 #[derive(Debug, Clone)]
 pub struct LocalBus {
     tx: broadcast::Sender<Published>,
@@ -28,9 +23,6 @@ impl LocalBus {
         Self { tx }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
-        self.tx.subscribe()
-    }
 }
 
 impl Default for LocalBus {
@@ -50,6 +42,18 @@ impl Bus for LocalBus {
         let _ = self.tx.send(Published { topic: topic.clone(), envelope: Arc::new(envelope.clone()) });
         Ok(())
     }
+
+    async fn subscribe(&self, _topic: &Topic) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _topic: &Topic) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    fn deliveries(&self) -> broadcast::Receiver<Published> {
+        self.tx.subscribe()
+    }
 }
 
 #[cfg(test)]
@@ -60,7 +64,7 @@ mod tests {
     #[tokio::test]
     async fn subscribers_receive_what_is_published() {
         let bus = LocalBus::new(16);
-        let mut rx = bus.subscribe();
+        let mut rx = bus.deliveries();
         let topic = Topic::Principal("user:x".into());
         let env = Envelope::new(EventKind::Presence, None, serde_json::json!({"online": true}));
         bus.publish(&topic, &env).await.expect("publish");

@@ -28,6 +28,7 @@
 //! recover by `seq` when they rejoin.
 
 pub mod local;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,10 @@ pub struct Envelope {
     pub conversation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The connection an event came from (`<origin>/<socket id>`), so the
+    /// gateway holding it does not echo it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub ts: i64,
     pub payload: serde_json::Value,
 }
@@ -121,6 +126,7 @@ impl Envelope {
             kind,
             conversation_id: conversation.map(|c| c.to_hex()),
             origin: None,
+            source: None,
             ts: chrono::Utc::now().timestamp_millis(),
             payload,
         }
@@ -132,7 +138,15 @@ impl Envelope {
 #[error("bus: {0:#}")]
 pub struct BusError(#[from] pub anyhow::Error);
 
-/// Publishes events. Implementations: [`local::LocalBus`] (in-process).
+/// One event as a subscriber receives it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub topic: Topic,
+    pub envelope: std::sync::Arc<Envelope>,
+}
+
+/// Publishes events and delivers the subscribed topics' events.
+/// Implementations: [`local::LocalBus`] (in-process), [`redis::RedisBus`].
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
@@ -141,6 +155,12 @@ pub trait Bus: Send + Sync + 'static {
         Ok(())
     }
     async fn publish(&self, topic: &Topic, envelope: &Envelope) -> Result<(), BusError>;
+    /// Starts receiving `topic`'s events; returns once the backend confirmed.
+    async fn subscribe(&self, topic: &Topic) -> Result<(), BusError>;
+    async fn unsubscribe(&self, topic: &Topic) -> Result<(), BusError>;
+    /// The stream of events of subscribed topics. A receiver that lags too
+    /// far behind misses events (and is told so by `RecvError::Lagged`).
+    fn deliveries(&self) -> tokio::sync::broadcast::Receiver<Published>;
 }
 
 #[cfg(test)]

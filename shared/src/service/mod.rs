@@ -238,15 +238,18 @@ impl Messaging {
     }
 
     /// Publishes after a stored change; failures are logged and counted only.
+    /// `source` names the connection the change came from (see [`Envelope::source`]).
     pub async fn publish(
         &self,
         topic: Topic,
         kind: EventKind,
         conv: Option<ConversationId>,
         payload: serde_json::Value,
+        source: Option<&str>,
     ) {
         let mut env = Envelope::new(kind, conv, payload);
         env.origin = Some(self.origin.to_string());
+        env.source = source.map(str::to_owned);
         if let Err(e) = self.bus.publish(&topic, &env).await {
             metrics::counter!("bus_publish_errors_total").increment(1);
             tracing::warn!(error.cause_chain = ?e, channel = %topic.channel(), "publish failed; clients will recover by seq");
@@ -417,8 +420,13 @@ impl Messaging {
     }
 
     /// Stores a message (once per `clientMessageId`) and publishes it.
-    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
     pub async fn send(&self, actor: &Actor, cmd: SendCommand) -> ServiceResult<Sent> {
+        self.send_from(actor, cmd, None).await
+    }
+
+    /// [`Messaging::send`] from a socket: `source` keeps the gateway from echoing it back.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
+    pub async fn send_from(&self, actor: &Actor, cmd: SendCommand, source: Option<&str>) -> ServiceResult<Sent> {
         let (conv, side) = self.visible_conversation(actor, cmd.conversation_id).await?;
         if conv.status == crate::domain::ConversationStatus::Blocked {
             return Err(ServiceError::Forbidden("this conversation is blocked".into()));
@@ -446,15 +454,18 @@ impl Messaging {
         if created {
             metrics::counter!("messages_stored_total").increment(1);
             let payload = serde_json::to_value(&message).unwrap_or_default();
-            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload).await;
+            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
             let note = json!({
                 "conversationId": conv.id.to_hex(),
-                "from": {"id": actor.principal.id_hex(), "name": actor.name, "role": side.role_name()},
+                "from": actor.name,
+                "fromId": actor.principal.id_hex(),
+                "senderRole": side.role_name(),
                 "preview": preview,
                 "messageId": message.id,
                 "seq": message.seq,
             });
-            self.publish(Topic::Principal(recipient_room.clone()), EventKind::Notification, Some(conv.id), note).await;
+            let topic = Topic::Principal(recipient_room.clone());
+            self.publish(topic, EventKind::Notification, Some(conv.id), note, None).await;
         }
         Ok(Sent { message, created, recipient_room })
     }
@@ -466,7 +477,7 @@ impl Messaging {
             "readerId": actor.principal.id_hex(),
             "upToSeq": read_seq,
         });
-        self.publish(Topic::Conversation(conv.id), EventKind::ConversationRead, Some(conv.id), payload).await;
+        self.publish(Topic::Conversation(conv.id), EventKind::ConversationRead, Some(conv.id), payload, None).await;
         Ok(ReadReceipt { conversation_id: conv.id.to_hex(), up_to_seq: read_seq, unread_count: unread })
     }
 
@@ -492,6 +503,27 @@ impl Messaging {
         self.read_up_to(actor, &conv, side, up_to).await
     }
 
+    /// The recipient's device got a message: `sent` → `delivered`, announced
+    /// as `message_status`. Only the recipient may say so; repeating is harmless.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %message))]
+    pub async fn mark_delivered(&self, actor: &Actor, id: ConversationId, message: MessageId) -> ServiceResult<bool> {
+        let (conv, side) = self.visible_conversation(actor, id).await?;
+        let not_found = || ServiceError::NotFound("message not found".into());
+        let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
+        if msg.conversation_id != conv.id {
+            return Err(not_found());
+        }
+        if msg.sender_side == side {
+            return Err(ServiceError::Invalid("only the recipient can confirm delivery".into()));
+        }
+        let changed = self.store.mark_delivered(message).await?;
+        if changed {
+            let payload = json!({"conversationId": conv.id.to_hex(), "messageId": message.to_hex(), "status": "delivered"});
+            self.publish(Topic::Conversation(conv.id), EventKind::MessageStatus, Some(conv.id), payload, None).await;
+        }
+        Ok(changed)
+    }
+
     /// Status, tags and priority; business owner only.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
     pub async fn update_conversation(
@@ -512,7 +544,7 @@ impl Messaging {
         let conv = self.store.update_conversation(id, &patch, Utc::now()).await?.ok_or_else(not_found_conversation)?;
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         let payload = serde_json::to_value(&view).unwrap_or_default();
-        self.publish(Topic::Conversation(id), EventKind::ConversationUpdated, Some(id), payload).await;
+        self.publish(Topic::Conversation(id), EventKind::ConversationUpdated, Some(id), payload, None).await;
         Ok(view)
     }
 

@@ -1,0 +1,713 @@
+//! The gateway core: connections, local room index, event handling and
+//! fan-out of bus events to local sockets. Protocol-agnostic (see
+//! [`crate::transport`]).
+//!
+//! Locking: one `std::sync::Mutex` over the index. It is never held across an
+//! `.await`; sends happen under it because [`Connection::send`] never waits,
+//! which keeps per-socket order equal to bus order.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use omnibiz_shared::auth::{AuthError, Verifier};
+use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_shared::domain::{ConversationId, Side};
+use omnibiz_shared::presence::Presence;
+use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
+use omnibiz_shared::store::StoreError;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::GatewayConfig;
+use crate::dedupe::Delivered;
+use crate::events::{self, ReadTarget};
+use crate::subscriptions::Subscriptions;
+use crate::transport::{CloseReason, ConnId, Connection, OutEvent, SendError};
+
+/// A refused event: what the client is told (`message_error` / ack).
+#[derive(Debug, Clone)]
+pub struct EventError {
+    pub error: String,
+    pub code: &'static str,
+    pub client_message_id: Option<String>,
+}
+
+impl EventError {
+    fn new(code: &'static str, error: impl Into<String>) -> Self {
+        Self { error: error.into(), code, client_message_id: None }
+    }
+
+    pub fn ack(&self) -> Value {
+        json!({"ok": false, "error": self.error, "code": self.code})
+    }
+
+    pub fn message_error(&self) -> Value {
+        let mut v = json!({"error": self.error, "code": self.code});
+        if let Some(c) = &self.client_message_id {
+            v["clientMessageId"] = json!(c);
+        }
+        v
+    }
+}
+
+impl From<ServiceError> for EventError {
+    fn from(e: ServiceError) -> Self {
+        let code = e.code();
+        let error = match &e {
+            ServiceError::Store(StoreError::Unavailable(_)) => "storage is temporarily unavailable".to_owned(),
+            ServiceError::Store(inner) => {
+                tracing::error!(error.cause_chain = ?inner, "store failure in a socket event");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self { error, code, client_message_id: None }
+    }
+}
+
+/// The outcome of one incoming event.
+pub struct Reply {
+    /// The ack payload (`{ok:true,...}` or `{ok:false,...}`).
+    pub ack: Value,
+    /// Also emit `message_error` with this payload.
+    pub message_error: Option<Value>,
+}
+
+impl Reply {
+    fn ok(v: Value) -> Self {
+        let mut ack = json!({"ok": true});
+        if let (Value::Object(a), Value::Object(extra)) = (&mut ack, v) {
+            a.extend(extra);
+        }
+        Self { ack, message_error: None }
+    }
+
+    fn failed(e: &EventError, tell: bool) -> Self {
+        Self { ack: e.ack(), message_error: tell.then(|| e.message_error()) }
+    }
+}
+
+struct Conn {
+    handle: Arc<dyn Connection>,
+    actor: Actor,
+    /// `<origin>/<id>`, matched against `Envelope::source`.
+    source: String,
+    joined: HashSet<ConversationId>,
+}
+
+#[derive(Default)]
+struct Member {
+    /// Set when the member rejoined with `lastSeq`: what it already has.
+    delivered: Option<Delivered>,
+    /// Live events held back while history is being replayed.
+    held: Option<Vec<Arc<Envelope>>>,
+}
+
+#[derive(Default)]
+struct Index {
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<ConversationId, HashMap<ConnId, Member>>,
+    /// Personal room (`user:<id>`) → local connections.
+    personal: HashMap<String, HashSet<ConnId>>,
+    typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
+}
+
+pub struct Hub {
+    /// Handle on itself, for timers that outlive a call.
+    me: std::sync::Weak<Hub>,
+    messaging: Messaging,
+    verifier: Arc<Verifier>,
+    presence: Arc<dyn Presence>,
+    subs: Subscriptions,
+    config: GatewayConfig,
+    index: Mutex<Index>,
+    next_id: AtomicU64,
+    live: AtomicUsize,
+    send_limit: DefaultKeyedRateLimiter<String>,
+    typing_limit: DefaultKeyedRateLimiter<String>,
+}
+
+fn quota(per_sec: u32) -> Quota {
+    let n = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(n).allow_burst(n.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EventError {
+    EventError::new("SERVICE_UNAVAILABLE", format!("realtime bus unavailable: {e}"))
+}
+
+impl Hub {
+    pub fn new(
+        messaging: Messaging,
+        verifier: Arc<Verifier>,
+        presence: Arc<dyn Presence>,
+        config: GatewayConfig,
+    ) -> Arc<Self> {
+        let subs = Subscriptions::new(Arc::clone(messaging.bus()));
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            send_limit: RateLimiter::keyed(quota(config.send_per_sec)),
+            typing_limit: RateLimiter::keyed(quota(config.typing_per_sec)),
+            messaging,
+            verifier,
+            presence,
+            subs,
+            config,
+            index: Mutex::new(Index::default()),
+            next_id: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn messaging(&self) -> &Messaging {
+        &self.messaging
+    }
+
+    pub fn connections(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub async fn subscriptions(&self) -> usize {
+        self.subs.len().await
+    }
+
+    /// Checks a connection attempt: capacity, token, account. The error text
+    /// is what the client's `connect_error` shows.
+    pub async fn admit(&self, token: Option<&str>) -> Result<Actor, String> {
+        if self.connections() >= self.config.max_connections {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "capacity").increment(1);
+            return Err("gateway at capacity, retry another".into());
+        }
+        let principal = self.verifier.verify(token.unwrap_or("")).map_err(|e: AuthError| {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
+            e.to_string()
+        })?;
+        self.messaging.actor(principal).await.map_err(|e| match e {
+            ServiceError::Unauthorized(m) => m,
+            other => EventError::from(other).error,
+        })
+    }
+
+    /// Registers an admitted connection: joins its personal room and counts for presence.
+    pub async fn connected(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let room = actor.principal.room();
+        let source = format!("{}/{id}", self.messaging.origin());
+        let first = {
+            let mut ix = self.lock();
+            ix.conns.insert(id, Conn { handle, actor, source, joined: HashSet::new() });
+            let set = ix.personal.entry(room.clone()).or_default();
+            set.insert(id);
+            set.len() == 1
+        };
+        let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("gateway_connections").set(n as f64);
+        if first {
+            if let Err(e) = self.subs.acquire(&Topic::Principal(room.clone())).await {
+                tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
+            }
+            self.presence.set_local(&room, true).await;
+        }
+        id
+    }
+
+    /// Forgets a connection: leaves its rooms, stops its typing, updates presence.
+    pub async fn disconnected(&self, id: ConnId) {
+        let (conn, rooms_left, last_personal, typing) = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.remove(&id) else { return };
+            let mut emptied = Vec::new();
+            for c in &conn.joined {
+                if let Some(room) = ix.rooms.get_mut(c) {
+                    room.remove(&id);
+                    if room.is_empty() {
+                        ix.rooms.remove(c);
+                        emptied.push(*c);
+                    }
+                }
+            }
+            let personal = conn.actor.principal.room();
+            let last = match ix.personal.get_mut(&personal) {
+                Some(set) => {
+                    set.remove(&id);
+                    set.is_empty()
+                }
+                None => false,
+            };
+            if last {
+                ix.personal.remove(&personal);
+            }
+            let typing: Vec<ConversationId> = conn.joined.iter().copied().filter(|c| ix.typing.contains_key(&(id, *c))).collect();
+            for c in &typing {
+                if let Some(t) = ix.typing.remove(&(id, *c)) {
+                    t.abort();
+                }
+            }
+            (conn, emptied, last, typing)
+        };
+        let n = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!("gateway_connections").set(n as f64);
+        for c in typing {
+            self.publish_typing(&conn.actor, c, false).await;
+        }
+        for c in rooms_left {
+            self.subs.release(&Topic::Conversation(c)).await;
+        }
+        if last_personal {
+            let room = conn.actor.principal.room();
+            self.subs.release(&Topic::Principal(room.clone())).await;
+            self.presence.set_local(&room, false).await;
+            for c in &conn.joined {
+                self.publish_presence(&conn.actor, *c, false).await;
+            }
+        }
+    }
+
+    /// Every personal room held here (for the presence heartbeat).
+    pub fn personal_rooms(&self) -> Vec<String> {
+        self.lock().personal.keys().cloned().collect()
+    }
+
+    /// Asks every connection to go (shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        let handles: Vec<Arc<dyn Connection>> = self.lock().conns.values().map(|c| Arc::clone(&c.handle)).collect();
+        for h in handles {
+            h.close(reason);
+        }
+    }
+
+    fn actor_of(&self, id: ConnId) -> Option<(Actor, String)> {
+        self.lock().conns.get(&id).map(|c| (c.actor.clone(), c.source.clone()))
+    }
+
+    /// Handles one incoming event. Unknown events are ignored (`None`).
+    pub async fn handle(&self, id: ConnId, event: &str, data: Value) -> Option<Reply> {
+        metrics::counter!("gateway_events_in_total", "event" => event.to_owned()).increment(1);
+        let Some((actor, source)) = self.actor_of(id) else { return None };
+        let reply = match event {
+            "join_conversation" => match self.join(id, &actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            "leave_conversation" => match events::conversation(&data) {
+                Ok(c) => {
+                    self.leave(id, &actor, c).await;
+                    Reply::ok(json!({"conversationId": c.to_hex()}))
+                }
+                Err(e) => Reply::failed(&e.into(), true),
+            },
+            "send_message" => match self.send(&actor, &source, data).await {
+                Ok(message) => {
+                    self.emit_to(id, &OutEvent::new("message_sent", message.clone()));
+                    Reply::ok(json!({"message": message}))
+                }
+                Err(e) => Reply::failed(&e, true),
+            },
+            "typing_start" | "typing_stop" => match self.typing(id, &actor, &data, event == "typing_start").await {
+                Ok(c) => Reply::ok(json!({"conversationId": c.to_hex()})),
+                Err(e) => Reply::failed(&e, false),
+            },
+            "mark_read" => match self.mark_read(&actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            "message_delivered" => match self.delivered(&actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            _ => return None,
+        };
+        Some(reply)
+    }
+
+    async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let (conv_id, last_seq) = events::join(data)?;
+        let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
+        let already = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
+            let already = !conn.joined.insert(conv_id);
+            let member = Member { delivered: last_seq.map(Delivered::after), held: last_seq.map(|_| Vec::new()) };
+            ix.rooms.entry(conv_id).or_default().insert(id, member);
+            already
+        };
+        if !already && let Err(e) = self.subs.acquire(&Topic::Conversation(conv_id)).await {
+            self.forget_membership(id, conv_id);
+            return Err(unavailable(e));
+        }
+        metrics::counter!("gateway_joins_total").increment(1);
+        let mut replayed = 0usize;
+        if let Some(after) = last_seq {
+            replayed = self.replay(id, actor, conv_id, after).await?;
+        }
+        if !already {
+            self.publish_presence(actor, conv_id, true).await;
+        }
+        let others = match actor.side() {
+            Side::Owner => format!("customer:{}", conv.customer_id),
+            Side::Customer => format!("user:{}", conv.business_owner_id),
+        };
+        let online = self.presence.online(&[others]).await.first().copied().unwrap_or(false);
+        Ok(json!({"conversationId": conv_id.to_hex(), "lastSeq": conv.last_seq, "replayed": replayed, "otherOnline": online}))
+    }
+
+    /// Sends every stored message after `after`, then releases held live events, in order.
+    async fn replay(&self, id: ConnId, actor: &Actor, conv: ConversationId, mut after: i64) -> Result<usize, EventError> {
+        let page = self.config.replay_page;
+        let mut count = 0;
+        loop {
+            let msgs = match self.messaging.messages_after(actor, conv, after, page).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.forget_membership(id, conv);
+                    self.subs.release(&Topic::Conversation(conv)).await;
+                    return Err(e.into());
+                }
+            };
+            let done = msgs.len() < page;
+            {
+                let mut guard = self.lock();
+                let Index { conns, rooms, .. } = &mut *guard;
+                let Some(conn) = conns.get(&id) else { return Ok(count) };
+                let handle = Arc::clone(&conn.handle);
+                let Some(member) = rooms.get_mut(&conv).and_then(|r| r.get_mut(&id)) else { return Ok(count) };
+                for m in &msgs {
+                    after = after.max(m.seq);
+                    if member.delivered.as_mut().is_none_or(|d| d.accept(m.seq)) {
+                        let data = serde_json::to_value(m).unwrap_or_default();
+                        if handle.send(&OutEvent::new("message_received", data)).is_err() {
+                            drop(guard);
+                            handle.close(CloseReason::SlowClient);
+                            metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                            return Ok(count);
+                        }
+                        count += 1;
+                    }
+                }
+                if done {
+                    // Release what arrived live during the replay, skipping what history covered.
+                    let held = member.held.take().unwrap_or_default();
+                    let mut failed = false;
+                    for env in held {
+                        if let Some((name, data)) = self.message_event_for(&env, conn, member) {
+                            failed |= handle.send(&OutEvent::new(name, data)).is_err();
+                        }
+                    }
+                    if failed {
+                        drop(guard);
+                        handle.close(CloseReason::SlowClient);
+                        metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                    }
+                    return Ok(count);
+                }
+            }
+        }
+    }
+
+    fn forget_membership(&self, id: ConnId, conv: ConversationId) {
+        let mut ix = self.lock();
+        if let Some(c) = ix.conns.get_mut(&id) {
+            c.joined.remove(&conv);
+        }
+        if let Some(room) = ix.rooms.get_mut(&conv) {
+            room.remove(&id);
+            if room.is_empty() {
+                ix.rooms.remove(&conv);
+            }
+        }
+    }
+
+    async fn leave(&self, id: ConnId, actor: &Actor, conv: ConversationId) {
+        let (was_member, emptied, typing) = {
+            let mut ix = self.lock();
+            let was = ix.conns.get_mut(&id).is_some_and(|c| c.joined.remove(&conv));
+            let mut emptied = false;
+            if let Some(room) = ix.rooms.get_mut(&conv) {
+                room.remove(&id);
+                emptied = room.is_empty();
+                if emptied {
+                    ix.rooms.remove(&conv);
+                }
+            }
+            let typing = ix.typing.remove(&(id, conv));
+            (was, emptied, typing)
+        };
+        if let Some(t) = typing {
+            t.abort();
+            self.publish_typing(actor, conv, false).await;
+        }
+        if was_member {
+            self.publish_presence(actor, conv, false).await;
+            if emptied {
+                self.subs.release(&Topic::Conversation(conv)).await;
+            }
+        }
+    }
+
+    async fn send(&self, actor: &Actor, source: &str, data: Value) -> Result<Value, EventError> {
+        let cmid = events::client_message_id(&data);
+        let with_id = |mut e: EventError| {
+            e.client_message_id.clone_from(&cmid);
+            e
+        };
+        if self.send_limit.check_key(&actor.principal.room()).is_err() {
+            metrics::counter!("gateway_rate_limited_total", "event" => "send_message").increment(1);
+            return Err(with_id(EventError::new("RATE_LIMITED", "sending too fast; slow down")));
+        }
+        let p = events::send(data).map_err(|e| with_id(e.into()))?;
+        let cmd = SendCommand::parse(&p.conversation_id, &p.content, p.attachments, p.client_message_id.as_deref())
+            .map_err(|e| with_id(e.into()))?;
+        let sent = self.messaging.send_from(actor, cmd, Some(source)).await.map_err(|e| with_id(e.into()))?;
+        Ok(serde_json::to_value(&sent.message).unwrap_or_default())
+    }
+
+    async fn typing(&self, id: ConnId, actor: &Actor, data: &Value, start: bool) -> Result<ConversationId, EventError> {
+        let conv = events::conversation(data)?;
+        let joined = self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv));
+        if !joined {
+            self.messaging.visible_conversation(actor, conv).await?;
+        }
+        if start {
+            if self.typing_limit.check_key(&actor.principal.room()).is_err() {
+                metrics::counter!("gateway_rate_limited_total", "event" => "typing").increment(1);
+                return Err(EventError::new("RATE_LIMITED", "typing events too fast"));
+            }
+            self.publish_typing(actor, conv, true).await;
+            self.arm_typing_expiry(id, actor.clone(), conv);
+        } else {
+            let timer = self.lock().typing.remove(&(id, conv));
+            if let Some(t) = timer {
+                t.abort();
+            }
+            self.publish_typing(actor, conv, false).await;
+        }
+        Ok(conv)
+    }
+
+    /// A typing state with no stop expires server-side and emits the stop.
+    fn arm_typing_expiry(&self, id: ConnId, actor: Actor, conv: ConversationId) {
+        let me = self.me.clone();
+        let expiry = self.config.typing_expiry;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(expiry).await;
+            let Some(hub) = me.upgrade() else { return };
+            hub.lock().typing.remove(&(id, conv));
+            metrics::counter!("gateway_typing_expired_total").increment(1);
+            hub.publish_typing(&actor, conv, false).await;
+        });
+        if let Some(old) = self.lock().typing.insert((id, conv), task) {
+            old.abort();
+        }
+    }
+
+    async fn publish_typing(&self, actor: &Actor, conv: ConversationId, start: bool) {
+        publish_typing(&self.messaging, actor, conv, start).await;
+    }
+
+    async fn publish_presence(&self, actor: &Actor, conv: ConversationId, online: bool) {
+        let payload = json!({"userId": actor.principal.id_hex(), "online": online, "conversationId": conv.to_hex()});
+        self.messaging.publish(Topic::Conversation(conv), EventKind::Presence, Some(conv), payload, None).await;
+    }
+
+    async fn mark_read(&self, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let receipt = match events::mark_read(data)? {
+            ReadTarget::Message(m) => self.messaging.mark_read(actor, m).await?,
+            ReadTarget::Seq(c, seq) => self.messaging.mark_read_up_to(actor, c, seq).await?,
+        };
+        Ok(serde_json::to_value(receipt).unwrap_or_default())
+    }
+
+    async fn delivered(&self, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let (conv, msg) = events::delivered(data)?;
+        let changed = self.messaging.mark_delivered(actor, conv, msg).await?;
+        Ok(json!({"conversationId": conv.to_hex(), "messageId": msg.to_hex(), "changed": changed}))
+    }
+
+    fn emit_to(&self, id: ConnId, event: &OutEvent) {
+        let handle = self.lock().conns.get(&id).map(|c| Arc::clone(&c.handle));
+        if let Some(h) = handle {
+            self.deliver(&h, event);
+        }
+    }
+
+    /// Sends; a client whose buffer is full is dropped, not waited for.
+    fn deliver(&self, h: &Arc<dyn Connection>, event: &OutEvent) -> bool {
+        match h.send(event) {
+            Ok(()) => {
+                metrics::counter!("gateway_events_out_total", "event" => event.name).increment(1);
+                true
+            }
+            Err(SendError::Full) => {
+                metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                h.close(CloseReason::SlowClient);
+                false
+            }
+            Err(SendError::Closed) => false,
+        }
+    }
+
+    /// For a `message.created` envelope and one member: which event, if any.
+    fn message_event_for(&self, env: &Envelope, conn: &Conn, member: &mut Member) -> Option<(&'static str, Value)> {
+        if env.source.as_deref() == Some(conn.source.as_str()) {
+            // The sending socket got `message_sent` directly; still record the seq.
+            if let (Some(d), Some(seq)) = (member.delivered.as_mut(), env.payload.get("seq").and_then(Value::as_i64)) {
+                d.accept(seq);
+            }
+            return None;
+        }
+        if let Some(d) = member.delivered.as_mut() {
+            let seq = env.payload.get("seq").and_then(Value::as_i64)?;
+            if !d.accept(seq) {
+                return None;
+            }
+        }
+        let mine = env.payload.get("senderId").and_then(Value::as_str) == Some(conn.actor.principal.id_hex().as_str())
+            && env.payload.get("senderRole").and_then(Value::as_str) == Some(conn.actor.side().role_name());
+        Some((if mine { "message_sent" } else { "message_received" }, env.payload.clone()))
+    }
+
+    /// Fans one bus event out to the local sockets it concerns.
+    pub fn dispatch(&self, published: &Published) {
+        let env = &published.envelope;
+        let mut dropped = Vec::new();
+        let mut ix = self.lock();
+        let Index { conns, rooms, personal, .. } = &mut *ix;
+        match &published.topic {
+            Topic::Conversation(conv) => {
+                let Some(room) = rooms.get_mut(conv) else { return };
+                if env.kind == EventKind::MessageCreated {
+                    let latency = (chrono::Utc::now().timestamp_millis() - env.ts).max(0) as f64 / 1000.0;
+                    metrics::histogram!("gateway_delivery_latency_seconds").record(latency);
+                }
+                let simple = match env.kind {
+                    EventKind::ConversationRead => Some("messages_read"),
+                    EventKind::MessageStatus => Some("message_status"),
+                    EventKind::ConversationUpdated => Some("conversation_updated"),
+                    _ => None,
+                };
+                let shared = simple.map(|name| OutEvent::new(name, env.payload.clone()));
+                let actor_id = env.payload.get("userId").and_then(Value::as_str);
+                let typing = match env.kind {
+                    EventKind::TypingStart => Some(OutEvent::new("user_typing", env.payload.clone())),
+                    EventKind::TypingStop => Some(OutEvent::new("user_stopped_typing", env.payload.clone())),
+                    EventKind::Presence => Some(OutEvent::new("presence", env.payload.clone())),
+                    _ => None,
+                };
+                let mut received: Option<Arc<OutEvent>> = None;
+                let mut sent: Option<Arc<OutEvent>> = None;
+                for (id, member) in room.iter_mut() {
+                    let Some(conn) = conns.get(id) else { continue };
+                    let ok = if env.kind == EventKind::MessageCreated {
+                        if let Some(held) = member.held.as_mut() {
+                            held.push(Arc::clone(env));
+                            continue;
+                        }
+                        match self.message_event_for(env, conn, member) {
+                            Some(("message_sent", data)) => {
+                                let e = sent.get_or_insert_with(|| OutEvent::new("message_sent", data));
+                                self.deliver(&conn.handle, e)
+                            }
+                            Some((_, data)) => {
+                                let e = received.get_or_insert_with(|| OutEvent::new("message_received", data));
+                                self.deliver(&conn.handle, e)
+                            }
+                            None => continue,
+                        }
+                    } else if let Some(e) = &typing {
+                        // Typing and presence go to the others only.
+                        if actor_id == Some(conn.actor.principal.id_hex().as_str()) {
+                            continue;
+                        }
+                        self.deliver(&conn.handle, e)
+                    } else if let Some(e) = &shared {
+                        self.deliver(&conn.handle, e)
+                    } else {
+                        continue;
+                    };
+                    if !ok {
+                        dropped.push(*id);
+                    }
+                }
+            }
+            Topic::Principal(room) => {
+                let name = match env.kind {
+                    EventKind::Notification => "new_message_notification",
+                    EventKind::Presence => "presence",
+                    _ => return,
+                };
+                let Some(ids) = personal.get(room) else { return };
+                let e = OutEvent::new(name, env.payload.clone());
+                for id in ids {
+                    if let Some(conn) = conns.get(id) {
+                        self.deliver(&conn.handle, &e);
+                    }
+                }
+            }
+        }
+        drop(ix);
+        if !dropped.is_empty() {
+            tracing::info!(count = dropped.len(), "dropped slow clients");
+        }
+    }
+
+    /// Forgets rate-limiter state of principals that went quiet (memory bound).
+    pub fn prune_limiters(&self) {
+        self.send_limit.retain_recent();
+        self.typing_limit.retain_recent();
+    }
+}
+
+async fn publish_typing(messaging: &Messaging, actor: &Actor, conv: ConversationId, start: bool) {
+    let (kind, payload) = if start {
+        (
+            EventKind::TypingStart,
+            json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex(), "userName": actor.name}),
+        )
+    } else {
+        (EventKind::TypingStop, json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex()}))
+    };
+    messaging.publish(Topic::Conversation(conv), kind, Some(conv), payload, None).await;
+}
+
+/// Keeps presence alive and limiter memory bounded, until the hub is dropped.
+pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(hub) = hub.upgrade() else { return };
+            let rooms = hub.personal_rooms();
+            hub.presence.refresh(&rooms).await;
+            hub.prune_limiters();
+        }
+    })
+}
+
+/// Reads the bus and dispatches, until the hub is dropped.
+pub fn spawn_dispatcher(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcast::Receiver<Published>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(p) => match hub.upgrade() {
+                    Some(h) => h.dispatch(&p),
+                    None => return,
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    metrics::counter!("gateway_bus_lagged_total").increment(n);
+                    tracing::warn!(missed = n, "dispatcher lagged; clients recover by seq on rejoin");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+

@@ -1,0 +1,93 @@
+//! OmniBiz gateway: holds the Socket.IO connections and relays events.
+//!
+//! # Layout
+//! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`])
+//!   and the Socket.IO layer on socketioxide (`transport::sio`).
+//! - [`hub`]: the core — local room index, event handling, fan-out of bus
+//!   events, typing expiry, presence, rate limits.
+//! - `subscriptions`: reference-counted bus subscriptions per conversation
+//!   and per principal.
+//! - `dedupe`: recovery bookkeeping (`lastSeq` replay meets live events with
+//!   no gap and no duplicate).
+//! - `events`: parsing of incoming payloads.
+//!
+//! # How it works
+//! A client connects with a JWT (`auth.token`, `Authorization` or `?token=`);
+//! the hub verifies it, loads the account and joins the socket to its
+//! personal room. `join_conversation` checks participation, subscribes this
+//! gateway to the conversation's bus topic if it is the first local member,
+//! replays stored messages after `lastSeq` if given, then delivers live
+//! ones. Sends go through the shared messaging service (store first, then
+//! publish); every gateway with members in that conversation receives the
+//! envelope once and fans it out to its local sockets. A socket whose
+//! outgoing buffer fills up is dropped rather than buffered without bound.
+
+pub mod dedupe;
+pub mod events;
+pub mod hub;
+pub mod subscriptions;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use omnibiz_shared::auth::Verifier;
+use omnibiz_shared::presence::Presence;
+use omnibiz_shared::service::Messaging;
+
+pub use hub::Hub;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Connections this process accepts before refusing new ones.
+    pub max_connections: usize,
+    /// Outgoing packets queued per socket before it is dropped as slow.
+    pub max_buffer: usize,
+    /// `send_message` per principal per second (bursts of twice that).
+    pub send_per_sec: u32,
+    /// `typing_start` per principal per second (bursts of twice that).
+    pub typing_per_sec: u32,
+    /// A typing state with no stop ends after this.
+    pub typing_expiry: Duration,
+    /// How often presence is re-asserted (a third of its TTL).
+    pub heartbeat: Duration,
+    /// Messages per page when replaying after `lastSeq`.
+    pub replay_page: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 19_000,
+            max_buffer: 256,
+            send_per_sec: 20,
+            typing_per_sec: 5,
+            typing_expiry: Duration::from_secs(3),
+            heartbeat: Duration::from_secs(10),
+            replay_page: 500,
+        }
+    }
+}
+
+/// A running gateway core and its Socket.IO routes.
+pub struct Gateway {
+    pub hub: Arc<Hub>,
+    pub router: Router,
+}
+
+impl Gateway {
+    /// Builds the hub, starts its bus dispatcher and presence heartbeat, and
+    /// returns the `/socket.io` routes to mount.
+    pub fn start(messaging: Messaging, verifier: Arc<Verifier>, presence: Arc<dyn Presence>, config: GatewayConfig) -> Self {
+        let deliveries = messaging.bus().deliveries();
+        let heartbeat = config.heartbeat;
+        let opts = transport::sio::SioOptions { max_buffer: config.max_buffer, max_payload: 128 * 1024 };
+        let hub = Hub::new(messaging, verifier, presence, config);
+        hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
+        hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
+        let router = transport::sio::router(Arc::clone(&hub), opts);
+        Self { hub, router }
+    }
+}

@@ -1,0 +1,163 @@
+//! Redis pub/sub bus (`fred`), one channel per topic (see the parent module
+//! for channel names and the envelope).
+//!
+//! - Two connections: one publishes (and runs presence commands), one is a
+//!   dedicated subscriber. The subscriber tracks its channels and
+//!   resubscribes by itself after a reconnect (`manage_subscriptions`).
+//! - `sharded = true` uses `SPUBLISH`/`SSUBSCRIBE` (Redis Cluster sharded
+//!   pub/sub: a message travels only within its slot's shard; the channel's
+//!   hash tag picks the slot). Use a `redis-cluster://` URL for a cluster.
+//! - Each received message is decoded once into an `Arc<Envelope>` and handed
+//!   to every local consumer through a broadcast channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike as _, EventInterface as _, PubsubInterface as _};
+use fred::types::config::{Config, ReconnectPolicy};
+use fred::types::{Builder, RespVersion};
+use tokio::sync::broadcast;
+
+use super::{Bus, BusError, Envelope, Published, Topic};
+
+/// The Redis bus. Cheap to clone (handles).
+#[derive(Clone)]
+pub struct RedisBus {
+    publisher: Client,
+    subscriber: SubscriberClient,
+    sharded: bool,
+    tx: broadcast::Sender<Published>,
+}
+
+fn redis_error(what: &'static str, e: fred::error::Error) -> BusError {
+    metrics::counter!("bus_redis_errors_total").increment(1);
+    BusError(anyhow::Error::new(e).context(what))
+}
+
+/// Parses a URL into a fred config; `redis-cluster://host:port` means a cluster.
+pub fn redis_config(url: &str) -> anyhow::Result<Config> {
+    let mut config = if let Some(rest) = url.strip_prefix("redis-cluster://") {
+        Config::from_url_clustered(&format!("redis://{rest}")).context("parsing REDIS_URL")?
+    } else {
+        Config::from_url(url).context("parsing REDIS_URL")?
+    };
+    config.version = RespVersion::RESP3;
+    Ok(config)
+}
+
+/// A builder with our timeouts and reconnect policy.
+pub fn redis_builder(url: &str) -> anyhow::Result<Builder> {
+    let mut builder = Builder::from_config(redis_config(url)?);
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+            c.internal_command_timeout = Duration::from_secs(5);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_secs(5);
+            p.broadcast_channel_capacity = 65_536;
+        });
+    Ok(builder)
+}
+
+impl RedisBus {
+    /// Starts connecting (in the background, retrying forever) and returns at once;
+    /// `ping` tells whether Redis is reachable.
+    pub fn connect(url: &str, sharded: bool) -> anyhow::Result<Self> {
+        let builder = redis_builder(url)?;
+        let publisher = builder.build().context("building the Redis client")?;
+        let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
+        publisher.connect();
+        subscriber.connect();
+        subscriber.manage_subscriptions();
+        let (tx, _) = broadcast::channel(65_536);
+        let bus = Self { publisher, subscriber, sharded, tx };
+        bus.spawn_reader();
+        Ok(bus)
+    }
+
+    /// The publishing connection (shared with presence).
+    pub fn client(&self) -> &Client {
+        &self.publisher
+    }
+
+    fn spawn_reader(&self) {
+        let mut rx = self.subscriber.message_rx();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = match rx.recv().await {
+                    Ok(m) => m,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        metrics::counter!("bus_messages_lagged_total").increment(n);
+                        tracing::warn!(missed = n, "redis reader lagged; clients recover by seq on rejoin");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(topic) = Topic::from_channel(&msg.channel) else { continue };
+                let Some(bytes) = msg.value.as_bytes() else { continue };
+                match serde_json::from_slice::<Envelope>(bytes) {
+                    Ok(env) if env.v == super::ENVELOPE_VERSION => {
+                        let _ = tx.send(Published { topic, envelope: Arc::new(env) });
+                    }
+                    Ok(env) => tracing::debug!(v = env.v, "ignoring an envelope of another version"),
+                    Err(e) => {
+                        metrics::counter!("bus_bad_envelopes_total").increment(1);
+                        tracing::warn!(error = %e, channel = %msg.channel, "undecodable envelope");
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    fn kind(&self) -> &'static str {
+        if self.sharded { "redis-sharded" } else { "redis" }
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.publisher.ping::<()>(None).await.map_err(|e| redis_error("pinging Redis", e))
+    }
+
+    async fn publish(&self, topic: &Topic, envelope: &Envelope) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(envelope).map_err(|e| BusError(e.into()))?;
+        let channel = topic.channel();
+        let r = if self.sharded {
+            self.publisher.spublish::<(), _, _>(channel, payload).await
+        } else {
+            self.publisher.publish::<(), _, _>(channel, payload).await
+        };
+        r.map_err(|e| redis_error("publishing", e))
+    }
+
+    async fn subscribe(&self, topic: &Topic) -> Result<(), BusError> {
+        let channel = topic.channel();
+        let r = if self.sharded {
+            self.subscriber.ssubscribe(channel).await
+        } else {
+            self.subscriber.subscribe(channel).await
+        };
+        r.map_err(|e| redis_error("subscribing", e))
+    }
+
+    async fn unsubscribe(&self, topic: &Topic) -> Result<(), BusError> {
+        let channel = topic.channel();
+        let r = if self.sharded {
+            self.subscriber.sunsubscribe(channel).await
+        } else {
+            self.subscriber.unsubscribe(channel).await
+        };
+        r.map_err(|e| redis_error("unsubscribing", e))
+    }
+
+    fn deliveries(&self) -> broadcast::Receiver<Published> {
+        self.tx.subscribe()
+    }
+}
