@@ -113,6 +113,8 @@ struct Index {
     rooms: HashMap<ConversationId, HashMap<ConnId, Member>>,
     /// Personal room (`user:<id>`) → local connections.
     personal: HashMap<String, HashSet<ConnId>>,
+    /// Personal rooms whose topic is subscribed and presence claimed.
+    personal_live: HashSet<String>,
     typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
 }
 
@@ -176,7 +178,7 @@ impl Hub {
     }
 
     pub async fn subscriptions(&self) -> usize {
-        self.subs.len().await
+        self.subs.count().await
     }
 
     /// Checks a connection attempt: capacity, token, account. The error text
@@ -196,27 +198,39 @@ impl Hub {
         })
     }
 
-    /// Registers an admitted connection: joins its personal room and counts for presence.
-    pub async fn connected(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
+    /// Registers an admitted connection in the index, synchronously, so
+    /// events that arrive right after the handshake find it. Then call
+    /// [`Hub::connected`] to join the personal room's topic and count for presence.
+    pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let room = actor.principal.room();
         let source = format!("{}/{id}", self.messaging.origin());
-        let first = {
+        {
             let mut ix = self.lock();
             ix.conns.insert(id, Conn { handle, actor, source, joined: HashSet::new() });
-            let set = ix.personal.entry(room.clone()).or_default();
-            set.insert(id);
-            set.len() == 1
-        };
+            ix.personal.entry(room).or_default().insert(id);
+        }
         let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("gateway_connections").set(n as f64);
-        if first {
-            if let Err(e) = self.subs.acquire(&Topic::Principal(room.clone())).await {
-                tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
-            }
-            self.presence.set_local(&room, true).await;
-        }
         id
+    }
+
+    /// Second half of connecting: the first local connection of a principal
+    /// subscribes its personal topic and marks it online.
+    pub async fn connected(&self, id: ConnId) {
+        let room = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.get(&id) else { return };
+            let room = conn.actor.principal.room();
+            if !ix.personal_live.insert(room.clone()) {
+                return; // another local connection of this principal did it
+            }
+            room
+        };
+        if let Err(e) = self.subs.acquire(&Topic::Principal(room.clone())).await {
+            tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
+        }
+        self.presence.set_local(&room, true).await;
     }
 
     /// Forgets a connection: leaves its rooms, stops its typing, updates presence.
@@ -224,13 +238,13 @@ impl Hub {
         let (conn, rooms_left, last_personal, typing) = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.remove(&id) else { return };
-            let mut emptied = Vec::new();
-            for c in &conn.joined {
+            // Every membership holds one subscription reference, released below.
+            let left: Vec<ConversationId> = conn.joined.iter().copied().collect();
+            for c in &left {
                 if let Some(room) = ix.rooms.get_mut(c) {
                     room.remove(&id);
                     if room.is_empty() {
                         ix.rooms.remove(c);
-                        emptied.push(*c);
                     }
                 }
             }
@@ -242,16 +256,18 @@ impl Hub {
                 }
                 None => false,
             };
-            if last {
+            let last = last && {
                 ix.personal.remove(&personal);
-            }
-            let typing: Vec<ConversationId> = conn.joined.iter().copied().filter(|c| ix.typing.contains_key(&(id, *c))).collect();
+                ix.personal_live.remove(&personal)
+            };
+            let typing: Vec<ConversationId> =
+                conn.joined.iter().copied().filter(|c| ix.typing.contains_key(&(id, *c))).collect();
             for c in &typing {
                 if let Some(t) = ix.typing.remove(&(id, *c)) {
                     t.abort();
                 }
             }
-            (conn, emptied, last, typing)
+            (conn, left, last, typing)
         };
         let n = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
         metrics::gauge!("gateway_connections").set(n as f64);
@@ -291,7 +307,7 @@ impl Hub {
     /// Handles one incoming event. Unknown events are ignored (`None`).
     pub async fn handle(&self, id: ConnId, event: &str, data: Value) -> Option<Reply> {
         metrics::counter!("gateway_events_in_total", "event" => event.to_owned()).increment(1);
-        let Some((actor, source)) = self.actor_of(id) else { return None };
+        let (actor, source) = self.actor_of(id)?;
         let reply = match event {
             "join_conversation" => match self.join(id, &actor, &data).await {
                 Ok(v) => Reply::ok(v),
@@ -331,6 +347,7 @@ impl Hub {
     async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
         let (conv_id, last_seq) = events::join(data)?;
         let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
+        tracing::debug!(conn = id, conversation = %conv_id, "join: visible");
         let already = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
@@ -343,6 +360,7 @@ impl Hub {
             self.forget_membership(id, conv_id);
             return Err(unavailable(e));
         }
+        tracing::debug!(conn = id, conversation = %conv_id, "join: subscribed");
         metrics::counter!("gateway_joins_total").increment(1);
         let mut replayed = 0usize;
         if let Some(after) = last_seq {
@@ -351,16 +369,25 @@ impl Hub {
         if !already {
             self.publish_presence(actor, conv_id, true).await;
         }
+        tracing::debug!(conn = id, conversation = %conv_id, "join: presence published");
         let others = match actor.side() {
             Side::Owner => format!("customer:{}", conv.customer_id),
             Side::Customer => format!("user:{}", conv.business_owner_id),
         };
         let online = self.presence.online(&[others]).await.first().copied().unwrap_or(false);
-        Ok(json!({"conversationId": conv_id.to_hex(), "lastSeq": conv.last_seq, "replayed": replayed, "otherOnline": online}))
+        Ok(
+            json!({"conversationId": conv_id.to_hex(), "lastSeq": conv.last_seq, "replayed": replayed, "otherOnline": online}),
+        )
     }
 
     /// Sends every stored message after `after`, then releases held live events, in order.
-    async fn replay(&self, id: ConnId, actor: &Actor, conv: ConversationId, mut after: i64) -> Result<usize, EventError> {
+    async fn replay(
+        &self,
+        id: ConnId,
+        actor: &Actor,
+        conv: ConversationId,
+        mut after: i64,
+    ) -> Result<usize, EventError> {
         let page = self.config.replay_page;
         let mut count = 0;
         loop {
@@ -426,29 +453,25 @@ impl Hub {
     }
 
     async fn leave(&self, id: ConnId, actor: &Actor, conv: ConversationId) {
-        let (was_member, emptied, typing) = {
+        let (was_member, typing) = {
             let mut ix = self.lock();
             let was = ix.conns.get_mut(&id).is_some_and(|c| c.joined.remove(&conv));
-            let mut emptied = false;
             if let Some(room) = ix.rooms.get_mut(&conv) {
                 room.remove(&id);
-                emptied = room.is_empty();
-                if emptied {
+                if room.is_empty() {
                     ix.rooms.remove(&conv);
                 }
             }
             let typing = ix.typing.remove(&(id, conv));
-            (was, emptied, typing)
+            (was, typing)
         };
         if let Some(t) = typing {
             t.abort();
             self.publish_typing(actor, conv, false).await;
         }
         if was_member {
+            self.subs.release(&Topic::Conversation(conv)).await;
             self.publish_presence(actor, conv, false).await;
-            if emptied {
-                self.subs.release(&Topic::Conversation(conv)).await;
-            }
         }
     }
 
@@ -509,7 +532,15 @@ impl Hub {
     }
 
     async fn publish_typing(&self, actor: &Actor, conv: ConversationId, start: bool) {
-        publish_typing(&self.messaging, actor, conv, start).await;
+        let (kind, payload) = if start {
+            (
+                EventKind::TypingStart,
+                json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex(), "userName": actor.name}),
+            )
+        } else {
+            (EventKind::TypingStop, json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex()}))
+        };
+        self.messaging.publish(Topic::Conversation(conv), kind, Some(conv), payload, None).await;
     }
 
     async fn publish_presence(&self, actor: &Actor, conv: ConversationId, online: bool) {
@@ -665,18 +696,6 @@ impl Hub {
     }
 }
 
-async fn publish_typing(messaging: &Messaging, actor: &Actor, conv: ConversationId, start: bool) {
-    let (kind, payload) = if start {
-        (
-            EventKind::TypingStart,
-            json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex(), "userName": actor.name}),
-        )
-    } else {
-        (EventKind::TypingStop, json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex()}))
-    };
-    messaging.publish(Topic::Conversation(conv), kind, Some(conv), payload, None).await;
-}
-
 /// Keeps presence alive and limiter memory bounded, until the hub is dropped.
 pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -693,7 +712,10 @@ pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle
 }
 
 /// Reads the bus and dispatches, until the hub is dropped.
-pub fn spawn_dispatcher(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcast::Receiver<Published>) -> JoinHandle<()> {
+pub fn spawn_dispatcher(
+    hub: std::sync::Weak<Hub>,
+    mut rx: tokio::sync::broadcast::Receiver<Published>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
@@ -710,4 +732,3 @@ pub fn spawn_dispatcher(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcas
         }
     })
 }
-

@@ -80,7 +80,12 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the hub, starts its bus dispatcher and presence heartbeat, and
     /// returns the `/socket.io` routes to mount.
-    pub fn start(messaging: Messaging, verifier: Arc<Verifier>, presence: Arc<dyn Presence>, config: GatewayConfig) -> Self {
+    pub fn start(
+        messaging: Messaging,
+        verifier: Arc<Verifier>,
+        presence: Arc<dyn Presence>,
+        config: GatewayConfig,
+    ) -> Self {
         let deliveries = messaging.bus().deliveries();
         let heartbeat = config.heartbeat;
         let opts = transport::sio::SioOptions { max_buffer: config.max_buffer, max_payload: 128 * 1024 };

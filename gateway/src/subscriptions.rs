@@ -51,7 +51,7 @@ impl Subscriptions {
     }
 
     /// How many topics are subscribed now.
-    pub async fn len(&self) -> usize {
+    pub async fn count(&self) -> usize {
         self.counts.lock().await.len()
     }
 }

@@ -144,7 +144,9 @@ impl SioClient {
     pub async fn collect(&mut self, event: &str, wait: Duration) -> Vec<Value> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + wait;
-        while let Some(v) = self.try_expect(event, deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+        while let Some(v) =
+            self.try_expect(event, deadline.saturating_duration_since(tokio::time::Instant::now())).await
+        {
             out.push(v);
         }
         out

@@ -58,28 +58,8 @@ fn token(auth: Option<&Value>, parts: &Parts) -> Option<String> {
             return Some(t.trim().to_owned());
         }
     }
-    parts.uri.query().and_then(|q| {
-        q.split('&').find_map(|kv| kv.strip_prefix("token=").map(|t| percent_decode(t)))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len() + 0
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let query = parts.uri.query()?;
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
 /// A refused connection; its text reaches the client as `connect_error`'s message.
@@ -105,10 +85,10 @@ pub struct SioOptions {
 
 /// The Socket.IO routes (`/socket.io`) for this hub.
 pub fn router(hub: Arc<Hub>, opts: SioOptions) -> axum::Router {
-    let (svc, io) = SocketIo::builder()
-        .max_buffer_size(opts.max_buffer)
-        .max_payload(opts.max_payload)
-        .build_svc();
+    let (svc, io) = SocketIo::builder().max_buffer_size(opts.max_buffer).max_payload(opts.max_payload).build_svc();
+    // Everything that must exist before the client may send is done in the
+    // middleware: socketioxide sends CONNECT and then *spawns* the connect
+    // handler, so events can arrive before that handler has run.
     let admit_hub = Arc::clone(&hub);
     let middleware = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let hub = Arc::clone(&admit_hub);
@@ -116,18 +96,8 @@ pub fn router(hub: Arc<Hub>, opts: SioOptions) -> axum::Router {
             let auth = auth.ok();
             let token = token(auth.as_ref(), s.req_parts());
             let actor = hub.admit(token.as_deref()).await.map_err(Refused)?;
-            s.extensions.insert(actor);
-            Ok::<(), Refused>(())
-        }
-    };
-    let on_connect = move |s: SocketRef| {
-        let hub = Arc::clone(&hub);
-        async move {
-            let Some(actor) = s.extensions.get::<omnibiz_shared::service::Actor>() else {
-                let _ = s.disconnect();
-                return;
-            };
-            let id: ConnId = hub.connected(Arc::new(SioConn(s.clone())), actor).await;
+            let id: ConnId = hub.register(Arc::new(SioConn(s.clone())), actor);
+            s.extensions.insert(id);
             for &event in EVENTS {
                 let hub = Arc::clone(&hub);
                 s.on(event, move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
@@ -143,7 +113,6 @@ pub fn router(hub: Arc<Hub>, opts: SioOptions) -> axum::Router {
                     }
                 });
             }
-            let hub = Arc::clone(&hub);
             s.on_disconnect(move |_s: SocketRef, reason: DisconnectReason| {
                 let hub = Arc::clone(&hub);
                 async move {
@@ -151,6 +120,15 @@ pub fn router(hub: Arc<Hub>, opts: SioOptions) -> axum::Router {
                     hub.disconnected(id).await;
                 }
             });
+            Ok::<(), Refused>(())
+        }
+    };
+    let on_connect = move |s: SocketRef| {
+        let hub = Arc::clone(&hub);
+        async move {
+            if let Some(id) = s.extensions.get::<ConnId>() {
+                hub.connected(id).await;
+            }
         }
     };
     io.ns("/", on_connect.with(middleware));

@@ -22,7 +22,6 @@ impl LocalBus {
         let (tx, _) = broadcast::channel(capacity.max(16));
         Self { tx }
     }
-
 }
 
 impl Default for LocalBus {

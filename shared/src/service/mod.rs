@@ -518,7 +518,8 @@ impl Messaging {
         }
         let changed = self.store.mark_delivered(message).await?;
         if changed {
-            let payload = json!({"conversationId": conv.id.to_hex(), "messageId": message.to_hex(), "status": "delivered"});
+            let payload =
+                json!({"conversationId": conv.id.to_hex(), "messageId": message.to_hex(), "status": "delivered"});
             self.publish(Topic::Conversation(conv.id), EventKind::MessageStatus, Some(conv.id), payload, None).await;
         }
         Ok(changed)

@@ -1,0 +1,395 @@
+//! The gateway end to end: an API and two gateways on one Redis and one
+//! MongoDB (all on port 0), driven by a Socket.IO client.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::sio::SioClient;
+use common::{Backend, Business, TestApp, business, open, spawn_with};
+use fred::interfaces::{ClientLike as _, PubsubInterface as _};
+use omnibiz::app::Target;
+use serde_json::{Value, json};
+
+struct Cluster {
+    api: TestApp,
+    gw1: TestApp,
+    gw2: TestApp,
+}
+
+async fn cluster() -> Cluster {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
+    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let gw1 = spawn_with(Backend::Mongo, s.clone(), Target::Gateway, Arc::clone(&dir)).await;
+    let gw2 = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    Cluster { api, gw1, gw2 }
+}
+
+impl Cluster {
+    async fn finish(self) {
+        self.gw1.stop().await;
+        self.gw2.stop().await;
+        self.api.finish().await;
+    }
+}
+
+async fn client(app: &TestApp, token: &str) -> SioClient {
+    SioClient::connect(&app.base, Some(token)).await.expect("connect")
+}
+
+async fn join(c: &mut SioClient, conv: &str) -> Value {
+    let ack = c.call("join_conversation", json!(conv)).await;
+    assert_eq!(ack["ok"], true, "join: {ack}");
+    ack
+}
+
+const QUIET: Duration = Duration::from_millis(400);
+
+/// Redis subscriber count of a channel.
+async fn numsub(channel: &str) -> i64 {
+    let client =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&common::redis_url()).expect("redis url"))
+            .build()
+            .expect("client");
+    client.init().await.expect("connect redis");
+    let v: Vec<(String, i64)> = client.pubsub_numsub(channel).await.expect("numsub");
+    let _ = client.quit().await;
+    v.first().map_or(0, |(_, n)| *n)
+}
+
+async fn conversation_list(app: &TestApp, token: &str) -> Vec<Value> {
+    let (_, body) = app.get("/api/messages/conversations", token).await;
+    body["conversations"].as_array().expect("list").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_typing_notifications_and_presence_across_gateways() {
+    let c = cluster().await;
+    let b: Business = business(&c.api.store, "Relay", 2).await;
+    let conv = open(&c.api, &b, 0).await;
+    let conv2 = open(&c.api, &b, 1).await;
+    let mut owner = client(&c.gw1, &b.owner_token).await;
+    let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
+    let mut other_cust = client(&c.gw2, &b.customer_tokens[1]).await;
+    join(&mut owner, &conv).await;
+    let ack = join(&mut cust, &conv).await;
+    assert_eq!(ack["otherOnline"], true, "the owner's presence on gateway 1 is seen from gateway 2");
+
+    // Presence across gateways, as the REST list reports it.
+    let list = conversation_list(&c.api, &b.owner_token).await;
+    assert!(list.iter().all(|x| x["isOnline"] == true), "both customers are connected: {list:?}");
+
+    // REST → API → Redis → gateway 2.
+    let (s, sent) = c.api.send(&b.owner_token, &conv, "via REST").await;
+    assert_eq!(s, reqwest::StatusCode::CREATED);
+    let got = cust.expect("message_received").await;
+    assert_eq!(got, sent["message"], "same payload as the REST response");
+    assert_eq!(owner.expect("message_sent").await["id"], sent["message"]["id"], "sender's sockets get message_sent");
+    // Not joined, so only the notification reaches the other customer.
+    let (_, n) = c.api.send(&b.owner_token, &conv2, "for customer 1 only").await;
+    let note = other_cust.expect("new_message_notification").await;
+    assert_eq!(note["conversationId"], conv2.as_str());
+    assert_eq!(note["preview"], "for customer 1 only");
+    assert_eq!(note["from"], "Relay Owner");
+    assert!(other_cust.try_expect("message_received", QUIET).await.is_none(), "{n}");
+
+    // Socket on gateway 2 → gateway 1, with the seed's payload shape.
+    let ack = cust
+        .call(
+            "send_message",
+            json!({"conversationId": conv, "message": "via socket", "senderId": "forged", "senderName": "Mallory"}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["message"]["senderId"], b.customers[0].id.to_hex(), "sender from the token");
+    assert_eq!(ack["message"]["senderName"], b.customers[0].name);
+    assert_eq!(cust.expect("message_sent").await["id"], ack["message"]["id"]);
+    let got = owner.expect("message_received").await;
+    assert_eq!(got["content"], "via socket");
+    assert_eq!(owner.expect("new_message_notification").await["conversationId"], conv.as_str());
+    // Socket on gateway 1 → gateway 2.
+    owner.emit("send_message", json!({"conversationId": conv, "content": "from gateway 1"}));
+    assert_eq!(cust.expect("message_received").await["content"], "from gateway 1");
+    // Exactly once each.
+    assert!(cust.try_expect("message_received", QUIET).await.is_none(), "no duplicate on gateway 2");
+    assert!(owner.try_expect("message_received", QUIET).await.is_none(), "no duplicate on gateway 1");
+    assert!(cust.try_expect("message_sent", QUIET).await.is_none(), "no echo to the sending socket");
+
+    // Typing: relayed to the other side only, and stopped by the server after 3 s.
+    let ack = cust.call("typing_start", json!({"conversationId": conv})).await;
+    assert_eq!(ack["ok"], true);
+    let t = owner.expect("user_typing").await;
+    assert_eq!(
+        t,
+        json!({"conversationId": conv, "userId": b.customers[0].id.to_hex(), "userName": b.customers[0].name})
+    );
+    let started = tokio::time::Instant::now();
+    let stop = owner.expect("user_stopped_typing").await;
+    assert_eq!(stop["userId"], b.customers[0].id.to_hex());
+    assert!(started.elapsed() >= Duration::from_secs(2), "expiry, not an immediate stop");
+    assert!(cust.try_expect("user_typing", QUIET).await.is_none(), "not to the typist");
+    // An explicit stop is relayed at once.
+    owner.emit("typing_start", json!({"conversationId": conv}));
+    cust.expect("user_typing").await;
+    owner.emit("typing_stop", json!({"conversationId": conv}));
+    cust.expect("user_stopped_typing").await;
+
+    // Read receipts and delivery status travel too.
+    let ack = owner.call("message_delivered", json!({"conversationId": conv, "messageId": got["id"]})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let st = cust.expect("message_status").await;
+    assert_eq!(st, json!({"conversationId": conv, "messageId": got["id"], "status": "delivered"}));
+    let ack = owner.call("mark_read", json!({"conversationId": conv, "messageId": got["id"]})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let read = cust.expect("messages_read").await;
+    assert_eq!(read["readerId"], b.owner.id.to_hex());
+    assert_eq!(read["upToSeq"], got["seq"]);
+
+    // Leaving: presence event to the other side.
+    cust.call("leave_conversation", json!(conv)).await;
+    let mut p = owner.expect("presence").await;
+    while p["online"] == true {
+        p = owner.expect("presence").await; // the earlier "joined" event may come first
+    }
+    assert_eq!((p["userId"].clone(), p["online"].clone()), (json!(b.customers[0].id.to_hex()), json!(false)));
+    owner.disconnect();
+    cust.disconnect();
+    other_cust.disconnect();
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconnecting_to_the_other_gateway_with_last_seq_loses_nothing() {
+    let c = cluster().await;
+    let b = business(&c.api.store, "Recover", 1).await;
+    let conv = open(&c.api, &b, 0).await;
+    let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
+    join(&mut cust, &conv).await;
+    let (_, first) = c.api.send(&b.owner_token, &conv, "before the break").await;
+    let last_seq = cust.expect("message_received").await["seq"].as_i64().expect("seq");
+    assert_eq!(first["message"]["seq"], last_seq);
+    cust.disconnect();
+
+    for i in 0..50 {
+        let (s, _) = c.api.send(&b.owner_token, &conv, &format!("while away {i}")).await;
+        assert_eq!(s, reqwest::StatusCode::CREATED);
+    }
+    // Live traffic keeps flowing while the customer rejoins on the other gateway.
+    let api_base = c.api.base.clone();
+    let (token, conv2) = (b.owner_token.clone(), conv.clone());
+    let live = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for i in 0..20 {
+            let r = http
+                .post(format!("{api_base}/api/messages/send"))
+                .bearer_auth(&token)
+                .json(&json!({"conversationId": conv2, "content": format!("live {i}")}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        }
+    });
+    let mut cust = client(&c.gw1, &b.customer_tokens[0]).await;
+    let ack = cust.call("join_conversation", json!({"conversationId": conv, "lastSeq": last_seq})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    live.await.expect("live sender");
+    let total = 50 + 20;
+    let mut seqs = Vec::new();
+    let mut contents = Vec::new();
+    for _ in 0..total {
+        let m = cust.expect("message_received").await;
+        seqs.push(m["seq"].as_i64().expect("seq"));
+        contents.push(m["content"].as_str().expect("content").to_owned());
+    }
+    let expected: Vec<i64> = (last_seq + 1..=last_seq + total).collect();
+    assert_eq!(seqs, expected, "every message once, in order, history then live");
+    assert_eq!(contents[0], "while away 0");
+    assert_eq!(contents[49], "while away 49");
+    assert!(cust.try_expect("message_received", QUIET).await.is_none(), "no duplicates afterwards");
+    let (_, m) = c.api.send(&b.owner_token, &conv, "after").await;
+    assert_eq!(cust.expect("message_received").await["seq"], m["message"]["seq"]);
+    cust.disconnect();
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_subscribes_only_while_it_has_members() {
+    let c = cluster().await;
+    let b = business(&c.api.store, "Subs", 1).await;
+    let conv = open(&c.api, &b, 0).await;
+    let channel = format!("omnibiz:{{conv:{conv}}}");
+    assert_eq!(numsub(&channel).await, 0);
+    let mut owner = client(&c.gw1, &b.owner_token).await;
+    join(&mut owner, &conv).await;
+    assert_eq!(numsub(&channel).await, 1, "only gateway 1 has a member");
+    let mut second = client(&c.gw1, &b.owner_token).await;
+    join(&mut second, &conv).await;
+    assert_eq!(numsub(&channel).await, 1, "one subscription per gateway, however many members");
+    let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
+    join(&mut cust, &conv).await;
+    assert_eq!(numsub(&channel).await, 2);
+    cust.call("leave_conversation", json!({"conversationId": conv})).await;
+    assert_eq!(numsub(&channel).await, 1, "gateway 2 unsubscribed after its last member left");
+    owner.call("leave_conversation", json!(conv)).await;
+    assert_eq!(numsub(&channel).await, 1, "gateway 1 still has a member");
+    second.disconnect();
+    let mut gone = false;
+    for _ in 0..50 {
+        if numsub(&channel).await == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "a disconnect releases the last subscription");
+    // And a message now reaches no gateway's sockets: gateway 2's client stays quiet.
+    c.api.send(&b.owner_token, &conv, "nobody listens").await;
+    assert!(cust.try_expect("message_received", QUIET).await.is_none());
+    owner.disconnect();
+    cust.disconnect();
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_tenant_and_malformed_events_are_refused_without_leaks() {
+    let c = cluster().await;
+    let a = business(&c.api.store, "Victim", 1).await;
+    let z = business(&c.api.store, "Stranger", 1).await;
+    let conv = open(&c.api, &a, 0).await;
+    let mut victim = client(&c.gw1, &a.owner_token).await;
+    join(&mut victim, &conv).await;
+    for token in [&z.owner_token, &z.customer_tokens[0]] {
+        let mut bad = client(&c.gw2, token).await;
+        let ack = bad.call("join_conversation", json!({"conversationId": conv, "lastSeq": 0})).await;
+        assert_eq!((ack["ok"].clone(), ack["code"].clone()), (json!(false), json!("NOT_FOUND")), "{ack}");
+        assert_eq!(bad.expect("message_error").await["code"], "NOT_FOUND");
+        let ack =
+            bad.call("send_message", json!({"conversationId": conv, "message": "hi", "clientMessageId": "x1"})).await;
+        assert_eq!(ack["ok"], false);
+        let err = bad.expect("message_error").await;
+        assert_eq!((err["code"].clone(), err["clientMessageId"].clone()), (json!("NOT_FOUND"), json!("x1")));
+        let ack = bad.call("typing_start", json!({"conversationId": conv})).await;
+        assert_eq!(ack["ok"], false);
+        assert!(bad.try_expect("message_received", QUIET).await.is_none());
+        bad.disconnect();
+    }
+    assert!(victim.try_expect("user_typing", QUIET).await.is_none(), "no typing leaked");
+    assert!(victim.try_expect("message_received", Duration::from_millis(50)).await.is_none());
+    let (_, page) = c.api.get(&format!("/api/messages/conversations/{conv}"), &a.owner_token).await;
+    assert_eq!(page["messages"], json!([]), "nothing stored");
+
+    // Malformed payloads: errors for that event, the connection stays up.
+    let mut me = client(&c.gw2, &a.customer_tokens[0]).await;
+    for (event, data) in [
+        ("join_conversation", json!(42)),
+        ("join_conversation", json!({"conversationId": "zz"})),
+        ("join_conversation", Value::Null),
+        ("send_message", json!("not an object")),
+        ("send_message", json!({"conversationId": conv, "message": ""})),
+        ("send_message", json!({"conversationId": conv, "message": "x".repeat(5001)})),
+        ("mark_read", json!({"conversationId": conv, "seq": "x"})),
+        ("message_delivered", json!({})),
+    ] {
+        let ack = me.call(event, data.clone()).await;
+        assert_eq!(ack["ok"], false, "{event} {data}");
+        assert_eq!(ack["code"], "VALIDATION_ERROR", "{event} {data}: {ack}");
+    }
+    me.emit("no_such_event", json!({"x": 1}));
+    join(&mut me, &conv).await;
+    assert!(!me.is_closed(), "still connected after wrong payloads");
+    // A packet that is not Socket.IO at all closes that one client (as Node's
+    // socket.io does); the gateway serves everyone else on.
+    for garbage in ["42[\"join_conversation\"", "42[]"] {
+        let rogue = client(&c.gw2, &a.customer_tokens[0]).await;
+        rogue.raw(garbage);
+        let mut closed = false;
+        for _ in 0..50 {
+            if rogue.is_closed() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(closed, "an unparseable packet ({garbage}) closes that client");
+    }
+    let ack = me.call("send_message", json!({"conversationId": conv, "message": "still works"})).await;
+    assert_eq!(ack["ok"], true);
+    assert_eq!(victim.expect("message_received").await["content"], "still works");
+    me.disconnect();
+    victim.disconnect();
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_tokens_are_refused_at_connect() {
+    let c = cluster().await;
+    let b = business(&c.api.store, "Auth", 1).await;
+    let err = SioClient::connect(&c.gw1.base, None).await.err().expect("refused");
+    assert!(err.contains("missing"), "{err}");
+    let err = SioClient::connect(&c.gw1.base, Some("garbage")).await.err().expect("refused");
+    assert!(err.contains("invalid"), "{err}");
+    let forged = omnibiz_shared::auth::mint_hs256(
+        b"wrong-secret",
+        &omnibiz_shared::auth::Principal::Customer { id: b.customers[0].id },
+        60,
+    )
+    .expect("mint");
+    assert!(SioClient::connect(&c.gw1.base, Some(&forged)).await.is_err());
+    let unknown =
+        common::token(&omnibiz_shared::auth::Principal::Customer { id: omnibiz_shared::domain::CustomerId::new() });
+    let err = SioClient::connect(&c.gw1.base, Some(&unknown)).await.err().expect("refused");
+    assert!(err.contains("not found"), "{err}");
+    // The query-string form works too.
+    let url = format!("{}?token={}", c.gw1.base, b.owner_token);
+    let _ = url;
+    c.finish().await;
+}
+
+/// A real `omnibiz gateway` process, killed with SIGKILL: its users go offline by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_of_a_killed_gateway_go_offline_within_the_ttl() {
+    let c = cluster().await;
+    let b = business(&c.api.store, "Crash", 1).await;
+    let conv = open(&c.api, &b, 0).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"))
+        .arg("gateway")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("MONGODB_URI", common::mongo_uri())
+        .env("MONGODB_DATABASE", c.api.settings.mongodb_database.as_deref().expect("db"))
+        .env("REDIS_URL", common::redis_url())
+        .env("JWT_SECRET", common::SECRET)
+        .env("OMNIBIZ_PRESENCE_TTL_SECS", "3")
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
+    let first = first.expect("a banner line");
+    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
+    let mut cust = SioClient::connect(&base, Some(&b.customer_tokens[0])).await.expect("connect to the child");
+    join(&mut cust, &conv).await;
+    let online = |v: Vec<Value>| v[0]["isOnline"] == true;
+    assert!(online(conversation_list(&c.api, &b.owner_token).await), "online while connected");
+    child.kill().await.expect("SIGKILL");
+    let mut offline_after = None;
+    let start = tokio::time::Instant::now();
+    for _ in 0..100 {
+        if !online(conversation_list(&c.api, &b.owner_token).await) {
+            offline_after = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = offline_after.expect("offline within 10 s of the kill");
+    assert!(after <= Duration::from_secs(8), "went offline after {after:?}");
+    drop(cust);
+    c.finish().await;
+}
