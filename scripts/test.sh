@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs and starts what the tests need
 # on non-default ports — Redis from Debian's packages, a MongoDB-compatible
-# server built once into ~/.cache/omnibiz-tools — runs the whole workspace's
+# server built once into ~/.cache/omnibiz-tools, the official socket.io-client
+# from npm — runs the whole workspace's
 # tests, and stops what it started.
 #
 #   scripts/test.sh                 # everything
@@ -16,6 +17,11 @@ start=$(date +%s)
 cleanup() { scripts/services.sh stop || true; }
 trap cleanup EXIT
 eval "$(scripts/services.sh start)"
+# The official socket.io-client for tests/node_client.rs (exact versions from the lockfile).
+if [ ! -d tests/node/node_modules/socket.io-client ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+  echo "[test] npm ci in tests/node"
+  (cd tests/node && npm ci --silent --no-audit --no-fund)
+fi
 echo "[test] MONGODB_URI=${MONGODB_URI%%\?*}  REDIS_URL=${REDIS_URL}"
 
 if [ "${CI:-}" = "true" ]; then

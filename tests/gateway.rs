@@ -393,3 +393,144 @@ async fn users_of_a_killed_gateway_go_offline_within_the_ttl() {
     drop(cust);
     c.finish().await;
 }
+
+/// One gateway with small limits, for back-pressure and rate-limit tests.
+async fn tight_gateway(max_connections: usize, socket_buffer: usize) -> (TestApp, TestApp) {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
+    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let tight = omnibiz_shared::config::Settings { max_connections, socket_buffer, send_rate: 5, ..s };
+    let gw = spawn_with(Backend::Mongo, tight, Target::Gateway, dir).await;
+    (api, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_cap_and_send_rate_limit() {
+    let (api, gw) = tight_gateway(2, 256).await;
+    let b = business(&api.store, "Limits", 1).await;
+    let conv = open(&api, &b, 0).await;
+    let mut one = client(&gw, &b.owner_token).await;
+    let two = client(&gw, &b.customer_tokens[0]).await;
+    let err = SioClient::connect(&gw.base, Some(&b.owner_token)).await.err().expect("third refused");
+    assert!(err.contains("capacity"), "{err}");
+    two.disconnect();
+    let mut admitted = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(c) = SioClient::connect(&gw.base, Some(&b.customer_tokens[0])).await {
+            admitted = Some(c);
+            break;
+        }
+    }
+    assert!(admitted.is_some(), "a slot frees up when a client leaves");
+
+    // 5/s with bursts of 10: a burst of 30 is partly refused, with a clear code.
+    join(&mut one, &conv).await;
+    let mut refused = 0;
+    for i in 0..30 {
+        let ack = one.call("send_message", json!({"conversationId": conv, "message": format!("burst {i}")})).await;
+        if ack["ok"] == false {
+            assert_eq!(ack["code"], "RATE_LIMITED", "{ack}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 10, "only {refused} of 30 refused");
+    let (_, page) = api.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
+    assert_eq!(page["messages"].as_array().expect("messages").len(), 30 - refused, "refused sends were not stored");
+    one.disconnect();
+    gw.stop().await;
+    api.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_is_dropped_not_buffered() {
+    use futures_util::SinkExt as _;
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (api, gw) = tight_gateway(100, 8).await;
+    let b = business(&api.store, "Slow", 1).await;
+    let conv = open(&api, &b, 0).await;
+    // A raw client that joins and then never reads again.
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", gw.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("ws");
+    async fn until(
+        ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+        prefix: &str,
+    ) {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.to_text().is_ok_and(|t| t.starts_with(prefix)) {
+                return;
+            }
+        }
+        panic!("connection ended before a `{prefix}` packet");
+    }
+    until(&mut ws, "0").await;
+    ws.send(Message::text(format!("40{}", json!({"token": b.customer_tokens[0]})))).await.expect("connect");
+    until(&mut ws, "40").await;
+    ws.send(Message::text(format!("420{}", json!(["join_conversation", conv])))).await.expect("join");
+    until(&mut ws, "430").await;
+    let dropped_before = metric(&gw, "gateway_slow_clients_dropped_total").await;
+    // Flood it through the API until the gateway gives up on it.
+    let big = "x".repeat(4000);
+    let mut dropped = false;
+    for _ in 0..60 {
+        for _ in 0..20 {
+            api.send(&b.owner_token, &conv, &big).await;
+        }
+        if metric(&gw, "gateway_slow_clients_dropped_total").await > dropped_before {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the gateway dropped the client that stopped reading");
+    // The gateway itself is fine: a fresh client works.
+    let mut fresh = client(&gw, &b.owner_token).await;
+    join(&mut fresh, &conv).await;
+    fresh.disconnect();
+    drop(ws);
+    gw.stop().await;
+    api.finish().await;
+}
+
+/// A counter's value (summed over labels) from `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_come_back_after_redis_drops_the_connection() {
+    let c = cluster().await;
+    let b = business(&c.api.store, "Resub", 1).await;
+    let conv = open(&c.api, &b, 0).await;
+    let channel = format!("omnibiz:{{conv:{conv}}}");
+    let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
+    join(&mut cust, &conv).await;
+    assert_eq!(numsub(&channel).await, 1);
+    // Kill every pub/sub connection, as a Redis restart or failover would.
+    let admin =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&common::redis_url()).expect("url"))
+            .build()
+            .expect("client");
+    admin.init().await.expect("connect");
+    let _: i64 = admin.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.expect("client kill");
+    let _ = admin.quit().await;
+    let mut back = false;
+    for _ in 0..100 {
+        if numsub(&channel).await == 1 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the gateway resubscribed by itself");
+    c.api.send(&b.owner_token, &conv, "after the reconnect").await;
+    assert_eq!(cust.expect("message_received").await["content"], "after the reconnect");
+    cust.disconnect();
+    c.finish().await;
+}

@@ -1,0 +1,50 @@
+//! The official Node `socket.io-client` 4.x against `omnibiz serve` (one
+//! process, in-process bus): websocket, polling, and polling with upgrade.
+//! `scripts/test.sh` installs the client from npm into `tests/node`.
+
+mod common;
+
+use common::{Backend, business, open, spawn_app};
+
+fn node_ready() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/socket.io-client").exists(),
+        "socket.io-client is not installed: run scripts/test.sh (it runs `npm ci` in tests/node)"
+    );
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_client_seed_flow_over_every_transport() {
+    let dir = node_ready();
+    let app = spawn_app(Backend::Sqlite).await;
+    let b = business(&app.store, "Node", 1).await;
+    let conv = open(&app, &b, 0).await;
+    for mode in ["websocket", "polling", "upgrade"] {
+        let out = tokio::process::Command::new("node")
+            .arg("seed-flow.mjs")
+            .current_dir(&dir)
+            .env("BASE", &app.base)
+            .env("OWNER_TOKEN", &b.owner_token)
+            .env("CUSTOMER_TOKEN", &b.customer_tokens[0])
+            .env("CONV", &conv)
+            .env("MODE", mode)
+            .output()
+            .await
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {stdout}{stderr}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary JSON");
+        assert_eq!(summary["ok"], true);
+        let expected = if mode == "polling" { "polling" } else { "websocket" };
+        assert_eq!(summary["transport"], expected, "{mode} ended on the expected transport");
+    }
+    // Everything the clients sent was stored once.
+    let (_, page) = app.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
+    let contents: Vec<&str> =
+        page["messages"].as_array().expect("messages").iter().filter_map(|m| m["content"].as_str()).collect();
+    assert_eq!(contents, vec!["hello over websocket", "hello over polling", "hello over upgrade"]);
+    app.finish().await;
+}
