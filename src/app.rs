@@ -147,6 +147,9 @@ impl Application {
         }
         let origin = origin(target);
         let (bus, presence) = open_bus(settings, target, &origin)?;
+        if settings.bench_relay_only {
+            tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
+        }
         let messaging = Messaging::new(opened.store, Arc::clone(&bus), Arc::clone(&presence), &origin);
         let verifier = Arc::new(verifier);
         let state = ApiState {
@@ -169,6 +172,7 @@ impl Application {
                     send_per_sec: settings.send_rate,
                     typing_per_sec: settings.typing_rate,
                     heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
+                    relay_only: settings.bench_relay_only,
                     ..GatewayConfig::default()
                 };
                 Some(Gateway::start(messaging, verifier, presence, config))

@@ -130,6 +130,8 @@ pub struct Hub {
     next_id: AtomicU64,
     live: AtomicUsize,
     send_limit: DefaultKeyedRateLimiter<String>,
+    /// Per-conversation counters of the relay-only benchmark mode.
+    relay_seq: Mutex<HashMap<ConversationId, i64>>,
     typing_limit: DefaultKeyedRateLimiter<String>,
 }
 
@@ -162,6 +164,7 @@ impl Hub {
             index: Mutex::new(Index::default()),
             next_id: AtomicU64::new(1),
             live: AtomicUsize::new(0),
+            relay_seq: Mutex::new(HashMap::new()),
         })
     }
 
@@ -320,7 +323,7 @@ impl Hub {
                 }
                 Err(e) => Reply::failed(&e.into(), true),
             },
-            "send_message" => match self.send(&actor, &source, data).await {
+            "send_message" => match self.send(id, &actor, &source, data).await {
                 Ok(message) => {
                     self.emit_to(id, &OutEvent::new("message_sent", message.clone()));
                     Reply::ok(json!({"message": message}))
@@ -475,7 +478,7 @@ impl Hub {
         }
     }
 
-    async fn send(&self, actor: &Actor, source: &str, data: Value) -> Result<Value, EventError> {
+    async fn send(&self, id: ConnId, actor: &Actor, source: &str, data: Value) -> Result<Value, EventError> {
         let cmid = events::client_message_id(&data);
         let with_id = |mut e: EventError| {
             e.client_message_id.clone_from(&cmid);
@@ -488,8 +491,48 @@ impl Hub {
         let p = events::send(data).map_err(|e| with_id(e.into()))?;
         let cmd = SendCommand::parse(&p.conversation_id, &p.content, p.attachments, p.client_message_id.as_deref())
             .map_err(|e| with_id(e.into()))?;
+        if self.config.relay_only {
+            return self.relay_without_storing(id, actor, source, cmd).await.map_err(with_id);
+        }
         let sent = self.messaging.send_from(actor, cmd, Some(source)).await.map_err(|e| with_id(e.into()))?;
         Ok(serde_json::to_value(&sent.message).unwrap_or_default())
+    }
+
+    /// The relay-only benchmark path: same validation and fan-out, no store.
+    /// Access is checked by membership (the join already checked the store).
+    async fn relay_without_storing(
+        &self,
+        id: ConnId,
+        actor: &Actor,
+        source: &str,
+        cmd: SendCommand,
+    ) -> Result<Value, EventError> {
+        let conv = cmd.conversation_id;
+        if !self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv)) {
+            return Err(EventError::new("NOT_FOUND", "join the conversation first (relay-only mode)"));
+        }
+        let seq = {
+            let mut m = self.relay_seq.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(conv).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let message = json!({
+            "id": omnibiz_shared::domain::MessageId::new().to_hex(),
+            "conversationId": conv.to_hex(),
+            "senderId": actor.principal.id_hex(),
+            "senderName": actor.name,
+            "senderRole": actor.side().role_name(),
+            "content": cmd.body.as_str(),
+            "timestamp": omnibiz_shared::service::views::iso(chrono::Utc::now()),
+            "status": "sent",
+            "seq": seq,
+            "attachments": cmd.attachments,
+            "clientMessageId": cmd.client_message_id.as_ref().map(|c| c.as_str()),
+        });
+        let topic = Topic::Conversation(conv);
+        self.messaging.publish(topic, EventKind::MessageCreated, Some(conv), message.clone(), Some(source)).await;
+        Ok(message)
     }
 
     async fn typing(&self, id: ConnId, actor: &Actor, data: &Value, start: bool) -> Result<ConversationId, EventError> {

@@ -55,6 +55,9 @@ pub struct GatewayConfig {
     pub heartbeat: Duration,
     /// Messages per page when replaying after `lastSeq`.
     pub replay_page: usize,
+    /// Benchmark mode: `send_message` relays without storing (like the Node
+    /// reference peer, which has no database). Never for production.
+    pub relay_only: bool,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +70,7 @@ impl Default for GatewayConfig {
             typing_expiry: Duration::from_secs(3),
             heartbeat: Duration::from_secs(10),
             replay_page: 500,
+            relay_only: false,
         }
     }
 }

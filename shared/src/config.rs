@@ -69,6 +69,10 @@ pub struct Settings {
     pub typing_rate: u32,
     /// Seconds a gateway's presence claim lasts without a heartbeat. `OMNIBIZ_PRESENCE_TTL_SECS`, default 30.
     pub presence_ttl_secs: u64,
+    /// Benchmarks only: socket sends are relayed without being stored, to
+    /// compare like with like against the database-less Node peer.
+    /// `OMNIBIZ_BENCH_RELAY_ONLY`, default false. Never enable in production.
+    pub bench_relay_only: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +98,7 @@ impl Default for Settings {
             send_rate: 20,
             typing_rate: 5,
             presence_ttl_secs: 30,
+            bench_relay_only: false,
         }
     }
 }

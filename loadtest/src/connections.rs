@@ -1,0 +1,148 @@
+//! `connections`: open N authenticated clients (each joins its conversation),
+//! hold them, and report connect rate, failures, and the servers' memory and
+//! CPU per connection. Runs as several worker processes (each process may
+//! hold ~19.9k sockets here) and spreads sockets over loopback source addresses.
+
+use std::io::{BufRead as _, Write as _};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::client::{self, Incoming};
+use crate::procstat;
+use crate::tokens::Pair;
+
+pub struct Plan {
+    pub urls: Vec<String>,
+    pub count: usize,
+    pub sources: Vec<IpAddr>,
+    pub concurrency: usize,
+}
+
+/// Connects this process's share and holds until stdin closes. Prints
+/// `READY <ok> <failed> <seconds>` once every attempt finished.
+pub async fn worker(pairs: Vec<Pair>, plan: Plan) -> anyhow::Result<()> {
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(plan.concurrency.max(1)));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(plan.count);
+    for i in 0..plan.count {
+        let pair = pairs[i % pairs.len()].clone();
+        let url = plan.urls[i % plan.urls.len()].clone();
+        let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
+        let (ok, failed, gate) = (Arc::clone(&ok), Arc::clone(&failed), Arc::clone(&gate));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            let mut ws = match client::connect(&url, &pair.customer, source).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    if failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("connect failed: {e:#}");
+                    }
+                    let _ = done_tx.send(());
+                    return;
+                }
+            };
+            let joined = ws.send(client::event("join_conversation", &json!(pair.conversation), Some(0))).await.is_ok()
+                && client::wait_ack(&mut ws).await.is_ok();
+            if joined {
+                ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+            let _ = done_tx.send(());
+            // Hold: answer pings until the server or the run ends.
+            while let Some(Ok(m)) = ws.next().await {
+                match client::classify(&m) {
+                    Incoming::Ping => {
+                        if ws.send(tokio_tungstenite::tungstenite::Message::text("3")).await.is_err() {
+                            break;
+                        }
+                    }
+                    Incoming::Closed => break,
+                    _ => {}
+                }
+            }
+        });
+        tasks.push(done_rx);
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    println!("READY {} {} {:.3}", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
+    std::io::stdout().flush()?;
+    // Hold until the parent closes our stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+    })
+    .await?;
+    Ok(())
+}
+
+/// The parent: starts workers, waits until all are connected, samples the servers.
+pub fn run(
+    exe: &std::path::Path,
+    worker_args: &[String],
+    total: usize,
+    workers: usize,
+    pids: &[u32],
+    settle: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let before = procstat::sample(pids);
+    let per = total.div_ceil(workers);
+    let bar = indicatif::ProgressBar::new(workers as u64).with_message("workers connected");
+    let mut children = Vec::new();
+    for w in 0..workers {
+        let n = per.min(total - (per * w).min(total));
+        let mut child = Command::new(exe)
+            .args(worker_args)
+            .args(["--worker", &w.to_string(), "--count", &n.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting a worker")?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        children.push((child, std::io::BufReader::new(stdout)));
+    }
+    let (mut ok, mut failed, mut secs) = (0usize, 0usize, 0f64);
+    for (_, out) in &mut children {
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let f: Vec<&str> = line.split_whitespace().collect();
+        anyhow::ensure!(f.first() == Some(&"READY"), "worker said {line:?}");
+        ok += f[1].parse::<usize>()?;
+        failed += f[2].parse::<usize>()?;
+        secs = secs.max(f[3].parse()?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    std::thread::sleep(settle);
+    let after = procstat::sample(pids);
+    for (mut child, _) in children {
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let rss_delta = after.rss_kib.saturating_sub(before.rss_kib);
+    Ok(json!({
+        "connections": ok,
+        "failed": failed,
+        "connect_seconds": secs,
+        "connect_rate_per_sec": ok as f64 / secs.max(1e-9),
+        "server_rss_kib_before": before.rss_kib,
+        "server_rss_kib_after": after.rss_kib,
+        "server_rss_kib_per_connection": rss_delta as f64 / ok.max(1) as f64,
+        "server_cpu_secs": after.cpu_secs - before.cpu_secs,
+    }))
+}

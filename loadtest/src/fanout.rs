@@ -1,0 +1,274 @@
+//! `fanout` and `rest-send`: P conversations with an owner and a customer
+//! connected (optionally on different gateways); messages are sent open-loop
+//! at a target total rate R, each stamped with its send time in its
+//! `clientMessageId`; the other side's `message_received` gives the
+//! end-to-end latency (HDR histogram), losses and duplicates.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, Incoming};
+use crate::procstat;
+use crate::tokens::Pair;
+
+/// How messages are sent.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// `send_message` on the customer's socket.
+    Socket,
+    /// `POST /api/messages/send` with the owner's token, to this API base URL.
+    Rest(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub receivers_url: String,
+    pub senders_url: String,
+    pub pairs: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    pub pids: Vec<u32>,
+    pub sender: Sender,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// `<pair>:<n>:<sent at, µs since epoch>`
+fn stamp(pair: usize, n: u64) -> String {
+    format!("{pair}:{n}:{}", now_us())
+}
+
+fn parse_stamp(s: &str) -> Option<(u64, u64)> {
+    let mut it = s.split(':');
+    let _pair = it.next()?;
+    let n: u64 = it.next()?.parse().ok()?;
+    let t: u64 = it.next()?.parse().ok()?;
+    Some((n, t))
+}
+
+struct ReceiverResult {
+    hist: Histogram<u64>,
+    unique: u64,
+    duplicates: u64,
+    errors: u64,
+}
+
+async fn connect_joined(url: &str, token: &str, conv: &str) -> anyhow::Result<client::Ws> {
+    let mut ws = client::connect(url, token, None).await?;
+    ws.send(client::event("join_conversation", &json!({ "conversationId": conv }), Some(0))).await?;
+    client::wait_ack(&mut ws).await?;
+    Ok(ws)
+}
+
+/// Reads one receiver until `stop`, recording latencies of `message_received`.
+async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>) -> ReceiverResult {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut seen = HashSet::new();
+    let (mut duplicates, mut errors) = (0, 0);
+    loop {
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            () = stop.notified() => break,
+        };
+        let Some(Ok(m)) = msg else { break };
+        match client::classify(&m) {
+            Incoming::Ping => {
+                let _ = ws.send(Message::text("3")).await;
+            }
+            Incoming::Event(body) => {
+                if body.starts_with("[\"message_received\"") {
+                    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+                    if let Some((n, t)) = v[1]["clientMessageId"].as_str().and_then(parse_stamp) {
+                        if seen.insert(n) {
+                            let _ = hist.record(now_us().saturating_sub(t).max(1));
+                        } else {
+                            duplicates += 1;
+                        }
+                    }
+                } else if body.starts_with("[\"message_error\"") {
+                    errors += 1;
+                }
+            }
+            Incoming::Closed => break,
+            _ => {}
+        }
+    }
+    ReceiverResult { hist, unique: seen.len() as u64, duplicates, errors }
+}
+
+/// A socket sender: writes what the scheduler hands it, drains what it receives.
+async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::Receiver<u64>, errors: Arc<AtomicU64>) {
+    let (mut sink, mut stream) = ws.split();
+    let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<()>();
+    let errs = Arc::clone(&errors);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            match client::classify(&m) {
+                Incoming::Ping => {
+                    let _ = pong_tx.send(());
+                }
+                Incoming::Event(b) if b.starts_with("[\"message_error\"") => {
+                    errs.fetch_add(1, Ordering::Relaxed);
+                }
+                Incoming::Closed => break,
+                _ => {}
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            n = rx.recv() => {
+                let Some(n) = n else { break };
+                let data = json!({"conversationId": conv, "message": format!("load {n}"), "clientMessageId": stamp(pair, n)});
+                if sink.send(client::event("send_message", &data, None)).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+            Some(()) = pong_rx.recv() => {
+                let _ = sink.send(Message::text("3")).await;
+            }
+        }
+    }
+    // Keep the socket open a little so late events are drained, then close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = sink.close().await;
+    reader.abort();
+}
+
+pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
+    let p = plan.pairs.min(pairs.len());
+    anyhow::ensure!(p > 0, "no pairs to use");
+    let bar = indicatif::ProgressBar::new((2 * p) as u64).with_message("connecting");
+    // Receivers: the owners, on the receivers' gateway.
+    let mut receivers = Vec::with_capacity(p);
+    for pair in &pairs[..p] {
+        receivers.push(connect_joined(&plan.receivers_url, &pair.owner, &pair.conversation).await?);
+        bar.inc(1);
+    }
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut senders: Vec<mpsc::Sender<u64>> = Vec::new();
+    let http = reqwest::Client::new();
+    if let Sender::Socket = plan.sender {
+        for (i, pair) in pairs[..p].iter().enumerate() {
+            let ws = connect_joined(&plan.senders_url, &pair.customer, &pair.conversation).await?;
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(socket_sender(ws, i, pair.conversation.clone(), rx, Arc::clone(&errors)));
+            senders.push(tx);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    // Receivers get `message_received` for messages the *customer* sends (socket mode);
+    // in REST mode the owner sends, so the customers receive: swap roles.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut recv_tasks = Vec::new();
+    if let Sender::Rest(_) = plan.sender {
+        for ws in receivers.drain(..) {
+            drop(ws);
+        }
+        for pair in &pairs[..p] {
+            let ws = connect_joined(&plan.receivers_url, &pair.customer, &pair.conversation).await?;
+            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop))));
+        }
+    } else {
+        for ws in receivers {
+            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop))));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = procstat::sample(&plan.pids);
+    let progress = indicatif::ProgressBar::new(plan.duration.as_secs().max(1));
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} sending {msg} [{bar:30}] {pos}/{len}s")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    let mut behind: u64 = 0;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while start.elapsed() < plan.duration {
+        tick.tick().await;
+        let due = (plan.rate * start.elapsed().as_secs_f64()) as u64;
+        while sent < due {
+            let i = (sent as usize) % p;
+            match &plan.sender {
+                Sender::Socket => {
+                    if senders[i].try_send(sent).is_err() {
+                        behind += 1;
+                    }
+                }
+                Sender::Rest(api) => {
+                    let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+                        behind += 1;
+                        sent += 1;
+                        continue;
+                    };
+                    let (http, url, pair, errs) = (http.clone(), format!("{api}/api/messages/send"), pairs[i].clone(), Arc::clone(&errors));
+                    let n = sent;
+                    tokio::spawn(async move {
+                        let body = json!({"conversationId": pair.conversation, "content": format!("load {n}"), "clientMessageId": stamp(i, n)});
+                        let ok = http.post(url).bearer_auth(&pair.owner).json(&body).send().await.is_ok_and(|r| r.status().is_success());
+                        if !ok {
+                            errs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+            sent += 1;
+        }
+        progress.set_position(start.elapsed().as_secs());
+        progress.set_message(format!("{sent} msgs"));
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    drop(senders);
+    // Let in-flight messages land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = procstat::sample(&plan.pids);
+    stop.notify_waiters();
+    progress.finish_and_clear();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut unique, mut duplicates, mut recv_errors) = (0, 0, 0);
+    for t in recv_tasks {
+        stop.notify_waiters();
+        let r = t.await?;
+        hist.add(&r.hist)?;
+        unique += r.unique;
+        duplicates += r.duplicates;
+        recv_errors += r.errors;
+    }
+    let attempted = sent - behind;
+    let cpu = after.cpu_secs - before.cpu_secs;
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let curve: Vec<Value> =
+        [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0].iter().map(|q| json!([q, ms(*q)])).collect();
+    Ok(json!({
+        "pairs": p,
+        "target_rate": plan.rate,
+        "sent": attempted,
+        "client_behind": behind,
+        "delivered": unique,
+        "delivered_per_sec": unique as f64 / send_secs,
+        "lost": attempted.saturating_sub(unique),
+        "duplicates": duplicates,
+        "errors": errors.load(Ordering::Relaxed) + recv_errors,
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},
+        "latency_curve_ms": curve,
+        "server_cpu_secs": cpu,
+        "delivered_per_cpu_sec": if cpu > 0.0 { unique as f64 / cpu } else { 0.0 },
+    }))
+}

@@ -1,0 +1,18 @@
+//! Load generator for OmniBiz Messaging and the Node.js reference peer (the
+//! binary is `omnibiz-loadtest`; see its `--help`).
+//!
+//! # Layout
+//! - `client`: a lean Socket.IO v5 / Engine.IO v4 websocket client.
+//! - `connections`: hold N clients (several worker processes), measure server RSS/CPU.
+//! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates.
+//! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
+//! - `report`: terminal and Markdown tables, the SVG latency plot.
+//! - `tokens`, `procstat`: inputs and /proc sampling.
+
+pub mod client;
+pub mod connections;
+pub mod fanout;
+pub mod procstat;
+pub mod redis_raw;
+pub mod report;
+pub mod tokens;

@@ -1,0 +1,243 @@
+//! `omnibiz-loadtest`: drives OmniBiz Messaging (or the Node.js reference
+//! peer, which speaks the same Socket.IO events) and reports what a user can
+//! measure: connections held and their server memory, delivered messages per
+//! second and per server CPU-second, end-to-end latency percentiles, losses.
+//!
+//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `redis-raw`;
+//! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
+
+use omnibiz_loadtest::{connections, fanout, redis_raw, report, tokens};
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "omnibiz-loadtest", version, about = "Load generator for OmniBiz Messaging and the Node.js reference peer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Tokens file from `omnibiz seed --tokens-out`.
+    #[arg(long)]
+    tokens: PathBuf,
+    /// Server PIDs whose RSS and CPU to sample (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<u32>,
+    /// Name of the system under test in the results (e.g. `omnibiz`, `node-peer`).
+    #[arg(long, default_value = "omnibiz")]
+    label: String,
+    /// Append the result as one JSON line to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Open N authenticated clients, each joined to its conversation; report memory and CPU per connection.
+    Connections {
+        #[command(flatten)]
+        common: Common,
+        /// Gateway URLs; clients are spread round-robin.
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        #[arg(long)]
+        count: usize,
+        /// Load-generator processes (each holds at most ~19k sockets here).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Loopback source addresses to spread sockets over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        sources: Vec<IpAddr>,
+        /// Connection attempts in flight per worker.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// Seconds to wait after the last connect before sampling the servers.
+        #[arg(long, default_value_t = 4)]
+        settle_secs: u64,
+        /// Internal: run as worker number N.
+        #[arg(long, hide = true)]
+        worker: Option<usize>,
+    },
+    /// Socket senders → socket receivers at a target rate (open loop).
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        /// Gateway the senders (customers) connect to (default: the receivers' one).
+        #[arg(long)]
+        senders_url: Option<String>,
+    },
+    /// HTTP `POST /api/messages/send` at a target rate with receivers connected.
+    RestSend {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        /// The REST API base URL.
+        #[arg(long)]
+        api: String,
+    },
+    /// Raise the fanout rate step by step until p99 or losses break the threshold.
+    Ramp {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        #[arg(long)]
+        senders_url: Option<String>,
+        #[arg(long, default_value_t = 500.0)]
+        step: f64,
+        #[arg(long, default_value_t = 20_000.0)]
+        max_rate: f64,
+        /// p99 (ms) above which a step counts as saturated.
+        #[arg(long, default_value_t = 50.0)]
+        p99_ms: f64,
+    },
+    /// Raw Redis PUBLISH → SUBSCRIBE throughput (the physical limit).
+    RedisRaw {
+        #[arg(long)]
+        redis: String,
+        #[arg(long, default_value_t = 200_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 400)]
+        size: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Turn result lines into Markdown tables and an SVG latency plot.
+    Report {
+        /// The JSON-lines results file.
+        #[arg(long)]
+        results: PathBuf,
+        /// Where to write the SVG plot.
+        #[arg(long)]
+        plot: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Load {
+    /// Gateway URL the receivers connect to.
+    #[arg(long)]
+    url: String,
+    /// Conversations (owner + customer pairs).
+    #[arg(long, default_value_t = 200)]
+    pairs: usize,
+    /// Target total send rate, messages per second (the start rate for `ramp`).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+}
+
+fn save(common_out: Option<&PathBuf>, label: &str, scenario: &str, params: Value, result: &Value) -> anyhow::Result<()> {
+    println!("{scenario} [{label}]\n{}", report::table(result));
+    if let Some(path) = common_out {
+        use std::io::Write as _;
+        let line = json!({"label": label, "scenario": scenario, "params": params, "result": result});
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+fn fanout_plan(common: &Common, load: &Load, senders_url: Option<String>, sender: fanout::Sender) -> fanout::Plan {
+    fanout::Plan {
+        receivers_url: load.url.clone(),
+        senders_url: senders_url.unwrap_or_else(|| load.url.clone()),
+        pairs: load.pairs,
+        rate: load.rate,
+        duration: Duration::from_secs(load.duration_secs),
+        pids: common.pids.clone(),
+        sender,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Connections { common, urls, count, workers, sources, concurrency, settle_secs, worker } => {
+            let pairs = tokens::load(&common.tokens)?;
+            if let Some(w) = worker {
+                // Worker w takes every `workers`-th pair starting at w (the parent passes --count).
+                let mine: Vec<_> = pairs.iter().skip(w).step_by(workers.max(1)).cloned().collect();
+                return connections::worker(mine, connections::Plan { urls, count, sources, concurrency }).await;
+            }
+            let exe = std::env::current_exe().context("locating myself")?;
+            let mut args = vec!["connections".to_owned(), "--tokens".into(), common.tokens.display().to_string()];
+            for u in &urls {
+                args.extend(["--url".into(), u.clone()]);
+            }
+            args.extend(["--workers".into(), workers.to_string(), "--concurrency".into(), concurrency.to_string()]);
+            if !sources.is_empty() {
+                let s: Vec<String> = sources.iter().map(ToString::to_string).collect();
+                args.extend(["--sources".into(), s.join(",")]);
+            }
+            let pids = common.pids.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                connections::run(&exe, &args, count, workers.max(1), &pids, Duration::from_secs(settle_secs))
+            })
+            .await??;
+            save(common.out.as_ref(), &common.label, "connections", json!({"count": count, "workers": workers}), &result)
+        }
+        Cmd::Fanout { common, load, senders_url } => {
+            let pairs = tokens::load(&common.tokens)?;
+            let cross = senders_url.as_ref().is_some_and(|s| *s != load.url);
+            let plan = fanout_plan(&common, &load, senders_url, fanout::Sender::Socket);
+            let result = fanout::run(&pairs, &plan).await?;
+            let params = json!({"pairs": load.pairs, "rate": load.rate, "duration_secs": load.duration_secs, "cross_gateway": cross});
+            save(common.out.as_ref(), &common.label, "fanout", params, &result)
+        }
+        Cmd::RestSend { common, load, api } => {
+            let pairs = tokens::load(&common.tokens)?;
+            let plan = fanout_plan(&common, &load, None, fanout::Sender::Rest(api));
+            let result = fanout::run(&pairs, &plan).await?;
+            let params = json!({"pairs": load.pairs, "rate": load.rate, "duration_secs": load.duration_secs});
+            save(common.out.as_ref(), &common.label, "rest-send", params, &result)
+        }
+        Cmd::Ramp { common, load, senders_url, step, max_rate, p99_ms } => {
+            let pairs = tokens::load(&common.tokens)?;
+            let mut rate = load.rate;
+            let mut steps = Vec::new();
+            let mut saturation = None;
+            while rate <= max_rate {
+                let mut plan = fanout_plan(&common, &load, senders_url.clone(), fanout::Sender::Socket);
+                plan.rate = rate;
+                let r = fanout::run(&pairs, &plan).await?;
+                let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
+                let sent = r["sent"].as_f64().unwrap_or(0.0).max(1.0);
+                let lost = r["lost"].as_f64().unwrap_or(0.0) + r["errors"].as_f64().unwrap_or(0.0);
+                eprintln!("ramp {rate}/s: p99 {p99:.1} ms, delivered {:.0}/s, lost+errors {lost}", r["delivered_per_sec"]);
+                let broke = p99 > p99_ms || lost / sent > 0.001 || r["client_behind"].as_f64().unwrap_or(0.0) / sent > 0.01;
+                steps.push(json!({"rate": rate, "result": r}));
+                if broke {
+                    break;
+                }
+                saturation = Some(rate);
+                rate += step;
+            }
+            let result = json!({"saturation_rate": saturation, "p99_threshold_ms": p99_ms, "steps": steps});
+            let params = json!({"pairs": load.pairs, "start": load.rate, "step": step, "duration_secs": load.duration_secs});
+            save(common.out.as_ref(), &common.label, "ramp", params, &result)
+        }
+        Cmd::RedisRaw { redis, messages, size, out } => {
+            let result = redis_raw::run(&redis, messages, size).await?;
+            save(out.as_ref(), "redis", "redis-raw", json!({"messages": messages, "size": size}), &result)
+        }
+        Cmd::Report { results, plot } => {
+            let md = report::markdown(&results, &plot)?;
+            print!("{md}");
+            Ok(())
+        }
+    }
+}

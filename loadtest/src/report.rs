@@ -1,0 +1,151 @@
+//! Result tables (terminal and Markdown) and the latency plot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// `key: value` lines for the terminal.
+pub fn table(v: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            if k == "latency_curve_ms" || k == "steps" {
+                continue;
+            }
+            let _ = writeln!(out, "  {k:<32} {val}");
+        }
+    }
+    out
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().unwrap_or(f64::NAN)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
+}
+
+/// Markdown sections for every scenario in the results file; writes the SVG plot.
+pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
+    let rows: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let mut by: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for r in &rows {
+        let key = (r["scenario"].as_str().unwrap_or("").to_owned(), r["label"].as_str().unwrap_or("").to_owned());
+        by.insert(key, r.clone());
+    }
+    let get = |s: &str, l: &str| by.get(&(s.to_owned(), l.to_owned()));
+    let mut md = String::new();
+
+    let _ = writeln!(md, "### Idle connections (one gateway process each, same N)\n");
+    let _ = writeln!(md, "| system | connections | failed | server RSS KiB/conn | connect rate/s | server CPU s |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for ((s, l), r) in &by {
+        if s == "connections" {
+            let x = &r["result"];
+            let _ = writeln!(
+                md,
+                "| {l} | {} | {} | {:.2} | {:.0} | {:.2} |",
+                x["connections"], x["failed"], num(x, &["server_rss_kib_per_connection"]), num(x, &["connect_rate_per_sec"]), num(x, &["server_cpu_secs"])
+            );
+        }
+    }
+    if let (Some(o), Some(p)) = (get("connections", "omnibiz"), get("connections", "node-peer")) {
+        let (o, p) = (num(&o["result"], &["server_rss_kib_per_connection"]), num(&p["result"], &["server_rss_kib_per_connection"]));
+        let _ = writeln!(md, "\nMemory per connection, ours vs the peer: **{}** of the peer's (peer ÷ ours = {}).", ratio(o, p), ratio(p, o));
+    }
+
+    let _ = writeln!(md, "\n### Message relay\n");
+    let _ = writeln!(md, "| scenario | system | pairs | target/s | delivered/s | delivered per server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup | errors |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((s, l), r) in &by {
+        if s == "fanout" || s == "rest-send" {
+            let x = &r["result"];
+            let _ = writeln!(
+                md,
+                "| {s} | {l} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                x["pairs"], x["target_rate"], num(x, &["delivered_per_sec"]), num(x, &["delivered_per_cpu_sec"]),
+                num(x, &["latency_ms", "p50"]), num(x, &["latency_ms", "p99"]), num(x, &["latency_ms", "p999"]),
+                num(x, &["latency_ms", "max"]), x["lost"], x["duplicates"], x["errors"]
+            );
+        }
+    }
+    for (ours, peer) in [("omnibiz-relay", "node-peer"), ("omnibiz", "node-peer")] {
+        if let (Some(o), Some(p)) = (get("fanout", ours), get("fanout", peer)) {
+            let per_cpu = ratio(num(&o["result"], &["delivered_per_cpu_sec"]), num(&p["result"], &["delivered_per_cpu_sec"]));
+            let p99 = ratio(num(&p["result"], &["latency_ms", "p99"]), num(&o["result"], &["latency_ms", "p99"]));
+            let _ = writeln!(md, "\n`{ours}` vs `{peer}`: delivered per server CPU-second **{per_cpu}**; p99 latency peer ÷ ours **{p99}**.");
+        }
+    }
+
+    let ramps: Vec<_> = by.iter().filter(|((s, _), _)| s == "ramp").collect();
+    if !ramps.is_empty() {
+        let _ = writeln!(md, "\n### Saturation (ramp)\n\n| system | saturation rate/s | p99 threshold ms | steps |\n|---|---|---|---|");
+        for ((_, l), r) in ramps {
+            let x = &r["result"];
+            let _ = writeln!(md, "| {l} | {} | {} | {} |", x["saturation_rate"], x["p99_threshold_ms"], x["steps"].as_array().map_or(0, Vec::len));
+        }
+    }
+    if let Some(raw) = get("redis-raw", "redis") {
+        let limit = num(&raw["result"], &["delivered_per_sec"]);
+        let _ = writeln!(md, "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).", raw["params"]["size"]);
+        for l in ["omnibiz-relay", "omnibiz"] {
+            if let Some(f) = get("fanout", l) {
+                let ours = num(&f["result"], &["delivered_per_sec"]);
+                let _ = writeln!(md, "Cross-gateway `{l}` fanout delivered {ours:.0} msgs/s = **{:.0}%** of it (at the offered rate, not necessarily saturated).", 100.0 * ours / limit);
+            }
+        }
+    }
+    plot_latency(&by, plot)?;
+    let _ = writeln!(md, "\n![latency percentiles]({})", plot.file_name().and_then(|n| n.to_str()).unwrap_or("latency.svg"));
+    Ok(md)
+}
+
+fn plot_latency(by: &BTreeMap<(String, String), Value>, path: &Path) -> anyhow::Result<()> {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = by
+        .iter()
+        .filter(|((s, _), _)| s == "fanout" || s == "rest-send")
+        .map(|((s, l), r)| {
+            let pts = r["result"]["latency_curve_ms"]
+                .as_array()
+                .map(|a| a.iter().enumerate().map(|(i, p)| (i as f64, p[1].as_f64().unwrap_or(0.0))).collect())
+                .unwrap_or_default();
+            (format!("{s} {l}"), pts)
+        })
+        .collect();
+    let ymax = curves.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)).fold(1.0_f64, f64::max);
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("send → receive latency by percentile (ms)", ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..9f64, 0f64..ymax * 1.1)?;
+    let labels = ["p0", "p50", "p75", "p90", "p95", "p99", "p99.5", "p99.9", "p99.99", "max"];
+    chart
+        .configure_mesh()
+        .x_labels(10)
+        .x_label_formatter(&|x| labels.get(x.round() as usize).copied().unwrap_or("").to_owned())
+        .y_desc("ms")
+        .draw()?;
+    for (i, (name, pts)) in curves.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# One command, one run, both stacks: builds release binaries, starts Redis and
+# the MongoDB-compatible server (scripts/services.sh), our API and gateways,
+# and the Node.js reference peer (loadtest/peer), runs the same scenarios
+# against both in alternation, and writes BENCHMARKS.md.
+#
+# Knobs (environment):
+#   BENCH_CONNECTIONS=10000  idle connections per single-process comparison
+#   BENCH_FLEET=0            e.g. 100000: also hold that many across a gateway fleet
+#   BENCH_PAIRS=200          conversations in the relay scenarios
+#   BENCH_RATE=2000          offered messages/s in fanout and rest-send
+#   BENCH_DURATION=10        seconds per relay run
+#   BENCH_RAMP_MAX=12000     highest rate the ramp tries (step 1000, 5 s each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+N=${BENCH_CONNECTIONS:-10000}
+FLEET=${BENCH_FLEET:-0}
+PAIRS=${BENCH_PAIRS:-200}
+RATE=${BENCH_RATE:-2000}
+DUR=${BENCH_DURATION:-10}
+RAMP_MAX=${BENCH_RAMP_MAX:-12000}
+OUT=$ROOT/target/bench
+RESULTS=$OUT/results.jsonl
+mkdir -p "$OUT"
+rm -f "$RESULTS"
+PIDS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/services.sh stop || true
+}
+trap cleanup EXIT
+
+eval "$(scripts/services.sh start)"
+log "building release binaries"
+cargo build --release --quiet -p omnibiz -p omnibiz-loadtest
+(cd loadtest/peer && npm ci --silent --no-audit --no-fund)
+BIN=$ROOT/target/release/omnibiz
+LT=$ROOT/target/release/omnibiz-loadtest
+
+export JWT_SECRET=bench-secret-0123456789abcdef
+export MONGODB_DATABASE=omnibiz_bench_$(date +%s)
+export LOG_LEVEL=warn
+export OMNIBIZ_SEND_RATE=1000000 OMNIBIZ_TYPING_RATE=1000000 OMNIBIZ_MAX_CONNECTIONS=19900
+SEEDN=$(( N > FLEET ? N : FLEET ))
+OWNERS=$(( (SEEDN + 999) / 1000 ))
+log "seeding $OWNERS owners x 1000 customers"
+"$BIN" seed --owners "$OWNERS" --customers-per-owner 1000 --tokens-out "$OUT/tokens.json" >/dev/null
+
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 never opened"; return 1; }
+start_ours() { # start_ours <target> <port> [env...]  → echoes pid
+  local target=$1 port=$2; shift 2
+  env PORT="$port" HOST=127.0.0.1 "$@" "$BIN" "$target" >"$OUT/$target-$port.log" 2>&1 &
+  echo $!
+}
+start_peer() { # start_peer <port> → echoes pid
+  PORT=$1 node "$ROOT/loadtest/peer/server.js" >"$OUT/peer-$1.log" 2>&1 &
+  echo $!
+}
+
+# --- Idle connections: a fresh process per measurement, same N ------------------
+ulimit -n "$(ulimit -Hn)" || true
+SOURCES=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5
+WORKERS=$(( (N + 15999) / 16000 ))
+pid=$(start_ours gateway 7120); PIDS+=("$pid"); wait_port 7120
+log "connections: omnibiz gateway, N=$N"
+"$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7120 --count "$N" --workers "$WORKERS" \
+  --sources "$SOURCES" --pids "$pid" --label omnibiz --out "$RESULTS"
+kill "$pid"
+pid=$(start_peer 7220); PIDS+=("$pid"); wait_port 7220
+log "connections: node peer, N=$N"
+"$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7220 --count "$N" --workers "$WORKERS" \
+  --sources "$SOURCES" --pids "$pid" --label node-peer --out "$RESULTS"
+kill "$pid"
+
+# --- Relay: fanout across two nodes, ours (stored / relay-only) and the peer ------
+g1=$(start_ours gateway 7101); g2=$(start_ours gateway 7102); api=$(start_ours api 7100)
+r1=$(start_ours gateway 7111 OMNIBIZ_BENCH_RELAY_ONLY=true); r2=$(start_ours gateway 7112 OMNIBIZ_BENCH_RELAY_ONLY=true)
+p1=$(start_peer 7201); p2=$(start_peer 7202)
+PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2")
+for p in 7100 7101 7102 7111 7112 7201 7202; do wait_port "$p"; done
+fan() { # fan <label> <receivers port> <senders port> <pids>
+  log "fanout: $1 at $RATE/s, $PAIRS pairs, ${DUR}s"
+  "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
+    --pairs "$PAIRS" --rate "$RATE" --duration-secs "$DUR" --pids "$4" --label "$1" --out "$RESULTS"
+}
+fan node-peer 7201 7202 "$p1,$p2"
+fan omnibiz-relay 7111 7112 "$r1,$r2"
+fan omnibiz 7101 7102 "$g1,$g2"
+log "rest-send: omnibiz API → MongoDB → Redis → gateway"
+"$LT" rest-send --tokens "$OUT/tokens.json" --api http://127.0.0.1:7100 --url ws://127.0.0.1:7101 \
+  --pairs "$PAIRS" --rate "$(( RATE / 2 ))" --duration-secs "$DUR" --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+ramp() {
+  log "ramp: $1"
+  "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
+    --pairs "$PAIRS" --rate 1000 --step 1000 --max-rate "$RAMP_MAX" --duration-secs 5 --p99-ms 50 \
+    --pids "$4" --label "$1" --out "$RESULTS"
+}
+ramp node-peer 7201 7202 "$p1,$p2"
+ramp omnibiz-relay 7111 7112 "$r1,$r2"
+log "redis-raw: the physical limit"
+"$LT" redis-raw --redis "$REDIS_URL" --messages 200000 --size 400 --out "$RESULTS"
+kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" 2>/dev/null || true
+
+# --- Optional: the fleet (several gateways on one Redis, one number) --------------
+if [ "$FLEET" -gt 0 ]; then
+  GW=$(( (FLEET + 16999) / 17000 )); URLS=(); FPIDS=()
+  for i in $(seq 1 "$GW"); do
+    port=$(( 7300 + i )); pid=$(start_ours gateway "$port"); FPIDS+=("$pid"); PIDS+=("$pid"); URLS+=(--url "ws://127.0.0.1:$port")
+  done
+  for i in $(seq 1 "$GW"); do wait_port $(( 7300 + i )); done
+  log "fleet: $FLEET connections over $GW gateways"
+  "$LT" connections --tokens "$OUT/tokens.json" "${URLS[@]}" --count "$FLEET" --workers "$(( (FLEET + 15999) / 16000 ))" \
+    --sources 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8 --concurrency 100 \
+    --pids "$(IFS=,; echo "${FPIDS[*]}")" --label "omnibiz-fleet" --out "$RESULTS"
+  kill "${FPIDS[@]}" 2>/dev/null || true
+fi
+
+# --- BENCHMARKS.md ----------------------------------------------------------------
+"$LT" report --results "$RESULTS" --plot "$ROOT/docs/bench-latency.svg" >"$OUT/tables.md"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Generated by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) — both stacks measured in the same run, on the same machine,"
+  echo "load generator included. Absolute numbers on a 2-core box are noisy; read the ratios."
+  echo
+  echo "## Machine and versions"
+  echo
+  echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
+  echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
+  echo "- Node peer: socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 (loadtest/peer/server.js)"
+  echo "- OmniBiz: this commit, release build; Socket.IO layer: socketioxide 0.18"
+  echo
+  echo "## What is compared"
+  echo
+  echo "- **omnibiz**: the product as deployed: every \`send_message\` is validated, stored in MongoDB (seq assigned atomically), then published."
+  echo "- **omnibiz-relay**: the same gateway with \`OMNIBIZ_BENCH_RELAY_ONLY=true\`: validated and relayed, not stored — like for like with the peer, which has no database."
+  echo "- **node-peer**: the seed's stack, no database."
+  echo "- Relay scenarios are cross-node: receivers (owners) on node 1, senders (customers) on node 2, one Redis."
+  echo "- Server CPU is read from /proc for the server processes only; memory per connection is (RSS after − RSS before) ÷ connections, 4 s after the last connect."
+  echo
+  echo "## Commands"
+  echo
+  echo '```'
+  echo "BENCH_CONNECTIONS=$N BENCH_FLEET=$FLEET BENCH_PAIRS=$PAIRS BENCH_RATE=$RATE BENCH_DURATION=$DUR scripts/bench.sh"
+  echo '```'
+  echo
+  echo "## Results"
+  echo
+  cat "$OUT/tables.md"
+  echo
+  if [ -f "$ROOT/docs/bench-notes.md" ]; then cat "$ROOT/docs/bench-notes.md"; fi
+} >"$ROOT/BENCHMARKS.md"
+log "wrote BENCHMARKS.md (raw results: $RESULTS)"
