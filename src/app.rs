@@ -138,6 +138,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings, target: Target) -> anyhow::Result<Self> {
         let (secret, source) = secret::jwt_secret(settings, target == Target::Serve)?;
+        let prometheus = telemetry::prometheus();
+        telemetry::register_metrics();
         let verifier = Verifier::new(&secret, settings.jwt_public_key()?.as_deref())?;
         let opened = open_store(settings, target).await?;
         let readiness = Arc::new(Readiness::default());
@@ -155,7 +157,7 @@ impl Application {
         let state = ApiState {
             messaging: messaging.clone(),
             verifier: Arc::clone(&verifier),
-            metrics: telemetry::prometheus(),
+            metrics: prometheus,
             readiness: Arc::clone(&readiness),
         };
         let opts = HttpOptions {
@@ -173,6 +175,11 @@ impl Application {
                     typing_per_sec: settings.typing_rate,
                     heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
                     relay_only: settings.bench_relay_only,
+                    layer: if settings.socket_layer == "socketioxide" {
+                        omnibiz_gateway::Layer::Socketioxide
+                    } else {
+                        omnibiz_gateway::Layer::Native
+                    },
                     ..GatewayConfig::default()
                 };
                 Some(Gateway::start(messaging, verifier, presence, config))

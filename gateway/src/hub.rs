@@ -403,41 +403,49 @@ impl Hub {
                 }
             };
             let done = msgs.len() < page;
-            {
+            let handle = {
                 let mut guard = self.lock();
                 let Index { conns, rooms, .. } = &mut *guard;
                 let Some(conn) = conns.get(&id) else { return Ok(count) };
                 let handle = Arc::clone(&conn.handle);
                 let Some(member) = rooms.get_mut(&conv).and_then(|r| r.get_mut(&id)) else { return Ok(count) };
+                let mut failed = false;
                 for m in &msgs {
                     after = after.max(m.seq);
                     if member.delivered.as_mut().is_none_or(|d| d.accept(m.seq)) {
                         let data = serde_json::to_value(m).unwrap_or_default();
-                        if handle.send(&OutEvent::new("message_received", data)).is_err() {
-                            drop(guard);
-                            handle.close(CloseReason::SlowClient);
-                            metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
-                            return Ok(count);
-                        }
+                        failed |= handle.send(&OutEvent::new("message_received", data)).is_err();
                         count += 1;
                     }
                 }
-                if done {
+                if done && !failed {
                     // Release what arrived live during the replay, skipping what history covered.
-                    let held = member.held.take().unwrap_or_default();
-                    let mut failed = false;
-                    for env in held {
+                    for env in member.held.take().unwrap_or_default() {
                         if let Some((name, data)) = self.message_event_for(&env, conn, member) {
                             failed |= handle.send(&OutEvent::new(name, data)).is_err();
                         }
                     }
-                    if failed {
-                        drop(guard);
-                        handle.close(CloseReason::SlowClient);
-                        metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
-                    }
+                }
+                if failed {
+                    drop(guard);
+                    metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                    handle.close(CloseReason::SlowClient);
                     return Ok(count);
                 }
+                handle
+            };
+            if done {
+                return Ok(count);
+            }
+            // Let the client read before the next page (the outbox is bounded).
+            let waited = tokio::time::Instant::now();
+            while handle.queued() > self.config.max_buffer / 2 {
+                if waited.elapsed() > Duration::from_secs(10) {
+                    metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                    handle.close(CloseReason::SlowClient);
+                    return Ok(count);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
     }

@@ -55,6 +55,8 @@ pub struct GatewayConfig {
     pub heartbeat: Duration,
     /// Messages per page when replaying after `lastSeq`.
     pub replay_page: usize,
+    /// Which Socket.IO protocol layer serves the connections.
+    pub layer: Layer,
     /// Benchmark mode: `send_message` relays without storing (like the Node
     /// reference peer, which has no database). Never for production.
     pub relay_only: bool,
@@ -69,10 +71,20 @@ impl Default for GatewayConfig {
             typing_per_sec: 5,
             typing_expiry: Duration::from_secs(3),
             heartbeat: Duration::from_secs(10),
-            replay_page: 500,
+            replay_page: 100,
             relay_only: false,
+            layer: Layer::Native,
         }
     }
+}
+
+/// The Socket.IO protocol layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Our own lean Engine.IO/Socket.IO layer (`transport::eio`).
+    Native,
+    /// socketioxide (`transport::sio`), kept for comparison.
+    Socketioxide,
 }
 
 /// A running gateway core and its Socket.IO routes.
@@ -92,11 +104,21 @@ impl Gateway {
     ) -> Self {
         let deliveries = messaging.bus().deliveries();
         let heartbeat = config.heartbeat;
-        let opts = transport::sio::SioOptions { max_buffer: config.max_buffer, max_payload: 128 * 1024 };
+        let layer = config.layer;
+        let max_buffer = config.max_buffer;
         let hub = Hub::new(messaging, verifier, presence, config);
         hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
-        let router = transport::sio::router(Arc::clone(&hub), opts);
+        let router = match layer {
+            Layer::Native => {
+                let opts = transport::eio::EioOptions { max_buffer, ..Default::default() };
+                transport::eio::router(Arc::clone(&hub), opts)
+            }
+            Layer::Socketioxide => {
+                let opts = transport::sio::SioOptions { max_buffer, max_payload: 128 * 1024 };
+                transport::sio::router(Arc::clone(&hub), opts)
+            }
+        };
         Self { hub, router }
     }
 }

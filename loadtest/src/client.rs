@@ -28,9 +28,10 @@ pub async fn connect(url: &str, token: &str, source: Option<IpAddr>) -> anyhow::
     }
     socket.set_nodelay(true)?;
     let stream = socket.connect(addr).await.context("tcp connect")?;
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{hp}/socket.io/?EIO=4&transport=websocket"), stream)
-        .await
-        .context("websocket upgrade")?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{hp}/socket.io/?EIO=4&transport=websocket"), stream)
+            .await
+            .context("websocket upgrade")?;
     match ws.next().await {
         Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
         other => bail!("no Engine.IO open packet: {other:?}"),

@@ -79,7 +79,12 @@ pub async fn worker(pairs: Vec<Pair>, plan: Plan) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    println!("READY {} {} {:.3}", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
+    println!(
+        "READY {} {} {:.3}",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64()
+    );
     std::io::stdout().flush()?;
     // Hold until the parent closes our stdin.
     tokio::task::spawn_blocking(|| {

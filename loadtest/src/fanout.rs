@@ -217,11 +217,18 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
                         sent += 1;
                         continue;
                     };
-                    let (http, url, pair, errs) = (http.clone(), format!("{api}/api/messages/send"), pairs[i].clone(), Arc::clone(&errors));
+                    let (http, url, pair, errs) =
+                        (http.clone(), format!("{api}/api/messages/send"), pairs[i].clone(), Arc::clone(&errors));
                     let n = sent;
                     tokio::spawn(async move {
                         let body = json!({"conversationId": pair.conversation, "content": format!("load {n}"), "clientMessageId": stamp(i, n)});
-                        let ok = http.post(url).bearer_auth(&pair.owner).json(&body).send().await.is_ok_and(|r| r.status().is_success());
+                        let ok = http
+                            .post(url)
+                            .bearer_auth(&pair.owner)
+                            .json(&body)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success());
                         if !ok {
                             errs.fetch_add(1, Ordering::Relaxed);
                         }

@@ -17,7 +17,11 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
-#[command(name = "omnibiz-loadtest", version, about = "Load generator for OmniBiz Messaging and the Node.js reference peer")]
+#[command(
+    name = "omnibiz-loadtest",
+    version,
+    about = "Load generator for OmniBiz Messaging and the Node.js reference peer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -139,7 +143,13 @@ struct Load {
     duration_secs: u64,
 }
 
-fn save(common_out: Option<&PathBuf>, label: &str, scenario: &str, params: Value, result: &Value) -> anyhow::Result<()> {
+fn save(
+    common_out: Option<&PathBuf>,
+    label: &str,
+    scenario: &str,
+    params: Value,
+    result: &Value,
+) -> anyhow::Result<()> {
     println!("{scenario} [{label}]\n{}", report::table(result));
     if let Some(path) = common_out {
         use std::io::Write as _;
@@ -188,7 +198,13 @@ async fn main() -> anyhow::Result<()> {
                 connections::run(&exe, &args, count, workers.max(1), &pids, Duration::from_secs(settle_secs))
             })
             .await??;
-            save(common.out.as_ref(), &common.label, "connections", json!({"count": count, "workers": workers}), &result)
+            save(
+                common.out.as_ref(),
+                &common.label,
+                "connections",
+                json!({"count": count, "workers": workers}),
+                &result,
+            )
         }
         Cmd::Fanout { common, load, senders_url } => {
             let pairs = tokens::load(&common.tokens)?;
@@ -217,8 +233,12 @@ async fn main() -> anyhow::Result<()> {
                 let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
                 let sent = r["sent"].as_f64().unwrap_or(0.0).max(1.0);
                 let lost = r["lost"].as_f64().unwrap_or(0.0) + r["errors"].as_f64().unwrap_or(0.0);
-                eprintln!("ramp {rate}/s: p99 {p99:.1} ms, delivered {:.0}/s, lost+errors {lost}", r["delivered_per_sec"]);
-                let broke = p99 > p99_ms || lost / sent > 0.001 || r["client_behind"].as_f64().unwrap_or(0.0) / sent > 0.01;
+                eprintln!(
+                    "ramp {rate}/s: p99 {p99:.1} ms, delivered {:.0}/s, lost+errors {lost}",
+                    r["delivered_per_sec"]
+                );
+                let broke =
+                    p99 > p99_ms || lost / sent > 0.001 || r["client_behind"].as_f64().unwrap_or(0.0) / sent > 0.01;
                 steps.push(json!({"rate": rate, "result": r}));
                 if broke {
                     break;
@@ -227,7 +247,8 @@ async fn main() -> anyhow::Result<()> {
                 rate += step;
             }
             let result = json!({"saturation_rate": saturation, "p99_threshold_ms": p99_ms, "steps": steps});
-            let params = json!({"pairs": load.pairs, "start": load.rate, "step": step, "duration_secs": load.duration_secs});
+            let params =
+                json!({"pairs": load.pairs, "start": load.rate, "step": step, "duration_secs": load.duration_secs});
             save(common.out.as_ref(), &common.label, "ramp", params, &result)
         }
         Cmd::RedisRaw { redis, messages, size, out } => {

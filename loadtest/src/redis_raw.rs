@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 pub async fn run(url: &str, messages: u64, size: usize) -> anyhow::Result<Value> {
     let config = Config::from_url(url)?;
     let publisher = Builder::from_config(config.clone()).build()?;
-    let subscriber = Builder::from_config(config).with_performance_config(|p| p.broadcast_channel_capacity = 1 << 20).build_subscriber_client()?;
+    let subscriber = Builder::from_config(config)
+        .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 20)
+        .build_subscriber_client()?;
     publisher.init().await?;
     subscriber.init().await?;
     let channel = "omnibiz:{bench:raw}";

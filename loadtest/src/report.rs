@@ -37,7 +37,8 @@ fn ratio(a: f64, b: f64) -> String {
 /// Markdown sections for every scenario in the results file; writes the SVG plot.
 pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
-    let rows: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let rows: Vec<Value> =
+        text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
     let mut by: BTreeMap<(String, String), Value> = BTreeMap::new();
     for r in &rows {
         let key = (r["scenario"].as_str().unwrap_or("").to_owned(), r["label"].as_str().unwrap_or("").to_owned());
@@ -55,17 +56,32 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             let _ = writeln!(
                 md,
                 "| {l} | {} | {} | {:.2} | {:.0} | {:.2} |",
-                x["connections"], x["failed"], num(x, &["server_rss_kib_per_connection"]), num(x, &["connect_rate_per_sec"]), num(x, &["server_cpu_secs"])
+                x["connections"],
+                x["failed"],
+                num(x, &["server_rss_kib_per_connection"]),
+                num(x, &["connect_rate_per_sec"]),
+                num(x, &["server_cpu_secs"])
             );
         }
     }
     if let (Some(o), Some(p)) = (get("connections", "omnibiz"), get("connections", "node-peer")) {
-        let (o, p) = (num(&o["result"], &["server_rss_kib_per_connection"]), num(&p["result"], &["server_rss_kib_per_connection"]));
-        let _ = writeln!(md, "\nMemory per connection, ours vs the peer: **{}** of the peer's (peer ÷ ours = {}).", ratio(o, p), ratio(p, o));
+        let (o, p) = (
+            num(&o["result"], &["server_rss_kib_per_connection"]),
+            num(&p["result"], &["server_rss_kib_per_connection"]),
+        );
+        let _ = writeln!(
+            md,
+            "\nMemory per connection, ours vs the peer: **{}** of the peer's (peer ÷ ours = {}).",
+            ratio(o, p),
+            ratio(p, o)
+        );
     }
 
     let _ = writeln!(md, "\n### Message relay\n");
-    let _ = writeln!(md, "| scenario | system | pairs | target/s | delivered/s | delivered per server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup | errors |");
+    let _ = writeln!(
+        md,
+        "| scenario | system | pairs | target/s | delivered/s | delivered per server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup | errors |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((s, l), r) in &by {
         if s == "fanout" || s == "rest-send" {
@@ -73,40 +89,73 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             let _ = writeln!(
                 md,
                 "| {s} | {l} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
-                x["pairs"], x["target_rate"], num(x, &["delivered_per_sec"]), num(x, &["delivered_per_cpu_sec"]),
-                num(x, &["latency_ms", "p50"]), num(x, &["latency_ms", "p99"]), num(x, &["latency_ms", "p999"]),
-                num(x, &["latency_ms", "max"]), x["lost"], x["duplicates"], x["errors"]
+                x["pairs"],
+                x["target_rate"],
+                num(x, &["delivered_per_sec"]),
+                num(x, &["delivered_per_cpu_sec"]),
+                num(x, &["latency_ms", "p50"]),
+                num(x, &["latency_ms", "p99"]),
+                num(x, &["latency_ms", "p999"]),
+                num(x, &["latency_ms", "max"]),
+                x["lost"],
+                x["duplicates"],
+                x["errors"]
             );
         }
     }
     for (ours, peer) in [("omnibiz-relay", "node-peer"), ("omnibiz", "node-peer")] {
         if let (Some(o), Some(p)) = (get("fanout", ours), get("fanout", peer)) {
-            let per_cpu = ratio(num(&o["result"], &["delivered_per_cpu_sec"]), num(&p["result"], &["delivered_per_cpu_sec"]));
+            let per_cpu =
+                ratio(num(&o["result"], &["delivered_per_cpu_sec"]), num(&p["result"], &["delivered_per_cpu_sec"]));
             let p99 = ratio(num(&p["result"], &["latency_ms", "p99"]), num(&o["result"], &["latency_ms", "p99"]));
-            let _ = writeln!(md, "\n`{ours}` vs `{peer}`: delivered per server CPU-second **{per_cpu}**; p99 latency peer ÷ ours **{p99}**.");
+            let _ = writeln!(
+                md,
+                "\n`{ours}` vs `{peer}`: delivered per server CPU-second **{per_cpu}**; p99 latency peer ÷ ours **{p99}**."
+            );
         }
     }
 
     let ramps: Vec<_> = by.iter().filter(|((s, _), _)| s == "ramp").collect();
     if !ramps.is_empty() {
-        let _ = writeln!(md, "\n### Saturation (ramp)\n\n| system | saturation rate/s | p99 threshold ms | steps |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "\n### Saturation (ramp)\n\n| system | saturation rate/s | p99 threshold ms | steps |\n|---|---|---|---|"
+        );
         for ((_, l), r) in ramps {
             let x = &r["result"];
-            let _ = writeln!(md, "| {l} | {} | {} | {} |", x["saturation_rate"], x["p99_threshold_ms"], x["steps"].as_array().map_or(0, Vec::len));
+            let _ = writeln!(
+                md,
+                "| {l} | {} | {} | {} |",
+                x["saturation_rate"],
+                x["p99_threshold_ms"],
+                x["steps"].as_array().map_or(0, Vec::len)
+            );
         }
     }
     if let Some(raw) = get("redis-raw", "redis") {
         let limit = num(&raw["result"], &["delivered_per_sec"]);
-        let _ = writeln!(md, "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).", raw["params"]["size"]);
+        let _ = writeln!(
+            md,
+            "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).",
+            raw["params"]["size"]
+        );
         for l in ["omnibiz-relay", "omnibiz"] {
             if let Some(f) = get("fanout", l) {
                 let ours = num(&f["result"], &["delivered_per_sec"]);
-                let _ = writeln!(md, "Cross-gateway `{l}` fanout delivered {ours:.0} msgs/s = **{:.0}%** of it (at the offered rate, not necessarily saturated).", 100.0 * ours / limit);
+                let _ = writeln!(
+                    md,
+                    "Cross-gateway `{l}` fanout delivered {ours:.0} msgs/s = **{:.0}%** of it (at the offered rate, not necessarily saturated).",
+                    100.0 * ours / limit
+                );
             }
         }
     }
     plot_latency(&by, plot)?;
-    let _ = writeln!(md, "\n![latency percentiles]({})", plot.file_name().and_then(|n| n.to_str()).unwrap_or("latency.svg"));
+    let _ = writeln!(
+        md,
+        "\n![latency percentiles]({})",
+        plot.file_name().and_then(|n| n.to_str()).unwrap_or("latency.svg")
+    );
     Ok(md)
 }
 

@@ -25,6 +25,53 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
     };
 }
 
+/// Every metric the binaries export: name, kind, meaning. The operations guide
+/// and the Grafana dashboard use these names; a test checks they match.
+pub const METRICS: &[(&str, &str, &str)] = &[
+    ("http_requests_total", "counter", "HTTP requests by method, matched route and status"),
+    ("http_request_duration_seconds", "histogram", "HTTP request duration by method, matched route and status"),
+    ("gateway_connections", "gauge", "Socket.IO connections held by this gateway"),
+    ("gateway_connections_refused_total", "counter", "connection attempts refused, by reason (auth, capacity)"),
+    ("gateway_joins_total", "counter", "successful join_conversation events"),
+    ("gateway_events_in_total", "counter", "client events received, by event name"),
+    ("gateway_events_out_total", "counter", "events sent to clients, by event name"),
+    ("gateway_subscriptions", "gauge", "bus topics (Redis channels) this gateway is subscribed to"),
+    ("gateway_delivery_latency_seconds", "histogram", "publish → local fan-out latency of new messages"),
+    ("gateway_slow_clients_dropped_total", "counter", "clients disconnected because their outgoing buffer was full"),
+    ("gateway_rate_limited_total", "counter", "events refused by the per-principal rate limits, by event"),
+    ("gateway_typing_expired_total", "counter", "typing states ended by the server-side 3 s expiry"),
+    ("gateway_bus_lagged_total", "counter", "bus events the gateway's dispatcher missed by lagging"),
+    ("gateway_draining", "gauge", "1 while this gateway drains connections on shutdown"),
+    ("messages_stored_total", "counter", "messages stored (not counting idempotent retries)"),
+    ("bus_publish_errors_total", "counter", "bus publishes that failed (data is stored; clients recover by seq)"),
+    ("bus_redis_errors_total", "counter", "Redis command errors (publish, subscribe, presence)"),
+    ("bus_messages_lagged_total", "counter", "Redis messages dropped because the reader lagged"),
+    ("bus_bad_envelopes_total", "counter", "undecodable envelopes received from Redis"),
+    ("store_errors_total", "counter", "store (MongoDB/SQLite) errors, by backend"),
+];
+
+/// Describes every metric and registers the label-less ones at zero, so
+/// dashboards show 0 rather than "no data" before the first event.
+pub fn register_metrics() {
+    for (name, kind, help) in METRICS {
+        let name: &'static str = name;
+        let help: &'static str = help;
+        match *kind {
+            "counter" => {
+                metrics::describe_counter!(name, help);
+                if !name.starts_with("http_") && !name.contains("_in_") && !name.contains("_out_") {
+                    metrics::counter!(name).absolute(0);
+                }
+            }
+            "gauge" => {
+                metrics::describe_gauge!(name, help);
+                metrics::gauge!(name).increment(0.0);
+            }
+            _ => metrics::describe_histogram!(name, metrics::Unit::Seconds, help),
+        }
+    }
+}
+
 /// Latency buckets in seconds: 0.5 ms … 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 

@@ -7,11 +7,15 @@
 //! goes through [`Connection::send`], which must not wait: a full outgoing
 //! buffer is reported, and the core drops that client.
 //!
-//! Implementations: [`sio`] (socketioxide).
+//! Implementations: [`eio`] (our own Engine.IO v4 / Socket.IO v5 layer, the
+//! default) and [`sio`] (socketioxide, kept while both pass the same tests).
 
+pub mod eio;
 pub mod sio;
 
 use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
 
 /// The core's id for a connection (unique within this process).
 pub type ConnId = u64;
@@ -21,9 +25,9 @@ pub type ConnId = u64;
 pub struct OutEvent {
     pub name: &'static str,
     pub data: serde_json::Value,
-    /// The Socket.IO event packet text, encoded at most once for every
-    /// recipient of this event (for transports that write frames themselves).
-    encoded: OnceLock<Arc<str>>,
+    /// The Engine.IO frame of this event, encoded at most once however many
+    /// sockets receive it (for transports that write frames themselves).
+    encoded: OnceLock<Utf8Bytes>,
 }
 
 impl OutEvent {
@@ -31,11 +35,16 @@ impl OutEvent {
         Arc::new(Self { name, data, encoded: OnceLock::new() })
     }
 
-    /// `2["name",data]`, the Socket.IO v5 EVENT packet for the default namespace.
-    pub fn packet(&self) -> &Arc<str> {
+    /// `42["name",data]`: an Engine.IO MESSAGE carrying a Socket.IO v5 EVENT
+    /// for the default namespace. Cloning the result shares the bytes.
+    pub fn frame(&self) -> &Utf8Bytes {
         self.encoded.get_or_init(|| {
+            let mut out = String::with_capacity(64);
+            out.push_str("42");
+            // Serializing a &str and a serde_json::Value cannot fail.
             let body = serde_json::to_string(&(self.name, &self.data)).unwrap_or_else(|_| "[]".into());
-            format!("2{body}").into()
+            out.push_str(&body);
+            Utf8Bytes::from(out)
         })
     }
 }
@@ -64,6 +73,10 @@ pub trait Connection: Send + Sync + 'static {
     fn send(&self, event: &OutEvent) -> Result<(), SendError>;
     /// Closes the connection. The transport reports the end afterwards.
     fn close(&self, reason: CloseReason);
+    /// Frames queued and not yet written (0 when the transport cannot tell).
+    fn queued(&self) -> usize {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -71,9 +84,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packet_is_encoded_once_in_socket_io_form() {
+    fn frame_is_encoded_once_in_engine_io_form() {
         let e = OutEvent::new("message_received", serde_json::json!({"a": 1}));
-        assert_eq!(&**e.packet(), r#"2["message_received",{"a":1}]"#);
-        assert!(Arc::ptr_eq(e.packet(), e.packet()));
+        assert_eq!(e.frame().as_str(), r#"42["message_received",{"a":1}]"#);
+        assert!(std::ptr::eq(e.frame().as_str().as_ptr(), e.frame().as_str().as_ptr()));
     }
 }

@@ -50,6 +50,7 @@ pub struct MongoStore {
 }
 
 fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
+    metrics::counter!("store_errors_total", "backend" => "mongodb").increment(1);
     let unavailable = matches!(
         *e.kind,
         ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }

@@ -195,7 +195,10 @@ impl SqliteStore {
         .await
         .context(what)?
         .context(what)
-        .map_err(StoreError::Other)
+        .map_err(|e| {
+            metrics::counter!("store_errors_total", "backend" => "sqlite").increment(1);
+            StoreError::Other(e)
+        })
     }
 }
 

@@ -1,0 +1,716 @@
+//! Our own Engine.IO v4 / Socket.IO v5 server layer, written to the official
+//! protocol specifications (`socketio/engine.io-protocol`,
+//! `socketio/socket.io-protocol`) and proven against the official client.
+//!
+//! Supported: the websocket transport, HTTP long-polling, the polling →
+//! websocket upgrade, server pings, the default namespace, CONNECT with an
+//! auth payload and CONNECT_ERROR, EVENT with acks. Not supported (refused
+//! or ignored): other namespaces, binary packets — OmniBiz uses neither.
+//!
+//! Why it exists: memory per idle connection. It keeps what a connection
+//! needs and nothing more (measured in BENCHMARKS.md):
+//! - one task per websocket connection, with the ping timer inside it;
+//! - a 512-byte websocket read buffer and no write buffer;
+//! - no per-connection channel: outgoing frames go into a small outbox
+//!   (a `VecDeque` that allocates only while frames wait) and a `Notify`;
+//!   the outbox is bounded and a client that lets it fill up is closed;
+//! - the request is not kept: the token and nothing else is copied out of
+//!   it before the upgrade, so hyper's 16 KiB read buffer is freed;
+//! - event frames are encoded once per delivery and shared by every socket.
+//!
+//! Closing for back-pressure or shutdown closes the *transport*, which the
+//! client treats as "transport close" and retries (a Socket.IO DISCONNECT
+//! packet would stop it from reconnecting).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{CloseReason, ConnId, Connection, OutEvent, SendError};
+use crate::hub::Hub;
+
+/// Tuning of the layer.
+#[derive(Debug, Clone, Copy)]
+pub struct EioOptions {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Largest accepted packet (and polling POST body), in bytes.
+    pub max_payload: usize,
+    /// Frames queued per connection before it counts as slow.
+    pub max_buffer: usize,
+    /// Time a client has to send its Socket.IO CONNECT after the handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EioOptions {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 128 * 1024,
+            max_buffer: 256,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Engine.IO record separator between packets in a polling payload.
+const SEPARATOR: char = '\u{1e}';
+
+// ---------------------------------------------------------------------------
+// The outbox: what the core writes into, what the transport drains.
+
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Utf8Bytes>,
+    closing: Option<CloseReason>,
+}
+
+/// One connection's shared state: the outbox and its wake-up.
+pub(crate) struct Shared {
+    // std Mutex: held for a push or a drain, never across an await.
+    outbox: Mutex<Outbox>,
+    notify: Notify,
+    max: usize,
+}
+
+impl Shared {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { outbox: Mutex::new(Outbox::default()), notify: Notify::new(), max })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a frame; `Full` when the client is too far behind.
+    fn push(&self, frame: Utf8Bytes) -> Result<(), SendError> {
+        let mut o = self.lock();
+        if o.closing.is_some() {
+            return Err(SendError::Closed);
+        }
+        if o.frames.len() >= self.max {
+            return Err(SendError::Full);
+        }
+        o.frames.push_back(frame);
+        drop(o);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// Takes every queued frame, and whether the connection must close.
+    fn drain(&self) -> (VecDeque<Utf8Bytes>, Option<CloseReason>) {
+        let mut o = self.lock();
+        let frames = std::mem::take(&mut o.frames);
+        (frames, o.closing)
+    }
+
+    fn close(&self, reason: CloseReason) {
+        self.lock().closing.get_or_insert(reason);
+        self.notify.notify_one();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+}
+
+struct Handle(Arc<Shared>);
+
+impl Connection for Handle {
+    fn send(&self, event: &OutEvent) -> Result<(), SendError> {
+        self.0.push(event.frame().clone())
+    }
+
+    fn close(&self, reason: CloseReason) {
+        self.0.close(reason);
+    }
+
+    fn queued(&self) -> usize {
+        self.0.lock().frames.len()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Packets.
+
+/// A Socket.IO packet from a client (inside an Engine.IO MESSAGE).
+#[derive(Debug, PartialEq)]
+enum Packet<'a> {
+    Connect {
+        auth: Option<&'a str>,
+    },
+    Disconnect,
+    Event {
+        ack: Option<u64>,
+        name: String,
+        data: Value,
+    },
+    /// An ACK or binary packet: not used by OmniBiz clients.
+    Ignored,
+}
+
+/// Parses a Socket.IO packet; `Err` carries a reason (the connection is closed,
+/// as the official server does on a parse error). Only the default namespace exists.
+fn parse(s: &str) -> Result<Packet<'_>, &'static str> {
+    let mut chars = s.char_indices();
+    let (_, kind) = chars.next().ok_or("empty packet")?;
+    let mut rest = &s[kind.len_utf8()..];
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        if &rest[..end] != "/" {
+            return Err("unknown namespace");
+        }
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    match kind {
+        '0' => Ok(Packet::Connect { auth: (!rest.is_empty()).then_some(rest) }),
+        '1' => Ok(Packet::Disconnect),
+        '2' => {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let ack = if digits > 0 { Some(rest[..digits].parse().map_err(|_| "bad ack id")?) } else { None };
+            let args: Vec<Value> = serde_json::from_str(&rest[digits..]).map_err(|_| "malformed event payload")?;
+            let mut args = args.into_iter();
+            let name = match args.next() {
+                Some(Value::String(n)) => n,
+                _ => return Err("event without a name"),
+            };
+            Ok(Packet::Event { ack, name, data: args.next().unwrap_or(Value::Null) })
+        }
+        '3' | '5' | '6' => Ok(Packet::Ignored),
+        _ => Err("unknown packet type"),
+    }
+}
+
+fn open_packet(sid: &str, upgrades: bool, o: &EioOptions) -> String {
+    let open = serde_json::json!({
+        "sid": sid,
+        "upgrades": if upgrades { vec!["websocket"] } else { vec![] },
+        "pingInterval": o.ping_interval.as_millis() as u64,
+        "pingTimeout": o.ping_timeout.as_millis() as u64,
+        "maxPayload": o.max_payload,
+    });
+    format!("0{open}")
+}
+
+fn ack_frame(id: u64, data: &Value) -> Utf8Bytes {
+    Utf8Bytes::from(format!("43{id}[{data}]"))
+}
+
+fn new_sid() -> String {
+    rand::random::<[u8; 12]>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token a client presented outside the CONNECT packet: `Authorization`
+/// header or `?token=`. Copied out so nothing of the request is kept.
+fn outer_token(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
+    if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok())
+        && let Some((scheme, t)) = h.trim().split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(t.trim().to_owned());
+    }
+    query_token.map(str::to_owned)
+}
+
+fn token_from_auth(auth: Option<&str>) -> Option<String> {
+    let v: Value = serde_json::from_str(auth?).ok()?;
+    v.get("token").and_then(Value::as_str).map(|t| t.trim_start_matches("Bearer ").to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+
+#[derive(Debug, Deserialize)]
+struct EioQuery {
+    #[serde(rename = "EIO")]
+    eio: Option<String>,
+    transport: Option<String>,
+    sid: Option<String>,
+    token: Option<String>,
+}
+
+struct PollSession {
+    shared: Arc<Shared>,
+    /// The hub's id once the Socket.IO CONNECT succeeded.
+    conn: Mutex<Option<ConnId>>,
+    /// A GET is waiting (at most one at a time).
+    polling: AtomicBool,
+    /// Moved to websocket: polling requests are refused from now on.
+    upgraded: AtomicBool,
+    outer_token: Option<String>,
+    /// Last sign of life (a request or a pong), for the timeout.
+    seen: Mutex<Instant>,
+    /// Serialises POSTs so packets are handled in order.
+    post: tokio::sync::Mutex<()>,
+}
+
+struct Server {
+    hub: Arc<Hub>,
+    opts: EioOptions,
+    sessions: Mutex<HashMap<String, Arc<PollSession>>>,
+}
+
+impl Server {
+    fn session(&self, sid: &str) -> Option<Arc<PollSession>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(sid).cloned()
+    }
+
+    fn forget(&self, sid: &str) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(sid);
+    }
+}
+
+/// The Socket.IO routes (`/socket.io`) for this hub.
+pub fn router(hub: Arc<Hub>, opts: EioOptions) -> Router {
+    let server = Arc::new(Server { hub, opts, sessions: Mutex::new(HashMap::new()) });
+    Router::new()
+        .route("/socket.io", get(on_get).post(on_post))
+        .route("/socket.io/", get(on_get).post(on_post))
+        .with_state(server)
+}
+
+fn bad_request(msg: &'static str) -> Response {
+    // The official server answers protocol errors with a JSON body like this.
+    (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 3, "message": msg}))).into_response()
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], body).into_response()
+}
+
+async fn on_get(
+    State(srv): State<Arc<Server>>,
+    Query(q): Query<EioQuery>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    if q.eio.as_deref() != Some("4") {
+        return bad_request("Unsupported protocol version");
+    }
+    let outer = outer_token(&headers, q.token.as_deref());
+    drop(headers);
+    match (q.transport.as_deref(), ws, q.sid) {
+        (Some("websocket"), Ok(ws), sid) => {
+            let existing = match sid {
+                Some(sid) => match srv.session(&sid) {
+                    Some(s) if !s.upgraded.load(Ordering::Acquire) => Some((sid, s)),
+                    _ => return bad_request("Session ID unknown"),
+                },
+                None => None,
+            };
+            let opts = srv.opts;
+            ws.read_buffer_size(512)
+                .write_buffer_size(0)
+                .max_message_size(opts.max_payload)
+                .max_frame_size(opts.max_payload)
+                .on_upgrade(move |socket| async move {
+                    match existing {
+                        None => run_websocket(srv, socket, outer).await,
+                        Some((sid, session)) => upgrade(srv, socket, sid, session).await,
+                    }
+                })
+        }
+        (Some("websocket"), Err(_), _) => bad_request("Bad request"),
+        (Some("polling"), _, None) => handshake_polling(&srv, outer),
+        (Some("polling"), _, Some(sid)) => poll(&srv, &sid).await,
+        _ => bad_request("Transport unknown"),
+    }
+}
+
+async fn on_post(State(srv): State<Arc<Server>>, Query(q): Query<EioQuery>, body: Bytes) -> Response {
+    if q.eio.as_deref() != Some("4") || q.transport.as_deref() != Some("polling") {
+        return bad_request("Transport unknown");
+    }
+    let Some(sid) = q.sid else { return bad_request("Session ID unknown") };
+    let Some(session) = srv.session(&sid) else { return bad_request("Session ID unknown") };
+    if session.upgraded.load(Ordering::Acquire) {
+        return bad_request("Bad request");
+    }
+    if body.len() > srv.opts.max_payload {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+    }
+    let Ok(body) = std::str::from_utf8(&body) else { return bad_request("Bad request") };
+    let _order = session.post.lock().await;
+    *session.seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    for packet in body.split(SEPARATOR) {
+        if !handle_polling_packet(&srv, &sid, &session, packet).await {
+            close_session(&srv, &sid, &session).await;
+            break;
+        }
+    }
+    text("ok".into())
+}
+
+/// Handles one Engine.IO packet of a polling session; false to close it.
+async fn handle_polling_packet(srv: &Arc<Server>, sid: &str, session: &Arc<PollSession>, packet: &str) -> bool {
+    match packet.chars().next() {
+        Some('3') | Some('6') => true, // pong, noop
+        Some('1') => false,
+        Some('4') => {
+            let conn = *session.conn.lock().unwrap_or_else(|p| p.into_inner());
+            match (parse(&packet[1..]), conn) {
+                (Ok(Packet::Connect { auth }), None) => {
+                    let token = token_from_auth(auth).or_else(|| session.outer_token.clone());
+                    match admit(srv, &session.shared, token).await {
+                        Some(id) => {
+                            *session.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                            srv.hub.connected(id).await;
+                            true
+                        }
+                        None => true, // CONNECT_ERROR queued; the client closes
+                    }
+                }
+                (Ok(Packet::Event { ack, name, data }), Some(id)) => {
+                    handle_event(&srv.hub, &session.shared, id, &name, data, ack).await;
+                    true
+                }
+                (Ok(Packet::Disconnect), _) => false,
+                (Ok(_), _) => true,
+                (Err(reason), _) => {
+                    tracing::debug!(sid, reason, "closing a polling session on a malformed packet");
+                    false
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// CONNECT: checks the token, registers with the hub, answers CONNECT or CONNECT_ERROR.
+async fn admit(srv: &Arc<Server>, shared: &Arc<Shared>, token: Option<String>) -> Option<ConnId> {
+    match srv.hub.admit(token.as_deref()).await {
+        Ok(actor) => {
+            let id = srv.hub.register(Arc::new(Handle(Arc::clone(shared))), actor);
+            let _ = shared.push(Utf8Bytes::from(format!("40{{\"sid\":\"{}\"}}", new_sid())));
+            Some(id)
+        }
+        Err(message) => {
+            let payload = serde_json::json!({ "message": message });
+            let _ = shared.push(Utf8Bytes::from(format!("44{payload}")));
+            None
+        }
+    }
+}
+
+/// One client event: the hub's reply goes back as an ack and, on failure,
+/// a `message_error`. Unknown events are ignored.
+async fn handle_event(hub: &Arc<Hub>, shared: &Arc<Shared>, id: ConnId, name: &str, data: Value, ack: Option<u64>) {
+    let Some(reply) = hub.handle(id, name, data).await else { return };
+    let mut result = Ok(());
+    if let Some(err) = reply.message_error {
+        result = result.and(shared.push(OutEvent::new("message_error", err).frame().clone()));
+    }
+    if let Some(ack) = ack {
+        result = result.and(shared.push(ack_frame(ack, &reply.ack)));
+    }
+    if result == Err(SendError::Full) {
+        metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+        shared.close(CloseReason::SlowClient);
+    }
+}
+
+fn handshake_polling(srv: &Arc<Server>, outer_token: Option<String>) -> Response {
+    let sid = new_sid();
+    let session = Arc::new(PollSession {
+        shared: Shared::new(srv.opts.max_buffer),
+        conn: Mutex::new(None),
+        polling: AtomicBool::new(false),
+        upgraded: AtomicBool::new(false),
+        outer_token,
+        seen: Mutex::new(Instant::now()),
+        post: tokio::sync::Mutex::new(()),
+    });
+    srv.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(sid.clone(), Arc::clone(&session));
+    tokio::spawn(supervise_polling(Arc::clone(srv), sid.clone(), session));
+    text(open_packet(&sid, true, &srv.opts))
+}
+
+/// Pings a polling session and ends it when the client goes quiet.
+async fn supervise_polling(srv: Arc<Server>, sid: String, session: Arc<PollSession>) {
+    let o = srv.opts;
+    loop {
+        tokio::time::sleep(o.ping_interval).await;
+        if session.upgraded.load(Ordering::Acquire) {
+            return; // the websocket task owns the connection now
+        }
+        let quiet = session.seen.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+        if quiet > o.ping_interval + o.ping_timeout || session.shared.is_closing() {
+            close_session(&srv, &sid, &session).await;
+            return;
+        }
+        if session.shared.push(Utf8Bytes::from_static("2")).is_err() {
+            close_session(&srv, &sid, &session).await;
+            return;
+        }
+    }
+}
+
+async fn close_session(srv: &Arc<Server>, sid: &str, session: &Arc<PollSession>) {
+    srv.forget(sid);
+    session.shared.close(CloseReason::SlowClient);
+    let conn = session.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(id) = conn {
+        srv.hub.disconnected(id).await;
+    }
+}
+
+/// A long-poll GET: waits for frames (up to the ping interval) and returns them.
+async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
+    let Some(session) = srv.session(sid) else { return bad_request("Session ID unknown") };
+    if session.upgraded.load(Ordering::Acquire) || session.polling.swap(true, Ordering::AcqRel) {
+        return bad_request("Bad request");
+    }
+    *session.seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    let deadline = Instant::now() + srv.opts.ping_interval;
+    let (frames, closing) = loop {
+        let (frames, closing) = session.shared.drain();
+        if !frames.is_empty() || closing.is_some() {
+            break (frames, closing);
+        }
+        if tokio::time::timeout_at(deadline, session.shared.notify.notified()).await.is_err() {
+            break (frames, None);
+        }
+    };
+    session.polling.store(false, Ordering::Release);
+    *session.seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    let mut body = String::new();
+    for f in &frames {
+        if !body.is_empty() {
+            body.push(SEPARATOR);
+        }
+        body.push_str(f.as_str());
+    }
+    if closing.is_some() {
+        if !body.is_empty() {
+            body.push(SEPARATOR);
+        }
+        body.push('1');
+    } else if body.is_empty() {
+        body.push('6'); // noop: nothing happened during the poll
+    }
+    text(body)
+}
+
+// ---------------------------------------------------------------------------
+// Websocket connections.
+
+/// A connection that started on websocket: handshake, CONNECT, then the loop.
+async fn run_websocket(srv: Arc<Server>, mut ws: WebSocket, outer_token: Option<String>) {
+    let o = srv.opts;
+    if ws.send(Message::Text(Utf8Bytes::from(open_packet(&new_sid(), false, &o)))).await.is_err() {
+        return;
+    }
+    // Wait for the Socket.IO CONNECT.
+    let deadline = Instant::now() + o.connect_timeout;
+    let auth = loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Ok(Some(Ok(m))) => m,
+            _ => return,
+        };
+        let Message::Text(t) = msg else { continue };
+        match t.as_str().split_at_checked(1) {
+            Some(("4", p)) => match parse(p) {
+                Ok(Packet::Connect { auth }) => break auth.map(str::to_owned),
+                Ok(_) => {}
+                Err(_) => return,
+            },
+            Some(("1", _)) => return,
+            _ => {}
+        }
+    };
+    let shared = Shared::new(o.max_buffer);
+    let token = token_from_auth(auth.as_deref()).or(outer_token);
+    let Some(id) = admit(&srv, &shared, token).await else {
+        // Deliver the CONNECT_ERROR, then close the transport.
+        let (frames, _) = shared.drain();
+        for f in frames {
+            let _ = ws.send(Message::Text(f)).await;
+        }
+        let _ = ws.send(Message::Text(Utf8Bytes::from_static("1"))).await;
+        return;
+    };
+    srv.hub.connected(id).await;
+    run_loop(&srv, ws, shared, id).await;
+    srv.hub.disconnected(id).await;
+}
+
+/// A polling session moving to websocket (the "probe" dance of the spec).
+async fn upgrade(srv: Arc<Server>, mut ws: WebSocket, sid: String, session: Arc<PollSession>) {
+    let deadline = Instant::now() + srv.opts.ping_timeout;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Ok(Some(Ok(m))) => m,
+            _ => return, // upgrade abandoned; the polling session carries on
+        };
+        let Message::Text(t) = msg else { continue };
+        match t.as_str() {
+            "2probe" => {
+                if ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err() {
+                    return;
+                }
+                // Release a pending poll so the client can send the upgrade packet.
+                let _ = session.shared.push(Utf8Bytes::from_static("6"));
+            }
+            "5" => break,
+            _ => return,
+        }
+    }
+    // A CONNECT may still be in flight on a POST: let it finish first.
+    let _order = session.post.lock().await;
+    session.upgraded.store(true, Ordering::Release);
+    srv.forget(&sid);
+    // A GET may still be waiting: wake it so it returns (the client ignores it).
+    session.shared.notify.notify_waiters();
+    let conn = *session.conn.lock().unwrap_or_else(|p| p.into_inner());
+    drop(_order);
+    let Some(id) = conn else { return };
+    run_loop(&srv, ws, Arc::clone(&session.shared), id).await;
+    srv.hub.disconnected(id).await;
+}
+
+type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The connection's one task: writes queued frames, reads and handles
+/// packets one at a time (in order), pings, and times out silent clients.
+async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id: ConnId) {
+    let o = srv.opts;
+    let mut next_ping = Instant::now() + o.ping_interval;
+    let mut pong_due: Option<Instant> = None;
+    let mut handling: Option<Pending> = None;
+    loop {
+        let wake = pong_due.unwrap_or(next_ping);
+        tokio::select! {
+            biased;
+            () = shared.notify.notified() => {
+                let (frames, closing) = shared.drain();
+                for f in frames {
+                    if ws.send(Message::Text(f)).await.is_err() {
+                        return;
+                    }
+                }
+                if closing.is_some() {
+                    // Close the transport, not the Socket.IO session: clients retry.
+                    let _ = ws.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+            () = async { if let Some(h) = handling.as_mut() { h.await } }, if handling.is_some() => {
+                handling = None;
+            }
+            msg = ws.recv(), if handling.is_none() => {
+                let Some(Ok(msg)) = msg else { return };
+                let t = match msg {
+                    Message::Text(t) => t,
+                    Message::Close(_) => return,
+                    _ => continue,
+                };
+                let s = t.as_str();
+                match s.split_at_checked(1) {
+                    Some(("3", _)) => pong_due = None,
+                    Some(("4", p)) => match parse(p) {
+                        Ok(Packet::Event { ack, name, data }) => {
+                            let (hub, shared) = (Arc::clone(&srv.hub), Arc::clone(&shared));
+                            handling = Some(Box::pin(async move {
+                                handle_event(&hub, &shared, id, &name, data, ack).await;
+                            }));
+                        }
+                        Ok(Packet::Disconnect) => return,
+                        Ok(_) => {}
+                        Err(reason) => {
+                            tracing::debug!(conn = id, reason, "closing on a malformed packet");
+                            return;
+                        }
+                    },
+                    Some(("1", _)) => return,
+                    _ => {}
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {
+                if pong_due.is_some() {
+                    tracing::debug!(conn = id, "ping timeout");
+                    return;
+                }
+                if ws.send(Message::Text(Utf8Bytes::from_static("2"))).await.is_err() {
+                    return;
+                }
+                pong_due = Some(Instant::now() + o.ping_timeout);
+                next_ping = Instant::now() + o.ping_interval;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_the_packets_clients_send() {
+        assert_eq!(parse("0"), Ok(Packet::Connect { auth: None }));
+        assert_eq!(parse(r#"0{"token":"t"}"#), Ok(Packet::Connect { auth: Some(r#"{"token":"t"}"#) }));
+        assert_eq!(parse(r#"0/,{"token":"t"}"#), Ok(Packet::Connect { auth: Some(r#"{"token":"t"}"#) }));
+        assert_eq!(parse("1"), Ok(Packet::Disconnect));
+        assert_eq!(
+            parse(r#"2["join_conversation","abc"]"#),
+            Ok(Packet::Event { ack: None, name: "join_conversation".into(), data: json!("abc") })
+        );
+        assert_eq!(
+            parse(r#"217["send_message",{"a":1}]"#),
+            Ok(Packet::Event { ack: Some(17), name: "send_message".into(), data: json!({"a": 1}) })
+        );
+        assert_eq!(parse(r#"2["ping"]"#), Ok(Packet::Event { ack: None, name: "ping".into(), data: Value::Null }));
+        assert!(parse(r#"2["x""#).is_err());
+        assert!(parse("2[]").is_err());
+        assert!(parse("2[42]").is_err());
+        assert!(parse(r#"0/admin,{}"#).is_err());
+        assert!(parse("9").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn open_packet_shape() {
+        let o = EioOptions::default();
+        let p = open_packet("abc", true, &o);
+        assert!(p.starts_with('0'));
+        let v: Value = serde_json::from_str(&p[1..]).expect("json");
+        assert_eq!(v["sid"], "abc");
+        assert_eq!(v["upgrades"], json!(["websocket"]));
+        assert_eq!(v["pingInterval"], 25000);
+    }
+
+    #[test]
+    fn outbox_is_bounded() {
+        let s = Shared::new(2);
+        assert!(s.push(Utf8Bytes::from_static("a")).is_ok());
+        assert!(s.push(Utf8Bytes::from_static("b")).is_ok());
+        assert_eq!(s.push(Utf8Bytes::from_static("c")), Err(SendError::Full));
+        let (frames, closing) = s.drain();
+        assert_eq!(frames.len(), 2);
+        assert!(closing.is_none());
+        s.close(CloseReason::ServerShutdown);
+        assert_eq!(s.push(Utf8Bytes::from_static("d")), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn sids_differ() {
+        assert_ne!(new_sid(), new_sid());
+        assert_eq!(new_sid().len(), 24);
+    }
+}
