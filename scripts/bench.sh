@@ -10,7 +10,7 @@
 #   BENCH_PAIRS=200          conversations in the relay scenarios
 #   BENCH_RATE=2000          offered messages/s in fanout and rest-send
 #   BENCH_DURATION=10        seconds per relay run
-#   BENCH_RAMP_MAX=12000     highest rate the ramp tries (step 1000, 5 s each)
+#   BENCH_RAMP_MAX=30000     highest rate the ramp tries (step 2000, 5 s each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,10 +19,10 @@ FLEET=${BENCH_FLEET:-0}
 PAIRS=${BENCH_PAIRS:-200}
 RATE=${BENCH_RATE:-2000}
 DUR=${BENCH_DURATION:-10}
-RAMP_MAX=${BENCH_RAMP_MAX:-12000}
+RAMP_MAX=${BENCH_RAMP_MAX:-30000}
 OUT=$ROOT/target/bench
 RESULTS=$OUT/results.jsonl
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$ROOT/docs"
 rm -f "$RESULTS"
 PIDS=()
 
@@ -101,7 +101,7 @@ log "rest-send: omnibiz API → MongoDB → Redis → gateway"
 ramp() {
   log "ramp: $1"
   "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate 1000 --step 1000 --max-rate "$RAMP_MAX" --duration-secs 5 --p99-ms 50 \
+    --pairs "$PAIRS" --rate 2000 --step 2000 --max-rate "$RAMP_MAX" --duration-secs 5 --p99-ms 50 \
     --pids "$4" --label "$1" --out "$RESULTS"
 }
 ramp node-peer 7201 7202 "$p1,$p2"

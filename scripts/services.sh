@@ -6,6 +6,9 @@
 #     `cargo install` into $OMNIBIZ_TOOLS and reused afterwards. It is GPL-2.0 and
 #     only ever runs as a separate process: nothing of it is linked into our code.
 #
+# With OMNIBIZ_REDIS_CLUSTER=1 it also starts a 3-master Redis Cluster on ports
+# 7001-7003 (REDIS_CLUSTER_URL), for the sharded pub/sub tests.
+#
 # Usage: scripts/services.sh start|stop|env
 # When REDIS_URL / MONGODB_URI are already set, the matching service is left
 # alone and the given URL is used instead (e.g. a real mongod).
@@ -77,9 +80,42 @@ start() {
     fi
     echo "export MONGODB_URI='mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true'" >"$RUN/mongo.env"
   fi
+  if [ -n "${OMNIBIZ_REDIS_CLUSTER:-}" ] && [ -z "${REDIS_CLUSTER_URL:-}" ]; then
+    start_cluster
+  fi
+}
+
+start_cluster() {
+  ensure_redis
+  local ports=(7001 7002 7003)
+  if redis-cli -p 7001 cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    echo "export REDIS_CLUSTER_URL=redis-cluster://127.0.0.1:7001" >"$RUN/cluster.env"
+    return
+  fi
+  for p in "${ports[@]}"; do
+    mkdir -p "$RUN/cluster-$p"
+    (cd "$RUN/cluster-$p" && rm -f nodes.conf && redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file nodes.conf --save "" --appendonly no --daemonize yes \
+      --pidfile "$RUN/cluster-$p.pid" --logfile "$RUN/cluster-$p.log")
+    wait_for "redis cluster node $p" redis-cli -p "$p" ping
+  done
+  redis-cli --cluster create 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003 --cluster-replicas 0 --cluster-yes >"$RUN/cluster-create.log" 2>&1
+  for _ in $(seq 1 100); do
+    redis-cli -p 7001 cluster info | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  log "redis cluster on 127.0.0.1:7001-7003"
+  echo "export REDIS_CLUSTER_URL=redis-cluster://127.0.0.1:7001" >"$RUN/cluster.env"
 }
 
 stop() {
+  for p in 7001 7002 7003; do
+    if [ -f "$RUN/cluster-$p.pid" ]; then
+      redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$RUN/cluster-$p.pid")" 2>/dev/null || true
+      rm -f "$RUN/cluster-$p.pid"
+    fi
+  done
+  rm -f "$RUN/cluster.env"
   if [ -f "$RUN/redis.pid" ]; then
     redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$RUN/redis.pid")" 2>/dev/null || true
     rm -f "$RUN/redis.pid" "$RUN/redis.env"

@@ -16,6 +16,7 @@ start=$(date +%s)
 
 cleanup() { scripts/services.sh stop || true; }
 trap cleanup EXIT
+export OMNIBIZ_REDIS_CLUSTER=1
 eval "$(scripts/services.sh start)"
 # The official socket.io-client for tests/node_client.rs (exact versions from the lockfile).
 if [ ! -d tests/node/node_modules/socket.io-client ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
@@ -23,6 +24,9 @@ if [ ! -d tests/node/node_modules/socket.io-client ] || [ tests/node/package-loc
   (cd tests/node && npm ci --silent --no-audit --no-fund)
 fi
 echo "[test] MONGODB_URI=${MONGODB_URI%%\?*}  REDIS_URL=${REDIS_URL}"
+
+echo "[test] k8s manifests"
+scripts/k8s-validate.sh
 
 if [ "${CI:-}" = "true" ]; then
   echo "[test] cargo fmt --check"

@@ -131,6 +131,7 @@ pub struct Application {
     router: Router,
     readiness: Arc<Readiness>,
     grace: Duration,
+    drain: Duration,
     banner: String,
     gateway: Option<Gateway>,
 }
@@ -195,7 +196,8 @@ impl Application {
         let local = listener.local_addr()?;
         let banner = banner(target, local, &opened.describe, bus.kind(), &source);
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
-        Ok(Self { listener, router, readiness, grace, banner, gateway })
+        let drain = Duration::from_secs(settings.drain_secs);
+        Ok(Self { listener, router, readiness, grace, drain, banner, gateway })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -212,34 +214,50 @@ impl Application {
         &self.banner
     }
 
-    /// Serves until `shutdown` completes, then fails readiness, finishes
-    /// in-flight requests, and returns — at the latest after the grace period.
+    /// Serves until `shutdown` completes, then: fails readiness, stops
+    /// accepting, drains the gateway's sockets over the drain window,
+    /// finishes in-flight requests — and returns at the latest after the
+    /// grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let readiness = Arc::clone(&self.readiness);
         let hub = self.gateway.as_ref().map(|g| Arc::clone(&g.hub));
+        let drain_window = self.drain;
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight requests");
+            tracing::info!("shutdown requested: failing readiness, draining");
             readiness.set_draining();
-            if let Some(hub) = hub {
-                // Clients reconnect on their own (to another gateway behind the load balancer).
-                hub.close_all(omnibiz_gateway::transport::CloseReason::ServerShutdown);
+            match hub {
+                Some(hub) => {
+                    tokio::spawn(async move {
+                        hub.drain(drain_window).await;
+                        let _ = drained_tx.send(());
+                    });
+                }
+                None => drop(drained_tx),
             }
             let _ = stopped_tx.send(());
         };
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let grace = self.grace;
+        let finished = async move {
+            serve.await.context("serving HTTP")?;
+            // Upgraded websockets outlive the HTTP server: wait for the drain.
+            let _ = drained_rx.await;
+            Ok::<(), anyhow::Error>(())
+        };
         let deadline = async move {
             if stopped_rx.await.is_ok() {
-                tokio::time::sleep(self.grace).await;
+                tokio::time::sleep(grace).await;
             } else {
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
-            r = serve => r.context("serving HTTP"),
+            r = finished => r,
             () = deadline => {
-                tracing::warn!("grace period over with requests still in flight; exiting");
+                tracing::warn!("grace period over with work still in flight; exiting");
                 Ok(())
             }
         }

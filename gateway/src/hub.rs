@@ -129,6 +129,8 @@ pub struct Hub {
     index: Mutex<Index>,
     next_id: AtomicU64,
     live: AtomicUsize,
+    /// Set on shutdown: new connections are refused while existing ones are moved away.
+    draining: std::sync::atomic::AtomicBool,
     send_limit: DefaultKeyedRateLimiter<String>,
     /// Per-conversation counters of the relay-only benchmark mode.
     relay_seq: Mutex<HashMap<ConversationId, i64>>,
@@ -164,6 +166,7 @@ impl Hub {
             index: Mutex::new(Index::default()),
             next_id: AtomicU64::new(1),
             live: AtomicUsize::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
             relay_seq: Mutex::new(HashMap::new()),
         })
     }
@@ -187,6 +190,10 @@ impl Hub {
     /// Checks a connection attempt: capacity, token, account. The error text
     /// is what the client's `connect_error` shows.
     pub async fn admit(&self, token: Option<&str>) -> Result<Actor, String> {
+        if self.draining.load(Ordering::Acquire) {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "draining").increment(1);
+            return Err("gateway shutting down, reconnect".into());
+        }
         if self.connections() >= self.config.max_connections {
             metrics::counter!("gateway_connections_refused_total", "reason" => "capacity").increment(1);
             return Err("gateway at capacity, retry another".into());
@@ -295,11 +302,25 @@ impl Hub {
         self.lock().personal.keys().cloned().collect()
     }
 
-    /// Asks every connection to go (shutdown).
-    pub fn close_all(&self, reason: CloseReason) {
+    /// Shutdown: refuses new connections, then closes the existing ones spread
+    /// evenly over `window`, so the remaining gateways are not hit by a
+    /// reconnect storm. Closing the transport makes clients reconnect (to
+    /// another gateway behind the load balancer) and rejoin with `lastSeq`.
+    /// Returns when every connection is gone or `window` plus 2 s has passed.
+    pub async fn drain(&self, window: Duration) {
+        self.draining.store(true, Ordering::Release);
+        metrics::gauge!("gateway_draining").set(1.0);
         let handles: Vec<Arc<dyn Connection>> = self.lock().conns.values().map(|c| Arc::clone(&c.handle)).collect();
-        for h in handles {
-            h.close(reason);
+        let n = handles.len().max(1) as u32;
+        tracing::info!(connections = handles.len(), ?window, "draining connections");
+        let start = tokio::time::Instant::now();
+        for (i, h) in handles.into_iter().enumerate() {
+            tokio::time::sleep_until(start + window * i as u32 / n).await;
+            h.close(CloseReason::ServerShutdown);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

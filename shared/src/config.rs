@@ -55,8 +55,11 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// Per-request timeout in seconds. `OMNIBIZ_REQUEST_TIMEOUT_SECS`, default 30.
     pub request_timeout_secs: u64,
-    /// Seconds to finish in-flight requests after SIGTERM. `OMNIBIZ_SHUTDOWN_GRACE_SECS`, default 20.
+    /// Seconds to finish in-flight requests and drain sockets after SIGTERM
+    /// (keep it below the pod's terminationGracePeriodSeconds). `OMNIBIZ_SHUTDOWN_GRACE_SECS`, default 20.
     pub shutdown_grace_secs: u64,
+    /// Seconds over which a stopping gateway spreads its disconnects. `OMNIBIZ_DRAIN_SECS`, default 15.
+    pub drain_secs: u64,
     /// Use Redis Cluster sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`). `OMNIBIZ_REDIS_SHARDED`, default false.
     pub redis_sharded: bool,
     /// Connections one gateway accepts. `OMNIBIZ_MAX_CONNECTIONS`, default 19000.
@@ -94,6 +97,7 @@ impl Default for Settings {
             body_limit_bytes: 64 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
+            drain_secs: 15,
             redis_sharded: false,
             max_connections: 19_000,
             socket_buffer: 256,
@@ -121,6 +125,33 @@ const PLAIN_ENV: &[&str] = &[
     "CORS_ORIGINS",
 ];
 
+/// Every setting's key (for `OMNIBIZ_<KEY>`).
+const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "mongodb_uri",
+    "mongodb_database",
+    "redis_url",
+    "jwt_secret",
+    "jwt_public_key_file",
+    "data_dir",
+    "log_format",
+    "log_level",
+    "cors_origins",
+    "body_limit_bytes",
+    "request_timeout_secs",
+    "shutdown_grace_secs",
+    "drain_secs",
+    "redis_sharded",
+    "max_connections",
+    "socket_buffer",
+    "send_rate",
+    "typing_rate",
+    "presence_ttl_secs",
+    "bench_relay_only",
+    "socket_layer",
+];
+
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
     s.filter(|v| !v.expose_secret().trim().is_empty())
 }
@@ -135,7 +166,8 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::raw().only(PLAIN_ENV)).merge(Env::prefixed("OMNIBIZ_").ignore(&["CONFIG"]));
+        // Only known keys: scripts export other OMNIBIZ_* variables (ports, tool paths).
+        fig = fig.merge(Env::raw().only(PLAIN_ENV)).merge(Env::prefixed("OMNIBIZ_").only(KEYS));
         let s: Self = fig.extract().context("reading configuration")?;
         s.validated()
     }
@@ -159,6 +191,9 @@ impl Settings {
         }
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
+        }
+        if self.drain_secs >= self.shutdown_grace_secs {
+            bail!("drain_secs ({}) must be below shutdown_grace_secs ({})", self.drain_secs, self.shutdown_grace_secs);
         }
         if self.presence_ttl_secs < 3 {
             bail!("presence_ttl_secs must be at least 3");
@@ -214,6 +249,16 @@ mod tests {
         assert!(s.validated().expect("valid").mongodb_uri.is_none());
         let s = Settings { mongodb_uri: Some(SecretString::from("http://x")), ..Settings::default() };
         assert!(s.validated().is_err());
+    }
+
+    #[test]
+    fn every_field_can_come_from_the_environment() {
+        let debug = format!("{:?}", Settings::default());
+        for key in KEYS {
+            assert!(debug.contains(&format!("{key}:")), "{key} is not a field of Settings");
+        }
+        let n_fields = debug.matches(": ").count();
+        assert_eq!(n_fields, KEYS.len(), "a field is missing from KEYS: {debug}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) ->
         data_dir: data_dir.to_path_buf(),
         jwt_secret: Some(SECRET.to_owned().into()),
         shutdown_grace_secs: 5,
+        drain_secs: 1,
         // Run the suite against either Socket.IO layer.
         socket_layer: std::env::var("TEST_SOCKET_LAYER").unwrap_or_else(|_| "native".into()),
         ..Settings::default()

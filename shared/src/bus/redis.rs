@@ -37,13 +37,10 @@ fn redis_error(what: &'static str, e: fred::error::Error) -> BusError {
     BusError(anyhow::Error::new(e).context(what))
 }
 
-/// Parses a URL into a fred config; `redis-cluster://host:port` means a cluster.
+/// Parses a URL into a fred config; `redis-cluster://host:port` (with
+/// `?node=host:port` for more seeds) means a cluster.
 pub fn redis_config(url: &str) -> anyhow::Result<Config> {
-    let mut config = if let Some(rest) = url.strip_prefix("redis-cluster://") {
-        Config::from_url_clustered(&format!("redis://{rest}")).context("parsing REDIS_URL")?
-    } else {
-        Config::from_url(url).context("parsing REDIS_URL")?
-    };
+    let mut config = Config::from_url(url).context("parsing REDIS_URL")?;
     config.version = RespVersion::RESP3;
     Ok(config)
 }

@@ -1,0 +1,45 @@
+//! Keeps the load generator from rotting: a few hundred messages through
+//! `omnibiz serve` with its fanout scenario, and zero losses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, business, open, spawn_app};
+use omnibiz_loadtest::fanout::{self, Plan, Sender};
+use omnibiz_loadtest::tokens::Pair;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_through_serve_loses_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let b = business(&app.store, "Smoke", 5).await;
+    let mut pairs = Vec::new();
+    for i in 0..5 {
+        let conv = open(&app, &b, i).await;
+        pairs.push(Pair { owner: b.owner_token.clone(), customer: b.customer_tokens[i].clone(), conversation: conv });
+    }
+    let ws = app.base.replacen("http", "ws", 1);
+    let plan = Plan {
+        receivers_url: ws.clone(),
+        senders_url: ws,
+        pairs: 5,
+        rate: 100.0,
+        duration: Duration::from_secs(3),
+        pids: vec![std::process::id()],
+        sender: Sender::Socket,
+    };
+    let r = fanout::run(&pairs, &plan).await.expect("fanout");
+    let sent = r["sent"].as_u64().expect("sent");
+    assert!(sent >= 250, "{r}");
+    assert_eq!(r["delivered"].as_u64(), Some(sent), "{r}");
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["duplicates"], 0, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["latency_ms"]["p50"].as_f64().is_some_and(|p| p > 0.0), "{r}");
+    // The same path over REST.
+    let plan = Plan { rate: 50.0, sender: Sender::Rest(app.base.clone()), ..plan };
+    let r = fanout::run(&pairs, &plan).await.expect("rest-send");
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["duplicates"], 0, "{r}");
+    app.finish().await;
+}

@@ -1,0 +1,194 @@
+//! Operations: graceful drain of a gateway under traffic (a real process and
+//! a real SIGTERM), and the dashboard/ServiceMonitor using only metric names
+//! the binaries export.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::sio::SioClient;
+use common::{Backend, business, open, spawn_with};
+use omnibiz::app::Target;
+use serde_json::{Value, json};
+
+/// Starts `omnibiz gateway` as a child process; returns it and its base URL.
+async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
+    cmd.arg("gateway")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("MONGODB_URI", common::mongo_uri())
+        .env("MONGODB_DATABASE", db)
+        .env("REDIS_URL", common::redis_url())
+        .env("JWT_SECRET", common::SECRET)
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
+    let first = first.expect("a banner line");
+    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_drain_{}", bson::oid::ObjectId::new());
+    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let other = spawn_with(Backend::Mongo, s, Target::Gateway, Arc::clone(&dir)).await;
+    let b = business(&api.store, "Drain", 8).await;
+    let mut convs = Vec::new();
+    for i in 0..b.customers.len() {
+        convs.push(open(&api, &b, i).await);
+    }
+    let (mut child, base) =
+        gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "2"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "6")]).await;
+    let mut clients = Vec::new();
+    for (i, conv) in convs.iter().enumerate() {
+        let mut c = SioClient::connect(&base, Some(&b.customer_tokens[i])).await.expect("connect");
+        assert_eq!(c.call("join_conversation", json!(conv)).await["ok"], true);
+        clients.push(c);
+    }
+    // Traffic from the owner (via REST) to every conversation, throughout.
+    let sender = {
+        let (api_base, token, convs) = (api.base.clone(), b.owner_token.clone(), convs.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for round in 0..40 {
+                for conv in &convs {
+                    let r = http
+                        .post(format!("{api_base}/api/messages/send"))
+                        .bearer_auth(&token)
+                        .json(&json!({"conversationId": conv, "content": format!("round {round}")}))
+                        .send()
+                        .await
+                        .expect("send");
+                    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().expect("pid").to_string();
+    let term = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(term.success());
+    let sent_at = tokio::time::Instant::now();
+    // Readiness fails at once while the drain proceeds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ready = reqwest::get(format!("{base}/readyz")).await.map(|r| r.status());
+    assert!(
+        ready.as_ref().is_err() || ready.as_ref().is_ok_and(|s| *s == reqwest::StatusCode::SERVICE_UNAVAILABLE),
+        "{ready:?}"
+    );
+
+    // Each client notices its close, reconnects to the other gateway, and rejoins with lastSeq.
+    let mut close_times = Vec::new();
+    let mut seen: Vec<HashSet<i64>> = vec![HashSet::new(); clients.len()];
+    let mut moved = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let mut last = 0;
+        loop {
+            if let Some(m) = c.try_expect("message_received", Duration::from_millis(20)).await {
+                let seq = m["seq"].as_i64().expect("seq");
+                assert!(seen[i].insert(seq), "duplicate before the move");
+                last = last.max(seq);
+            } else if c.is_closed() {
+                close_times.push(sent_at.elapsed());
+                break;
+            }
+            assert!(sent_at.elapsed() < Duration::from_secs(10), "client {i} was never moved off");
+        }
+        let mut again = SioClient::connect(&other.base, Some(&b.customer_tokens[i])).await.expect("reconnect");
+        let ack = again.call("join_conversation", json!({"conversationId": convs[i], "lastSeq": last})).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        moved.push((i, again));
+    }
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "clean exit: {status}");
+    assert!(sent_at.elapsed() < Duration::from_secs(8), "exited within the grace period");
+    close_times.sort();
+    let spread = *close_times.last().expect("closes") - close_times[0];
+    assert!(spread >= Duration::from_millis(500), "disconnects spread over the window: {close_times:?}");
+
+    sender.await.expect("sender");
+    for (i, mut c) in moved {
+        // After the sender is done, every conversation holds 40 messages: each exactly once.
+        while seen[i].len() < 40 {
+            let m = c.expect("message_received").await;
+            assert!(seen[i].insert(m["seq"].as_i64().expect("seq")), "duplicate after the move");
+        }
+        assert_eq!(seen[i], (1..=40).collect::<HashSet<i64>>(), "client {i}: no gap");
+        c.disconnect();
+    }
+    other.stop().await;
+    api.finish().await;
+}
+
+/// Metric names referenced by the dashboard and the ServiceMonitor.
+fn referenced_metrics() -> HashSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dash = std::fs::read_to_string(root.join("k8s/base/dashboards/omnibiz.json")).expect("dashboard");
+    let sm = std::fs::read_to_string(root.join("k8s/base/servicemonitor.yaml")).expect("servicemonitor");
+    let dash: Value = serde_json::from_str(&dash).expect("dashboard JSON");
+    let mut text = String::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            text.push_str(t["expr"].as_str().expect("expr"));
+            text.push(' ');
+        }
+    }
+    text.push_str(&sm);
+    let prefixes = ["http_", "gateway_", "bus_", "store_", "messages_"];
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| prefixes.iter().any(|p| w.starts_with(p)))
+        .map(|w| w.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_and_servicemonitor_use_exported_metric_names() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_metrics_{}", bson::oid::ObjectId::new());
+    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    let b = business(&api.store, "Metrics", 1).await;
+    let conv = open(&api, &b, 0).await;
+    let mut c = SioClient::connect(&gw.base, Some(&b.customer_tokens[0])).await.expect("connect");
+    assert_eq!(c.call("join_conversation", json!(conv)).await["ok"], true);
+    api.send(&b.owner_token, &conv, "hello").await;
+    c.expect("message_received").await;
+    c.call("send_message", json!({"conversationId": conv, "message": "hi"})).await;
+    let mut exported = String::new();
+    for app in [&api, &gw] {
+        exported += &app.http.get(app.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+    }
+    let names: HashSet<&str> = exported
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|n| n.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum"))
+        .collect();
+    let wanted = referenced_metrics();
+    assert!(wanted.len() >= 10, "found the references: {wanted:?}");
+    let missing: Vec<&String> = wanted.iter().filter(|w| !names.contains(w.as_str())).collect();
+    assert!(missing.is_empty(), "dashboard/ServiceMonitor use names nobody exports: {missing:?}");
+    for (name, _, _) in omnibiz_shared::telemetry::METRICS {
+        assert!(names.contains(name), "{name} is documented but not exported");
+    }
+    c.disconnect();
+    gw.stop().await;
+    api.finish().await;
+}
