@@ -63,14 +63,13 @@ pub async fn worker(pairs: Vec<Pair>, plan: Plan) -> anyhow::Result<()> {
             let _ = done_tx.send(());
             // Hold: answer pings until the server or the run ends.
             while let Some(Ok(m)) = ws.next().await {
-                match client::classify(&m) {
-                    Incoming::Ping => {
-                        if ws.send(tokio_tungstenite::tungstenite::Message::text("3")).await.is_err() {
-                            break;
-                        }
-                    }
-                    Incoming::Closed => break,
-                    _ => {}
+                let stop = match client::classify(&m) {
+                    Incoming::Ping => ws.send(tokio_tungstenite::tungstenite::Message::text("3")).await.is_err(),
+                    Incoming::Closed => true,
+                    _ => false,
+                };
+                if stop {
+                    break;
                 }
             }
         });
