@@ -6,7 +6,7 @@
 //! `.await`; sends happen under it because [`Connection::send`] never waits,
 //! which keeps per-socket order equal to bus order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,31 +91,57 @@ impl Reply {
     }
 }
 
+// The index is sized for hundreds of thousands of idle sockets: small vectors
+// instead of per-socket hash sets, recovery state boxed only while in use.
 struct Conn {
     handle: Arc<dyn Connection>,
     actor: Actor,
-    /// `<origin>/<id>`, matched against `Envelope::source`.
-    source: String,
-    joined: HashSet<ConversationId>,
+    /// Conversations joined (a handful at most).
+    joined: Vec<ConversationId>,
 }
 
-#[derive(Default)]
-struct Member {
-    /// Set when the member rejoined with `lastSeq`: what it already has.
-    delivered: Option<Delivered>,
+/// Recovery bookkeeping of a member that rejoined with `lastSeq`.
+struct Recovery {
+    /// What it already has.
+    delivered: Delivered,
     /// Live events held back while history is being replayed.
     held: Option<Vec<Arc<Envelope>>>,
 }
 
 #[derive(Default)]
+struct Member {
+    recovery: Option<Box<Recovery>>,
+}
+
+/// A principal's local connections.
+#[derive(Default)]
+struct Personal {
+    conns: Vec<ConnId>,
+    /// Its topic is subscribed and presence claimed.
+    live: bool,
+}
+
+#[derive(Default)]
 struct Index {
     conns: HashMap<ConnId, Conn>,
-    rooms: HashMap<ConversationId, HashMap<ConnId, Member>>,
+    rooms: HashMap<ConversationId, Vec<(ConnId, Member)>>,
     /// Personal room (`user:<id>`) → local connections.
-    personal: HashMap<String, HashSet<ConnId>>,
-    /// Personal rooms whose topic is subscribed and presence claimed.
-    personal_live: HashSet<String>,
+    personal: HashMap<String, Personal>,
     typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
+}
+
+fn member_mut(room: &mut [(ConnId, Member)], id: ConnId) -> Option<&mut Member> {
+    room.iter_mut().find(|(c, _)| *c == id).map(|(_, m)| m)
+}
+
+/// Removes `id` from a room; true when the room is now empty.
+fn leave_room(rooms: &mut HashMap<ConversationId, Vec<(ConnId, Member)>>, conv: ConversationId, id: ConnId) {
+    if let Some(room) = rooms.get_mut(&conv) {
+        room.retain(|(c, _)| *c != id);
+        if room.is_empty() {
+            rooms.remove(&conv);
+        }
+    }
 }
 
 pub struct Hub {
@@ -214,11 +240,10 @@ impl Hub {
     pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let room = actor.principal.room();
-        let source = format!("{}/{id}", self.messaging.origin());
         {
             let mut ix = self.lock();
-            ix.conns.insert(id, Conn { handle, actor, source, joined: HashSet::new() });
-            ix.personal.entry(room).or_default().insert(id);
+            ix.conns.insert(id, Conn { handle, actor, joined: Vec::new() });
+            ix.personal.entry(room).or_default().conns.push(id);
         }
         let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("gateway_connections").set(n as f64);
@@ -232,7 +257,8 @@ impl Hub {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get(&id) else { return };
             let room = conn.actor.principal.room();
-            if !ix.personal_live.insert(room.clone()) {
+            let Some(p) = ix.personal.get_mut(&room) else { return };
+            if std::mem::replace(&mut p.live, true) {
                 return; // another local connection of this principal did it
             }
             room
@@ -249,27 +275,19 @@ impl Hub {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.remove(&id) else { return };
             // Every membership holds one subscription reference, released below.
-            let left: Vec<ConversationId> = conn.joined.iter().copied().collect();
+            let left = conn.joined.clone();
             for c in &left {
-                if let Some(room) = ix.rooms.get_mut(c) {
-                    room.remove(&id);
-                    if room.is_empty() {
-                        ix.rooms.remove(c);
-                    }
-                }
+                leave_room(&mut ix.rooms, *c, id);
             }
             let personal = conn.actor.principal.room();
             let last = match ix.personal.get_mut(&personal) {
-                Some(set) => {
-                    set.remove(&id);
-                    set.is_empty()
+                Some(p) => {
+                    p.conns.retain(|c| *c != id);
+                    p.conns.is_empty()
                 }
                 None => false,
             };
-            let last = last && {
-                ix.personal.remove(&personal);
-                ix.personal_live.remove(&personal)
-            };
+            let last = last && ix.personal.remove(&personal).is_some_and(|p| p.live);
             let typing: Vec<ConversationId> =
                 conn.joined.iter().copied().filter(|c| ix.typing.contains_key(&(id, *c))).collect();
             for c in &typing {
@@ -325,7 +343,14 @@ impl Hub {
     }
 
     fn actor_of(&self, id: ConnId) -> Option<(Actor, String)> {
-        self.lock().conns.get(&id).map(|c| (c.actor.clone(), c.source.clone()))
+        let actor = self.lock().conns.get(&id).map(|c| c.actor.clone())?;
+        Some((actor, format!("{}/{id}", self.messaging.origin())))
+    }
+
+    /// The local connection an envelope came from, if it came from this process.
+    fn local_source(&self, env: &Envelope) -> Option<ConnId> {
+        let rest = env.source.as_deref()?.strip_prefix(self.messaging.origin())?;
+        rest.strip_prefix('/')?.parse().ok()
     }
 
     /// Handles one incoming event. Unknown events are ignored (`None`).
@@ -375,9 +400,17 @@ impl Hub {
         let already = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
-            let already = !conn.joined.insert(conv_id);
-            let member = Member { delivered: last_seq.map(Delivered::after), held: last_seq.map(|_| Vec::new()) };
-            ix.rooms.entry(conv_id).or_default().insert(id, member);
+            let already = conn.joined.contains(&conv_id);
+            if !already {
+                conn.joined.push(conv_id);
+            }
+            let recovery =
+                last_seq.map(|s| Box::new(Recovery { delivered: Delivered::after(s), held: Some(Vec::new()) }));
+            let room = ix.rooms.entry(conv_id).or_default();
+            match member_mut(room, id) {
+                Some(m) => m.recovery = recovery,
+                None => room.push((id, Member { recovery })),
+            }
             already
         };
         if !already && let Err(e) = self.subs.acquire(&Topic::Conversation(conv_id)).await {
@@ -429,11 +462,11 @@ impl Hub {
                 let Index { conns, rooms, .. } = &mut *guard;
                 let Some(conn) = conns.get(&id) else { return Ok(count) };
                 let handle = Arc::clone(&conn.handle);
-                let Some(member) = rooms.get_mut(&conv).and_then(|r| r.get_mut(&id)) else { return Ok(count) };
+                let Some(member) = rooms.get_mut(&conv).and_then(|r| member_mut(r, id)) else { return Ok(count) };
                 let mut failed = false;
                 for m in &msgs {
                     after = after.max(m.seq);
-                    if member.delivered.as_mut().is_none_or(|d| d.accept(m.seq)) {
+                    if member.recovery.as_mut().is_none_or(|r| r.delivered.accept(m.seq)) {
                         let data = serde_json::to_value(m).unwrap_or_default();
                         failed |= handle.send(&OutEvent::new("message_received", data)).is_err();
                         count += 1;
@@ -441,8 +474,10 @@ impl Hub {
                 }
                 if done && !failed {
                     // Release what arrived live during the replay, skipping what history covered.
-                    for env in member.held.take().unwrap_or_default() {
-                        if let Some((name, data)) = self.message_event_for(&env, conn, member) {
+                    let held = member.recovery.as_mut().and_then(|r| r.held.take()).unwrap_or_default();
+                    for env in held {
+                        let from = self.local_source(&env);
+                        if let Some((name, data)) = self.message_event_for(&env, from, id, conn, member) {
                             failed |= handle.send(&OutEvent::new(name, data)).is_err();
                         }
                     }
@@ -474,26 +509,20 @@ impl Hub {
     fn forget_membership(&self, id: ConnId, conv: ConversationId) {
         let mut ix = self.lock();
         if let Some(c) = ix.conns.get_mut(&id) {
-            c.joined.remove(&conv);
+            c.joined.retain(|j| *j != conv);
         }
-        if let Some(room) = ix.rooms.get_mut(&conv) {
-            room.remove(&id);
-            if room.is_empty() {
-                ix.rooms.remove(&conv);
-            }
-        }
+        leave_room(&mut ix.rooms, conv, id);
     }
 
     async fn leave(&self, id: ConnId, actor: &Actor, conv: ConversationId) {
         let (was_member, typing) = {
             let mut ix = self.lock();
-            let was = ix.conns.get_mut(&id).is_some_and(|c| c.joined.remove(&conv));
-            if let Some(room) = ix.rooms.get_mut(&conv) {
-                room.remove(&id);
-                if room.is_empty() {
-                    ix.rooms.remove(&conv);
-                }
-            }
+            let was = ix.conns.get_mut(&id).is_some_and(|c| {
+                let before = c.joined.len();
+                c.joined.retain(|j| *j != conv);
+                c.joined.len() != before
+            });
+            leave_room(&mut ix.rooms, conv, id);
             let typing = ix.typing.remove(&(id, conv));
             (was, typing)
         };
@@ -658,17 +687,25 @@ impl Hub {
     }
 
     /// For a `message.created` envelope and one member: which event, if any.
-    fn message_event_for(&self, env: &Envelope, conn: &Conn, member: &mut Member) -> Option<(&'static str, Value)> {
-        if env.source.as_deref() == Some(conn.source.as_str()) {
+    /// `from` is the local connection the envelope came from (see [`Hub::local_source`]).
+    fn message_event_for(
+        &self,
+        env: &Envelope,
+        from: Option<ConnId>,
+        id: ConnId,
+        conn: &Conn,
+        member: &mut Member,
+    ) -> Option<(&'static str, Value)> {
+        if from == Some(id) {
             // The sending socket got `message_sent` directly; still record the seq.
-            if let (Some(d), Some(seq)) = (member.delivered.as_mut(), env.payload.get("seq").and_then(Value::as_i64)) {
-                d.accept(seq);
+            if let (Some(r), Some(seq)) = (member.recovery.as_mut(), env.payload.get("seq").and_then(Value::as_i64)) {
+                r.delivered.accept(seq);
             }
             return None;
         }
-        if let Some(d) = member.delivered.as_mut() {
+        if let Some(r) = member.recovery.as_mut() {
             let seq = env.payload.get("seq").and_then(Value::as_i64)?;
-            if !d.accept(seq) {
+            if !r.delivered.accept(seq) {
                 return None;
             }
         }
@@ -704,16 +741,18 @@ impl Hub {
                     EventKind::Presence => Some(OutEvent::new("presence", env.payload.clone())),
                     _ => None,
                 };
+                let from = self.local_source(env);
                 let mut received: Option<Arc<OutEvent>> = None;
                 let mut sent: Option<Arc<OutEvent>> = None;
                 for (id, member) in room.iter_mut() {
-                    let Some(conn) = conns.get(id) else { continue };
+                    let id = *id;
+                    let Some(conn) = conns.get(&id) else { continue };
                     let ok = if env.kind == EventKind::MessageCreated {
-                        if let Some(held) = member.held.as_mut() {
+                        if let Some(held) = member.recovery.as_mut().and_then(|r| r.held.as_mut()) {
                             held.push(Arc::clone(env));
                             continue;
                         }
-                        match self.message_event_for(env, conn, member) {
+                        match self.message_event_for(env, from, id, conn, member) {
                             Some(("message_sent", data)) => {
                                 let e = sent.get_or_insert_with(|| OutEvent::new("message_sent", data));
                                 self.deliver(&conn.handle, e)
@@ -736,7 +775,7 @@ impl Hub {
                         continue;
                     };
                     if !ok {
-                        dropped.push(*id);
+                        dropped.push(id);
                     }
                 }
             }
@@ -746,9 +785,9 @@ impl Hub {
                     EventKind::Presence => "presence",
                     _ => return,
                 };
-                let Some(ids) = personal.get(room) else { return };
+                let Some(p) = personal.get(room) else { return };
                 let e = OutEvent::new(name, env.payload.clone());
-                for id in ids {
+                for id in &p.conns {
                     if let Some(conn) = conns.get(id) {
                         self.deliver(&conn.handle, &e);
                     }

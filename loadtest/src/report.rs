@@ -103,7 +103,7 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
     }
-    for (ours, peer) in [("omnibiz-relay", "node-peer"), ("omnibiz", "node-peer")] {
+    for (ours, peer) in [("omnibiz-relay", "node-peer")] {
         if let (Some(o), Some(p)) = (get("fanout", ours), get("fanout", peer)) {
             let per_cpu =
                 ratio(num(&o["result"], &["delivered_per_cpu_sec"]), num(&p["result"], &["delivered_per_cpu_sec"]));

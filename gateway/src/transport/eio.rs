@@ -130,19 +130,17 @@ impl Shared {
     }
 }
 
-struct Handle(Arc<Shared>);
-
-impl Connection for Handle {
+impl Connection for Shared {
     fn send(&self, event: &OutEvent) -> Result<(), SendError> {
-        self.0.push(event.frame().clone())
+        self.push(event.frame().clone())
     }
 
     fn close(&self, reason: CloseReason) {
-        self.0.close(reason);
+        Shared::close(self, reason);
     }
 
     fn queued(&self) -> usize {
-        self.0.lock().frames.len()
+        self.lock().frames.len()
     }
 }
 
@@ -396,7 +394,8 @@ async fn handle_polling_packet(srv: &Arc<Server>, sid: &str, session: &Arc<PollS
 async fn admit(srv: &Arc<Server>, shared: &Arc<Shared>, token: Option<String>) -> Option<ConnId> {
     match srv.hub.admit(token.as_deref()).await {
         Ok(actor) => {
-            let id = srv.hub.register(Arc::new(Handle(Arc::clone(shared))), actor);
+            let handle: Arc<dyn Connection> = Arc::clone(shared) as Arc<dyn Connection>;
+            let id = srv.hub.register(handle, actor);
             let _ = shared.push(Utf8Bytes::from(format!("40{{\"sid\":\"{}\"}}", new_sid())));
             Some(id)
         }
