@@ -126,7 +126,7 @@ if [ "$FLEET" -gt 0 ]; then
 fi
 
 # --- BENCHMARKS.md ----------------------------------------------------------------
-"$LT" report --results "$RESULTS" --plot "$ROOT/docs/bench-latency.svg" >"$OUT/tables.md"
+"$LT" report --results "$RESULTS" --plot docs/bench-latency.svg >"$OUT/tables.md"
 {
   echo "# Benchmarks"
   echo

@@ -131,6 +131,12 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
                 x["steps"].as_array().map_or(0, Vec::len)
             );
         }
+        let sat = |l: &str| get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()).unwrap_or(f64::NAN);
+        let _ = writeln!(
+            md,
+            "\nSaturation, `omnibiz-relay` ÷ `node-peer`: **{}**.",
+            ratio(sat("omnibiz-relay"), sat("node-peer"))
+        );
     }
     if let Some(raw) = get("redis-raw", "redis") {
         let limit = num(&raw["result"], &["delivered_per_sec"]);
@@ -139,23 +145,18 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).",
             raw["params"]["size"]
         );
-        for l in ["omnibiz-relay", "omnibiz"] {
-            if let Some(f) = get("fanout", l) {
-                let ours = num(&f["result"], &["delivered_per_sec"]);
+        for l in ["omnibiz-relay", "node-peer"] {
+            if let Some(r) = get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()) {
                 let _ = writeln!(
                     md,
-                    "Cross-gateway `{l}` fanout delivered {ours:.0} msgs/s = **{:.0}%** of it (at the offered rate, not necessarily saturated).",
-                    100.0 * ours / limit
+                    "Cross-gateway `{l}` at its saturation rate: {r:.0} msgs/s = **{:.0}%** of it.",
+                    100.0 * r / limit
                 );
             }
         }
     }
     plot_latency(&by, plot)?;
-    let _ = writeln!(
-        md,
-        "\n![latency percentiles]({})",
-        plot.file_name().and_then(|n| n.to_str()).unwrap_or("latency.svg")
-    );
+    let _ = writeln!(md, "\n![latency percentiles]({})", plot.display());
     Ok(md)
 }
 
