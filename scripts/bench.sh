@@ -70,11 +70,6 @@ log "connections: omnibiz gateway (native Socket.IO layer), N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7120 --count "$N" --workers "$WORKERS" \
   --sources "$SOURCES" --pids "$pid" --label omnibiz --out "$RESULTS"
 kill "$pid"
-pid=$(start_ours gateway 7121 OMNIBIZ_SOCKET_LAYER=socketioxide); PIDS+=("$pid"); wait_port 7121
-log "connections: omnibiz gateway on socketioxide, N=$N"
-"$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7121 --count "$N" --workers "$WORKERS" \
-  --sources "$SOURCES" --pids "$pid" --label omnibiz-socketioxide --out "$RESULTS"
-kill "$pid"
 pid=$(start_peer 7220); PIDS+=("$pid"); wait_port 7220
 log "connections: node peer, N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7220 --count "$N" --workers "$WORKERS" \
@@ -138,7 +133,7 @@ fi
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
   echo "- Node peer: socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 (loadtest/peer/server.js)"
-  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO layer: our own (\`gateway/src/transport/eio.rs\`); \`omnibiz-socketioxide\` rows use socketioxide 0.18 for comparison"
+  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO layer: our own (\`gateway/src/transport/eio.rs\`)"
   echo
   echo "## What is compared"
   echo

@@ -176,11 +176,6 @@ impl Application {
                     typing_per_sec: settings.typing_rate,
                     heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
                     relay_only: settings.bench_relay_only,
-                    layer: if settings.socket_layer == "socketioxide" {
-                        omnibiz_gateway::Layer::Socketioxide
-                    } else {
-                        omnibiz_gateway::Layer::Native
-                    },
                     ..GatewayConfig::default()
                 };
                 Some(Gateway::start(messaging, verifier, presence, config))

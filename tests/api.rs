@@ -185,6 +185,12 @@ async fn every_endpoint_for_both_principals(backend: Backend) {
     let (_, found) = app.get("/api/messages/customers?q=CUSTOMER%201", owner).await;
     assert_eq!(found["customers"].as_array().expect("customers").len(), 1);
 
+    // Request ids: generated when absent, echoed when given.
+    let res = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert!(res.headers().get("x-request-id").is_some_and(|v| !v.is_empty()), "a request id is generated");
+    let res = app.http.get(app.url("/healthz")).header("x-request-id", "trace-me-42").send().await.expect("healthz");
+    assert_eq!(res.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-me-42"));
+
     // Health and docs.
     let (s, h) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((s, h["success"].clone()), (StatusCode::OK, json!(true)));

@@ -92,22 +92,27 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
         "{ready:?}"
     );
 
-    // Each client notices its close, reconnects to the other gateway, and rejoins with lastSeq.
-    let mut close_times = Vec::new();
+    // When did each client's connection close? (Poll all of them together.)
+    let mut close_times: Vec<Option<Duration>> = vec![None; clients.len()];
+    while close_times.iter().any(Option::is_none) {
+        for (i, c) in clients.iter().enumerate() {
+            if close_times[i].is_none() && c.is_closed() {
+                close_times[i] = Some(sent_at.elapsed());
+            }
+        }
+        assert!(sent_at.elapsed() < Duration::from_secs(10), "clients were never moved off: {close_times:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut close_times: Vec<Duration> = close_times.into_iter().flatten().collect();
+    // Each client reconnects to the other gateway and rejoins with the last seq it saw.
     let mut seen: Vec<HashSet<i64>> = vec![HashSet::new(); clients.len()];
     let mut moved = Vec::new();
     for (i, mut c) in clients.into_iter().enumerate() {
         let mut last = 0;
-        loop {
-            if let Some(m) = c.try_expect("message_received", Duration::from_millis(20)).await {
-                let seq = m["seq"].as_i64().expect("seq");
-                assert!(seen[i].insert(seq), "duplicate before the move");
-                last = last.max(seq);
-            } else if c.is_closed() {
-                close_times.push(sent_at.elapsed());
-                break;
-            }
-            assert!(sent_at.elapsed() < Duration::from_secs(10), "client {i} was never moved off");
+        while let Some(m) = c.try_expect("message_received", Duration::from_millis(20)).await {
+            let seq = m["seq"].as_i64().expect("seq");
+            assert!(seen[i].insert(seq), "duplicate before the move");
+            last = last.max(seq);
         }
         let mut again = SioClient::connect(&other.base, Some(&b.customer_tokens[i])).await.expect("reconnect");
         let ack = again.call("join_conversation", json!({"conversationId": convs[i], "lastSeq": last})).await;

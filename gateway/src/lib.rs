@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`])
-//!   and the Socket.IO layer on socketioxide (`transport::sio`).
+//!   and our Engine.IO v4 / Socket.IO v5 layer (`transport::eio`).
 //! - [`hub`]: the core — local room index, event handling, fan-out of bus
 //!   events, typing expiry, presence, rate limits.
 //! - `subscriptions`: reference-counted bus subscriptions per conversation
@@ -55,8 +55,6 @@ pub struct GatewayConfig {
     pub heartbeat: Duration,
     /// Messages per page when replaying after `lastSeq`.
     pub replay_page: usize,
-    /// Which Socket.IO protocol layer serves the connections.
-    pub layer: Layer,
     /// Benchmark mode: `send_message` relays without storing (like the Node
     /// reference peer, which has no database). Never for production.
     pub relay_only: bool,
@@ -73,18 +71,8 @@ impl Default for GatewayConfig {
             heartbeat: Duration::from_secs(10),
             replay_page: 100,
             relay_only: false,
-            layer: Layer::Native,
         }
     }
-}
-
-/// The Socket.IO protocol layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
-    /// Our own lean Engine.IO/Socket.IO layer (`transport::eio`).
-    Native,
-    /// socketioxide (`transport::sio`), kept for comparison.
-    Socketioxide,
 }
 
 /// A running gateway core and its Socket.IO routes.
@@ -104,21 +92,12 @@ impl Gateway {
     ) -> Self {
         let deliveries = messaging.bus().deliveries();
         let heartbeat = config.heartbeat;
-        let layer = config.layer;
         let max_buffer = config.max_buffer;
         let hub = Hub::new(messaging, verifier, presence, config);
         hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
-        let router = match layer {
-            Layer::Native => {
-                let opts = transport::eio::EioOptions { max_buffer, ..Default::default() };
-                transport::eio::router(Arc::clone(&hub), opts)
-            }
-            Layer::Socketioxide => {
-                let opts = transport::sio::SioOptions { max_buffer, max_payload: 128 * 1024 };
-                transport::sio::router(Arc::clone(&hub), opts)
-            }
-        };
+        let opts = transport::eio::EioOptions { max_buffer, ..Default::default() };
+        let router = transport::eio::router(Arc::clone(&hub), opts);
         Self { hub, router }
     }
 }

@@ -76,8 +76,6 @@ pub struct Settings {
     /// compare like with like against the database-less Node peer.
     /// `OMNIBIZ_BENCH_RELAY_ONLY`, default false. Never enable in production.
     pub bench_relay_only: bool,
-    /// Socket.IO layer: `native` (ours) or `socketioxide`. `OMNIBIZ_SOCKET_LAYER`, default native.
-    pub socket_layer: String,
 }
 
 impl Default for Settings {
@@ -105,7 +103,6 @@ impl Default for Settings {
             typing_rate: 5,
             presence_ttl_secs: 30,
             bench_relay_only: false,
-            socket_layer: "native".into(),
         }
     }
 }
@@ -149,7 +146,6 @@ const KEYS: &[&str] = &[
     "typing_rate",
     "presence_ttl_secs",
     "bench_relay_only",
-    "socket_layer",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -200,9 +196,6 @@ impl Settings {
         }
         if self.socket_buffer == 0 || self.max_connections == 0 {
             bail!("socket_buffer and max_connections must be at least 1");
-        }
-        if !matches!(self.socket_layer.as_str(), "native" | "socketioxide") {
-            bail!("socket_layer must be `native` or `socketioxide`");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

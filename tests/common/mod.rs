@@ -49,8 +49,6 @@ pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) ->
         jwt_secret: Some(SECRET.to_owned().into()),
         shutdown_grace_secs: 5,
         drain_secs: 1,
-        // Run the suite against either Socket.IO layer.
-        socket_layer: std::env::var("TEST_SOCKET_LAYER").unwrap_or_else(|_| "native".into()),
         ..Settings::default()
     };
     if backend == Backend::Mongo {

@@ -7,11 +7,11 @@
 //! goes through [`Connection::send`], which must not wait: a full outgoing
 //! buffer is reported, and the core drops that client.
 //!
-//! Implementations: [`eio`] (our own Engine.IO v4 / Socket.IO v5 layer, the
-//! default) and [`sio`] (socketioxide, kept while both pass the same tests).
+//! Implementation: [`eio`], our own Engine.IO v4 / Socket.IO v5 layer. (It
+//! replaced socketioxide once every real-client test passed on both; see
+//! BENCHMARKS.md for why.)
 
 pub mod eio;
-pub mod sio;
 
 use std::sync::{Arc, OnceLock};
 

@@ -1,0 +1,104 @@
+//! Micro-benchmarks of the fan-out hot path: decoding a bus envelope,
+//! encoding an event frame once, and dispatching one message to a room of
+//! local sockets. `cargo bench -p omnibiz-gateway`; for repeatable
+//! instruction counts run the bench binary under `valgrind --tool=callgrind`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
+use omnibiz_gateway::{GatewayConfig, Hub};
+use omnibiz_shared::auth::{Principal, Verifier};
+use omnibiz_shared::bus::local::LocalBus;
+use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_shared::domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_shared::presence::LocalPresence;
+use omnibiz_shared::service::Messaging;
+use omnibiz_shared::store::Store;
+use omnibiz_shared::store::sqlite::SqliteStore;
+use serde_json::json;
+
+/// A connection that only counts what it is sent.
+struct Counting(AtomicU64);
+
+impl Connection for Counting {
+    fn send(&self, _event: &OutEvent) -> Result<(), SendError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn close(&self, _reason: CloseReason) {}
+}
+
+fn message_payload(seq: i64) -> serde_json::Value {
+    json!({
+        "id": "6b0639874735d08995c181b5", "conversationId": "6b0639874735d08995c181b4",
+        "senderId": "6b0639874735d08995c181af", "senderName": "Alice Silva", "senderRole": "customer",
+        "content": "Hi! Is my order on its way? It was supposed to arrive yesterday.",
+        "timestamp": "2026-11-25T01:27:35.621Z", "status": "sent", "seq": seq, "attachments": [],
+    })
+}
+
+fn envelope_decode(c: &mut Criterion) {
+    let env = Envelope::new(EventKind::MessageCreated, None, message_payload(7));
+    let bytes = serde_json::to_vec(&env).expect("encode");
+    c.bench_function("envelope_decode", |b| b.iter(|| serde_json::from_slice::<Envelope>(&bytes).expect("decode")));
+}
+
+fn event_encode(c: &mut Criterion) {
+    let payload = message_payload(7);
+    c.bench_function("event_encode_once", |b| {
+        b.iter_batched(
+            || OutEvent::new("message_received", payload.clone()),
+            |e| e.frame().len(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn room_fanout(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let (hub, published) = rt.block_on(async {
+        let store = Arc::new(SqliteStore::in_memory().expect("sqlite"));
+        let owner = User {
+            id: UserId::new(),
+            name: "Owner".into(),
+            email: "o@x.example".into(),
+            phone: None,
+            role: UserRole::BusinessOwner,
+            business_name: None,
+        };
+        store.insert_user(&owner).await.expect("user");
+        let customer = Customer {
+            id: CustomerId::new(),
+            name: "Customer".into(),
+            email: "c@x.example".into(),
+            phone: None,
+            invited_by: owner.id,
+            total_orders: 0,
+            total_spent: 0.0,
+            last_order_date: None,
+            created_at: Utc::now(),
+        };
+        store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
+        let (conv, _) = store.get_or_create_conversation(owner.id, customer.id, Utc::now()).await.expect("conv");
+        let messaging =
+            Messaging::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), "bench");
+        let actor = messaging.actor(Principal::Customer { id: customer.id }).await.expect("actor");
+        let verifier = Arc::new(Verifier::new(b"bench", None).expect("verifier"));
+        let hub = Hub::new(messaging, verifier, Arc::new(LocalPresence::default()), GatewayConfig::default());
+        // 1000 sockets of the customer in one room: the fan-out of one message.
+        for _ in 0..1000 {
+            let id = hub.register(Arc::new(Counting(AtomicU64::new(0))), actor.clone());
+            let reply = hub.handle(id, "join_conversation", json!(conv.id.to_hex())).await.expect("reply");
+            assert_eq!(reply.ack["ok"], true);
+        }
+        let env = Envelope::new(EventKind::MessageCreated, Some(conv.id), message_payload(1));
+        (hub, Published { topic: Topic::Conversation(conv.id), envelope: Arc::new(env) })
+    });
+    c.bench_function("room_fanout_1000_sockets", |b| b.iter(|| hub.dispatch(&published)));
+}
+
+criterion_group!(benches, envelope_decode, event_encode, room_fanout);
+criterion_main!(benches);
