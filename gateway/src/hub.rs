@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use omnibiz_shared::auth::{AuthError, Verifier};
+use omnibiz_shared::auth::{AuthError, Principal, Verifier};
+
 use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
-use omnibiz_shared::domain::{ConversationId, Side};
+use omnibiz_shared::domain::{ConversationId, ObjectId, Side};
 use omnibiz_shared::presence::Presence;
 use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
 use omnibiz_shared::store::StoreError;
@@ -477,8 +478,9 @@ impl Hub {
                     let held = member.recovery.as_mut().and_then(|r| r.held.take()).unwrap_or_default();
                     for env in held {
                         let from = self.local_source(&env);
-                        if let Some((name, data)) = self.message_event_for(&env, from, id, conn, member) {
-                            failed |= handle.send(&OutEvent::new(name, data)).is_err();
+                        let sender = sender_of(&env.payload);
+                        if let Some(name) = self.message_event_for(&env, from, sender, id, conn, member) {
+                            failed |= handle.send(&OutEvent::new(name, env.payload.clone())).is_err();
                         }
                     }
                 }
@@ -692,10 +694,11 @@ impl Hub {
         &self,
         env: &Envelope,
         from: Option<ConnId>,
+        sender: Option<PrincipalKey>,
         id: ConnId,
         conn: &Conn,
         member: &mut Member,
-    ) -> Option<(&'static str, Value)> {
+    ) -> Option<&'static str> {
         if from == Some(id) {
             // The sending socket got `message_sent` directly; still record the seq.
             if let (Some(r), Some(seq)) = (member.recovery.as_mut(), env.payload.get("seq").and_then(Value::as_i64)) {
@@ -709,9 +712,8 @@ impl Hub {
                 return None;
             }
         }
-        let mine = env.payload.get("senderId").and_then(Value::as_str) == Some(conn.actor.principal.id_hex().as_str())
-            && env.payload.get("senderRole").and_then(Value::as_str) == Some(conn.actor.side().role_name());
-        Some((if mine { "message_sent" } else { "message_received" }, env.payload.clone()))
+        let mine = sender == Some(key_of(&conn.actor.principal));
+        Some(if mine { "message_sent" } else { "message_received" })
     }
 
     /// Fans one bus event out to the local sockets it concerns.
@@ -734,7 +736,8 @@ impl Hub {
                     _ => None,
                 };
                 let shared = simple.map(|name| OutEvent::new(name, env.payload.clone()));
-                let actor_id = env.payload.get("userId").and_then(Value::as_str);
+                // Who typed / came online: parsed once, compared without allocating per socket.
+                let actor = env.payload.get("userId").and_then(Value::as_str).and_then(|s| ObjectId::parse_str(s).ok());
                 let typing = match env.kind {
                     EventKind::TypingStart => Some(OutEvent::new("user_typing", env.payload.clone())),
                     EventKind::TypingStop => Some(OutEvent::new("user_stopped_typing", env.payload.clone())),
@@ -742,6 +745,7 @@ impl Hub {
                     _ => None,
                 };
                 let from = self.local_source(env);
+                let sender = sender_of(&env.payload);
                 let mut received: Option<Arc<OutEvent>> = None;
                 let mut sent: Option<Arc<OutEvent>> = None;
                 for (id, member) in room.iter_mut() {
@@ -752,20 +756,14 @@ impl Hub {
                             held.push(Arc::clone(env));
                             continue;
                         }
-                        match self.message_event_for(env, from, id, conn, member) {
-                            Some(("message_sent", data)) => {
-                                let e = sent.get_or_insert_with(|| OutEvent::new("message_sent", data));
-                                self.deliver(&conn.handle, e)
-                            }
-                            Some((_, data)) => {
-                                let e = received.get_or_insert_with(|| OutEvent::new("message_received", data));
-                                self.deliver(&conn.handle, e)
-                            }
-                            None => continue,
-                        }
+                        // One event (one encoded frame) per name, shared by every socket.
+                        let Some(name) = self.message_event_for(env, from, sender, id, conn, member) else { continue };
+                        let slot = if name == "message_sent" { &mut sent } else { &mut received };
+                        let e = slot.get_or_insert_with(|| OutEvent::new(name, env.payload.clone()));
+                        self.deliver(&conn.handle, e)
                     } else if let Some(e) = &typing {
                         // Typing and presence go to the others only.
-                        if actor_id == Some(conn.actor.principal.id_hex().as_str()) {
+                        if actor.is_some() && actor == Some(key_of(&conn.actor.principal).1) {
                             continue;
                         }
                         self.deliver(&conn.handle, e)
@@ -805,6 +803,22 @@ impl Hub {
         self.send_limit.retain_recent();
         self.typing_limit.retain_recent();
     }
+}
+
+/// A principal as (side, id), comparable without allocating.
+type PrincipalKey = (Side, ObjectId);
+
+fn key_of(p: &Principal) -> PrincipalKey {
+    match p {
+        Principal::User { id, .. } => (Side::Owner, id.oid()),
+        Principal::Customer { id } => (Side::Customer, id.oid()),
+    }
+}
+
+/// The sender of a `message.created` payload.
+fn sender_of(payload: &Value) -> Option<PrincipalKey> {
+    let side = Side::from_role_name(payload.get("senderRole")?.as_str()?)?;
+    Some((side, ObjectId::parse_str(payload.get("senderId")?.as_str()?).ok()?))
 }
 
 /// Keeps presence alive and limiter memory bounded, until the hub is dropped.

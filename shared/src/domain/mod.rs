@@ -1,6 +1,8 @@
 //! The domain: identifiers, entities and validated input types.
 
 mod ids;
+
+pub use bson::oid::ObjectId;
 mod model;
 mod text;
 
