@@ -28,10 +28,13 @@ pub async fn connect(url: &str, token: &str, source: Option<IpAddr>) -> anyhow::
     }
     socket.set_nodelay(true)?;
     let stream = socket.connect(addr).await.context("tcp connect")?;
+    // Small buffers: a load generator holds tens of thousands of these.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let url = format!("ws://{hp}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) =
-        tokio_tungstenite::client_async(format!("ws://{hp}/socket.io/?EIO=4&transport=websocket"), stream)
-            .await
-            .context("websocket upgrade")?;
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await.context("websocket upgrade")?;
     match ws.next().await {
         Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
         other => bail!("no Engine.IO open packet: {other:?}"),
