@@ -343,9 +343,13 @@ async fn bad_tokens_are_refused_at_connect() {
         common::token(&omnibiz_shared::auth::Principal::Customer { id: omnibiz_shared::domain::CustomerId::new() });
     let err = SioClient::connect(&c.gw1.base, Some(&unknown)).await.err().expect("refused");
     assert!(err.contains("not found"), "{err}");
-    // The query-string form works too.
-    let url = format!("{}?token={}", c.gw1.base, b.owner_token);
-    let _ = url;
+    // The token may also come as `?token=` (no auth payload).
+    let mut q = SioClient::connect_with_query_token(&c.gw1.base, &b.owner_token).await.expect("query token");
+    assert_eq!(
+        q.call("join_conversation", json!({"conversationId": "65a1b2c3d4e5f60718293a4b"})).await["code"],
+        "NOT_FOUND"
+    );
+    q.disconnect();
     c.finish().await;
 }
 
@@ -355,25 +359,8 @@ async fn users_of_a_killed_gateway_go_offline_within_the_ttl() {
     let c = cluster().await;
     let b = business(&c.api.store, "Crash", 1).await;
     let conv = open(&c.api, &b, 0).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"))
-        .arg("gateway")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("MONGODB_URI", common::mongo_uri())
-        .env("MONGODB_DATABASE", c.api.settings.mongodb_database.as_deref().expect("db"))
-        .env("REDIS_URL", common::redis_url())
-        .env("JWT_SECRET", common::SECRET)
-        .env("OMNIBIZ_PRESENCE_TTL_SECS", "3")
-        .env("LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn gateway");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
-    let first = first.expect("a banner line");
-    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
+    let db = c.api.settings.mongodb_database.clone().expect("db");
+    let (mut child, base) = common::gateway_process(&db, &[("OMNIBIZ_PRESENCE_TTL_SECS", "3")]).await;
     let mut cust = SioClient::connect(&base, Some(&b.customer_tokens[0])).await.expect("connect to the child");
     join(&mut cust, &conv).await;
     let online = |v: Vec<Value>| v[0]["isOnline"] == true;

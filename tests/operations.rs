@@ -13,32 +13,6 @@ use common::{Backend, business, open, spawn_with};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
-/// Starts `omnibiz gateway` as a child process; returns it and its base URL.
-async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
-    cmd.arg("gateway")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("MONGODB_URI", common::mongo_uri())
-        .env("MONGODB_DATABASE", db)
-        .env("REDIS_URL", common::redis_url())
-        .env("JWT_SECRET", common::SECRET)
-        .env("LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn gateway");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
-    let first = first.expect("a banner line");
-    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
@@ -52,7 +26,7 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
         convs.push(open(&api, &b, i).await);
     }
     let (mut child, base) =
-        gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "2"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "6")]).await;
+        common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "2"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "6")]).await;
     let mut clients = Vec::new();
     for (i, conv) in convs.iter().enumerate() {
         let mut c = SioClient::connect(&base, Some(&b.customer_tokens[i])).await.expect("connect");

@@ -277,4 +277,31 @@ macro_rules! per_backend {
         }
     };
 }
+
+/// Starts `omnibiz gateway` as a child process; returns it and its base URL.
+pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
+    cmd.arg("gateway")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("MONGODB_URI", mongo_uri())
+        .env("MONGODB_DATABASE", db)
+        .env("REDIS_URL", redis_url())
+        .env("JWT_SECRET", SECRET)
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
+    let first = first.expect("a banner line");
+    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
 pub mod sio;

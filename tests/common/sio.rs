@@ -28,7 +28,18 @@ impl SioClient {
     /// Connects to `base` (`http://host:port`) with `auth = {token}`. `Err` carries the `connect_error` message.
     pub async fn connect(base: &str, token: Option<&str>) -> Result<Self, String> {
         let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replacen("http", "ws", 1));
-        let (ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("websocket: {e}"))?;
+        let auth = token.map(|t| serde_json::json!({ "token": t }).to_string()).unwrap_or_default();
+        Self::open(&url, &auth).await
+    }
+
+    /// Connects with the token in the query string and no auth payload.
+    pub async fn connect_with_query_token(base: &str, token: &str) -> Result<Self, String> {
+        let url = format!("{}/socket.io/?EIO=4&transport=websocket&token={token}", base.replacen("http", "ws", 1));
+        Self::open(&url, "").await
+    }
+
+    async fn open(url: &str, auth: &str) -> Result<Self, String> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| format!("websocket: {e}"))?;
         let (mut sink, mut stream) = ws.split();
         let open = match stream.next().await {
             Some(Ok(Message::Text(t))) => t.to_string(),
@@ -37,10 +48,6 @@ impl SioClient {
         if !open.starts_with('0') {
             return Err(format!("unexpected first packet {open}"));
         }
-        let auth = match token {
-            Some(t) => serde_json::json!({ "token": t }).to_string(),
-            None => String::new(),
-        };
         sink.send(Message::text(format!("40{auth}"))).await.map_err(|e| e.to_string())?;
         // Wait for CONNECT or CONNECT_ERROR, answering pings meanwhile.
         loop {
