@@ -1,8 +1,9 @@
 //! The `omnibiz` binary's targets, as a library so integration tests build
 //! exactly what `main` runs.
 //!
-//! - [`app`]: `serve` and `api` — choose the store and bus from the settings,
-//!   build the HTTP application, run it until a shutdown signal.
+//! - [`app`]: `serve`, `api` and `gateway` — choose the store, bus and
+//!   presence from the settings, build the HTTP application (REST, Socket.IO
+//!   or both), run it until a shutdown signal, then drain.
 //! - [`seed`]: demo data and tokens.
 //! - [`secret`]: the JWT secret of the single-node mode.
 
