@@ -12,7 +12,7 @@ use omnibiz_shared::store::ConversationPatch;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ReadResponse;
+use super::{ListParams, ReadResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json, OptionalJson, Query};
@@ -26,17 +26,6 @@ pub(crate) fn router() -> Router<ApiState> {
 
 pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
     raw.parse().map_err(|e| ApiError::invalid(format!("conversation id: {e}")))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListParams {
-    /// Page size; default and maximum 200.
-    limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    cursor: Option<String>,
-    /// Case-insensitive search on the other side's name, email or phone.
-    q: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,26 +5,16 @@ use axum::extract::State;
 use axum::routing::get;
 use omnibiz_shared::service::CustomerPage;
 use omnibiz_shared::service::views::CustomerView;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::ListParams;
 use crate::ApiState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Authed, Json, Query};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/messages/customers", get(list))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListParams {
-    /// Page size; default and maximum 200.
-    limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    cursor: Option<String>,
-    /// Case-insensitive search on name, email or phone.
-    q: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

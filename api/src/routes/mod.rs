@@ -16,6 +16,18 @@ pub(crate) fn router() -> Router<ApiState> {
     Router::new().merge(conversations::router()).merge(messages::router()).merge(customers::router())
 }
 
+/// Paging and search of the conversation and customer lists.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Page size; default and maximum 200.
+    pub(crate) limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub(crate) cursor: Option<String>,
+    /// Case-insensitive search on name, email or phone (of the other side, for conversations).
+    pub(crate) q: Option<String>,
+}
+
 /// Result of a mark-read call.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
