@@ -29,6 +29,17 @@ use crate::events::{self, ReadTarget};
 use crate::subscriptions::Subscriptions;
 use crate::transport::{CloseReason, ConnId, Connection, OutEvent, SendError};
 
+/// The client → server events the hub handles.
+pub const EVENTS: &[&str] = &[
+    "join_conversation",
+    "leave_conversation",
+    "send_message",
+    "typing_start",
+    "typing_stop",
+    "mark_read",
+    "message_delivered",
+];
+
 /// A refused event: what the client is told (`message_error` / ack).
 #[derive(Debug, Clone)]
 pub struct EventError {
@@ -96,7 +107,8 @@ impl Reply {
 // instead of per-socket hash sets, recovery state boxed only while in use.
 struct Conn {
     handle: Arc<dyn Connection>,
-    actor: Actor,
+    /// Shared, so handling an event does not copy the account.
+    actor: Arc<Actor>,
     /// Conversations joined (a handful at most).
     joined: Vec<ConversationId>,
 }
@@ -202,16 +214,8 @@ impl Hub {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn messaging(&self) -> &Messaging {
-        &self.messaging
-    }
-
     pub fn connections(&self) -> usize {
         self.live.load(Ordering::Relaxed)
-    }
-
-    pub async fn subscriptions(&self) -> usize {
-        self.subs.count().await
     }
 
     /// Checks a connection attempt: capacity, token, account. The error text
@@ -243,7 +247,7 @@ impl Hub {
         let room = actor.principal.room();
         {
             let mut ix = self.lock();
-            ix.conns.insert(id, Conn { handle, actor, joined: Vec::new() });
+            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Vec::new() });
             ix.personal.entry(room).or_default().conns.push(id);
         }
         let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
@@ -343,9 +347,8 @@ impl Hub {
         }
     }
 
-    fn actor_of(&self, id: ConnId) -> Option<(Actor, String)> {
-        let actor = self.lock().conns.get(&id).map(|c| c.actor.clone())?;
-        Some((actor, format!("{}/{id}", self.messaging.origin())))
+    fn actor_of(&self, id: ConnId) -> Option<Arc<Actor>> {
+        self.lock().conns.get(&id).map(|c| Arc::clone(&c.actor))
     }
 
     /// The local connection an envelope came from, if it came from this process.
@@ -356,8 +359,10 @@ impl Hub {
 
     /// Handles one incoming event. Unknown events are ignored (`None`).
     pub async fn handle(&self, id: ConnId, event: &str, data: Value) -> Option<Reply> {
-        metrics::counter!("gateway_events_in_total", "event" => event.to_owned()).increment(1);
-        let (actor, source) = self.actor_of(id)?;
+        // A static label: no allocation per event, and clients cannot mint label values.
+        let label = EVENTS.iter().copied().find(|e| *e == event).unwrap_or("unknown");
+        metrics::counter!("gateway_events_in_total", "event" => label).increment(1);
+        let actor = self.actor_of(id)?;
         let reply = match event {
             "join_conversation" => match self.join(id, &actor, &data).await {
                 Ok(v) => Reply::ok(v),
@@ -370,7 +375,7 @@ impl Hub {
                 }
                 Err(e) => Reply::failed(&e.into(), true),
             },
-            "send_message" => match self.send(id, &actor, &source, data).await {
+            "send_message" => match self.send(id, &actor, data).await {
                 Ok(message) => {
                     self.emit_to(id, &OutEvent::new("message_sent", message.clone()));
                     Reply::ok(json!({"message": message}))
@@ -397,7 +402,6 @@ impl Hub {
     async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
         let (conv_id, last_seq) = events::join(data)?;
         let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
-        tracing::debug!(conn = id, conversation = %conv_id, "join: visible");
         let already = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
@@ -418,7 +422,6 @@ impl Hub {
             self.forget_membership(id, conv_id);
             return Err(unavailable(e));
         }
-        tracing::debug!(conn = id, conversation = %conv_id, "join: subscribed");
         metrics::counter!("gateway_joins_total").increment(1);
         let mut replayed = 0usize;
         if let Some(after) = last_seq {
@@ -427,7 +430,6 @@ impl Hub {
         if !already {
             self.publish_presence(actor, conv_id, true).await;
         }
-        tracing::debug!(conn = id, conversation = %conv_id, "join: presence published");
         let others = match actor.side() {
             Side::Owner => format!("customer:{}", conv.customer_id),
             Side::Customer => format!("user:{}", conv.business_owner_id),
@@ -538,7 +540,7 @@ impl Hub {
         }
     }
 
-    async fn send(&self, id: ConnId, actor: &Actor, source: &str, data: Value) -> Result<Value, EventError> {
+    async fn send(&self, id: ConnId, actor: &Actor, data: Value) -> Result<Value, EventError> {
         let cmid = events::client_message_id(&data);
         let with_id = |mut e: EventError| {
             e.client_message_id.clone_from(&cmid);
@@ -551,10 +553,11 @@ impl Hub {
         let p = events::send(data).map_err(|e| with_id(e.into()))?;
         let cmd = SendCommand::parse(&p.conversation_id, &p.content, p.attachments, p.client_message_id.as_deref())
             .map_err(|e| with_id(e.into()))?;
+        let source = format!("{}/{id}", self.messaging.origin());
         if self.config.relay_only {
-            return self.relay_without_storing(id, actor, source, cmd).await.map_err(with_id);
+            return self.relay_without_storing(id, actor, &source, cmd).await.map_err(with_id);
         }
-        let sent = self.messaging.send_from(actor, cmd, Some(source)).await.map_err(|e| with_id(e.into()))?;
+        let sent = self.messaging.send_from(actor, cmd, Some(&source)).await.map_err(|e| with_id(e.into()))?;
         Ok(serde_json::to_value(&sent.message).unwrap_or_default())
     }
 

@@ -49,9 +49,4 @@ impl Subscriptions {
             }
         }
     }
-
-    /// How many topics are subscribed now.
-    pub async fn count(&self) -> usize {
-        self.counts.lock().await.len()
-    }
 }

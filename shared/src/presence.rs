@@ -124,7 +124,7 @@ impl Presence for RedisPresence {
 
     async fn set_local(&self, room: &str, present: bool) {
         if present {
-            self.vouch(std::slice::from_ref(&room.to_owned())).await;
+            self.vouch(&[room.to_owned()]).await;
         } else if let Err(e) = self.client.hdel::<(), _, _>(key(room), self.gateway.as_str()).await {
             Self::failed(&e);
         }

@@ -131,8 +131,6 @@ pub struct Sent {
     pub message: MessageView,
     /// False when this was a retry of an already stored `clientMessageId`.
     pub created: bool,
-    /// The recipient's personal room.
-    pub recipient_room: String,
 }
 
 /// Outcome of a mark-read.
@@ -464,10 +462,10 @@ impl Messaging {
                 "messageId": message.id,
                 "seq": message.seq,
             });
-            let topic = Topic::Principal(recipient_room.clone());
+            let topic = Topic::Principal(recipient_room);
             self.publish(topic, EventKind::Notification, Some(conv.id), note, None).await;
         }
-        Ok(Sent { message, created, recipient_room })
+        Ok(Sent { message, created })
     }
 
     async fn read_up_to(&self, actor: &Actor, conv: &Conversation, side: Side, seq: i64) -> ServiceResult<ReadReceipt> {
