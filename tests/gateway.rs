@@ -423,6 +423,16 @@ async fn connection_cap_and_send_rate_limit() {
         }
     }
     assert!(refused >= 10, "only {refused} of 30 refused");
+    // Typing is limited too (5/s, bursts of 10), and says so in the ack only.
+    let mut typing_refused = 0;
+    for _ in 0..30 {
+        let ack = one.call("typing_start", json!({"conversationId": conv})).await;
+        if ack["ok"] == false {
+            assert_eq!(ack["code"], "RATE_LIMITED", "{ack}");
+            typing_refused += 1;
+        }
+    }
+    assert!(typing_refused >= 10, "only {typing_refused} of 30 typing events refused");
     let (_, page) = api.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
     assert_eq!(page["messages"].as_array().expect("messages").len(), 30 - refused, "refused sends were not stored");
     one.disconnect();
