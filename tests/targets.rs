@@ -86,3 +86,56 @@ async fn api_is_not_ready_while_mongodb_is_unreachable() {
     let _ = tx.send(());
     task.await.expect("join").expect("stopped");
 }
+
+#[tokio::test]
+async fn api_is_not_ready_while_redis_is_unreachable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings =
+        common::settings(Backend::Mongo, dir.path(), &format!("omnibiz_t_{}", bson::oid::ObjectId::new()));
+    // Nothing listens on port 9 here.
+    settings.redis_url = Some("redis://127.0.0.1:9".to_owned().into());
+    let app = Application::build(&settings, Target::Api).await.expect("starts anyway");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let mut body = serde_json::Value::Null;
+    for _ in 0..40 {
+        let r = http.get(format!("{base}/readyz")).send().await.expect("readyz");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "never ready without Redis");
+        body = r.json().await.expect("json");
+        if body["message"].as_str().is_some_and(|m| m.contains("bus")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("redis")), "the reason names Redis: {body}");
+    let _ = tx.send(());
+    task.await.expect("join").expect("stopped");
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut settings = common::settings(Backend::Sqlite, dir.path(), "unused");
+    settings.cors_origins = "https://app.example".into();
+    let app = spawn_with(Backend::Sqlite, settings, Target::Serve, dir).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/messages/conversations"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example").await.expect("preflight");
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://app.example")
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none(), "no CORS grant for other origins");
+    app.finish().await;
+}
