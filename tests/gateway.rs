@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::sio::SioClient;
 use common::{Backend, Business, TestApp, business, open, spawn_with};
-use fred::interfaces::{ClientLike as _, PubsubInterface as _};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
@@ -47,18 +46,6 @@ async fn join(c: &mut SioClient, conv: &str) -> Value {
 }
 
 const QUIET: Duration = Duration::from_millis(400);
-
-/// Redis subscriber count of a channel.
-async fn numsub(channel: &str) -> i64 {
-    let client =
-        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&common::redis_url()).expect("redis url"))
-            .build()
-            .expect("client");
-    client.init().await.expect("connect redis");
-    let v: Vec<(String, i64)> = client.pubsub_numsub(channel).await.expect("numsub");
-    let _ = client.quit().await;
-    v.first().map_or(0, |(_, n)| *n)
-}
 
 async fn conversation_list(app: &TestApp, token: &str) -> Vec<Value> {
     let (_, body) = app.get("/api/messages/conversations", token).await;
@@ -222,24 +209,24 @@ async fn a_gateway_subscribes_only_while_it_has_members() {
     let b = business(&c.api.store, "Subs", 1).await;
     let conv = open(&c.api, &b, 0).await;
     let channel = format!("omnibiz:{{conv:{conv}}}");
-    assert_eq!(numsub(&channel).await, 0);
+    assert_eq!(common::numsub(&channel).await, 0);
     let mut owner = client(&c.gw1, &b.owner_token).await;
     join(&mut owner, &conv).await;
-    assert_eq!(numsub(&channel).await, 1, "only gateway 1 has a member");
+    assert_eq!(common::numsub(&channel).await, 1, "only gateway 1 has a member");
     let mut second = client(&c.gw1, &b.owner_token).await;
     join(&mut second, &conv).await;
-    assert_eq!(numsub(&channel).await, 1, "one subscription per gateway, however many members");
+    assert_eq!(common::numsub(&channel).await, 1, "one subscription per gateway, however many members");
     let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
     join(&mut cust, &conv).await;
-    assert_eq!(numsub(&channel).await, 2);
+    assert_eq!(common::numsub(&channel).await, 2);
     cust.call("leave_conversation", json!({"conversationId": conv})).await;
-    assert_eq!(numsub(&channel).await, 1, "gateway 2 unsubscribed after its last member left");
+    assert_eq!(common::numsub(&channel).await, 1, "gateway 2 unsubscribed after its last member left");
     owner.call("leave_conversation", json!(conv)).await;
-    assert_eq!(numsub(&channel).await, 1, "gateway 1 still has a member");
+    assert_eq!(common::numsub(&channel).await, 1, "gateway 1 still has a member");
     second.disconnect();
     let mut gone = false;
     for _ in 0..50 {
-        if numsub(&channel).await == 0 {
+        if common::numsub(&channel).await == 0 {
             gone = true;
             break;
         }
@@ -498,36 +485,4 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn subscriptions_come_back_after_redis_drops_the_connection() {
-    let c = cluster().await;
-    let b = business(&c.api.store, "Resub", 1).await;
-    let conv = open(&c.api, &b, 0).await;
-    let channel = format!("omnibiz:{{conv:{conv}}}");
-    let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
-    join(&mut cust, &conv).await;
-    assert_eq!(numsub(&channel).await, 1);
-    // Kill every pub/sub connection, as a Redis restart or failover would.
-    let admin =
-        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&common::redis_url()).expect("url"))
-            .build()
-            .expect("client");
-    admin.init().await.expect("connect");
-    let _: i64 = admin.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.expect("client kill");
-    let _ = admin.quit().await;
-    let mut back = false;
-    for _ in 0..100 {
-        if numsub(&channel).await == 1 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(back, "the gateway resubscribed by itself");
-    c.api.send(&b.owner_token, &conv, "after the reconnect").await;
-    assert_eq!(cust.expect("message_received").await["content"], "after the reconnect");
-    cust.disconnect();
-    c.finish().await;
 }

@@ -304,4 +304,16 @@ pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::proces
     (child, base)
 }
 
+/// Redis subscriber count of a channel.
+pub async fn numsub(channel: &str) -> i64 {
+    use fred::interfaces::{ClientLike as _, PubsubInterface as _};
+    let client = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).expect("redis url"))
+        .build()
+        .expect("client");
+    client.init().await.expect("connect redis");
+    let v: Vec<(String, i64)> = client.pubsub_numsub(channel).await.expect("numsub");
+    let _ = client.quit().await;
+    v.first().map_or(0, |(_, n)| *n)
+}
+
 pub mod sio;
