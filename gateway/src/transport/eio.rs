@@ -31,16 +31,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::upgrade::OnUpgrade;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::ws::{self, CLOSE_GOING_AWAY, Incoming, WebSocket};
 use super::{CloseReason, ConnId, Connection, OutEvent, SendError};
 use crate::hub::Hub;
 
@@ -77,7 +78,7 @@ const SEPARATOR: char = '\u{1e}';
 
 #[derive(Default)]
 struct Outbox {
-    frames: VecDeque<Utf8Bytes>,
+    frames: VecDeque<Bytes>,
     closing: Option<CloseReason>,
 }
 
@@ -99,7 +100,7 @@ impl Shared {
     }
 
     /// Queues a frame; `Full` when the client is too far behind.
-    fn push(&self, frame: Utf8Bytes) -> Result<(), SendError> {
+    fn push(&self, frame: Bytes) -> Result<(), SendError> {
         let mut o = self.lock();
         if o.closing.is_some() {
             return Err(SendError::Closed);
@@ -114,7 +115,7 @@ impl Shared {
     }
 
     /// Takes every queued frame, and whether the connection must close.
-    fn drain(&self) -> (VecDeque<Utf8Bytes>, Option<CloseReason>) {
+    fn drain(&self) -> (VecDeque<Bytes>, Option<CloseReason>) {
         let mut o = self.lock();
         let frames = std::mem::take(&mut o.frames);
         (frames, o.closing)
@@ -206,8 +207,8 @@ fn open_packet(sid: &str, upgrades: bool, o: &EioOptions) -> String {
     format!("0{open}")
 }
 
-fn ack_frame(id: u64, data: &Value) -> Utf8Bytes {
-    Utf8Bytes::from(format!("43{id}[{data}]"))
+fn ack_frame(id: u64, data: &Value) -> Bytes {
+    Bytes::from(format!("43{id}[{data}]"))
 }
 
 fn new_sid() -> String {
@@ -292,19 +293,20 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], body).into_response()
 }
 
-async fn on_get(
-    State(srv): State<Arc<Server>>,
-    Query(q): Query<EioQuery>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
+async fn on_get(State(srv): State<Arc<Server>>, Query(q): Query<EioQuery>, mut req: Request) -> Response {
     if q.eio.as_deref() != Some("4") {
         return bad_request("Unsupported protocol version");
     }
-    let outer = outer_token(&headers, q.token.as_deref());
-    drop(headers);
-    match (q.transport.as_deref(), ws, q.sid) {
-        (Some("websocket"), Ok(ws), sid) => {
+    let outer = outer_token(req.headers(), q.token.as_deref());
+    match (q.transport.as_deref(), q.sid) {
+        (Some("websocket"), sid) => {
+            let (accept, on_upgrade) = match (ws::handshake(req.headers()), req.extensions_mut().remove::<OnUpgrade>())
+            {
+                (Ok(accept), Some(on)) => (accept, on),
+                _ => return bad_request("Bad request"),
+            };
+            // Nothing of the request outlives this handler (hyper's read buffer is freed).
+            drop(req);
             let existing = match sid {
                 Some(sid) => match srv.session(&sid) {
                     Some(s) if !s.upgraded.load(Ordering::Acquire) => Some((sid, s)),
@@ -312,21 +314,24 @@ async fn on_get(
                 },
                 None => None,
             };
-            let opts = srv.opts;
-            ws.read_buffer_size(512)
-                .write_buffer_size(0)
-                .max_message_size(opts.max_payload)
-                .max_frame_size(opts.max_payload)
-                .on_upgrade(move |socket| async move {
-                    match existing {
-                        None => run_websocket(srv, socket, outer).await,
-                        Some((sid, session)) => upgrade(srv, socket, sid, session).await,
-                    }
-                })
+            tokio::spawn(async move {
+                let Ok(io) = on_upgrade.await else { return };
+                let socket = WebSocket::new(io, srv.opts.max_payload);
+                match existing {
+                    None => run_websocket(srv, socket, outer).await,
+                    Some((sid, session)) => upgrade(srv, socket, sid, session).await,
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "upgrade")
+                .header(header::UPGRADE, "websocket")
+                .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+                .body(axum::body::Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
-        (Some("websocket"), Err(_), _) => bad_request("Bad request"),
-        (Some("polling"), _, None) => handshake_polling(&srv, outer),
-        (Some("polling"), _, Some(sid)) => poll(&srv, &sid).await,
+        (Some("polling"), None) => handshake_polling(&srv, outer),
+        (Some("polling"), Some(sid)) => poll(&srv, &sid).await,
         _ => bad_request("Transport unknown"),
     }
 }
@@ -396,12 +401,12 @@ async fn admit(srv: &Arc<Server>, shared: &Arc<Shared>, token: Option<String>) -
         Ok(actor) => {
             let handle: Arc<dyn Connection> = Arc::clone(shared) as Arc<dyn Connection>;
             let id = srv.hub.register(handle, actor);
-            let _ = shared.push(Utf8Bytes::from(format!("40{{\"sid\":\"{}\"}}", new_sid())));
+            let _ = shared.push(Bytes::from(format!("40{{\"sid\":\"{}\"}}", new_sid())));
             Some(id)
         }
         Err(message) => {
             let payload = serde_json::json!({ "message": message });
-            let _ = shared.push(Utf8Bytes::from(format!("44{payload}")));
+            let _ = shared.push(Bytes::from(format!("44{payload}")));
             None
         }
     }
@@ -453,7 +458,7 @@ async fn supervise_polling(srv: Arc<Server>, sid: String, session: Arc<PollSessi
             close_session(&srv, &sid, &session).await;
             return;
         }
-        if session.shared.push(Utf8Bytes::from_static("2")).is_err() {
+        if session.shared.push(Bytes::from_static(b"2")).is_err() {
             close_session(&srv, &sid, &session).await;
             return;
         }
@@ -493,7 +498,7 @@ async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
         if !body.is_empty() {
             body.push(SEPARATOR);
         }
-        body.push_str(f.as_str());
+        body.push_str(std::str::from_utf8(f).unwrap_or_default());
     }
     if closing.is_some() {
         if !body.is_empty() {
@@ -512,18 +517,25 @@ async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
 /// A connection that started on websocket: handshake, CONNECT, then the loop.
 async fn run_websocket(srv: Arc<Server>, mut ws: WebSocket, outer_token: Option<String>) {
     let o = srv.opts;
-    if ws.send(Message::Text(Utf8Bytes::from(open_packet(&new_sid(), false, &o)))).await.is_err() {
+    if ws.send_text(open_packet(&new_sid(), false, &o).as_bytes()).await.is_err() {
         return;
     }
     // Wait for the Socket.IO CONNECT.
     let deadline = Instant::now() + o.connect_timeout;
     let auth = loop {
         let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
-            Ok(Some(Ok(m))) => m,
+            Ok(Some(m)) => m,
             _ => return,
         };
-        let Message::Text(t) = msg else { continue };
-        match t.as_str().split_at_checked(1) {
+        let t = match msg {
+            Incoming::Text(t) => t,
+            Incoming::Ping(p) => {
+                let _ = ws.pong(&p).await;
+                continue;
+            }
+            Incoming::Close => return,
+        };
+        match t.split_at_checked(1) {
             Some(("4", p)) => match parse(p) {
                 Ok(Packet::Connect { auth }) => break auth.map(str::to_owned),
                 Ok(_) => {}
@@ -537,11 +549,10 @@ async fn run_websocket(srv: Arc<Server>, mut ws: WebSocket, outer_token: Option<
     let token = token_from_auth(auth.as_deref()).or(outer_token);
     let Some(id) = admit(&srv, &shared, token).await else {
         // Deliver the CONNECT_ERROR, then close the transport.
-        let (frames, _) = shared.drain();
-        for f in frames {
-            let _ = ws.send(Message::Text(f)).await;
-        }
-        let _ = ws.send(Message::Text(Utf8Bytes::from_static("1"))).await;
+        let (mut frames, _) = shared.drain();
+        frames.push_back(Bytes::from_static(b"1"));
+        let _ = ws.send_texts(frames.make_contiguous()).await;
+        let _ = ws.close(CLOSE_GOING_AWAY).await;
         return;
     };
     srv.hub.connected(id).await;
@@ -554,17 +565,24 @@ async fn upgrade(srv: Arc<Server>, mut ws: WebSocket, sid: String, session: Arc<
     let deadline = Instant::now() + srv.opts.ping_timeout;
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
-            Ok(Some(Ok(m))) => m,
+            Ok(Some(m)) => m,
             _ => return, // upgrade abandoned; the polling session carries on
         };
-        let Message::Text(t) = msg else { continue };
+        let t = match msg {
+            Incoming::Text(t) => t,
+            Incoming::Ping(p) => {
+                let _ = ws.pong(&p).await;
+                continue;
+            }
+            Incoming::Close => return,
+        };
         match t.as_str() {
             "2probe" => {
-                if ws.send(Message::Text(Utf8Bytes::from_static("3probe"))).await.is_err() {
+                if ws.send_text(b"3probe").await.is_err() {
                     return;
                 }
                 // Release a pending poll so the client can send the upgrade packet.
-                let _ = session.shared.push(Utf8Bytes::from_static("6"));
+                let _ = session.shared.push(Bytes::from_static(b"6"));
             }
             "5" => break,
             _ => return,
@@ -587,25 +605,28 @@ type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The connection's one task: writes queued frames, reads and handles
 /// packets one at a time (in order), pings, and times out silent clients.
+/// Its state is kept small on purpose (one timer, re-armed in place; no
+/// buffers): it is what every idle connection costs.
 async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id: ConnId) {
     let o = srv.opts;
+    // The timer runs to the next ping, or to the pong deadline while one is due.
+    let mut pong_due = false;
     let mut next_ping = Instant::now() + o.ping_interval;
-    let mut pong_due: Option<Instant> = None;
     let mut handling: Option<Pending> = None;
+    let timer = tokio::time::sleep_until(next_ping);
+    tokio::pin!(timer);
     loop {
-        let wake = pong_due.unwrap_or(next_ping);
         tokio::select! {
             biased;
             () = shared.notify.notified() => {
-                let (frames, closing) = shared.drain();
-                for f in frames {
-                    if ws.send(Message::Text(f)).await.is_err() {
-                        return;
-                    }
+                let (mut frames, closing) = shared.drain();
+                if !frames.is_empty() && ws.send_texts(frames.make_contiguous()).await.is_err() {
+                    return;
                 }
+                drop(frames);
                 if closing.is_some() {
                     // Close the transport, not the Socket.IO session: clients retry.
-                    let _ = ws.send(Message::Close(None)).await;
+                    let _ = ws.close(CLOSE_GOING_AWAY).await;
                     return;
                 }
             }
@@ -613,15 +634,25 @@ async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id:
                 handling = None;
             }
             msg = ws.recv(), if handling.is_none() => {
-                let Some(Ok(msg)) = msg else { return };
                 let t = match msg {
-                    Message::Text(t) => t,
-                    Message::Close(_) => return,
-                    _ => continue,
+                    Some(Incoming::Text(t)) => t,
+                    Some(Incoming::Ping(p)) => {
+                        if ws.pong(&p).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Incoming::Close) => {
+                        let _ = ws.close(1000).await;
+                        return;
+                    }
+                    None => return,
                 };
-                let s = t.as_str();
-                match s.split_at_checked(1) {
-                    Some(("3", _)) => pong_due = None,
+                match t.split_at_checked(1) {
+                    Some(("3", _)) if pong_due => {
+                        pong_due = false;
+                        timer.as_mut().reset(next_ping);
+                    }
                     Some(("4", p)) => match parse(p) {
                         Ok(Packet::Event { ack, name, data }) => {
                             let (hub, shared) = (Arc::clone(&srv.hub), Arc::clone(&shared));
@@ -633,6 +664,7 @@ async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id:
                         Ok(_) => {}
                         Err(reason) => {
                             tracing::debug!(conn = id, reason, "closing on a malformed packet");
+                            let _ = ws.close(1000).await;
                             return;
                         }
                     },
@@ -640,16 +672,17 @@ async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id:
                     _ => {}
                 }
             }
-            () = tokio::time::sleep_until(wake) => {
-                if pong_due.is_some() {
+            () = &mut timer => {
+                if pong_due {
                     tracing::debug!(conn = id, "ping timeout");
                     return;
                 }
-                if ws.send(Message::Text(Utf8Bytes::from_static("2"))).await.is_err() {
+                if ws.send_text(b"2").await.is_err() {
                     return;
                 }
-                pong_due = Some(Instant::now() + o.ping_timeout);
+                pong_due = true;
                 next_ping = Instant::now() + o.ping_interval;
+                timer.as_mut().reset(Instant::now() + o.ping_timeout);
             }
         }
     }
@@ -697,14 +730,14 @@ mod tests {
     #[test]
     fn outbox_is_bounded() {
         let s = Shared::new(2);
-        assert!(s.push(Utf8Bytes::from_static("a")).is_ok());
-        assert!(s.push(Utf8Bytes::from_static("b")).is_ok());
-        assert_eq!(s.push(Utf8Bytes::from_static("c")), Err(SendError::Full));
+        assert!(s.push(Bytes::from_static(b"a")).is_ok());
+        assert!(s.push(Bytes::from_static(b"b")).is_ok());
+        assert_eq!(s.push(Bytes::from_static(b"c")), Err(SendError::Full));
         let (frames, closing) = s.drain();
         assert_eq!(frames.len(), 2);
         assert!(closing.is_none());
         s.close(CloseReason::ServerShutdown);
-        assert_eq!(s.push(Utf8Bytes::from_static("d")), Err(SendError::Closed));
+        assert_eq!(s.push(Bytes::from_static(b"d")), Err(SendError::Closed));
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //! BENCHMARKS.md for why.)
 
 pub mod eio;
+mod ws;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
+use axum::body::Bytes;
 
 /// The core's id for a connection (unique within this process).
 pub type ConnId = u64;
@@ -27,7 +28,7 @@ pub struct OutEvent {
     pub data: serde_json::Value,
     /// The Engine.IO frame of this event, encoded at most once however many
     /// sockets receive it (for transports that write frames themselves).
-    encoded: OnceLock<Utf8Bytes>,
+    encoded: OnceLock<Bytes>,
 }
 
 impl OutEvent {
@@ -36,15 +37,15 @@ impl OutEvent {
     }
 
     /// `42["name",data]`: an Engine.IO MESSAGE carrying a Socket.IO v5 EVENT
-    /// for the default namespace. Cloning the result shares the bytes.
-    pub fn frame(&self) -> &Utf8Bytes {
+    /// for the default namespace, as UTF-8. Cloning the result shares the bytes.
+    pub fn frame(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
             let mut out = String::with_capacity(64);
             out.push_str("42");
             // Serializing a &str and a serde_json::Value cannot fail.
             let body = serde_json::to_string(&(self.name, &self.data)).unwrap_or_else(|_| "[]".into());
             out.push_str(&body);
-            Utf8Bytes::from(out)
+            Bytes::from(out)
         })
     }
 }
@@ -86,7 +87,7 @@ mod tests {
     #[test]
     fn frame_is_encoded_once_in_engine_io_form() {
         let e = OutEvent::new("message_received", serde_json::json!({"a": 1}));
-        assert_eq!(e.frame().as_str(), r#"42["message_received",{"a":1}]"#);
-        assert!(std::ptr::eq(e.frame().as_str().as_ptr(), e.frame().as_str().as_ptr()));
+        assert_eq!(&e.frame()[..], br#"42["message_received",{"a":1}]"#);
+        assert!(std::ptr::eq(e.frame().as_ptr(), e.frame().as_ptr()));
     }
 }
