@@ -176,6 +176,8 @@ impl Application {
                     typing_per_sec: settings.typing_rate,
                     heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
                     relay_only: settings.bench_relay_only,
+                    ping_interval: Duration::from_secs(settings.ping_interval_secs),
+                    ping_timeout: Duration::from_secs(settings.ping_timeout_secs),
                     ..GatewayConfig::default()
                 };
                 Some(Gateway::start(messaging, verifier, presence, config))

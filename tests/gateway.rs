@@ -486,3 +486,48 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The Engine.IO heartbeat: pings on the interval; a client that answers
+/// stays, one that does not is dropped after interval + timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut s = common::settings(Backend::Sqlite, dir.path(), "heartbeat");
+    s.ping_interval_secs = 1;
+    s.ping_timeout_secs = 1;
+    let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+    let b = business(&app.store, "Beat", 2).await;
+    let conv = open(&app, &b, 0).await;
+    let mut live = client(&app, &b.customer_tokens[0]).await;
+    join(&mut live, &conv).await;
+
+    // A client that completes CONNECT and then never answers a ping.
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replacen("http", "ws", 1));
+    let (mut silent, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+    let auth = json!({"token": b.customer_tokens[1]});
+    futures_util::SinkExt::send(&mut silent, Message::text(format!("40{auth}"))).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    let mut pings = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(6), async {
+        while let Some(Ok(m)) = silent.next().await {
+            match m {
+                Message::Text(t) if t.as_str() == "2" => pings += 1,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the silent client was never dropped");
+    assert_eq!(pings, 1, "one ping, then dropped for not answering it");
+    assert!(started.elapsed() >= Duration::from_millis(1800), "dropped only after interval + timeout");
+
+    // The live client has answered every ping meanwhile and still works.
+    assert!(!live.is_closed());
+    let ack = live.call("send_message", json!({"conversationId": conv, "content": "still here"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    live.disconnect();
+    app.finish().await;
+}

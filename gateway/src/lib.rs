@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     /// Benchmark mode: `send_message` relays without storing (like the Node
     /// reference peer, which has no database). Never for production.
     pub relay_only: bool,
+    /// Engine.IO heartbeat: a ping every `ping_interval`, answered within `ping_timeout`.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +74,8 @@ impl Default for GatewayConfig {
             heartbeat: Duration::from_secs(10),
             replay_page: 100,
             relay_only: false,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -92,11 +97,15 @@ impl Gateway {
     ) -> Self {
         let deliveries = messaging.bus().deliveries();
         let heartbeat = config.heartbeat;
-        let max_buffer = config.max_buffer;
+        let opts = transport::eio::EioOptions {
+            max_buffer: config.max_buffer,
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            ..Default::default()
+        };
         let hub = Hub::new(messaging, verifier, presence, config);
         hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
-        let opts = transport::eio::EioOptions { max_buffer, ..Default::default() };
         let router = transport::eio::router(Arc::clone(&hub), opts);
         Self { hub, router }
     }

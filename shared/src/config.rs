@@ -66,6 +66,11 @@ pub struct Settings {
     pub max_connections: usize,
     /// Outgoing packets queued per socket before it is dropped as slow. `OMNIBIZ_SOCKET_BUFFER`, default 256.
     pub socket_buffer: usize,
+    /// Seconds between Engine.IO pings to each socket (keep it below load
+    /// balancers' idle timeouts). `OMNIBIZ_PING_INTERVAL_SECS`, default 25.
+    pub ping_interval_secs: u64,
+    /// Seconds a socket has to answer a ping before it is dropped. `OMNIBIZ_PING_TIMEOUT_SECS`, default 20.
+    pub ping_timeout_secs: u64,
     /// `send_message` per principal per second (bursts twice that). `OMNIBIZ_SEND_RATE`, default 20.
     pub send_rate: u32,
     /// `typing_start` per principal per second (bursts twice that). `OMNIBIZ_TYPING_RATE`, default 5.
@@ -99,6 +104,8 @@ impl Default for Settings {
             redis_sharded: false,
             max_connections: 19_000,
             socket_buffer: 256,
+            ping_interval_secs: 25,
+            ping_timeout_secs: 20,
             send_rate: 20,
             typing_rate: 5,
             presence_ttl_secs: 30,
@@ -142,6 +149,8 @@ const KEYS: &[&str] = &[
     "redis_sharded",
     "max_connections",
     "socket_buffer",
+    "ping_interval_secs",
+    "ping_timeout_secs",
     "send_rate",
     "typing_rate",
     "presence_ttl_secs",
@@ -196,6 +205,9 @@ impl Settings {
         }
         if self.socket_buffer == 0 || self.max_connections == 0 {
             bail!("socket_buffer and max_connections must be at least 1");
+        }
+        if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
+            bail!("ping_interval_secs and ping_timeout_secs must be at least 1");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

@@ -12,7 +12,8 @@
 //! - one task per websocket connection, with the ping timer inside it;
 //! - a 512-byte websocket read buffer and no write buffer;
 //! - no per-connection channel: outgoing frames go into a small outbox
-//!   (a `VecDeque` that allocates only while frames wait) and a `Notify`;
+//!   (a `VecDeque` that allocates only while frames wait) and the waker of
+//!   the connection's task;
 //!   the outbox is bounded and a client that lets it fill up is closed;
 //! - the request is not kept: the token and nothing else is copied out of
 //!   it before the upgrade, so hyper's 16 KiB read buffer is freed;
@@ -27,6 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
@@ -38,10 +40,9 @@ use axum::routing::get;
 use hyper::upgrade::OnUpgrade;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::ws::{self, CLOSE_GOING_AWAY, Incoming, WebSocket};
+use super::ws::{self, CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, WebSocket};
 use super::{CloseReason, ConnId, Connection, OutEvent, SendError};
 use crate::hub::Hub;
 
@@ -80,19 +81,20 @@ const SEPARATOR: char = '\u{1e}';
 struct Outbox {
     frames: VecDeque<Bytes>,
     closing: Option<CloseReason>,
+    /// The task that writes this connection's frames, woken on a push.
+    waker: Option<Waker>,
 }
 
-/// One connection's shared state: the outbox and its wake-up.
+/// One connection's shared state: the outbox and who to wake.
 pub(crate) struct Shared {
     // std Mutex: held for a push or a drain, never across an await.
     outbox: Mutex<Outbox>,
-    notify: Notify,
     max: usize,
 }
 
 impl Shared {
     fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self { outbox: Mutex::new(Outbox::default()), notify: Notify::new(), max })
+        Arc::new(Self { outbox: Mutex::new(Outbox::default()), max })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -109,8 +111,11 @@ impl Shared {
             return Err(SendError::Full);
         }
         o.frames.push_back(frame);
+        let waker = o.waker.take();
         drop(o);
-        self.notify.notify_one();
+        if let Some(w) = waker {
+            w.wake();
+        }
         Ok(())
     }
 
@@ -121,9 +126,46 @@ impl Shared {
         (frames, o.closing)
     }
 
+    /// Like `drain`, but when there is nothing, registers `cx` to be woken
+    /// by the next push or close (under the same lock: no lost wake-up).
+    fn poll_drain(&self, cx: &Context<'_>) -> Poll<(VecDeque<Bytes>, Option<CloseReason>)> {
+        let mut o = self.lock();
+        if o.frames.is_empty() && o.closing.is_none() {
+            if !o.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                o.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready((std::mem::take(&mut o.frames), o.closing))
+    }
+
+    /// Ready when there is something to take; otherwise registers `cx`.
+    fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut o = self.lock();
+        if o.frames.is_empty() && o.closing.is_none() {
+            o.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    /// Wakes whoever waits on this outbox (a long-poll GET being superseded).
+    fn wake(&self) {
+        let waker = self.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
     fn close(&self, reason: CloseReason) {
-        self.lock().closing.get_or_insert(reason);
-        self.notify.notify_one();
+        let waker = {
+            let mut o = self.lock();
+            o.closing.get_or_insert(reason);
+            o.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     fn is_closing(&self) -> bool {
@@ -314,14 +356,20 @@ async fn on_get(State(srv): State<Arc<Server>>, Query(q): Query<EioQuery>, mut r
                 },
                 None => None,
             };
-            tokio::spawn(async move {
+            // The task's lasting state is `run_loop`'s; the handshakes are
+            // boxed so their (larger, short-lived) state is freed once done.
+            let fut = async move {
                 let Ok(io) = on_upgrade.await else { return };
                 let socket = WebSocket::new(io, srv.opts.max_payload);
-                match existing {
-                    None => run_websocket(srv, socket, outer).await,
-                    Some((sid, session)) => upgrade(srv, socket, sid, session).await,
-                }
-            });
+                let started = match existing {
+                    None => Box::pin(start_websocket(&srv, socket, outer)).await,
+                    Some((sid, session)) => Box::pin(start_upgrade(&srv, socket, sid, session)).await,
+                };
+                let Some((socket, shared, id)) = started else { return };
+                Session::new(Arc::clone(&srv), socket, shared, id).await;
+                Box::pin(srv.hub.disconnected(id)).await;
+            };
+            tokio::spawn(fut);
             Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS)
                 .header(header::CONNECTION, "upgrade")
@@ -487,7 +535,11 @@ async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
         if !frames.is_empty() || closing.is_some() {
             break (frames, closing);
         }
-        if tokio::time::timeout_at(deadline, session.shared.notify.notified()).await.is_err() {
+        if session.upgraded.load(Ordering::Acquire) {
+            break (frames, None); // superseded by the websocket: answer with a noop
+        }
+        let ready = std::future::poll_fn(|cx| session.shared.poll_ready(cx));
+        if tokio::time::timeout_at(deadline, ready).await.is_err() {
             break (frames, None);
         }
     };
@@ -514,18 +566,21 @@ async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
 // ---------------------------------------------------------------------------
 // Websocket connections.
 
-/// A connection that started on websocket: handshake, CONNECT, then the loop.
-async fn run_websocket(srv: Arc<Server>, mut ws: WebSocket, outer_token: Option<String>) {
+/// A connection that started on websocket: the Engine.IO open packet and the
+/// Socket.IO CONNECT. `None` when the client went away or was refused.
+async fn start_websocket(
+    srv: &Arc<Server>,
+    mut ws: WebSocket,
+    outer_token: Option<String>,
+) -> Option<(WebSocket, Arc<Shared>, ConnId)> {
     let o = srv.opts;
-    if ws.send_text(open_packet(&new_sid(), false, &o).as_bytes()).await.is_err() {
-        return;
-    }
+    ws.send_text(open_packet(&new_sid(), false, &o).as_bytes()).await.ok()?;
     // Wait for the Socket.IO CONNECT.
     let deadline = Instant::now() + o.connect_timeout;
     let auth = loop {
         let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
             Ok(Some(m)) => m,
-            _ => return,
+            _ => return None,
         };
         let t = match msg {
             Incoming::Text(t) => t,
@@ -533,40 +588,45 @@ async fn run_websocket(srv: Arc<Server>, mut ws: WebSocket, outer_token: Option<
                 let _ = ws.pong(&p).await;
                 continue;
             }
-            Incoming::Close => return,
+            Incoming::Close => return None,
         };
         match t.split_at_checked(1) {
             Some(("4", p)) => match parse(p) {
-                Ok(Packet::Connect { auth }) => break auth.map(str::to_owned),
+                Ok(Packet::Connect { auth }) => break token_from_auth(auth),
                 Ok(_) => {}
-                Err(_) => return,
+                Err(_) => return None,
             },
-            Some(("1", _)) => return,
+            Some(("1", _)) => return None,
             _ => {}
         }
     };
     let shared = Shared::new(o.max_buffer);
-    let token = token_from_auth(auth.as_deref()).or(outer_token);
-    let Some(id) = admit(&srv, &shared, token).await else {
+    let token = auth.or(outer_token);
+    let Some(id) = admit(srv, &shared, token).await else {
         // Deliver the CONNECT_ERROR, then close the transport.
         let (mut frames, _) = shared.drain();
         frames.push_back(Bytes::from_static(b"1"));
         let _ = ws.send_texts(frames.make_contiguous()).await;
         let _ = ws.close(CLOSE_GOING_AWAY).await;
-        return;
+        return None;
     };
     srv.hub.connected(id).await;
-    run_loop(&srv, ws, shared, id).await;
-    srv.hub.disconnected(id).await;
+    Some((ws, shared, id))
 }
 
 /// A polling session moving to websocket (the "probe" dance of the spec).
-async fn upgrade(srv: Arc<Server>, mut ws: WebSocket, sid: String, session: Arc<PollSession>) {
+/// `None` when the upgrade is abandoned (the polling session carries on).
+async fn start_upgrade(
+    srv: &Arc<Server>,
+    mut ws: WebSocket,
+    sid: String,
+    session: Arc<PollSession>,
+) -> Option<(WebSocket, Arc<Shared>, ConnId)> {
     let deadline = Instant::now() + srv.opts.ping_timeout;
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
             Ok(Some(m)) => m,
-            _ => return, // upgrade abandoned; the polling session carries on
+            _ => return None,
         };
         let t = match msg {
             Incoming::Text(t) => t,
@@ -574,18 +634,16 @@ async fn upgrade(srv: Arc<Server>, mut ws: WebSocket, sid: String, session: Arc<
                 let _ = ws.pong(&p).await;
                 continue;
             }
-            Incoming::Close => return,
+            Incoming::Close => return None,
         };
         match t.as_str() {
             "2probe" => {
-                if ws.send_text(b"3probe").await.is_err() {
-                    return;
-                }
+                ws.send_text(b"3probe").await.ok()?;
                 // Release a pending poll so the client can send the upgrade packet.
                 let _ = session.shared.push(Bytes::from_static(b"6"));
             }
             "5" => break,
-            _ => return,
+            _ => return None,
         }
     }
     // A CONNECT may still be in flight on a POST: let it finish first.
@@ -593,97 +651,217 @@ async fn upgrade(srv: Arc<Server>, mut ws: WebSocket, sid: String, session: Arc<
     session.upgraded.store(true, Ordering::Release);
     srv.forget(&sid);
     // A GET may still be waiting: wake it so it returns (the client ignores it).
-    session.shared.notify.notify_waiters();
+    session.shared.wake();
     let conn = *session.conn.lock().unwrap_or_else(|p| p.into_inner());
     drop(_order);
-    let Some(id) = conn else { return };
-    run_loop(&srv, ws, Arc::clone(&session.shared), id).await;
-    srv.hub.disconnected(id).await;
+    conn.map(|id| (ws, Arc::clone(&session.shared), id))
 }
 
 type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The connection's one task: writes queued frames, reads and handles
-/// packets one at a time (in order), pings, and times out silent clients.
-/// Its state is kept small on purpose (one timer, re-armed in place; no
-/// buffers): it is what every idle connection costs.
-async fn run_loop(srv: &Arc<Server>, mut ws: WebSocket, shared: Arc<Shared>, id: ConnId) {
-    let o = srv.opts;
-    // The timer runs to the next ping, or to the pong deadline while one is due.
-    let mut pong_due = false;
-    let mut next_ping = Instant::now() + o.ping_interval;
-    let mut handling: Option<Pending> = None;
-    let timer = tokio::time::sleep_until(next_ping);
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            () = shared.notify.notified() => {
-                let (mut frames, closing) = shared.drain();
-                if !frames.is_empty() && ws.send_texts(frames.make_contiguous()).await.is_err() {
-                    return;
-                }
-                drop(frames);
-                if closing.is_some() {
-                    // Close the transport, not the Socket.IO session: clients retry.
-                    let _ = ws.close(CLOSE_GOING_AWAY).await;
-                    return;
-                }
-            }
-            () = async { if let Some(h) = handling.as_mut() { h.await } }, if handling.is_some() => {
-                handling = None;
-            }
-            msg = ws.recv(), if handling.is_none() => {
-                let t = match msg {
-                    Some(Incoming::Text(t)) => t,
-                    Some(Incoming::Ping(p)) => {
-                        if ws.pong(&p).await.is_err() {
-                            return;
-                        }
-                        continue;
+/// A websocket connection's one task, written as a state machine by hand:
+/// these fields are all an idle connection holds (an `async fn` with a
+/// `select!` would keep every branch's future, ≈1 KB more per socket).
+///
+/// Each poll: write what is queued (the outbox, then a pong), run the event
+/// being handled, read and dispatch packets (one event at a time, in order),
+/// and keep the Engine.IO ping/pong timer. Once it decides to end, it sends
+/// a close frame when there is a reason to give, and resolves.
+struct Session {
+    srv: Arc<Server>,
+    shared: Arc<Shared>,
+    ws: WebSocket,
+    id: ConnId,
+    /// Runs to the next ping, or to the pong deadline while one is due.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    next_ping: Instant,
+    pong_due: bool,
+    /// The client event being handled; reading waits until it is done.
+    handling: Option<Pending>,
+    /// Frames taken from the outbox and not yet fully written, and how far.
+    out: VecDeque<Bytes>,
+    cursor: (usize, usize),
+    /// A pong owed to a websocket ping.
+    pong: Option<Vec<u8>>,
+    /// Close (with this code) once everything queued is written.
+    closing: Option<u16>,
+    /// Ending: the close frame being written (`cursor` tracks it).
+    ending: Option<u16>,
+}
+
+/// What a poll step decided.
+enum Step {
+    /// Something happened: go round again.
+    Progress,
+    /// Waiting (every source registered the task's waker).
+    Idle,
+    /// The connection is over; close with this code, if any.
+    End(Option<u16>),
+}
+
+impl Session {
+    fn new(srv: Arc<Server>, ws: WebSocket, shared: Arc<Shared>, id: ConnId) -> Self {
+        let next_ping = Instant::now() + srv.opts.ping_interval;
+        Self {
+            srv,
+            shared,
+            ws,
+            id,
+            timer: Box::pin(tokio::time::sleep_until(next_ping)),
+            next_ping,
+            pong_due: false,
+            handling: None,
+            out: VecDeque::new(),
+            cursor: (0, 0),
+            pong: None,
+            closing: None,
+            ending: None,
+        }
+    }
+
+    /// Writes queued frames and refills from the outbox until either is dry.
+    fn poll_writes(&mut self, cx: &mut Context<'_>) -> Step {
+        loop {
+            if !self.out.is_empty() {
+                let frames = self.out.make_contiguous();
+                match self.ws.poll_write_texts(cx, frames, &mut self.cursor) {
+                    Poll::Ready(Ok(())) => {
+                        self.out = VecDeque::new(); // hold no buffer while idle
+                        self.cursor = (0, 0);
                     }
-                    Some(Incoming::Close) => {
-                        let _ = ws.close(1000).await;
-                        return;
-                    }
-                    None => return,
-                };
-                match t.split_at_checked(1) {
-                    Some(("3", _)) if pong_due => {
-                        pong_due = false;
-                        timer.as_mut().reset(next_ping);
-                    }
-                    Some(("4", p)) => match parse(p) {
-                        Ok(Packet::Event { ack, name, data }) => {
-                            let (hub, shared) = (Arc::clone(&srv.hub), Arc::clone(&shared));
-                            handling = Some(Box::pin(async move {
-                                handle_event(&hub, &shared, id, &name, data, ack).await;
-                            }));
-                        }
-                        Ok(Packet::Disconnect) => return,
-                        Ok(_) => {}
-                        Err(reason) => {
-                            tracing::debug!(conn = id, reason, "closing on a malformed packet");
-                            let _ = ws.close(1000).await;
-                            return;
-                        }
-                    },
-                    Some(("1", _)) => return,
-                    _ => {}
+                    Poll::Ready(Err(_)) => return Step::End(None),
+                    Poll::Pending => return Step::Idle,
                 }
             }
-            () = &mut timer => {
-                if pong_due {
-                    tracing::debug!(conn = id, "ping timeout");
-                    return;
+            if let Some(p) = &self.pong {
+                match self.ws.poll_write_pong(cx, p, &mut self.cursor) {
+                    Poll::Ready(Ok(())) => {
+                        self.pong = None;
+                        self.cursor = (0, 0);
+                    }
+                    Poll::Ready(Err(_)) => return Step::End(None),
+                    Poll::Pending => return Step::Idle,
                 }
-                if ws.send_text(b"2").await.is_err() {
-                    return;
-                }
-                pong_due = true;
-                next_ping = Instant::now() + o.ping_interval;
-                timer.as_mut().reset(Instant::now() + o.ping_timeout);
             }
+            if self.closing.is_some() {
+                return Step::End(self.closing);
+            }
+            match self.shared.poll_drain(cx) {
+                Poll::Ready((frames, closing)) => {
+                    self.out = frames;
+                    if closing.is_some() {
+                        // Close the transport, not the Socket.IO session: clients retry.
+                        self.closing = Some(CLOSE_GOING_AWAY);
+                    }
+                }
+                Poll::Pending => return Step::Idle,
+            }
+        }
+    }
+
+    /// Reads one message and acts on it.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.handling.is_some() || self.closing.is_some() {
+            return Step::Idle;
+        }
+        let text = match self.ws.poll_recv(cx) {
+            Poll::Pending => return Step::Idle,
+            Poll::Ready(None) => return Step::End(None),
+            Poll::Ready(Some(Err(v))) => return Step::End(Some(v.code)),
+            Poll::Ready(Some(Ok(Incoming::Close))) => return Step::End(Some(CLOSE_NORMAL)),
+            Poll::Ready(Some(Ok(Incoming::Ping(p)))) => {
+                self.pong = Some(p);
+                return Step::Progress;
+            }
+            Poll::Ready(Some(Ok(Incoming::Text(t)))) => t,
+        };
+        match text.split_at_checked(1) {
+            Some(("3", _)) if self.pong_due => {
+                self.pong_due = false;
+                self.timer.as_mut().reset(self.next_ping);
+            }
+            Some(("4", p)) => match parse(p) {
+                Ok(Packet::Event { ack, name, data }) => {
+                    let (hub, shared, id) = (Arc::clone(&self.srv.hub), Arc::clone(&self.shared), self.id);
+                    self.handling = Some(Box::pin(async move {
+                        handle_event(&hub, &shared, id, &name, data, ack).await;
+                    }));
+                }
+                Ok(Packet::Disconnect) => return Step::End(Some(CLOSE_NORMAL)),
+                Ok(_) => {}
+                Err(reason) => {
+                    tracing::debug!(conn = self.id, reason, "closing on a malformed packet");
+                    return Step::End(Some(CLOSE_NORMAL));
+                }
+            },
+            Some(("1", _)) => return Step::End(Some(CLOSE_NORMAL)),
+            _ => {}
+        }
+        Step::Progress
+    }
+
+    /// The Engine.IO heartbeat: a ping every interval, a pong within the timeout.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Step::Idle;
+        }
+        if self.pong_due {
+            tracing::debug!(conn = self.id, "ping timeout");
+            return Step::End(None);
+        }
+        let now = Instant::now();
+        self.shared.push(Bytes::from_static(b"2")).ok();
+        self.pong_due = true;
+        self.next_ping = now + self.srv.opts.ping_interval;
+        self.timer.as_mut().reset(now + self.srv.opts.ping_timeout);
+        Step::Progress
+    }
+}
+
+impl Future for Session {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if let Some(code) = this.ending {
+                // Whether the close frame makes it or not, the connection is over.
+                return this.ws.poll_close(cx, code, &mut this.cursor).map(|_| ());
+            }
+            let mut progress = false;
+            for step in [Self::poll_writes, Self::poll_handling, Self::poll_read, Self::poll_timer] {
+                match step(this, cx) {
+                    Step::End(None) => return Poll::Ready(()),
+                    Step::End(Some(code)) => {
+                        // A frame cut short cannot be followed by a close frame.
+                        if this.cursor.1 != 0 {
+                            return Poll::Ready(());
+                        }
+                        this.ending = Some(code);
+                        this.cursor = (0, 0);
+                        progress = true;
+                        break;
+                    }
+                    Step::Progress => progress = true,
+                    Step::Idle => {}
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Runs the event being handled; its replies land in the outbox.
+    fn poll_handling(&mut self, cx: &mut Context<'_>) -> Step {
+        match self.handling.as_mut().map(|h| h.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                self.handling = None;
+                Step::Progress
+            }
+            _ => Step::Idle,
         }
     }
 }

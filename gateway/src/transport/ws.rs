@@ -46,6 +46,7 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
 /// Close codes we send.
+pub(crate) const CLOSE_NORMAL: u16 = 1000;
 pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_BAD_DATA: u16 = 1007;
@@ -251,18 +252,29 @@ impl WebSocket {
     /// protocol (a close frame with the reason is sent first). Cancel-safe:
     /// every byte read is kept in the decoder before this returns.
     pub(crate) async fn recv(&mut self) -> Option<Incoming> {
+        match poll_fn(|cx| self.poll_recv(cx)).await? {
+            Ok(m) => Some(m),
+            Err(v) => {
+                let _ = self.close(v.code).await;
+                None
+            }
+        }
+    }
+
+    /// Polls for the next message: `None` at the end of the stream or on an
+    /// I/O error, `Some(Err)` on a protocol violation (the caller closes).
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Violation>>> {
         loop {
             match self.decoder.next() {
-                Ok(Some(m)) => return Some(m),
+                Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
                 Ok(None) => {}
                 Err(v) => {
                     tracing::debug!(reason = v.reason, "closing a websocket on a protocol violation");
-                    let _ = self.close(v.code).await;
-                    return None;
+                    return Poll::Ready(Some(Err(v)));
                 }
             }
-            match poll_fn(|cx| self.poll_fill(cx)).await {
-                Ok(0) | Err(_) => return None,
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) | Err(_) => return Poll::Ready(None),
                 Ok(_) => {}
             }
         }
@@ -289,6 +301,26 @@ impl WebSocket {
         self.send_texts(&[frame]).await
     }
 
+    /// Polls text frames out from `cursor` (see [`Self::poll_write_frames`]).
+    pub(crate) fn poll_write_texts<B: AsRef<[u8]>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        frames: &[B],
+        cursor: &mut (usize, usize),
+    ) -> Poll<io::Result<()>> {
+        self.poll_write_frames(cx, OP_TEXT, frames, cursor)
+    }
+
+    /// Polls a pong out from `cursor`.
+    pub(crate) fn poll_write_pong(
+        &mut self,
+        cx: &mut Context<'_>,
+        payload: &[u8],
+        cursor: &mut (usize, usize),
+    ) -> Poll<io::Result<()>> {
+        self.poll_write_frames(cx, OP_PONG, &[payload], cursor)
+    }
+
     pub(crate) async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
         let mut cursor = (0usize, 0usize);
         poll_fn(|cx| self.poll_write_frames(cx, OP_PONG, &[payload], &mut cursor)).await
@@ -300,6 +332,19 @@ impl WebSocket {
         let mut cursor = (0usize, 0usize);
         poll_fn(|cx| self.poll_write_frames(cx, OP_CLOSE, &[&body[..]], &mut cursor)).await?;
         poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await
+    }
+
+    /// Polls a close frame with `code` out from `cursor`, then shuts the
+    /// write side down.
+    pub(crate) fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: u16,
+        cursor: &mut (usize, usize),
+    ) -> Poll<io::Result<()>> {
+        let body = code.to_be_bytes();
+        ready!(self.poll_write_frames(cx, OP_CLOSE, &[&body[..]], cursor))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
     /// Writes `frames` from `cursor` (frame index, bytes of it already
