@@ -15,7 +15,7 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_shared::auth::{AuthError, Principal, Verifier};
 
-use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Topic};
 use omnibiz_shared::domain::{ConversationId, ObjectId, Side};
 use omnibiz_shared::presence::Presence;
 use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
@@ -480,9 +480,10 @@ impl Hub {
                     let held = member.recovery.as_mut().and_then(|r| r.held.take()).unwrap_or_default();
                     for env in held {
                         let from = self.local_source(&env);
-                        let sender = sender_of(&env.payload);
-                        if let Some(name) = self.message_event_for(&env, from, sender, id, conn, member) {
-                            failed |= handle.send(&OutEvent::new(name, env.payload.clone())).is_err();
+                        let meta = env.meta();
+                        let sender = sender_of(&meta);
+                        if let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) {
+                            failed |= handle.send(&OutEvent::raw(name, &env.payload)).is_err();
                         }
                     }
                 }
@@ -695,7 +696,7 @@ impl Hub {
     /// `from` is the local connection the envelope came from (see [`Hub::local_source`]).
     fn message_event_for(
         &self,
-        env: &Envelope,
+        seq: Option<i64>,
         from: Option<ConnId>,
         sender: Option<PrincipalKey>,
         id: ConnId,
@@ -704,13 +705,13 @@ impl Hub {
     ) -> Option<&'static str> {
         if from == Some(id) {
             // The sending socket got `message_sent` directly; still record the seq.
-            if let (Some(r), Some(seq)) = (member.recovery.as_mut(), env.payload.get("seq").and_then(Value::as_i64)) {
+            if let (Some(r), Some(seq)) = (member.recovery.as_mut(), seq) {
                 r.delivered.accept(seq);
             }
             return None;
         }
         if let Some(r) = member.recovery.as_mut() {
-            let seq = env.payload.get("seq").and_then(Value::as_i64)?;
+            let seq = seq?;
             if !r.delivered.accept(seq) {
                 return None;
             }
@@ -738,17 +739,19 @@ impl Hub {
                     EventKind::ConversationUpdated => Some("conversation_updated"),
                     _ => None,
                 };
-                let shared = simple.map(|name| OutEvent::new(name, env.payload.clone()));
+                let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
+                // Routing fields, scanned once from the raw payload.
+                let meta = env.meta();
                 // Who typed / came online: parsed once, compared without allocating per socket.
-                let actor = env.payload.get("userId").and_then(Value::as_str).and_then(|s| ObjectId::parse_str(s).ok());
+                let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
                 let typing = match env.kind {
-                    EventKind::TypingStart => Some(OutEvent::new("user_typing", env.payload.clone())),
-                    EventKind::TypingStop => Some(OutEvent::new("user_stopped_typing", env.payload.clone())),
-                    EventKind::Presence => Some(OutEvent::new("presence", env.payload.clone())),
+                    EventKind::TypingStart => Some(OutEvent::raw("user_typing", &env.payload)),
+                    EventKind::TypingStop => Some(OutEvent::raw("user_stopped_typing", &env.payload)),
+                    EventKind::Presence => Some(OutEvent::raw("presence", &env.payload)),
                     _ => None,
                 };
                 let from = self.local_source(env);
-                let sender = sender_of(&env.payload);
+                let sender = sender_of(&meta);
                 let mut received: Option<Arc<OutEvent>> = None;
                 let mut sent: Option<Arc<OutEvent>> = None;
                 for (id, member) in room.iter_mut() {
@@ -760,9 +763,11 @@ impl Hub {
                             continue;
                         }
                         // One event (one encoded frame) per name, shared by every socket.
-                        let Some(name) = self.message_event_for(env, from, sender, id, conn, member) else { continue };
+                        let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) else {
+                            continue;
+                        };
                         let slot = if name == "message_sent" { &mut sent } else { &mut received };
-                        let e = slot.get_or_insert_with(|| OutEvent::new(name, env.payload.clone()));
+                        let e = slot.get_or_insert_with(|| OutEvent::raw(name, &env.payload));
                         self.deliver(&conn.handle, e)
                     } else if let Some(e) = &typing {
                         // Typing and presence go to the others only.
@@ -787,7 +792,7 @@ impl Hub {
                     _ => return,
                 };
                 let Some(p) = personal.get(room) else { return };
-                let e = OutEvent::new(name, env.payload.clone());
+                let e = OutEvent::raw(name, &env.payload);
                 for id in &p.conns {
                     if let Some(conn) = conns.get(id) {
                         self.deliver(&conn.handle, &e);
@@ -819,9 +824,9 @@ fn key_of(p: &Principal) -> PrincipalKey {
 }
 
 /// The sender of a `message.created` payload.
-fn sender_of(payload: &Value) -> Option<PrincipalKey> {
-    let side = Side::from_role_name(payload.get("senderRole")?.as_str()?)?;
-    Some((side, ObjectId::parse_str(payload.get("senderId")?.as_str()?).ok()?))
+fn sender_of(meta: &PayloadMeta<'_>) -> Option<PrincipalKey> {
+    let side = Side::from_role_name(meta.sender_role.as_deref()?)?;
+    Some((side, ObjectId::parse_str(meta.sender_id.as_deref()?).ok()?))
 }
 
 /// Keeps presence alive and limiter memory bounded, until the hub is dropped.

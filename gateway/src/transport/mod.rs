@@ -14,39 +14,50 @@
 pub mod eio;
 mod ws;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
+use serde_json::value::RawValue;
 
 /// The core's id for a connection (unique within this process).
 pub type ConnId = u64;
 
-/// An outgoing event, built once per delivery and shared by every recipient.
+/// An outgoing event, built once per delivery and shared by every recipient:
+/// its Engine.IO frame is encoded once, however many sockets receive it.
 #[derive(Debug)]
 pub struct OutEvent {
     pub name: &'static str,
-    pub data: serde_json::Value,
-    /// The Engine.IO frame of this event, encoded at most once however many
-    /// sockets receive it (for transports that write frames themselves).
-    encoded: OnceLock<Bytes>,
+    frame: Bytes,
 }
 
 impl OutEvent {
+    /// From a JSON value (acks, errors, replayed history).
     pub fn new(name: &'static str, data: serde_json::Value) -> Arc<Self> {
-        Arc::new(Self { name, data, encoded: OnceLock::new() })
+        // Serializing a &str and a serde_json::Value cannot fail.
+        let body = serde_json::to_string(&(name, &data)).unwrap_or_else(|_| "[]".into());
+        let mut out = String::with_capacity(body.len() + 2);
+        out.push_str("42");
+        out.push_str(&body);
+        Arc::new(Self { name, frame: Bytes::from(out) })
+    }
+
+    /// From a payload already in JSON text (what the bus carries): the frame
+    /// is spliced together, the payload never decoded.
+    pub fn raw(name: &'static str, data: &RawValue) -> Arc<Self> {
+        let data = data.get();
+        let mut out = String::with_capacity(data.len() + name.len() + 8);
+        out.push_str("42[\"");
+        out.push_str(name); // event names are fixed ASCII identifiers: nothing to escape
+        out.push_str("\",");
+        out.push_str(data);
+        out.push(']');
+        Arc::new(Self { name, frame: Bytes::from(out) })
     }
 
     /// `42["name",data]`: an Engine.IO MESSAGE carrying a Socket.IO v5 EVENT
     /// for the default namespace, as UTF-8. Cloning the result shares the bytes.
     pub fn frame(&self) -> &Bytes {
-        self.encoded.get_or_init(|| {
-            let mut out = String::with_capacity(64);
-            out.push_str("42");
-            // Serializing a &str and a serde_json::Value cannot fail.
-            let body = serde_json::to_string(&(self.name, &self.data)).unwrap_or_else(|_| "[]".into());
-            out.push_str(&body);
-            Bytes::from(out)
-        })
+        &self.frame
     }
 }
 
@@ -88,6 +99,10 @@ mod tests {
     fn frame_is_encoded_once_in_engine_io_form() {
         let e = OutEvent::new("message_received", serde_json::json!({"a": 1}));
         assert_eq!(&e.frame()[..], br#"42["message_received",{"a":1}]"#);
-        assert!(std::ptr::eq(e.frame().as_ptr(), e.frame().as_ptr()));
+        let raw = serde_json::value::to_raw_value(&serde_json::json!({"a": 1, "b": "x\"y"})).expect("raw");
+        let r = OutEvent::raw("message_received", &raw);
+        assert_eq!(&r.frame()[..], br#"42["message_received",{"a":1,"b":"x\"y"}]"#);
+        let same = OutEvent::new("message_received", serde_json::json!({"a": 1, "b": "x\"y"}));
+        assert_eq!(r.frame(), same.frame(), "both constructors give the same frame");
     }
 }

@@ -18,7 +18,9 @@
 //! ```
 //! - `v`: envelope version; consumers ignore versions they do not know.
 //! - `kind`: see [`EventKind`]; `payload` is the Socket.IO payload of that event,
-//!   already in the client's JSON shape.
+//!   already in the client's JSON shape. Gateways relay it as raw JSON: it is
+//!   never decoded into a tree, only scanned once for the few fields routing
+//!   needs ([`PayloadMeta`]), and spliced into the outgoing frame as is.
 //! - `conversationId`: set for conversation events.
 //! - `origin`: the publishing process (lets a gateway skip its own echoes).
 //! - `ts`: publish time in Unix milliseconds (for delivery-latency metrics).
@@ -30,8 +32,11 @@
 pub mod local;
 pub mod redis;
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::auth::Principal;
 use crate::domain::ConversationId;
@@ -102,7 +107,7 @@ pub enum EventKind {
 }
 
 /// The versioned bus envelope (see the module docs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     pub v: u8,
@@ -116,11 +121,43 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub ts: i64,
-    pub payload: serde_json::Value,
+    /// The client-shaped payload, kept as JSON text.
+    pub payload: Box<RawValue>,
+}
+
+/// The fields of a payload that routing looks at: the message's `seq` and
+/// sender, the `userId` of typing and presence events.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadMeta<'a> {
+    pub seq: Option<i64>,
+    #[serde(borrow)]
+    pub sender_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub sender_role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        (self.v, self.kind, &self.conversation_id, &self.origin, &self.source, self.ts, self.payload.get())
+            == (
+                other.v,
+                other.kind,
+                &other.conversation_id,
+                &other.origin,
+                &other.source,
+                other.ts,
+                other.payload.get(),
+            )
+    }
 }
 
 impl Envelope {
     pub fn new(kind: EventKind, conversation: Option<ConversationId>, payload: serde_json::Value) -> Self {
+        // Serializing a Value cannot fail; `null` keeps the type total.
+        let payload = serde_json::value::to_raw_value(&payload).unwrap_or_default();
         Self {
             v: ENVELOPE_VERSION,
             kind,
@@ -130,6 +167,12 @@ impl Envelope {
             ts: chrono::Utc::now().timestamp_millis(),
             payload,
         }
+    }
+
+    /// Routing fields of the payload, read without building a JSON tree
+    /// (empty if the payload is not an object).
+    pub fn meta(&self) -> PayloadMeta<'_> {
+        serde_json::from_str(self.payload.get()).unwrap_or_default()
     }
 }
 
@@ -185,6 +228,27 @@ mod tests {
         let v = serde_json::to_value(&e).expect("encode");
         assert_eq!(v["v"], 1);
         assert_eq!(v["kind"], "message.created");
+        assert_eq!(v["payload"], serde_json::json!({"a": 1}));
         assert!(v.get("conversationId").is_none());
+        let back: Envelope = serde_json::from_value(v).expect("decode");
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn meta_reads_routing_fields_only() {
+        let payload = serde_json::json!({
+            "id": "m1", "seq": 42, "senderId": "65a1b2c3d4e5f60718293a4b", "senderRole": "customer",
+            "content": "with \"escapes\" and ünïcode", "attachments": [{"url": "x"}]
+        });
+        let e = Envelope::new(EventKind::MessageCreated, None, payload);
+        let m = e.meta();
+        assert_eq!(m.seq, Some(42));
+        assert_eq!(m.sender_id.as_deref(), Some("65a1b2c3d4e5f60718293a4b"));
+        assert_eq!(m.sender_role.as_deref(), Some("customer"));
+        assert!(m.user_id.is_none());
+        let typing = Envelope::new(EventKind::TypingStart, None, serde_json::json!({"userId": "u1"}));
+        assert_eq!(typing.meta().user_id.as_deref(), Some("u1"));
+        let odd = Envelope::new(EventKind::Presence, None, serde_json::json!([1, 2]));
+        assert!(odd.meta().seq.is_none(), "not an object: no fields, no panic");
     }
 }
