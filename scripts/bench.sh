@@ -10,7 +10,7 @@
 #   BENCH_PAIRS=200          conversations in the relay scenarios
 #   BENCH_RATE=2000          offered messages/s in fanout and rest-send
 #   BENCH_DURATION=10        seconds per relay run
-#   BENCH_RAMP_MAX=30000     highest rate the ramp tries (step 2000, 5 s each)
+#   BENCH_RAMP_MAX=50000     highest rate the ramp tries (step 2000, 5 s each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,7 +19,7 @@ FLEET=${BENCH_FLEET:-0}
 PAIRS=${BENCH_PAIRS:-200}
 RATE=${BENCH_RATE:-2000}
 DUR=${BENCH_DURATION:-10}
-RAMP_MAX=${BENCH_RAMP_MAX:-30000}
+RAMP_MAX=${BENCH_RAMP_MAX:-50000}
 OUT=$ROOT/target/bench
 RESULTS=$OUT/results.jsonl
 mkdir -p "$OUT" "$ROOT/docs"
@@ -53,7 +53,9 @@ log "seeding $OWNERS owners x 1000 customers"
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 never opened"; return 1; }
 start_ours() { # start_ours <target> <port> [env...]  → echoes pid
   local target=$1 port=$2; shift 2
-  env PORT="$port" HOST=127.0.0.1 "$@" "$BIN" "$target" >"$OUT/$target-$port.log" 2>&1 &
+  # One tokio worker per gateway: the shape of a 1-CPU pod, and of the
+  # single-threaded peer process it is compared with.
+  env PORT="$port" HOST=127.0.0.1 TOKIO_WORKER_THREADS=1 "$@" "$BIN" "$target" >"$OUT/$target-$port.log" 2>&1 &
   echo $!
 }
 start_peer() { # start_peer <port> → echoes pid
@@ -133,7 +135,7 @@ fi
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
   echo "- Node peer: socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 (loadtest/peer/server.js)"
-  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO layer: our own (\`gateway/src/transport/eio.rs\`)"
+  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (\`gateway/src/transport/\`); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
   echo
   echo "## What is compared"
   echo
