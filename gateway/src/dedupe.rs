@@ -22,6 +22,11 @@ impl Delivered {
         Self { floor: last_seq, above: BTreeSet::new() }
     }
 
+    /// Every seq up to this one was delivered.
+    pub fn floor(&self) -> i64 {
+        self.floor
+    }
+
     /// True (and records it) when `seq` has not been delivered yet.
     pub fn accept(&mut self, seq: i64) -> bool {
         if seq <= self.floor || !self.above.insert(seq) {

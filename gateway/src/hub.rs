@@ -137,21 +137,35 @@ struct Personal {
 #[derive(Default)]
 struct Index {
     conns: HashMap<ConnId, Conn>,
-    rooms: HashMap<ConversationId, Vec<(ConnId, Member)>>,
+    rooms: HashMap<ConversationId, Room>,
     /// Personal room (`user:<id>`) → local connections.
     personal: HashMap<String, Personal>,
     typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
 }
 
-fn member_mut(room: &mut [(ConnId, Member)], id: ConnId) -> Option<&mut Member> {
-    room.iter_mut().find(|(c, _)| *c == id).map(|(_, m)| m)
+/// A conversation's local members, and which of its messages this gateway
+/// has dispatched (so a message fetched by a resync and also arriving live
+/// is delivered once).
+struct Room {
+    members: Vec<(ConnId, Member)>,
+    seen: Delivered,
 }
 
-/// Removes `id` from a room; true when the room is now empty.
-fn leave_room(rooms: &mut HashMap<ConversationId, Vec<(ConnId, Member)>>, conv: ConversationId, id: ConnId) {
+impl Room {
+    fn new(last_seq: i64) -> Self {
+        Self { members: Vec::new(), seen: Delivered::after(last_seq) }
+    }
+}
+
+fn member_mut(room: &mut Room, id: ConnId) -> Option<&mut Member> {
+    room.members.iter_mut().find(|(c, _)| *c == id).map(|(_, m)| m)
+}
+
+/// Removes `id` from a room, and the room once it is empty.
+fn leave_room(rooms: &mut HashMap<ConversationId, Room>, conv: ConversationId, id: ConnId) {
     if let Some(room) = rooms.get_mut(&conv) {
-        room.retain(|(c, _)| *c != id);
-        if room.is_empty() {
+        room.members.retain(|(c, _)| *c != id);
+        if room.members.is_empty() {
             rooms.remove(&conv);
         }
     }
@@ -411,10 +425,10 @@ impl Hub {
             }
             let recovery =
                 last_seq.map(|s| Box::new(Recovery { delivered: Delivered::after(s), held: Some(Vec::new()) }));
-            let room = ix.rooms.entry(conv_id).or_default();
+            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(conv.last_seq));
             match member_mut(room, id) {
                 Some(m) => m.recovery = recovery,
-                None => room.push((id, Member { recovery })),
+                None => room.members.push((id, Member { recovery })),
             }
             already
         };
@@ -720,6 +734,43 @@ impl Hub {
         Some(if mine { "message_sent" } else { "message_received" })
     }
 
+    /// Fetches from the store what local members may have missed while the
+    /// bus was away (or behind) and delivers it through [`Hub::dispatch`],
+    /// which sends each message once per room even when it also arrives
+    /// live. Rooms are walked one at a time to spare the store after a
+    /// Redis failover, when every gateway resyncs at once.
+    pub async fn resync(&self) {
+        if self.config.relay_only {
+            return; // nothing is stored in that mode
+        }
+        let rooms: Vec<(ConversationId, i64)> = self.lock().rooms.iter().map(|(c, r)| (*c, r.seen.floor())).collect();
+        metrics::counter!("gateway_resyncs_total").increment(1);
+        let page = self.config.replay_page.max(1);
+        let mut fetched = 0usize;
+        for (conv, mut after) in rooms {
+            loop {
+                let msgs = match self.messaging.stored_after(conv, after, page).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, conversation = %conv, "resync: reading missed messages failed");
+                        break;
+                    }
+                };
+                for m in &msgs {
+                    after = after.max(m.seq);
+                    let payload = serde_json::to_value(m).unwrap_or_default();
+                    let env = Envelope::new(EventKind::MessageCreated, Some(conv), payload);
+                    self.dispatch(&Published { topic: Topic::Conversation(conv), envelope: Arc::new(env) });
+                }
+                fetched += msgs.len();
+                if msgs.len() < page {
+                    break;
+                }
+            }
+        }
+        tracing::info!(fetched, "resynced local rooms from the store after a bus interruption");
+    }
+
     /// Fans one bus event out to the local sockets it concerns.
     pub fn dispatch(&self, published: &Published) {
         let env = &published.envelope;
@@ -742,6 +793,15 @@ impl Hub {
                 let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
                 // Routing fields, scanned once from the raw payload.
                 let meta = env.meta();
+                // The same stored message twice (a resync racing the live
+                // event): deliver it once. Relay-only seqs are not unique.
+                if env.kind == EventKind::MessageCreated
+                    && !self.config.relay_only
+                    && let Some(seq) = meta.seq
+                    && !room.seen.accept(seq)
+                {
+                    return;
+                }
                 // Who typed / came online: parsed once, compared without allocating per socket.
                 let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
                 let typing = match env.kind {
@@ -754,7 +814,7 @@ impl Hub {
                 let sender = sender_of(&meta);
                 let mut received: Option<Arc<OutEvent>> = None;
                 let mut sent: Option<Arc<OutEvent>> = None;
-                for (id, member) in room.iter_mut() {
+                for (id, member) in room.members.iter_mut() {
                     let id = *id;
                     let Some(conn) = conns.get(&id) else { continue };
                     let ok = if env.kind == EventKind::MessageCreated {
@@ -844,6 +904,23 @@ pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle
     })
 }
 
+/// Resyncs from the store each time the bus says events may have been
+/// missed, until the hub is dropped.
+pub fn spawn_resync(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcast::Receiver<()>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            // One pass covers a burst of signals.
+            while rx.try_recv().is_ok() {}
+            let Some(h) = hub.upgrade() else { return };
+            h.resync().await;
+        }
+    })
+}
+
 /// Reads the bus and dispatches, until the hub is dropped.
 pub fn spawn_dispatcher(
     hub: std::sync::Weak<Hub>,
@@ -858,7 +935,10 @@ pub fn spawn_dispatcher(
                 },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     metrics::counter!("gateway_bus_lagged_total").increment(n);
-                    tracing::warn!(missed = n, "dispatcher lagged; clients recover by seq on rejoin");
+                    tracing::warn!(missed = n, "dispatcher lagged; resyncing from the store");
+                    if let Some(h) = hub.upgrade() {
+                        tokio::spawn(async move { h.resync().await });
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }

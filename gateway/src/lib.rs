@@ -1,14 +1,15 @@
 //! OmniBiz gateway: holds the Socket.IO connections and relays events.
 //!
 //! # Layout
-//! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`])
-//!   and our Engine.IO v4 / Socket.IO v5 layer (`transport::eio`).
+//! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`]),
+//!   our Engine.IO v4 / Socket.IO v5 layer (`transport::eio`) and our
+//!   WebSocket framing (`transport::ws`).
 //! - [`hub`]: the core — local room index, event handling, fan-out of bus
 //!   events, typing expiry, presence, rate limits.
 //! - `subscriptions`: reference-counted bus subscriptions per conversation
 //!   and per principal.
-//! - `dedupe`: recovery bookkeeping (`lastSeq` replay meets live events with
-//!   no gap and no duplicate).
+//! - `dedupe`: seq bookkeeping (`lastSeq` replay meets live events with no
+//!   gap and no duplicate; each room delivers a stored message once).
 //! - `events`: parsing of incoming payloads.
 //!
 //! # How it works
@@ -21,6 +22,9 @@
 //! publish); every gateway with members in that conversation receives the
 //! envelope once and fans it out to its local sockets. A socket whose
 //! outgoing buffer fills up is dropped rather than buffered without bound.
+//! When the bus was away (a Redis reconnect) or fell behind, the hub
+//! re-fetches from the store what its rooms missed (`Hub::resync`), so live
+//! sockets lose nothing without having to rejoin.
 
 pub mod dedupe;
 pub mod events;
@@ -96,6 +100,7 @@ impl Gateway {
         config: GatewayConfig,
     ) -> Self {
         let deliveries = messaging.bus().deliveries();
+        let resyncs = messaging.bus().resyncs();
         let heartbeat = config.heartbeat;
         let opts = transport::eio::EioOptions {
             max_buffer: config.max_buffer,
@@ -105,6 +110,9 @@ impl Gateway {
         };
         let hub = Hub::new(messaging, verifier, presence, config);
         hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
+        if let Some(resyncs) = resyncs {
+            hub::spawn_resync(Arc::downgrade(&hub), resyncs);
+        }
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
         let router = transport::eio::router(Arc::clone(&hub), opts);
         Self { hub, router }

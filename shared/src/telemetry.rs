@@ -41,12 +41,18 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("gateway_rate_limited_total", "counter", "events refused by the per-principal rate limits, by event"),
     ("gateway_typing_expired_total", "counter", "typing states ended by the server-side 3 s expiry"),
     ("gateway_bus_lagged_total", "counter", "bus events the gateway's dispatcher missed by lagging"),
+    (
+        "gateway_resyncs_total",
+        "counter",
+        "passes re-fetching from the store what local rooms missed while the bus was away",
+    ),
     ("gateway_draining", "gauge", "1 while this gateway drains connections on shutdown"),
     ("messages_stored_total", "counter", "messages stored (not counting idempotent retries)"),
     ("bus_publish_errors_total", "counter", "bus publishes that failed (data is stored; clients recover by seq)"),
     ("bus_redis_errors_total", "counter", "Redis command errors (publish, subscribe, presence)"),
     ("bus_messages_lagged_total", "counter", "Redis messages dropped because the reader lagged"),
     ("bus_bad_envelopes_total", "counter", "undecodable envelopes received from Redis"),
+    ("bus_resubscribes_total", "counter", "times every subscription was restored after a Redis (re)connection"),
     ("store_errors_total", "counter", "store (MongoDB/SQLite) errors, by backend"),
 ];
 

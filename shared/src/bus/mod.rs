@@ -27,7 +27,9 @@
 //!
 //! Another service can publish by writing such an object to the channel.
 //! Store first, then publish: a lost publish loses no data, because clients
-//! recover by `seq` when they rejoin.
+//! recover by `seq` when they rejoin, and a gateway whose subscriber was
+//! away (or fell behind) re-fetches what its live rooms missed from the
+//! store once it is back ([`Bus::resyncs`]), delivering each message once.
 
 pub mod local;
 pub mod redis;
@@ -204,6 +206,15 @@ pub trait Bus: Send + Sync + 'static {
     /// The stream of events of subscribed topics. A receiver that lags too
     /// far behind misses events (and is told so by `RecvError::Lagged`).
     fn deliveries(&self) -> tokio::sync::broadcast::Receiver<Published>;
+
+    /// Fires once the bus is back from a connection loss with every
+    /// subscription in place again (or after its reader fell behind):
+    /// events published meanwhile may have been missed, and subscribers
+    /// should fetch what they missed from the store. `None` for a bus that
+    /// cannot lose events (in-process).
+    fn resyncs(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub struct RedisBus {
     subscriber: SubscriberClient,
     sharded: bool,
     tx: broadcast::Sender<Published>,
+    resync: broadcast::Sender<()>,
 }
 
 fn redis_error(what: &'static str, e: fred::error::Error) -> BusError {
@@ -70,9 +71,10 @@ impl RedisBus {
         let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
         publisher.connect();
         subscriber.connect();
-        subscriber.manage_subscriptions();
         let (tx, _) = broadcast::channel(65_536);
-        let bus = Self { publisher, subscriber, sharded, tx };
+        let (resync, _) = broadcast::channel(16);
+        let bus = Self { publisher, subscriber, sharded, tx, resync };
+        bus.spawn_resubscriber();
         bus.spawn_reader();
         Ok(bus)
     }
@@ -82,16 +84,45 @@ impl RedisBus {
         &self.publisher
     }
 
+    /// After every (re)connection: subscribe every tracked channel again,
+    /// then announce a resync (what fred's `manage_subscriptions` does, plus
+    /// the announcement, which it cannot make).
+    fn spawn_resubscriber(&self) {
+        let subscriber = self.subscriber.clone();
+        let resync = self.resync.clone();
+        let mut reconnects = subscriber.reconnect_rx();
+        tokio::spawn(async move {
+            loop {
+                match reconnects.recv().await {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                match subscriber.resubscribe_all().await {
+                    Ok(()) => {
+                        metrics::counter!("bus_resubscribes_total").increment(1);
+                        let _ = resync.send(());
+                    }
+                    Err(e) => {
+                        metrics::counter!("bus_redis_errors_total").increment(1);
+                        tracing::error!(error = %e, "resubscribing after a reconnect failed; retrying on the next one");
+                    }
+                }
+            }
+        });
+    }
+
     fn spawn_reader(&self) {
         let mut rx = self.subscriber.message_rx();
         let tx = self.tx.clone();
+        let resync = self.resync.clone();
         tokio::spawn(async move {
             loop {
                 let msg = match rx.recv().await {
                     Ok(m) => m,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         metrics::counter!("bus_messages_lagged_total").increment(n);
-                        tracing::warn!(missed = n, "redis reader lagged; clients recover by seq on rejoin");
+                        tracing::warn!(missed = n, "redis reader lagged; resyncing from the store");
+                        let _ = resync.send(());
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -156,5 +187,9 @@ impl Bus for RedisBus {
 
     fn deliveries(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
+    }
+
+    fn resyncs(&self) -> Option<broadcast::Receiver<()>> {
+        Some(self.resync.subscribe())
     }
 }

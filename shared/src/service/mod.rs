@@ -417,6 +417,19 @@ impl Messaging {
         Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
     }
 
+    /// Stored messages after `after_seq`, oldest first, with no visibility
+    /// check: for a gateway re-fetching what its already admitted members
+    /// may have missed while the bus was away. Never expose it to a client.
+    pub async fn stored_after(
+        &self,
+        id: ConversationId,
+        after_seq: i64,
+        limit: usize,
+    ) -> ServiceResult<Vec<MessageView>> {
+        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
+    }
+
     /// Stores a message (once per `clientMessageId`) and publishes it.
     pub async fn send(&self, actor: &Actor, cmd: SendCommand) -> ServiceResult<Sent> {
         self.send_from(actor, cmd, None).await

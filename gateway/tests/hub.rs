@@ -1,0 +1,143 @@
+//! The hub on its own (embedded store, in-process bus): a stored message is
+//! delivered once per socket however many times it reaches the gateway,
+//! and a resync brings what the bus never delivered.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
+use omnibiz_gateway::{GatewayConfig, Hub};
+use omnibiz_shared::auth::{Principal, Verifier};
+use omnibiz_shared::bus::local::LocalBus;
+use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_shared::domain::{ConversationId, Customer, CustomerId, Side, User, UserId, UserRole};
+use omnibiz_shared::presence::LocalPresence;
+use omnibiz_shared::service::Messaging;
+use omnibiz_shared::service::views::MessageView;
+use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_shared::store::{NewMessage, Store};
+use serde_json::{Value, json};
+
+/// A connection that records the frames it is sent.
+#[derive(Default)]
+struct Recording(Mutex<Vec<String>>);
+
+impl Connection for Recording {
+    fn send(&self, event: &OutEvent) -> Result<(), SendError> {
+        let text = String::from_utf8(event.frame().to_vec()).expect("utf-8 frame");
+        self.0.lock().expect("lock").push(text);
+        Ok(())
+    }
+    fn close(&self, _reason: CloseReason) {}
+}
+
+impl Recording {
+    /// The `seq`s of the `message_received` events sent so far.
+    fn received_seqs(&self) -> Vec<i64> {
+        let frames = self.0.lock().expect("lock");
+        frames
+            .iter()
+            .filter_map(|f| serde_json::from_str::<Value>(f.strip_prefix("42")?).ok())
+            .filter(|v| v[0] == "message_received")
+            .filter_map(|v| v[1]["seq"].as_i64())
+            .collect()
+    }
+}
+
+struct Setup {
+    hub: Arc<Hub>,
+    store: Arc<SqliteStore>,
+    owner: User,
+    conv: ConversationId,
+    socket: Arc<Recording>,
+}
+
+async fn setup(stored_before_join: usize) -> Setup {
+    let store = Arc::new(SqliteStore::in_memory().expect("sqlite"));
+    let owner = User {
+        id: UserId::new(),
+        name: "Owner".into(),
+        email: "o@x.example".into(),
+        phone: None,
+        role: UserRole::BusinessOwner,
+        business_name: None,
+    };
+    store.insert_user(&owner).await.expect("user");
+    let customer = Customer {
+        id: CustomerId::new(),
+        name: "Customer".into(),
+        email: "c@x.example".into(),
+        phone: None,
+        invited_by: owner.id,
+        total_orders: 0,
+        total_spent: 0.0,
+        last_order_date: None,
+        created_at: Utc::now(),
+    };
+    store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
+    let (conv, _) = store.get_or_create_conversation(owner.id, customer.id, Utc::now()).await.expect("conv");
+    let setup_store = Arc::clone(&store);
+    let messaging =
+        Messaging::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), "hub-test");
+    for i in 0..stored_before_join {
+        append(&setup_store, conv.id, &owner, &format!("history {i}")).await;
+    }
+    let actor = messaging.actor(Principal::Customer { id: customer.id }).await.expect("actor");
+    let verifier = Arc::new(Verifier::new(b"hub-test", None).expect("verifier"));
+    let hub = Hub::new(messaging, verifier, Arc::new(LocalPresence::default()), GatewayConfig::default());
+    let socket = Arc::new(Recording::default());
+    let id = hub.register(Arc::clone(&socket) as Arc<dyn Connection>, actor);
+    let reply = hub.handle(id, "join_conversation", json!(conv.id.to_hex())).await.expect("reply");
+    assert_eq!(reply.ack["ok"], true, "{}", reply.ack);
+    Setup { hub, store: setup_store, owner, conv: conv.id, socket }
+}
+
+/// Stores a message from the owner without publishing it.
+async fn append(store: &SqliteStore, conv: ConversationId, owner: &User, text: &str) -> MessageView {
+    let msg = NewMessage {
+        conversation_id: conv,
+        sender_id: owner.id.to_hex(),
+        sender_side: Side::Owner,
+        sender_name: owner.name.clone(),
+        content: text.into(),
+        attachments: Vec::new(),
+        client_message_id: None,
+        created_at: Utc::now(),
+    };
+    MessageView::from(store.append_message(msg).await.expect("append").message())
+}
+
+fn published(conv: ConversationId, m: &MessageView) -> Published {
+    let env = Envelope::new(EventKind::MessageCreated, Some(conv), serde_json::to_value(m).expect("view"));
+    Published { topic: Topic::Conversation(conv), envelope: Arc::new(env) }
+}
+
+#[tokio::test]
+async fn a_stored_message_reaches_a_socket_once_however_often_it_arrives() {
+    let s = setup(2).await;
+    let m3 = append(&s.store, s.conv, &s.owner, "three").await;
+    let m4 = append(&s.store, s.conv, &s.owner, "four").await;
+    // Out of order (two API pods), then each again (a resync racing the live event).
+    for m in [&m4, &m3, &m4, &m3] {
+        s.hub.dispatch(&published(s.conv, m));
+    }
+    assert_eq!(s.socket.received_seqs(), vec![4, 3], "each once, in arrival order");
+    // History from before the join is not pushed live (it is fetched with lastSeq).
+    let old = MessageView { seq: 2, ..m3.clone() };
+    s.hub.dispatch(&published(s.conv, &old));
+    assert_eq!(s.socket.received_seqs(), vec![4, 3]);
+}
+
+#[tokio::test]
+async fn a_resync_delivers_what_the_bus_never_did_once() {
+    let s = setup(1).await;
+    append(&s.store, s.conv, &s.owner, "missed 1").await;
+    let live = append(&s.store, s.conv, &s.owner, "arrived live").await;
+    append(&s.store, s.conv, &s.owner, "missed 2").await;
+    s.hub.dispatch(&published(s.conv, &live));
+    assert_eq!(s.socket.received_seqs(), vec![3]);
+    s.hub.resync().await;
+    assert_eq!(s.socket.received_seqs(), vec![3, 2, 4], "the two missed ones, not the live one again");
+    s.hub.resync().await;
+    assert_eq!(s.socket.received_seqs(), vec![3, 2, 4], "a second pass finds nothing new");
+}
