@@ -531,3 +531,36 @@ async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
     live.disconnect();
     app.finish().await;
 }
+
+/// Frames past the 7-bit length form (here ≈ 7 KB each way) cross our
+/// WebSocket framing intact, and an oversized frame closes only its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_cross_the_websocket_intact() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let s = common::settings(Backend::Sqlite, dir.path(), "long");
+    let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+    let b = business(&app.store, "Long", 1).await;
+    let conv = open(&app, &b, 0).await;
+    let mut owner = client(&app, &b.owner_token).await;
+    let mut cust = client(&app, &b.customer_tokens[0]).await;
+    join(&mut owner, &conv).await;
+    join(&mut cust, &conv).await;
+    let long = "😀 ünïcödé ".repeat(400); // 4 400 chars, 6 800 bytes of UTF-8
+    let ack = cust.call("send_message", json!({"conversationId": conv, "content": long})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let got = owner.expect("message_received").await;
+    assert_eq!(got["content"].as_str(), Some(long.trim_end()), "byte for byte (trailing space trimmed)");
+    // Past the 128 KiB limit: that socket is closed, the other is untouched.
+    cust.raw(&format!("42[\"send_message\",{{\"content\":\"{}\"}}]", "x".repeat(200 * 1024)));
+    for _ in 0..50 {
+        if cust.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cust.is_closed(), "an oversized frame closes the connection");
+    let ack = owner.call("send_message", json!({"conversationId": conv, "content": "still fine"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    owner.disconnect();
+    app.finish().await;
+}
