@@ -433,11 +433,15 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
 
-    let (api, gw) = tight_gateway(100, 8).await;
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
+    let api = spawn_with(Backend::Mongo, common::settings(Backend::Mongo, dir.path(), &db), Target::Api, dir).await;
+    // A gateway process of its own, so that its metrics are its own.
+    let (mut gw, gw_base) = common::gateway_process(&db, &[("OMNIBIZ_SOCKET_BUFFER", "8")]).await;
     let b = business(&api.store, "Slow", 1).await;
     let conv = open(&api, &b, 0).await;
     // A raw client that joins and then never reads again.
-    let url = format!("{}/socket.io/?EIO=4&transport=websocket", gw.base.replacen("http", "ws", 1));
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", gw_base.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("ws");
     async fn until(
         ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
@@ -455,7 +459,7 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
     until(&mut ws, "40").await;
     ws.send(Message::text(format!("420{}", json!(["join_conversation", conv])))).await.expect("join");
     until(&mut ws, "430").await;
-    let dropped_before = metric(&gw, "gateway_slow_clients_dropped_total").await;
+    let dropped_before = metric_at(&gw_base, "gateway_slow_clients_dropped_total").await;
     // Flood it through the API until the gateway gives up on it.
     let big = "x".repeat(4000);
     let mut dropped = false;
@@ -463,24 +467,38 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
         for _ in 0..20 {
             api.send(&b.owner_token, &conv, &big).await;
         }
-        if metric(&gw, "gateway_slow_clients_dropped_total").await > dropped_before {
+        if metric_at(&gw_base, "gateway_slow_clients_dropped_total").await > dropped_before {
             dropped = true;
             break;
         }
     }
     assert!(dropped, "the gateway dropped the client that stopped reading");
+    // And it let go of the connection at once, though its frames cannot
+    // drain (the client still reads nothing): the ping timeout, the only
+    // other way out, is 45 s away.
+    let mut released = false;
+    for _ in 0..100 {
+        if metric_at(&gw_base, "gateway_connections").await == 0.0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(released, "the dropped connection was released promptly");
     // The gateway itself is fine: a fresh client works.
-    let mut fresh = client(&gw, &b.owner_token).await;
+    let mut fresh = SioClient::connect(&gw_base, Some(&b.owner_token)).await.expect("connect");
     join(&mut fresh, &conv).await;
     fresh.disconnect();
     drop(ws);
-    gw.stop().await;
+    let _ = gw.kill().await;
     api.finish().await;
 }
 
-/// A counter's value (summed over labels) from `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+/// A metric's value (summed over labels) from `/metrics`. In-process apps
+/// of one test binary share the metrics registry: read a gauge from a
+/// gateway process of its own.
+async fn metric_at(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -154,6 +154,16 @@ impl Shared {
         Poll::Ready(())
     }
 
+    /// Why the connection is closing, if it is; otherwise registers `cx`
+    /// to be woken by the next push or close.
+    fn poll_closing(&self, cx: &Context<'_>) -> Option<CloseReason> {
+        let mut o = self.lock();
+        if o.closing.is_none() && !o.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            o.waker = Some(cx.waker().clone());
+        }
+        o.closing
+    }
+
     /// Wakes whoever waits on this outbox (a long-poll GET being superseded).
     fn wake(&self) {
         let waker = self.lock().waker.take();
@@ -611,8 +621,11 @@ async fn start_websocket(
         // Deliver the CONNECT_ERROR, then close the transport.
         let (mut frames, _) = shared.drain();
         frames.push_back(Bytes::from_static(b"1"));
-        let _ = ws.send_texts(frames.make_contiguous()).await;
-        let _ = ws.close(CLOSE_GOING_AWAY).await;
+        let refuse = async {
+            let _ = ws.send_texts(frames.make_contiguous()).await;
+            let _ = ws.close(CLOSE_GOING_AWAY).await;
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, refuse).await;
         return None;
     };
     srv.hub.connected(id).await;
@@ -663,6 +676,9 @@ async fn start_upgrade(
 }
 
 type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long a closing connection may take to accept its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// A websocket connection's one task, written as a state machine by hand:
 /// these fields are all an idle connection holds (an `async fn` with a
@@ -735,7 +751,7 @@ impl Session {
                         self.cursor = (0, 0);
                     }
                     Poll::Ready(Err(_)) => return Step::End(None),
-                    Poll::Pending => return Step::Idle,
+                    Poll::Pending => return self.blocked(cx),
                 }
             }
             if let Some(p) = &self.pong {
@@ -745,7 +761,7 @@ impl Session {
                         self.cursor = (0, 0);
                     }
                     Poll::Ready(Err(_)) => return Step::End(None),
-                    Poll::Pending => return Step::Idle,
+                    Poll::Pending => return self.blocked(cx),
                 }
             }
             if self.closing.is_some() {
@@ -761,6 +777,16 @@ impl Session {
                 }
                 Poll::Pending => return Step::Idle,
             }
+        }
+    }
+
+    /// The socket takes no more for now. A client the hub dropped as too
+    /// slow is not waited for (its frames would never drain); otherwise wait
+    /// for the socket, or for a close.
+    fn blocked(&mut self, cx: &mut Context<'_>) -> Step {
+        match self.shared.poll_closing(cx) {
+            Some(CloseReason::SlowClient) => Step::End(None),
+            _ => Step::Idle,
         }
     }
 
@@ -830,7 +856,11 @@ impl Future for Session {
         let this = self.get_mut();
         loop {
             if let Some(code) = this.ending {
-                // Whether the close frame makes it or not, the connection is over.
+                // Whether the close frame makes it or not, the connection is
+                // over; a peer that does not take it within the grace is cut.
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
                 return this.ws.poll_close(cx, code, &mut this.cursor).map(|_| ());
             }
             let mut progress = false;
@@ -844,6 +874,7 @@ impl Future for Session {
                         }
                         this.ending = Some(code);
                         this.cursor = (0, 0);
+                        this.timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
                         progress = true;
                         break;
                     }
