@@ -224,14 +224,8 @@ async fn a_gateway_subscribes_only_while_it_has_members() {
     owner.call("leave_conversation", json!(conv)).await;
     assert_eq!(common::numsub(&channel).await, 1, "gateway 1 still has a member");
     second.disconnect();
-    let mut gone = false;
-    for _ in 0..50 {
-        if common::numsub(&channel).await == 0 {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gone =
+        common::eventually(50, Duration::from_millis(50), || async { common::numsub(&channel).await == 0 }).await;
     assert!(gone, "a disconnect releases the last subscription");
     // And a message now reaches no gateway's sockets: gateway 2's client stays quiet.
     c.api.send(&b.owner_token, &conv, "nobody listens").await;
@@ -293,14 +287,7 @@ async fn cross_tenant_and_malformed_events_are_refused_without_leaks() {
     for garbage in ["42[\"join_conversation\"", "42[]"] {
         let rogue = client(&c.gw2, &a.customer_tokens[0]).await;
         rogue.raw(garbage);
-        let mut closed = false;
-        for _ in 0..50 {
-            if rogue.is_closed() {
-                closed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let closed = common::eventually(50, Duration::from_millis(20), || async { rogue.is_closed() }).await;
         assert!(closed, "an unparseable packet ({garbage}) closes that client");
     }
     let ack = me.call("send_message", json!({"conversationId": conv, "message": "still works"})).await;
@@ -476,14 +463,10 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
     // And it let go of the connection at once, though its frames cannot
     // drain (the client still reads nothing): the ping timeout, the only
     // other way out, is 45 s away.
-    let mut released = false;
-    for _ in 0..100 {
-        if metric_at(&gw_base, "gateway_connections").await == 0.0 {
-            released = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let released = common::eventually(100, Duration::from_millis(100), || async {
+        metric_at(&gw_base, "gateway_connections").await == 0.0
+    })
+    .await;
     assert!(released, "the dropped connection was released promptly");
     // The gateway itself is fine: a fresh client works.
     let mut fresh = SioClient::connect(&gw_base, Some(&b.owner_token)).await.expect("connect");
@@ -570,13 +553,8 @@ async fn long_messages_cross_the_websocket_intact() {
     assert_eq!(got["content"].as_str(), Some(long.trim_end()), "byte for byte (trailing space trimmed)");
     // Past the 128 KiB limit: that socket is closed, the other is untouched.
     cust.raw(&format!("42[\"send_message\",{{\"content\":\"{}\"}}]", "x".repeat(200 * 1024)));
-    for _ in 0..50 {
-        if cust.is_closed() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(cust.is_closed(), "an oversized frame closes the connection");
+    let closed = common::eventually(50, Duration::from_millis(100), || async { cust.is_closed() }).await;
+    assert!(closed, "an oversized frame closes the connection");
     let ack = owner.call("send_message", json!({"conversationId": conv, "content": "still fine"})).await;
     assert_eq!(ack["ok"], true, "{ack}");
     owner.disconnect();

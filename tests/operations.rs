@@ -138,11 +138,7 @@ fn referenced_metrics() -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_and_servicemonitor_use_exported_metric_names() {
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let db = format!("omnibiz_metrics_{}", bson::oid::ObjectId::new());
-    let s = common::settings(Backend::Mongo, dir.path(), &db);
-    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
-    let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    let (api, gw) = common::api_and_gateway("metrics").await;
     let b = business(&api.store, "Metrics", 1).await;
     let conv = open(&api, &b, 0).await;
     let mut c = SioClient::connect(&gw.base, Some(&b.customer_tokens[0])).await.expect("connect");

@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::sio::SioClient;
-use common::{Backend, business, open, spawn_with};
+use common::{business, open};
 use fred::interfaces::ClientLike as _;
-use omnibiz::app::Target;
 use omnibiz_shared::domain::Side;
 use omnibiz_shared::store::NewMessage;
 use serde_json::json;
@@ -22,11 +20,7 @@ const QUIET: Duration = Duration::from_millis(400);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscriptions_come_back_after_redis_drops_the_connection() {
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let db = format!("omnibiz_resub_{}", bson::oid::ObjectId::new());
-    let s = common::settings(Backend::Mongo, dir.path(), &db);
-    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
-    let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    let (api, gw) = common::api_and_gateway("resub").await;
     let b = business(&api.store, "Resub", 1).await;
     let conv = open(&api, &b, 0).await;
     let channel = format!("omnibiz:{{conv:{conv}}}");
@@ -55,14 +49,8 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
     admin.init().await.expect("connect");
     let _: i64 = admin.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.expect("client kill");
     let _ = admin.quit().await;
-    let mut back = false;
-    for _ in 0..100 {
-        if common::numsub(&channel).await == 1 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back =
+        common::eventually(100, Duration::from_millis(100), || async { common::numsub(&channel).await == 1 }).await;
     assert!(back, "the gateway resubscribed by itself");
     let got = cust.expect("message_received").await;
     assert_eq!(got["content"], "stored while Redis was away", "resynced to the live socket, no rejoin");

@@ -3,21 +3,20 @@
 //! local sockets. `cargo bench -p omnibiz-gateway`; for repeatable
 //! instruction counts run the bench binary under `valgrind --tool=callgrind`.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
 use omnibiz_gateway::{GatewayConfig, Hub};
 use omnibiz_shared::auth::{Principal, Verifier};
 use omnibiz_shared::bus::local::LocalBus;
 use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
-use omnibiz_shared::domain::{Customer, CustomerId, User, UserId, UserRole};
 use omnibiz_shared::presence::LocalPresence;
 use omnibiz_shared::service::Messaging;
-use omnibiz_shared::store::Store;
-use omnibiz_shared::store::sqlite::SqliteStore;
 use serde_json::json;
 
 /// A connection that only counts what it is sent.
@@ -60,29 +59,7 @@ fn event_encode(c: &mut Criterion) {
 fn room_fanout(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let (hub, published) = rt.block_on(async {
-        let store = Arc::new(SqliteStore::in_memory().expect("sqlite"));
-        let owner = User {
-            id: UserId::new(),
-            name: "Owner".into(),
-            email: "o@x.example".into(),
-            phone: None,
-            role: UserRole::BusinessOwner,
-            business_name: None,
-        };
-        store.insert_user(&owner).await.expect("user");
-        let customer = Customer {
-            id: CustomerId::new(),
-            name: "Customer".into(),
-            email: "c@x.example".into(),
-            phone: None,
-            invited_by: owner.id,
-            total_orders: 0,
-            total_spent: 0.0,
-            last_order_date: None,
-            created_at: Utc::now(),
-        };
-        store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
-        let (conv, _) = store.get_or_create_conversation(owner.id, customer.id, Utc::now()).await.expect("conv");
+        let support::Pair { store, customer, conversation: conv, .. } = support::owner_customer_conversation().await;
         let messaging =
             Messaging::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), "bench");
         let actor = messaging.actor(Principal::Customer { id: customer.id }).await.expect("actor");

@@ -2,6 +2,8 @@
 //! delivered once per socket however many times it reaches the gateway,
 //! and a resync brings what the bus never delivered.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -10,12 +12,12 @@ use omnibiz_gateway::{GatewayConfig, Hub};
 use omnibiz_shared::auth::{Principal, Verifier};
 use omnibiz_shared::bus::local::LocalBus;
 use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
-use omnibiz_shared::domain::{ConversationId, Customer, CustomerId, Side, User, UserId, UserRole};
+use omnibiz_shared::domain::{ConversationId, Side, User};
 use omnibiz_shared::presence::LocalPresence;
 use omnibiz_shared::service::Messaging;
 use omnibiz_shared::service::views::MessageView;
 use omnibiz_shared::store::sqlite::SqliteStore;
-use omnibiz_shared::store::{NewMessage, Store};
+use omnibiz_shared::store::{NewMessage, Store as _};
 use serde_json::{Value, json};
 
 /// A connection that records the frames it is sent.
@@ -53,29 +55,7 @@ struct Setup {
 }
 
 async fn setup(stored_before_join: usize) -> Setup {
-    let store = Arc::new(SqliteStore::in_memory().expect("sqlite"));
-    let owner = User {
-        id: UserId::new(),
-        name: "Owner".into(),
-        email: "o@x.example".into(),
-        phone: None,
-        role: UserRole::BusinessOwner,
-        business_name: None,
-    };
-    store.insert_user(&owner).await.expect("user");
-    let customer = Customer {
-        id: CustomerId::new(),
-        name: "Customer".into(),
-        email: "c@x.example".into(),
-        phone: None,
-        invited_by: owner.id,
-        total_orders: 0,
-        total_spent: 0.0,
-        last_order_date: None,
-        created_at: Utc::now(),
-    };
-    store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
-    let (conv, _) = store.get_or_create_conversation(owner.id, customer.id, Utc::now()).await.expect("conv");
+    let support::Pair { store, owner, customer, conversation: conv } = support::owner_customer_conversation().await;
     let setup_store = Arc::clone(&store);
     let messaging =
         Messaging::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), "hub-test");

@@ -304,6 +304,31 @@ pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::proces
     (child, base)
 }
 
+/// An API and a gateway, in-process, on a fresh MongoDB database and Redis.
+pub async fn api_and_gateway(name: &str) -> (TestApp, TestApp) {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_{name}_{}", bson::oid::ObjectId::new());
+    let s = settings(Backend::Mongo, dir.path(), &db);
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    (api, gw)
+}
+
+/// Checks `cond` up to `tries` times, `every` apart; true once it holds.
+pub async fn eventually<F, Fut>(tries: usize, every: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..tries {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(every).await;
+    }
+    false
+}
+
 /// Redis subscriber count of a channel.
 pub async fn numsub(channel: &str) -> i64 {
     use fred::interfaces::{ClientLike as _, PubsubInterface as _};

@@ -581,6 +581,20 @@ async fn poll(srv: &Arc<Server>, sid: &str) -> Response {
 // ---------------------------------------------------------------------------
 // Websocket connections.
 
+/// The next text message before `deadline`, answering pings on the way;
+/// `None` when the client closed, broke the protocol or took too long.
+async fn next_text(ws: &mut WebSocket, deadline: Instant) -> Option<String> {
+    loop {
+        match tokio::time::timeout_at(deadline, ws.recv()).await.ok()?? {
+            Incoming::Text(t) => return Some(t),
+            Incoming::Ping(p) => {
+                let _ = ws.pong(&p).await;
+            }
+            Incoming::Close => return None,
+        }
+    }
+}
+
 /// A connection that started on websocket: the Engine.IO open packet and the
 /// Socket.IO CONNECT. `None` when the client went away or was refused.
 async fn start_websocket(
@@ -593,18 +607,7 @@ async fn start_websocket(
     // Wait for the Socket.IO CONNECT.
     let deadline = Instant::now() + o.connect_timeout;
     let auth = loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
-            Ok(Some(m)) => m,
-            _ => return None,
-        };
-        let t = match msg {
-            Incoming::Text(t) => t,
-            Incoming::Ping(p) => {
-                let _ = ws.pong(&p).await;
-                continue;
-            }
-            Incoming::Close => return None,
-        };
+        let t = next_text(&mut ws, deadline).await?;
         match t.split_at_checked(1) {
             Some(("4", p)) => match parse(p) {
                 Ok(Packet::Connect { auth }) => break token_from_auth(auth),
@@ -642,19 +645,7 @@ async fn start_upgrade(
 ) -> Option<(WebSocket, Arc<Shared>, ConnId)> {
     let deadline = Instant::now() + srv.opts.ping_timeout;
     loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
-            Ok(Some(m)) => m,
-            _ => return None,
-        };
-        let t = match msg {
-            Incoming::Text(t) => t,
-            Incoming::Ping(p) => {
-                let _ = ws.pong(&p).await;
-                continue;
-            }
-            Incoming::Close => return None,
-        };
-        match t.as_str() {
+        match next_text(&mut ws, deadline).await?.as_str() {
             "2probe" => {
                 ws.send_text(b"3probe").await.ok()?;
                 // Release a pending poll so the client can send the upgrade packet.
