@@ -11,6 +11,20 @@ use omnibiz_shared::auth::{Principal, mint_hs256};
 use omnibiz_shared::config::Settings;
 use reqwest::StatusCode;
 
+type Running = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Starts `api` with `settings` (it starts even with its backends down);
+/// send on the returned channel to stop it.
+async fn start_api(settings: &Settings) -> (String, tokio::sync::oneshot::Sender<()>, Running) {
+    let app = Application::build(settings, Target::Api).await.expect("starts anyway");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    (base, tx, task)
+}
+
 #[tokio::test]
 async fn serve_without_jwt_secret_generates_and_keeps_one() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
@@ -69,12 +83,7 @@ async fn api_is_not_ready_while_mongodb_is_unreachable() {
         redis_url: Some(common::redis_url().into()),
         ..Settings::default()
     };
-    let app = Application::build(&settings, Target::Api).await.expect("starts anyway");
-    let base = format!("http://{}", app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
+    let (base, tx, task) = start_api(&settings).await;
     let http = reqwest::Client::new();
     let health = http.get(format!("{base}/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), StatusCode::OK, "alive");
@@ -94,12 +103,7 @@ async fn api_is_not_ready_while_redis_is_unreachable() {
         common::settings(Backend::Mongo, dir.path(), &format!("omnibiz_t_{}", bson::oid::ObjectId::new()));
     // Nothing listens on port 9 here.
     settings.redis_url = Some("redis://127.0.0.1:9".to_owned().into());
-    let app = Application::build(&settings, Target::Api).await.expect("starts anyway");
-    let base = format!("http://{}", app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
+    let (base, tx, task) = start_api(&settings).await;
     let http = reqwest::Client::new();
     let mut body = serde_json::Value::Null;
     for _ in 0..40 {
