@@ -413,8 +413,7 @@ impl Messaging {
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
         self.visible_conversation(actor, id).await?;
-        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
-        Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
+        self.stored_after(id, after_seq, limit).await
     }
 
     /// Stored messages after `after_seq`, oldest first, with no visibility
