@@ -223,7 +223,7 @@ impl Application {
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutdown requested: failing readiness, draining");
+            tracing::info!("shutdown requested: failing readiness, draining (a second signal exits at once)");
             readiness.set_draining();
             match hub {
                 Some(hub) => {
@@ -287,8 +287,21 @@ fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &Sec
     )
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on the first Ctrl-C or SIGTERM. A second one, while the drain is
+/// still under way, exits the process at once: once tokio handles SIGINT the
+/// default action is gone, and a person at a terminal should not have to wait
+/// out a drain window meant for a fleet. Nothing is lost by it: every change
+/// is stored before it is published, and clients recover by `seq`.
 pub async fn shutdown_signal() {
+    any_signal().await;
+    tokio::spawn(async {
+        any_signal().await;
+        tracing::warn!("second shutdown signal: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
+}
+
+async fn any_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

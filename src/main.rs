@@ -127,5 +127,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 async fn serve(settings: Settings, target: Target) -> anyhow::Result<()> {
     let app = Application::build(&settings, target).await?;
     println!("{}", app.banner());
-    app.run_until_stopped(app::shutdown_signal()).await
+    app.run_until_stopped(app::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Operations: graceful drain of a gateway under traffic (a real process and
-//! a real SIGTERM), and the dashboard/ServiceMonitor using only metric names
-//! the binaries export.
+//! a real SIGTERM), a second signal cutting a drain short, and the
+//! dashboard/ServiceMonitor using only metric names the binaries export.
 
 mod common;
 
@@ -112,6 +112,40 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
         c.disconnect();
     }
     other.stop().await;
+    api.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_signal_ends_a_long_drain_at_once() {
+    let (api, db) = {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db = format!("omnibiz_drain2_{}", bson::oid::ObjectId::new());
+        let s = common::settings(Backend::Mongo, dir.path(), &db);
+        (spawn_with(Backend::Mongo, s, Target::Api, dir).await, db)
+    };
+    let b = business(&api.store, "Impatient", 3).await;
+    let (mut child, base) =
+        common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "30"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "40")]).await;
+    let mut clients = Vec::new();
+    for token in &b.customer_tokens {
+        clients.push(SioClient::connect(&base, Some(token)).await.expect("connect"));
+    }
+    let pid = child.id().expect("pid").to_string();
+    let interrupt = || std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    assert!(interrupt().success());
+    // The first signal starts a 30 s drain: one client goes at once, the others later.
+    let closed = || clients.iter().filter(|c| c.is_closed()).count();
+    assert!(
+        common::eventually(100, Duration::from_millis(20), || async { closed() > 0 }).await,
+        "the drain never started"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(child.try_wait().expect("try_wait").is_none(), "the first signal must drain, not exit");
+    assert_eq!(closed(), 1, "disconnects are spread over the window");
+    assert!(interrupt().success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits at once").expect("wait");
+    assert_eq!(status.code(), Some(130), "{status}");
     api.finish().await;
 }
 
