@@ -3,8 +3,11 @@
 //! Collections and fields follow the seed's schema: `users`, `customers` (read;
 //! the main app owns them), `conversations`, `messages`, with camelCase fields.
 //! Additions: `conversations.lastSeq` (per-conversation message counter, bumped
-//! with `findOneAndUpdate` + `$inc`), `lastMessageSeq`, `activityAt` (list
-//! ordering), `readSeq`, and `messages.seq`.
+//! with `findOneAndUpdate` + `$inc`), `activityAt` (list ordering), `readSeq`,
+//! and `messages.seq`. The same atomic update that takes the next `seq` also
+//! sets `lastMessage`, `lastMessageTime` and `activityAt`: one round trip less
+//! per send, and `lastMessage` is always that of the highest `seq` however
+//! concurrent writers interleave.
 //!
 //! Indexes, created idempotently at start:
 //! - `conversations {businessOwnerId, customerId}` unique;
@@ -137,7 +140,8 @@ fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
         priority: x.opt_str("priority").and_then(|s| Priority::parse(&s)).unwrap_or(Priority::Normal),
         last_message: x.opt_str("lastMessage"),
         last_message_time: x.date("lastMessageTime"),
-        last_message_seq: x.int("lastMessageSeq"),
+        // Set together with `lastSeq` (see `append_message`).
+        last_message_seq: if x.opt_str("lastMessage").is_some() { x.int("lastSeq") } else { 0 },
         last_seq: x.int("lastSeq"),
         unread: x.per_side("unreadCount"),
         read_seq: x.per_side("readSeq"),
@@ -401,7 +405,7 @@ impl Store for MongoStore {
         let on_insert = doc! {
             "_id": fresh.id.oid(), "status": fresh.status.as_str(), "tags": Vec::<String>::new(),
             "priority": fresh.priority.as_str(), "lastMessage": Bson::Null, "lastMessageTime": Bson::Null,
-            "lastMessageSeq": 0_i64, "lastSeq": 0_i64,
+            "lastSeq": 0_i64,
             "unreadCount": {"businessOwner": 0_i64, "customer": 0_i64},
             "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
             "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now),
@@ -504,7 +508,12 @@ impl Store for MongoStore {
             .conversations
             .find_one_and_update(
                 doc! {"_id": conv},
-                doc! {"$inc": {"lastSeq": 1_i64, &unread_key: 1_i64}, "$set": {"updatedAt": at}},
+                doc! {
+                    "$inc": {"lastSeq": 1_i64, &unread_key: 1_i64},
+                    "$set": {
+                        "lastMessage": &m.content, "lastMessageTime": at, "activityAt": at, "updatedAt": at,
+                    },
+                },
             )
             .return_document(ReturnDocument::After)
             .await
@@ -551,16 +560,6 @@ impl Store for MongoStore {
             }
             return Err(classify(what, e));
         }
-        // Only a newer message may replace `lastMessage`: writers can finish out of order.
-        self.conversations
-            .update_one(
-                doc! {"_id": conv, "lastMessageSeq": {"$lt": seq}},
-                doc! {"$set": {
-                    "lastMessage": &msg.content, "lastMessageTime": at, "lastMessageSeq": seq, "activityAt": at,
-                }},
-            )
-            .await
-            .map_err(|e| classify(what, e))?;
         Ok(Appended::Created(msg))
     }
 
