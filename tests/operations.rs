@@ -117,12 +117,8 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_signal_ends_a_long_drain_at_once() {
-    let (api, db) = {
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db = format!("omnibiz_drain2_{}", bson::oid::ObjectId::new());
-        let s = common::settings(Backend::Mongo, dir.path(), &db);
-        (spawn_with(Backend::Mongo, s, Target::Api, dir).await, db)
-    };
+    let api = common::spawn_app(Backend::Mongo).await;
+    let db = api.settings.mongodb_database.clone().expect("a fresh database per test");
     let b = business(&api.store, "Impatient", 3).await;
     let (mut child, base) =
         common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "30"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "40")]).await;

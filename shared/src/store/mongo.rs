@@ -548,6 +548,7 @@ impl Store for MongoStore {
             if let (true, Some(cmid)) = (is_duplicate_key(&e), &msg.client_message_id) {
                 // A concurrent retry stored it first: undo our unread bump and return theirs.
                 // The `seq` we took stays unused; seq strictly increases, gaps are allowed.
+                // `lastMessage` keeps what our update set: the retried content.
                 self.conversations
                     .update_one(doc! {"_id": conv}, doc! {"$inc": {&unread_key: -1_i64}})
                     .await
