@@ -6,9 +6,12 @@
 //! - bus and presence: Redis when `REDIS_URL` is set (required for `api` and
 //!   `gateway`), else in-process (`serve` only).
 //!
-//! A MongoDB that cannot be reached at start does not stop the process: it
-//! logs, fails `/readyz` with the reason, and retries index creation until it
-//! succeeds. It never falls back to the embedded store.
+//! A MongoDB that cannot be used at start does not stop the process: it
+//! logs, fails `/readyz` with the reason (unreachable, an index the server
+//! refused, or a database the Node service wrote that needs `omnibiz
+//! migrate`), and retries until it can. It never falls back to the embedded
+//! store. Once ready, `serve` and `api` on MongoDB run the legacy adopter
+//! (`store::mongo::legacy`) unless `OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS=0`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,9 +29,10 @@ use omnibiz_shared::bus::redis::RedisBus;
 use omnibiz_shared::config::Settings;
 use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_shared::service::Messaging;
-use omnibiz_shared::store::Store;
 use omnibiz_shared::store::mongo::MongoStore;
+use omnibiz_shared::store::mongo::legacy::{Adopter, SchemaState};
 use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_shared::store::{Store, StoreError};
 use omnibiz_shared::telemetry;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
@@ -97,25 +101,66 @@ fn open_bus(settings: &Settings, target: Target, origin: &str) -> anyhow::Result
     }
 }
 
-/// Creates MongoDB's indexes, retrying until the server answers; then marks the store ready.
-fn initialise_in_background(mongo: MongoStore, readiness: Arc<Readiness>) {
+/// Creates MongoDB's indexes and checks that the database is migrated,
+/// retrying until both hold; then marks the store ready and, when
+/// `adopt_every` is set, starts the legacy adopter. Until then `/readyz` and
+/// the log name the real cause: unreachable, an index the server refused,
+/// or a database the Node service wrote that needs `omnibiz migrate`.
+fn initialise_in_background(
+    mongo: MongoStore,
+    readiness: Arc<Readiness>,
+    target: Target,
+    adopter: Option<(Messaging, Duration, String)>,
+) {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(250);
+        let mut last_reason = String::new();
         loop {
-            match mongo.ensure_indexes().await {
-                Ok(()) => {
+            let outcome = match mongo.ensure_indexes().await {
+                Ok(()) => mongo.schema_state(&format!("omnibiz {}", target.name())).await,
+                Err(e) => Err(e),
+            };
+            let reason = match outcome {
+                Ok(SchemaState::Ready) => {
                     readiness.set_store_initialised();
-                    tracing::info!("mongodb ready: indexes in place");
+                    tracing::info!("mongodb ready: indexes in place, schema current");
+                    if let Some((messaging, every, holder)) = adopter {
+                        run_adopter(mongo, messaging, every, holder).await;
+                    }
                     return;
                 }
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, retry_in = ?delay, "mongodb not reachable; /readyz fails until it is");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
+                Ok(SchemaState::NeedsMigration(reason)) => reason,
+                Err(StoreError::Unavailable(e)) => format!("mongodb not reachable: {e:#}"),
+                Err(StoreError::Other(e)) => format!("{e:#}"),
+            };
+            if reason != last_reason {
+                tracing::error!(reason = %reason, "mongodb not usable yet; /readyz fails until it is (retrying)");
+                last_reason.clone_from(&reason);
             }
+            readiness.set_store_blocked(reason);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+/// Numbers and publishes what the Node service stores while both run
+/// (`store::mongo::legacy`), every `every`, for as long as the process lives.
+async fn run_adopter(mongo: MongoStore, messaging: Messaging, every: Duration, holder: String) {
+    let adopter = Adopter::new(mongo, &holder, (every * 20).max(Duration::from_secs(5)));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match adopter.run_once().await {
+            Ok(adopted) => {
+                for a in &adopted {
+                    messaging.publish_adopted(&a.conversation, &a.message).await;
+                }
+            }
+            Err(e) => tracing::warn!(error.cause_chain = ?e, "legacy adopter pass failed; retrying"),
+        }
+    }
 }
 
 /// A unique name for this application in bus envelopes and presence:
@@ -144,16 +189,22 @@ impl Application {
         let verifier = Verifier::new(&secret, settings.jwt_public_key()?.as_deref())?;
         let opened = open_store(settings, target).await?;
         let readiness = Arc::new(Readiness::default());
-        match opened.mongo.clone() {
-            Some(m) => initialise_in_background(m, Arc::clone(&readiness)),
-            None => readiness.set_store_initialised(),
-        }
         let origin = origin(target);
         let (bus, presence) = open_bus(settings, target, &origin)?;
         if settings.bench_relay_only {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
         let messaging = Messaging::new(opened.store, Arc::clone(&bus), Arc::clone(&presence), &origin);
+        match opened.mongo.clone() {
+            Some(m) => {
+                // The processes that store messages adopt the Node service's; gateways don't.
+                let adopter = (target != Target::Gateway && settings.legacy_adopt_interval_ms > 0).then(|| {
+                    (messaging.clone(), Duration::from_millis(settings.legacy_adopt_interval_ms), origin.clone())
+                });
+                initialise_in_background(m, Arc::clone(&readiness), target, adopter);
+            }
+            None => readiness.set_store_initialised(),
+        }
         let verifier = Arc::new(verifier);
         let state = ApiState {
             messaging: messaging.clone(),
@@ -183,9 +234,11 @@ impl Application {
                 Some(Gateway::start(messaging, verifier, presence, config))
             }
         };
-        let router = match (target, &gateway) {
-            (Target::Gateway, Some(g)) => omnibiz_api::ops_router(state).merge(g.router.clone()),
-            (_, Some(g)) => omnibiz_api::router(state, &opts, g.router.clone()),
+        // The Socket.IO endpoint honours the same CORS_ORIGINS as the REST API.
+        let sockets = gateway.as_ref().map(|g| omnibiz_api::cors::for_sockets(g.router.clone(), &opts.cors_origins));
+        let router = match (target, sockets) {
+            (Target::Gateway, Some(s)) => omnibiz_api::ops_router(state).merge(s),
+            (_, Some(s)) => omnibiz_api::router(state, &opts, s),
             (_, None) => omnibiz_api::router(state, &opts, Router::new()),
         };
         let addr = settings.listen_addr();

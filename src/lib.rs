@@ -5,8 +5,10 @@
 //!   presence from the settings, build the HTTP application (REST, Socket.IO
 //!   or both), run it until a shutdown signal, then drain.
 //! - [`seed`]: demo data and tokens.
+//! - [`migrate`]: prepares a MongoDB database the Node.js service wrote.
 //! - [`secret`]: the JWT secret of the single-node mode.
 
 pub mod app;
+pub mod migrate;
 pub mod secret;
 pub mod seed;

@@ -10,6 +10,7 @@ use omnibiz::seed::{self, SeedPlan};
 use omnibiz_shared::auth::{Principal, mint_hs256};
 use omnibiz_shared::config::Settings;
 use omnibiz_shared::domain::{CustomerId, UserId, UserRole};
+use omnibiz_shared::store::mongo::legacy::MigrateOptions;
 use omnibiz_shared::telemetry;
 
 #[derive(Parser)]
@@ -48,6 +49,20 @@ enum Command {
         /// Base URL used in the printed curl lines (default: from HOST/PORT).
         #[arg(long)]
         base_url: Option<String>,
+    },
+    /// Prepare a MongoDB database the Node.js service wrote: number its
+    /// messages (`seq`), fill the fields our reads need, build the indexes.
+    /// Idempotent, resumable, safe while both services run (docs/migration.md).
+    Migrate {
+        /// Report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Messages numbered per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Pause between batches in milliseconds, to go easy on a busy database.
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
     /// Mint a development token for an existing user or customer.
     Token {
@@ -107,6 +122,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let out = seed::run(opened.store, &secret, &plan).await?;
             print!("{}", seed::summary(&out, &plan));
             Ok(())
+        }
+        Command::Migrate { dry_run, batch_size, pause_ms } => {
+            let opts = MigrateOptions { dry_run, batch: batch_size, pause: Duration::from_millis(pause_ms) };
+            omnibiz::migrate::run(&settings, &opts).await.map(drop)
         }
         Command::Token { user, customer, admin, ttl_hours } => {
             let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;

@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use omnibiz_shared::auth::{Principal, mint_hs256};
 use omnibiz_shared::domain::{Customer, CustomerId, Side, User, UserId, UserRole};
-use omnibiz_shared::store::{NewMessage, Store};
+use omnibiz_shared::store::{NewMessage, Participants, Store};
 use rand::Rng as _;
 use serde_json::json;
 
@@ -68,6 +68,7 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
                 total_orders: rng.random_range(0..40),
                 total_spent: f64::from(rng.random_range(0..500_000)) / 100.0,
                 last_order_date: Some(now - Duration::hours(rng.random_range(1..2000))),
+                last_login: Some(now - Duration::minutes(rng.random_range(5..20_000))),
                 created_at: now,
             })
             .collect();
@@ -77,8 +78,10 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
         let owner_p = Principal::User { id: owner.id, role: owner.role };
         let mut customers_json = Vec::with_capacity(customers.len());
         for (i, c) in customers.iter().enumerate() {
-            let (conv, _) =
-                store.get_or_create_conversation(owner.id, c.id, now).await.context("creating a conversation")?;
+            let (conv, _) = store
+                .get_or_create_conversation(&Participants::of(&owner, c), now)
+                .await
+                .context("creating a conversation")?;
             if i < 3 && plan.owners * plan.customers_per_owner < 200 {
                 for (side, text) in
                     [(Side::Customer, "Hi! Is my order on its way?"), (Side::Owner, "Yes — it ships today.")]

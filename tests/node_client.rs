@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::{Backend, business, open, spawn_app};
-
-fn node_ready() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    assert!(
-        dir.join("node_modules/socket.io-client").exists(),
-        "socket.io-client is not installed: run scripts/test.sh (it runs `npm ci` in tests/node)"
-    );
-    dir
-}
+use common::{Backend, business, node_dir, open, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_seed_flow_over_every_transport() {
-    let dir = node_ready();
+    let dir = node_dir("socket.io-client");
     let app = spawn_app(Backend::Sqlite).await;
     let b = business(&app.store, "Node", 1).await;
     let conv = open(&app, &b, 0).await;

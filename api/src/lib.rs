@@ -13,10 +13,12 @@
 //! [`omnibiz_shared::service::Messaging`], map the result. The HTTP stack
 //! adds request ids (`x-request-id`, generated when absent), a trace span per
 //! request with the matched route, Prometheus metrics by matched route
-//! (`http_requests_total`, `http_request_duration_seconds`), CORS, a body
+//! (`http_requests_total`, `http_request_duration_seconds`), CORS (see
+//! [`cors`]; the Socket.IO endpoint gets the same rules), a body
 //! size limit and a request timeout. The OpenAPI document is served at
 //! `/api/openapi.json` and rendered at `/api/docs`.
 
+pub mod cors;
 pub mod error;
 pub mod extract;
 mod routes;
@@ -27,14 +29,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use omnibiz_shared::auth::Verifier;
 use omnibiz_shared::service::Messaging;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -45,16 +46,27 @@ use utoipa_redoc::{Redoc, Servable as _};
 pub use error::{ApiError, ApiResult};
 
 /// Whether this process should receive traffic.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Readiness {
-    store_initialised: AtomicBool,
+    /// Why the store cannot be used yet; `None` once it can.
+    store_blocked: std::sync::RwLock<Option<String>>,
     draining: AtomicBool,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self { store_blocked: std::sync::RwLock::new(Some("store not initialised yet".into())), draining: false.into() }
+    }
 }
 
 impl Readiness {
     /// The store's schema/indexes are in place.
     pub fn set_store_initialised(&self) {
-        self.store_initialised.store(true, Ordering::Release);
+        *self.store_blocked.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+    /// The store cannot be used yet, and why (shown by `/readyz`).
+    pub fn set_store_blocked(&self, reason: impl Into<String>) {
+        *self.store_blocked.write().unwrap_or_else(|p| p.into_inner()) = Some(reason.into());
     }
     /// Shutting down: fail readiness so the load balancer stops sending traffic.
     pub fn set_draining(&self) {
@@ -70,8 +82,9 @@ impl Readiness {
             return Err("shutting down".into());
         }
         let store = messaging.store();
-        if !self.store_initialised.load(Ordering::Acquire) {
-            return Err(format!("{} store not initialised yet (is it reachable?)", store.kind()));
+        let blocked = self.store_blocked.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(reason) = blocked {
+            return Err(format!("{}: {reason}", store.kind()));
         }
         store.ping().await.map_err(|e| format!("{} store unreachable: {e}", store.kind()))?;
         let bus = messaging.bus();
@@ -135,19 +148,6 @@ async fn track_http(req: Request, next: Next) -> Response {
     res
 }
 
-fn cors(origins: &Option<Vec<String>>) -> CorsLayer {
-    let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
-        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]);
-    match origins {
-        None => base.allow_origin(Any),
-        Some(list) => {
-            let values: Vec<HeaderValue> = list.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-            base.allow_origin(AllowOrigin::list(values)).allow_credentials(true)
-        }
-    }
-}
-
 /// Only `/healthz`, `/readyz` and `/metrics` (for processes that serve no REST, like a gateway pod).
 pub fn ops_router(state: ApiState) -> Router {
     routes::health::router().with_state(state)
@@ -165,8 +165,9 @@ pub fn router(state: ApiState, opts: &HttpOptions, extra: Router) -> Router {
         .route_layer(middleware::from_fn(track_http))
         .layer(DefaultBodyLimit::max(opts.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.request_timeout))
-        .layer(cors(&opts.cors_origins))
+        .layer(cors::layer(&opts.cors_origins))
         .with_state(state);
+    let api = cors::guard(api, &opts.cors_origins);
     Router::new()
         .merge(api)
         .merge(docs)

@@ -81,6 +81,11 @@ pub struct Settings {
     /// compare like with like against the database-less Node peer.
     /// `OMNIBIZ_BENCH_RELAY_ONLY`, default false. Never enable in production.
     pub bench_relay_only: bool,
+    /// Milliseconds between the legacy adopter's passes on MongoDB: how
+    /// quickly a message the Node service stores during a rolling migration
+    /// is numbered and delivered (see docs/migration.md). 0 turns the adopter
+    /// off (once the Node service is gone). `OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS`, default 500.
+    pub legacy_adopt_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -110,6 +115,7 @@ impl Default for Settings {
             typing_rate: 5,
             presence_ttl_secs: 30,
             bench_relay_only: false,
+            legacy_adopt_interval_ms: 500,
         }
     }
 }
@@ -155,6 +161,7 @@ const KEYS: &[&str] = &[
     "typing_rate",
     "presence_ttl_secs",
     "bench_relay_only",
+    "legacy_adopt_interval_ms",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {

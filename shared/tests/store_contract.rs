@@ -11,7 +11,7 @@ use omnibiz_shared::domain::{
 use omnibiz_shared::store::mongo::MongoStore;
 use omnibiz_shared::store::sqlite::SqliteStore;
 use omnibiz_shared::store::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, Store,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party, Store,
 };
 
 type Dyn = Arc<dyn Store>;
@@ -68,6 +68,7 @@ fn customer(owner: UserId, name: &str) -> Customer {
         total_orders: 3,
         total_spent: 129.5,
         last_order_date: Some(Utc::now() - Duration::days(2)),
+        last_login: Some(Utc::now() - Duration::hours(5)),
         created_at: Utc::now(),
     }
 }
@@ -143,7 +144,8 @@ async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.get_or_create_conversation(o.id, c.id, Utc::now()).await }));
+        let who = Participants::of(&o, &c);
+        tasks.push(tokio::spawn(async move { store.get_or_create_conversation(&who, Utc::now()).await }));
     }
     let mut ids = std::collections::HashSet::new();
     let mut created = 0;
@@ -165,7 +167,7 @@ async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
 
 async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     let n = 40;
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -197,7 +199,7 @@ async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
 
 async fn client_message_id_stores_once(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     let mut m = new_message(conv.id, Side::Owner, &o.id.to_hex(), "hello");
     m.client_message_id = Some("client-1".into());
     m.attachments = vec![Attachment {
@@ -235,7 +237,7 @@ async fn client_message_id_stores_once(store: Dyn) {
 
 async fn message_pages_by_seq(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     for i in 1..=10 {
         store
             .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), &format!("m{i}")))
@@ -254,7 +256,7 @@ async fn message_pages_by_seq(store: Dyn) {
 
 async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     for i in 1..=5 {
         store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("c{i}"))).await.expect("a");
     }
@@ -290,8 +292,10 @@ async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
     let t0 = Utc::now() - Duration::hours(1);
     let mut convs = Vec::new();
     for (i, c) in cs.iter().enumerate() {
-        let (conv, _) =
-            store.get_or_create_conversation(o.id, c.id, t0 + Duration::seconds(i as i64)).await.expect("c");
+        let (conv, _) = store
+            .get_or_create_conversation(&Participants::of(&o, c), t0 + Duration::seconds(i as i64))
+            .await
+            .expect("c");
         convs.push(conv);
     }
     // A message makes the oldest conversation the most recent.
@@ -326,7 +330,7 @@ async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
 
 async fn conversation_patch(store: Dyn) {
     let (o, c) = setup(&store).await;
-    let (conv, _) = store.get_or_create_conversation(o.id, c.id, Utc::now()).await.expect("create");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     let patch = ConversationPatch {
         status: Some(ConversationStatus::Archived),
         tags: Some(vec!["vip".into(), "refund".into()]),

@@ -218,6 +218,7 @@ pub async fn business(store: &Arc<dyn Store>, name: &str, customers: usize) -> B
             total_orders: i as i64,
             total_spent: 10.0 * i as f64,
             last_order_date: Some(Utc::now()),
+            last_login: Some(Utc::now()),
             created_at: Utc::now(),
         })
         .collect();
@@ -280,8 +281,14 @@ macro_rules! per_backend {
 
 /// Starts `omnibiz gateway` as a child process; returns it and its base URL.
 pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    omnibiz_process("gateway", db, extra).await
+}
+
+/// Starts `omnibiz <target>` (`api` or `gateway`) as a child process on a
+/// MongoDB database and Redis; returns it and its base URL (from the banner).
+pub async fn omnibiz_process(target: &str, db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
-    cmd.arg("gateway")
+    cmd.arg(target)
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("MONGODB_URI", mongo_uri())
@@ -294,7 +301,7 @@ pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::proces
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn gateway");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {target}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
@@ -302,6 +309,26 @@ pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::proces
     let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, base)
+}
+
+/// `MONGODB_URI` with the database `db` in its path (for clients that take
+/// the database from the URI, like Mongoose).
+pub fn mongo_uri_for(db: &str) -> String {
+    let uri = mongo_uri();
+    let (scheme, rest) = uri.split_once("://").expect("a mongodb:// URI");
+    let (hosts, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = tail.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if query.is_empty() { format!("{scheme}://{hosts}/{db}") } else { format!("{scheme}://{hosts}/{db}?{query}") }
+}
+
+/// The `tests/node` folder, checking that `npm ci` has run there.
+pub fn node_dir(package: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules").join(package).exists(),
+        "{package} is not installed: run scripts/test.sh (it runs `npm ci` in tests/node)"
+    );
+    dir
 }
 
 /// An API and a gateway, in-process, on a fresh MongoDB database and Redis.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use omnibiz_shared::domain::{Conversation, Customer, CustomerId, User, UserId, UserRole};
-use omnibiz_shared::store::Store;
 use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_shared::store::{Participants, Store};
 
 pub struct Pair {
     pub store: Arc<SqliteStore>,
@@ -37,9 +37,11 @@ pub async fn owner_customer_conversation() -> Pair {
         total_orders: 0,
         total_spent: 0.0,
         last_order_date: None,
+        last_login: None,
         created_at: Utc::now(),
     };
     store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
-    let (conversation, _) = store.get_or_create_conversation(owner.id, customer.id, Utc::now()).await.expect("conv");
+    let (conversation, _) =
+        store.get_or_create_conversation(&Participants::of(&owner, &customer), Utc::now()).await.expect("conv");
     Pair { store, owner, customer, conversation }
 }

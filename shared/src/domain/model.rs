@@ -47,6 +47,9 @@ pub struct Customer {
     pub total_orders: i64,
     pub total_spent: f64,
     pub last_order_date: Option<DateTime<Utc>>,
+    /// When the customer last signed in to the storefront (the main app writes it).
+    pub last_login: Option<DateTime<Utc>>,
+    /// When the customer joined (`joinedDate` in the seed's JSON).
     pub created_at: DateTime<Utc>,
 }
 
@@ -73,9 +76,24 @@ impl Side {
             Self::Customer => "customer",
         }
     }
+    /// The seed's `senderModel` (the Mongoose model the sender id refers to).
+    pub fn model_name(self) -> &'static str {
+        match self {
+            Self::Owner => "User",
+            Self::Customer => "Customer",
+        }
+    }
+    pub fn from_model_name(s: &str) -> Option<Self> {
+        match s {
+            "User" => Some(Self::Owner),
+            "Customer" => Some(Self::Customer),
+            _ => None,
+        }
+    }
+    /// `admin` is a `users` account, so on the business side.
     pub fn from_role_name(s: &str) -> Option<Self> {
         match s {
-            "business_owner" => Some(Self::Owner),
+            "business_owner" | "admin" => Some(Self::Owner),
             "customer" => Some(Self::Customer),
             _ => None,
         }
@@ -113,7 +131,7 @@ macro_rules! str_enum {
 }
 str_enum!(ConversationStatus { Active => "active", Archived => "archived", Blocked => "blocked" });
 str_enum!(Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" });
-str_enum!(MessageStatus { Sent => "sent", Delivered => "delivered", Read => "read" });
+str_enum!(MessageStatus { Sent => "sent", Delivered => "delivered", Read => "read", Failed => "failed" });
 
 /// A pair of per-side counters (unread messages, read positions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -185,6 +203,8 @@ pub enum MessageStatus {
     Sent,
     Delivered,
     Read,
+    /// Only the Node service writes it (a send it could not complete); served as stored.
+    Failed,
 }
 
 /// Metadata of a file attached to a message (the file itself lives elsewhere).

@@ -18,13 +18,13 @@ use tracing::instrument;
 use crate::auth::{Access, Principal, can_reach_customer};
 use crate::bus::{Bus, Envelope, EventKind, Topic};
 use crate::domain::{
-    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId, MAX_ATTACHMENTS, MessageBody,
-    MessageId, Side, User, UserId,
+    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId, MAX_ATTACHMENTS, Message,
+    MessageBody, MessageId, Side, User, UserId,
 };
 use crate::presence::Presence;
 use crate::store::{
-    ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party,
-    ReadOutcome, Store, StoreError,
+    ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage,
+    Participants, Party, ReadOutcome, Store, StoreError,
 };
 use views::{ConversationView, Counterpart, CustomerView, MessageView};
 
@@ -356,25 +356,27 @@ impl Messaging {
         actor: &Actor,
         customer: Option<CustomerId>,
     ) -> ServiceResult<(ConversationView, bool)> {
+        let not_found_owner = || ServiceError::NotFound("business owner not found".into());
         let (owner, customer) = match actor.principal {
             Principal::User { id, .. } => {
                 let cid = customer.ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
                 let c = self.store.get_customer(cid).await?;
                 match c {
-                    Some(c) if can_reach_customer(&actor.principal, &c) => (id, cid),
+                    Some(c) if can_reach_customer(&actor.principal, &c) => {
+                        (self.store.get_user(id).await?.ok_or_else(not_found_owner)?, c)
+                    }
                     _ => return Err(ServiceError::NotFound("customer not found".into())),
                 }
             }
             Principal::Customer { id } => {
-                let owner =
-                    actor.invited_by.ok_or_else(|| ServiceError::NotFound("business owner not found".into()))?;
-                if self.store.get_user(owner).await?.is_none() {
-                    return Err(ServiceError::NotFound("business owner not found".into()));
-                }
-                (owner, id)
+                let owner = actor.invited_by.ok_or_else(not_found_owner)?;
+                let owner = self.store.get_user(owner).await?.ok_or_else(not_found_owner)?;
+                let me = self.store.get_customer(id).await?;
+                (owner, me.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?)
             }
         };
-        let (conv, created) = self.store.get_or_create_conversation(owner, customer, Utc::now()).await?;
+        let who = Participants::of(&owner, &customer);
+        let (conv, created) = self.store.get_or_create_conversation(&who, Utc::now()).await?;
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         Ok((view, created))
     }
@@ -441,10 +443,6 @@ impl Messaging {
         if conv.status == crate::domain::ConversationStatus::Blocked {
             return Err(ServiceError::Forbidden("this conversation is blocked".into()));
         }
-        let recipient_room = match side {
-            Side::Owner => format!("customer:{}", conv.customer_id),
-            Side::Customer => format!("user:{}", conv.business_owner_id),
-        };
         let preview = cmd.body.preview(PREVIEW_CHARS);
         let appended = self
             .store
@@ -463,21 +461,46 @@ impl Messaging {
         let message = MessageView::from(appended.message());
         if created {
             metrics::counter!("messages_stored_total").increment(1);
-            let payload = serde_json::to_value(&message).unwrap_or_default();
-            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
-            let note = json!({
-                "conversationId": conv.id.to_hex(),
-                "from": actor.name,
-                "fromId": actor.principal.id_hex(),
-                "senderRole": side.role_name(),
-                "preview": preview,
-                "messageId": message.id,
-                "seq": message.seq,
-            });
-            let topic = Topic::Principal(recipient_room);
-            self.publish(topic, EventKind::Notification, Some(conv.id), note, None).await;
+            self.publish_message(&conv, side, &message, &actor.name, &preview, source).await;
         }
         Ok(Sent { message, created })
+    }
+
+    /// Publishes a newly stored message to its conversation and a
+    /// notification to the recipient's personal room.
+    async fn publish_message(
+        &self,
+        conv: &Conversation,
+        side: Side,
+        message: &MessageView,
+        from: &str,
+        preview: &str,
+        source: Option<&str>,
+    ) {
+        let payload = serde_json::to_value(message).unwrap_or_default();
+        self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
+        let recipient_room = match side {
+            Side::Owner => format!("customer:{}", conv.customer_id),
+            Side::Customer => format!("user:{}", conv.business_owner_id),
+        };
+        let note = json!({
+            "conversationId": conv.id.to_hex(),
+            "from": from,
+            "fromId": message.sender_id,
+            "senderRole": side.role_name(),
+            "preview": preview,
+            "messageId": message.id,
+            "seq": message.seq,
+        });
+        self.publish(Topic::Principal(recipient_room), EventKind::Notification, Some(conv.id), note, None).await;
+    }
+
+    /// Publishes a message the Node service stored and an adopter just
+    /// numbered (see `store::mongo::legacy`), exactly as if we had stored it.
+    pub async fn publish_adopted(&self, conv: &Conversation, message: &Message) {
+        let view = MessageView::from(message);
+        let preview = crate::domain::preview(&message.content, PREVIEW_CHARS);
+        self.publish_message(conv, message.sender_side, &view, &message.sender_name, &preview, None).await;
     }
 
     async fn read_up_to(&self, actor: &Actor, conv: &Conversation, side: Side, seq: i64) -> ServiceResult<ReadReceipt> {

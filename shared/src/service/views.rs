@@ -143,6 +143,10 @@ pub struct CustomerView {
     pub phone: Option<String>,
     pub total_orders: i64,
     pub total_spent: f64,
+    /// When the customer last signed in (the seed's `lastLogin`); null when never recorded.
+    pub last_login: Option<String>,
+    /// When the customer joined (the seed's `joinedDate`; the record's creation time).
+    pub joined_date: String,
     pub last_order_date: Option<String>,
     pub created_at: String,
     pub has_conversation: bool,
@@ -160,6 +164,8 @@ impl CustomerView {
             phone: c.phone.clone(),
             total_orders: c.total_orders,
             total_spent: c.total_spent,
+            last_login: c.last_login.map(iso),
+            joined_date: iso(c.created_at),
             last_order_date: c.last_order_date.map(iso),
             created_at: iso(c.created_at),
             has_conversation: conv.is_some(),

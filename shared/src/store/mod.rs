@@ -85,6 +85,31 @@ pub struct CustomerQuery {
     pub limit: usize,
 }
 
+/// Who a new conversation is between, with the names the seed's Conversation
+/// model keeps on the document (`businessOwnerName`, `customerName`, ...).
+#[derive(Debug, Clone)]
+pub struct Participants {
+    pub owner: UserId,
+    pub owner_name: String,
+    pub customer: CustomerId,
+    pub customer_name: String,
+    pub customer_email: String,
+    pub customer_phone: Option<String>,
+}
+
+impl Participants {
+    pub fn of(owner: &User, customer: &Customer) -> Self {
+        Self {
+            owner: owner.id,
+            owner_name: owner.business_name.clone().unwrap_or_else(|| owner.name.clone()),
+            customer: customer.id,
+            customer_name: customer.name.clone(),
+            customer_email: customer.email.clone(),
+            customer_phone: customer.phone.clone(),
+        }
+    }
+}
+
 /// A message to append; the store assigns `id`, `seq` and `status`.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -155,8 +180,7 @@ pub trait Store: Send + Sync + 'static {
     /// under concurrency: parallel calls return the same conversation.
     async fn get_or_create_conversation(
         &self,
-        owner: UserId,
-        customer: CustomerId,
+        who: &Participants,
         now: DateTime<Utc>,
     ) -> StoreResult<(Conversation, bool)>;
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
@@ -173,7 +197,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a message with the next `seq`, updates `last_message` and the
     /// recipient's unread count. Idempotent per `client_message_id`.
     async fn append_message(&self, msg: NewMessage) -> StoreResult<Appended>;
+    /// A message by id; deleted ones (the seed's `isDeleted`) are not served.
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Deleted messages (the seed's `isDeleted`) are left out.
     async fn list_messages(&self, query: &MessageQuery) -> StoreResult<Vec<Message>>;
     /// Marks the other side's messages with `seq <= up_to` read for `reader`.
     async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome>;

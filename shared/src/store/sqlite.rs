@@ -13,8 +13,8 @@ use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, ReadOutcome, Store,
-    StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party,
+    ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId, MessageStatus, PerSide,
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, phone TEXT,
     invited_by TEXT NOT NULL, total_orders INTEGER NOT NULL DEFAULT 0,
-    total_spent REAL NOT NULL DEFAULT 0, last_order_date INTEGER, created_at INTEGER NOT NULL
+    total_spent REAL NOT NULL DEFAULT 0, last_order_date INTEGER, created_at INTEGER NOT NULL,
+    last_login INTEGER
 );
 CREATE INDEX IF NOT EXISTS customers_by_owner ON customers (invited_by, id DESC);
 CREATE TABLE IF NOT EXISTS conversations (
@@ -59,7 +60,8 @@ const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, prior
     read_seq_customer, created_at, updated_at";
 const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
     client_message_id, status, created_at";
-const CUST_COLS: &str = "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at";
+const CUST_COLS: &str =
+    "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at, last_login";
 
 /// The embedded store. Cloning shares the connection.
 #[derive(Clone)]
@@ -73,6 +75,16 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// Brings a file written by an earlier release up to the current schema.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let has_last_login =
+        conn.prepare("SELECT 1 FROM pragma_table_info('customers') WHERE name = 'last_login'")?.exists([])?;
+    if !has_last_login {
+        conn.execute("ALTER TABLE customers ADD COLUMN last_login INTEGER", [])?;
+    }
+    Ok(())
 }
 
 /// Reads a stored id column, reporting corruption instead of panicking.
@@ -137,6 +149,7 @@ fn cust_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
         total_spent: row.get(6)?,
         last_order_date: row.get::<_, Option<i64>>(7)?.map(from_ms),
         created_at: from_ms(row.get(8)?),
+        last_login: row.get::<_, Option<i64>>(9)?.map(from_ms),
     })
 }
 
@@ -177,6 +190,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
+        upgrade(&conn).context("upgrading the schema")?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -234,7 +248,7 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare(&format!(
-                    "INSERT OR REPLACE INTO customers ({CUST_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+                    "INSERT OR REPLACE INTO customers ({CUST_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
                 ))?;
                 for x in &cs {
                     stmt.execute(params![
@@ -246,7 +260,8 @@ impl Store for SqliteStore {
                         x.total_orders,
                         x.total_spent,
                         x.last_order_date.map(ms),
-                        ms(x.created_at)
+                        ms(x.created_at),
+                        x.last_login.map(ms)
                     ])?;
                 }
             }
@@ -322,10 +337,10 @@ impl Store for SqliteStore {
 
     async fn get_or_create_conversation(
         &self,
-        owner: UserId,
-        customer: CustomerId,
+        who: &Participants,
         now: DateTime<Utc>,
     ) -> StoreResult<(Conversation, bool)> {
+        let (owner, customer) = (who.owner, who.customer);
         self.with("creating a conversation", move |c| {
             let tx = c.transaction()?;
             let fresh = Conversation::new(owner, customer, now);

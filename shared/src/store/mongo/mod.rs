@@ -30,9 +30,11 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
+pub mod legacy;
+
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Party, ReadOutcome, Store,
-    StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party,
+    ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId,
@@ -60,6 +62,101 @@ fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
     );
     let err = anyhow::Error::new(e).context(what);
     if unavailable { StoreError::Unavailable(err) } else { StoreError::Other(err) }
+}
+
+/// Like [`classify`], with a message that says which index failed and why.
+fn index_error(what: &str, e: mongodb::error::Error) -> StoreError {
+    let code = match &*e.kind {
+        ErrorKind::Command(ce) => Some((ce.code, ce.code_name.clone())),
+        _ => None,
+    };
+    let hint = match code {
+        Some((11000, _)) => " (existing documents violate it: run `omnibiz migrate`)",
+        Some((85 | 86, _)) => " (an older definition of it exists: `omnibiz migrate` replaces it)",
+        _ => "",
+    };
+    let what = format!("{what}{hint}");
+    match classify("creating indexes", e) {
+        StoreError::Unavailable(err) => StoreError::Unavailable(err.context(what)),
+        StoreError::Other(err) => StoreError::Other(err.context(what)),
+    }
+}
+
+/// An index the store relies on.
+pub(crate) struct IndexSpec {
+    pub(crate) keys: Document,
+    pub(crate) unique: bool,
+    /// Only documents with this field are indexed (a partial index).
+    pub(crate) only_with: Option<&'static str>,
+}
+
+impl IndexSpec {
+    fn new(keys: Document) -> Self {
+        Self { keys, unique: false, only_with: None }
+    }
+    fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+    fn only_with(mut self, field: &'static str) -> Self {
+        self.only_with = Some(field);
+        self
+    }
+    /// MongoDB's default name (`conversationId_1_seq_1`), which existing databases use.
+    pub(crate) fn name(&self) -> String {
+        self.keys.iter().map(|(k, v)| format!("{k}_{v}")).collect::<Vec<_>>().join("_")
+    }
+    fn options(&self) -> IndexOptions {
+        let mut o = IndexOptions::builder().name(self.name()).build();
+        if self.unique {
+            o.unique = Some(true);
+        }
+        if let Some(f) = self.only_with {
+            o.partial_filter_expression = Some(doc! { f: {"$exists": true} });
+        }
+        o
+    }
+    /// Whether an existing index (from `listIndexes`) is this one, options included.
+    pub(crate) fn matches(&self, existing: &Document) -> bool {
+        let unique = existing.get_bool("unique").unwrap_or(false);
+        let partial = existing.get_document("partialFilterExpression").ok();
+        existing.get_document("key").is_ok_and(|k| same_keys(k, &self.keys))
+            && unique == self.unique
+            && match (self.only_with, partial) {
+                (None, None) => true,
+                (Some(f), Some(p)) => p.contains_key(f),
+                _ => false,
+            }
+    }
+}
+
+fn same_keys(a: &Document, b: &Document) -> bool {
+    let num = |v: &Bson| match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(d) => Some(*d as i64),
+        _ => None,
+    };
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && num(va) == num(vb))
+}
+
+/// Every index, by collection.
+pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
+    vec![
+        ("conversations", IndexSpec::new(doc! {"businessOwnerId": 1, "customerId": 1}).unique()),
+        ("conversations", IndexSpec::new(doc! {"businessOwnerId": 1, "activityAt": -1, "_id": -1})),
+        ("conversations", IndexSpec::new(doc! {"customerId": 1, "activityAt": -1, "_id": -1})),
+        ("messages", IndexSpec::new(doc! {"conversationId": 1, "seq": 1}).unique().only_with("seq")),
+        (
+            "messages",
+            IndexSpec::new(doc! {"conversationId": 1, "clientMessageId": 1}).unique().only_with("clientMessageId"),
+        ),
+        ("customers", IndexSpec::new(doc! {"invitedBy": 1, "_id": -1})),
+    ]
+}
+
+fn is_options_conflict(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 85 || ce.code == 86)
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
@@ -128,6 +225,16 @@ impl Doc<'_> {
 fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
     let x = Doc(d);
     let created = x.date("createdAt").unwrap_or_default();
+    // The seed's `lastMessage` is a `{content, senderId, timestamp}` sub-document;
+    // our first release stored a plain string beside `lastMessageTime`. Both read.
+    let (last_message, last_message_time) = match d.get("lastMessage") {
+        Some(Bson::Document(lm)) => {
+            let l = Doc(lm);
+            (l.opt_str("content"), l.date("timestamp").or_else(|| x.date("lastMessageTime")))
+        }
+        Some(Bson::String(s)) => (Some(s.clone()), x.date("lastMessageTime")),
+        _ => (None, None),
+    };
     Ok(Conversation {
         id: x.oid("_id")?.into(),
         business_owner_id: x.oid("businessOwnerId")?.into(),
@@ -138,10 +245,10 @@ fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
             .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
             .unwrap_or_default(),
         priority: x.opt_str("priority").and_then(|s| Priority::parse(&s)).unwrap_or(Priority::Normal),
-        last_message: x.opt_str("lastMessage"),
-        last_message_time: x.date("lastMessageTime"),
         // Set together with `lastSeq` (see `append_message`).
-        last_message_seq: if x.opt_str("lastMessage").is_some() { x.int("lastSeq") } else { 0 },
+        last_message_seq: if last_message.is_some() { x.int("lastSeq") } else { 0 },
+        last_message,
+        last_message_time,
         last_seq: x.int("lastSeq"),
         unread: x.per_side("unreadCount"),
         read_seq: x.per_side("readSeq"),
@@ -165,7 +272,7 @@ fn msg_from(d: &Document) -> anyhow::Result<Message> {
             Some(Bson::String(s)) => s.clone(),
             _ => anyhow::bail!("field `senderId`"),
         },
-        sender_side: x.opt_str("senderRole").and_then(|s| Side::from_role_name(&s)).unwrap_or(Side::Customer),
+        sender_side: sender_side(d),
         sender_name: x.opt_str("senderName").unwrap_or_default(),
         content: x.str("content")?,
         attachments,
@@ -173,6 +280,28 @@ fn msg_from(d: &Document) -> anyhow::Result<Message> {
         status: x.opt_str("status").and_then(|s| MessageStatus::parse(&s)).unwrap_or(MessageStatus::Sent),
         created_at: x.date("createdAt").unwrap_or_default(),
     })
+}
+
+/// Which side sent a message: the seed's `senderModel` ("User"/"Customer")
+/// when present, else `senderRole` (our first release wrote only that).
+fn sender_side(d: &Document) -> Side {
+    let x = Doc(d);
+    x.opt_str("senderModel")
+        .and_then(|s| Side::from_model_name(&s))
+        .or_else(|| x.opt_str("senderRole").and_then(|s| Side::from_role_name(&s)))
+        .unwrap_or(Side::Customer)
+}
+
+/// A filter matching messages sent from `side`, whichever of the two fields says so.
+fn sent_by(side: Side) -> Document {
+    let roles: &[&str] = match side {
+        Side::Owner => &["business_owner", "admin"],
+        Side::Customer => &["customer"],
+    };
+    doc! {"$or": [
+        {"senderModel": side.model_name()},
+        {"senderModel": {"$exists": false}, "senderRole": {"$in": roles}},
+    ]}
 }
 
 fn cust_from(d: &Document) -> anyhow::Result<Customer> {
@@ -186,7 +315,8 @@ fn cust_from(d: &Document) -> anyhow::Result<Customer> {
         total_orders: x.int("totalOrders"),
         total_spent: x.float("totalSpent"),
         last_order_date: x.date("lastOrderDate"),
-        created_at: x.date("createdAt").unwrap_or_default(),
+        last_login: x.date("lastLogin"),
+        created_at: x.date("createdAt").or_else(|| x.date("joinedDate")).unwrap_or_default(),
     })
 }
 
@@ -194,7 +324,8 @@ fn cust_doc(c: &Customer) -> Document {
     doc! {
         "_id": c.id.oid(), "name": &c.name, "email": &c.email, "phone": c.phone.clone(),
         "invitedBy": c.invited_by.oid(), "totalOrders": c.total_orders, "totalSpent": c.total_spent,
-        "lastOrderDate": c.last_order_date.map(date), "createdAt": date(c.created_at),
+        "lastOrderDate": c.last_order_date.map(date), "lastLogin": c.last_login.map(date),
+        "createdAt": date(c.created_at), "updatedAt": date(c.created_at),
     }
 }
 
@@ -237,36 +368,73 @@ impl MongoStore {
         Ok(store)
     }
 
-    /// Creates every index the store relies on (idempotent).
+    /// Creates every index the store relies on (idempotent). Each unique
+    /// index on a field the Node service does not write (`seq`,
+    /// `clientMessageId`) is partial, so its documents cannot block the build.
+    /// An error names the index and the server's reason.
     pub async fn ensure_indexes(&self) -> StoreResult<()> {
-        let unique = || IndexOptions::builder().unique(true).build();
-        let idx =
-            |keys: Document, options: Option<IndexOptions>| IndexModel::builder().keys(keys).options(options).build();
-        let what = "creating indexes";
-        self.conversations
-            .create_indexes([
-                idx(doc! {"businessOwnerId": 1, "customerId": 1}, Some(unique())),
-                idx(doc! {"businessOwnerId": 1, "activityAt": -1, "_id": -1}, None),
-                idx(doc! {"customerId": 1, "activityAt": -1, "_id": -1}, None),
-            ])
-            .await
-            .map_err(|e| classify(what, e))?;
-        let partial = IndexOptions::builder()
-            .unique(true)
-            .partial_filter_expression(doc! {"clientMessageId": {"$exists": true}})
-            .build();
-        self.messages
-            .create_indexes([
-                idx(doc! {"conversationId": 1, "seq": 1}, Some(unique())),
-                idx(doc! {"conversationId": 1, "clientMessageId": 1}, Some(partial)),
-            ])
-            .await
-            .map_err(|e| classify(what, e))?;
-        self.customers
-            .create_index(idx(doc! {"invitedBy": 1, "_id": -1}, None))
-            .await
-            .map_err(|e| classify(what, e))?;
+        for (coll, spec) in wanted_indexes() {
+            let model = IndexModel::builder().keys(spec.keys.clone()).options(spec.options()).build();
+            let collection = self.db.collection::<Document>(coll);
+            let what = format!("creating index {} on {coll}", spec.name());
+            match collection.create_index(model).await {
+                Ok(_) => {}
+                Err(e) if is_options_conflict(&e) && self.has_stricter_index(coll, &spec).await => {
+                    tracing::warn!(
+                        index = %spec.name(), collection = coll,
+                        "kept the full unique index of an earlier release; `omnibiz migrate` makes it partial, \
+                         which the Node service's documents (no `seq`) need"
+                    );
+                }
+                Err(e) => return Err(index_error(&what, e)),
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `coll` has an index of this name, keys and uniqueness without
+    /// the partial filter (our first release built `seq` that way).
+    async fn has_stricter_index(&self, coll: &str, spec: &IndexSpec) -> bool {
+        let Ok(existing) = self.indexes(coll).await else { return false };
+        existing.iter().any(|d| {
+            d.get_str("name").is_ok_and(|n| n == spec.name())
+                && d.get_bool("unique").unwrap_or(false)
+                && d.get_document("key").is_ok_and(|k| same_keys(k, &spec.keys))
+        })
+    }
+
+    /// `listIndexes` of a collection (none when it does not exist yet).
+    pub(crate) async fn indexes(&self, coll: &str) -> StoreResult<Vec<Document>> {
+        let what = "listing indexes";
+        let cursor = match self.db.collection::<Document>(coll).list_indexes().await {
+            Ok(c) => c,
+            Err(e) if matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 26) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(what, e)),
+        };
+        let models: Vec<IndexModel> = cursor.try_collect().await.map_err(|e| classify(what, e))?;
+        Ok(models
+            .into_iter()
+            .map(|m| {
+                let mut d = doc! {"key": m.keys};
+                if let Some(o) = m.options {
+                    if let Some(n) = o.name {
+                        d.insert("name", n);
+                    }
+                    if let Some(u) = o.unique {
+                        d.insert("unique", u);
+                    }
+                    if let Some(p) = o.partial_filter_expression {
+                        d.insert("partialFilterExpression", p);
+                    }
+                }
+                d
+            })
+            .collect())
+    }
+
+    /// The database this store works on.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Drops the whole database (tests).
@@ -395,20 +563,24 @@ impl Store for MongoStore {
 
     async fn get_or_create_conversation(
         &self,
-        owner: UserId,
-        customer: CustomerId,
+        who: &Participants,
         now: DateTime<Utc>,
     ) -> StoreResult<(Conversation, bool)> {
         let what = "creating a conversation";
-        let fresh = Conversation::new(owner, customer, now);
-        let pair = doc! {"businessOwnerId": owner.oid(), "customerId": customer.oid()};
+        let fresh = Conversation::new(who.owner, who.customer, now);
+        let pair = doc! {"businessOwnerId": who.owner.oid(), "customerId": who.customer.oid()};
+        // What the seed's Conversation model writes (names, unreadCount, status,
+        // tags, priority, timestamps, `__v`), plus our `lastSeq`, `readSeq`
+        // and `activityAt`. `lastMessage` stays unset until the first message.
         let on_insert = doc! {
-            "_id": fresh.id.oid(), "status": fresh.status.as_str(), "tags": Vec::<String>::new(),
-            "priority": fresh.priority.as_str(), "lastMessage": Bson::Null, "lastMessageTime": Bson::Null,
+            "_id": fresh.id.oid(),
+            "businessOwnerName": &who.owner_name, "customerName": &who.customer_name,
+            "customerEmail": &who.customer_email, "customerPhone": who.customer_phone.clone(),
+            "unreadCount": {"businessOwner": 0_i32, "customer": 0_i32},
+            "status": fresh.status.as_str(), "tags": Vec::<String>::new(), "priority": fresh.priority.as_str(),
             "lastSeq": 0_i64,
-            "unreadCount": {"businessOwner": 0_i64, "customer": 0_i64},
             "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
-            "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now),
+            "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now), "__v": 0_i32,
         };
         let result = self
             .conversations
@@ -502,6 +674,7 @@ impl Store for MongoStore {
         {
             return Ok(Appended::Existing(existing));
         }
+        let sender_oid = ObjectId::parse_str(&m.sender_id).context("sender id")?;
         let unread_key = format!("unreadCount.{}", side_key(m.sender_side.other()));
         let at = date(m.created_at);
         let counter = self
@@ -509,9 +682,10 @@ impl Store for MongoStore {
             .find_one_and_update(
                 doc! {"_id": conv},
                 doc! {
-                    "$inc": {"lastSeq": 1_i64, &unread_key: 1_i64},
+                    "$inc": {"lastSeq": 1_i64, &unread_key: 1_i32},
                     "$set": {
-                        "lastMessage": &m.content, "lastMessageTime": at, "activityAt": at, "updatedAt": at,
+                        "lastMessage": {"content": &m.content, "senderId": sender_oid, "timestamp": at},
+                        "lastMessageTime": at, "activityAt": at, "updatedAt": at,
                     },
                 },
             )
@@ -533,13 +707,17 @@ impl Store for MongoStore {
             status: MessageStatus::Sent,
             created_at: m.created_at.trunc_subsecs(3),
         };
-        let sender_oid = ObjectId::parse_str(&msg.sender_id).context("sender id")?;
+        // The seed's Message model requires senderModel, senderName, senderRole
+        // and content; readBy, isDeleted and the timestamps are what it would
+        // write itself. `seq` and `clientMessageId` are ours.
         let mut d = doc! {
             "_id": msg.id.oid(), "conversationId": conv, "seq": seq, "senderId": sender_oid,
+            "senderModel": msg.sender_side.model_name(),
             "senderRole": msg.sender_side.role_name(), "senderName": &msg.sender_name,
             "content": &msg.content,
             "attachments": bson::to_bson(&msg.attachments).context("encoding attachments")?,
-            "status": msg.status.as_str(), "createdAt": at,
+            "status": msg.status.as_str(), "readBy": [], "isDeleted": false,
+            "createdAt": at, "updatedAt": at, "__v": 0_i32,
         };
         if let Some(cmid) = &msg.client_message_id {
             d.insert("clientMessageId", cmid);
@@ -550,7 +728,7 @@ impl Store for MongoStore {
                 // The `seq` we took stays unused; seq strictly increases, gaps are allowed.
                 // `lastMessage` keeps what our update set: the retried content.
                 self.conversations
-                    .update_one(doc! {"_id": conv}, doc! {"$inc": {&unread_key: -1_i64}})
+                    .update_one(doc! {"_id": conv}, doc! {"$inc": {&unread_key: -1_i32}})
                     .await
                     .map_err(|e| classify(what, e))?;
                 let existing = self
@@ -565,22 +743,18 @@ impl Store for MongoStore {
     }
 
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        self.find_msg(doc! {"_id": id.oid()}).await
+        self.find_msg(doc! {"_id": id.oid(), "isDeleted": {"$ne": true}}).await
     }
 
     async fn list_messages(&self, q: &MessageQuery) -> StoreResult<Vec<Message>> {
         let what = "listing messages";
-        let mut range = Document::new();
-        if let Some(a) = q.after {
-            range.insert("$gt", a);
-        }
+        // `seq > 0` also leaves out a message the Node service stored a moment
+        // ago and no adopter has numbered yet (see `legacy`).
+        let mut range = doc! {"$gt": q.after.unwrap_or(0).max(0)};
         if let Some(b) = q.before {
             range.insert("$lt", b);
         }
-        let mut filter = doc! {"conversationId": q.conversation_id.oid()};
-        if !range.is_empty() {
-            filter.insert("seq", range);
-        }
+        let filter = doc! {"conversationId": q.conversation_id.oid(), "seq": range, "isDeleted": {"$ne": true}};
         let ascending = q.after.is_some();
         let cursor = self
             .messages
@@ -601,14 +775,6 @@ impl Store for MongoStore {
     async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome> {
         let what = "marking messages read";
         let conv = id.oid();
-        let other = reader.other().role_name();
-        self.messages
-            .update_many(
-                doc! {"conversationId": conv, "senderRole": other, "seq": {"$lte": up_to}, "status": {"$ne": "read"}},
-                doc! {"$set": {"status": "read"}},
-            )
-            .await
-            .map_err(|e| classify(what, e))?;
         let key = side_key(reader);
         let read_key = format!("readSeq.{key}");
         let d = self
@@ -618,12 +784,32 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify(what, e))?
             .context("the conversation does not exist")?;
-        let read_seq = conv_from(&d).context(what)?.read_seq.get(reader);
-        let unread = self
-            .messages
-            .count_documents(doc! {"conversationId": conv, "senderRole": other, "seq": {"$gt": read_seq}})
+        let c = conv_from(&d).context(what)?;
+        let read_seq = c.read_seq.get(reader);
+        let reader_oid = match reader {
+            Side::Owner => c.business_owner_id.oid(),
+            Side::Customer => c.customer_id.oid(),
+        };
+        // The seed's `readBy` gets one entry per reader, as the Node service writes it.
+        let mut unread_filter = sent_by(reader.other());
+        unread_filter.insert("conversationId", conv);
+        let mut to_mark = unread_filter.clone();
+        to_mark.insert("seq", doc! {"$gt": 0_i64, "$lte": read_seq});
+        to_mark.insert("status", doc! {"$ne": "read"});
+        let now = date(Utc::now());
+        self.messages
+            .update_many(
+                to_mark,
+                doc! {
+                    "$set": {"status": "read", "updatedAt": now},
+                    "$push": {"readBy": {"userId": reader_oid, "readAt": now}},
+                },
+            )
             .await
             .map_err(|e| classify(what, e))?;
+        unread_filter.insert("seq", doc! {"$gt": read_seq});
+        unread_filter.insert("isDeleted", doc! {"$ne": true});
+        let unread = self.messages.count_documents(unread_filter).await.map_err(|e| classify(what, e))?;
         let unread = i64::try_from(unread).unwrap_or(i64::MAX);
         self.conversations
             .update_one(doc! {"_id": conv}, doc! {"$set": {format!("unreadCount.{key}"): unread}})
