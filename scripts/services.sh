@@ -9,7 +9,7 @@
 # With OMNIBIZ_REDIS_CLUSTER=1 it also starts a 3-master Redis Cluster on ports
 # 7001-7003 (REDIS_CLUSTER_URL), for the sharded pub/sub tests.
 #
-# Usage: scripts/services.sh start|stop|env
+# Usage: scripts/services.sh start|stop|env|browser   (browser: install Debian's chromium)
 # When REDIS_URL / MONGODB_URI are already set, the matching service is left
 # alone and the given URL is used instead (e.g. a real mongod).
 set -euo pipefail
@@ -131,9 +131,15 @@ stop() {
 
 env_lines() { cat "$RUN"/*.env 2>/dev/null || true; }
 
+# Debian's Chromium, driven by playwright-core in tests/browser.rs.
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
 case "${1:-}" in
   start) start; env_lines ;;
+  browser) ensure_browser ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|browser" >&2; exit 2 ;;
 esac

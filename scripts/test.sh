@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs and starts what the tests need
 # on non-default ports — Redis from Debian's packages, a MongoDB-compatible
-# server built once into ~/.cache/omnibiz-tools, the official socket.io-client
-# from npm — runs the whole workspace's
+# server built once into ~/.cache/omnibiz-tools, Chromium from Debian's
+# packages, socket.io-client, mongoose and playwright-core from npm — runs the
+# whole workspace's
 # tests, and stops what it started.
 #
 #   scripts/test.sh                 # everything
@@ -18,10 +19,14 @@ cleanup() { scripts/services.sh stop || true; }
 trap cleanup EXIT
 export OMNIBIZ_REDIS_CLUSTER=1
 eval "$(scripts/services.sh start)"
-# The official socket.io-client for tests/node_client.rs (exact versions from the lockfile).
-if [ ! -d tests/node/node_modules/socket.io-client ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+# Third-party artefacts the tests run against, exact versions from the
+# lockfile: the official socket.io-client, mongoose (the seed's models,
+# tests/legacy.rs) and playwright-core (tests/browser.rs, which drives
+# Debian's chromium: no browser download).
+scripts/services.sh browser
+if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "[test] npm ci in tests/node"
-  (cd tests/node && npm ci --silent --no-audit --no-fund)
+  (cd tests/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
 fi
 echo "[test] MONGODB_URI=${MONGODB_URI%%\?*}  REDIS_URL=${REDIS_URL}"
 

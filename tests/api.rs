@@ -43,6 +43,8 @@ const CUSTOMER_KEYS: &[&str] = &[
     "createdAt",
     "email",
     "hasConversation",
+    "joinedDate",
+    "lastLogin",
     "id",
     "isOnline",
     "lastOrderDate",
@@ -179,6 +181,11 @@ async fn every_endpoint_for_both_principals(backend: Backend) {
     let with = list.iter().find(|c| c["id"] == b.customers[0].id.to_hex().as_str()).expect("customer 0");
     assert_eq!(with["hasConversation"], true);
     assert_eq!(with["conversationId"], conv.as_str());
+    // The seed's customer fields, with the seed's meaning.
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stored = &b.customers[0];
+    assert_eq!(with["lastLogin"], iso(stored.last_login.expect("fixture has a last login")).as_str());
+    assert_eq!(with["joinedDate"], iso(stored.created_at).as_str());
     let without = list.iter().find(|c| c["id"] == b.customers[1].id.to_hex().as_str()).expect("customer 1");
     assert_eq!(without["hasConversation"], false);
     assert_eq!(without["conversationId"], Value::Null);

@@ -328,3 +328,69 @@ async fn with_several_api_pods_each_node_message_is_adopted_once() {
     assert_eq!(burst_seqs.len(), 15, "one seq per message");
     mongo.drop_database().await.expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_that_cannot_be_built_is_named_and_migrate_says_what_blocks_it() {
+    let db = format!("omnibiz_blocked_{}", bson::oid::ObjectId::new());
+    let mongo = MongoStore::connect(&mongo_uri(), Some(&db)).await.expect("connect");
+    let database = mongo.database();
+    // Two conversations for one owner/customer pair (two racing "start
+    // conversation" requests in the Node service), and the full unique seq
+    // index an earlier OmniBiz release built.
+    let (owner, customer) = (bson::oid::ObjectId::new(), bson::oid::ObjectId::new());
+    let convs = database.collection::<Document>("conversations");
+    let twin = bson::oid::ObjectId::new();
+    for id in [bson::oid::ObjectId::new(), twin] {
+        let now = bson::DateTime::now();
+        convs
+            .insert_one(
+                doc! {"_id": id, "businessOwnerId": owner, "customerId": customer, "createdAt": now, "updatedAt": now},
+            )
+            .await
+            .expect("insert");
+    }
+    let messages = database.collection::<Document>("messages");
+    let old = mongodb::IndexModel::builder()
+        .keys(doc! {"conversationId": 1, "seq": 1})
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    messages.create_index(old).await.expect("old index");
+
+    let (_api, api) = omnibiz_process("api", &db, &[]).await;
+    let mut last = Value::Null;
+    let mut named = false;
+    for _ in 0..100 {
+        let (status, body) = readyz(&api).await;
+        let m = body["message"].as_str().unwrap_or("").to_owned();
+        last = body;
+        named = status == 503 && m.contains("businessOwnerId_1_customerId_1") && m.contains("violate");
+        if named {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(named, "readiness names the index and why: {last}");
+    assert!(!last["message"].as_str().unwrap_or("").contains("not reachable"), "{last}");
+
+    let out = migrate(&db, &["--dry-run"]).await;
+    assert!(out.contains("BLOCKER: conversations") && out.contains(&twin.to_hex()), "{out}");
+    assert!(out.contains("replace index conversationId_1_seq_1 on messages"), "{out}");
+    let refused = migrate_cmd(&db, &[]).output().await.expect("migrate");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "migrate refuses while duplicates exist");
+    assert!(said.contains("nothing was changed") && said.contains(&twin.to_hex()), "{said}");
+
+    convs.delete_one(doc! {"_id": twin}).await.expect("remove the duplicate");
+    let out = migrate(&db, &[]).await;
+    assert!(out.contains("index: did replace index conversationId_1_seq_1 on messages"), "{out}");
+    let mut cursor = messages.list_indexes().await.expect("indexes");
+    let mut partial = false;
+    while let Some(ix) = cursor.try_next().await.expect("index") {
+        if ix.options.as_ref().and_then(|o| o.name.as_deref()) == Some("conversationId_1_seq_1") {
+            partial = ix.options.as_ref().is_some_and(|o| o.partial_filter_expression.is_some());
+        }
+    }
+    assert!(partial, "the seq index is partial now, so Node documents cannot collide in it");
+    assert!(eventually(100, Duration::from_millis(100), || async { readyz(&api).await.0 == 200 }).await);
+    mongo.drop_database().await.expect("drop");
+}

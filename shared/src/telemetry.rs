@@ -54,6 +54,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("bus_bad_envelopes_total", "counter", "undecodable envelopes received from Redis"),
     ("bus_resubscribes_total", "counter", "times every subscription was restored after a Redis (re)connection"),
     ("store_errors_total", "counter", "store (MongoDB/SQLite) errors, by backend"),
+    (
+        "legacy_messages_adopted_total",
+        "counter",
+        "messages the Node.js service stored that this pod numbered and published (rolling migration)",
+    ),
 ];
 
 /// Describes every metric and registers the label-less ones at zero, so

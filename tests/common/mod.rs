@@ -304,9 +304,17 @@ pub async fn omnibiz_process(target: &str, db: &str, extra: &[(&str, &str)]) -> 
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {target}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("banner").expect("read");
-    let first = first.expect("a banner line");
-    let base = first.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
+    // Log lines (stdout too) may come before the banner.
+    let banner = async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("the process printed its banner");
+            if line.contains("listening on") {
+                return line;
+            }
+        }
+    };
+    let banner = tokio::time::timeout(Duration::from_secs(20), banner).await.expect("banner");
+    let base = banner.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, base)
 }

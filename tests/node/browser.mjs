@@ -10,10 +10,8 @@
 // Prints one JSON object: what worked and what the browser refused.
 import http from "node:http";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-const require = createRequire(import.meta.url);
 const env = process.env;
 for (const k of ["API", "SOCKET", "PAGE_PORT", "OWNER_TOKEN", "CUSTOMER_TOKEN", "CONV"]) {
   if (!env[k]) {
@@ -21,7 +19,8 @@ for (const k of ["API", "SOCKET", "PAGE_PORT", "OWNER_TOKEN", "CUSTOMER_TOKEN", 
     process.exit(2);
   }
 }
-const clientJs = readFileSync(require.resolve("socket.io-client/dist/socket.io.min.js"));
+// The browser build the socket.io-client package ships (not in its exports map).
+const clientJs = readFileSync(new URL("./node_modules/socket.io-client/dist/socket.io.min.js", import.meta.url));
 const page = `<!doctype html><html><head><meta charset="utf-8"><title>front end</title>
 <script src="/socket.io.min.js"></script></head><body>front end on its own origin</body></html>`;
 
@@ -70,11 +69,18 @@ try {
       } catch (e) {
         out.restError = String(e);
       }
+      // Resolves with the socket and what its engine did: the transport it
+      // opened with, and a promise of the upgrade.
       const connect = (token) =>
         withTimeout(
           new Promise((resolve, reject) => {
             const s = io(socketUrl, { auth: { token }, withCredentials: credentials, reconnection: false });
-            s.once("connect", () => resolve(s));
+            const seen = {};
+            s.io.once("open", () => {
+              seen.first = s.io.engine.transport.name;
+              seen.upgraded = new Promise((done) => s.io.engine.once("upgrade", (t) => done(t.name)));
+            });
+            s.once("connect", () => resolve([s, seen]));
             s.once("connect_error", (e) => {
               s.close();
               reject(e);
@@ -86,19 +92,12 @@ try {
       let owner;
       let customer;
       try {
-        owner = await connect(ownerToken);
-        out.firstTransport = owner.io.engine.transport.name;
+        let seen;
+        [owner, seen] = await connect(ownerToken);
         // The default transports: polling first, then the upgrade.
-        await withTimeout(
-          new Promise((resolve) => {
-            if (owner.io.engine.transport.name === "websocket") resolve();
-            else owner.io.engine.once("upgrade", () => resolve());
-          }),
-          8000,
-          "upgrade",
-        );
-        out.upgradedTo = owner.io.engine.transport.name;
-        customer = await connect(customerToken);
+        out.firstTransport = seen.first;
+        out.upgradedTo = await withTimeout(seen.upgraded, 8000, "upgrade");
+        [customer] = await connect(customerToken);
         const joined = await withTimeout(
           new Promise((resolve) => owner.emit("join_conversation", { conversationId: conv }, resolve)),
           5000,

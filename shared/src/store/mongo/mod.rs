@@ -71,7 +71,7 @@ fn index_error(what: &str, e: mongodb::error::Error) -> StoreError {
         _ => None,
     };
     let hint = match code {
-        Some((11000, _)) => " (existing documents violate it: run `omnibiz migrate`)",
+        Some((11000, _)) => " (documents already in the collection violate it; `omnibiz migrate --dry-run` lists them)",
         Some((85 | 86, _)) => " (an older definition of it exists: `omnibiz migrate` replaces it)",
         _ => "",
     };
