@@ -41,4 +41,7 @@ if [ "${CI:-}" = "true" ]; then
 fi
 
 cargo test --workspace "$@"
+
+echo "[test] official Engine.IO / Socket.IO compliance suites against sio/examples/conformance.rs"
+scripts/conformance.sh
 echo "[test] all green in $(( $(date +%s) - start ))s"

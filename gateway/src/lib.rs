@@ -1,9 +1,9 @@
 //! OmniBiz gateway: holds the Socket.IO connections and relays events.
 //!
 //! # Layout
-//! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`]),
-//!   our Engine.IO v4 / Socket.IO v5 layer (`transport::eio`) and our
-//!   WebSocket framing (`transport::ws`).
+//! - `transport/`: the boundary ([`transport::Connection`], [`transport::OutEvent`])
+//!   and the gateway's [`omnibiz_sio::Handler`] (`transport::socketio`); the
+//!   Engine.IO / Socket.IO protocol itself is the `omnibiz-sio` crate (`sio/`).
 //! - [`hub`]: the core — local room index, event handling, fan-out of bus
 //!   events, typing expiry, presence, rate limits.
 //! - `subscriptions`: reference-counted bus subscriptions per conversation
@@ -102,7 +102,7 @@ impl Gateway {
         let deliveries = messaging.bus().deliveries();
         let resyncs = messaging.bus().resyncs();
         let heartbeat = config.heartbeat;
-        let opts = transport::eio::EioOptions {
+        let opts = omnibiz_sio::Config {
             max_buffer: config.max_buffer,
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
@@ -114,7 +114,8 @@ impl Gateway {
             hub::spawn_resync(Arc::downgrade(&hub), resyncs);
         }
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
-        let router = transport::eio::router(Arc::clone(&hub), opts);
+        let handler = transport::socketio::GatewayHandler::new(Arc::clone(&hub));
+        let router = omnibiz_sio::socket_io(handler, opts, "/socket.io");
         Self { hub, router }
     }
 }

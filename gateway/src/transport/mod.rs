@@ -7,12 +7,12 @@
 //! goes through [`Connection::send`], which must not wait: a full outgoing
 //! buffer is reported, and the core drops that client.
 //!
-//! Implementation: [`eio`], our own Engine.IO v4 / Socket.IO v5 layer. (It
-//! replaced socketioxide once every real-client test passed on both; see
-//! BENCHMARKS.md for why.)
+//! Implementation: [`socketio`], the gateway's [`omnibiz_sio::Handler`] on
+//! our own Engine.IO v4 / Socket.IO v5 crate (`sio/`), which replaced
+//! socketioxide once every real-client test passed on both (BENCHMARKS.md
+//! says why) and passes the official compliance suites.
 
-pub mod eio;
-mod ws;
+pub mod socketio;
 
 use std::sync::Arc;
 
@@ -61,23 +61,7 @@ impl OutEvent {
     }
 }
 
-/// Why a send did not happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    #[error("outgoing buffer full")]
-    Full,
-    #[error("connection closed")]
-    Closed,
-}
-
-/// Why the server closes a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client did not read fast enough.
-    SlowClient,
-    /// This gateway is shutting down; reconnect (elsewhere).
-    ServerShutdown,
-}
+pub use omnibiz_sio::{CloseReason, SendError};
 
 /// One client connection, as the core sees it.
 pub trait Connection: Send + Sync + 'static {
@@ -88,6 +72,22 @@ pub trait Connection: Send + Sync + 'static {
     /// Frames queued and not yet written (0 when the transport cannot tell).
     fn queued(&self) -> usize {
         0
+    }
+}
+
+/// A connection's outbox is the handle the core holds: an event's frame,
+/// encoded once, is queued for every recipient without a copy.
+impl Connection for omnibiz_sio::Outbox {
+    fn send(&self, event: &OutEvent) -> Result<(), SendError> {
+        self.push(omnibiz_sio::Frame::Text(event.frame().clone()))
+    }
+
+    fn close(&self, reason: CloseReason) {
+        omnibiz_sio::Outbox::close(self, reason);
+    }
+
+    fn queued(&self) -> usize {
+        omnibiz_sio::Outbox::queued(self)
     }
 }
 

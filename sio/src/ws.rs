@@ -10,11 +10,11 @@
 //! - Headers and cursors are rebuilt inside each poll rather than kept in
 //!   the connection's task, so the task stays a few hundred bytes.
 //!
-//! Scope: what Engine.IO over WebSocket uses — text messages (fragmented or
-//! not), ping/pong, close. No extensions are negotiated (so no
-//! permessage-deflate), binary messages are read and ignored, client frames
-//! must be masked, and a message larger than the configured maximum closes
-//! the connection (1009), as does a protocol violation (1002).
+//! Scope: what Engine.IO over WebSocket uses — text and binary messages
+//! (fragmented or not), ping/pong, close. No extensions are negotiated (so
+//! no permessage-deflate), client frames must be masked, and a message
+//! larger than the configured maximum closes the connection (1009), as does
+//! a protocol violation (1002).
 //!
 //! Why not tungstenite (which axum's `ws` uses): measured here, its
 //! connection state costs ≈3 KB per idle socket even with a 512-byte read
@@ -39,8 +39,8 @@ const READ_CHUNK: usize = 4096;
 const WRITE_BATCH: usize = 32;
 
 const OP_CONT: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
+pub(crate) const OP_TEXT: u8 = 0x1;
+pub(crate) const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
@@ -92,6 +92,7 @@ pub(crate) fn accept_key(key: &[u8]) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Incoming {
     Text(String),
+    Binary(Vec<u8>),
     Ping(Vec<u8>),
     Close,
 }
@@ -142,22 +143,22 @@ impl Decoder {
                     return Err(violation("a new message inside a fragmented one"));
                 }
                 OP_TEXT if fin => return text(payload).map(Some),
-                OP_TEXT => self.fragments = Some((OP_TEXT, payload)),
-                // Engine.IO binary attachments: not used by OmniBiz, read and dropped.
-                OP_BINARY if fin => {}
-                OP_BINARY => self.fragments = Some((OP_BINARY, Vec::new())),
+                OP_BINARY if fin => return Ok(Some(Incoming::Binary(payload))),
+                OP_TEXT | OP_BINARY => self.fragments = Some((opcode, payload)),
                 OP_CONT => {
-                    let Some((kind, buf)) = self.fragments.as_mut() else {
+                    let Some((_, buf)) = self.fragments.as_mut() else {
                         return Err(violation("a continuation with nothing to continue"));
                     };
-                    if *kind == OP_TEXT {
-                        if buf.len() + payload.len() > self.max_message {
-                            return Err(Violation { code: CLOSE_TOO_BIG, reason: "message too big" });
-                        }
-                        buf.extend_from_slice(&payload);
+                    if buf.len() + payload.len() > self.max_message {
+                        return Err(Violation { code: CLOSE_TOO_BIG, reason: "message too big" });
                     }
-                    if fin && let Some((OP_TEXT, whole)) = self.fragments.take() {
-                        return text(whole).map(Some);
+                    buf.extend_from_slice(&payload);
+                    if fin {
+                        match self.fragments.take() {
+                            Some((OP_TEXT, whole)) => return text(whole).map(Some),
+                            Some((_, whole)) => return Ok(Some(Incoming::Binary(whole))),
+                            None => {}
+                        }
                     }
                 }
                 OP_CLOSE => return Ok(Some(Incoming::Close)),
@@ -218,6 +219,24 @@ fn text(bytes: Vec<u8>) -> Result<Incoming, Violation> {
     String::from_utf8(bytes)
         .map(Incoming::Text)
         .map_err(|_| Violation { code: CLOSE_BAD_DATA, reason: "invalid UTF-8" })
+}
+
+/// What the writer needs of an outgoing frame.
+pub(crate) trait WireFrame {
+    fn opcode(&self) -> u8;
+    fn payload(&self) -> &[u8];
+}
+
+/// A frame with a given opcode over borrowed bytes.
+pub(crate) struct Op<'a>(pub(crate) u8, pub(crate) &'a [u8]);
+
+impl WireFrame for Op<'_> {
+    fn opcode(&self) -> u8 {
+        self.0
+    }
+    fn payload(&self) -> &[u8] {
+        self.1
+    }
 }
 
 /// A server frame header (never masked): FIN + opcode, then the length.
@@ -290,25 +309,25 @@ impl WebSocket {
         Poll::Ready(Ok(n))
     }
 
-    /// Writes text frames in order, several per system call.
-    pub(crate) async fn send_texts<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> io::Result<()> {
+    /// Writes frames in order, several per system call.
+    pub(crate) async fn send_frames<F: WireFrame>(&mut self, frames: &[F]) -> io::Result<()> {
         let mut cursor = (0usize, 0usize);
-        poll_fn(|cx| self.poll_write_frames(cx, OP_TEXT, frames, &mut cursor)).await?;
+        poll_fn(|cx| self.poll_write_frames(cx, frames, &mut cursor)).await?;
         poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx)).await
     }
 
     pub(crate) async fn send_text(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.send_texts(&[frame]).await
+        self.send_frames(&[Op(OP_TEXT, frame)]).await
     }
 
-    /// Polls text frames out from `cursor` (see [`Self::poll_write_frames`]).
-    pub(crate) fn poll_write_texts<B: AsRef<[u8]>>(
+    /// Polls frames out from `cursor` (see [`Self::poll_write_frames`]).
+    pub(crate) fn poll_write<F: WireFrame>(
         &mut self,
         cx: &mut Context<'_>,
-        frames: &[B],
+        frames: &[F],
         cursor: &mut (usize, usize),
     ) -> Poll<io::Result<()>> {
-        self.poll_write_frames(cx, OP_TEXT, frames, cursor)
+        self.poll_write_frames(cx, frames, cursor)
     }
 
     /// Polls a pong out from `cursor`.
@@ -318,19 +337,19 @@ impl WebSocket {
         payload: &[u8],
         cursor: &mut (usize, usize),
     ) -> Poll<io::Result<()>> {
-        self.poll_write_frames(cx, OP_PONG, &[payload], cursor)
+        self.poll_write_frames(cx, &[Op(OP_PONG, payload)], cursor)
     }
 
     pub(crate) async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
         let mut cursor = (0usize, 0usize);
-        poll_fn(|cx| self.poll_write_frames(cx, OP_PONG, &[payload], &mut cursor)).await
+        poll_fn(|cx| self.poll_write_frames(cx, &[Op(OP_PONG, payload)], &mut cursor)).await
     }
 
     /// Sends a close frame with `code` and shuts the write side down.
     pub(crate) async fn close(&mut self, code: u16) -> io::Result<()> {
         let body = code.to_be_bytes();
         let mut cursor = (0usize, 0usize);
-        poll_fn(|cx| self.poll_write_frames(cx, OP_CLOSE, &[&body[..]], &mut cursor)).await?;
+        poll_fn(|cx| self.poll_write_frames(cx, &[Op(OP_CLOSE, &body[..])], &mut cursor)).await?;
         poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await
     }
 
@@ -343,17 +362,16 @@ impl WebSocket {
         cursor: &mut (usize, usize),
     ) -> Poll<io::Result<()>> {
         let body = code.to_be_bytes();
-        ready!(self.poll_write_frames(cx, OP_CLOSE, &[&body[..]], cursor))?;
+        ready!(self.poll_write_frames(cx, &[Op(OP_CLOSE, &body[..])], cursor))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
     /// Writes `frames` from `cursor` (frame index, bytes of it already
     /// written, header included) until all are out or the socket is full.
-    fn poll_write_frames<B: AsRef<[u8]>>(
+    fn poll_write_frames<F: WireFrame>(
         &mut self,
         cx: &mut Context<'_>,
-        opcode: u8,
-        frames: &[B],
+        frames: &[F],
         cursor: &mut (usize, usize),
     ) -> Poll<io::Result<()>> {
         while cursor.0 < frames.len() {
@@ -361,12 +379,12 @@ impl WebSocket {
             let mut headers = [[0u8; 10]; WRITE_BATCH];
             let mut lens = [0usize; WRITE_BATCH];
             for (i, f) in batch.iter().enumerate() {
-                lens[i] = header(opcode, f.as_ref().len(), &mut headers[i]);
+                lens[i] = header(f.opcode(), f.payload().len(), &mut headers[i]);
             }
             let mut slices = [IoSlice::new(&[]); WRITE_BATCH * 2];
             let mut n = 0;
             for (i, f) in batch.iter().enumerate() {
-                let (h, p) = (&headers[i][..lens[i]], f.as_ref());
+                let (h, p) = (&headers[i][..lens[i]], f.payload());
                 // Skip what an earlier partial write already sent of the first frame.
                 let skip = if i == 0 { cursor.1 } else { 0 };
                 if skip < h.len() {
@@ -383,7 +401,7 @@ impl WebSocket {
             }
             // Advance the cursor over whole frames, then into a partial one.
             for (i, f) in batch.iter().enumerate() {
-                let left = lens[i] + f.as_ref().len() - if i == 0 { cursor.1 } else { 0 };
+                let left = lens[i] + f.payload().len() - if i == 0 { cursor.1 } else { 0 };
                 if written >= left {
                     written -= left;
                     cursor.0 += 1;
@@ -490,7 +508,9 @@ mod tests {
         d.feed(&client_frame(true, OP_CLOSE, &1000u16.to_be_bytes()));
         assert_eq!(d.next(), Ok(Some(Incoming::Ping(b"p".to_vec()))));
         assert_eq!(d.next(), Ok(Some(Incoming::Text("hello wörld".into()))));
-        assert_eq!(d.next(), Ok(Some(Incoming::Close)), "binary and pong are skipped");
+        assert_eq!(d.next(), Ok(Some(Incoming::Binary(vec![1, 2]))));
+        assert_eq!(d.next(), Ok(Some(Incoming::Binary(vec![3, 4]))), "fragments reassembled");
+        assert_eq!(d.next(), Ok(Some(Incoming::Close)), "pong is skipped");
     }
 
     #[test]

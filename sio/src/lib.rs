@@ -1,0 +1,60 @@
+//! `omnibiz-sio`: a lean Engine.IO v4 / Socket.IO v5 server for axum,
+//! written to the official specifications (`socketio/engine.io-protocol`,
+//! `socketio/socket.io-protocol`) and checked against their official
+//! server test suites (`scripts/conformance.sh`) and the official clients.
+//! It knows nothing of the application: an application implements
+//! [`Handler`] (connect → accept with state or refuse; event with an
+//! optional ack; disconnect) and mounts [`socket_io`]'s routes.
+//!
+//! # Layout
+//! - `ws`: the server side of RFC 6455 framing — text and binary messages,
+//!   ping/pong, close — holding no buffer while a connection is idle and
+//!   writing frames with vectored I/O.
+//! - `engine`: Engine.IO — handshake, long-polling (with binary as base64),
+//!   WebSocket, the polling → websocket upgrade, the heartbeat; generic over
+//!   the [`Protocol`] on top.
+//! - `socketio`: Socket.IO — packet codec, namespaces, acks, binary
+//!   attachments, the connect timeout — as a [`Protocol`] for a [`Handler`].
+//! - `outbox`: a connection's bounded outgoing queue ([`Outbox`]).
+//!
+//! # How it works
+//! Each websocket connection is one task: a hand-written state machine that
+//! writes what the outbox holds, runs the work of one incoming message at a
+//! time (so a client's events are handled in order), reads the next, and
+//! keeps the ping timer; the protocol's per-connection state lives inline in
+//! it. Nothing is written to a connection directly: the application pushes
+//! [`Frame`]s into its [`Outbox`] without waiting, and a client that lets
+//! the outbox fill up is reported ([`SendError::Full`]) so the application
+//! can drop it. A frame is plain bytes, so an application can encode an
+//! event once and push the same frame to every recipient.
+//!
+//! A polling session lives in a table of this process, keyed by its sid:
+//! with several processes, a load balancer must send a session's requests
+//! to the one that holds it (affinity) — websocket connections need nothing.
+//!
+//! # What it does not do
+//! No permessage-deflate; no emit-with-ack from the server (client ACK
+//! packets are parsed and checked, then ignored); no connection-state
+//! recovery of Socket.IO 4.6 (applications recover by their own cursors);
+//! no EIO 3 clients (socket.io-client 2.x).
+//!
+//! # Example
+//! `examples/conformance.rs` is the server the official suites run against:
+//! an Engine.IO echo on `/engine.io` and a Socket.IO echo with a `/custom`
+//! namespace on `/socket.io`.
+
+mod engine;
+mod outbox;
+mod socketio;
+mod ws;
+
+use std::sync::Arc;
+
+pub use engine::{Config, Message, Protocol, Work, router};
+pub use outbox::{CloseReason, Frame, Outbox, SendError};
+pub use socketio::{BoxFuture, Connect, DisconnectReason, Event, Handler, SioConn, Socket, SocketIo, Update};
+
+/// The Socket.IO routes at `path` (usually `/socket.io`) for `handler`.
+pub fn socket_io<H: Handler>(handler: Arc<H>, config: Config, path: &str) -> axum::Router {
+    router(SocketIo::new(handler), config, path)
+}
