@@ -21,12 +21,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use omnibiz_api::{ApiState, HttpOptions, Readiness};
-use omnibiz_gateway::{Gateway, GatewayConfig};
+use omnibiz_gateway::{Cluster, Gateway, GatewayConfig};
 use omnibiz_shared::auth::Verifier;
 use omnibiz_shared::bus::Bus;
 use omnibiz_shared::bus::local::LocalBus;
 use omnibiz_shared::bus::redis::RedisBus;
 use omnibiz_shared::config::Settings;
+use omnibiz_shared::directory::{Directory, RedisDirectory};
 use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_shared::service::Messaging;
 use omnibiz_shared::store::mongo::MongoStore;
@@ -87,18 +88,47 @@ pub async fn open_store(settings: &Settings, target: Target) -> anyhow::Result<O
     }
 }
 
+/// The bus, presence and (with Redis) the gateway directory.
+struct Backplane {
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
+    directory: Option<Arc<dyn Directory>>,
+}
+
 /// Chooses the bus and presence: Redis when configured, else in-process (`serve` only).
-fn open_bus(settings: &Settings, target: Target, origin: &str) -> anyhow::Result<(Arc<dyn Bus>, Arc<dyn Presence>)> {
+fn open_bus(settings: &Settings, target: Target, origin: &str) -> anyhow::Result<Backplane> {
     match &settings.redis_url {
         Some(url) => {
             let bus = RedisBus::connect(url.expose_secret(), settings.redis_sharded)?;
             let ttl = Duration::from_secs(settings.presence_ttl_secs);
             let presence = RedisPresence::new(bus.client().clone(), origin, ttl);
-            Ok((Arc::new(bus), Arc::new(presence)))
+            let directory = RedisDirectory::new(bus.client().clone());
+            Ok(Backplane { bus: Arc::new(bus), presence: Arc::new(presence), directory: Some(Arc::new(directory)) })
         }
-        None if target == Target::Serve => Ok((Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()))),
+        None if target == Target::Serve => Ok(Backplane {
+            bus: Arc::new(LocalBus::default()),
+            presence: Arc::new(LocalPresence::default()),
+            directory: None,
+        }),
         None => anyhow::bail!("REDIS_URL is required for `omnibiz {}`", target.name()),
     }
+}
+
+/// Where other gateways reach this one: `OMNIBIZ_ADVERTISE_ADDR`, else the
+/// listener's address (loopback when it listens on every interface).
+fn advertise_addr(settings: &Settings, local: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if let Some(a) = &settings.advertise_addr {
+        return a.parse().with_context(|| format!("OMNIBIZ_ADVERTISE_ADDR {a} is not host:port"));
+    }
+    if local.ip().is_unspecified() {
+        tracing::warn!(
+            "OMNIBIZ_ADVERTISE_ADDR is unset: other gateways will forward polling requests to 127.0.0.1:{}, \
+             which only works when they run on this host (Kubernetes: set it to $(POD_IP):<port>)",
+            local.port()
+        );
+        return Ok(SocketAddr::from(([127, 0, 0, 1], local.port())));
+    }
+    Ok(local)
 }
 
 /// Creates MongoDB's indexes and checks that the database is migrated,
@@ -190,7 +220,10 @@ impl Application {
         let opened = open_store(settings, target).await?;
         let readiness = Arc::new(Readiness::default());
         let origin = origin(target);
-        let (bus, presence) = open_bus(settings, target, &origin)?;
+        let Backplane { bus, presence, directory } = open_bus(settings, target, &origin)?;
+        let addr = settings.listen_addr();
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
         if settings.bench_relay_only {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
@@ -231,7 +264,14 @@ impl Application {
                     ping_timeout: Duration::from_secs(settings.ping_timeout_secs),
                     ..GatewayConfig::default()
                 };
-                Some(Gateway::start(messaging, verifier, presence, config))
+                // Gateway pods forward each other's polling requests: no affinity needed.
+                let cluster = match (target, directory) {
+                    (Target::Gateway, Some(directory)) => {
+                        Some(Cluster { directory, advertise: advertise_addr(settings, local)? })
+                    }
+                    _ => None,
+                };
+                Some(Gateway::start(messaging, verifier, presence, config, cluster))
             }
         };
         // The Socket.IO endpoint honours the same CORS_ORIGINS as the REST API.
@@ -241,10 +281,8 @@ impl Application {
             (_, Some(s)) => omnibiz_api::router(state, &opts, s),
             (_, None) => omnibiz_api::router(state, &opts, Router::new()),
         };
-        let addr = settings.listen_addr();
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
-        let local = listener.local_addr()?;
-        let banner = banner(target, local, &opened.describe, bus.kind(), &source);
+        let node = gateway.as_ref().and_then(|g| g.node.as_deref());
+        let banner = banner(target, local, &opened.describe, bus.kind(), node, &source);
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
         Ok(Self { listener, router, readiness, grace, drain, banner, gateway })
@@ -314,7 +352,14 @@ impl Application {
     }
 }
 
-fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &SecretSource) -> String {
+fn banner(
+    target: Target,
+    addr: SocketAddr,
+    store: &str,
+    bus: &str,
+    node: Option<&str>,
+    secret: &SecretSource,
+) -> String {
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let base = format!("http://{host}:{}", addr.port());
     let secret_line = match secret {
@@ -328,7 +373,7 @@ fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &Sec
     };
     let ws = base.replacen("http", "ws", 1);
     format!(
-        "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus})\n  \
+        "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus}{})\n  \
          REST API   {base}/api/messages/conversations\n  \
          Socket.IO  {ws}/socket.io   (socket.io-client: io(\"{base}\", {{ auth: {{ token }} }}))\n  \
          API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
@@ -336,7 +381,8 @@ fn banner(target: Target, addr: SocketAddr, store: &str, bus: &str, secret: &Sec
          {secret_line}\n  \
          Demo data and ready-to-paste curl lines: run `cargo run --release -- seed` in another terminal\n  \
          A token for an existing account: `cargo run --release -- token --user <id>` or `--customer <id>`",
-        target.name()
+        target.name(),
+        node.map(|n| format!(", node: {n}")).unwrap_or_default()
     )
 }
 

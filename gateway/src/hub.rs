@@ -257,7 +257,8 @@ impl Hub {
     /// events that arrive right after the handshake find it. Then call
     /// [`Hub::connected`] to join the personal room's topic and count for presence.
     pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Starts at 1; 2^64 registrations never wrap in practice.
+        let id = ConnId::new(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(ConnId::MIN);
         let room = actor.principal.room();
         {
             let mut ix = self.lock();

@@ -41,6 +41,9 @@ use omnibiz_shared::presence::Presence;
 use omnibiz_shared::service::Messaging;
 
 pub use hub::Hub;
+use omnibiz_sio::Locator;
+pub use transport::nodes::Cluster;
+use transport::nodes::NodeLocator;
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -88,6 +91,8 @@ impl Default for GatewayConfig {
 pub struct Gateway {
     pub hub: Arc<Hub>,
     pub router: Router,
+    /// This gateway's node name in a cluster (the prefix of its sids).
+    pub node: Option<String>,
 }
 
 impl Gateway {
@@ -98,6 +103,7 @@ impl Gateway {
         verifier: Arc<Verifier>,
         presence: Arc<dyn Presence>,
         config: GatewayConfig,
+        cluster: Option<Cluster>,
     ) -> Self {
         let deliveries = messaging.bus().deliveries();
         let resyncs = messaging.bus().resyncs();
@@ -114,8 +120,27 @@ impl Gateway {
             hub::spawn_resync(Arc::downgrade(&hub), resyncs);
         }
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
+        let locator = cluster.map(|c| {
+            let locator = NodeLocator::new(Arc::clone(&c.directory));
+            spawn_announcer(c, locator.node().to_owned(), heartbeat);
+            locator as Arc<dyn Locator>
+        });
+        let node = locator.as_ref().map(|l| l.node().to_owned());
         let handler = transport::socketio::GatewayHandler::new(Arc::clone(&hub));
-        let router = omnibiz_sio::socket_io(handler, opts, "/socket.io");
-        Self { hub, router }
+        let router = omnibiz_sio::socket_io(handler, opts, "/socket.io", locator);
+        Self { hub, router, node }
     }
+}
+
+/// Keeps this gateway's entry in the directory fresh (three heartbeats'
+/// worth of TTL, refreshed every heartbeat).
+fn spawn_announcer(cluster: Cluster, node: String, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            cluster.directory.announce(&node, cluster.advertise, every * 3).await;
+        }
+    });
 }

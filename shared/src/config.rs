@@ -86,6 +86,11 @@ pub struct Settings {
     /// is numbered and delivered (see docs/migration.md). 0 turns the adopter
     /// off (once the Node service is gone). `OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS`, default 500.
     pub legacy_adopt_interval_ms: u64,
+    /// `host:port` at which other gateways reach this one, to forward
+    /// polling requests for the sessions it holds (no load-balancer
+    /// affinity needed). In Kubernetes `$(POD_IP):8080`.
+    /// `OMNIBIZ_ADVERTISE_ADDR`; unset = the listen address (loopback when it is `0.0.0.0`).
+    pub advertise_addr: Option<String>,
 }
 
 impl Default for Settings {
@@ -116,6 +121,7 @@ impl Default for Settings {
             presence_ttl_secs: 30,
             bench_relay_only: false,
             legacy_adopt_interval_ms: 500,
+            advertise_addr: None,
         }
     }
 }
@@ -162,6 +168,7 @@ const KEYS: &[&str] = &[
     "presence_ttl_secs",
     "bench_relay_only",
     "legacy_adopt_interval_ms",
+    "advertise_addr",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {

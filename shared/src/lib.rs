@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod presence;
 pub mod service;

@@ -100,7 +100,7 @@ async fn main() -> std::io::Result<()> {
         connect_timeout: Duration::from_secs(1),
     };
     let app = omnibiz_sio::router(Echo, config, "/engine.io")
-        .merge(omnibiz_sio::socket_io(Arc::new(EchoHandler), config, "/socket.io"))
+        .merge(omnibiz_sio::socket_io(Arc::new(EchoHandler), config, "/socket.io", None))
         .layer(tower_http::cors::CorsLayer::very_permissive());
     let port = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000_u16);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

@@ -28,6 +28,7 @@ use hyper::upgrade::OnUpgrade;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::cluster::{self, Locator};
 use crate::outbox::{CloseReason, Frame, Outbox};
 use crate::ws::{self, CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, WebSocket};
 
@@ -137,9 +138,19 @@ struct Server<P: Protocol> {
     protocol: P,
     config: Config,
     sessions: Mutex<HashMap<String, Arc<PollSession<P>>>>,
+    /// With several processes: where the others are (see [`crate::cluster`]).
+    locator: Option<Arc<dyn Locator>>,
 }
 
 impl<P: Protocol> Server<P> {
+    /// A fresh sid, naming this process when it is part of a cluster.
+    fn new_sid(&self) -> String {
+        match &self.locator {
+            Some(l) => format!("{}.{}", l.node(), new_sid()),
+            None => new_sid(),
+        }
+    }
+
     fn session(&self, sid: &str) -> Option<Arc<PollSession<P>>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(sid).cloned()
     }
@@ -153,7 +164,14 @@ impl<P: Protocol> Server<P> {
 /// trailing slash, for any method (others than GET/POST answer 400, as the
 /// reference server does).
 pub fn router<P: Protocol>(protocol: P, config: Config, path: &str) -> Router {
-    let server = Arc::new(Server { protocol, config, sessions: Mutex::new(HashMap::new()) });
+    router_with(protocol, config, path, None)
+}
+
+/// [`router`] for one process of several: requests for sessions other
+/// processes hold are forwarded to them (`locator` says where), so no
+/// load-balancer affinity is needed.
+pub fn router_with<P: Protocol>(protocol: P, config: Config, path: &str, locator: Option<Arc<dyn Locator>>) -> Router {
+    let server = Arc::new(Server { protocol, config, sessions: Mutex::new(HashMap::new()), locator });
     let path = path.trim_end_matches('/');
     Router::new().route(path, any(on_request::<P>)).route(&format!("{path}/"), any(on_request::<P>)).with_state(server)
 }
@@ -207,6 +225,17 @@ async fn on_request<P: Protocol>(
 ) -> Response {
     if q.eio.as_deref() != Some("4") {
         return bad_request("Unsupported protocol version");
+    }
+    // A session another process holds: hand the request to it.
+    if let (Some(locator), Some(sid)) = (&srv.locator, q.sid.as_deref())
+        && let Some(node) = cluster::node_of(sid)
+        && node != locator.node()
+        && !req.headers().contains_key(cluster::FORWARDED)
+    {
+        return match locator.locate(node).await {
+            Some(addr) => cluster::forward(addr, req).await,
+            None => bad_request("Session ID unknown"),
+        };
     }
     match *req.method() {
         Method::GET => on_get(srv, q, req).await,
@@ -346,7 +375,7 @@ async fn handle_payload<P: Protocol>(
 }
 
 fn handshake_polling<P: Protocol>(srv: &Arc<Server<P>>, outer_token: Option<String>) -> Response {
-    let sid = new_sid();
+    let sid = srv.new_sid();
     let outbox = Arc::new(Outbox::new(srv.config.max_buffer));
     let conn = srv.protocol.open(&outbox, outer_token, &srv.config);
     let session = Arc::new(PollSession {
@@ -535,7 +564,7 @@ async fn start_websocket<P: Protocol>(
     mut ws: WebSocket,
     outer_token: Option<String>,
 ) -> Option<(WebSocket, Arc<Outbox>, P::Conn)> {
-    ws.send_text(open_packet(&new_sid(), false, &srv.config).as_bytes()).await.ok()?;
+    ws.send_text(open_packet(&srv.new_sid(), false, &srv.config).as_bytes()).await.ok()?;
     let outbox = Arc::new(Outbox::new(srv.config.max_buffer));
     let conn = srv.protocol.open(&outbox, outer_token, &srv.config);
     Some((ws, outbox, conn))

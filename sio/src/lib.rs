@@ -16,6 +16,9 @@
 //! - `socketio`: Socket.IO — packet codec, namespaces, acks, binary
 //!   attachments, the connect timeout — as a [`Protocol`] for a [`Handler`].
 //! - `outbox`: a connection's bounded outgoing queue ([`Outbox`]).
+//! - `cluster`: several processes without sticky sessions — sids name
+//!   their process, and requests for another's sessions are forwarded to it
+//!   ([`Locator`]).
 //!
 //! # How it works
 //! Each websocket connection is one task: a hand-written state machine that
@@ -28,9 +31,11 @@
 //! can drop it. A frame is plain bytes, so an application can encode an
 //! event once and push the same frame to every recipient.
 //!
-//! A polling session lives in a table of this process, keyed by its sid:
-//! with several processes, a load balancer must send a session's requests
-//! to the one that holds it (affinity) — websocket connections need nothing.
+//! A polling session lives in the process that made it. With several
+//! processes and a [`Locator`], its sid names that process, and any other
+//! process forwards the session's requests there (and splices a websocket
+//! upgrade through), so a load balancer needs no affinity; the price is one
+//! extra hop for a request that lands elsewhere (BENCHMARKS.md).
 //!
 //! # What it does not do
 //! No permessage-deflate; no emit-with-ack from the server (client ACK
@@ -43,6 +48,7 @@
 //! an Engine.IO echo on `/engine.io` and a Socket.IO echo with a `/custom`
 //! namespace on `/socket.io`.
 
+mod cluster;
 mod engine;
 mod outbox;
 mod socketio;
@@ -50,11 +56,18 @@ mod ws;
 
 use std::sync::Arc;
 
-pub use engine::{Config, Message, Protocol, Work, router};
+pub use cluster::Locator;
+pub use engine::{Config, Message, Protocol, Work, router, router_with};
 pub use outbox::{CloseReason, Frame, Outbox, SendError};
 pub use socketio::{BoxFuture, Connect, DisconnectReason, Event, Handler, SioConn, Socket, SocketIo, Update};
 
-/// The Socket.IO routes at `path` (usually `/socket.io`) for `handler`.
-pub fn socket_io<H: Handler>(handler: Arc<H>, config: Config, path: &str) -> axum::Router {
-    router(SocketIo::new(handler), config, path)
+/// The Socket.IO routes at `path` (usually `/socket.io`) for `handler`;
+/// with a `locator`, as one process of several (see [`Locator`]).
+pub fn socket_io<H: Handler>(
+    handler: Arc<H>,
+    config: Config,
+    path: &str,
+    locator: Option<Arc<dyn Locator>>,
+) -> axum::Router {
+    router_with(SocketIo::new(handler), config, path, locator)
 }

@@ -470,6 +470,13 @@ mod tests {
     }
 
     #[test]
+    fn the_common_connection_state_stays_small() {
+        // One socket on the main namespace with a niche-optimised id
+        // (the gateway's), nothing pending: an id and one empty pointer.
+        assert_eq!(std::mem::size_of::<SioConn<std::num::NonZeroU64>>(), 16);
+    }
+
+    #[test]
     fn encodes_packets_as_the_reference_server_does() {
         assert_eq!(encode('2', None, 0, None, Some(&json!(["a", 1]))), r#"42["a",1]"#);
         assert_eq!(encode('2', Some("/custom"), 0, None, Some(&json!(["a"]))), r#"42/custom,["a"]"#);

@@ -287,6 +287,16 @@ pub async fn gateway_process(db: &str, extra: &[(&str, &str)]) -> (tokio::proces
 /// Starts `omnibiz <target>` (`api` or `gateway`) as a child process on a
 /// MongoDB database and Redis; returns it and its base URL (from the banner).
 pub async fn omnibiz_process(target: &str, db: &str, extra: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let (child, base, _) = omnibiz_process_banner(target, db, extra).await;
+    (child, base)
+}
+
+/// [`omnibiz_process`], also returning the banner's first line.
+pub async fn omnibiz_process_banner(
+    target: &str,
+    db: &str,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
     cmd.arg(target)
         .env("HOST", "127.0.0.1")
@@ -316,7 +326,7 @@ pub async fn omnibiz_process(target: &str, db: &str, extra: &[(&str, &str)]) -> 
     let banner = tokio::time::timeout(Duration::from_secs(20), banner).await.expect("banner");
     let base = banner.split_whitespace().find(|w| w.starts_with("http://")).expect("address in banner").to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    (child, base, banner)
 }
 
 /// `MONGODB_URI` with the database `db` in its path (for clients that take

@@ -12,6 +12,7 @@
 //! socketioxide once every real-client test passed on both (BENCHMARKS.md
 //! says why) and passes the official compliance suites.
 
+pub mod nodes;
 pub mod socketio;
 
 use std::sync::Arc;
@@ -19,8 +20,10 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use serde_json::value::RawValue;
 
-/// The core's id for a connection (unique within this process).
-pub type ConnId = u64;
+/// The core's id for a connection (unique within this process). Never
+/// zero, so an `Option<ConnId>` — the protocol layer's per-connection
+/// state for the main namespace — takes no more room than the id.
+pub type ConnId = std::num::NonZeroU64;
 
 /// An outgoing event, built once per delivery and shared by every recipient:
 /// its Engine.IO frame is encoded once, however many sockets receive it.
