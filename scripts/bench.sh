@@ -104,6 +104,9 @@ ramp() {
 }
 ramp node-peer 7201 7202 "$p1,$p2"
 ramp omnibiz-relay 7111 7112 "$r1,$r2"
+log "forwarding: a polling request sent to the gateway holding its session, then to another one"
+"$LT" forwarding --tokens "$OUT/tokens.json" --owner http://127.0.0.1:7101 --other http://127.0.0.1:7102 \
+  --requests 3000 --pids "$g1,$g2" --label omnibiz --out "$RESULTS"
 log "redis-raw: the physical limit"
 "$LT" redis-raw --redis "$REDIS_URL" --messages 200000 --size 400 --out "$RESULTS"
 kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" 2>/dev/null || true
@@ -135,7 +138,7 @@ fi
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
   echo "- Node peer: socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 (loadtest/peer/server.js)"
-  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (\`gateway/src/transport/\`); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
+  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (the \`sio\` crate); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
   echo
   echo "## What is compared"
   echo

@@ -5,6 +5,7 @@
 //! - `client`: a lean Socket.IO v5 / Engine.IO v4 websocket client.
 //! - `connections`: hold N clients (several worker processes), measure server RSS/CPU.
 //! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates.
+//! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
 //! - `report`: terminal and Markdown tables, the SVG latency plot.
 //! - `tokens`, `procstat`: inputs and /proc sampling.
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod connections;
 pub mod fanout;
+pub mod forwarding;
 pub mod procstat;
 pub mod redis_raw;
 pub mod report;

@@ -3,10 +3,10 @@
 //! measure: connections held and their server memory, delivered messages per
 //! second and per server CPU-second, end-to-end latency percentiles, losses.
 //!
-//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `redis-raw`;
+//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `forwarding`, `redis-raw`;
 //! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
 
-use omnibiz_loadtest::{connections, fanout, redis_raw, report, tokens};
+use omnibiz_loadtest::{connections, fanout, forwarding, redis_raw, report, tokens};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -105,6 +105,20 @@ enum Cmd {
         /// p99 (ms) above which a step counts as saturated.
         #[arg(long, default_value_t = 50.0)]
         p99_ms: f64,
+    },
+    /// A polling request sent to the gateway holding its session, and to another
+    /// gateway that forwards it: latency and server CPU per request.
+    Forwarding {
+        #[command(flatten)]
+        common: Common,
+        /// The gateway that opens and holds the session.
+        #[arg(long)]
+        owner: String,
+        /// Another gateway of the same cluster.
+        #[arg(long)]
+        other: String,
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
     },
     /// Raw Redis PUBLISH → SUBSCRIBE throughput (the physical limit).
     RedisRaw {
@@ -250,6 +264,13 @@ async fn main() -> anyhow::Result<()> {
             let params =
                 json!({"pairs": load.pairs, "start": load.rate, "step": step, "duration_secs": load.duration_secs});
             save(common.out.as_ref(), &common.label, "ramp", params, &result)
+        }
+        Cmd::Forwarding { common, owner, other, requests } => {
+            let pairs = tokens::load(&common.tokens)?;
+            let plan =
+                forwarding::Plan { owner, other, token: pairs[0].owner.clone(), requests, pids: common.pids.clone() };
+            let result = forwarding::run(&plan).await?;
+            save(common.out.as_ref(), &common.label, "forwarding", json!({"requests": requests}), &result)
         }
         Cmd::RedisRaw { redis, messages, size, out } => {
             let result = redis_raw::run(&redis, messages, size).await?;

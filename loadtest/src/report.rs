@@ -155,6 +155,29 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             }
         }
     }
+    if let Some(f) = get("forwarding", "omnibiz") {
+        let x = &f["result"];
+        let _ =
+            writeln!(md, "\n### Polling without affinity: a request forwarded to the gateway holding its session\n");
+        let _ = writeln!(md, "| path | requests | p50 ms | p99 ms | server CPU µs/request (both gateways) |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for (name, key) in [("direct (the holder)", "direct"), ("forwarded (another gateway)", "forwarded")] {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {:.3} | {:.3} | {:.0} |",
+                x["requests"],
+                num(x, &[key, "p50_ms"]),
+                num(x, &[key, "p99_ms"]),
+                num(x, &[key, "cpu_us_per_request"]),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nA forwarded poll adds **{:.3} ms** at p50 and **{:.0} µs** of server CPU.",
+            num(x, &["added_p50_ms"]),
+            num(x, &["added_cpu_us_per_request"])
+        );
+    }
     plot_latency(&by, plot)?;
     let _ = writeln!(md, "\n![latency percentiles]({})", plot.display());
     Ok(md)

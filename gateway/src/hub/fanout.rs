@@ -1,0 +1,151 @@
+//! Fan-out: bus envelopes to local sockets, each frame encoded once.
+
+use super::*;
+
+impl Hub {
+    pub(super) fn emit_to(&self, id: ConnId, event: &OutEvent) {
+        let handle = self.lock().conns.get(&id).map(|c| Arc::clone(&c.handle));
+        if let Some(h) = handle {
+            self.deliver(&h, event);
+        }
+    }
+
+    /// Sends; a client whose buffer is full is dropped, not waited for.
+    pub(super) fn deliver(&self, h: &Arc<dyn Connection>, event: &OutEvent) -> bool {
+        match h.send(event) {
+            Ok(()) => {
+                metrics::counter!("gateway_events_out_total", "event" => event.name).increment(1);
+                true
+            }
+            Err(SendError::Full) => {
+                metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                h.close(CloseReason::SlowClient);
+                false
+            }
+            Err(SendError::Closed) => false,
+        }
+    }
+
+    /// For a `message.created` envelope and one member: which event, if any.
+    /// `from` is the local connection the envelope came from (see [`Hub::local_source`]).
+    pub(super) fn message_event_for(
+        &self,
+        seq: Option<i64>,
+        from: Option<ConnId>,
+        sender: Option<PrincipalKey>,
+        id: ConnId,
+        conn: &Conn,
+        member: &mut Member,
+    ) -> Option<&'static str> {
+        if from == Some(id) {
+            // The sending socket got `message_sent` directly; still record the seq.
+            if let (Some(r), Some(seq)) = (member.recovery.as_mut(), seq) {
+                r.delivered.accept(seq);
+            }
+            return None;
+        }
+        if let Some(r) = member.recovery.as_mut() {
+            let seq = seq?;
+            if !r.delivered.accept(seq) {
+                return None;
+            }
+        }
+        let mine = sender == Some(key_of(&conn.actor.principal));
+        Some(if mine { "message_sent" } else { "message_received" })
+    }
+
+    /// Fans one bus event out to the local sockets it concerns.
+    pub fn dispatch(&self, published: &Published) {
+        let env = &published.envelope;
+        let mut dropped = Vec::new();
+        let mut ix = self.lock();
+        let Index { conns, rooms, personal, .. } = &mut *ix;
+        match &published.topic {
+            Topic::Conversation(conv) => {
+                let Some(room) = rooms.get_mut(conv) else { return };
+                if env.kind == EventKind::MessageCreated {
+                    let latency = (chrono::Utc::now().timestamp_millis() - env.ts).max(0) as f64 / 1000.0;
+                    metrics::histogram!("gateway_delivery_latency_seconds").record(latency);
+                }
+                let simple = match env.kind {
+                    EventKind::ConversationRead => Some("messages_read"),
+                    EventKind::MessageStatus => Some("message_status"),
+                    EventKind::ConversationUpdated => Some("conversation_updated"),
+                    _ => None,
+                };
+                let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
+                // Routing fields, scanned once from the raw payload.
+                let meta = env.meta();
+                // The same stored message twice (a resync racing the live
+                // event): deliver it once. Relay-only seqs are not unique.
+                if env.kind == EventKind::MessageCreated
+                    && !self.config.relay_only
+                    && let Some(seq) = meta.seq
+                    && !room.seen.accept(seq)
+                {
+                    return;
+                }
+                // Who typed / came online: parsed once, compared without allocating per socket.
+                let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
+                let typing = match env.kind {
+                    EventKind::TypingStart => Some(OutEvent::raw("user_typing", &env.payload)),
+                    EventKind::TypingStop => Some(OutEvent::raw("user_stopped_typing", &env.payload)),
+                    EventKind::Presence => Some(OutEvent::raw("presence", &env.payload)),
+                    _ => None,
+                };
+                let from = self.local_source(env);
+                let sender = sender_of(&meta);
+                let mut received: Option<Arc<OutEvent>> = None;
+                let mut sent: Option<Arc<OutEvent>> = None;
+                for (id, member) in room.members.iter_mut() {
+                    let id = *id;
+                    let Some(conn) = conns.get(&id) else { continue };
+                    let ok = if env.kind == EventKind::MessageCreated {
+                        if let Some(held) = member.recovery.as_mut().and_then(|r| r.held.as_mut()) {
+                            held.push(Arc::clone(env));
+                            continue;
+                        }
+                        // One event (one encoded frame) per name, shared by every socket.
+                        let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) else {
+                            continue;
+                        };
+                        let slot = if name == "message_sent" { &mut sent } else { &mut received };
+                        let e = slot.get_or_insert_with(|| OutEvent::raw(name, &env.payload));
+                        self.deliver(&conn.handle, e)
+                    } else if let Some(e) = &typing {
+                        // Typing and presence go to the others only.
+                        if actor.is_some() && actor == Some(key_of(&conn.actor.principal).1) {
+                            continue;
+                        }
+                        self.deliver(&conn.handle, e)
+                    } else if let Some(e) = &shared {
+                        self.deliver(&conn.handle, e)
+                    } else {
+                        continue;
+                    };
+                    if !ok {
+                        dropped.push(id);
+                    }
+                }
+            }
+            Topic::Principal(room) => {
+                let name = match env.kind {
+                    EventKind::Notification => "new_message_notification",
+                    EventKind::Presence => "presence",
+                    _ => return,
+                };
+                let Some(p) = personal.get(room) else { return };
+                let e = OutEvent::raw(name, &env.payload);
+                for id in &p.conns {
+                    if let Some(conn) = conns.get(id) {
+                        self.deliver(&conn.handle, &e);
+                    }
+                }
+            }
+        }
+        drop(ix);
+        if !dropped.is_empty() {
+            tracing::info!(count = dropped.len(), "dropped slow clients");
+        }
+    }
+}

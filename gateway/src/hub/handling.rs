@@ -1,0 +1,317 @@
+//! One parse + apply per client event; each answers an ack or an [`EventError`].
+
+use super::*;
+
+/// A refused event: what the client is told (`message_error` / ack).
+#[derive(Debug, Clone)]
+pub struct EventError {
+    pub error: String,
+    pub code: &'static str,
+    pub client_message_id: Option<String>,
+}
+
+impl EventError {
+    pub(super) fn new(code: &'static str, error: impl Into<String>) -> Self {
+        Self { error: error.into(), code, client_message_id: None }
+    }
+
+    pub fn ack(&self) -> Value {
+        json!({"ok": false, "error": self.error, "code": self.code})
+    }
+
+    pub fn message_error(&self) -> Value {
+        let mut v = json!({"error": self.error, "code": self.code});
+        if let Some(c) = &self.client_message_id {
+            v["clientMessageId"] = json!(c);
+        }
+        v
+    }
+}
+
+impl From<ServiceError> for EventError {
+    fn from(e: ServiceError) -> Self {
+        let code = e.code();
+        let error = match &e {
+            ServiceError::Store(StoreError::Unavailable(_)) => "storage is temporarily unavailable".to_owned(),
+            ServiceError::Store(inner) => {
+                tracing::error!(error.cause_chain = ?inner, "store failure in a socket event");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self { error, code, client_message_id: None }
+    }
+}
+
+/// The outcome of one incoming event.
+pub struct Reply {
+    /// The ack payload (`{ok:true,...}` or `{ok:false,...}`).
+    pub ack: Value,
+    /// Also emit `message_error` with this payload.
+    pub message_error: Option<Value>,
+}
+
+impl Reply {
+    fn ok(v: Value) -> Self {
+        let mut ack = json!({"ok": true});
+        if let (Value::Object(a), Value::Object(extra)) = (&mut ack, v) {
+            a.extend(extra);
+        }
+        Self { ack, message_error: None }
+    }
+
+    fn failed(e: &EventError, tell: bool) -> Self {
+        Self { ack: e.ack(), message_error: tell.then(|| e.message_error()) }
+    }
+}
+
+// The index is sized for hundreds of thousands of idle sockets: small vectors
+// instead of per-socket hash sets, recovery state boxed only while in use.
+impl Hub {
+    /// Handles one incoming event. Unknown events are ignored (`None`).
+    pub async fn handle(&self, id: ConnId, event: &str, data: Value) -> Option<Reply> {
+        // A static label: no allocation per event, and clients cannot mint label values.
+        let label = EVENTS.iter().copied().find(|e| *e == event).unwrap_or("unknown");
+        metrics::counter!("gateway_events_in_total", "event" => label).increment(1);
+        let actor = self.actor_of(id)?;
+        let reply = match event {
+            "join_conversation" => match self.join(id, &actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            "leave_conversation" => match events::conversation(&data) {
+                Ok(c) => {
+                    self.leave(id, &actor, c).await;
+                    Reply::ok(json!({"conversationId": c.to_hex()}))
+                }
+                Err(e) => Reply::failed(&e.into(), true),
+            },
+            "send_message" => match self.send(id, &actor, data).await {
+                Ok(message) => {
+                    self.emit_to(id, &OutEvent::new("message_sent", message.clone()));
+                    Reply::ok(json!({"message": message}))
+                }
+                Err(e) => Reply::failed(&e, true),
+            },
+            "typing_start" | "typing_stop" => match self.typing(id, &actor, &data, event == "typing_start").await {
+                Ok(c) => Reply::ok(json!({"conversationId": c.to_hex()})),
+                Err(e) => Reply::failed(&e, false),
+            },
+            "mark_read" => match self.mark_read(&actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            "message_delivered" => match self.delivered(&actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            _ => return None,
+        };
+        Some(reply)
+    }
+
+    pub(super) async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let (conv_id, last_seq) = events::join(data)?;
+        let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
+        let already = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
+            let already = conn.joined.contains(&conv_id);
+            if !already {
+                conn.joined.push(conv_id);
+            }
+            let recovery =
+                last_seq.map(|s| Box::new(Recovery { delivered: Delivered::after(s), held: Some(Vec::new()) }));
+            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(conv.last_seq));
+            match member_mut(room, id) {
+                Some(m) => m.recovery = recovery,
+                None => room.members.push((id, Member { recovery })),
+            }
+            already
+        };
+        if !already && let Err(e) = self.subs.acquire(&Topic::Conversation(conv_id)).await {
+            self.forget_membership(id, conv_id);
+            return Err(unavailable(e));
+        }
+        metrics::counter!("gateway_joins_total").increment(1);
+        let mut replayed = 0usize;
+        if let Some(after) = last_seq {
+            replayed = self.replay(id, actor, conv_id, after).await?;
+        }
+        if !already {
+            self.publish_presence(actor, conv_id, true).await;
+        }
+        let others = match actor.side() {
+            Side::Owner => format!("customer:{}", conv.customer_id),
+            Side::Customer => format!("user:{}", conv.business_owner_id),
+        };
+        let online = self.presence.online(&[others]).await.first().copied().unwrap_or(false);
+        Ok(
+            json!({"conversationId": conv_id.to_hex(), "lastSeq": conv.last_seq, "replayed": replayed, "otherOnline": online}),
+        )
+    }
+
+    pub(super) fn forget_membership(&self, id: ConnId, conv: ConversationId) {
+        let mut ix = self.lock();
+        if let Some(c) = ix.conns.get_mut(&id) {
+            c.joined.retain(|j| *j != conv);
+        }
+        leave_room(&mut ix.rooms, conv, id);
+    }
+
+    pub(super) async fn leave(&self, id: ConnId, actor: &Actor, conv: ConversationId) {
+        let (was_member, typing) = {
+            let mut ix = self.lock();
+            let was = ix.conns.get_mut(&id).is_some_and(|c| {
+                let before = c.joined.len();
+                c.joined.retain(|j| *j != conv);
+                c.joined.len() != before
+            });
+            leave_room(&mut ix.rooms, conv, id);
+            let typing = ix.typing.remove(&(id, conv));
+            (was, typing)
+        };
+        if let Some(t) = typing {
+            t.abort();
+            self.publish_typing(actor, conv, false).await;
+        }
+        if was_member {
+            self.subs.release(&Topic::Conversation(conv)).await;
+            self.publish_presence(actor, conv, false).await;
+        }
+    }
+
+    pub(super) async fn send(&self, id: ConnId, actor: &Actor, data: Value) -> Result<Value, EventError> {
+        let cmid = events::client_message_id(&data);
+        let with_id = |mut e: EventError| {
+            e.client_message_id.clone_from(&cmid);
+            e
+        };
+        if self.send_limit.check_key(&actor.principal.room()).is_err() {
+            metrics::counter!("gateway_rate_limited_total", "event" => "send_message").increment(1);
+            return Err(with_id(EventError::new("RATE_LIMITED", "sending too fast; slow down")));
+        }
+        let p = events::send(data).map_err(|e| with_id(e.into()))?;
+        let cmd = SendCommand::parse(&p.conversation_id, &p.content, p.attachments, p.client_message_id.as_deref())
+            .map_err(|e| with_id(e.into()))?;
+        let source = format!("{}/{id}", self.messaging.origin());
+        if self.config.relay_only {
+            return self.relay_without_storing(id, actor, &source, cmd).await.map_err(with_id);
+        }
+        let sent = self.messaging.send_from(actor, cmd, Some(&source)).await.map_err(|e| with_id(e.into()))?;
+        Ok(serde_json::to_value(&sent.message).unwrap_or_default())
+    }
+
+    /// The relay-only benchmark path: same validation and fan-out, no store.
+    /// Access is checked by membership (the join already checked the store).
+    pub(super) async fn relay_without_storing(
+        &self,
+        id: ConnId,
+        actor: &Actor,
+        source: &str,
+        cmd: SendCommand,
+    ) -> Result<Value, EventError> {
+        let conv = cmd.conversation_id;
+        if !self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv)) {
+            return Err(EventError::new("NOT_FOUND", "join the conversation first (relay-only mode)"));
+        }
+        let seq = {
+            let mut m = self.relay_seq.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(conv).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let message = json!({
+            "id": omnibiz_shared::domain::MessageId::new().to_hex(),
+            "conversationId": conv.to_hex(),
+            "senderId": actor.principal.id_hex(),
+            "senderName": actor.name,
+            "senderRole": actor.side().role_name(),
+            "content": cmd.body.as_str(),
+            "timestamp": omnibiz_shared::service::views::iso(chrono::Utc::now()),
+            "status": "sent",
+            "seq": seq,
+            "attachments": cmd.attachments,
+            "clientMessageId": cmd.client_message_id.as_ref().map(|c| c.as_str()),
+        });
+        let topic = Topic::Conversation(conv);
+        self.messaging.publish(topic, EventKind::MessageCreated, Some(conv), message.clone(), Some(source)).await;
+        Ok(message)
+    }
+
+    pub(super) async fn typing(
+        &self,
+        id: ConnId,
+        actor: &Actor,
+        data: &Value,
+        start: bool,
+    ) -> Result<ConversationId, EventError> {
+        let conv = events::conversation(data)?;
+        let joined = self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv));
+        if !joined {
+            self.messaging.visible_conversation(actor, conv).await?;
+        }
+        if start {
+            if self.typing_limit.check_key(&actor.principal.room()).is_err() {
+                metrics::counter!("gateway_rate_limited_total", "event" => "typing").increment(1);
+                return Err(EventError::new("RATE_LIMITED", "typing events too fast"));
+            }
+            self.publish_typing(actor, conv, true).await;
+            self.arm_typing_expiry(id, actor.clone(), conv);
+        } else {
+            let timer = self.lock().typing.remove(&(id, conv));
+            if let Some(t) = timer {
+                t.abort();
+            }
+            self.publish_typing(actor, conv, false).await;
+        }
+        Ok(conv)
+    }
+
+    /// A typing state with no stop expires server-side and emits the stop.
+    pub(super) fn arm_typing_expiry(&self, id: ConnId, actor: Actor, conv: ConversationId) {
+        let me = self.me.clone();
+        let expiry = self.config.typing_expiry;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(expiry).await;
+            let Some(hub) = me.upgrade() else { return };
+            hub.lock().typing.remove(&(id, conv));
+            metrics::counter!("gateway_typing_expired_total").increment(1);
+            hub.publish_typing(&actor, conv, false).await;
+        });
+        if let Some(old) = self.lock().typing.insert((id, conv), task) {
+            old.abort();
+        }
+    }
+
+    pub(super) async fn publish_typing(&self, actor: &Actor, conv: ConversationId, start: bool) {
+        let (kind, payload) = if start {
+            (
+                EventKind::TypingStart,
+                json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex(), "userName": actor.name}),
+            )
+        } else {
+            (EventKind::TypingStop, json!({"conversationId": conv.to_hex(), "userId": actor.principal.id_hex()}))
+        };
+        self.messaging.publish(Topic::Conversation(conv), kind, Some(conv), payload, None).await;
+    }
+
+    pub(super) async fn publish_presence(&self, actor: &Actor, conv: ConversationId, online: bool) {
+        let payload = json!({"userId": actor.principal.id_hex(), "online": online, "conversationId": conv.to_hex()});
+        self.messaging.publish(Topic::Conversation(conv), EventKind::Presence, Some(conv), payload, None).await;
+    }
+
+    pub(super) async fn mark_read(&self, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let receipt = match events::mark_read(data)? {
+            ReadTarget::Message(m) => self.messaging.mark_read(actor, m).await?,
+            ReadTarget::Seq(c, seq) => self.messaging.mark_read_up_to(actor, c, seq).await?,
+        };
+        Ok(serde_json::to_value(receipt).unwrap_or_default())
+    }
+
+    pub(super) async fn delivered(&self, actor: &Actor, data: &Value) -> Result<Value, EventError> {
+        let (conv, msg) = events::delivered(data)?;
+        let changed = self.messaging.mark_delivered(actor, conv, msg).await?;
+        Ok(json!({"conversationId": conv.to_hex(), "messageId": msg.to_hex(), "changed": changed}))
+    }
+}

@@ -1,0 +1,286 @@
+//! The gateway core: connections, local room index, event handling and
+//! fan-out of bus events to local sockets. Protocol-agnostic (see
+//! [`crate::transport`]).
+//!
+//! Split the way the protocol split suggests:
+//! - this module: the [`Hub`] itself, admission and the connection
+//!   lifecycle (register, connected, disconnected, drain);
+//! - `index`: the local index — connections, rooms and their members,
+//!   personal rooms — behind one lock;
+//! - `handling`: one parse + apply per client event (join, leave, send,
+//!   typing, read receipts), each answering an ack or an [`EventError`];
+//! - `fanout`: bus envelopes to local sockets, each frame encoded once;
+//! - `recovery`: replay after `lastSeq` and the resync after a bus outage;
+//! - `tasks`: the background tasks (dispatcher, resync, heartbeat).
+//!
+//! Locking: one `std::sync::Mutex` over the index. It is never held across an
+//! `.await`; sends happen under it because [`Connection::send`] never waits,
+//! which keeps per-socket order equal to bus order.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use omnibiz_shared::auth::{AuthError, Principal, Verifier};
+
+use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Topic};
+use omnibiz_shared::domain::{ConversationId, ObjectId, Side};
+use omnibiz_shared::presence::Presence;
+use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
+use omnibiz_shared::store::StoreError;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::GatewayConfig;
+use crate::dedupe::Delivered;
+use crate::events::{self, ReadTarget};
+use crate::subscriptions::Subscriptions;
+use crate::transport::{CloseReason, ConnId, Connection, OutEvent, SendError};
+
+/// The client → server events the hub handles.
+pub const EVENTS: &[&str] = &[
+    "join_conversation",
+    "leave_conversation",
+    "send_message",
+    "typing_start",
+    "typing_stop",
+    "mark_read",
+    "message_delivered",
+];
+
+mod fanout;
+mod handling;
+mod index;
+mod recovery;
+mod tasks;
+
+pub use handling::{EventError, Reply};
+use index::{Conn, Index, Member, Recovery, Room, leave_room, member_mut};
+pub use tasks::{spawn_dispatcher, spawn_heartbeat, spawn_resync};
+
+pub struct Hub {
+    /// Handle on itself, for timers that outlive a call.
+    me: std::sync::Weak<Hub>,
+    messaging: Messaging,
+    verifier: Arc<Verifier>,
+    presence: Arc<dyn Presence>,
+    subs: Subscriptions,
+    config: GatewayConfig,
+    index: Mutex<Index>,
+    next_id: AtomicU64,
+    live: AtomicUsize,
+    /// Set on shutdown: new connections are refused while existing ones are moved away.
+    draining: std::sync::atomic::AtomicBool,
+    send_limit: DefaultKeyedRateLimiter<String>,
+    /// Per-conversation counters of the relay-only benchmark mode.
+    relay_seq: Mutex<HashMap<ConversationId, i64>>,
+    typing_limit: DefaultKeyedRateLimiter<String>,
+}
+
+fn quota(per_sec: u32) -> Quota {
+    let n = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(n).allow_burst(n.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EventError {
+    EventError::new("SERVICE_UNAVAILABLE", format!("realtime bus unavailable: {e}"))
+}
+
+impl Hub {
+    pub fn new(
+        messaging: Messaging,
+        verifier: Arc<Verifier>,
+        presence: Arc<dyn Presence>,
+        config: GatewayConfig,
+    ) -> Arc<Self> {
+        let subs = Subscriptions::new(Arc::clone(messaging.bus()));
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            send_limit: RateLimiter::keyed(quota(config.send_per_sec)),
+            typing_limit: RateLimiter::keyed(quota(config.typing_per_sec)),
+            messaging,
+            verifier,
+            presence,
+            subs,
+            config,
+            index: Mutex::new(Index::default()),
+            next_id: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            relay_seq: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn connections(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Checks a connection attempt: capacity, token, account. The error text
+    /// is what the client's `connect_error` shows.
+    pub async fn admit(&self, token: Option<&str>) -> Result<Actor, String> {
+        if self.draining.load(Ordering::Acquire) {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "draining").increment(1);
+            return Err("gateway shutting down, reconnect".into());
+        }
+        if self.connections() >= self.config.max_connections {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "capacity").increment(1);
+            return Err("gateway at capacity, retry another".into());
+        }
+        let principal = self.verifier.verify(token.unwrap_or("")).map_err(|e: AuthError| {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
+            e.to_string()
+        })?;
+        self.messaging.actor(principal).await.map_err(|e| match e {
+            ServiceError::Unauthorized(m) => m,
+            other => EventError::from(other).error,
+        })
+    }
+
+    /// Registers an admitted connection in the index, synchronously, so
+    /// events that arrive right after the handshake find it. Then call
+    /// [`Hub::connected`] to join the personal room's topic and count for presence.
+    pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
+        // Starts at 1; 2^64 registrations never wrap in practice.
+        let id = ConnId::new(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(ConnId::MIN);
+        let room = actor.principal.room();
+        {
+            let mut ix = self.lock();
+            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Vec::new() });
+            ix.personal.entry(room).or_default().conns.push(id);
+        }
+        let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("gateway_connections").set(n as f64);
+        id
+    }
+
+    /// Second half of connecting: the first local connection of a principal
+    /// subscribes its personal topic and marks it online.
+    pub async fn connected(&self, id: ConnId) {
+        let room = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.get(&id) else { return };
+            let room = conn.actor.principal.room();
+            let Some(p) = ix.personal.get_mut(&room) else { return };
+            if std::mem::replace(&mut p.live, true) {
+                return; // another local connection of this principal did it
+            }
+            room
+        };
+        if let Err(e) = self.subs.acquire(&Topic::Principal(room.clone())).await {
+            tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
+        }
+        self.presence.set_local(&room, true).await;
+    }
+
+    /// Forgets a connection: leaves its rooms, stops its typing, updates presence.
+    pub async fn disconnected(&self, id: ConnId) {
+        let (conn, rooms_left, last_personal, typing) = {
+            let mut ix = self.lock();
+            let Some(conn) = ix.conns.remove(&id) else { return };
+            // Every membership holds one subscription reference, released below.
+            let left = conn.joined.clone();
+            for c in &left {
+                leave_room(&mut ix.rooms, *c, id);
+            }
+            let personal = conn.actor.principal.room();
+            let last = match ix.personal.get_mut(&personal) {
+                Some(p) => {
+                    p.conns.retain(|c| *c != id);
+                    p.conns.is_empty()
+                }
+                None => false,
+            };
+            let last = last && ix.personal.remove(&personal).is_some_and(|p| p.live);
+            let typing: Vec<ConversationId> =
+                conn.joined.iter().copied().filter(|c| ix.typing.contains_key(&(id, *c))).collect();
+            for c in &typing {
+                if let Some(t) = ix.typing.remove(&(id, *c)) {
+                    t.abort();
+                }
+            }
+            (conn, left, last, typing)
+        };
+        let n = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!("gateway_connections").set(n as f64);
+        for c in typing {
+            self.publish_typing(&conn.actor, c, false).await;
+        }
+        for c in rooms_left {
+            self.subs.release(&Topic::Conversation(c)).await;
+        }
+        if last_personal {
+            let room = conn.actor.principal.room();
+            self.subs.release(&Topic::Principal(room.clone())).await;
+            self.presence.set_local(&room, false).await;
+            for c in &conn.joined {
+                self.publish_presence(&conn.actor, *c, false).await;
+            }
+        }
+    }
+
+    /// Every personal room held here (for the presence heartbeat).
+    pub fn personal_rooms(&self) -> Vec<String> {
+        self.lock().personal.keys().cloned().collect()
+    }
+
+    /// Shutdown: refuses new connections, then closes the existing ones spread
+    /// evenly over `window`, so the remaining gateways are not hit by a
+    /// reconnect storm. Closing the transport makes clients reconnect (to
+    /// another gateway behind the load balancer) and rejoin with `lastSeq`.
+    /// Returns when every connection is gone or `window` plus 2 s has passed.
+    pub async fn drain(&self, window: Duration) {
+        self.draining.store(true, Ordering::Release);
+        metrics::gauge!("gateway_draining").set(1.0);
+        let handles: Vec<Arc<dyn Connection>> = self.lock().conns.values().map(|c| Arc::clone(&c.handle)).collect();
+        let n = handles.len().max(1) as u32;
+        tracing::info!(connections = handles.len(), ?window, "draining connections");
+        let start = tokio::time::Instant::now();
+        for (i, h) in handles.into_iter().enumerate() {
+            tokio::time::sleep_until(start + window * i as u32 / n).await;
+            h.close(CloseReason::ServerShutdown);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn actor_of(&self, id: ConnId) -> Option<Arc<Actor>> {
+        self.lock().conns.get(&id).map(|c| Arc::clone(&c.actor))
+    }
+
+    /// The local connection an envelope came from, if it came from this process.
+    fn local_source(&self, env: &Envelope) -> Option<ConnId> {
+        let rest = env.source.as_deref()?.strip_prefix(self.messaging.origin())?;
+        rest.strip_prefix('/')?.parse().ok()
+    }
+
+    /// Forgets rate-limiter state of principals that went quiet (memory bound).
+    pub fn prune_limiters(&self) {
+        self.send_limit.retain_recent();
+        self.typing_limit.retain_recent();
+    }
+}
+
+/// A principal as (side, id), comparable without allocating.
+type PrincipalKey = (Side, ObjectId);
+
+fn key_of(p: &Principal) -> PrincipalKey {
+    match p {
+        Principal::User { id, .. } => (Side::Owner, id.oid()),
+        Principal::Customer { id } => (Side::Customer, id.oid()),
+    }
+}
+
+/// The sender of a `message.created` payload.
+fn sender_of(meta: &PayloadMeta<'_>) -> Option<PrincipalKey> {
+    let side = Side::from_role_name(meta.sender_role.as_deref()?)?;
+    Some((side, ObjectId::parse_str(meta.sender_id.as_deref()?).ok()?))
+}

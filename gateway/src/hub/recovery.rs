@@ -1,0 +1,114 @@
+//! Recovery: replay after `lastSeq` on join, and the resync of live rooms
+//! from the store after the bus was away or fell behind.
+
+use super::*;
+
+impl Hub {
+    /// Sends every stored message after `after`, then releases held live events, in order.
+    pub(super) async fn replay(
+        &self,
+        id: ConnId,
+        actor: &Actor,
+        conv: ConversationId,
+        mut after: i64,
+    ) -> Result<usize, EventError> {
+        let page = self.config.replay_page;
+        let mut count = 0;
+        loop {
+            let msgs = match self.messaging.messages_after(actor, conv, after, page).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.forget_membership(id, conv);
+                    self.subs.release(&Topic::Conversation(conv)).await;
+                    return Err(e.into());
+                }
+            };
+            let done = msgs.len() < page;
+            let handle = {
+                let mut guard = self.lock();
+                let Index { conns, rooms, .. } = &mut *guard;
+                let Some(conn) = conns.get(&id) else { return Ok(count) };
+                let handle = Arc::clone(&conn.handle);
+                let Some(member) = rooms.get_mut(&conv).and_then(|r| member_mut(r, id)) else { return Ok(count) };
+                let mut failed = false;
+                for m in &msgs {
+                    after = after.max(m.seq);
+                    if member.recovery.as_mut().is_none_or(|r| r.delivered.accept(m.seq)) {
+                        let data = serde_json::to_value(m).unwrap_or_default();
+                        failed |= handle.send(&OutEvent::new("message_received", data)).is_err();
+                        count += 1;
+                    }
+                }
+                if done && !failed {
+                    // Release what arrived live during the replay, skipping what history covered.
+                    let held = member.recovery.as_mut().and_then(|r| r.held.take()).unwrap_or_default();
+                    for env in held {
+                        let from = self.local_source(&env);
+                        let meta = env.meta();
+                        let sender = sender_of(&meta);
+                        if let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) {
+                            failed |= handle.send(&OutEvent::raw(name, &env.payload)).is_err();
+                        }
+                    }
+                }
+                if failed {
+                    drop(guard);
+                    metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                    handle.close(CloseReason::SlowClient);
+                    return Ok(count);
+                }
+                handle
+            };
+            if done {
+                return Ok(count);
+            }
+            // Let the client read before the next page (the outbox is bounded).
+            let waited = tokio::time::Instant::now();
+            while handle.queued() > self.config.max_buffer / 2 {
+                if waited.elapsed() > Duration::from_secs(10) {
+                    metrics::counter!("gateway_slow_clients_dropped_total").increment(1);
+                    handle.close(CloseReason::SlowClient);
+                    return Ok(count);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+
+    /// Fetches from the store what local members may have missed while the
+    /// bus was away (or behind) and delivers it through [`Hub::dispatch`],
+    /// which sends each message once per room even when it also arrives
+    /// live. Rooms are walked one at a time to spare the store after a
+    /// Redis failover, when every gateway resyncs at once.
+    pub async fn resync(&self) {
+        if self.config.relay_only {
+            return; // nothing is stored in that mode
+        }
+        let rooms: Vec<(ConversationId, i64)> = self.lock().rooms.iter().map(|(c, r)| (*c, r.seen.floor())).collect();
+        metrics::counter!("gateway_resyncs_total").increment(1);
+        let page = self.config.replay_page.max(1);
+        let mut fetched = 0usize;
+        for (conv, mut after) in rooms {
+            loop {
+                let msgs = match self.messaging.stored_after(conv, after, page).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, conversation = %conv, "resync: reading missed messages failed");
+                        break;
+                    }
+                };
+                for m in &msgs {
+                    after = after.max(m.seq);
+                    let payload = serde_json::to_value(m).unwrap_or_default();
+                    let env = Envelope::new(EventKind::MessageCreated, Some(conv), payload);
+                    self.dispatch(&Published { topic: Topic::Conversation(conv), envelope: Arc::new(env) });
+                }
+                fetched += msgs.len();
+                if msgs.len() < page {
+                    break;
+                }
+            }
+        }
+        tracing::info!(fetched, "resynced local rooms from the store after a bus interruption");
+    }
+}
