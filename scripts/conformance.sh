@@ -4,13 +4,22 @@
 # the echo servers built on our protocol crate (sio/examples/conformance.rs).
 #
 # The suites are third-party test material kept beside the project, in
-# ../shared/conformance (or $OMNIBIZ_CONFORMANCE_DIR); they are copied, never
+# ../shared/conformance (or $OMNIBIZ_CONFORMANCE_DIR, or /work/shared/
+# conformance for a checkout elsewhere on this workspace); they are copied, never
 # edited, into a folder outside the repository (~/.cache/omnibiz-tools/
 # conformance), where their npm dependencies are installed once. Every case
 # must pass and none may be skipped. The suites talk to http://localhost:3000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SRC=${OMNIBIZ_CONFORMANCE_DIR:-$ROOT/../shared/conformance}
+# Where the suites are: $OMNIBIZ_CONFORMANCE_DIR, else beside the checkout
+# (../shared/conformance), else the workspace's shared folder.
+SRC=${OMNIBIZ_CONFORMANCE_DIR:-}
+if [ -z "$SRC" ]; then
+  for candidate in "$ROOT/../shared/conformance" /work/shared/conformance; do
+    if [ -f "$candidate/engine.io-protocol/test-suite.js" ]; then SRC=$candidate; break; fi
+  done
+fi
+SRC=${SRC:-$ROOT/../shared/conformance}
 WORK=${OMNIBIZ_TOOLS:-$HOME/.cache/omnibiz-tools}/conformance
 SUITES="engine.io-protocol socket.io-protocol"
 

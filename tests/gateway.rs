@@ -560,3 +560,50 @@ async fn long_messages_cross_the_websocket_intact() {
     owner.disconnect();
     app.finish().await;
 }
+
+/// An API that dies between storing a message and publishing it leaves a
+/// message no live socket received. The client's retry with the same
+/// `clientMessageId` stores nothing new, but publishes it again; gateways
+/// deliver each stored `seq` once, so a second retry changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
+    let c = cluster().await;
+    let b: Business = business(&c.api.store, "Retry", 1).await;
+    let conv = open(&c.api, &b, 0).await;
+    let mut owner = client(&c.gw1, &b.owner_token).await;
+    join(&mut owner, &conv).await;
+    // Stored, never published: what an API killed between the two leaves.
+    let stored = c
+        .api
+        .store
+        .append_message(omnibiz_shared::store::NewMessage {
+            conversation_id: conv.parse().expect("id"),
+            sender_id: b.customers[0].id.to_hex(),
+            sender_side: omnibiz_shared::domain::Side::Customer,
+            sender_name: b.customers[0].name.clone(),
+            content: "stored before the crash".into(),
+            attachments: Vec::new(),
+            client_message_id: Some("crash-1".into()),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("append")
+        .into_message();
+    assert!(owner.try_expect("message_received", QUIET).await.is_none(), "nothing was published");
+    let retry = json!({"conversationId": conv, "content": "stored before the crash", "clientMessageId": "crash-1"});
+    for attempt in 0..2 {
+        let (status, body) = c.api.post("/api/messages/send", &b.customer_tokens[0], retry.clone()).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "a retry, not a new message: {body}");
+        assert_eq!(body["message"]["seq"], stored.seq);
+        let got = owner.try_expect("message_received", Duration::from_secs(3)).await;
+        if attempt == 0 {
+            let got = got.expect("the retry delivered it");
+            assert_eq!(got["seq"], stored.seq);
+        } else {
+            assert!(got.is_none(), "delivered once, whatever the number of retries: {got:?}");
+        }
+    }
+    let (_, page) = c.api.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
+    assert_eq!(page["messages"].as_array().expect("messages").len(), 1, "stored once");
+    c.finish().await;
+}

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, business, eventually, node_dir, omnibiz_process_banner, open, settings, spawn_with};
+use common::{Backend, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -63,19 +63,7 @@ async fn polling_clients_need_no_affinity_and_survive_a_gateway_dying() {
 
     // The seed's flow through the balancer, on polling only and with the upgrade.
     for mode in ["polling", "upgrade"] {
-        let out = tokio::process::Command::new("node")
-            .arg("seed-flow.mjs")
-            .current_dir(&dir)
-            .env("BASE", &lb)
-            .env("OWNER_TOKEN", &b.owner_token)
-            .env("CUSTOMER_TOKEN", &b.customer_tokens[0])
-            .env("CONV", &conv)
-            .env("MODE", mode)
-            .output()
-            .await
-            .expect("run node");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{mode}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(seed_flow(&lb, &b, &conv, mode).await["ok"], true, "{mode}");
     }
     let stats: Vec<u64> = reqwest::get(format!("{lb}/__stats")).await.expect("stats").json().await.expect("json");
     assert!(stats.iter().all(|&n| n > 0), "every gateway took requests: {stats:?}");

@@ -4,30 +4,15 @@
 
 mod common;
 
-use common::{Backend, business, node_dir, open, spawn_app};
+use common::{Backend, business, open, seed_flow, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_seed_flow_over_every_transport() {
-    let dir = node_dir("socket.io-client");
     let app = spawn_app(Backend::Sqlite).await;
     let b = business(&app.store, "Node", 1).await;
     let conv = open(&app, &b, 0).await;
     for mode in ["websocket", "polling", "upgrade"] {
-        let out = tokio::process::Command::new("node")
-            .arg("seed-flow.mjs")
-            .current_dir(&dir)
-            .env("BASE", &app.base)
-            .env("OWNER_TOKEN", &b.owner_token)
-            .env("CUSTOMER_TOKEN", &b.customer_tokens[0])
-            .env("CONV", &conv)
-            .env("MODE", mode)
-            .output()
-            .await
-            .expect("run node");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{mode}: {stdout}{stderr}");
-        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary JSON");
+        let summary = seed_flow(&app.base, &b, &conv, mode).await;
         assert_eq!(summary["ok"], true);
         let expected = if mode == "polling" { "polling" } else { "websocket" };
         assert_eq!(summary["transport"], expected, "{mode} ended on the expected transport");

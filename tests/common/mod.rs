@@ -329,6 +329,27 @@ pub async fn omnibiz_process_banner(
     (child, base, banner)
 }
 
+/// Runs the seed front end's event flow (`tests/node/seed-flow.mjs`, the
+/// official socket.io-client) against `base` in `mode` (`websocket`,
+/// `polling` or `upgrade`); returns its JSON summary.
+pub async fn seed_flow(base: &str, b: &Business, conv: &str, mode: &str) -> Value {
+    let out = tokio::process::Command::new("node")
+        .arg("seed-flow.mjs")
+        .current_dir(node_dir("socket.io-client"))
+        .env("BASE", base)
+        .env("OWNER_TOKEN", &b.owner_token)
+        .env("CUSTOMER_TOKEN", &b.customer_tokens[0])
+        .env("CONV", conv)
+        .env("MODE", mode)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{mode}: {stdout}{stderr}");
+    serde_json::from_str(stdout.trim()).expect("summary JSON")
+}
+
 /// `MONGODB_URI` with the database `db` in its path (for clients that take
 /// the database from the URI, like Mongoose).
 pub fn mongo_uri_for(db: &str) -> String {

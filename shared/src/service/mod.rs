@@ -4,7 +4,10 @@
 //!
 //! Every stored change is followed by a bus publish (store first, then
 //! publish). A failed publish is logged and counted, never turned into a
-//! failed request: the data is safe and clients recover by `seq`.
+//! failed request: the data is safe and clients recover by `seq`. A send
+//! retried with the same `clientMessageId` publishes the stored message
+//! again, so a process that died between storing and publishing loses no
+//! live delivery (gateways deliver each stored `seq` once).
 
 pub mod views;
 
@@ -462,6 +465,14 @@ impl Messaging {
         if created {
             metrics::counter!("messages_stored_total").increment(1);
             self.publish_message(&conv, side, &message, &actor.name, &preview, source).await;
+        } else {
+            // A retry of a stored message. Its first publish may never have
+            // happened (the process died between store and publish): publish
+            // it again. Gateways deliver each stored seq once per room, so a
+            // message that did go out is not delivered twice. The
+            // notification is not repeated (it carries no seq to dedupe on).
+            let payload = serde_json::to_value(&message).unwrap_or_default();
+            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
         }
         Ok(Sent { message, created })
     }

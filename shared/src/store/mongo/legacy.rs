@@ -151,31 +151,19 @@ impl MongoStore {
         if marker.is_some_and(|m| Doc(&m).int("version") >= i64::from(SCHEMA_VERSION)) {
             return Ok(SchemaState::Ready);
         }
-        let unnumbered = self
-            .messages
-            .find_one(doc! {"seq": {"$exists": false}})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(|e| classify(what, e))?;
-        if unnumbered.is_some() {
-            return Ok(SchemaState::NeedsMigration(
-                "the database holds messages without `seq` (written by the Node service) and has not been \
-                 migrated: run `omnibiz migrate` (see docs/migration.md)"
-                    .into(),
-            ));
-        }
-        let unfilled = self
-            .conversations
-            .find_one(doc! {"activityAt": {"$exists": false}})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(|e| classify(what, e))?;
-        if unfilled.is_some() {
-            return Ok(SchemaState::NeedsMigration(
-                "the database holds conversations written by the Node service and has not been migrated: \
-                 run `omnibiz migrate` (see docs/migration.md)"
-                    .into(),
-            ));
+        let left_by_node = [
+            (&self.messages, doc! {"seq": {"$exists": false}}, "messages without `seq` (written by the Node service)"),
+            (&self.conversations, doc! {"activityAt": {"$exists": false}}, "conversations written by the Node service"),
+        ];
+        for (coll, filter, what_found) in left_by_node {
+            let found =
+                coll.find_one(filter).projection(doc! {"_id": 1}).await.map_err(|e| classify(what, e))?.is_some();
+            if found {
+                return Ok(SchemaState::NeedsMigration(format!(
+                    "the database holds {what_found} and has not been migrated: run `omnibiz migrate` (see \
+                     docs/migration.md)"
+                )));
+            }
         }
         self.write_marker(Utc::now(), by).await?;
         Ok(SchemaState::Ready)
