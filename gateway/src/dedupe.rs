@@ -27,6 +27,18 @@ impl Delivered {
         self.floor
     }
 
+    /// Everything up to `seq` counts as delivered (a gap given up on, or
+    /// in-order delivery moving on).
+    pub fn advance_to(&mut self, seq: i64) {
+        if seq > self.floor {
+            self.floor = seq;
+            self.above.retain(|&s| s > seq);
+        }
+        while self.above.remove(&(self.floor + 1)) {
+            self.floor += 1;
+        }
+    }
+
     /// True (and records it) when `seq` has not been delivered yet.
     pub fn accept(&mut self, seq: i64) -> bool {
         if seq <= self.floor || !self.above.insert(seq) {

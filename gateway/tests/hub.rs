@@ -1,6 +1,8 @@
 //! The hub on its own (embedded store, in-process bus): a stored message is
-//! delivered once per socket however many times it reaches the gateway,
-//! and a resync brings what the bus never delivered.
+//! delivered once per socket however many times it reaches the gateway, in
+//! `seq` order however it arrives; a missing seq is fetched from the store,
+//! or given up on when it never comes; a resync brings what the bus never
+//! delivered.
 
 mod support;
 
@@ -98,14 +100,16 @@ async fn a_stored_message_reaches_a_socket_once_however_often_it_arrives() {
     let m3 = append(&s.store, s.conv, &s.owner, "three").await;
     let m4 = append(&s.store, s.conv, &s.owner, "four").await;
     // Out of order (two API pods), then each again (a resync racing the live event).
-    for m in [&m4, &m3, &m4, &m3] {
+    s.hub.dispatch(&published(s.conv, &m4));
+    assert_eq!(s.socket.received_seqs(), Vec::<i64>::new(), "4 waits for 3");
+    for m in [&m3, &m4, &m3] {
         s.hub.dispatch(&published(s.conv, m));
     }
-    assert_eq!(s.socket.received_seqs(), vec![4, 3], "each once, in arrival order");
+    assert_eq!(s.socket.received_seqs(), vec![3, 4], "each once, in seq order");
     // History from before the join is not pushed live (it is fetched with lastSeq).
     let old = MessageView { seq: 2, ..m3.clone() };
     s.hub.dispatch(&published(s.conv, &old));
-    assert_eq!(s.socket.received_seqs(), vec![4, 3]);
+    assert_eq!(s.socket.received_seqs(), vec![3, 4]);
 }
 
 #[tokio::test]
@@ -115,9 +119,46 @@ async fn a_resync_delivers_what_the_bus_never_did_once() {
     let live = append(&s.store, s.conv, &s.owner, "arrived live").await;
     append(&s.store, s.conv, &s.owner, "missed 2").await;
     s.hub.dispatch(&published(s.conv, &live));
-    assert_eq!(s.socket.received_seqs(), vec![3]);
+    assert_eq!(s.socket.received_seqs(), Vec::<i64>::new(), "3 waits for the missed 2");
     s.hub.resync().await;
-    assert_eq!(s.socket.received_seqs(), vec![3, 2, 4], "the two missed ones, not the live one again");
+    assert_eq!(s.socket.received_seqs(), vec![2, 3, 4], "the missed ones and the held one, in order, once");
     s.hub.resync().await;
-    assert_eq!(s.socket.received_seqs(), vec![3, 2, 4], "a second pass finds nothing new");
+    assert_eq!(s.socket.received_seqs(), vec![2, 3, 4], "a second pass finds nothing new");
+}
+
+/// Polls `cond` for up to five seconds.
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_missing_seq_is_fetched_from_the_store_before_what_follows_goes_out() {
+    let s = setup(1).await;
+    // Stored, but its publish was lost; the next one arrives live.
+    append(&s.store, s.conv, &s.owner, "publish lost").await;
+    let next = append(&s.store, s.conv, &s.owner, "arrives live").await;
+    s.hub.dispatch(&published(s.conv, &next));
+    assert_eq!(s.socket.received_seqs(), Vec::<i64>::new(), "held behind the gap");
+    assert!(eventually(|| s.socket.received_seqs() == vec![2, 3]).await, "{:?}", s.socket.received_seqs());
+}
+
+#[tokio::test]
+async fn a_seq_that_never_comes_is_given_up_on() {
+    let s = setup(1).await;
+    let two = append(&s.store, s.conv, &s.owner, "two").await;
+    s.hub.dispatch(&published(s.conv, &two));
+    // Seq 3 was taken by a writer that died before storing it; 4 is real.
+    let four = MessageView { seq: 4, content: "four".into(), ..two.clone() };
+    s.hub.dispatch(&published(s.conv, &four));
+    assert_eq!(s.socket.received_seqs(), vec![2], "4 waits for 3 at first");
+    assert!(eventually(|| s.socket.received_seqs() == vec![2, 4]).await, "{:?}", s.socket.received_seqs());
+    let late = MessageView { seq: 3, ..two.clone() };
+    s.hub.dispatch(&published(s.conv, &late));
+    assert_eq!(s.socket.received_seqs(), vec![2, 4], "nothing below what went out is sent afterwards");
 }

@@ -47,6 +47,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "passes re-fetching from the store what local rooms missed while the bus was away",
     ),
     ("gateway_draining", "gauge", "1 while this gateway drains connections on shutdown"),
+    (
+        "gateway_gaps_skipped_total",
+        "counter",
+        "missing seqs a room stopped waiting for (taken but never stored) before sending what followed",
+    ),
     ("messages_stored_total", "counter", "messages stored (not counting idempotent retries)"),
     ("bus_publish_errors_total", "counter", "bus publishes that failed (data is stored; clients recover by seq)"),
     ("bus_redis_errors_total", "counter", "Redis command errors (publish, subscribe, presence)"),

@@ -54,6 +54,37 @@ impl Hub {
         Some(if mine { "message_sent" } else { "message_received" })
     }
 
+    /// One stored message to a room's members: `message_received` to the
+    /// others, `message_sent` to the sender's other sockets; each frame
+    /// encoded once. Members still replaying history get it afterwards.
+    pub(super) fn fan_message(
+        &self,
+        room: &mut Room,
+        conns: &HashMap<ConnId, Conn>,
+        env: &Arc<Envelope>,
+        dropped: &mut Vec<ConnId>,
+    ) {
+        let meta = env.meta();
+        let from = self.local_source(env);
+        let sender = sender_of(&meta);
+        let mut received: Option<Arc<OutEvent>> = None;
+        let mut sent: Option<Arc<OutEvent>> = None;
+        for (id, member) in room.members.iter_mut() {
+            let id = *id;
+            let Some(conn) = conns.get(&id) else { continue };
+            if let Some(held) = member.recovery.as_mut().and_then(|r| r.held.as_mut()) {
+                held.push(Arc::clone(env));
+                continue;
+            }
+            let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) else { continue };
+            let slot = if name == "message_sent" { &mut sent } else { &mut received };
+            let e = slot.get_or_insert_with(|| OutEvent::raw(name, &env.payload));
+            if !self.deliver(&conn.handle, e) {
+                dropped.push(id);
+            }
+        }
+    }
+
     /// Fans one bus event out to the local sockets it concerns.
     pub fn dispatch(&self, published: &Published) {
         let env = &published.envelope;
@@ -66,65 +97,55 @@ impl Hub {
                 if env.kind == EventKind::MessageCreated {
                     let latency = (chrono::Utc::now().timestamp_millis() - env.ts).max(0) as f64 / 1000.0;
                     metrics::histogram!("gateway_delivery_latency_seconds").record(latency);
-                }
-                let simple = match env.kind {
-                    EventKind::ConversationRead => Some("messages_read"),
-                    EventKind::MessageStatus => Some("message_status"),
-                    EventKind::ConversationUpdated => Some("conversation_updated"),
-                    _ => None,
-                };
-                let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
-                // Routing fields, scanned once from the raw payload.
-                let meta = env.meta();
-                // The same stored message twice (a resync racing the live
-                // event): deliver it once. Relay-only seqs are not unique.
-                if env.kind == EventKind::MessageCreated
-                    && !self.config.relay_only
-                    && let Some(seq) = meta.seq
-                    && !room.seen.accept(seq)
-                {
-                    return;
-                }
-                // Who typed / came online: parsed once, compared without allocating per socket.
-                let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
-                let typing = match env.kind {
-                    EventKind::TypingStart => Some(OutEvent::raw("user_typing", &env.payload)),
-                    EventKind::TypingStop => Some(OutEvent::raw("user_stopped_typing", &env.payload)),
-                    EventKind::Presence => Some(OutEvent::raw("presence", &env.payload)),
-                    _ => None,
-                };
-                let from = self.local_source(env);
-                let sender = sender_of(&meta);
-                let mut received: Option<Arc<OutEvent>> = None;
-                let mut sent: Option<Arc<OutEvent>> = None;
-                for (id, member) in room.members.iter_mut() {
-                    let id = *id;
-                    let Some(conn) = conns.get(&id) else { continue };
-                    let ok = if env.kind == EventKind::MessageCreated {
-                        if let Some(held) = member.recovery.as_mut().and_then(|r| r.held.as_mut()) {
-                            held.push(Arc::clone(env));
-                            continue;
+                    // Stored messages go out in seq order, each once: one that
+                    // arrives ahead of a missing seq waits for it (see `in_order`).
+                    // Relay-only seqs are neither unique nor ordered.
+                    let batch = match env.meta().seq {
+                        Some(seq) if !self.config.relay_only => {
+                            let (batch, opened) = room.in_order(seq, env);
+                            if opened {
+                                self.watch_gap(*conv);
+                            }
+                            batch
                         }
-                        // One event (one encoded frame) per name, shared by every socket.
-                        let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) else {
+                        _ => vec![Arc::clone(env)],
+                    };
+                    for e in &batch {
+                        self.fan_message(room, conns, e, &mut dropped);
+                    }
+                } else {
+                    let simple = match env.kind {
+                        EventKind::ConversationRead => Some("messages_read"),
+                        EventKind::MessageStatus => Some("message_status"),
+                        EventKind::ConversationUpdated => Some("conversation_updated"),
+                        _ => None,
+                    };
+                    let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
+                    // Who typed / came online: parsed once, compared without allocating per socket.
+                    let meta = env.meta();
+                    let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
+                    let typing = match env.kind {
+                        EventKind::TypingStart => Some(OutEvent::raw("user_typing", &env.payload)),
+                        EventKind::TypingStop => Some(OutEvent::raw("user_stopped_typing", &env.payload)),
+                        EventKind::Presence => Some(OutEvent::raw("presence", &env.payload)),
+                        _ => None,
+                    };
+                    for (id, _) in room.members.iter() {
+                        let Some(conn) = conns.get(id) else { continue };
+                        let ok = if let Some(e) = &typing {
+                            // Typing and presence go to the others only.
+                            if actor.is_some() && actor == Some(key_of(&conn.actor.principal).1) {
+                                continue;
+                            }
+                            self.deliver(&conn.handle, e)
+                        } else if let Some(e) = &shared {
+                            self.deliver(&conn.handle, e)
+                        } else {
                             continue;
                         };
-                        let slot = if name == "message_sent" { &mut sent } else { &mut received };
-                        let e = slot.get_or_insert_with(|| OutEvent::raw(name, &env.payload));
-                        self.deliver(&conn.handle, e)
-                    } else if let Some(e) = &typing {
-                        // Typing and presence go to the others only.
-                        if actor.is_some() && actor == Some(key_of(&conn.actor.principal).1) {
-                            continue;
+                        if !ok {
+                            dropped.push(*id);
                         }
-                        self.deliver(&conn.handle, e)
-                    } else if let Some(e) = &shared {
-                        self.deliver(&conn.handle, e)
-                    } else {
-                        continue;
-                    };
-                    if !ok {
-                        dropped.push(id);
                     }
                 }
             }

@@ -113,6 +113,16 @@ impl Hub {
     pub(super) async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
         let (conv_id, last_seq) = events::join(data)?;
         let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
+        // A new room starts after the newest *stored* message, not after
+        // `lastSeq`: a seq taken by a send whose insert is still in flight
+        // must still go out live when it lands.
+        let floor = if self.config.relay_only || self.lock().rooms.contains_key(&conv_id) {
+            conv.last_seq
+        } else {
+            let q = MessageQuery { conversation_id: conv_id, before: None, after: None, limit: 1 };
+            let newest = self.messaging.store().list_messages(&q).await.map_err(ServiceError::from)?;
+            newest.last().map_or(0, |m| m.seq)
+        };
         let already = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
@@ -122,7 +132,7 @@ impl Hub {
             }
             let recovery =
                 last_seq.map(|s| Box::new(Recovery { delivered: Delivered::after(s), held: Some(Vec::new()) }));
-            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(conv.last_seq));
+            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(floor));
             match member_mut(room, id) {
                 Some(m) => m.recovery = recovery,
                 None => room.members.push((id, Member { recovery })),

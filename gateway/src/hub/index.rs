@@ -40,17 +40,77 @@ pub(super) struct Index {
     pub(super) typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
 }
 
-/// A conversation's local members, and which of its messages this gateway
-/// has dispatched (so a message fetched by a resync and also arriving live
-/// is delivered once).
+/// A conversation's local members, and its stored messages in `seq` order:
+/// every seq up to `seen.floor()` has been dispatched (so a message fetched
+/// by a resync and also arriving live goes out once), and messages that
+/// arrive ahead of a missing seq wait in `gap` until it is filled.
 pub(super) struct Room {
     pub(super) members: Vec<(ConnId, Member)>,
     pub(super) seen: Delivered,
+    pub(super) gap: Option<Box<Gap>>,
 }
 
+/// Messages held behind a missing seq.
+pub(super) struct Gap {
+    pub(super) held: std::collections::BTreeMap<i64, Arc<Envelope>>,
+    /// When the gap opened (it is given up on after [`GAP_GIVE_UP`]).
+    pub(super) since: std::time::Instant,
+}
+
+/// How long a missing seq is waited for before the messages after it go
+/// out anyway: a seq that was taken but never stored (a writer that died
+/// between taking it and inserting, a lost idempotency race) never comes.
+pub(super) const GAP_GIVE_UP: Duration = Duration::from_millis(1000);
+
+/// How often a gap is looked for in the store while it lasts.
+pub(super) const GAP_POLL: Duration = Duration::from_millis(150);
+
 impl Room {
-    pub(super) fn new(last_seq: i64) -> Self {
-        Self { members: Vec::new(), seen: Delivered::after(last_seq) }
+    /// A room whose messages up to `floor` are history (not sent live).
+    pub(super) fn new(floor: i64) -> Self {
+        Self { members: Vec::new(), seen: Delivered::after(floor), gap: None }
+    }
+
+    /// Where one stored message goes: out now, with whatever it unblocks
+    /// (in `seq` order); held behind a gap; or nowhere (a duplicate). The
+    /// flag says a gap has just opened.
+    pub(super) fn in_order(&mut self, seq: i64, env: &Arc<Envelope>) -> (Vec<Arc<Envelope>>, bool) {
+        let floor = self.seen.floor();
+        if seq <= floor || self.gap.as_ref().is_some_and(|g| g.held.contains_key(&seq)) {
+            return (Vec::new(), false);
+        }
+        if seq > floor + 1 {
+            let opened = self.gap.is_none();
+            let gap = self.gap.get_or_insert_with(|| {
+                Box::new(Gap { held: std::collections::BTreeMap::new(), since: std::time::Instant::now() })
+            });
+            gap.held.insert(seq, Arc::clone(env));
+            return (Vec::new(), opened);
+        }
+        self.seen.advance_to(seq);
+        let mut out = vec![Arc::clone(env)];
+        self.release(&mut out);
+        (out, false)
+    }
+
+    /// Moves held messages that are now next in line to `out`.
+    pub(super) fn release(&mut self, out: &mut Vec<Arc<Envelope>>) {
+        let Some(gap) = self.gap.as_mut() else { return };
+        while let Some(e) = gap.held.remove(&(self.seen.floor() + 1)) {
+            self.seen.advance_to(self.seen.floor() + 1);
+            out.push(e);
+        }
+        if gap.held.is_empty() {
+            self.gap = None;
+        }
+    }
+
+    /// Gives up on the missing seqs below the first held message.
+    pub(super) fn skip_gap(&mut self, out: &mut Vec<Arc<Envelope>>) {
+        if let Some(first) = self.gap.as_ref().and_then(|g| g.held.keys().next().copied()) {
+            self.seen.advance_to(first - 1);
+            self.release(out);
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Topic};
 use omnibiz_shared::domain::{ConversationId, ObjectId, Side};
 use omnibiz_shared::presence::Presence;
 use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
-use omnibiz_shared::store::StoreError;
+use omnibiz_shared::store::{MessageQuery, StoreError};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 

@@ -1,6 +1,8 @@
-//! Recovery: replay after `lastSeq` on join, and the resync of live rooms
-//! from the store after the bus was away or fell behind.
+//! Recovery: replay after `lastSeq` on join, the resync of live rooms from
+//! the store after the bus was away or fell behind, and the filling of a
+//! room's gap (a missing seq) from the store.
 
+use super::index::{GAP_GIVE_UP, GAP_POLL};
 use super::*;
 
 impl Hub {
@@ -110,5 +112,50 @@ impl Hub {
             }
         }
         tracing::info!(fetched, "resynced local rooms from the store after a bus interruption");
+    }
+
+    /// While a room waits for a missing seq: looks for it in the store every
+    /// [`GAP_POLL`] (what it finds goes out through [`Hub::dispatch`], in
+    /// order), and after [`GAP_GIVE_UP`] lets the held messages go without it.
+    pub(super) fn watch_gap(&self, conv: ConversationId) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(GAP_POLL).await;
+                let Some(hub) = me.upgrade() else { return };
+                let floor = match hub.lock().rooms.get(&conv) {
+                    Some(r) if r.gap.is_some() => r.seen.floor(),
+                    _ => return,
+                };
+                match hub.messaging.stored_after(conv, floor, hub.config.replay_page.max(1)).await {
+                    Ok(msgs) => {
+                        for m in &msgs {
+                            let payload = serde_json::to_value(m).unwrap_or_default();
+                            let env = Envelope::new(EventKind::MessageCreated, Some(conv), payload);
+                            hub.dispatch(&Published { topic: Topic::Conversation(conv), envelope: Arc::new(env) });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, conversation = %conv, "filling a gap from the store failed"),
+                }
+                let mut guard = hub.lock();
+                let Index { conns, rooms, .. } = &mut *guard;
+                let Some(room) = rooms.get_mut(&conv) else { return };
+                let Some(gap) = room.gap.as_ref() else { return };
+                if gap.since.elapsed() < GAP_GIVE_UP {
+                    continue;
+                }
+                metrics::counter!("gateway_gaps_skipped_total").increment(1);
+                tracing::debug!(conversation = %conv, floor = room.seen.floor(), "a missing seq never came: moving on");
+                let mut out = Vec::new();
+                room.skip_gap(&mut out);
+                let mut dropped = Vec::new();
+                for e in &out {
+                    hub.fan_message(room, conns, e, &mut dropped);
+                }
+                if room.gap.is_none() {
+                    return;
+                }
+            }
+        });
     }
 }
