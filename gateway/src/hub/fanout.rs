@@ -100,18 +100,19 @@ impl Hub {
                     // Stored messages go out in seq order, each once: one that
                     // arrives ahead of a missing seq waits for it (see `in_order`).
                     // Relay-only seqs are neither unique nor ordered.
-                    let batch = match env.meta().seq {
-                        Some(seq) if !self.config.relay_only => {
-                            let (batch, opened) = room.in_order(seq, env);
-                            if opened {
-                                self.watch_gap(*conv);
+                    match env.meta().seq.filter(|_| !self.config.relay_only).map(|seq| room.in_order(seq, env)) {
+                        None | Some(Order::Now) => {
+                            self.fan_message(room, conns, env, &mut dropped);
+                            if room.gap.is_some() {
+                                let mut unblocked = Vec::new();
+                                room.release(&mut unblocked);
+                                for e in &unblocked {
+                                    self.fan_message(room, conns, e, &mut dropped);
+                                }
                             }
-                            batch
                         }
-                        _ => vec![Arc::clone(env)],
-                    };
-                    for e in &batch {
-                        self.fan_message(room, conns, e, &mut dropped);
+                        Some(Order::Held { opened: true }) => self.watch_gap(*conv),
+                        Some(Order::Held { opened: false } | Order::Duplicate) => {}
                     }
                 } else {
                     let simple = match env.kind {

@@ -50,6 +50,16 @@ pub(super) struct Room {
     pub(super) gap: Option<Box<Gap>>,
 }
 
+/// What to do with a stored message that reached a room.
+pub(super) enum Order {
+    /// Already sent (or history from before the room existed).
+    Duplicate,
+    /// Waits for a missing seq; `opened` when this started the wait.
+    Held { opened: bool },
+    /// Next in line: send it now.
+    Now,
+}
+
 /// Messages held behind a missing seq.
 pub(super) struct Gap {
     pub(super) held: std::collections::BTreeMap<i64, Arc<Envelope>>,
@@ -71,13 +81,13 @@ impl Room {
         Self { members: Vec::new(), seen: Delivered::after(floor), gap: None }
     }
 
-    /// Where one stored message goes: out now, with whatever it unblocks
-    /// (in `seq` order); held behind a gap; or nowhere (a duplicate). The
-    /// flag says a gap has just opened.
-    pub(super) fn in_order(&mut self, seq: i64, env: &Arc<Envelope>) -> (Vec<Arc<Envelope>>, bool) {
+    /// Where one stored message goes: out now (the caller sends it, then
+    /// whatever [`Room::release`] unblocks), held behind a missing seq, or
+    /// nowhere (a duplicate).
+    pub(super) fn in_order(&mut self, seq: i64, env: &Arc<Envelope>) -> Order {
         let floor = self.seen.floor();
         if seq <= floor || self.gap.as_ref().is_some_and(|g| g.held.contains_key(&seq)) {
-            return (Vec::new(), false);
+            return Order::Duplicate;
         }
         if seq > floor + 1 {
             let opened = self.gap.is_none();
@@ -85,12 +95,10 @@ impl Room {
                 Box::new(Gap { held: std::collections::BTreeMap::new(), since: std::time::Instant::now() })
             });
             gap.held.insert(seq, Arc::clone(env));
-            return (Vec::new(), opened);
+            return Order::Held { opened };
         }
         self.seen.advance_to(seq);
-        let mut out = vec![Arc::clone(env)];
-        self.release(&mut out);
-        (out, false)
+        Order::Now
     }
 
     /// Moves held messages that are now next in line to `out`.

@@ -58,7 +58,7 @@ mod recovery;
 mod tasks;
 
 pub use handling::{EventError, Reply};
-use index::{Conn, Index, Member, Recovery, Room, leave_room, member_mut};
+use index::{Conn, Index, Member, Order, Recovery, Room, leave_room, member_mut};
 pub use tasks::{spawn_dispatcher, spawn_heartbeat, spawn_resync};
 
 pub struct Hub {
