@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, business, node_dir, open, settings, spawn_with};
+use common::{Backend, Business, business, node_dir, open, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -33,6 +33,21 @@ struct Page<'a> {
     customer_token: &'a str,
     conv: &'a str,
     credentials: bool,
+}
+
+impl<'a> Page<'a> {
+    /// The page on `port`, as business `b`'s owner and first customer, in `conv`.
+    fn new(api: &'a str, socket: &'a str, port: u16, b: &'a Business, conv: &'a str, credentials: bool) -> Self {
+        Self {
+            api,
+            socket,
+            port,
+            owner_token: &b.owner_token,
+            customer_token: &b.customer_tokens[0],
+            conv,
+            credentials,
+        }
+    }
 }
 
 /// Runs `tests/node/browser.mjs`; returns what the page saw.
@@ -82,15 +97,7 @@ async fn a_page_on_any_origin_works_with_serve_by_default() {
     let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
     let b = business(&app.store, "Browser", 1).await;
     let conv = open(&app, &b, 0).await;
-    let mut page = Page {
-        api: &app.base,
-        socket: &app.base,
-        port: free_port(),
-        owner_token: &b.owner_token,
-        customer_token: &b.customer_tokens[0],
-        conv: &conv,
-        credentials: false,
-    };
+    let mut page = Page::new(&app.base, &app.base, free_port(), &b, &conv, false);
     assert_worked(&browse(&page).await);
     // `*` grants no credentials, as with socket.io's `cors: {origin: "*"}`:
     // the browser itself refuses a `withCredentials` client.
@@ -109,15 +116,7 @@ async fn named_origins_get_credentials_and_others_a_clear_refusal() {
     let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
     let b = business(&app.store, "Named", 1).await;
     let conv = open(&app, &b, 0).await;
-    let mut page = Page {
-        api: &app.base,
-        socket: &app.base,
-        port,
-        owner_token: &b.owner_token,
-        customer_token: &b.customer_tokens[0],
-        conv: &conv,
-        credentials: true,
-    };
+    let mut page = Page::new(&app.base, &app.base, port, &b, &conv, true);
     assert_worked(&browse(&page).await);
     page.credentials = false;
     assert_worked(&browse(&page).await);
@@ -177,15 +176,7 @@ async fn a_page_on_its_own_origin_works_with_an_api_and_gateway_pair() {
     let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
     let b = business(&api.store, "Pods", 1).await;
     let conv = open(&api, &b, 0).await;
-    let page = Page {
-        api: &api.base,
-        socket: &gw.base,
-        port,
-        owner_token: &b.owner_token,
-        customer_token: &b.customer_tokens[0],
-        conv: &conv,
-        credentials: true,
-    };
+    let page = Page::new(&api.base, &gw.base, port, &b, &conv, true);
     assert_worked(&browse(&page).await);
     gw.stop().await;
     api.finish().await;
