@@ -123,6 +123,26 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewMessage {
+    /// The message as stored with `seq`: a fresh id, status `sent`, the
+    /// time at the millisecond (what both stores keep).
+    pub fn into_stored(self, seq: i64) -> Message {
+        Message {
+            id: MessageId::new(),
+            conversation_id: self.conversation_id,
+            seq,
+            sender_id: self.sender_id,
+            sender_side: self.sender_side,
+            sender_name: self.sender_name,
+            content: self.content,
+            attachments: self.attachments,
+            client_message_id: self.client_message_id,
+            status: crate::domain::MessageStatus::Sent,
+            created_at: chrono::SubsecRound::trunc_subsecs(self.created_at, 3),
+        }
+    }
+}
+
 /// What appending did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
@@ -476,19 +476,7 @@ impl Store for SqliteStore {
                 params![conv_id, m.content, at],
                 |r| r.get(0),
             )?;
-            let msg = Message {
-                id: MessageId::new(),
-                conversation_id: m.conversation_id,
-                seq,
-                sender_id: m.sender_id,
-                sender_side: m.sender_side,
-                sender_name: m.sender_name,
-                content: m.content,
-                attachments: m.attachments,
-                client_message_id: m.client_message_id,
-                status: MessageStatus::Sent,
-                created_at: m.created_at.trunc_subsecs(3),
-            };
+            let msg = m.into_stored(seq);
             tx.execute(
                 &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
                 params![

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -694,19 +694,7 @@ impl Store for MongoStore {
             .map_err(|e| classify(what, e))?
             .context("the conversation does not exist")?;
         let seq = Doc(&counter).int("lastSeq");
-        let msg = Message {
-            id: MessageId::new(),
-            conversation_id: m.conversation_id,
-            seq,
-            sender_id: m.sender_id,
-            sender_side: m.sender_side,
-            sender_name: m.sender_name,
-            content: m.content,
-            attachments: m.attachments,
-            client_message_id: m.client_message_id,
-            status: MessageStatus::Sent,
-            created_at: m.created_at.trunc_subsecs(3),
-        };
+        let msg = m.into_stored(seq);
         // The seed's Message model requires senderModel, senderName, senderRole
         // and content; readBy, isDeleted and the timestamps are what it would
         // write itself. `seq` and `clientMessageId` are ours.
