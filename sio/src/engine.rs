@@ -416,7 +416,12 @@ async fn supervise_polling<P: Protocol>(srv: Arc<Server<P>>, sid: String, sessio
         if deadline.is_some_and(|d| now >= d) {
             let overdue = match session.conn.try_lock() {
                 Ok(g) => g.as_ref().and_then(|conn| srv.protocol.deadline(conn)).is_some_and(|d| now >= d),
-                Err(_) => false,
+                Err(_) => {
+                    // A POST is being handled (maybe the CONNECT itself): look
+                    // again shortly rather than spin on a deadline in the past.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             if overdue {
                 finish(&srv, &sid, &session, CloseReason::Timeout, None).await;
