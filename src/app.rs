@@ -185,7 +185,9 @@ async fn run_adopter(mongo: MongoStore, messaging: Messaging, every: Duration, h
         match adopter.run_once().await {
             Ok(adopted) => {
                 for a in &adopted {
-                    messaging.publish_adopted(&a.conversation, &a.message).await;
+                    for m in &a.messages {
+                        messaging.publish_adopted(&a.conversation, m).await;
+                    }
                 }
             }
             Err(e) => tracing::warn!(error.cause_chain = ?e, "legacy adopter pass failed; retrying"),

@@ -62,11 +62,11 @@ impl Hub {
         room: &mut Room,
         conns: &HashMap<ConnId, Conn>,
         env: &Arc<Envelope>,
+        meta: &PayloadMeta<'_>,
         dropped: &mut Vec<ConnId>,
     ) {
-        let meta = env.meta();
         let from = self.local_source(env);
-        let sender = sender_of(&meta);
+        let sender = sender_of(meta);
         let mut received: Option<Arc<OutEvent>> = None;
         let mut sent: Option<Arc<OutEvent>> = None;
         for (id, member) in room.members.iter_mut() {
@@ -100,14 +100,16 @@ impl Hub {
                     // Stored messages go out in seq order, each once: one that
                     // arrives ahead of a missing seq waits for it (see `in_order`).
                     // Relay-only seqs are neither unique nor ordered.
-                    match env.meta().seq.filter(|_| !self.config.relay_only).map(|seq| room.in_order(seq, env)) {
+                    // The payload is scanned for its routing fields once.
+                    let meta = env.meta();
+                    match meta.seq.filter(|_| !self.config.relay_only).map(|seq| room.in_order(seq, env)) {
                         None | Some(Order::Now) => {
-                            self.fan_message(room, conns, env, &mut dropped);
+                            self.fan_message(room, conns, env, &meta, &mut dropped);
                             if room.gap.is_some() {
                                 let mut unblocked = Vec::new();
                                 room.release(&mut unblocked);
                                 for e in &unblocked {
-                                    self.fan_message(room, conns, e, &mut dropped);
+                                    self.fan_message(room, conns, e, &e.meta(), &mut dropped);
                                 }
                             }
                         }

@@ -150,7 +150,7 @@ impl Hub {
                 room.skip_gap(&mut out);
                 let mut dropped = Vec::new();
                 for e in &out {
-                    hub.fan_message(room, conns, e, &mut dropped);
+                    hub.fan_message(room, conns, e, &e.meta(), &mut dropped);
                 }
                 if room.gap.is_none() {
                     return;

@@ -470,11 +470,16 @@ impl Messaging {
             // happened (the process died between store and publish): publish
             // it again. Gateways deliver each stored seq once per room, so a
             // message that did go out is not delivered twice. The
-            // notification is not repeated (it carries no seq to dedupe on).
-            let payload = serde_json::to_value(&message).unwrap_or_default();
-            self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
+            // notification is not repeated: nothing on the way dedupes it.
+            self.publish_to_room(conv.id, &message, source).await;
         }
         Ok(Sent { message, created })
+    }
+
+    /// Publishes a stored message to its conversation's room.
+    async fn publish_to_room(&self, conv: ConversationId, message: &MessageView, source: Option<&str>) {
+        let payload = serde_json::to_value(message).unwrap_or_default();
+        self.publish(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), payload, source).await;
     }
 
     /// Publishes a newly stored message to its conversation and a
@@ -488,8 +493,7 @@ impl Messaging {
         preview: &str,
         source: Option<&str>,
     ) {
-        let payload = serde_json::to_value(message).unwrap_or_default();
-        self.publish(Topic::Conversation(conv.id), EventKind::MessageCreated, Some(conv.id), payload, source).await;
+        self.publish_to_room(conv.id, message, source).await;
         let recipient_room = match side {
             Side::Owner => format!("customer:{}", conv.customer_id),
             Side::Customer => format!("user:{}", conv.business_owner_id),

@@ -118,11 +118,12 @@ pub struct MigrateReport {
     pub orphans: u64,
 }
 
-/// An adopted message and its conversation (after numbering), to publish.
+/// Messages of one conversation this call numbered, in `seq` order, and
+/// the conversation after numbering (to publish them).
 #[derive(Debug, Clone)]
 pub struct Adopted {
     pub conversation: Conversation,
-    pub message: Message,
+    pub messages: Vec<Message>,
 }
 
 /// An ObjectId whose timestamp is `t` and whose other bytes are zero: the
@@ -187,9 +188,9 @@ impl MongoStore {
     /// `(createdAt, _id)` order): one block of `seq`s, then one conditional
     /// update per message. Returns what this call numbered (another adopter
     /// may have taken some); `None` when the conversation does not exist.
-    async fn number(&self, conv: ObjectId, docs: &[Document], set_preview: bool) -> StoreResult<Option<Vec<Adopted>>> {
+    async fn number(&self, conv: ObjectId, docs: &[Document], set_preview: bool) -> StoreResult<Option<Adopted>> {
         let what = "numbering messages";
-        let (Some(last), Ok(k)) = (docs.last(), i64::try_from(docs.len())) else { return Ok(Some(Vec::new())) };
+        let (Some(last), Ok(k)) = (docs.last(), i64::try_from(docs.len())) else { return Ok(None) };
         let last_at = last.get_datetime("createdAt").ok().copied();
         let mut update = doc! {"$inc": {"lastSeq": k}};
         if let Some(at) = last_at {
@@ -219,7 +220,7 @@ impl MongoStore {
         };
         let conversation = conv_from(&after).context(what)?;
         let first = conversation.last_seq - k + 1;
-        let mut out = Vec::with_capacity(docs.len());
+        let mut messages = Vec::with_capacity(docs.len());
         let mut read = [0_i64; 2]; // highest read seq sent by [owner, customer]
         for (i, d) in docs.iter().enumerate() {
             let seq = first + i64::try_from(i).unwrap_or(i64::MAX);
@@ -241,7 +242,7 @@ impl MongoStore {
                 let slot = usize::from(message.sender_side == Side::Customer);
                 read[slot] = read[slot].max(seq);
             }
-            out.push(Adopted { conversation: conversation.clone(), message });
+            messages.push(message);
         }
         // The owner has read what the customer sent up to read[1], and the other way round.
         if read != [0, 0] {
@@ -253,7 +254,7 @@ impl MongoStore {
                 .await
                 .map_err(|e| classify(what, e))?;
         }
-        Ok(Some(out))
+        Ok(Some(Adopted { conversation, messages }))
     }
 
     /// Un-numbered messages of one conversation, oldest first, at most `limit`.
@@ -276,10 +277,10 @@ impl MongoStore {
         let mut plan = MigratePlan::default();
         for (coll, spec) in wanted_indexes() {
             let existing = self.indexes(coll).await?;
-            if existing.iter().any(|d| spec.matches(d)) {
+            if existing.iter().any(|m| spec.matches(m)) {
                 continue;
             }
-            let same_name = existing.iter().any(|d| d.get_str("name").is_ok_and(|n| n == spec.name()));
+            let same_name = existing.iter().any(|m| spec.named_like(m));
             let verb = if same_name { "replace" } else { "create" };
             plan.indexes.push(format!("{verb} index {} on {coll}", spec.name()));
         }
@@ -311,20 +312,15 @@ impl MongoStore {
     /// Owner/customer pairs with more than one conversation (at most 20).
     async fn duplicate_pairs(&self) -> StoreResult<Vec<String>> {
         let what = "looking for duplicate conversations";
-        let cursor = self
-            .conversations
-            .aggregate([
-                doc! {"$group": {
-                    "_id": {"o": "$businessOwnerId", "c": "$customerId"},
-                    "n": {"$sum": 1}, "ids": {"$push": "$_id"},
-                }},
-                doc! {"$match": {"n": {"$gt": 1}}},
-                doc! {"$limit": 20},
-            ])
-            .allow_disk_use(true)
-            .await
-            .map_err(|e| classify(what, e))?;
-        let groups = collect(what, cursor).await?;
+        let pipeline = [
+            doc! {"$group": {
+                "_id": {"o": "$businessOwnerId", "c": "$customerId"},
+                "n": {"$sum": 1}, "ids": {"$push": "$_id"},
+            }},
+            doc! {"$match": {"n": {"$gt": 1}}},
+            doc! {"$limit": 20},
+        ];
+        let groups = aggregate(what, &self.conversations, pipeline).await?;
         Ok(groups
             .iter()
             .map(|g| {
@@ -340,16 +336,11 @@ impl MongoStore {
     /// Conversations with un-numbered messages, and how many each.
     async fn unnumbered_by_conversation(&self) -> StoreResult<BTreeMap<ObjectId, u64>> {
         let what = "counting un-numbered messages";
-        let cursor = self
-            .messages
-            .aggregate([
-                doc! {"$match": {"seq": {"$exists": false}}},
-                doc! {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
-            ])
-            .allow_disk_use(true)
-            .await
-            .map_err(|e| classify(what, e))?;
-        let groups = collect(what, cursor).await?;
+        let pipeline = [
+            doc! {"$match": {"seq": {"$exists": false}}},
+            doc! {"$group": {"_id": "$conversationId", "n": {"$sum": 1}}},
+        ];
+        let groups = aggregate(what, &self.messages, pipeline).await?;
         Ok(groups
             .iter()
             .filter_map(|g| Some((g.get_object_id("_id").ok()?, u64::try_from(Doc(g).int("n")).unwrap_or(0))))
@@ -390,7 +381,7 @@ impl MongoStore {
                 }
                 let n = docs.len() as u64;
                 match self.number(conv, &docs, false).await? {
-                    Some(done) => report.numbered += done.len() as u64,
+                    Some(done) => report.numbered += done.messages.len() as u64,
                     None => {
                         tracing::warn!(conversation = %conv, messages = n, "messages of a conversation that does not exist: left without seq");
                         report.orphans += n;
@@ -415,7 +406,7 @@ impl MongoStore {
     async fn replace_indexes(&self) -> StoreResult<()> {
         for (coll, spec) in wanted_indexes() {
             let existing = self.indexes(coll).await?;
-            let stale = existing.iter().any(|d| d.get_str("name").is_ok_and(|n| n == spec.name()) && !spec.matches(d));
+            let stale = existing.iter().any(|m| spec.named_like(m) && !spec.matches(m));
             if stale {
                 tracing::info!(index = %spec.name(), collection = coll, "replacing an index defined differently");
                 self.db
@@ -491,6 +482,16 @@ impl MongoStore {
     }
 }
 
+/// Runs an aggregation (spilling to disk when it must) and collects it.
+async fn aggregate(
+    what: &'static str,
+    coll: &mongodb::Collection<Document>,
+    pipeline: impl IntoIterator<Item = Document>,
+) -> StoreResult<Vec<Document>> {
+    let cursor = coll.aggregate(pipeline).allow_disk_use(true).await.map_err(|e| classify(what, e))?;
+    collect(what, cursor).await
+}
+
 fn needs_fill(d: &Document) -> bool {
     ["lastSeq", "activityAt", "readSeq", "unreadCount"].iter().any(|k| !d.contains_key(k))
 }
@@ -544,7 +545,7 @@ impl Adopter {
     }
 
     /// One pass: numbers every un-numbered message inside the window and
-    /// returns them, oldest first per conversation. Empty when another
+    /// returns them by conversation, in `seq` order. Empty when another
     /// process holds the lease.
     pub async fn run_once(&self) -> StoreResult<Vec<Adopted>> {
         let pass_start = Utc::now();
@@ -580,7 +581,8 @@ impl Adopter {
             for (conv, mut docs) in by_conv {
                 docs.sort_by_key(|d| (d.get_datetime("createdAt").ok().copied(), d.get_object_id("_id").ok()));
                 match self.store.number(conv, &docs, true).await? {
-                    Some(done) => out.extend(done),
+                    Some(done) if !done.messages.is_empty() => out.push(done),
+                    Some(_) => {}
                     None => {
                         tracing::warn!(conversation = %conv, "a message of a conversation that does not exist: not adopted")
                     }
@@ -599,9 +601,10 @@ impl Adopter {
             )
             .await
             .map_err(|e| classify(what, e))?;
-        if !out.is_empty() {
-            metrics::counter!("legacy_messages_adopted_total").increment(out.len() as u64);
-            tracing::info!(messages = out.len(), "adopted messages stored by the Node service");
+        let adopted: usize = out.iter().map(|a| a.messages.len()).sum();
+        if adopted > 0 {
+            metrics::counter!("legacy_messages_adopted_total").increment(adopted as u64);
+            tracing::info!(messages = adopted, "adopted messages stored by the Node service");
         }
         Ok(out)
     }

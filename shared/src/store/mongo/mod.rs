@@ -2,9 +2,12 @@
 //!
 //! Collections and fields follow the seed's schema: `users`, `customers` (read;
 //! the main app owns them), `conversations`, `messages`, with camelCase fields.
-//! Additions: `conversations.lastSeq` (per-conversation message counter, bumped
-//! with `findOneAndUpdate` + `$inc`), `activityAt` (list ordering), `readSeq`,
-//! and `messages.seq`. The same atomic update that takes the next `seq` also
+//! Documents are written as the Node service's Mongoose models write them
+//! (`lastMessage` sub-document, `senderModel`, `readBy`, `isDeleted`,
+//! timestamps) and read as they wrote them. Additions those models ignore:
+//! `conversations.lastSeq` (per-conversation message counter, bumped with
+//! `findOneAndUpdate` + `$inc`), `activityAt` (list ordering), `readSeq`,
+//! `lastMessageTime`, and `messages.seq`, `clientMessageId`. The same atomic update that takes the next `seq` also
 //! sets `lastMessage`, `lastMessageTime` and `activityAt`: one round trip less
 //! per send, and `lastMessage` is always that of the highest `seq` however
 //! concurrent writers interleave.
@@ -13,7 +16,8 @@
 //! - `conversations {businessOwnerId, customerId}` unique;
 //! - `conversations {businessOwnerId, activityAt:-1, _id:-1}` and
 //!   `{customerId, activityAt:-1, _id:-1}` for the lists;
-//! - `messages {conversationId, seq}` unique;
+//! - `messages {conversationId, seq}` unique where `seq` exists (documents
+//!   of the Node service have none until numbered; see [`legacy`]);
 //! - `messages {conversationId, clientMessageId}` unique where present;
 //! - `customers {invitedBy, _id:-1}`.
 //!
@@ -66,13 +70,13 @@ fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
 
 /// Like [`classify`], with a message that says which index failed and why.
 fn index_error(what: &str, e: mongodb::error::Error) -> StoreError {
-    let code = match &*e.kind {
-        ErrorKind::Command(ce) => Some((ce.code, ce.code_name.clone())),
-        _ => None,
-    };
-    let hint = match code {
-        Some((11000, _)) => " (documents already in the collection violate it; `omnibiz migrate --dry-run` lists them)",
-        Some((85 | 86, _)) => " (an older definition of it exists: `omnibiz migrate` replaces it)",
+    let hint = match &*e.kind {
+        ErrorKind::Command(ce) if ce.code == 11000 => {
+            " (documents already in the collection violate it; `omnibiz migrate --dry-run` lists them)"
+        }
+        ErrorKind::Command(ce) if ce.code == 85 || ce.code == 86 => {
+            " (an older definition of it exists: `omnibiz migrate` replaces it)"
+        }
         _ => "",
     };
     let what = format!("{what}{hint}");
@@ -116,18 +120,26 @@ impl IndexSpec {
         }
         o
     }
+    /// Whether an existing index has this one's name.
+    pub(crate) fn named_like(&self, existing: &IndexModel) -> bool {
+        existing.options.as_ref().and_then(|o| o.name.as_deref()) == Some(self.name().as_str())
+    }
     /// Whether an existing index (from `listIndexes`) is this one, options included.
-    pub(crate) fn matches(&self, existing: &Document) -> bool {
-        let unique = existing.get_bool("unique").unwrap_or(false);
-        let partial = existing.get_document("partialFilterExpression").ok();
-        existing.get_document("key").is_ok_and(|k| same_keys(k, &self.keys))
-            && unique == self.unique
+    pub(crate) fn matches(&self, existing: &IndexModel) -> bool {
+        let o = existing.options.as_ref();
+        let partial = o.and_then(|o| o.partial_filter_expression.as_ref());
+        same_keys(&existing.keys, &self.keys)
+            && is_unique(existing) == self.unique
             && match (self.only_with, partial) {
                 (None, None) => true,
                 (Some(f), Some(p)) => p.contains_key(f),
                 _ => false,
             }
     }
+}
+
+fn is_unique(index: &IndexModel) -> bool {
+    index.options.as_ref().and_then(|o| o.unique).unwrap_or(false)
 }
 
 fn same_keys(a: &Document, b: &Document) -> bool {
@@ -396,40 +408,18 @@ impl MongoStore {
     /// the partial filter (our first release built `seq` that way).
     async fn has_stricter_index(&self, coll: &str, spec: &IndexSpec) -> bool {
         let Ok(existing) = self.indexes(coll).await else { return false };
-        existing.iter().any(|d| {
-            d.get_str("name").is_ok_and(|n| n == spec.name())
-                && d.get_bool("unique").unwrap_or(false)
-                && d.get_document("key").is_ok_and(|k| same_keys(k, &spec.keys))
-        })
+        existing.iter().any(|m| spec.named_like(m) && is_unique(m) && same_keys(&m.keys, &spec.keys))
     }
 
     /// `listIndexes` of a collection (none when it does not exist yet).
-    pub(crate) async fn indexes(&self, coll: &str) -> StoreResult<Vec<Document>> {
+    pub(crate) async fn indexes(&self, coll: &str) -> StoreResult<Vec<IndexModel>> {
         let what = "listing indexes";
         let cursor = match self.db.collection::<Document>(coll).list_indexes().await {
             Ok(c) => c,
             Err(e) if matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 26) => return Ok(Vec::new()),
             Err(e) => return Err(classify(what, e)),
         };
-        let models: Vec<IndexModel> = cursor.try_collect().await.map_err(|e| classify(what, e))?;
-        Ok(models
-            .into_iter()
-            .map(|m| {
-                let mut d = doc! {"key": m.keys};
-                if let Some(o) = m.options {
-                    if let Some(n) = o.name {
-                        d.insert("name", n);
-                    }
-                    if let Some(u) = o.unique {
-                        d.insert("unique", u);
-                    }
-                    if let Some(p) = o.partial_filter_expression {
-                        d.insert("partialFilterExpression", p);
-                    }
-                }
-                d
-            })
-            .collect())
+        cursor.try_collect().await.map_err(|e| classify(what, e))
     }
 
     /// The database this store works on.
@@ -813,5 +803,32 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify("marking a message delivered", e))?;
         Ok(r.modified_count == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sender_side_comes_from_sender_model_then_sender_role() {
+        let side = |d: Document| sender_side(&d);
+        assert_eq!(side(doc! {"senderModel": "User", "senderRole": "customer"}), Side::Owner, "senderModel wins");
+        assert_eq!(side(doc! {"senderModel": "Customer"}), Side::Customer);
+        assert_eq!(side(doc! {"senderRole": "admin"}), Side::Owner, "an admin is on the business side");
+        assert_eq!(side(doc! {"senderRole": "business_owner"}), Side::Owner, "our first release's documents");
+    }
+
+    #[test]
+    fn index_specs_compare_with_what_list_indexes_returns() {
+        let spec = IndexSpec::new(doc! {"conversationId": 1, "seq": 1}).unique().only_with("seq");
+        assert_eq!(spec.name(), "conversationId_1_seq_1");
+        let full = IndexModel::builder()
+            .keys(doc! {"conversationId": 1_i32, "seq": 1_i32})
+            .options(IndexOptions::builder().name("conversationId_1_seq_1".to_owned()).unique(true).build())
+            .build();
+        assert!(spec.named_like(&full) && !spec.matches(&full), "the earlier full unique index is stale");
+        let partial = IndexModel::builder().keys(spec.keys.clone()).options(spec.options()).build();
+        assert!(spec.matches(&partial));
     }
 }
