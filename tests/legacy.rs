@@ -85,6 +85,23 @@ async fn readyz(base: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Waits until `/readyz` answers 503 with a message containing every one of
+/// `words` — the real cause, never "not reachable".
+async fn unready_saying(base: &str, words: &[&str]) {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = readyz(base).await;
+        let said = body["message"].as_str().is_some_and(|m| words.iter().all(|w| m.contains(w)));
+        last = body;
+        if status == 503 && said {
+            assert!(!last["message"].as_str().unwrap_or("").contains("not reachable"), "{last}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("readiness never named {words:?}: {last}");
+}
+
 fn owner_token(id: &str) -> String {
     token(&Principal::User { id: id.parse::<UserId>().expect("owner id"), role: UserRole::BusinessOwner })
 }
@@ -122,19 +139,7 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
 
     // An `api` pod on the un-migrated database stays unready and says why.
     let (_api, api) = omnibiz_process("api", &db, &[("OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS", "200")]).await;
-    let mut why = Value::Null;
-    let mut said = false;
-    for _ in 0..100 {
-        let (status, body) = readyz(&api).await;
-        said = status == 503 && body["message"].as_str().is_some_and(|m| m.contains("omnibiz migrate"));
-        why = body;
-        if said {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(said, "readiness names the cause and the fix: {why}");
-    assert!(!why["message"].as_str().unwrap_or("").contains("not reachable"), "{why}");
+    unready_saying(&api, &["omnibiz migrate"]).await;
 
     // A dry run reports and changes nothing.
     let out = migrate(&db, &["--dry-run"]).await;
@@ -349,6 +354,17 @@ async fn an_index_that_cannot_be_built_is_named_and_migrate_says_what_blocks_it(
             .await
             .expect("insert");
     }
+    // A conversation our first release wrote: `lastMessage` a plain string.
+    let first_release = bson::oid::ObjectId::new();
+    let at = bson::DateTime::now();
+    convs
+        .insert_one(doc! {
+            "_id": first_release, "businessOwnerId": owner, "customerId": bson::oid::ObjectId::new(),
+            "lastMessage": "from our first release", "lastMessageTime": at, "lastSeq": 0_i64,
+            "activityAt": at, "createdAt": at, "updatedAt": at,
+        })
+        .await
+        .expect("insert");
     let messages = database.collection::<Document>("messages");
     let old = mongodb::IndexModel::builder()
         .keys(doc! {"conversationId": 1, "seq": 1})
@@ -357,20 +373,7 @@ async fn an_index_that_cannot_be_built_is_named_and_migrate_says_what_blocks_it(
     messages.create_index(old).await.expect("old index");
 
     let (_api, api) = omnibiz_process("api", &db, &[]).await;
-    let mut last = Value::Null;
-    let mut named = false;
-    for _ in 0..100 {
-        let (status, body) = readyz(&api).await;
-        let m = body["message"].as_str().unwrap_or("").to_owned();
-        last = body;
-        named = status == 503 && m.contains("businessOwnerId_1_customerId_1") && m.contains("violate");
-        if named {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(named, "readiness names the index and why: {last}");
-    assert!(!last["message"].as_str().unwrap_or("").contains("not reachable"), "{last}");
+    unready_saying(&api, &["businessOwnerId_1_customerId_1", "violate"]).await;
 
     let out = migrate(&db, &["--dry-run"]).await;
     assert!(out.contains("BLOCKER: conversations") && out.contains(&twin.to_hex()), "{out}");
@@ -391,6 +394,10 @@ async fn an_index_that_cannot_be_built_is_named_and_migrate_says_what_blocks_it(
         }
     }
     assert!(partial, "the seq index is partial now, so Node documents cannot collide in it");
+    let converted = convs.find_one(doc! {"_id": first_release}).await.expect("read").expect("found");
+    let preview = converted.get_document("lastMessage").expect("the seed's sub-document now");
+    assert_eq!(preview.get_str("content"), Ok("from our first release"));
+    assert_eq!(preview.get_datetime("timestamp"), Ok(&at));
     assert!(eventually(100, Duration::from_millis(100), || async { readyz(&api).await.0 == 200 }).await);
     mongo.drop_database().await.expect("drop");
 }

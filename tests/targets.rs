@@ -141,5 +141,8 @@ async fn cors_allows_only_the_configured_origins() {
     );
     let other = preflight("https://evil.example").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none(), "no CORS grant for other origins");
+    assert_eq!(other.status(), reqwest::StatusCode::FORBIDDEN, "a clear refusal");
+    let body: serde_json::Value = other.json().await.expect("json");
+    assert_eq!((body["success"].clone(), body["code"].clone()), (false.into(), "ORIGIN_NOT_ALLOWED".into()), "{body}");
     app.finish().await;
 }

@@ -567,3 +567,45 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_from_before_last_login_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            // The customers table as an earlier release created it.
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(
+                "CREATE TABLE customers (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, phone TEXT,
+                    invited_by TEXT NOT NULL, total_orders INTEGER NOT NULL DEFAULT 0,
+                    total_spent REAL NOT NULL DEFAULT 0, last_order_date INTEGER, created_at INTEGER NOT NULL);",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteStore::open(&path).expect("upgraded");
+        let owner = UserId::new();
+        let login = Utc.timestamp_millis_opt(1_700_000_000_000).single().expect("time");
+        let c = Customer {
+            id: CustomerId::new(),
+            name: "Old".into(),
+            email: "old@x.example".into(),
+            phone: None,
+            invited_by: owner,
+            total_orders: 1,
+            total_spent: 2.0,
+            last_order_date: None,
+            last_login: Some(login),
+            created_at: login,
+        };
+        store.insert_customers(std::slice::from_ref(&c)).await.expect("insert");
+        let back = store.get_customer(c.id).await.expect("read").expect("found");
+        assert_eq!(back.last_login, Some(login));
+        drop(store);
+        SqliteStore::open(&path).expect("a second open finds nothing to upgrade");
+    }
+}
