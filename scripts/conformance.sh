@@ -44,7 +44,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null; then
   log "port 3000 is taken; the suites need it"
   exit 1
 fi
-target/debug/examples/conformance >"$WORK/server.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/debug/examples/conformance" >"$WORK/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
