@@ -21,14 +21,19 @@ export OMNIBIZ_REDIS_CLUSTER=1
 eval "$(scripts/services.sh start)"
 # Third-party artefacts the tests run against, exact versions from the
 # lockfile: the official socket.io-client, mongoose (the seed's models,
-# tests/legacy.rs) and playwright-core (tests/browser.rs, which drives
-# Debian's chromium: no browser download).
+# tests/legacy.rs) and playwright-core (tests/browser.rs and tests/console.rs,
+# which drive Debian's chromium: no browser download).
 scripts/services.sh browser
 if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "[test] npm ci in tests/node"
   (cd tests/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
 fi
 echo "[test] MONGODB_URI=${MONGODB_URI%%\?*}  REDIS_URL=${REDIS_URL}"
+
+# The web console ships socket.io-client's browser bundle (api/console/vendor/)
+# so `cargo build` needs no Node; it must be exactly what the lockfile pins.
+echo "[test] console bundle"
+scripts/console-vendor.sh --check
 
 echo "[test] k8s manifests"
 scripts/k8s-validate.sh

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use omnibiz_api::console::ConsoleOptions;
 use omnibiz_api::{ApiState, HttpOptions, Readiness};
 use omnibiz_gateway::{Cluster, Gateway, GatewayConfig};
 use omnibiz_shared::auth::Verifier;
@@ -278,13 +279,18 @@ impl Application {
         };
         // The Socket.IO endpoint honours the same CORS_ORIGINS as the REST API.
         let sockets = gateway.as_ref().map(|g| omnibiz_api::cors::for_sockets(g.router.clone(), &opts.cors_origins));
-        let router = match (target, sockets) {
-            (Target::Gateway, Some(s)) => omnibiz_api::ops_router(state).merge(s),
-            (_, Some(s)) => omnibiz_api::router(state, &opts, s),
-            (_, None) => omnibiz_api::router(state, &opts, Router::new()),
+        // The web console: on by default in `serve`, opt-in for pods.
+        let console = settings
+            .console
+            .unwrap_or(target == Target::Serve)
+            .then(|| omnibiz_api::console::router(&ConsoleOptions { socket_url: settings.console_socket_url.clone() }));
+        let extra = sockets.unwrap_or_default().merge(console.clone().unwrap_or_default());
+        let router = match target {
+            Target::Gateway => omnibiz_api::ops_router(state).merge(extra),
+            Target::Serve | Target::Api => omnibiz_api::router(state, &opts, extra),
         };
         let node = gateway.as_ref().and_then(|g| g.node.as_deref());
-        let banner = banner(target, local, &opened.describe, bus.kind(), node, &source);
+        let banner = banner(target, local, &opened.describe, bus.kind(), node, &source, console.is_some());
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
         Ok(Self { listener, router, readiness, grace, drain, banner, gateway })
@@ -361,6 +367,7 @@ fn banner(
     bus: &str,
     node: Option<&str>,
     secret: &SecretSource,
+    console: bool,
 ) -> String {
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let base = format!("http://{host}:{}", addr.port());
@@ -374,14 +381,19 @@ fn banner(
         }
     };
     let ws = base.replacen("http", "ws", 1);
+    let console_line = if console {
+        format!("Console    {base}/   (web inbox and customer chat; sign in with a token or a link from `seed`)\n  ")
+    } else {
+        String::new()
+    };
     format!(
         "OmniBiz Messaging `{}` listening on {base}  (store: {store}, bus: {bus}{})\n  \
-         REST API   {base}/api/messages/conversations\n  \
+         {console_line}REST API   {base}/api/messages/conversations\n  \
          Socket.IO  {ws}/socket.io   (socket.io-client: io(\"{base}\", {{ auth: {{ token }} }}))\n  \
          API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
          health     {base}/healthz, {base}/readyz, metrics {base}/metrics\n  \
          {secret_line}\n  \
-         Demo data and ready-to-paste curl lines: run `cargo run --release -- seed` in another terminal\n  \
+         Demo data, one-click console links and curl lines: run `cargo run --release -- seed` in another terminal\n  \
          A token for an existing account: `cargo run --release -- token --user <id>` or `--customer <id>`",
         target.name(),
         node.map(|n| format!(", node: {n}")).unwrap_or_default()

@@ -37,9 +37,13 @@ enum Command {
         /// Business owners to create.
         #[arg(long, default_value_t = 1)]
         owners: usize,
-        /// Customers per business owner (each gets a conversation).
+        /// Customers per business owner.
         #[arg(long, default_value_t = 5)]
         customers_per_owner: usize,
+        /// How many of each owner's customers get no conversation yet (to try
+        /// starting one from either side); the others get one each.
+        #[arg(long, default_value_t = 1)]
+        fresh_customers: usize,
         /// Write every token (and conversation id) to this JSON file.
         #[arg(long)]
         tokens_out: Option<PathBuf>,
@@ -105,7 +109,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings, Target::Serve).await,
         Command::Api => serve(settings, Target::Api).await,
         Command::Gateway => serve(settings, Target::Gateway).await,
-        Command::Seed { owners, customers_per_owner, tokens_out, token_ttl_hours, base_url } => {
+        Command::Seed { owners, customers_per_owner, fresh_customers, tokens_out, token_ttl_hours, base_url } => {
             let (secret, _) = omnibiz::secret::jwt_secret(&settings, true)?;
             let opened = app::open_store(&settings, Target::Serve).await?;
             if let Some(m) = &opened.mongo {
@@ -114,6 +118,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let plan = SeedPlan {
                 owners,
                 customers_per_owner,
+                fresh_customers,
                 token_ttl: Duration::from_secs(token_ttl_hours * 3600),
                 base_url: base_url.unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.port)),
                 tokens_out,

@@ -18,6 +18,9 @@ use serde_json::json;
 pub struct SeedPlan {
     pub owners: usize,
     pub customers_per_owner: usize,
+    /// The last this many customers of each owner get no conversation (to
+    /// try starting one, from either side).
+    pub fresh_customers: usize,
     /// Token lifetime.
     pub token_ttl: std::time::Duration,
     /// Base URL used in the printed curl lines.
@@ -77,7 +80,16 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
         }
         let owner_p = Principal::User { id: owner.id, role: owner.role };
         let mut customers_json = Vec::with_capacity(customers.len());
+        let with_conversation = plan.customers_per_owner.saturating_sub(plan.fresh_customers);
         for (i, c) in customers.iter().enumerate() {
+            let token = mint_hs256(secret, &Principal::Customer { id: c.id }, ttl)?;
+            if i >= with_conversation {
+                customers_json.push(json!({
+                    "id": c.id.to_hex(), "name": c.name, "token": token, "conversationId": null,
+                }));
+                bar.inc(1);
+                continue;
+            }
             let (conv, _) = store
                 .get_or_create_conversation(&Participants::of(&owner, c), now)
                 .await
@@ -103,7 +115,6 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
                     store.append_message(m).await.context("adding a demo message")?;
                 }
             }
-            let token = mint_hs256(secret, &Principal::Customer { id: c.id }, ttl)?;
             customers_json.push(json!({
                 "id": c.id.to_hex(), "name": c.name, "token": token, "conversationId": conv.id.to_hex(),
             }));
@@ -127,7 +138,9 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
 pub fn summary(out: &serde_json::Value, plan: &SeedPlan) -> String {
     let base = &plan.base_url;
     let owner = &out["owners"][0];
-    let customer = &owner["customers"][0];
+    let no_customer = serde_json::Value::Null;
+    let customers = owner["customers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let customer = customers.iter().find(|c| !c["conversationId"].is_null()).unwrap_or(&no_customer);
     let ot = owner["token"].as_str().unwrap_or_default();
     let mut s = format!(
         "Seeded {} business owner(s) with {} customer(s) each.\n\n\
@@ -137,6 +150,18 @@ pub fn summary(out: &serde_json::Value, plan: &SeedPlan) -> String {
         owner["name"].as_str().unwrap_or_default(),
         owner["id"].as_str().unwrap_or_default(),
     );
+    s += &format!(
+        "\nWeb console, one click to sign in (demo links: the token is in the link, so share them only for demos):\n  \
+         owner     {:<28} {base}/#token={ot}\n",
+        owner["name"].as_str().unwrap_or_default()
+    );
+    for c in customers.iter().take(6) {
+        let name = c["name"].as_str().unwrap_or_default();
+        let name =
+            if c["conversationId"].is_null() { format!("{name} (no conversation yet)") } else { name.to_owned() };
+        s += &format!("  customer  {name:<28} {base}/#token={}\n", c["token"].as_str().unwrap_or_default());
+    }
+    s += "\n";
     if customer.is_object() {
         let ct = customer["token"].as_str().unwrap_or_default();
         let conv = customer["conversationId"].as_str().unwrap_or_default();

@@ -18,6 +18,7 @@
 //! size limit and a request timeout. The OpenAPI document is served at
 //! `/api/openapi.json` and rendered at `/api/docs`.
 
+pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
@@ -129,10 +130,10 @@ impl Modify for BearerAuth {
     paths(
         routes::conversations::list, routes::conversations::open, routes::conversations::show,
         routes::conversations::update, routes::conversations::read_all,
-        routes::messages::send, routes::messages::read, routes::customers::list,
+        routes::messages::send, routes::messages::read, routes::customers::list, routes::account::me,
     ),
     modifiers(&BearerAuth),
-    tags((name = "conversations"), (name = "messages"), (name = "customers")),
+    tags((name = "conversations"), (name = "messages"), (name = "customers"), (name = "account")),
 )]
 pub struct ApiDoc;
 

@@ -7,8 +7,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {
     pub token: String,
+    /// `null` for the customers `omnibiz seed --fresh-customers` leaves without one.
     #[serde(rename = "conversationId")]
-    pub conversation_id: String,
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,9 +37,11 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Pair>> {
     let mut pairs = Vec::new();
     for o in seeded.owners {
         for c in o.customers {
-            pairs.push(Pair { owner: o.token.clone(), customer: c.token, conversation: c.conversation_id });
+            if let Some(conversation) = c.conversation_id {
+                pairs.push(Pair { owner: o.token.clone(), customer: c.token, conversation });
+            }
         }
     }
-    anyhow::ensure!(!pairs.is_empty(), "the tokens file has no customers");
+    anyhow::ensure!(!pairs.is_empty(), "the tokens file has no customer with a conversation");
     Ok(pairs)
 }

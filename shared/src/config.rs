@@ -91,6 +91,13 @@ pub struct Settings {
     /// affinity needed). In Kubernetes `$(POD_IP):8080`.
     /// `OMNIBIZ_ADVERTISE_ADDR`; unset = the listen address (loopback when it is `0.0.0.0`).
     pub advertise_addr: Option<String>,
+    /// Serve the web console (owner inbox, customer chat) at `/`.
+    /// `OMNIBIZ_CONSOLE`; unset = on for `serve`, off for `api`/`gateway` pods.
+    pub console: Option<bool>,
+    /// Where the console's Socket.IO client connects, when not to the origin
+    /// that served it (e.g. a console on an `api` pod without an ingress in
+    /// front). `OMNIBIZ_CONSOLE_SOCKET_URL`; unset = the same origin.
+    pub console_socket_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -122,6 +129,8 @@ impl Default for Settings {
             bench_relay_only: false,
             legacy_adopt_interval_ms: 500,
             advertise_addr: None,
+            console: None,
+            console_socket_url: None,
         }
     }
 }
@@ -169,6 +178,8 @@ const KEYS: &[&str] = &[
     "bench_relay_only",
     "legacy_adopt_interval_ms",
     "advertise_addr",
+    "console",
+    "console_socket_url",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -222,6 +233,11 @@ impl Settings {
         }
         if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
             bail!("ping_interval_secs and ping_timeout_secs must be at least 1");
+        }
+        if let Some(url) = &self.console_socket_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("console_socket_url must be an http:// or https:// URL, got {url:?}");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

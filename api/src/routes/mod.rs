@@ -1,5 +1,6 @@
 //! One module per REST resource, each with its own `router()`, merged in [`router`].
 
+pub(crate) mod account;
 pub(crate) mod conversations;
 pub(crate) mod customers;
 pub(crate) mod health;
@@ -13,7 +14,11 @@ use utoipa::ToSchema;
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
-    Router::new().merge(conversations::router()).merge(messages::router()).merge(customers::router())
+    Router::new()
+        .merge(account::router())
+        .merge(conversations::router())
+        .merge(messages::router())
+        .merge(customers::router())
 }
 
 /// Paging and search of the conversation and customer lists.

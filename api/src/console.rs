@@ -1,0 +1,154 @@
+//! The web console: the owner inbox and the customer chat, shipped inside
+//! the binary (no Node.js needed to build or run it).
+//!
+//! The files under `api/console/` are served as written — plain HTML, CSS
+//! and one JavaScript module, no build step — plus the official
+//! `socket.io-client` browser bundle, copied from the npm package pinned by
+//! `api/console/package-lock.json` (`scripts/console-vendor.sh` refreshes it;
+//! the test script fails when the copy differs from the lockfile's).
+//!
+//! `/` is the page; its assets live under `/console/`. Every response
+//! carries a strict Content-Security-Policy (scripts and styles from this
+//! origin only, connections to this origin and the configured Socket.IO
+//! URL), `nosniff`, `no-referrer`, and an `ETag` for revalidation. The
+//! console holds no secrets: it signs in with a token pasted by the user, or
+//! one in a demo link's `#token=` fragment (never sent to a server).
+
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+const INDEX: &str = include_str!("../console/index.html");
+const APP_JS: &str = include_str!("../console/app.js");
+const APP_CSS: &str = include_str!("../console/app.css");
+const SOCKET_IO_JS: &str = include_str!("../console/vendor/socket.io.esm.min.js");
+
+/// How the console is served.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleOptions {
+    /// Where the page's Socket.IO client connects; `None` = the page's origin.
+    pub socket_url: Option<String>,
+}
+
+struct Asset {
+    body: Vec<u8>,
+    content_type: &'static str,
+    etag: HeaderValue,
+}
+
+impl Asset {
+    fn new(body: impl Into<Vec<u8>>, content_type: &'static str) -> Self {
+        let body = body.into();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut h);
+        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", h.finish())).expect("hex is a valid header value");
+        Self { body, content_type, etag }
+    }
+}
+
+struct Assets {
+    index: Asset,
+    app_js: Asset,
+    app_css: Asset,
+    socket_io: Asset,
+    csp: HeaderValue,
+}
+
+/// Escapes a value for an HTML attribute.
+fn attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The socket URL's origin for `connect-src` (http and its websocket twin).
+fn connect_sources(socket_url: Option<&str>) -> String {
+    let mut src = String::from("'self'");
+    if let Some(url) = socket_url {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (http, ws) = if url.starts_with("https://") { ("https", "wss") } else { ("http", "ws") };
+        src += &format!(" {http}://{host} {ws}://{host}");
+    }
+    src
+}
+
+impl Assets {
+    fn new(opts: &ConsoleOptions) -> Self {
+        let socket_url = opts.socket_url.as_deref().unwrap_or_default();
+        let index = INDEX.replace("{{SOCKET_URL}}", &attr(socket_url));
+        let csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            connect_sources(opts.socket_url.as_deref())
+        );
+        Self {
+            index: Asset::new(index, "text/html; charset=utf-8"),
+            app_js: Asset::new(APP_JS, "text/javascript; charset=utf-8"),
+            app_css: Asset::new(APP_CSS, "text/css; charset=utf-8"),
+            socket_io: Asset::new(SOCKET_IO_JS, "text/javascript; charset=utf-8"),
+            csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+        }
+    }
+
+    fn serve(&self, uri: &Uri, req: &HeaderMap) -> Response {
+        let asset = match uri.path() {
+            "/" | "/index.html" => &self.index,
+            "/console/app.js" => &self.app_js,
+            "/console/app.css" => &self.app_css,
+            "/console/vendor/socket.io.esm.min.js" => &self.socket_io,
+            _ => return StatusCode::NOT_FOUND.into_response(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::ETAG, asset.etag.clone());
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        if req.get(header::IF_NONE_MATCH).is_some_and(|v| v == asset.etag) {
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+        (headers, asset.body.clone()).into_response()
+    }
+}
+
+/// The console's routes: `/` and `/console/*`.
+pub fn router(opts: &ConsoleOptions) -> Router {
+    let assets = Arc::new(Assets::new(opts));
+    let handler = move |uri: Uri, headers: HeaderMap| {
+        let assets = Arc::clone(&assets);
+        async move { assets.serve(&uri, &headers) }
+    };
+    Router::new()
+        .route("/", get(handler.clone()))
+        .route("/index.html", get(handler.clone()))
+        .route("/console/{*file}", get(handler))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_origin_is_allowed_for_http_and_websocket() {
+        assert_eq!(connect_sources(None), "'self'");
+        assert_eq!(
+            connect_sources(Some("https://chat.example.com/x?y")),
+            "'self' https://chat.example.com wss://chat.example.com"
+        );
+        assert_eq!(connect_sources(Some("http://10.0.0.5:8080")), "'self' http://10.0.0.5:8080 ws://10.0.0.5:8080");
+    }
+
+    #[test]
+    fn the_socket_url_cannot_break_out_of_its_attribute() {
+        let a = Assets::new(&ConsoleOptions { socket_url: Some("http://x/\"><script>".into()) });
+        let html = String::from_utf8(a.index.body).expect("utf-8");
+        assert!(html.contains("http://x/&quot;&gt;&lt;script&gt;"), "{html}");
+        assert!(!html.contains("{{SOCKET_URL}}"));
+    }
+}

@@ -1,0 +1,388 @@
+// The seed's "Manual Testing Checklist", automated against the web console
+// that `omnibiz serve` ships: headless Chromium (Debian's package) driven by
+// playwright-core, one browser context per person — the business owner, a
+// customer who already has a conversation, and a customer who has none yet.
+//
+//   BASE=http://127.0.0.1:5000 OWNER_TOKEN=… CUSTOMER_TOKEN=… CUSTOMER_NAME=…
+//   FRESH_TOKEN=… FRESH_NAME=… STARTED_NAME=… STARTED_TOKEN=… SHOTS=dir node console.mjs
+//
+// Prints one JSON object: each checklist item with ok/error and what was
+// measured. Exits 1 at the first item that fails (with the page's state).
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = process.env;
+for (const k of ["BASE", "OWNER_TOKEN", "CUSTOMER_TOKEN", "CUSTOMER_NAME", "FRESH_TOKEN", "FRESH_NAME", "STARTED_NAME", "STARTED_TOKEN"]) {
+  if (!env[k]) {
+    console.error(`missing ${k}`);
+    process.exit(2);
+  }
+}
+const BASE = env.BASE;
+const SHOTS = env.SHOTS || "";
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+const WAIT = 15000;
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const out = { items: {}, figures: {} };
+const pageErrors = [];
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+async function item(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    out.items[name] = { ok: true, ms: Date.now() - t0 };
+  } catch (e) {
+    out.items[name] = { ok: false, error: String(e?.stack || e) };
+    throw e;
+  }
+}
+
+/// Resolves when `fn` (run in the page) returns truthy.
+const until = (page, fn, arg, what) =>
+  page.waitForFunction(fn, arg, { timeout: WAIT }).catch((e) => fail(`${what}: ${e.message.split("\n")[0]}`));
+
+const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent));
+
+async function person(name, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport });
+  // Control over this person's network: the socket (websocket and polling) can be cut.
+  const net = { blocked: false, sockets: new Set() };
+  await context.routeWebSocket(/\/socket\.io\//, (ws) => {
+    if (net.blocked) return ws.close();
+    const server = ws.connectToServer();
+    const pair = { ws, server };
+    net.sockets.add(pair);
+    ws.onClose(() => net.sockets.delete(pair));
+  });
+  await context.route(/\/socket\.io\//, (route) => (net.blocked ? route.abort("connectionfailed") : route.continue()));
+  net.cut = () => {
+    net.blocked = true;
+    for (const { ws, server } of net.sockets) {
+      ws.close().catch(() => {});
+      server.close().catch(() => {});
+    }
+    net.sockets.clear();
+  };
+  net.restore = () => {
+    net.blocked = false;
+  };
+  const page = await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
+  // Failed requests while the test itself cuts this person's network are expected.
+  const cutErrors = /ERR_CONNECTION_FAILED|ERR_INTERNET_DISCONNECTED/;
+  page.on("console", (m) => m.type() === "error" && !cutErrors.test(m.text()) && pageErrors.push(`${name} console: ${m.text()}`));
+  const sends = [];
+  page.on("request", (r) => r.method() === "POST" && r.url().endsWith("/api/messages/send") && sends.push(r.postDataJSON()));
+  return { context, page, net, sends };
+}
+
+const compose = (page) => page.getByRole("textbox", { name: "Message", exact: true });
+const msgLocator = (page, text) => page.locator("#messages li.msg", { hasText: text });
+
+let owner, customer, fresh;
+try {
+  owner = await person("owner");
+  const o = owner.page;
+
+  await item("sign-in", async () => {
+    // Keyboard only: the token box has focus, Enter submits; a refused token is shown in place.
+    const t0 = Date.now();
+    await o.goto(`${BASE}/`);
+    await o.getByLabel("Access token").waitFor();
+    out.figures.firstContentfulPaintMs = await o.evaluate(
+      () => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+    );
+    out.figures.signInPageLoadMs = Date.now() - t0;
+    await o.keyboard.type("not-a-token");
+    await o.keyboard.press("Enter");
+    const err = o.locator("#signin-error");
+    await err.waitFor();
+    const msg = await err.textContent();
+    if (!/refused/i.test(msg)) fail(`a bad token should be refused in place, got ${msg}`);
+    out.figures.refusedTokenMessage = msg;
+    await o.getByLabel("Access token").fill(env.OWNER_TOKEN);
+    await o.keyboard.press("Enter");
+    await o.getByRole("tab", { name: /Conversations/ }).waitFor();
+    pageErrors.length = 0; // the refused token's 401, logged by the browser on purpose
+    await until(o, () => document.querySelector("#conn")?.dataset.state === "live", null, "owner socket live");
+    out.figures.ownerTransport = await o.evaluate(() => performance.getEntriesByType("resource")
+      .some((r) => r.name.includes("/socket.io/") && r.name.includes("transport=polling")) ? "polling then upgrade" : "websocket");
+  });
+
+  await item("1. business owner can view customer list", async () => {
+    await o.getByRole("tab", { name: "Customers" }).click();
+    const row = o.locator("#customer-list li", { hasText: env.CUSTOMER_NAME });
+    await row.waitFor();
+    const text = await row.textContent();
+    for (const want of [/\d+ orders/, /spent/, /last login/, /joined/]) if (!want.test(text)) fail(`${want} missing in ${text}`);
+    if (!/Open chat/.test(text)) fail(`a customer with a conversation offers to open it: ${text}`);
+    const freshRow = await o.locator("#customer-list li", { hasText: env.FRESH_NAME }).textContent();
+    if (!/Start conversation/.test(freshRow)) fail(`a customer without one offers to start it: ${freshRow}`);
+    out.figures.customersListed = await o.locator("#customer-list li").count();
+  });
+
+  await item("2. business owner can start conversation with customer", async () => {
+    await o.getByRole("button", { name: `Start conversation with ${env.STARTED_NAME}` }).click();
+    await until(o, (n) => document.querySelector("#chat-title")?.textContent === n, env.STARTED_NAME, "chat opens");
+    await compose(o).fill("Hello from the shop!");
+    await o.keyboard.press("Enter");
+    const mine = msgLocator(o, "Hello from the shop!");
+    await until(o, () => document.querySelector("#messages li.msg.mine")?.dataset.seq, null, "stored with a seq");
+    // That customer has no page open: nothing confirms delivery, so it stays "sent".
+    if ((await mine.getAttribute("data-status")) !== "sent") fail("an unread, undelivered message shows Sent");
+    // The customer sees it (REST, their token).
+    const r = await fetch(`${BASE}/api/messages/conversations`, { headers: { Authorization: `Bearer ${env.STARTED_TOKEN}` } });
+    const body = await r.json();
+    if (body.conversations?.[0]?.lastMessage !== "Hello from the shop!") fail(`customer's list: ${JSON.stringify(body)}`);
+  });
+
+  fresh = await person("fresh customer", { viewport: { width: 390, height: 844 } });
+  const f = fresh.page;
+  await item("3. customer can send first message (auto-creates conversation)", async () => {
+    await f.goto(`${BASE}/#token=${env.FRESH_TOKEN}`);
+    await f.getByText("Send your first message").waitFor();
+    if (f.url().includes("token=")) fail("the demo link's token stays in the address bar");
+    await until(f, () => document.querySelector("#conn")?.dataset.state === "live", null, "fresh customer live");
+    await compose(f).fill("Hi! Do you ship to Mombasa?");
+    await f.getByRole("button", { name: "Send" }).click();
+    await until(f, () => document.querySelector("#messages li.msg.mine")?.dataset.seq === "1", null, "first message stored");
+    // The owner hears of the new conversation live (no reload) and it is listed unread.
+    await o.getByRole("tab", { name: /Conversations/ }).click();
+    const row = o.locator("#conversation-list li", { hasText: env.FRESH_NAME });
+    await row.waitFor({ timeout: WAIT });
+    if (!(await row.textContent()).includes("Do you ship to Mombasa?")) fail("the preview shows the first message");
+  });
+
+  customer = await person("customer", { viewport: { width: 390, height: 844 } });
+  const c = customer.page;
+  await item("4. messages sync in real-time on both sides", async () => {
+    await c.goto(`${BASE}/#token=${env.CUSTOMER_TOKEN}`);
+    await until(c, () => document.querySelector("#conn")?.dataset.state === "live", null, "customer live");
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
+    await until(o, (n) => document.querySelector("#chat-title")?.textContent === n, env.CUSTOMER_NAME, "owner opens chat");
+    const t0 = Date.now();
+    await compose(c).fill("Where is my order?");
+    await c.keyboard.press("Enter");
+    await msgLocator(o, "Where is my order?").waitFor({ timeout: WAIT });
+    out.figures.customerToOwnerMs = Date.now() - t0;
+    const t1 = Date.now();
+    await compose(o).fill("It left the warehouse this morning.");
+    await o.keyboard.press("Enter");
+    await msgLocator(c, "It left the warehouse this morning.").waitFor({ timeout: WAIT });
+    out.figures.ownerToCustomerMs = Date.now() - t1;
+  });
+
+  await item("5. typing indicators work", async () => {
+    await compose(c).pressSequentially("I am wri", { delay: 30 });
+    await until(o, () => /is typing/.test(document.querySelector("#typing")?.textContent), null, "owner sees typing");
+    // Stopping: the indicator clears after the seed's 3 s idle timeout.
+    await until(o, () => document.querySelector("#typing")?.textContent === "", null, "typing clears");
+    await compose(c).fill("");
+    await compose(o).pressSequentially("Let me check", { delay: 30 });
+    await until(c, () => /is typing/.test(document.querySelector("#typing")?.textContent), null, "customer sees typing");
+    await compose(o).fill("");
+    await compose(o).press("Enter"); // empty: sends nothing
+  });
+
+  await item("6. message status updates correctly", async () => {
+    await compose(o).fill("Your tracking number is KE-2231.");
+    await o.keyboard.press("Enter");
+    await msgLocator(c, "KE-2231").waitFor({ timeout: WAIT });
+    // The customer's open chat confirms delivery and reads it: the owner's tick turns to Read.
+    const m = msgLocator(o, "KE-2231");
+    await until(o, () => [...document.querySelectorAll("#messages li.msg.mine")].at(-1)?.dataset.status === "read", null, "Read");
+    const label = await m.locator(".tick").getAttribute("aria-label");
+    if (label !== "Read") fail(`tick label ${label}`);
+    // Earlier ones were read too; the message to the customer with no page open is still only Sent (item 2).
+    const statuses = await o.$$eval("#messages li.msg.mine", (els) => els.map((e) => e.dataset.status));
+    if (statuses.some((s) => s !== "read")) fail(`all read: ${statuses}`);
+  });
+
+  await item("7. unread count updates", async () => {
+    // The owner has another conversation open; the new one's badge counts up live.
+    const badge = o.locator("#conversation-list li", { hasText: env.FRESH_NAME }).locator(".badge");
+    await until(o, (n) => [...document.querySelectorAll("#conversation-list li")].find((li) => li.textContent.includes(n))?.querySelector(".badge")?.textContent === "1", env.FRESH_NAME, "badge 1");
+    await compose(f).fill("Also: do you take M-Pesa?");
+    await f.keyboard.press("Enter");
+    await until(o, (n) => [...document.querySelectorAll("#conversation-list li")].find((li) => li.textContent.includes(n))?.querySelector(".badge")?.textContent === "2", env.FRESH_NAME, "badge 2");
+    // The tab's badge is the sum of the rows' (seeded conversations have unread demo messages too).
+    const [total, sum] = await o.evaluate(() => [
+      Number(document.querySelector("#total-unread").textContent),
+      [...document.querySelectorAll("#conversation-list .badge")].reduce((n, b) => n + Number(b.textContent), 0),
+    ]);
+    if (total !== sum || total < 2) fail(`tab badge ${total}, rows ${sum}`);
+    out.figures.totalUnreadBadge = total;
+    await o.locator("#conversation-list li", { hasText: env.FRESH_NAME }).getByRole("button").click();
+    await msgLocator(o, "M-Pesa").waitFor();
+    if (await badge.count()) fail("opening the conversation clears its badge");
+    // …and the server agrees.
+    await until(o, async ([tok, name]) => {
+      const r = await fetch("/api/messages/conversations", { headers: { Authorization: `Bearer ${tok}` } });
+      return (await r.json()).conversations.find((x) => x.name === name)?.unreadCount === 0;
+    }, [env.OWNER_TOKEN, env.FRESH_NAME], "server-side unread 0");
+    // The customer's messages turned Read on their side.
+    await until(f, () => [...document.querySelectorAll("#messages li.msg.mine")].every((li) => li.dataset.status === "read"), null, "fresh customer's ticks read");
+  });
+
+  await item("8. search filters conversations/customers", async () => {
+    const term = env.FRESH_NAME.split(" ")[0];
+    await o.getByLabel("Search by name, email or phone").fill(term);
+    await until(o, (n) => {
+      const items = [...document.querySelectorAll("#conversation-list li")];
+      return items.length === 1 && items[0].textContent.includes(n);
+    }, env.FRESH_NAME, "conversations filtered");
+    await o.getByRole("tab", { name: "Customers" }).click();
+    await until(o, (n) => {
+      const items = [...document.querySelectorAll("#customer-list li")];
+      return items.length === 1 && items[0].textContent.includes(n);
+    }, env.FRESH_NAME, "customers filtered");
+    await o.getByLabel("Search by name, email or phone").fill("zz-nobody-zz");
+    await o.getByText("No customers match.").waitFor();
+    await o.getByLabel("Search by name, email or phone").fill("");
+    await until(o, () => document.querySelectorAll("#customer-list li").length > 1, null, "filter cleared");
+    await o.getByRole("tab", { name: /Conversations/ }).click();
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
+    await until(o, (n) => document.querySelector("#chat-title")?.textContent === n, env.CUSTOMER_NAME, "back on the chat");
+  });
+
+  await item("9. reconnection after disconnect works", async () => {
+    // The customer's network drops entirely: socket cut, offline.
+    customer.net.cut();
+    await customer.context.setOffline(true);
+    await until(c, () => document.querySelector("#conn")?.dataset.state !== "live", null, "customer sees the drop");
+    const missed = ["While you were away (1)", "While you were away (2)", "While you were away (3)"];
+    for (const m of missed) {
+      await compose(o).fill(m);
+      await o.keyboard.press("Enter");
+      await until(o, (t) => [...document.querySelectorAll("#messages li.msg.mine")].some((li) => li.textContent.includes(t) && li.dataset.seq), m, "stored");
+    }
+    const t0 = Date.now();
+    await customer.context.setOffline(false);
+    customer.net.restore();
+    await until(c, () => document.querySelector("#conn")?.dataset.state === "live", null, "customer live again");
+    out.figures.reconnectMs = Date.now() - t0;
+    await msgLocator(c, missed[2]).waitFor({ timeout: WAIT });
+    const all = await texts(c, "#messages li.msg .content");
+    const got = all.filter((t) => t.startsWith("While you were away"));
+    if (JSON.stringify(got) !== JSON.stringify(missed)) fail(`missed messages in order, once each: ${JSON.stringify(got)}`);
+    const seqs = (await c.$$eval("#messages li.msg", (els) => els.map((e) => Number(e.dataset.seq))));
+    if (seqs.some((s, i) => i && s <= seqs[i - 1])) fail(`strictly increasing seq on the page: ${seqs}`);
+  });
+
+  await item("10. fallback to API when socket unavailable", async () => {
+    // Only the socket is unreachable (REST works): the page says so, sends over REST and polls.
+    customer.net.cut();
+    await until(c, () => document.querySelector("#conn")?.dataset.state === "rest", null, "REST mode shown");
+    out.figures.restModeLabel = await c.locator("#conn").textContent();
+    const before = customer.sends.length;
+    await compose(c).fill("Sent while my socket is down");
+    await c.keyboard.press("Enter");
+    await msgLocator(o, "Sent while my socket is down").waitFor({ timeout: WAIT });
+    if (customer.sends.length !== before + 1) fail(`sent over REST once: ${customer.sends.length - before}`);
+    if (!customer.sends.at(-1).clientMessageId) fail("REST sends carry a clientMessageId");
+    await compose(o).fill("Got it — replying while you poll");
+    await o.keyboard.press("Enter");
+    await msgLocator(c, "replying while you poll").waitFor({ timeout: WAIT });
+    // Socket back: the page switches to live and sends over the socket again.
+    customer.net.restore();
+    await until(c, () => document.querySelector("#conn")?.dataset.state === "live", null, "live again");
+    const n = customer.sends.length;
+    await compose(c).fill("Back on the socket");
+    await c.keyboard.press("Enter");
+    await msgLocator(o, "Back on the socket").waitFor({ timeout: WAIT });
+    if (customer.sends.length !== n) fail("after the socket returns, sends go over it, not REST");
+    // The owner read it while this page had no socket: its tick catches up.
+    await until(c, () => [...document.querySelectorAll("#messages li.msg.mine")].find((li) => li.textContent.includes("socket is down"))?.dataset.status === "read", null, "read while the socket was down shows Read");
+    // …and so does the owner's presence (the owner is connected, in this chat).
+    await until(c, () => document.querySelector("#chat-sub").textContent.startsWith("● online"), null, "owner shown online");
+    const all = await texts(c, "#messages li.msg .content");
+    const dup = all.filter((t, i) => all.indexOf(t) !== i);
+    if (dup.length) fail(`duplicates on the customer's page: ${dup}`);
+  });
+
+  await item("quality: phone width, conversation settings", async () => {
+    // Owner changes status/priority/tags; it shows in the list.
+    await o.getByLabel("Priority").selectOption("high");
+    await o.getByLabel("Tags").fill("vip, shipping");
+    await o.getByLabel("Tags").press("Enter");
+    await until(o, (n) => {
+      const li = [...document.querySelectorAll("#conversation-list li")].find((x) => x.textContent.includes(n));
+      return li && li.textContent.includes("#vip") && li.textContent.includes("high");
+    }, env.CUSTOMER_NAME, "settings shown in the list");
+    // Nothing on the customer's phone-width page overflows sideways.
+    const overflow = await c.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) fail(`customer page overflows by ${overflow}px at 390px`);
+    if (SHOTS) {
+      await o.screenshot({ path: `${SHOTS}/console-owner.png` });
+      await c.screenshot({ path: `${SHOTS}/console-customer.png` });
+    }
+    // The owner on a phone: list first, then the chat with a way back.
+    await o.setViewportSize({ width: 390, height: 844 });
+    const ow = await o.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (ow > 0) fail(`owner page overflows by ${ow}px at 390px`);
+    await o.getByRole("button", { name: "Back to the inbox" }).click();
+    await o.getByRole("tab", { name: /Conversations/ }).waitFor();
+    if (SHOTS) await o.screenshot({ path: `${SHOTS}/console-owner-phone.png` });
+  });
+
+  await item("quality: paging back through history", async () => {
+    // 70 more messages (over REST, as another client would) push the start of the chat two pages back.
+    const conv = await c.evaluate(async (tok) => {
+      const r = await fetch("/api/messages/conversations", { headers: { Authorization: `Bearer ${tok}` } });
+      return (await r.json()).conversations[0].id;
+    }, env.CUSTOMER_TOKEN);
+    for (let i = 1; i <= 70; i++) {
+      const r = await fetch(`${BASE}/api/messages/send`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${env.CUSTOMER_TOKEN}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ conversationId: conv, content: `bulk ${i}`, clientMessageId: `bulk-${i}` }),
+      });
+      if (r.status !== 201) fail(`bulk send ${i}: ${r.status}`);
+    }
+    await o.setViewportSize({ width: 1280, height: 800 });
+    await o.locator("#conversation-list li", { hasText: env.FRESH_NAME }).getByRole("button").click();
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
+    await msgLocator(o, "bulk 70").waitFor();
+    const first = await o.locator("#messages li.msg").count();
+    if (first !== 50) fail(`one page of 50 first, got ${first}`);
+    await o.getByRole("button", { name: "Load earlier messages" }).click();
+    await until(o, () => document.querySelectorAll("#messages li.msg").length === 81, null, "all 81 after paging");
+    if (await o.getByRole("button", { name: "Load earlier messages" }).isVisible()) fail("no more pages after the first message");
+    const seqs = await o.$$eval("#messages li.msg", (els) => els.map((e) => Number(e.dataset.seq)));
+    if (seqs.some((q, i) => q !== i + 1)) fail(`seq 1..81 in order: ${seqs}`);
+  });
+
+  if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
+  out.ok = true;
+} catch (e) {
+  out.ok = false;
+  out.error = String(e?.message || e);
+  out.pageErrors = pageErrors;
+  for (const [who, p] of [["owner", owner], ["customer", customer], ["fresh", fresh]]) {
+    if (!p) continue;
+    try {
+      out[`${who}State`] = await p.page.evaluate(() => ({
+        conn: document.querySelector("#conn")?.textContent,
+        chat: document.querySelector("#chat-title")?.textContent,
+        messages: [...document.querySelectorAll("#messages li.msg")].map((li) => `${li.dataset.seq}:${li.dataset.status}:${li.querySelector(".content").textContent}`),
+        errors: [...document.querySelectorAll(".error:not([hidden])")].map((x) => x.textContent),
+      }));
+      if (SHOTS) await p.page.screenshot({ path: `${SHOTS}/failed-${who}.png` });
+    } catch {
+      /* page gone */
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
+process.exit(out.ok ? 0 : 1);
