@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - `routes/`: one module per resource (`conversations`, `messages`,
-//!   `customers`, `health`), each with its own `router()`.
+//!   `customers`, `account`, `health`), each with its own `router()`.
+//! - [`console`]: the web console (owner inbox, customer chat) shipped in
+//!   the binary from `api/console/`.
 //! - `error`: [`ApiError`], the one error type, rendered as
 //!   `{success:false, message, code}`.
 //! - `extract`: `Json`/`Query` wrappers with rejections in that shape, and
