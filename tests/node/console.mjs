@@ -325,6 +325,15 @@ try {
       await o.screenshot({ path: `${SHOTS}/console-owner.png` });
       await c.screenshot({ path: `${SHOTS}/console-customer.png` });
     }
+    // A returning owner (token kept for the tab): time from navigation to a filled inbox.
+    await o.reload();
+    await o.locator("#conversation-list li").first().waitFor();
+    out.figures.inboxReadyMs = Math.round(await o.evaluate(() => performance.now()));
+    out.figures.inboxFirstContentfulPaintMs = await o.evaluate(
+      () => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+    );
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
+    await msgLocator(o, "Back on the socket").waitFor();
     // The owner on a phone: list first, then the chat with a way back.
     await o.setViewportSize({ width: 390, height: 844 });
     const ow = await o.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
