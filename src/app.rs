@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ use omnibiz_shared::bus::local::LocalBus;
 use omnibiz_shared::bus::redis::RedisBus;
 use omnibiz_shared::config::Settings;
 use omnibiz_shared::directory::{Directory, RedisDirectory};
+use omnibiz_shared::hooks::guard::Guard;
+use omnibiz_shared::hooks::worker::{Worker as HookWorker, WorkerConfig};
 use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_shared::service::Messaging;
 use omnibiz_shared::store::mongo::MongoStore;
@@ -212,6 +215,8 @@ pub struct Application {
     drain: Duration,
     banner: String,
     gateway: Option<Gateway>,
+    /// The webhook worker, stopped with the server.
+    hooks: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -230,7 +235,24 @@ impl Application {
         if settings.bench_relay_only {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
-        let messaging = Messaging::new(opened.store, Arc::clone(&bus), Arc::clone(&presence), &origin);
+        let hook_guard = Guard { allow_private: settings.webhook_allow_private };
+        let messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
+            .with_hook_guard(hook_guard);
+        // The processes that store messages deliver webhooks; gateways don't.
+        let hooks = (target != Target::Gateway && settings.webhook_worker).then(|| {
+            let cfg = WorkerConfig {
+                holder: origin.clone(),
+                poll: Duration::from_millis(settings.webhook_poll_ms),
+                timeout: Duration::from_millis(settings.webhook_timeout_ms),
+                retry_base: Duration::from_millis(settings.webhook_retry_base_ms),
+                unread_after: Duration::from_millis(settings.webhook_unread_after_ms),
+                disable_after: settings.webhook_disable_after,
+                per_owner_rate: NonZeroU32::new(settings.webhook_rate).unwrap_or(NonZeroU32::MIN),
+                concurrency: 16,
+                guard: hook_guard,
+            };
+            HookWorker::new(Arc::clone(&opened.store), Arc::clone(&presence), cfg).spawn()
+        });
         match opened.mongo.clone() {
             Some(m) => {
                 // The processes that store messages adopt the Node service's; gateways don't.
@@ -293,7 +315,7 @@ impl Application {
         let banner = banner(target, local, &opened.describe, bus.kind(), node, &source, console.is_some());
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
-        Ok(Self { listener, router, readiness, grace, drain, banner, gateway })
+        Ok(Self { listener, router, readiness, grace, drain, banner, gateway, hooks })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -350,13 +372,19 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        // A delivery cut off here is sent again by a worker once its lease expires.
+        let hooks = self.hooks;
+        let result = tokio::select! {
             r = finished => r,
             () = deadline => {
                 tracing::warn!("grace period over with work still in flight; exiting");
                 Ok(())
             }
+        };
+        if let Some(h) = hooks {
+            h.abort();
         }
+        result
     }
 }
 

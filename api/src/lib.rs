@@ -133,9 +133,11 @@ impl Modify for BearerAuth {
         routes::conversations::list, routes::conversations::open, routes::conversations::show,
         routes::conversations::update, routes::conversations::read_all,
         routes::messages::send, routes::messages::read, routes::customers::list, routes::account::me,
+        routes::webhooks::create, routes::webhooks::list, routes::webhooks::show, routes::webhooks::update,
+        routes::webhooks::remove, routes::webhooks::deliveries, routes::webhooks::redeliver,
     ),
     modifiers(&BearerAuth),
-    tags((name = "conversations"), (name = "messages"), (name = "customers"), (name = "account")),
+    tags((name = "conversations"), (name = "messages"), (name = "customers"), (name = "account"), (name = "webhooks")),
 )]
 pub struct ApiDoc;
 

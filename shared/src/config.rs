@@ -98,6 +98,26 @@ pub struct Settings {
     /// that served it (e.g. a console on an `api` pod without an ingress in
     /// front). `OMNIBIZ_CONSOLE_SOCKET_URL`; unset = the same origin.
     pub console_socket_url: Option<String>,
+    /// Run the webhook worker (fan-out and deliveries) in `serve` and `api`.
+    /// `OMNIBIZ_WEBHOOK_WORKER`, default true.
+    pub webhook_worker: bool,
+    /// Let webhooks reach private, loopback and link-local addresses
+    /// (on-premises receivers, tests). `OMNIBIZ_WEBHOOK_ALLOW_PRIVATE`, default false.
+    pub webhook_allow_private: bool,
+    /// Whole-request timeout of a delivery. `OMNIBIZ_WEBHOOK_TIMEOUT_MS`, default 10000.
+    pub webhook_timeout_ms: u64,
+    /// First retry delay; the schedule (about a day) scales from it.
+    /// `OMNIBIZ_WEBHOOK_RETRY_BASE_MS`, default 10000.
+    pub webhook_retry_base_ms: u64,
+    /// `message.unread` fires this long after a message was stored if its
+    /// recipient is offline and has not read it. `OMNIBIZ_WEBHOOK_UNREAD_AFTER_MS`, default 300000.
+    pub webhook_unread_after_ms: u64,
+    /// Failed attempts in a row that disable an endpoint. `OMNIBIZ_WEBHOOK_DISABLE_AFTER`, default 100.
+    pub webhook_disable_after: i64,
+    /// Deliveries per second per business owner. `OMNIBIZ_WEBHOOK_RATE`, default 20.
+    pub webhook_rate: u32,
+    /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
+    pub webhook_poll_ms: u64,
 }
 
 impl Default for Settings {
@@ -131,6 +151,14 @@ impl Default for Settings {
             advertise_addr: None,
             console: None,
             console_socket_url: None,
+            webhook_worker: true,
+            webhook_allow_private: false,
+            webhook_timeout_ms: 10_000,
+            webhook_retry_base_ms: 10_000,
+            webhook_unread_after_ms: 300_000,
+            webhook_disable_after: 100,
+            webhook_rate: 20,
+            webhook_poll_ms: 250,
         }
     }
 }
@@ -180,6 +208,14 @@ const KEYS: &[&str] = &[
     "advertise_addr",
     "console",
     "console_socket_url",
+    "webhook_worker",
+    "webhook_allow_private",
+    "webhook_timeout_ms",
+    "webhook_retry_base_ms",
+    "webhook_unread_after_ms",
+    "webhook_disable_after",
+    "webhook_rate",
+    "webhook_poll_ms",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -238,6 +274,12 @@ impl Settings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             bail!("console_socket_url must be an http:// or https:// URL, got {url:?}");
+        }
+        if self.webhook_timeout_ms < 100 || self.webhook_retry_base_ms == 0 || self.webhook_poll_ms == 0 {
+            bail!("webhook_timeout_ms must be at least 100, webhook_retry_base_ms and webhook_poll_ms at least 1");
+        }
+        if self.webhook_rate == 0 || self.webhook_disable_after < 1 {
+            bail!("webhook_rate and webhook_disable_after must be at least 1");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

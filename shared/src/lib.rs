@@ -6,6 +6,7 @@
 //! - [`store`]: the `Store` trait; MongoDB and embedded SQLite implementations.
 //! - [`bus`]: the `Bus` trait, topics, the versioned envelope; in-process bus.
 //! - [`presence`]: who is online.
+//! - [`hooks`]: webhooks — outbox, fan-out, signed deliveries with retries.
 //! - [`service`]: the messaging service, the one code path for every change.
 //! - [`config`], [`telemetry`]: typed settings, logs and metrics.
 //!
@@ -20,6 +21,7 @@ pub mod bus;
 pub mod config;
 pub mod directory;
 pub mod domain;
+pub mod hooks;
 pub mod presence;
 pub mod service;
 pub mod store;

@@ -64,6 +64,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "messages the Node.js service stored that this pod numbered and published (rolling migration)",
     ),
+    ("webhook_events_total", "counter", "webhook outbox events fanned out into deliveries, by type"),
+    ("webhook_attempts_total", "counter", "webhook delivery attempts, by outcome (success, failure)"),
+    ("webhook_attempt_duration_seconds", "histogram", "time from sending a webhook to its response"),
+    ("webhook_rate_limited_total", "counter", "webhook deliveries deferred by the per-owner rate limit"),
+    ("webhook_endpoints_disabled_total", "counter", "webhook endpoints disabled after failing"),
 ];
 
 /// Describes every metric and registers the label-less ones at zero, so

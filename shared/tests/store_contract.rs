@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use omnibiz_shared::domain::EndpointId;
 use omnibiz_shared::domain::{
     Attachment, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId, UserRole,
 };
+use omnibiz_shared::hooks::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
 use omnibiz_shared::store::mongo::MongoStore;
 use omnibiz_shared::store::sqlite::SqliteStore;
 use omnibiz_shared::store::{
@@ -355,6 +357,92 @@ async fn conversation_patch(store: Dyn) {
     assert!(store.update_conversation(missing, &patch, Utc::now()).await.expect("update").is_none());
 }
 
+/// Every reportable change records its outbox event with it; fan-out stores
+/// deliveries once (idempotent) and clears the event; a no-op read records nothing.
+async fn webhook_outbox_records_each_change_once(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let now = Utc::now();
+    let (conv, created) = store.get_or_create_conversation(&Participants::of(&o, &c), now).await.expect("create");
+    assert!(created);
+    let (_, again) = store.get_or_create_conversation(&Participants::of(&o, &c), now).await.expect("get");
+    assert!(!again, "an existing conversation records no second conversation.created");
+    let m = store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi")).await.expect("append");
+    let patch = ConversationPatch { priority: Some(Priority::High), ..Default::default() };
+    store.update_conversation(conv.id, &patch, Utc::now()).await.expect("update");
+    store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
+    store.mark_read(conv.id, Side::Owner, 1).await.expect("read again: no advance");
+    let events = store.pending_events(100).await.expect("pending");
+    let kinds: Vec<HookEvent> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 4, "{events:#?}");
+    for k in [
+        HookEvent::ConversationCreated,
+        HookEvent::MessageCreated,
+        HookEvent::ConversationUpdated,
+        HookEvent::MessageRead,
+    ] {
+        assert_eq!(kinds.iter().filter(|x| **x == k).count(), 1, "{k:?} once: {events:#?}");
+    }
+    let created_evt = events.iter().find(|e| e.kind == HookEvent::MessageCreated).expect("message.created");
+    assert_eq!(created_evt.id, format!("msg_{}", m.message().id.to_hex()));
+    assert_eq!(created_evt.data["content"], "hi");
+    let read = events.iter().find(|e| e.kind == HookEvent::MessageRead).expect("message.read");
+    assert_eq!(read.data["upToSeq"], 1);
+    let upd = events.iter().find(|e| e.kind == HookEvent::ConversationUpdated).expect("updated");
+    assert_eq!(upd.data["priority"], "high");
+
+    // Fan-out: deliveries stored once even when done twice; the event is gone after.
+    let endpoint = EndpointId::new();
+    let delivery = |e: &OutboxEvent| Delivery {
+        id: format!("{}.{}", e.id, endpoint.to_hex()),
+        endpoint,
+        owner: o.id,
+        event_id: e.id.clone(),
+        kind: e.kind,
+        conversation: conv.id,
+        body: "{}".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_at: now,
+        created_at: now,
+        updated_at: now,
+        log: Vec::new(),
+        unread_check: None,
+    };
+    for e in &events {
+        let d = [delivery(e)];
+        store.fan_out(e, &d).await.expect("fan out");
+        store.fan_out(e, &d).await.expect("fan out again (a pod died in between)");
+    }
+    assert!(store.pending_events(100).await.expect("pending").is_empty());
+    let listed = store.list_deliveries(endpoint, None, 100).await.expect("list");
+    assert_eq!(listed.len(), 4);
+
+    // Leases: two claimers never get the same delivery; the holder alone finishes it.
+    let later = Utc::now() + Duration::seconds(30);
+    let (a, b) = tokio::join!(
+        store.claim_deliveries("a", Utc::now(), later, 3),
+        store.claim_deliveries("b", Utc::now(), later, 3)
+    );
+    let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+    assert_eq!(a.len() + b.len(), 4, "every due delivery claimed once");
+    assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)), "no delivery claimed twice");
+    assert!(store.claim_deliveries("c", Utc::now(), later, 10).await.expect("claim c").is_empty(), "leased");
+    let mut d = a.first().or(b.first()).expect("one").clone();
+    let holder = if a.iter().any(|x| x.id == d.id) { "a" } else { "b" };
+    d.status = DeliveryStatus::Succeeded;
+    d.attempts = 1;
+    assert!(!store.finish_delivery(&d, "intruder", Utc::now()).await.expect("finish"), "only the holder finishes");
+    assert!(store.finish_delivery(&d, holder, Utc::now()).await.expect("finish"));
+    let got = store.get_delivery(&d.id).await.expect("get").expect("exists");
+    assert_eq!((got.status, got.attempts), (DeliveryStatus::Succeeded, 1));
+    // An expired lease is claimed again.
+    let expired = store
+        .claim_deliveries("d", Utc::now() + Duration::seconds(31), later + Duration::seconds(60), 10)
+        .await
+        .expect("claim d");
+    assert_eq!(expired.len(), 3, "the unfinished ones, once their lease expired");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -390,4 +478,5 @@ contract!(
     mark_read_resets_unread_and_never_moves_back,
     conversation_list_orders_by_activity_with_cursor,
     conversation_patch,
+    webhook_outbox_records_each_change_once,
 );

@@ -5,6 +5,7 @@ pub(crate) mod conversations;
 pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use omnibiz_shared::service::ReadReceipt;
@@ -19,6 +20,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(conversations::router())
         .merge(messages::router())
         .merge(customers::router())
+        .merge(webhooks::router())
 }
 
 /// Paging and search of the conversation and customer lists.

@@ -92,3 +92,7 @@ mod tests {
         assert!("65a1b2c3d4e5f60718293a4z".parse::<ConversationId>().is_err());
     }
 }
+object_id!(
+    /// A business owner's webhook endpoint.
+    EndpointId
+);

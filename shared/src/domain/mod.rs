@@ -6,7 +6,7 @@ pub use bson::oid::ObjectId;
 mod model;
 mod text;
 
-pub use ids::{ConversationId, CustomerId, InvalidId, MessageId, UserId};
+pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, UserId};
 pub use model::{
     Attachment, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus, PerSide, Priority,
     Side, User, UserRole,

@@ -10,6 +10,7 @@
 //! live delivery (gateways deliver each stored `seq` once).
 
 pub mod views;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -202,11 +203,25 @@ pub struct Messaging {
     presence: Arc<dyn Presence>,
     /// Identifies this process in bus envelopes.
     origin: Arc<str>,
+    /// Where webhook endpoints may point.
+    hook_guard: crate::hooks::guard::Guard,
 }
 
 impl Messaging {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, origin: &str) -> Self {
-        Self { store, bus, presence, origin: origin.into() }
+        let hook_guard = crate::hooks::guard::Guard { allow_private: false };
+        Self { store, bus, presence, origin: origin.into(), hook_guard }
+    }
+
+    /// Lets webhook endpoints point at private addresses (`webhook_allow_private`).
+    #[must_use]
+    pub fn with_hook_guard(mut self, guard: crate::hooks::guard::Guard) -> Self {
+        self.hook_guard = guard;
+        self
+    }
+
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -17,9 +17,11 @@ use super::{
     ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
-    Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId, MessageStatus, PerSide,
-    Priority, Side, User, UserId, UserRole,
+    Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
+    MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
 };
+use crate::hooks::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
+use crate::service::views::MessageView;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
@@ -53,7 +55,30 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE (conversation_id, seq),
     UNIQUE (conversation_id, client_message_id)
 );
+CREATE TABLE IF NOT EXISTS hook_events (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, conversation_id TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hook_events_at ON hook_events (at);
+CREATE TABLE IF NOT EXISTS hook_endpoints (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL, events TEXT NOT NULL,
+    description TEXT NOT NULL, enabled INTEGER NOT NULL, disabled_reason TEXT, failure_streak INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hook_endpoints_owner ON hook_endpoints (owner);
+CREATE TABLE IF NOT EXISTS hook_deliveries (
+    id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, owner TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
+    conversation_id TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+    next_at INTEGER NOT NULL, lease_until INTEGER, lease_holder TEXT, created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, log TEXT NOT NULL, unread_check TEXT
+);
+CREATE INDEX IF NOT EXISTS hook_deliveries_due ON hook_deliveries (status, next_at);
+CREATE INDEX IF NOT EXISTS hook_deliveries_endpoint ON hook_deliveries (endpoint_id, created_at DESC, id DESC);
 "#;
+
+const ENDPOINT_COLS: &str = "id, owner, url, secret, events, description, enabled, disabled_reason, failure_streak, \
+    created_at, updated_at";
+const DELIVERY_COLS: &str = "id, endpoint_id, owner, event_id, kind, conversation_id, body, status, attempts, next_at, \
+    created_at, updated_at, log, unread_check";
 
 const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, priority, last_message, \
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
@@ -167,6 +192,65 @@ fn side_cols(side: Side) -> (&'static str, &'static str) {
         Side::Owner => ("unread_owner", "read_seq_owner"),
         Side::Customer => ("unread_customer", "read_seq_customer"),
     }
+}
+
+/// Records a webhook outbox event inside the caller's transaction.
+fn record_event(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    kind: HookEvent,
+    conv: &str,
+    at: DateTime<Utc>,
+    data: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO hook_events (id, kind, conversation_id, at, data) VALUES (?1,?2,?3,?4,?5)",
+        params![id, kind.as_str(), conv, ms(at), data.to_string()],
+    )?;
+    Ok(())
+}
+
+fn bad(idx: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, what.to_owned().into())
+}
+
+fn endpoint_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    let events: Vec<String> = json_col(row, 4)?;
+    Ok(Endpoint {
+        id: id(row, 0)?,
+        owner: id(row, 1)?,
+        url: row.get(2)?,
+        secret: row.get(3)?,
+        events: events.iter().filter_map(|e| HookEvent::parse(e)).collect(),
+        description: row.get(5)?,
+        enabled: row.get::<_, i64>(6)? != 0,
+        disabled_reason: row.get(7)?,
+        failure_streak: row.get(8)?,
+        created_at: from_ms(row.get(9)?),
+        updated_at: from_ms(row.get(10)?),
+    })
+}
+
+fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let kind: String = row.get(4)?;
+    let status: String = row.get(7)?;
+    let check: Option<String> = row.get(13)?;
+    Ok(Delivery {
+        id: row.get(0)?,
+        endpoint: id(row, 1)?,
+        owner: id(row, 2)?,
+        event_id: row.get(3)?,
+        kind: HookEvent::parse(&kind).ok_or_else(|| bad(4, "unknown event kind"))?,
+        conversation: id(row, 5)?,
+        body: row.get(6)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad(7, "unknown delivery status"))?,
+        attempts: row.get(8)?,
+        next_at: from_ms(row.get(9)?),
+        created_at: from_ms(row.get(10)?),
+        updated_at: from_ms(row.get(11)?),
+        log: json_col(row, 12)?,
+        unread_check: check.and_then(|c| serde_json::from_str(&c).ok()),
+    })
 }
 
 impl SqliteStore {
@@ -361,6 +445,11 @@ impl Store for SqliteStore {
                 [owner.to_hex(), customer.to_hex()],
                 conv_row,
             )?;
+            if inserted == 1 {
+                let evt = format!("evt_{}", bson::oid::ObjectId::new().to_hex());
+                let data = serde_json::json!({});
+                record_event(&tx, &evt, HookEvent::ConversationCreated, &conv.id.to_hex(), now, &data)?;
+            }
             tx.commit()?;
             Ok((conv, inserted == 1))
         })
@@ -441,6 +530,21 @@ impl Store for SqliteStore {
             }
             tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
             let conv = find_conversation(&tx, &id)?;
+            if conv.is_some() {
+                // What changed, as on MongoDB (where the event is written with the change, before it is read back).
+                let mut data = serde_json::Map::new();
+                if let Some(s) = patch.status {
+                    data.insert("status".into(), s.as_str().into());
+                }
+                if let Some(p) = patch.priority {
+                    data.insert("priority".into(), p.as_str().into());
+                }
+                if let Some(t) = &patch.tags {
+                    data.insert("tags".into(), t.clone().into());
+                }
+                let evt = format!("evt_{}", bson::oid::ObjectId::new().to_hex());
+                record_event(&tx, &evt, HookEvent::ConversationUpdated, &id, now, &data.into())?;
+            }
             tx.commit()?;
             Ok(conv)
         })
@@ -493,6 +597,9 @@ impl Store for SqliteStore {
                     at
                 ],
             )?;
+            let data = serde_json::to_value(MessageView::from(&msg)).unwrap_or_default();
+            let evt = format!("msg_{}", msg.id.to_hex());
+            record_event(&tx, &evt, HookEvent::MessageCreated, &conv_id, msg.created_at, &data)?;
             tx.commit()?;
             Ok(Appended::Created(msg))
         })
@@ -535,6 +642,8 @@ impl Store for SqliteStore {
             let conv = id.to_hex();
             let (unread_col, read_col) = side_cols(reader);
             let other = reader.other().role_name();
+            let before: i64 =
+                tx.query_row(&format!("SELECT {read_col} FROM conversations WHERE id = ?1"), [&conv], |r| r.get(0))?;
             tx.execute(
                 "UPDATE messages SET status = 'read' WHERE conversation_id = ?1 AND sender_role = ?2 \
                  AND seq <= ?3 AND status != 'read'",
@@ -553,6 +662,11 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             tx.execute(&format!("UPDATE conversations SET {unread_col} = ?2 WHERE id = ?1"), params![conv, unread])?;
+            if read_seq > before {
+                let evt = format!("evt_{}", bson::oid::ObjectId::new().to_hex());
+                let data = serde_json::json!({"readerRole": reader.role_name(), "upToSeq": read_seq});
+                record_event(&tx, &evt, HookEvent::MessageRead, &conv, Utc::now(), &data)?;
+            }
             tx.commit()?;
             Ok(ReadOutcome { read_seq, unread })
         })
@@ -563,6 +677,278 @@ impl Store for SqliteStore {
         self.with("marking a message delivered", move |c| {
             c.execute("UPDATE messages SET status = 'delivered' WHERE id = ?1 AND status = 'sent'", [id.to_hex()])
                 .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let e = e.clone();
+        self.with("creating a webhook endpoint", move |c| {
+            let events: Vec<&str> = e.events.iter().map(|x| x.as_str()).collect();
+            c.execute(
+                &format!("INSERT INTO hook_endpoints ({ENDPOINT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
+                params![
+                    e.id.to_hex(),
+                    e.owner.to_hex(),
+                    e.url,
+                    e.secret,
+                    serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
+                    e.description,
+                    i64::from(e.enabled),
+                    e.disabled_reason,
+                    e.failure_streak,
+                    ms(e.created_at),
+                    ms(e.updated_at)
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn list_endpoints(&self, owner: UserId) -> StoreResult<Vec<Endpoint>> {
+        self.with("listing webhook endpoints", move |c| {
+            let mut stmt =
+                c.prepare(&format!("SELECT {ENDPOINT_COLS} FROM hook_endpoints WHERE owner = ?1 ORDER BY id"))?;
+            stmt.query_map([owner.to_hex()], endpoint_row)?.collect()
+        })
+        .await
+    }
+
+    async fn get_endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>> {
+        self.with("reading a webhook endpoint", move |c| {
+            c.query_row(
+                &format!("SELECT {ENDPOINT_COLS} FROM hook_endpoints WHERE id = ?1"),
+                [id.to_hex()],
+                endpoint_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool> {
+        let e = e.clone();
+        self.with("saving a webhook endpoint", move |c| {
+            let events: Vec<&str> = e.events.iter().map(|x| x.as_str()).collect();
+            c.execute(
+                "UPDATE hook_endpoints SET url = ?2, events = ?3, description = ?4, enabled = ?5, \
+                 disabled_reason = ?6, failure_streak = ?7, updated_at = ?8 WHERE id = ?1",
+                params![
+                    e.id.to_hex(),
+                    e.url,
+                    serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
+                    e.description,
+                    i64::from(e.enabled),
+                    e.disabled_reason,
+                    e.failure_streak,
+                    ms(e.updated_at)
+                ],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, id: EndpointId) -> StoreResult<bool> {
+        self.with("deleting a webhook endpoint", move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM hook_deliveries WHERE endpoint_id = ?1", [id.to_hex()])?;
+            let n = tx.execute("DELETE FROM hook_endpoints WHERE id = ?1", [id.to_hex()])?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn endpoint_attempted(&self, id: EndpointId, ok: bool) -> StoreResult<i64> {
+        self.with("counting a webhook attempt", move |c| {
+            let sql = if ok {
+                "UPDATE hook_endpoints SET failure_streak = 0 WHERE id = ?1 RETURNING failure_streak"
+            } else {
+                "UPDATE hook_endpoints SET failure_streak = failure_streak + 1 WHERE id = ?1 RETURNING failure_streak"
+            };
+            Ok(c.query_row(sql, [id.to_hex()], |r| r.get(0)).optional()?.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn disable_endpoint(&self, id: EndpointId, reason: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let reason = reason.to_owned();
+        self.with("disabling a webhook endpoint", move |c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE hook_endpoints SET enabled = 0, disabled_reason = ?2, updated_at = ?3 \
+                 WHERE id = ?1 AND enabled = 1",
+                params![id.to_hex(), reason, ms(now)],
+            )?;
+            if n == 1 {
+                tx.execute(
+                    "UPDATE hook_deliveries SET status = 'paused', updated_at = ?2 \
+                     WHERE endpoint_id = ?1 AND status = 'pending'",
+                    params![id.to_hex(), ms(now)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn pending_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        self.with("reading the webhook outbox", move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, kind, conversation_id, at, data FROM hook_events ORDER BY at, id LIMIT {limit}"
+            ))?;
+            stmt.query_map([], |row| {
+                let kind: String = row.get(1)?;
+                Ok(OutboxEvent {
+                    id: row.get(0)?,
+                    kind: HookEvent::parse(&kind).ok_or_else(|| bad(1, "unknown event kind"))?,
+                    conversation: id(row, 2)?,
+                    at: from_ms(row.get(3)?),
+                    data: json_col(row, 4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn fan_out(&self, event: &OutboxEvent, deliveries: &[Delivery]) -> StoreResult<()> {
+        let event_id = event.id.clone();
+        let deliveries = deliveries.to_vec();
+        self.with("fanning out a webhook event", move |c| {
+            let tx = c.transaction()?;
+            for d in &deliveries {
+                tx.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO hook_deliveries ({DELIVERY_COLS}) \
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+                    ),
+                    params![
+                        d.id,
+                        d.endpoint.to_hex(),
+                        d.owner.to_hex(),
+                        d.event_id,
+                        d.kind.as_str(),
+                        d.conversation.to_hex(),
+                        d.body,
+                        d.status.as_str(),
+                        d.attempts,
+                        ms(d.next_at),
+                        ms(d.created_at),
+                        ms(d.updated_at),
+                        serde_json::to_string(&d.log).unwrap_or_else(|_| "[]".into()),
+                        d.unread_check.and_then(|u| serde_json::to_string(&u).ok()),
+                    ],
+                )?;
+            }
+            tx.execute("DELETE FROM hook_events WHERE id = ?1", [&event_id])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let holder = holder.to_owned();
+        self.with("claiming webhook deliveries", move |c| {
+            let mut stmt = c.prepare(&format!(
+                "UPDATE hook_deliveries SET lease_until = ?1, lease_holder = ?2 WHERE id IN (\
+                 SELECT id FROM hook_deliveries WHERE status = 'pending' AND next_at <= ?3 \
+                 AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY next_at LIMIT {limit}) \
+                 RETURNING {DELIVERY_COLS}"
+            ))?;
+            stmt.query_map(params![ms(lease_until), holder, ms(now)], delivery_row)?.collect()
+        })
+        .await
+    }
+
+    async fn finish_delivery(&self, d: &Delivery, holder: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let d = d.clone();
+        let holder = holder.to_owned();
+        self.with("recording a webhook attempt", move |c| {
+            c.execute(
+                "UPDATE hook_deliveries SET status = ?3, attempts = ?4, next_at = ?5, log = ?6, updated_at = ?7, \
+                 lease_until = NULL, lease_holder = NULL WHERE id = ?1 AND lease_holder = ?2",
+                params![
+                    d.id,
+                    holder,
+                    d.status.as_str(),
+                    d.attempts,
+                    ms(d.next_at),
+                    serde_json::to_string(&d.log).unwrap_or_else(|_| "[]".into()),
+                    ms(now)
+                ],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint: EndpointId,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.with("listing webhook deliveries", move |c| {
+            let mut sql = format!("SELECT {DELIVERY_COLS} FROM hook_deliveries WHERE endpoint_id = ?1");
+            let mut args: Vec<rusqlite::types::Value> = vec![endpoint.to_hex().into()];
+            if let Some((at, id)) = before {
+                args.push(ms(at).into());
+                args.push(id.into());
+                sql += " AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))";
+            }
+            sql += &format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}");
+            let mut stmt = c.prepare(&sql)?;
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), delivery_row)?.collect()
+        })
+        .await
+    }
+
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        let id = id.to_owned();
+        self.with("reading a webhook delivery", move |c| {
+            c.query_row(&format!("SELECT {DELIVERY_COLS} FROM hook_deliveries WHERE id = ?1"), [id], delivery_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn redeliver(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.with("redelivering a webhook", move |c| {
+            c.execute(
+                "UPDATE hook_deliveries SET status = 'pending', next_at = ?2, updated_at = ?2, unread_check = NULL, \
+                 lease_until = NULL, lease_holder = NULL WHERE id = ?1",
+                params![id, ms(now)],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn move_deliveries(
+        &self,
+        endpoint: EndpointId,
+        from: DeliveryStatus,
+        to: DeliveryStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.with("moving webhook deliveries", move |c| {
+            c.execute(
+                "UPDATE hook_deliveries SET status = ?3, next_at = MIN(next_at, ?4), updated_at = ?4 \
+                 WHERE endpoint_id = ?1 AND status = ?2",
+                params![endpoint.to_hex(), from.as_str(), to.as_str(), ms(now)],
+            )
+            .map(|n| n as u64)
         })
         .await
     }

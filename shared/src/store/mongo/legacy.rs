@@ -225,10 +225,15 @@ impl MongoStore {
         for (i, d) in docs.iter().enumerate() {
             let seq = first + i64::try_from(i).unwrap_or(i64::MAX);
             let id = d.get_object_id("_id").context(what)?;
-            let r = self
-                .messages
-                .update_one(doc! {"_id": id, "seq": {"$exists": false}}, doc! {"$set": {"seq": seq}})
-                .await;
+            // Adopting a message the Node service just stored also records its
+            // `message.created` webhook event (atomically, like our own sends);
+            // `migrate` numbering old history does not.
+            let set = if set_preview {
+                doc! {"seq": seq, "hook": true}
+            } else {
+                doc! {"seq": seq}
+            };
+            let r = self.messages.update_one(doc! {"_id": id, "seq": {"$exists": false}}, doc! {"$set": set}).await;
             match r {
                 Ok(r) if r.modified_count == 1 => {}
                 Ok(_) => continue, // another adopter numbered it first

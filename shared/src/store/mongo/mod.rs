@@ -41,9 +41,11 @@ use super::{
     ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
-    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Message, MessageId,
+    Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
     MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
 };
+use crate::hooks::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent, UnreadCheck};
+use crate::service::views::MessageView;
 
 /// Database used when the URI names none.
 pub const DEFAULT_DATABASE: &str = "omnibiz";
@@ -56,6 +58,8 @@ pub struct MongoStore {
     customers: Collection<Document>,
     conversations: Collection<Document>,
     messages: Collection<Document>,
+    endpoints: Collection<Document>,
+    deliveries: Collection<Document>,
 }
 
 fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
@@ -164,6 +168,12 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
             IndexSpec::new(doc! {"conversationId": 1, "clientMessageId": 1}).unique().only_with("clientMessageId"),
         ),
         ("customers", IndexSpec::new(doc! {"invitedBy": 1, "_id": -1})),
+        // The webhook outbox: messages and conversations with events not fanned out yet.
+        ("messages", IndexSpec::new(doc! {"hook": 1}).only_with("hook")),
+        ("conversations", IndexSpec::new(doc! {"hookPending": 1}).only_with("hookPending")),
+        ("webhook_endpoints", IndexSpec::new(doc! {"owner": 1})),
+        ("webhook_deliveries", IndexSpec::new(doc! {"status": 1, "nextAt": 1})),
+        ("webhook_deliveries", IndexSpec::new(doc! {"endpointId": 1, "createdAt": -1, "_id": -1})),
     ]
 }
 
@@ -189,6 +199,84 @@ fn side_key(side: Side) -> &'static str {
 
 fn date(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_chrono(t)
+}
+
+/// A fresh outbox event id.
+fn new_event_id() -> String {
+    format!("evt_{}", ObjectId::new().to_hex())
+}
+
+/// An entry of a conversation's `hooks` map (the webhook outbox).
+fn hook_entry(kind: HookEvent, at: DateTime<Utc>, data: Document) -> Document {
+    doc! {"kind": kind.as_str(), "at": date(at), "data": data}
+}
+
+fn endpoint_doc(e: &Endpoint) -> Document {
+    let events: Vec<&str> = e.events.iter().map(|x| x.as_str()).collect();
+    doc! {
+        "_id": e.id.oid(), "owner": e.owner.oid(), "url": &e.url, "secret": &e.secret, "events": events,
+        "description": &e.description, "enabled": e.enabled, "disabledReason": e.disabled_reason.clone(),
+        "failureStreak": e.failure_streak, "createdAt": date(e.created_at), "updatedAt": date(e.updated_at),
+    }
+}
+
+fn endpoint_from(d: &Document) -> anyhow::Result<Endpoint> {
+    let x = Doc(d);
+    Ok(Endpoint {
+        id: x.oid("_id")?.into(),
+        owner: x.oid("owner")?.into(),
+        url: x.str("url")?,
+        secret: x.str("secret")?,
+        events: d
+            .get_array("events")
+            .map(|a| a.iter().filter_map(|e| e.as_str().and_then(HookEvent::parse)).collect())
+            .unwrap_or_default(),
+        description: x.opt_str("description").unwrap_or_default(),
+        enabled: d.get_bool("enabled").unwrap_or(false),
+        disabled_reason: x.opt_str("disabledReason"),
+        failure_streak: x.int("failureStreak"),
+        created_at: x.date("createdAt").unwrap_or_default(),
+        updated_at: x.date("updatedAt").unwrap_or_default(),
+    })
+}
+
+fn delivery_doc(d: &Delivery) -> anyhow::Result<Document> {
+    Ok(doc! {
+        "_id": &d.id, "endpointId": d.endpoint.oid(), "owner": d.owner.oid(), "eventId": &d.event_id,
+        "kind": d.kind.as_str(), "conversationId": d.conversation.oid(), "body": &d.body,
+        "status": d.status.as_str(), "attempts": d.attempts, "nextAt": date(d.next_at),
+        "createdAt": date(d.created_at), "updatedAt": date(d.updated_at),
+        "log": bson::to_bson(&d.log).context("encoding the attempt log")?,
+        "unreadCheck": match d.unread_check { Some(u) => bson::to_bson(&u).context("encoding the unread check")?, None => Bson::Null },
+    })
+}
+
+fn delivery_from(d: &Document) -> anyhow::Result<Delivery> {
+    let x = Doc(d);
+    let log: Vec<Attempt> = match d.get("log") {
+        Some(b @ Bson::Array(_)) => bson::from_bson(b.clone()).context("field `log`")?,
+        _ => Vec::new(),
+    };
+    let unread_check: Option<UnreadCheck> = match d.get("unreadCheck") {
+        Some(b @ Bson::Document(_)) => Some(bson::from_bson(b.clone()).context("field `unreadCheck`")?),
+        _ => None,
+    };
+    Ok(Delivery {
+        id: x.str("_id")?,
+        endpoint: x.oid("endpointId")?.into(),
+        owner: x.oid("owner")?.into(),
+        event_id: x.str("eventId")?,
+        kind: HookEvent::parse(&x.str("kind")?).context("field `kind`")?,
+        conversation: x.oid("conversationId")?.into(),
+        body: x.str("body")?,
+        status: DeliveryStatus::parse(&x.str("status")?).context("field `status`")?,
+        attempts: i32::try_from(x.int("attempts")).unwrap_or(i32::MAX),
+        next_at: x.date("nextAt").unwrap_or_default(),
+        created_at: x.date("createdAt").unwrap_or_default(),
+        updated_at: x.date("updatedAt").unwrap_or_default(),
+        log,
+        unread_check,
+    })
 }
 
 /// Typed field access that reports the field on a malformed document.
@@ -375,6 +463,8 @@ impl MongoStore {
             customers: db.collection("customers"),
             conversations: db.collection("conversations"),
             messages: db.collection("messages"),
+            endpoints: db.collection("webhook_endpoints"),
+            deliveries: db.collection("webhook_deliveries"),
             db,
         };
         Ok(store)
@@ -571,6 +661,9 @@ impl Store for MongoStore {
             "lastSeq": 0_i64,
             "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
             "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now), "__v": 0_i32,
+            // The webhook outbox entry for `conversation.created`, atomic with the insert.
+            "hooks": {new_event_id(): hook_entry(HookEvent::ConversationCreated, now, doc! {})},
+            "hookPending": true,
         };
         let result = self
             .conversations
@@ -635,15 +728,22 @@ impl Store for MongoStore {
     ) -> StoreResult<Option<Conversation>> {
         let what = "updating a conversation";
         let mut set = doc! {"updatedAt": date(now)};
+        let mut changes = doc! {};
         if let Some(s) = patch.status {
             set.insert("status", s.as_str());
+            changes.insert("status", s.as_str());
         }
         if let Some(p) = patch.priority {
             set.insert("priority", p.as_str());
+            changes.insert("priority", p.as_str());
         }
         if let Some(t) = &patch.tags {
             set.insert("tags", t.clone());
+            changes.insert("tags", t.clone());
         }
+        // The webhook outbox entry for `conversation.updated`, atomic with the change.
+        set.insert(format!("hooks.{}", new_event_id()), hook_entry(HookEvent::ConversationUpdated, now, changes));
+        set.insert("hookPending", true);
         let d = self
             .conversations
             .find_one_and_update(doc! {"_id": id.oid()}, doc! {"$set": set})
@@ -696,6 +796,8 @@ impl Store for MongoStore {
             "attachments": bson::to_bson(&msg.attachments).context("encoding attachments")?,
             "status": msg.status.as_str(), "readBy": [], "isDeleted": false,
             "createdAt": at, "updatedAt": at, "__v": 0_i32,
+            // The webhook outbox entry for `message.created`, atomic with the message.
+            "hook": true,
         };
         if let Some(cmid) = &msg.client_message_id {
             d.insert("clientMessageId", cmid);
@@ -755,13 +857,28 @@ impl Store for MongoStore {
         let conv = id.oid();
         let key = side_key(reader);
         let read_key = format!("readSeq.{key}");
-        let d = self
+        // Advancing the read position records `message.read` in the same update;
+        // a call that advances nothing (already read that far) records nothing.
+        let event =
+            hook_entry(HookEvent::MessageRead, Utc::now(), doc! {"readerRole": reader.role_name(), "upToSeq": up_to});
+        let advanced = self
             .conversations
-            .find_one_and_update(doc! {"_id": conv}, doc! {"$max": {&read_key: up_to}})
+            .find_one_and_update(
+                doc! {"_id": conv, &read_key: {"$not": {"$gte": up_to}}},
+                doc! {"$max": {&read_key: up_to}, "$set": {format!("hooks.{}", new_event_id()): event, "hookPending": true}},
+            )
             .return_document(ReturnDocument::After)
             .await
-            .map_err(|e| classify(what, e))?
-            .context("the conversation does not exist")?;
+            .map_err(|e| classify(what, e))?;
+        let d = match advanced {
+            Some(d) => d,
+            None => self
+                .conversations
+                .find_one(doc! {"_id": conv})
+                .await
+                .map_err(|e| classify(what, e))?
+                .context("the conversation does not exist")?,
+        };
         let c = conv_from(&d).context(what)?;
         let read_seq = c.read_seq.get(reader);
         let reader_oid = match reader {
@@ -803,6 +920,303 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify("marking a message delivered", e))?;
         Ok(r.modified_count == 1)
+    }
+
+    async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        self.endpoints.insert_one(endpoint_doc(e)).await.map_err(|e| classify("creating a webhook endpoint", e))?;
+        Ok(())
+    }
+
+    async fn list_endpoints(&self, owner: UserId) -> StoreResult<Vec<Endpoint>> {
+        let what = "listing webhook endpoints";
+        let docs: Vec<Document> = self
+            .endpoints
+            .find(doc! {"owner": owner.oid()})
+            .sort(doc! {"_id": 1})
+            .await
+            .map_err(|e| classify(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(docs.iter().map(endpoint_from).collect::<anyhow::Result<_>>().context(what)?)
+    }
+
+    async fn get_endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>> {
+        let what = "reading a webhook endpoint";
+        let d = self.endpoints.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))?;
+        Ok(d.as_ref().map(endpoint_from).transpose().context(what)?)
+    }
+
+    async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool> {
+        let events: Vec<&str> = e.events.iter().map(|x| x.as_str()).collect();
+        let r = self
+            .endpoints
+            .update_one(
+                doc! {"_id": e.id.oid()},
+                doc! {"$set": {
+                    "url": &e.url, "events": events, "description": &e.description, "enabled": e.enabled,
+                    "disabledReason": e.disabled_reason.clone(), "failureStreak": e.failure_streak,
+                    "updatedAt": date(e.updated_at),
+                }},
+            )
+            .await
+            .map_err(|e| classify("saving a webhook endpoint", e))?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn delete_endpoint(&self, id: EndpointId) -> StoreResult<bool> {
+        let what = "deleting a webhook endpoint";
+        let r = self.endpoints.delete_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))?;
+        self.deliveries.delete_many(doc! {"endpointId": id.oid()}).await.map_err(|e| classify(what, e))?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn endpoint_attempted(&self, id: EndpointId, ok: bool) -> StoreResult<i64> {
+        let what = "counting a webhook attempt";
+        let update = if ok {
+            doc! {"$set": {"failureStreak": 0_i64}}
+        } else {
+            doc! {"$inc": {"failureStreak": 1_i64}}
+        };
+        let d = self
+            .endpoints
+            .find_one_and_update(doc! {"_id": id.oid()}, update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(d.map_or(0, |d| Doc(&d).int("failureStreak")))
+    }
+
+    async fn disable_endpoint(&self, id: EndpointId, reason: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let what = "disabling a webhook endpoint";
+        let r = self
+            .endpoints
+            .update_one(
+                doc! {"_id": id.oid(), "enabled": true},
+                doc! {"$set": {"enabled": false, "disabledReason": reason, "updatedAt": date(now)}},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        if r.modified_count == 1 {
+            self.move_deliveries(id, DeliveryStatus::Pending, DeliveryStatus::Paused, now).await?;
+        }
+        Ok(r.modified_count == 1)
+    }
+
+    async fn pending_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        let what = "reading the webhook outbox";
+        let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
+        let msgs: Vec<Document> = self
+            .messages
+            .find(doc! {"hook": true})
+            .sort(doc! {"_id": 1})
+            .limit(limit_i)
+            .await
+            .map_err(|e| classify(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| classify(what, e))?;
+        let mut events = Vec::with_capacity(msgs.len());
+        for d in &msgs {
+            let m = msg_from(d).context(what)?;
+            events.push(OutboxEvent {
+                id: format!("msg_{}", m.id.to_hex()),
+                kind: HookEvent::MessageCreated,
+                conversation: m.conversation_id,
+                at: m.created_at,
+                data: serde_json::to_value(MessageView::from(&m)).unwrap_or_default(),
+            });
+        }
+        let convs: Vec<Document> = self
+            .conversations
+            .find(doc! {"hookPending": true})
+            .projection(doc! {"hooks": 1})
+            .limit(limit_i)
+            .await
+            .map_err(|e| classify(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| classify(what, e))?;
+        for d in &convs {
+            let conversation: ConversationId = Doc(d).oid("_id").context(what)?.into();
+            let Ok(hooks) = d.get_document("hooks") else { continue };
+            for (id, entry) in hooks {
+                let Some(entry) = entry.as_document() else { continue };
+                let e = Doc(entry);
+                let Some(kind) = e.opt_str("kind").and_then(|k| HookEvent::parse(&k)) else { continue };
+                let data = entry.get_document("data").cloned().unwrap_or_default();
+                events.push(OutboxEvent {
+                    id: id.clone(),
+                    kind,
+                    conversation,
+                    at: e.date("at").unwrap_or_default(),
+                    data: Bson::Document(data).into_relaxed_extjson(),
+                });
+            }
+        }
+        events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    async fn fan_out(&self, event: &OutboxEvent, deliveries: &[Delivery]) -> StoreResult<()> {
+        let what = "fanning out a webhook event";
+        if !deliveries.is_empty() {
+            let docs = deliveries.iter().map(delivery_doc).collect::<anyhow::Result<Vec<_>>>().context(what)?;
+            // Deliveries have deterministic ids: those a previous, interrupted fan-out stored stay as they are.
+            if let Err(e) = self.deliveries.insert_many(docs).ordered(false).await
+                && !only_duplicates(&e)
+            {
+                return Err(classify(what, e));
+            }
+        }
+        if let Some(msg) = event.id.strip_prefix("msg_") {
+            let oid = ObjectId::parse_str(msg).context("message event id")?;
+            self.messages
+                .update_one(doc! {"_id": oid}, doc! {"$unset": {"hook": ""}})
+                .await
+                .map_err(|e| classify(what, e))?;
+        } else {
+            let conv = event.conversation.oid();
+            self.conversations
+                .update_one(doc! {"_id": conv}, doc! {"$unset": {format!("hooks.{}", event.id): ""}})
+                .await
+                .map_err(|e| classify(what, e))?;
+            // The flag goes only when no other event is waiting; one written
+            // meanwhile set it again in its own update.
+            self.conversations
+                .update_one(doc! {"_id": conv, "hooks": {}}, doc! {"$unset": {"hookPending": "", "hooks": ""}})
+                .await
+                .map_err(|e| classify(what, e))?;
+        }
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let what = "claiming webhook deliveries";
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let claimed = self
+                .deliveries
+                .find_one_and_update(
+                    doc! {
+                        "status": "pending", "nextAt": {"$lte": date(now)},
+                        "$or": [{"leaseUntil": null}, {"leaseUntil": {"$lte": date(now)}}],
+                    },
+                    doc! {"$set": {"leaseUntil": date(lease_until), "leaseHolder": holder}},
+                )
+                .sort(doc! {"nextAt": 1})
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(|e| classify(what, e))?;
+            match claimed {
+                // A lease that ends before `now` would match again: never hand one out twice.
+                Some(d) if !out.iter().any(|x: &Delivery| Some(x.id.as_str()) == d.get_str("_id").ok()) => {
+                    out.push(delivery_from(&d).context(what)?);
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish_delivery(&self, d: &Delivery, holder: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let what = "recording a webhook attempt";
+        let r = self
+            .deliveries
+            .update_one(
+                doc! {"_id": &d.id, "leaseHolder": holder},
+                doc! {"$set": {
+                    "status": d.status.as_str(), "attempts": d.attempts, "nextAt": date(d.next_at),
+                    "log": bson::to_bson(&d.log).context("encoding the attempt log")?, "updatedAt": date(now),
+                    "leaseUntil": Bson::Null, "leaseHolder": Bson::Null,
+                }},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint: EndpointId,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let what = "listing webhook deliveries";
+        let mut filter = doc! {"endpointId": endpoint.oid()};
+        if let Some((at, id)) = before {
+            filter.insert(
+                "$or",
+                vec![doc! {"createdAt": {"$lt": date(at)}}, doc! {"createdAt": date(at), "_id": {"$lt": id}}],
+            );
+        }
+        let docs: Vec<Document> = self
+            .deliveries
+            .find(filter)
+            .sort(doc! {"createdAt": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| classify(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(docs.iter().map(delivery_from).collect::<anyhow::Result<_>>().context(what)?)
+    }
+
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        let what = "reading a webhook delivery";
+        let d = self.deliveries.find_one(doc! {"_id": id}).await.map_err(|e| classify(what, e))?;
+        Ok(d.as_ref().map(delivery_from).transpose().context(what)?)
+    }
+
+    async fn redeliver(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let r = self
+            .deliveries
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$set": {
+                    "status": "pending", "nextAt": date(now), "updatedAt": date(now), "unreadCheck": Bson::Null,
+                    "leaseUntil": Bson::Null, "leaseHolder": Bson::Null,
+                }},
+            )
+            .await
+            .map_err(|e| classify("redelivering a webhook", e))?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn move_deliveries(
+        &self,
+        endpoint: EndpointId,
+        from: DeliveryStatus,
+        to: DeliveryStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let r = self
+            .deliveries
+            .update_many(
+                doc! {"endpointId": endpoint.oid(), "status": from.as_str()},
+                doc! {"$set": {"status": to.as_str(), "updatedAt": date(now)}, "$min": {"nextAt": date(now)}},
+            )
+            .await
+            .map_err(|e| classify("moving webhook deliveries", e))?;
+        Ok(r.modified_count)
+    }
+}
+
+/// An `insert_many` that failed only because some documents already existed.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::InsertMany(im) => {
+            im.write_concern_error.is_none() && im.write_errors.iter().flatten().all(|we| we.code == 11000)
+        }
+        _ => is_duplicate_key(e),
     }
 }
 
