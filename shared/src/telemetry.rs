@@ -66,7 +66,6 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("webhook_events_total", "counter", "webhook outbox events fanned out into deliveries, by type"),
     ("webhook_attempts_total", "counter", "webhook delivery attempts, by outcome (success, failure)"),
-    ("webhook_attempt_duration_seconds", "histogram", "time from sending a webhook to its response"),
     ("webhook_rate_limited_total", "counter", "webhook deliveries deferred by the per-owner rate limit"),
     ("webhook_endpoints_disabled_total", "counter", "webhook endpoints disabled after failing"),
 ];
