@@ -139,7 +139,10 @@ ensure_browser() {
 case "${1:-}" in
   start) start; env_lines ;;
   browser) ensure_browser ;;
+  # The chaos suite starts, kills and restarts its own Redis and MongoDB-compatible
+  # server: make sure both programs are installed, whatever MONGODB_URI/REDIS_URL say.
+  chaos-tools) ensure_redis; ensure_mongo; echo "export OMNIBIZ_SECANTUS_BIN=$TOOLS/bin/secantusd-rs" ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env|browser" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|browser|chaos-tools" >&2; exit 2 ;;
 esac

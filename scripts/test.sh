@@ -24,6 +24,7 @@ eval "$(scripts/services.sh start)"
 # tests/legacy.rs) and playwright-core (tests/browser.rs and tests/console.rs,
 # which drive Debian's chromium: no browser download).
 scripts/services.sh browser
+eval "$(scripts/services.sh chaos-tools)"
 if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "[test] npm ci in tests/node"
   (cd tests/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)

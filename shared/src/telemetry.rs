@@ -52,6 +52,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "missing seqs a room stopped waiting for (taken but never stored) before sending what followed",
     ),
+    (
+        "gateway_late_deliveries_total",
+        "counter",
+        "messages delivered after higher seqs because their write outlasted the gap wait",
+    ),
     ("messages_stored_total", "counter", "messages stored (not counting idempotent retries)"),
     ("bus_publish_errors_total", "counter", "bus publishes that failed (data is stored; clients recover by seq)"),
     ("bus_redis_errors_total", "counter", "Redis command errors (publish, subscribe, presence)"),

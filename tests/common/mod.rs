@@ -407,4 +407,5 @@ pub async fn numsub(channel: &str) -> i64 {
     v.first().map_or(0, |(_, n)| *n)
 }
 
+pub mod cluster;
 pub mod sio;

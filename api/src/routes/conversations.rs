@@ -54,7 +54,10 @@ pub(crate) async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OpenBody {
-    /// Required for a business owner; ignored for a customer.
+    /// Required for a business owner (400 without it); ignored for a customer,
+    /// who may send no body at all. Which one applies depends on the token,
+    /// which a schema cannot say.
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     customer_id: Option<String>,
 }
 
@@ -88,10 +91,13 @@ pub(crate) async fn open(
 #[into_params(parameter_in = Query)]
 pub(crate) struct MessageParams {
     /// Page size; default and maximum 500.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
     /// Only messages with a smaller `seq` (older page).
+    #[param(minimum = 0)]
     before: Option<i64>,
     /// Only messages with a larger `seq` (catch up).
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
@@ -107,7 +113,7 @@ pub(crate) struct MessagesResponse {
 }
 
 /// A conversation and a page of its messages (the latest page by default).
-#[utoipa::path(get, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path), MessageParams),
+#[utoipa::path(get, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), MessageParams),
     security(("bearer" = [])),
     responses((status = 200, body = MessagesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -132,10 +138,11 @@ pub(crate) struct PatchBody {
 }
 
 /// Change status (active/archived/blocked), tags or priority. Business owner only.
-#[utoipa::path(patch, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     request_body = PatchBody, security(("bearer" = [])),
     responses((status = 200, body = ConversationResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody)))]
 pub(crate) async fn update(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -149,7 +156,7 @@ pub(crate) async fn update(
 }
 
 /// Mark every message of the conversation read for the caller.
-#[utoipa::path(post, path = "/api/messages/conversations/{id}/read", tag = "conversations", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/messages/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
     responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

@@ -42,7 +42,7 @@ pub(crate) struct MessageResponse {
 #[utoipa::path(post, path = "/api/messages/send", tag = "messages", request_body = SendBody, security(("bearer" = [])),
     responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -56,7 +56,7 @@ pub(crate) async fn send(
 }
 
 /// Mark this message and every earlier one read for the caller.
-#[utoipa::path(post, path = "/api/messages/{messageId}/read", tag = "messages", params(("messageId" = String, Path)),
+#[utoipa::path(post, path = "/api/messages/{messageId}/read", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
     responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

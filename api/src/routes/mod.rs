@@ -28,8 +28,10 @@ pub(crate) fn router() -> Router<ApiState> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Page size; default and maximum 200.
+    #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<usize>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     pub(crate) cursor: Option<String>,
     /// Case-insensitive search on name, email or phone (of the other side, for conversations).
     pub(crate) q: Option<String>,

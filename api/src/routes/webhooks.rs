@@ -97,8 +97,10 @@ pub(crate) struct DeliveryResponse {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeliveryParams {
     /// Page size, 1–200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -124,7 +126,7 @@ pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> Ap
 }
 
 /// One endpoint, with `disabledReason` when deliveries kept failing.
-#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
     responses((status = 200, body = WebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn show(
@@ -137,7 +139,7 @@ pub(crate) async fn show(
 }
 
 /// Change an endpoint's URL, events, description, or enable/disable it.
-#[utoipa::path(patch, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateBody,
+#[utoipa::path(patch, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), request_body = UpdateBody,
     security(("bearer" = [])),
     responses((status = 200, body = WebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -154,7 +156,7 @@ pub(crate) async fn update(
 }
 
 /// Delete an endpoint and its delivery log.
-#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
     responses((status = 200, body = DeletedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(
@@ -167,7 +169,7 @@ pub(crate) async fn remove(
 }
 
 /// An endpoint's deliveries, newest first, each with its attempt log.
-#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), DeliveryParams),
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), DeliveryParams),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveriesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -184,7 +186,7 @@ pub(crate) async fn deliveries(
 
 /// Send a delivery again now: same event id and body, a new attempt in its log.
 #[utoipa::path(post, path = "/api/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks",
-    params(("id" = String, Path), ("delivery" = String, Path)), security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), ("delivery" = String, Path, pattern = "^[a-z]+_[0-9a-f]{24}\\.[0-9a-f]{24}$")), security(("bearer" = [])),
     responses((status = 200, body = DeliveryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn redeliver(

@@ -113,6 +113,10 @@ impl Hub {
                                 }
                             }
                         }
+                        Some(Order::Late) => {
+                            metrics::counter!("gateway_late_deliveries_total").increment(1);
+                            self.fan_message(room, conns, env, &meta, &mut dropped);
+                        }
                         Some(Order::Held { opened: true }) => self.watch_gap(*conv),
                         Some(Order::Held { opened: false } | Order::Duplicate) => {}
                     }

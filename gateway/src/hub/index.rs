@@ -48,6 +48,10 @@ pub(super) struct Room {
     pub(super) members: Vec<(ConnId, Member)>,
     pub(super) seen: Delivered,
     pub(super) gap: Option<Box<Gap>>,
+    /// Seqs given up on ([`Room::skip_gap`]) and when: one of them that is
+    /// stored after all (a write slower than [`GAP_GIVE_UP`]) still goes out,
+    /// late rather than never, for [`LATE_WINDOW`].
+    pub(super) skipped: Vec<(i64, std::time::Instant)>,
 }
 
 /// What to do with a stored message that reached a room.
@@ -58,6 +62,8 @@ pub(super) enum Order {
     Held { opened: bool },
     /// Next in line: send it now.
     Now,
+    /// A seq given up on that was stored after all: send it now, after higher ones.
+    Late,
 }
 
 /// Messages held behind a missing seq.
@@ -67,10 +73,16 @@ pub(super) struct Gap {
     pub(super) since: std::time::Instant,
 }
 
-/// How long a missing seq is waited for before the messages after it go
-/// out anyway: a seq that was taken but never stored (a writer that died
-/// between taking it and inserting, a lost idempotency race) never comes.
-pub(super) const GAP_GIVE_UP: Duration = Duration::from_millis(1000);
+/// How long a missing seq is waited for — counting only while the store
+/// answers — before the messages after it go out anyway: a seq that was
+/// taken but never stored (a writer that died between taking it and
+/// inserting, a lost idempotency race) never comes. Long enough for the
+/// slow inserts of a database that just came back under a backlog
+/// (tests/chaos.rs); a write slower still is delivered late, not lost.
+pub(super) const GAP_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// How long a seq given up on is remembered, to deliver it late if it comes.
+pub(super) const LATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// How often a gap is looked for in the store while it lasts.
 pub(super) const GAP_POLL: Duration = Duration::from_millis(150);
@@ -78,7 +90,7 @@ pub(super) const GAP_POLL: Duration = Duration::from_millis(150);
 impl Room {
     /// A room whose messages up to `floor` are history (not sent live).
     pub(super) fn new(floor: i64) -> Self {
-        Self { members: Vec::new(), seen: Delivered::after(floor), gap: None }
+        Self { members: Vec::new(), seen: Delivered::after(floor), gap: None, skipped: Vec::new() }
     }
 
     /// Where one stored message goes: out now (the caller sends it, then
@@ -86,7 +98,16 @@ impl Room {
     /// nowhere (a duplicate).
     pub(super) fn in_order(&mut self, seq: i64, env: &Arc<Envelope>) -> Order {
         let floor = self.seen.floor();
-        if seq <= floor || self.gap.as_ref().is_some_and(|g| g.held.contains_key(&seq)) {
+        if seq <= floor {
+            return match self.skipped.iter().position(|(s, _)| *s == seq) {
+                Some(i) => {
+                    self.skipped.swap_remove(i);
+                    Order::Late
+                }
+                None => Order::Duplicate,
+            };
+        }
+        if self.gap.as_ref().is_some_and(|g| g.held.contains_key(&seq)) {
             return Order::Duplicate;
         }
         if seq > floor + 1 {
@@ -116,6 +137,11 @@ impl Room {
     /// Gives up on the missing seqs below the first held message.
     pub(super) fn skip_gap(&mut self, out: &mut Vec<Arc<Envelope>>) {
         if let Some(first) = self.gap.as_ref().and_then(|g| g.held.keys().next().copied()) {
+            let now = std::time::Instant::now();
+            self.skipped.retain(|(_, at)| now.duration_since(*at) < LATE_WINDOW);
+            // Bounded: a gap is a handful of seqs; a runaway one is not remembered whole.
+            let from = (self.seen.floor() + 1).max(first - 1000);
+            self.skipped.extend((from..first).map(|s| (s, now)));
             self.seen.advance_to(first - 1);
             self.release(out);
         }

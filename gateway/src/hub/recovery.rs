@@ -127,20 +127,29 @@ impl Hub {
                     Some(r) if r.gap.is_some() => r.seen.floor(),
                     _ => return,
                 };
-                match hub.messaging.stored_after(conv, floor, hub.config.replay_page.max(1)).await {
+                let answered = match hub.messaging.stored_after(conv, floor, hub.config.replay_page.max(1)).await {
                     Ok(msgs) => {
                         for m in &msgs {
                             let payload = serde_json::to_value(m).unwrap_or_default();
                             let env = Envelope::new(EventKind::MessageCreated, Some(conv), payload);
                             hub.dispatch(&Published { topic: Topic::Conversation(conv), envelope: Arc::new(env) });
                         }
+                        true
                     }
-                    Err(e) => tracing::warn!(error = %e, conversation = %conv, "filling a gap from the store failed"),
-                }
+                    Err(e) => {
+                        tracing::warn!(error = %e, conversation = %conv, "filling a gap from the store failed");
+                        false
+                    }
+                };
                 let mut guard = hub.lock();
                 let Index { conns, rooms, .. } = &mut *guard;
                 let Some(room) = rooms.get_mut(&conv) else { return };
-                let Some(gap) = room.gap.as_ref() else { return };
+                let Some(gap) = room.gap.as_mut() else { return };
+                if !answered {
+                    // The store cannot say whether the seq exists: the wait starts over.
+                    gap.since = std::time::Instant::now();
+                    continue;
+                }
                 if gap.since.elapsed() < GAP_GIVE_UP {
                     continue;
                 }

@@ -21,6 +21,9 @@
 //! - `messages {conversationId, clientMessageId}` unique where present;
 //! - `customers {invitedBy, _id:-1}`.
 //!
+//! Writes wait for the journal (`j: true`) unless the URI sets a write
+//! concern: an acknowledged message survives a crash of the server.
+//!
 //! Shard key for large deployments: hashed `conversationId` on `messages`.
 
 use std::time::Duration;
@@ -60,7 +63,21 @@ pub struct MongoStore {
     messages: Collection<Document>,
     endpoints: Collection<Document>,
     deliveries: Collection<Document>,
+    /// Appends take their `seq` and insert the message on a pool of their
+    /// own, one connection per permit (see [`MongoStore::append_message`]).
+    appends: Appends,
 }
+
+/// The critical section of an append (take a `seq`, insert its message).
+#[derive(Clone)]
+struct Appends {
+    conversations: Collection<Document>,
+    messages: Collection<Document>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Appends in flight per process, and the size of their connection pool.
+const APPEND_SLOTS: u32 = 16;
 
 fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
     metrics::counter!("store_errors_total", "backend" => "mongodb").increment(1);
@@ -452,10 +469,28 @@ impl MongoStore {
         opts.app_name = Some("omnibiz".into());
         opts.server_selection_timeout = Some(Duration::from_secs(5));
         opts.connect_timeout = Some(Duration::from_secs(5));
+        // An acknowledged write must survive a crash of the server: wait for
+        // the journal (`j: true`) unless the URI sets a write concern of its
+        // own. Without it a SIGKILLed server lost messages it had already
+        // acknowledged (tests/chaos.rs). `w` stays the server's default
+        // (`majority` on replica sets).
+        let wc = opts.write_concern.get_or_insert_with(Default::default);
+        if wc.journal.is_none() {
+            wc.journal = Some(true);
+        }
         let name = database
             .map(str::to_owned)
             .or_else(|| opts.default_database.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let mut append_opts = opts.clone();
+        append_opts.max_pool_size = Some(APPEND_SLOTS);
+        append_opts.app_name = Some("omnibiz-appends".into());
+        let append_db = Client::with_options(append_opts).context("creating the MongoDB client")?.database(&name);
+        let appends = Appends {
+            conversations: append_db.collection("conversations"),
+            messages: append_db.collection("messages"),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(APPEND_SLOTS as usize)),
+        };
         let client = Client::with_options(opts).context("creating the MongoDB client")?;
         let db = client.database(&name);
         let store = Self {
@@ -465,6 +500,7 @@ impl MongoStore {
             messages: db.collection("messages"),
             endpoints: db.collection("webhook_endpoints"),
             deliveries: db.collection("webhook_deliveries"),
+            appends,
             db,
         };
         Ok(store)
@@ -767,7 +803,15 @@ impl Store for MongoStore {
         let sender_oid = ObjectId::parse_str(&m.sender_id).context("sender id")?;
         let unread_key = format!("unreadCount.{}", side_key(m.sender_side.other()));
         let at = date(m.created_at);
+        // Between taking a seq and storing its message, a gateway holds the
+        // messages after it (the delivery contract). Under a backlog — a
+        // database that just came back — that window must not include
+        // waiting for a connection behind hundreds of queued operations:
+        // appends queue for a permit *before* taking a seq, and each permit
+        // has a connection of its own.
+        let _slot = self.appends.permits.acquire().await.context("the append queue closed")?;
         let counter = self
+            .appends
             .conversations
             .find_one_and_update(
                 doc! {"_id": conv},
@@ -802,7 +846,7 @@ impl Store for MongoStore {
         if let Some(cmid) = &msg.client_message_id {
             d.insert("clientMessageId", cmid);
         }
-        if let Err(e) = self.messages.insert_one(d).await {
+        if let Err(e) = self.appends.messages.insert_one(d).await {
             if let (true, Some(cmid)) = (is_duplicate_key(&e), &msg.client_message_id) {
                 // A concurrent retry stored it first: undo our unread bump and return theirs.
                 // The `seq` we took stays unused; seq strictly increases, gaps are allowed.
