@@ -23,19 +23,19 @@ unset MONGODB_URI REDIS_URL
 "$BIN" seed --customers-per-owner 3 --tokens-out "$work/tokens.json" >/dev/null
 "$BIN" serve >"$work/serve.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $pid 2>/dev/null || true; [ -n "${SCHEMATHESIS_KEEP:-}" ] || rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 token() { python3 -c "import json,sys; t=json.load(open('$work/tokens.json'))['owners'][0]; print(t['token'] if sys.argv[1]=='owner' else t['customers'][0]['token'])" "$1"; }
 
 status=0
 for who in owner customer; do
   echo "[schemathesis] as $who"
-  if ! (cd tests/schemathesis && "$VENV/bin/st" run "http://127.0.0.1:$port/api/openapi.json" \
-        -H "Authorization: Bearer $(token $who)" --checks all -n "$EXAMPLES" --workers 2 \
+  if ! ("$VENV/bin/st" --config-file tests/schemathesis/schemathesis.toml run "http://127.0.0.1:$port/api/openapi.json" \
+        -H "Authorization: Bearer $(token $who)" -n "$EXAMPLES" --workers 2 \
         --no-color --seed 20261202 >"$work/st-$who.log" 2>&1); then
     status=1
   fi
-  grep -E "generated|passed|failures|Failures|ST[0-9]{3}|^_{5,}" "$work/st-$who.log" | tail -30
+  grep -E "generated|passed|failures|Failures|ST[0-9]{3}|^_{5,}|^\[[0-9]{3}\]|^    curl|^    \`" "$work/st-$who.log" | tail -60
 done
 if grep -q "Internal Server Error\|panicked" "$work/serve.log"; then
   echo "[schemathesis] the server logged a panic or a 500:" >&2; tail -20 "$work/serve.log" >&2; status=1

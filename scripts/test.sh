@@ -48,6 +48,9 @@ fi
 
 cargo test --workspace "$@"
 
+echo "[test] Schemathesis against /api/openapi.json, as owner and as customer"
+scripts/schemathesis.sh
+
 echo "[test] official Engine.IO / Socket.IO compliance suites against sio/examples/conformance.rs"
 scripts/conformance.sh
 echo "[test] all green in $(( $(date +%s) - start ))s"

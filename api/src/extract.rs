@@ -47,9 +47,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(&body)
-            .map(|v| Self(Some(v)))
-            .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+        // `null` is no body, as an empty one is; anything else must be an object.
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))?;
+        match value {
+            serde_json::Value::Null => Ok(Self(None)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(|t| Self(Some(t)))
+                .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}"))),
+            _ => Err(ApiError::invalid("the body must be a JSON object")),
+        }
     }
 }
 

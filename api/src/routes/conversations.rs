@@ -46,7 +46,7 @@ pub(crate) async fn list(
     Authed(actor): Authed,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<ConversationsResponse>> {
-    let page = ConversationPage { limit: p.limit, cursor: p.cursor, q: p.q };
+    let page = ConversationPage { limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)), cursor: p.cursor, q: p.q };
     let (conversations, next_cursor) = s.messaging.list_conversations(&actor, page).await?;
     Ok(Json(ConversationsResponse { success: true, conversations, next_cursor }))
 }
@@ -90,14 +90,12 @@ pub(crate) async fn open(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct MessageParams {
-    /// Page size; default and maximum 500.
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<usize>,
+    /// Page size; default 500, larger values are capped at 500.
+    #[param(minimum = 1, maximum = 2147483647)]
+    limit: Option<i32>,
     /// Only messages with a smaller `seq` (older page).
-    #[param(minimum = 0)]
     before: Option<i64>,
     /// Only messages with a larger `seq` (catch up).
-    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
@@ -124,7 +122,8 @@ pub(crate) async fn show(
     Query(p): Query<MessageParams>,
 ) -> ApiResult<Json<MessagesResponse>> {
     let id = conversation_id(&id)?;
-    let page = MessagePage { limit: p.limit, before: p.before, after: p.after };
+    let page =
+        MessagePage { limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)), before: p.before, after: p.after };
     let (conversation, messages, has_more) = s.messaging.conversation_messages(&actor, id, page).await?;
     Ok(Json(MessagesResponse { success: true, conversation, messages, has_more }))
 }
@@ -133,9 +132,17 @@ pub(crate) async fn show(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchBody {
     status: Option<ConversationStatus>,
+    /// At most 20 tags, each 1–50 characters without leading or trailing spaces.
+    #[schema(value_type = Option<Vec<Tag>>, max_items = 20)]
     tags: Option<Vec<String>>,
     priority: Option<Priority>,
 }
+
+/// One conversation tag.
+#[derive(ToSchema)]
+#[schema(pattern = "^\\S([\\s\\S]{0,48}\\S)?$")]
+#[allow(dead_code)] // documentation only: tags are read as strings
+pub(crate) struct Tag(String);
 
 /// Change status (active/archived/blocked), tags or priority. Business owner only.
 #[utoipa::path(patch, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),

@@ -8,7 +8,7 @@ use omnibiz_shared::service::views::CustomerView;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::ListParams;
+use super::CustomerListParams;
 use crate::ApiState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Authed, Json, Query};
@@ -26,15 +26,15 @@ pub(crate) struct CustomersResponse {
 }
 
 /// Customers invited by the caller, newest first, with order stats and chat state. Business owners only.
-#[utoipa::path(get, path = "/api/messages/customers", tag = "customers", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/messages/customers", tag = "customers", params(CustomerListParams), security(("bearer" = [])),
     responses((status = 200, body = CustomersResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(
     State(s): State<ApiState>,
     Authed(actor): Authed,
-    Query(p): Query<ListParams>,
+    Query(p): Query<CustomerListParams>,
 ) -> ApiResult<Json<CustomersResponse>> {
-    let page = CustomerPage { limit: p.limit, cursor: p.cursor, q: p.q };
+    let page = CustomerPage { limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)), cursor: p.cursor, q: p.q };
     let (customers, next_cursor) = s.messaging.list_customers(&actor, page).await?;
     Ok(Json(CustomersResponse { success: true, customers, next_cursor }))
 }

@@ -22,13 +22,19 @@ pub(crate) fn router() -> Router<ApiState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SendBody {
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     conversation_id: String,
-    /// 1–5000 characters after trimming; `message` is accepted as an alias.
+    /// 1–5000 characters after trimming and removing control characters
+    /// (so at least one visible one); `message` is accepted as an alias.
     #[serde(alias = "message")]
+    #[schema(pattern = "[^\\s\\x00-\\x1f\\x7f-\\x9f]", max_length = 5000)]
     content: String,
+    /// At most 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     attachments: Vec<Attachment>,
     /// Idempotency key: a retry with the same value returns the stored message.
+    #[schema(pattern = "^[!-~]{1,64}$")]
     client_message_id: Option<String>,
 }
 

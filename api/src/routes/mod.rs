@@ -23,15 +23,29 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(webhooks::router())
 }
 
-/// Paging and search of the conversation and customer lists.
+/// Paging and search of the conversation list.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// Page size; default and maximum 200.
-    #[param(minimum = 1, maximum = 200)]
-    pub(crate) limit: Option<usize>,
+    /// Page size; default 200, larger values are capped at 200.
+    #[param(minimum = 1, maximum = 2147483647)]
+    pub(crate) limit: Option<i32>,
     /// `nextCursor` of the previous page.
-    #[param(min_length = 1)]
+    #[param(pattern = "^[0-9]{1,13}_[0-9a-fA-F]{24}$")]
+    pub(crate) cursor: Option<String>,
+    /// Case-insensitive search on name, email or phone (of the other side, for conversations).
+    pub(crate) q: Option<String>,
+}
+
+/// Paging and search of the customer list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CustomerListParams {
+    /// Page size; default 200, larger values are capped at 200.
+    #[param(minimum = 1, maximum = 2147483647)]
+    pub(crate) limit: Option<i32>,
+    /// `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9a-fA-F]{24}$")]
     pub(crate) cursor: Option<String>,
     /// Case-insensitive search on name, email or phone (of the other side, for conversations).
     pub(crate) q: Option<String>,

@@ -96,9 +96,9 @@ pub(crate) struct DeliveryResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeliveryParams {
-    /// Page size, 1–200; default 50.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<usize>,
+    /// Page size; default 50, larger values are capped at 200.
+    #[param(minimum = 1, maximum = 2147483647)]
+    limit: Option<i32>,
     /// `nextCursor` of the previous page.
     #[param(min_length = 1)]
     cursor: Option<String>,
@@ -179,8 +179,10 @@ pub(crate) async fn deliveries(
     Path(id): Path<String>,
     Query(p): Query<DeliveryParams>,
 ) -> ApiResult<Json<DeliveriesResponse>> {
-    let (deliveries, next_cursor) =
-        s.messaging.deliveries(&actor, endpoint_id(&id)?, p.cursor.as_deref(), p.limit).await?;
+    let (deliveries, next_cursor) = s
+        .messaging
+        .deliveries(&actor, endpoint_id(&id)?, p.cursor.as_deref(), p.limit.map(|l| usize::try_from(l).unwrap_or(0)))
+        .await?;
     Ok(Json(DeliveriesResponse { success: true, deliveries, next_cursor }))
 }
 

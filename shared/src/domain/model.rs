@@ -210,11 +210,31 @@ pub enum MessageStatus {
 /// Metadata of a file attached to a message (the file itself lives elsewhere).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
+    /// An http(s) URL without whitespace, at most 2048 characters.
+    #[schema(pattern = "^https?://[^\\s]+$", max_length = 2048)]
     pub url: String,
+    /// 1–255 characters, not only spaces.
+    #[schema(pattern = "\\S", max_length = 255)]
     pub name: String,
+    /// A media type, 1–127 characters.
     #[serde(rename = "type")]
+    #[schema(pattern = "\\S", max_length = 127)]
     pub mime_type: String,
+    /// Bytes (an integer; `2048.0` is read as 2048, as JSON allows).
+    #[serde(deserialize_with = "integral_size")]
     pub size: u64,
+}
+
+/// A size that JSON may spell as an integral float (`2048.0`).
+fn integral_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return Ok(u);
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9.007_199_254_740_992e15 => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!("size must be a whole number of bytes, got {n}"))),
+    }
 }
 
 /// Most attachments on one message.

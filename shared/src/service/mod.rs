@@ -601,9 +601,11 @@ impl Messaging {
             return Err(ServiceError::Forbidden("only the business owner can change a conversation".into()));
         }
         if let Some(tags) = &patch.tags
-            && (tags.len() > 20 || tags.iter().any(|t| t.trim().is_empty() || t.chars().count() > 50))
+            && (tags.len() > 20 || tags.iter().any(|t| t.is_empty() || t.trim() != t || t.chars().count() > 50))
         {
-            return Err(ServiceError::Invalid("tags: at most 20, each 1 to 50 characters".into()));
+            return Err(ServiceError::Invalid(
+                "tags: at most 20, each 1 to 50 characters without leading or trailing spaces".into(),
+            ));
         }
         let conv = self.store.update_conversation(id, &patch, Utc::now()).await?.ok_or_else(not_found_conversation)?;
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
