@@ -488,3 +488,61 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::hash_map(".{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any text: parsed or refused with a reason, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,200}") {
+            let _ = parse(&s);
+        }
+
+        /// Prefixes of valid packets and byte noise after a type digit: refused or parsed, never a panic.
+        #[test]
+        fn packet_shaped_noise_never_panics(kind in 0u8..10, rest in "[0-9/,\\-\\[\\]{}\"a-z]{0,60}") {
+            let _ = parse(&format!("{kind}{rest}"));
+        }
+
+        /// What our encoder writes, the parser reads back unchanged.
+        #[test]
+        fn events_round_trip(
+            name in "[a-z_]{1,20}",
+            args in proptest::collection::vec(json_value(), 0..4),
+            id in proptest::option::of(0u64..1_000_000),
+            nsp in proptest::option::of("/[a-z]{1,10}"),
+        ) {
+            let mut all = vec![json!(name)];
+            all.extend(args);
+            let data = Value::Array(all);
+            let wire = encode('2', nsp.as_deref(), 0, id, Some(&data));
+            // `encode` writes the Engine.IO MESSAGE prefix `4`; the parser takes what follows.
+            let p = parse(&wire[1..]).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(p.kind, 2);
+            prop_assert_eq!(p.id, id);
+            prop_assert_eq!(p.nsp, nsp.unwrap_or_else(|| "/".to_owned()));
+            prop_assert_eq!(p.data, Some(data));
+        }
+    }
+}

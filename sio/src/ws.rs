@@ -554,3 +554,98 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A masked client frame with a given mask.
+    fn frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        match payload.len() {
+            n if n < 126 => v.push(0x80 | n as u8),
+            n if n <= 65535 => {
+                v.push(0x80 | 126);
+                v.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                v.push(0x80 | 127);
+                v.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        v.extend_from_slice(&mask);
+        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        v
+    }
+
+    proptest! {
+        /// Any bytes, cut anywhere: no panic, and while waiting for more the
+        /// decoder holds at most one frame's worth (bounded memory).
+        #[test]
+        fn arbitrary_bytes_never_panic_and_stay_bounded(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            cuts in proptest::collection::vec(1usize..512, 1..16),
+        ) {
+            let max = 1024;
+            let mut d = Decoder::new(max);
+            let mut rest: &[u8] = &bytes;
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap_or(&1)).min(rest.len());
+                d.feed(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match d.next() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            prop_assert!(d.raw.len() <= max + 14, "holds {} bytes", d.raw.len());
+                            break;
+                        }
+                        Err(_) => return Ok(()), // a violation closes the connection
+                    }
+                }
+                prop_assert!(d.fragments.as_ref().is_none_or(|(_, b)| b.len() <= max));
+            }
+        }
+
+        /// Text messages framed as a client frames them (fragmented or not,
+        /// any mask), split at any points, come out whole and in order.
+        #[test]
+        fn framed_messages_round_trip_across_any_split(
+            msgs in proptest::collection::vec(".{0,300}", 1..8),
+            mask in any::<[u8; 4]>(),
+            fragment_at in 0usize..64,
+            cuts in proptest::collection::vec(1usize..200, 1..8),
+        ) {
+            let mut wire = Vec::new();
+            for m in &msgs {
+                let b = m.as_bytes();
+                let at = fragment_at.min(b.len());
+                if at > 0 && at < b.len() {
+                    wire.extend(frame(false, OP_TEXT, &b[..at], mask));
+                    wire.extend(frame(true, OP_PING, b"p", mask)); // control frames may interleave
+                    wire.extend(frame(true, OP_CONT, &b[at..], mask));
+                } else {
+                    wire.extend(frame(true, OP_TEXT, b, mask));
+                }
+            }
+            let mut d = Decoder::new(1 << 16);
+            let mut got = Vec::new();
+            let mut rest: &[u8] = &wire;
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap_or(&1)).min(rest.len());
+                d.feed(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(m) = d.next().map_err(|v| TestCaseError::fail(v.reason))? {
+                    if let Incoming::Text(t) = m {
+                        got.push(t);
+                    }
+                }
+            }
+            prop_assert_eq!(got, msgs);
+        }
+    }
+}

@@ -121,3 +121,38 @@ mod tests {
         assert!(ClientMessageId::parse(&"x".repeat(65)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever a client sends: refused, or a clean, trimmed body of 1–5000
+        /// characters with no control characters but newline and tab — and
+        /// cleaning twice changes nothing.
+        #[test]
+        fn bodies_are_clean_or_refused(raw in proptest::collection::vec(any::<char>(), 0..6000)) {
+            let raw: String = raw.into_iter().collect();
+            match MessageBody::parse(&raw) {
+                Ok(b) => {
+                    let s = b.as_str();
+                    prop_assert!(!s.is_empty() && s.chars().count() <= MAX_MESSAGE_CHARS);
+                    prop_assert_eq!(s, s.trim());
+                    prop_assert!(s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+                    prop_assert_eq!(MessageBody::parse(s), Ok(b.clone()));
+                }
+                Err(BodyError::Empty) => prop_assert!(raw.chars().all(|c| c.is_whitespace() || c.is_control())),
+                Err(BodyError::TooLong(n)) => prop_assert!(n > MAX_MESSAGE_CHARS),
+            }
+        }
+
+        /// clientMessageId: accepted exactly when 1–64 printable ASCII characters.
+        #[test]
+        fn client_message_ids(raw in ".{0,80}") {
+            let ok = !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_graphic());
+            prop_assert_eq!(ClientMessageId::parse(&raw).is_ok(), ok);
+        }
+    }
+}
