@@ -224,7 +224,7 @@ impl Application {
         let (secret, source) = secret::jwt_secret(settings, target == Target::Serve)?;
         let prometheus = telemetry::prometheus();
         telemetry::register_metrics();
-        let verifier = Verifier::new(&secret, settings.jwt_public_key()?.as_deref())?;
+        let verifier = Verifier::with_leeway(&secret, settings.jwt_public_key()?.as_deref(), settings.jwt_leeway_secs)?;
         let opened = open_store(settings, target).await?;
         let readiness = Arc::new(Readiness::default());
         let origin = origin(target);
@@ -287,6 +287,9 @@ impl Application {
                     relay_only: settings.bench_relay_only,
                     ping_interval: Duration::from_secs(settings.ping_interval_secs),
                     ping_timeout: Duration::from_secs(settings.ping_timeout_secs),
+                    max_rooms_per_socket: settings.max_rooms_per_socket,
+                    connect_per_sec: settings.connect_rate,
+                    max_payload: settings.max_payload_bytes,
                     ..GatewayConfig::default()
                 };
                 // Gateway pods forward each other's polling requests: no affinity needed.

@@ -90,7 +90,10 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
     let mut warm = SioClient::connect(&base, Some(&b.customer_tokens[0])).await.expect("connect");
     assert_eq!(warm.call("join_conversation", json!(conv)).await["ok"], true);
     for i in 0..20 {
-        assert_eq!(warm.call("send_message", json!({"conversationId": conv, "message": format!("warm {i}")})).await["ok"], true);
+        assert_eq!(
+            warm.call("send_message", json!({"conversationId": conv, "message": format!("warm {i}")})).await["ok"],
+            true
+        );
     }
     warm.disconnect();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -114,8 +117,14 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
                     1 => client.raw(&format!("42{}", garbage(&mut rng))),
                     2 => client.emit("send_message", random_value(&mut rng)),
                     3 => client.raw(&format!("42[\"send_message\",{}]", nested(rng.random_range(100..5000)))),
-                    4 => client.emit("send_message", json!({"conversationId": conv, "content": "x".repeat(rng.random_range(5001..400_000))})),
-                    5 => client.raw(&format!("45{}-[\"send_message\",{{\"_placeholder\":true,\"num\":0}}]", rng.random_range(1..20))),
+                    4 => client.emit(
+                        "send_message",
+                        json!({"conversationId": conv, "content": "x".repeat(rng.random_range(5001..400_000))}),
+                    ),
+                    5 => client.raw(&format!(
+                        "45{}-[\"send_message\",{{\"_placeholder\":true,\"num\":0}}]",
+                        rng.random_range(1..20)
+                    )),
                     6 => client.emit(&garbage(&mut rng), random_value(&mut rng)),
                     7 => {
                         for _ in 0..300 {

@@ -68,6 +68,12 @@ pub struct GatewayConfig {
     /// Engine.IO heartbeat: a ping every `ping_interval`, answered within `ping_timeout`.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// Conversations one connection may have joined at once.
+    pub max_rooms_per_socket: usize,
+    /// Connections per principal per second (bursts of twice that).
+    pub connect_per_sec: u32,
+    /// Largest message a client may send (socket.io's `maxHttpBufferSize`).
+    pub max_payload: usize,
 }
 
 impl Default for GatewayConfig {
@@ -83,6 +89,9 @@ impl Default for GatewayConfig {
             relay_only: false,
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
+            max_rooms_per_socket: 100,
+            connect_per_sec: 10,
+            max_payload: 128 * 1024,
         }
     }
 }
@@ -112,6 +121,7 @@ impl Gateway {
             max_buffer: config.max_buffer,
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
+            max_payload: config.max_payload,
             ..Default::default()
         };
         let hub = Hub::new(messaging, verifier, presence, config);

@@ -118,6 +118,15 @@ pub struct Settings {
     pub webhook_rate: u32,
     /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
     pub webhook_poll_ms: u64,
+    /// Seconds of clock skew allowed on a token's `exp`/`nbf`. `OMNIBIZ_JWT_LEEWAY_SECS`, default 30.
+    pub jwt_leeway_secs: u64,
+    /// Conversations one socket may have joined at once. `OMNIBIZ_MAX_ROOMS_PER_SOCKET`, default 100.
+    pub max_rooms_per_socket: usize,
+    /// Socket connections per account per second (bursts of twice that). `OMNIBIZ_CONNECT_RATE`, default 10.
+    pub connect_rate: u32,
+    /// Largest message a socket client may send, in bytes (socket.io's
+    /// `maxHttpBufferSize`; larger closes the connection). `OMNIBIZ_MAX_PAYLOAD_BYTES`, default 131072.
+    pub max_payload_bytes: usize,
 }
 
 impl Default for Settings {
@@ -159,6 +168,10 @@ impl Default for Settings {
             webhook_disable_after: 100,
             webhook_rate: 20,
             webhook_poll_ms: 250,
+            jwt_leeway_secs: 30,
+            max_rooms_per_socket: 100,
+            connect_rate: 10,
+            max_payload_bytes: 128 * 1024,
         }
     }
 }
@@ -216,6 +229,10 @@ const KEYS: &[&str] = &[
     "webhook_disable_after",
     "webhook_rate",
     "webhook_poll_ms",
+    "jwt_leeway_secs",
+    "max_rooms_per_socket",
+    "connect_rate",
+    "max_payload_bytes",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -280,6 +297,12 @@ impl Settings {
         }
         if self.webhook_rate == 0 || self.webhook_disable_after < 1 {
             bail!("webhook_rate and webhook_disable_after must be at least 1");
+        }
+        if self.max_rooms_per_socket == 0 || self.connect_rate == 0 || self.max_payload_bytes < 1024 {
+            bail!("max_rooms_per_socket and connect_rate must be at least 1, max_payload_bytes at least 1024");
+        }
+        if self.jwt_leeway_secs > 600 {
+            bail!("jwt_leeway_secs above 600 accepts tokens long expired; use at most 600");
         }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");

@@ -128,6 +128,14 @@ impl Hub {
             let Some(conn) = ix.conns.get_mut(&id) else { return Err(EventError::new("CLOSED", "connection closed")) };
             let already = conn.joined.contains(&conv_id);
             if !already {
+                if conn.joined.len() >= self.config.max_rooms_per_socket {
+                    metrics::counter!("gateway_rate_limited_total", "event" => "join_conversation").increment(1);
+                    let max = self.config.max_rooms_per_socket;
+                    return Err(EventError::new(
+                        "TOO_MANY_ROOMS",
+                        &format!("at most {max} conversations joined per connection; leave one first"),
+                    ));
+                }
                 conn.joined.push(conv_id);
             }
             let recovery =

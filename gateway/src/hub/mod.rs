@@ -78,6 +78,8 @@ pub struct Hub {
     /// Per-conversation counters of the relay-only benchmark mode.
     relay_seq: Mutex<HashMap<ConversationId, i64>>,
     typing_limit: DefaultKeyedRateLimiter<String>,
+    /// Connection attempts per principal.
+    connect_limit: DefaultKeyedRateLimiter<String>,
 }
 
 fn quota(per_sec: u32) -> Quota {
@@ -101,6 +103,7 @@ impl Hub {
             me: me.clone(),
             send_limit: RateLimiter::keyed(quota(config.send_per_sec)),
             typing_limit: RateLimiter::keyed(quota(config.typing_per_sec)),
+            connect_limit: RateLimiter::keyed(quota(config.connect_per_sec)),
             messaging,
             verifier,
             presence,
@@ -137,6 +140,10 @@ impl Hub {
             metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
             e.to_string()
         })?;
+        if self.connect_limit.check_key(&principal.room()).is_err() {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "rate").increment(1);
+            return Err("too many connection attempts for this account; retry in a few seconds".into());
+        }
         self.messaging.actor(principal).await.map_err(|e| match e {
             ServiceError::Unauthorized(m) => m,
             other => EventError::from(other).error,
@@ -266,6 +273,7 @@ impl Hub {
     pub fn prune_limiters(&self) {
         self.send_limit.retain_recent();
         self.typing_limit.retain_recent();
+        self.connect_limit.retain_recent();
     }
 }
 

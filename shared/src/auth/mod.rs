@@ -78,9 +78,9 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-fn validation(alg: Algorithm) -> Validation {
+fn validation(alg: Algorithm, leeway: u64) -> Validation {
     let mut v = Validation::new(alg);
-    v.leeway = LEEWAY_SECS;
+    v.leeway = leeway;
     v.validate_exp = true;
     v.set_required_spec_claims(&["exp"]);
     v.validate_aud = false;
@@ -90,11 +90,16 @@ fn validation(alg: Algorithm) -> Validation {
 impl Verifier {
     /// HS256 with `secret`, and RS256 with `rsa_public_pem` when given.
     pub fn new(secret: &[u8], rsa_public_pem: Option<&[u8]>) -> anyhow::Result<Self> {
-        let mut keys = vec![(DecodingKey::from_secret(secret), validation(Algorithm::HS256))];
+        Self::with_leeway(secret, rsa_public_pem, LEEWAY_SECS)
+    }
+
+    /// [`Verifier::new`] with `leeway` seconds of clock skew allowed on `exp` and `nbf`.
+    pub fn with_leeway(secret: &[u8], rsa_public_pem: Option<&[u8]>, leeway: u64) -> anyhow::Result<Self> {
+        let mut keys = vec![(DecodingKey::from_secret(secret), validation(Algorithm::HS256, leeway))];
         if let Some(pem) = rsa_public_pem {
             let key =
                 DecodingKey::from_rsa_pem(pem).map_err(|e| anyhow::anyhow!("reading the RS256 public key: {e}"))?;
-            keys.push((key, validation(Algorithm::RS256)));
+            keys.push((key, validation(Algorithm::RS256, leeway)));
         }
         Ok(Self { keys })
     }
