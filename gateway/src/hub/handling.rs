@@ -133,7 +133,7 @@ impl Hub {
                     let max = self.config.max_rooms_per_socket;
                     return Err(EventError::new(
                         "TOO_MANY_ROOMS",
-                        &format!("at most {max} conversations joined per connection; leave one first"),
+                        format!("at most {max} conversations joined per connection; leave one first"),
                     ));
                 }
                 conn.joined.push(conv_id);
