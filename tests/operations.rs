@@ -197,3 +197,22 @@ async fn dashboard_and_servicemonitor_use_exported_metric_names() {
     gw.stop().await;
     api.finish().await;
 }
+
+/// Every series the Grafana dashboard queries is there from the first
+/// scrape of a fresh process (zero-valued), not only after the first event:
+/// a new pod's panels show 0, not "no data".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_series_exist_from_the_first_scrape() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let scrape = app.http.get(app.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+    let names: HashSet<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|n| n.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum"))
+        .collect();
+    let mut missing: Vec<String> = referenced_metrics().into_iter().filter(|w| !names.contains(w.as_str())).collect();
+    missing.sort();
+    assert!(missing.is_empty(), "not in the first scrape: {missing:?}");
+    app.finish().await;
+}

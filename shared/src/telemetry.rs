@@ -71,12 +71,14 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("webhook_events_total", "counter", "webhook outbox events fanned out into deliveries, by type"),
     ("webhook_attempts_total", "counter", "webhook delivery attempts, by outcome (success, failure)"),
+    ("webhook_attempt_duration_seconds", "histogram", "time from sending a webhook to its response"),
     ("webhook_rate_limited_total", "counter", "webhook deliveries deferred by the per-owner rate limit"),
     ("webhook_endpoints_disabled_total", "counter", "webhook endpoints disabled after failing"),
 ];
 
-/// Describes every metric and registers the label-less ones at zero, so
-/// dashboards show 0 rather than "no data" before the first event.
+/// Describes every metric and registers the label-less ones at zero
+/// (counters, gauges, and histograms with empty buckets), so dashboards show
+/// 0 rather than "no data" before the first event.
 pub fn register_metrics() {
     for (name, kind, help) in METRICS {
         let name: &'static str = name;
@@ -92,7 +94,13 @@ pub fn register_metrics() {
                 metrics::describe_gauge!(name, help);
                 metrics::gauge!(name).increment(0.0);
             }
-            _ => metrics::describe_histogram!(name, metrics::Unit::Seconds, help),
+            _ => {
+                metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+                // A registered histogram renders (all buckets 0) before its first sample.
+                if !name.starts_with("http_") {
+                    let _ = metrics::histogram!(name);
+                }
+            }
         }
     }
 }

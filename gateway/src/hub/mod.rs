@@ -51,6 +51,31 @@ pub const EVENTS: &[&str] = &[
     "message_delivered",
 ];
 
+/// The server → client events the hub sends (the `gateway_events_out_total` labels).
+pub const OUT_EVENTS: &[&str] = &[
+    "message_received",
+    "message_sent",
+    "new_message_notification",
+    "user_typing",
+    "user_stopped_typing",
+    "messages_read",
+    "message_status",
+    "presence",
+    "conversation_updated",
+    "message_error",
+];
+
+/// Registers the labelled series the dashboard queries, at zero, so a new
+/// pod's panels read 0 rather than "no data" before the first event.
+fn register_series() {
+    for e in EVENTS.iter().chain(&["unknown"]) {
+        metrics::counter!("gateway_events_in_total", "event" => *e).increment(0);
+    }
+    for e in OUT_EVENTS {
+        metrics::counter!("gateway_events_out_total", "event" => *e).increment(0);
+    }
+}
+
 mod fanout;
 mod handling;
 mod index;
@@ -98,6 +123,7 @@ impl Hub {
         presence: Arc<dyn Presence>,
         config: GatewayConfig,
     ) -> Arc<Self> {
+        register_series();
         let subs = Subscriptions::new(Arc::clone(messaging.bus()));
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
