@@ -1,7 +1,7 @@
 //! The chaos suite: a [`TestCluster`] (2 `api`, 2 `gateway`, its own Redis
 //! and MongoDB-compatible server, all real processes) under steady load —
 //! 100 REST sends/s retried by `clientMessageId` until acknowledged, a
-//! socket sender doing the same, 20 official socket.io-client receivers
+//! socket sender doing the same (`OMNIBIZ_CHAOS_RATE`/`_SECS` set the REST rate and duration), 20 official socket.io-client receivers
 //! (one of them stalls its event loop 1.5 s of every 3 s) that move to the other gateway and
 //! rejoin with the highest `seq` they saw — while the suite SIGKILLs a
 //! gateway, restarts Redis, SIGKILLs an API mid-request and takes MongoDB
@@ -25,7 +25,17 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 const RECEIVERS: usize = 20;
-const RATE_PER_SEC: u64 = 100;
+
+/// REST sends per second (`OMNIBIZ_CHAOS_RATE`, default 100).
+fn rate_per_sec() -> u64 {
+    std::env::var("OMNIBIZ_CHAOS_RATE").ok().and_then(|r| r.parse().ok()).filter(|r| *r > 0).unwrap_or(100)
+}
+
+/// Seconds of load (`OMNIBIZ_CHAOS_SECS`, at least and by default 36, the
+/// fault timeline): 36 s in CI (≈ 3 700 messages), 100 for ≈ 10 000.
+fn load_secs() -> u64 {
+    std::env::var("OMNIBIZ_CHAOS_SECS").ok().and_then(|r| r.parse().ok()).unwrap_or(36).max(36)
+}
 
 /// What the REST load saw.
 #[derive(Default)]
@@ -184,7 +194,7 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
             (http.clone(), Arc::clone(&apis), Arc::clone(&load), Arc::clone(&sending), Arc::clone(&in_flight));
         let (token, convs) = (b.owner_token.clone(), convs.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_SEC));
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate_per_sec()));
             let mut n = 0usize;
             let mut tasks = Vec::new();
             while sending.load(Ordering::Relaxed) {
@@ -237,7 +247,7 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
     at(29).await;
     c.start_mongo().await;
     timeline.push(format!("{:>5.1}s mongodb back after 10 s", load_start.elapsed().as_secs_f64()));
-    at(36).await;
+    at(load_secs()).await;
     sending.store(false, Ordering::Relaxed);
     let rest_sent = tokio::time::timeout(Duration::from_secs(60), sender)
         .await
