@@ -302,8 +302,16 @@ impl Application {
                 Some(Gateway::start(messaging, verifier, presence, config, cluster))
             }
         };
-        // The Socket.IO endpoint honours the same CORS_ORIGINS as the REST API.
-        let sockets = gateway.as_ref().map(|g| omnibiz_api::cors::for_sockets(g.router.clone(), &opts.cors_origins));
+        // The Socket.IO endpoint honours the same CORS_ORIGINS as the REST API,
+        // and limits new connections per client address.
+        let ip_limit = omnibiz_api::limits::IpLimit {
+            per_sec: NonZeroU32::new(settings.connect_rate_per_ip).unwrap_or(NonZeroU32::MIN),
+            trusted_proxy_hops: settings.trusted_proxy_hops,
+        };
+        let sockets = gateway.as_ref().map(|g| {
+            let limited = omnibiz_api::limits::for_sockets(g.router.clone(), ip_limit);
+            omnibiz_api::cors::for_sockets(limited, &opts.cors_origins)
+        });
         // The web console: on by default in `serve`, opt-in for pods.
         let console = settings
             .console
@@ -360,7 +368,9 @@ impl Application {
             }
             let _ = stopped_tx.send(());
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        // The peer address feeds the per-IP connection limit (`api::limits`).
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let grace = self.grace;
         let finished = async move {
             serve.await.context("serving HTTP")?;

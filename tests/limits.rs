@@ -109,3 +109,34 @@ async fn tokens_get_the_configured_clock_skew_leeway() {
     assert_eq!(body["code"], "TOKEN_EXPIRED", "{body}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn new_connections_per_client_address_are_rate_limited() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut s = settings(Backend::Sqlite, dir.path(), "iplimit");
+    s.connect_rate_per_ip = 2;
+    let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+    let b = business(&app.store, "Flood", 8).await;
+    let mut refused = Vec::new();
+    let mut held = Vec::new();
+    // Different accounts, one address: the per-account limit does not apply, the per-address one does.
+    for t in b.customer_tokens.iter().chain(b.customer_tokens.iter()) {
+        match SioClient::connect(&app.base, Some(t)).await {
+            Ok(c) => held.push(c),
+            Err(e) => refused.push(e),
+        }
+    }
+    assert!(!refused.is_empty() && held.len() >= 4, "held {}, refused {refused:?}", held.len());
+    assert!(refused.iter().all(|e| e.contains("429")), "{refused:?}");
+    // Polling handshakes count too, and say why.
+    let r = app.http.get(app.url("/socket.io/?EIO=4&transport=polling")).send().await.expect("poll");
+    assert_eq!(r.status(), 429);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["code"], "TOO_MANY_CONNECTIONS", "{body}");
+    // Established sessions are not affected.
+    let mut first = held.remove(0);
+    assert_eq!(first.call("join_conversation", json!(open(&app, &b, 0).await)).await["ok"], true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    SioClient::connect(&app.base, Some(&b.owner_token)).await.expect("after a pause");
+    app.finish().await;
+}

@@ -24,6 +24,7 @@ pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod routes;
 
 use std::sync::Arc;

@@ -127,6 +127,12 @@ pub struct Settings {
     /// Largest message a socket client may send, in bytes (socket.io's
     /// `maxHttpBufferSize`; larger closes the connection). `OMNIBIZ_MAX_PAYLOAD_BYTES`, default 131072.
     pub max_payload_bytes: usize,
+    /// New socket connections per client IP per second (bursts of twice
+    /// that). `OMNIBIZ_CONNECT_RATE_PER_IP`, default 50.
+    pub connect_rate_per_ip: u32,
+    /// Proxies in front that append the client address to `X-Forwarded-For`
+    /// (behind an ingress: 1); 0 uses the TCP peer address. `OMNIBIZ_TRUSTED_PROXY_HOPS`, default 0.
+    pub trusted_proxy_hops: usize,
 }
 
 impl Default for Settings {
@@ -172,6 +178,8 @@ impl Default for Settings {
             max_rooms_per_socket: 100,
             connect_rate: 10,
             max_payload_bytes: 128 * 1024,
+            connect_rate_per_ip: 50,
+            trusted_proxy_hops: 0,
         }
     }
 }
@@ -233,6 +241,8 @@ const KEYS: &[&str] = &[
     "max_rooms_per_socket",
     "connect_rate",
     "max_payload_bytes",
+    "connect_rate_per_ip",
+    "trusted_proxy_hops",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -298,8 +308,14 @@ impl Settings {
         if self.webhook_rate == 0 || self.webhook_disable_after < 1 {
             bail!("webhook_rate and webhook_disable_after must be at least 1");
         }
-        if self.max_rooms_per_socket == 0 || self.connect_rate == 0 || self.max_payload_bytes < 1024 {
-            bail!("max_rooms_per_socket and connect_rate must be at least 1, max_payload_bytes at least 1024");
+        if self.max_rooms_per_socket == 0
+            || self.connect_rate == 0
+            || self.connect_rate_per_ip == 0
+            || self.max_payload_bytes < 1024
+        {
+            bail!(
+                "max_rooms_per_socket, connect_rate and connect_rate_per_ip must be at least 1, max_payload_bytes at least 1024"
+            );
         }
         if self.jwt_leeway_secs > 600 {
             bail!("jwt_leeway_secs above 600 accepts tokens long expired; use at most 600");
