@@ -223,30 +223,31 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
         tokio::time::sleep_until(until.into()).await;
     };
     let mut timeline = Vec::new();
+    let mut note = |what: &str| timeline.push(format!("{:>5.1}s {what}", load_start.elapsed().as_secs_f64()));
     at(4).await;
     c.gateways[0].kill().await;
-    timeline.push(format!("{:>5.1}s SIGKILL gateway-0", load_start.elapsed().as_secs_f64()));
+    note("SIGKILL gateway-0");
     at(6).await;
     c.start_gateway(0).await;
-    timeline.push(format!("{:>5.1}s gateway-0 back", load_start.elapsed().as_secs_f64()));
+    note("gateway-0 back");
     at(9).await;
     c.redis.kill().await;
-    timeline.push(format!("{:>5.1}s SIGKILL redis", load_start.elapsed().as_secs_f64()));
+    note("SIGKILL redis");
     at(10).await;
     c.start_redis().await;
-    timeline.push(format!("{:>5.1}s redis back (empty)", load_start.elapsed().as_secs_f64()));
+    note("redis back (empty)");
     at(14).await;
     c.apis[0].kill().await;
-    timeline.push(format!("{:>5.1}s SIGKILL api-0 (mid-request)", load_start.elapsed().as_secs_f64()));
+    note("SIGKILL api-0 (mid-request)");
     at(16).await;
     c.start_api(0).await;
-    timeline.push(format!("{:>5.1}s api-0 back", load_start.elapsed().as_secs_f64()));
+    note("api-0 back");
     at(19).await;
     c.mongo.kill().await;
-    timeline.push(format!("{:>5.1}s SIGKILL mongodb", load_start.elapsed().as_secs_f64()));
+    note("SIGKILL mongodb");
     at(29).await;
     c.start_mongo().await;
-    timeline.push(format!("{:>5.1}s mongodb back after 10 s", load_start.elapsed().as_secs_f64()));
+    note("mongodb back after 10 s");
     at(load_secs()).await;
     sending.store(false, Ordering::Relaxed);
     let rest_sent = tokio::time::timeout(Duration::from_secs(60), sender)
@@ -255,7 +256,7 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
             panic!("REST sends still unacknowledged 60 s after the load stopped: {}", in_flight.load(Ordering::Relaxed))
         })
         .expect("sender");
-    timeline.push(format!("{:>5.1}s load stopped, every REST send acknowledged", load_start.elapsed().as_secs_f64()));
+    note("load stopped, every REST send acknowledged");
 
     // The socket sender finishes; then receivers catch up to what is stored.
     main_clients.stop().await;

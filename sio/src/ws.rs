@@ -417,6 +417,26 @@ impl WebSocket {
 }
 
 /// Writes and reads server-side frames against any byte stream, for tests.
+/// A frame as a client sends it, masked with `mask`.
+#[cfg(test)]
+fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    match payload.len() {
+        n if n < 126 => v.push(0x80 | n as u8),
+        n if n <= 65535 => {
+            v.push(0x80 | 126);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            v.push(0x80 | 127);
+            v.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    v.extend_from_slice(&mask);
+    v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    v
+}
+
 #[cfg(test)]
 fn encode_server(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut h = [0u8; 10];
@@ -432,22 +452,7 @@ mod tests {
 
     /// A frame as a client sends it (masked).
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
-        match payload.len() {
-            n if n < 126 => v.push(0x80 | n as u8),
-            n if n <= 65535 => {
-                v.push(0x80 | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(0x80 | 127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        v.extend_from_slice(&mask);
-        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        v
+        masked_frame(fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     #[test]
@@ -561,25 +566,6 @@ mod properties {
 
     use super::*;
 
-    /// A masked client frame with a given mask.
-    fn frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
-        match payload.len() {
-            n if n < 126 => v.push(0x80 | n as u8),
-            n if n <= 65535 => {
-                v.push(0x80 | 126);
-                v.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                v.push(0x80 | 127);
-                v.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        v.extend_from_slice(&mask);
-        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        v
-    }
-
     proptest! {
         /// Any bytes, cut anywhere: no panic, and while waiting for more the
         /// decoder holds at most one frame's worth (bounded memory).
@@ -624,11 +610,11 @@ mod properties {
                 let b = m.as_bytes();
                 let at = fragment_at.min(b.len());
                 if at > 0 && at < b.len() {
-                    wire.extend(frame(false, OP_TEXT, &b[..at], mask));
-                    wire.extend(frame(true, OP_PING, b"p", mask)); // control frames may interleave
-                    wire.extend(frame(true, OP_CONT, &b[at..], mask));
+                    wire.extend(masked_frame(false, OP_TEXT, &b[..at], mask));
+                    wire.extend(masked_frame(true, OP_PING, b"p", mask)); // control frames may interleave
+                    wire.extend(masked_frame(true, OP_CONT, &b[at..], mask));
                 } else {
-                    wire.extend(frame(true, OP_TEXT, b, mask));
+                    wire.extend(masked_frame(true, OP_TEXT, b, mask));
                 }
             }
             let mut d = Decoder::new(1 << 16);

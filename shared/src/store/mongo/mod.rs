@@ -973,15 +973,15 @@ impl Store for MongoStore {
 
     async fn list_endpoints(&self, owner: UserId) -> StoreResult<Vec<Endpoint>> {
         let what = "listing webhook endpoints";
-        let docs: Vec<Document> = self
-            .endpoints
-            .find(doc! {"owner": owner.oid()})
-            .sort(doc! {"_id": 1})
-            .await
-            .map_err(|e| classify(what, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(what, e))?;
+        let docs = collect(
+            what,
+            self.endpoints
+                .find(doc! {"owner": owner.oid()})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
         Ok(docs.iter().map(endpoint_from).collect::<anyhow::Result<_>>().context(what)?)
     }
 
@@ -1050,16 +1050,16 @@ impl Store for MongoStore {
     async fn pending_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
         let what = "reading the webhook outbox";
         let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
-        let msgs: Vec<Document> = self
-            .messages
-            .find(doc! {"hook": true})
-            .sort(doc! {"_id": 1})
-            .limit(limit_i)
-            .await
-            .map_err(|e| classify(what, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(what, e))?;
+        let msgs = collect(
+            what,
+            self.messages
+                .find(doc! {"hook": true})
+                .sort(doc! {"_id": 1})
+                .limit(limit_i)
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
         let mut events = Vec::with_capacity(msgs.len());
         for d in &msgs {
             let m = msg_from(d).context(what)?;
@@ -1071,16 +1071,16 @@ impl Store for MongoStore {
                 data: serde_json::to_value(MessageView::from(&m)).unwrap_or_default(),
             });
         }
-        let convs: Vec<Document> = self
-            .conversations
-            .find(doc! {"hookPending": true})
-            .projection(doc! {"hooks": 1})
-            .limit(limit_i)
-            .await
-            .map_err(|e| classify(what, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(what, e))?;
+        let convs = collect(
+            what,
+            self.conversations
+                .find(doc! {"hookPending": true})
+                .projection(doc! {"hooks": 1})
+                .limit(limit_i)
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
         for d in &convs {
             let conversation: ConversationId = Doc(d).oid("_id").context(what)?.into();
             let Ok(hooks) = d.get_document("hooks") else { continue };
@@ -1201,16 +1201,16 @@ impl Store for MongoStore {
                 vec![doc! {"createdAt": {"$lt": date(at)}}, doc! {"createdAt": date(at), "_id": {"$lt": id}}],
             );
         }
-        let docs: Vec<Document> = self
-            .deliveries
-            .find(filter)
-            .sort(doc! {"createdAt": -1, "_id": -1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(|e| classify(what, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(what, e))?;
+        let docs = collect(
+            what,
+            self.deliveries
+                .find(filter)
+                .sort(doc! {"createdAt": -1, "_id": -1})
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
         Ok(docs.iter().map(delivery_from).collect::<anyhow::Result<_>>().context(what)?)
     }
 
