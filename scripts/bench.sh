@@ -159,5 +159,7 @@ fi
   cat "$OUT/tables.md"
   echo
   if [ -f "$ROOT/docs/bench-notes.md" ]; then cat "$ROOT/docs/bench-notes.md"; fi
+  # The soak (scripts/soak.sh, 10 minutes) keeps its last figures across bench runs.
+  if [ -f "$ROOT/docs/bench-soak.md" ]; then echo; cat "$ROOT/docs/bench-soak.md"; fi
 } >"$ROOT/BENCHMARKS.md"
 log "wrote BENCHMARKS.md (raw results: $RESULTS)"

@@ -28,10 +28,13 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && b
 token() { python3 -c "import json,sys; t=json.load(open('$work/tokens.json'))['owners'][0]; print(t['token'] if sys.argv[1]=='owner' else t['customers'][0]['token'])" "$1"; }
 
 status=0
+# One worker: with two, Schemathesis 4.32.5 itself intermittently fails with a
+# KeyError in its coverage phase (a race in its own caches), which is no
+# finding about the API but fails the run.
 for who in owner customer; do
   echo "[schemathesis] as $who"
   if ! ("$VENV/bin/st" --config-file tests/schemathesis/schemathesis.toml run "http://127.0.0.1:$port/api/openapi.json" \
-        -H "Authorization: Bearer $(token $who)" -n "$EXAMPLES" --workers 2 \
+        -H "Authorization: Bearer $(token $who)" -n "$EXAMPLES" --workers 1 \
         --no-color --seed 20261202 >"$work/st-$who.log" 2>&1); then
     status=1
   fi

@@ -7,6 +7,7 @@
 //! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates.
 //! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
+//! - `soak`: long mixed load with churn; memory and latency per window, losses.
 //! - `report`: terminal and Markdown tables, the SVG latency plot.
 //! - `tokens`, `procstat`: inputs and /proc sampling.
 
@@ -17,4 +18,5 @@ pub mod forwarding;
 pub mod procstat;
 pub mod redis_raw;
 pub mod report;
+pub mod soak;
 pub mod tokens;

@@ -3,10 +3,10 @@
 //! measure: connections held and their server memory, delivered messages per
 //! second and per server CPU-second, end-to-end latency percentiles, losses.
 //!
-//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `forwarding`, `redis-raw`;
+//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `forwarding`, `redis-raw`, `soak`;
 //! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
 
-use omnibiz_loadtest::{connections, fanout, forwarding, redis_raw, report, tokens};
+use omnibiz_loadtest::{connections, fanout, forwarding, redis_raw, report, soak, tokens};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -119,6 +119,28 @@ enum Cmd {
         other: String,
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+    },
+    /// Long mixed load: customers that leave and come back every 20–40 s,
+    /// REST sends, typing, read receipts; memory and latency per window, losses.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// Gateway URLs (clients alternate between them on each reconnect).
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        /// The REST API base URL.
+        #[arg(long)]
+        api: String,
+        #[arg(long, default_value_t = 200)]
+        pairs: usize,
+        /// REST sends per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 600)]
+        duration_secs: u64,
+        /// Seconds per reporting window.
+        #[arg(long, default_value_t = 60)]
+        window_secs: u64,
     },
     /// Raw Redis PUBLISH → SUBSCRIBE throughput (the physical limit).
     RedisRaw {
@@ -271,6 +293,21 @@ async fn main() -> anyhow::Result<()> {
                 forwarding::Plan { owner, other, token: pairs[0].owner.clone(), requests, pids: common.pids.clone() };
             let result = forwarding::run(&plan).await?;
             save(common.out.as_ref(), &common.label, "forwarding", json!({"requests": requests}), &result)
+        }
+        Cmd::Soak { common, urls, api, pairs: n, rate, duration_secs, window_secs } => {
+            let pairs = tokens::load(&common.tokens)?;
+            let plan = soak::Plan {
+                urls,
+                api,
+                pairs: n,
+                rate,
+                duration: Duration::from_secs(duration_secs),
+                window: Duration::from_secs(window_secs.max(1)),
+                pids: common.pids.clone(),
+            };
+            let result = soak::run(&pairs, &plan).await?;
+            let params = json!({"pairs": n, "rate": rate, "duration_secs": duration_secs});
+            save(common.out.as_ref(), &common.label, "soak", params, &result)
         }
         Cmd::RedisRaw { redis, messages, size, out } => {
             let result = redis_raw::run(&redis, messages, size).await?;
