@@ -108,6 +108,7 @@ impl Worker {
         let events = self.store.pending_events(100).await?;
         let mut convs: HashMap<ConversationId, Option<Conversation>> = HashMap::new();
         let mut endpoints: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
+        let mut batch = Vec::with_capacity(events.len());
         for e in &events {
             let conv = match convs.get(&e.conversation) {
                 Some(c) => c.clone(),
@@ -119,7 +120,7 @@ impl Worker {
             };
             let Some(conv) = conv else {
                 // Its conversation is gone: nothing to report to anyone.
-                self.store.fan_out(e, &[]).await?;
+                batch.push((e.clone(), Vec::new()));
                 continue;
             };
             let owner = conv.business_owner_id;
@@ -128,9 +129,10 @@ impl Worker {
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.list_endpoints(owner).await?),
             };
             let deliveries = self.deliveries_for(e, &conv, eps);
-            self.store.fan_out(e, &deliveries).await?;
+            batch.push((e.clone(), deliveries));
             metrics::counter!("webhook_events_total", "type" => e.kind.as_str()).increment(1);
         }
+        self.store.fan_out_all(&batch).await?;
         Ok(events.len())
     }
 

@@ -250,6 +250,13 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>>;
     /// Stores the deliveries (ids already present are left alone) and marks the event done.
     async fn fan_out(&self, event: &OutboxEvent, deliveries: &[Delivery]) -> StoreResult<()>;
+    /// [`Store::fan_out`] for a whole pass of events; a store may do it in fewer round trips.
+    async fn fan_out_all(&self, batch: &[(OutboxEvent, Vec<Delivery>)]) -> StoreResult<()> {
+        for (event, deliveries) in batch {
+            self.fan_out(event, deliveries).await?;
+        }
+        Ok(())
+    }
     /// Leases up to `limit` pending deliveries due by `now` whose lease (if
     /// any) expired: one holder at a time.
     async fn claim_deliveries(

@@ -1104,23 +1104,36 @@ impl Store for MongoStore {
     }
 
     async fn fan_out(&self, event: &OutboxEvent, deliveries: &[Delivery]) -> StoreResult<()> {
-        let what = "fanning out a webhook event";
-        if !deliveries.is_empty() {
-            let docs = deliveries.iter().map(delivery_doc).collect::<anyhow::Result<Vec<_>>>().context(what)?;
-            // Deliveries have deterministic ids: those a previous, interrupted fan-out stored stay as they are.
-            if let Err(e) = self.deliveries.insert_many(docs).ordered(false).await
-                && !only_duplicates(&e)
-            {
-                return Err(classify(what, e));
-            }
+        self.fan_out_all(&[(event.clone(), deliveries.to_vec())]).await
+    }
+
+    /// One `insert_many` for every delivery of the pass and one `update_many`
+    /// clearing its message events — not a write per message, which the
+    /// outbox would otherwise add to every send even for owners without endpoints.
+    async fn fan_out_all(&self, batch: &[(OutboxEvent, Vec<Delivery>)]) -> StoreResult<()> {
+        let what = "fanning out webhook events";
+        let docs =
+            batch.iter().flat_map(|(_, d)| d).map(delivery_doc).collect::<anyhow::Result<Vec<_>>>().context(what)?;
+        // Deliveries have deterministic ids: those a previous, interrupted fan-out stored stay as they are.
+        if !docs.is_empty()
+            && let Err(e) = self.deliveries.insert_many(docs).ordered(false).await
+            && !only_duplicates(&e)
+        {
+            return Err(classify(what, e));
         }
-        if let Some(msg) = event.id.strip_prefix("msg_") {
-            let oid = ObjectId::parse_str(msg).context("message event id")?;
+        let messages = batch
+            .iter()
+            .filter_map(|(e, _)| e.id.strip_prefix("msg_"))
+            .map(ObjectId::parse_str)
+            .collect::<Result<Vec<_>, _>>()
+            .context("message event id")?;
+        if !messages.is_empty() {
             self.messages
-                .update_one(doc! {"_id": oid}, doc! {"$unset": {"hook": ""}})
+                .update_many(doc! {"_id": {"$in": messages}}, doc! {"$unset": {"hook": ""}})
                 .await
                 .map_err(|e| classify(what, e))?;
-        } else {
+        }
+        for (event, _) in batch.iter().filter(|(e, _)| !e.id.starts_with("msg_")) {
             let conv = event.conversation.oid();
             self.conversations
                 .update_one(doc! {"_id": conv}, doc! {"$unset": {format!("hooks.{}", event.id): ""}})
