@@ -199,7 +199,7 @@ pub struct Attempt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnreadCheck {
-    /// `business_owner` or `customer`: who should have read it.
+    /// Who should have read it: the business owner (`true`) or the customer.
     pub recipient_owner: bool,
     pub seq: i64,
 }
@@ -228,15 +228,6 @@ pub struct Delivery {
 
 /// Attempts kept per delivery.
 pub const LOG_LIMIT: usize = 20;
-
-/// What a finished attempt changes.
-#[derive(Debug, Clone)]
-pub struct DeliveryUpdate {
-    pub status: DeliveryStatus,
-    pub next_at: DateTime<Utc>,
-    /// Logged and counted (`None`: no request was made, e.g. rate limited or skipped).
-    pub attempt: Option<Attempt>,
-}
 
 /// Delays before attempt 2, 3, …, in units of the base delay (10 s by
 /// default): 10 s, 30 s, 2 min, 5 min, 15 min, 30 min, 1 h, 2 h, 4 h, 8 h,
