@@ -78,6 +78,9 @@ struct Appends {
 
 /// Appends in flight per process, and the size of their connection pool.
 const APPEND_SLOTS: u32 = 16;
+/// How far below a reader's previous read position `mark_read` re-checks
+/// message statuses: enough for every append in flight on 16 pods.
+const READ_STATUS_SLACK: i64 = 16 * APPEND_SLOTS as i64;
 
 fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
     metrics::counter!("store_errors_total", "backend" => "mongodb").increment(1);
@@ -911,20 +914,30 @@ impl Store for MongoStore {
                 doc! {"_id": conv, &read_key: {"$not": {"$gte": up_to}}},
                 doc! {"$max": {&read_key: up_to}, "$set": {format!("hooks.{}", new_event_id()): event, "hookPending": true}},
             )
-            .return_document(ReturnDocument::After)
+            .return_document(ReturnDocument::Before)
             .await
             .map_err(|e| classify(what, e))?;
-        let d = match advanced {
-            Some(d) => d,
-            None => self
-                .conversations
-                .find_one(doc! {"_id": conv})
-                .await
-                .map_err(|e| classify(what, e))?
-                .context("the conversation does not exist")?,
+        // `before` is the read position this call started from; the message
+        // statuses to change lie above it (less a slack, below).
+        let (c, before) = match advanced {
+            Some(d) => {
+                let c = conv_from(&d).context(what)?;
+                let before = c.read_seq.get(reader);
+                (c, before)
+            }
+            None => {
+                let d = self
+                    .conversations
+                    .find_one(doc! {"_id": conv})
+                    .await
+                    .map_err(|e| classify(what, e))?
+                    .context("the conversation does not exist")?;
+                let c = conv_from(&d).context(what)?;
+                let before = c.read_seq.get(reader);
+                (c, before)
+            }
         };
-        let c = conv_from(&d).context(what)?;
-        let read_seq = c.read_seq.get(reader);
+        let read_seq = before.max(up_to);
         let reader_oid = match reader {
             Side::Owner => c.business_owner_id.oid(),
             Side::Customer => c.customer_id.oid(),
@@ -933,7 +946,13 @@ impl Store for MongoStore {
         let mut unread_filter = sent_by(reader.other());
         unread_filter.insert("conversationId", conv);
         let mut to_mark = unread_filter.clone();
-        to_mark.insert("seq", doc! {"$gt": 0_i64, "$lte": read_seq});
+        // Only from just below the previous position up: marking from seq 1
+        // every time made each receipt cost the whole history (the soak's
+        // drift). The slack re-covers messages whose seq was reserved before
+        // a read passed it but which were inserted after that read's update
+        // (appends are bounded per process, see `APPEND_SLOTS`).
+        let from = (before - READ_STATUS_SLACK).max(0);
+        to_mark.insert("seq", doc! {"$gt": from, "$lte": read_seq});
         to_mark.insert("status", doc! {"$ne": "read"});
         let now = date(Utc::now());
         self.messages
