@@ -136,13 +136,28 @@ ensure_browser() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
+# An S3-protocol server for the attachment tests (tests/attachments.rs start
+# their own, on free ports): moto's server from PyPI, pinned, in its own venv.
+MOTO_VERSION=5.2.5
+ensure_moto() {
+  local venv=$TOOLS/moto-venv
+  if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$venv/.version" 2>/dev/null)" != "$MOTO_VERSION" ]; then
+    log "installing moto[server]==$MOTO_VERSION into $venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+    echo "$MOTO_VERSION" >"$venv/.version"
+  fi
+  echo "export OMNIBIZ_MOTO_BIN=$venv/bin/moto_server"
+}
+
 case "${1:-}" in
   start) start; env_lines ;;
   browser) ensure_browser ;;
   # The chaos suite starts, kills and restarts its own Redis and MongoDB-compatible
   # server: make sure both programs are installed, whatever MONGODB_URI/REDIS_URL say.
   chaos-tools) ensure_redis; ensure_mongo; echo "export OMNIBIZ_SECANTUS_BIN=$TOOLS/bin/secantusd-rs" ;;
+  s3-tools) ensure_moto ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env|browser|chaos-tools" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|browser|chaos-tools|s3-tools" >&2; exit 2 ;;
 esac

@@ -2,7 +2,8 @@
 # The one test command (README, CI): installs and starts what the tests need
 # on non-default ports — Redis from Debian's packages, a MongoDB-compatible
 # server built once into ~/.cache/omnibiz-tools, Chromium from Debian's
-# packages, socket.io-client, mongoose and playwright-core from npm — runs the
+# packages, moto's S3 server from PyPI, socket.io-client, mongoose and
+# playwright-core from npm — runs the
 # whole workspace's
 # tests, and stops what it started.
 #
@@ -25,6 +26,7 @@ eval "$(scripts/services.sh start)"
 # which drive Debian's chromium: no browser download).
 scripts/services.sh browser
 eval "$(scripts/services.sh chaos-tools)"
+eval "$(scripts/services.sh s3-tools)"
 if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "[test] npm ci in tests/node"
   (cd tests/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)

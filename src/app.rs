@@ -30,6 +30,7 @@ use omnibiz_shared::bus::local::LocalBus;
 use omnibiz_shared::bus::redis::RedisBus;
 use omnibiz_shared::config::Settings;
 use omnibiz_shared::directory::{Directory, RedisDirectory};
+use omnibiz_shared::files::{Files, FilesConfig, S3Location, sweeper};
 use omnibiz_shared::hooks::guard::Guard;
 use omnibiz_shared::hooks::worker::{Worker as HookWorker, WorkerConfig};
 use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
@@ -199,6 +200,39 @@ async fn run_adopter(mongo: MongoStore, messaging: Messaging, every: Duration, h
     }
 }
 
+/// File storage for uploads: an S3 bucket when one is configured, else a
+/// directory (`files_dir`; `serve` defaults to `<data_dir>/files`), else none.
+/// Links are signed with `files_signing_key`, or a key derived from the JWT secret.
+fn open_files(settings: &Settings, target: Target, jwt_secret: &[u8]) -> anyhow::Result<Option<Files>> {
+    let key: Vec<u8> = match &settings.files_signing_key {
+        Some(k) => k.expose_secret().as_bytes().to_vec(),
+        None => Files::derive_key(jwt_secret),
+    };
+    let config = FilesConfig {
+        max_bytes: settings.upload_max_bytes,
+        allowed_types: settings.upload_type_list(),
+        public_url: settings.public_url.clone(),
+        link_ttl: Duration::from_secs(settings.files_link_ttl_secs),
+        orphan_after: Duration::from_secs(settings.upload_orphan_secs),
+    };
+    if let Some(bucket) = &settings.s3_bucket {
+        let at = S3Location {
+            bucket: bucket.clone(),
+            region: settings.s3_region.clone(),
+            endpoint: settings.s3_endpoint.clone(),
+            access_key_id: settings.s3_access_key_id.clone(),
+            secret_access_key: settings.s3_secret_access_key.as_ref().map(|s| s.expose_secret().to_owned()),
+        };
+        return Files::s3(&at, &key, config).map(Some);
+    }
+    let dir = match (&settings.files_dir, target) {
+        (Some(d), _) => d.clone(),
+        (None, Target::Serve) => settings.data_dir.join("files"),
+        (None, _) => return Ok(None),
+    };
+    Files::local(&dir, &key, config).map(Some)
+}
+
 /// A unique name for this application in bus envelopes and presence:
 /// `<target>-<pod>-<pid>-<random>` (unique even with several in one process).
 fn origin(target: Target) -> String {
@@ -236,8 +270,18 @@ impl Application {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
         let hook_guard = Guard { allow_private: settings.webhook_allow_private };
-        let messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
-            .with_hook_guard(hook_guard);
+        let files = open_files(settings, target, &secret)?.map(Arc::new);
+        let edit_window = (settings.edit_window_secs > 0).then(|| Duration::from_secs(settings.edit_window_secs));
+        let mut messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
+            .with_hook_guard(hook_guard)
+            .with_edit_window(edit_window);
+        if let Some(f) = &files {
+            messaging = messaging.with_files(Arc::clone(f));
+            // The processes that take uploads sweep them; gateways don't.
+            if target != Target::Gateway {
+                tokio::spawn(sweeper::run(Arc::clone(&opened.store), Arc::clone(f), Duration::from_secs(60)));
+            }
+        }
         // The processes that store messages deliver webhooks; gateways don't.
         let hooks = (target != Target::Gateway && settings.webhook_worker).then(|| {
             let cfg = WorkerConfig {
@@ -323,7 +367,9 @@ impl Application {
             Target::Serve | Target::Api => omnibiz_api::router(state, &opts, extra),
         };
         let node = gateway.as_ref().and_then(|g| g.node.as_deref());
-        let banner = banner(target, local, &opened.describe, bus.kind(), node, &source, console.is_some());
+        let files_line = files.as_ref().map(|f| f.describe().to_owned());
+        let facts = Backends { store: &opened.describe, bus: bus.kind(), node, files: files_line.as_deref() };
+        let banner = banner(target, local, &facts, &source, console.is_some());
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
         Ok(Self { listener, router, readiness, grace, drain, banner, gateway, hooks })
@@ -401,15 +447,16 @@ impl Application {
     }
 }
 
-fn banner(
-    target: Target,
-    addr: SocketAddr,
-    store: &str,
-    bus: &str,
-    node: Option<&str>,
-    secret: &SecretSource,
-    console: bool,
-) -> String {
+/// What the banner says a process runs on.
+struct Backends<'a> {
+    store: &'a str,
+    bus: &'a str,
+    node: Option<&'a str>,
+    files: Option<&'a str>,
+}
+
+fn banner(target: Target, addr: SocketAddr, on: &Backends<'_>, secret: &SecretSource, console: bool) -> String {
+    let Backends { store, bus, node, files } = *on;
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let base = format!("http://{host}:{}", addr.port());
     let secret_line = match secret {
@@ -433,11 +480,13 @@ fn banner(
          Socket.IO  {ws}/socket.io   (socket.io-client: io(\"{base}\", {{ auth: {{ token }} }}))\n  \
          API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
          health     {base}/healthz, {base}/readyz, metrics {base}/metrics\n  \
+         files      {}\n  \
          {secret_line}\n  \
          Demo data, one-click console links and curl lines: run `cargo run --release -- seed` in another terminal\n  \
          A token for an existing account: `cargo run --release -- token --user <id>` or `--customer <id>`",
         target.name(),
-        node.map(|n| format!(", node: {n}")).unwrap_or_default()
+        node.map(|n| format!(", node: {n}")).unwrap_or_default(),
+        files.unwrap_or("uploads off (set OMNIBIZ_S3_BUCKET or OMNIBIZ_FILES_DIR)"),
     )
 }
 

@@ -80,6 +80,9 @@ impl IntoResponse for ApiError {
                     ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
                     ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                     ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+                    ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    ServiceError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
                     ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                     ServiceError::Store(StoreError::Other(_)) => StatusCode::INTERNAL_SERVER_ERROR,
                 };

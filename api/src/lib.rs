@@ -136,9 +136,12 @@ impl Modify for BearerAuth {
         routes::messages::send, routes::messages::read, routes::customers::list, routes::account::me,
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::show, routes::webhooks::update,
         routes::webhooks::remove, routes::webhooks::deliveries, routes::webhooks::redeliver,
+        routes::messages::edit, routes::messages::delete, routes::attachments::upload, routes::attachments::links,
+        routes::attachments::content, routes::attachments::thumbnail,
     ),
     modifiers(&BearerAuth),
-    tags((name = "conversations"), (name = "messages"), (name = "customers"), (name = "account"), (name = "webhooks")),
+    tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "customers"), (name = "account"),
+        (name = "webhooks")),
 )]
 pub struct ApiDoc;
 

@@ -2,7 +2,7 @@
 //! sometimes an object; both are accepted. Anything malformed is an error
 //! for that event only — never a panic or a dropped connection.
 
-use omnibiz_shared::domain::{Attachment, ConversationId, MessageId};
+use omnibiz_shared::domain::{AttachmentInput, ConversationId, MessageId};
 use omnibiz_shared::service::ServiceError;
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,7 +51,7 @@ pub struct SendPayload {
     #[serde(alias = "message")]
     pub content: String,
     #[serde(default)]
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<AttachmentInput>,
     pub client_message_id: Option<String>,
 }
 
@@ -81,6 +81,21 @@ pub fn mark_read(v: &Value) -> Result<ReadTarget, ServiceError> {
         Some(s) => Some(s.as_i64().filter(|s| *s >= 0).ok_or_else(|| invalid("seq must be a whole number ≥ 0"))?),
     };
     Ok(ReadTarget::Seq(conv, seq))
+}
+
+/// `{messageId, content}` (edit) or `messageId` / `{messageId}` (delete).
+pub fn message_edit(v: &Value) -> Result<(MessageId, Option<String>), ServiceError> {
+    let raw = match v {
+        Value::String(s) => s.as_str(),
+        _ => v.get("messageId").and_then(Value::as_str).ok_or_else(|| invalid("messageId is required"))?,
+    };
+    let id = raw.parse().map_err(|e| invalid(format!("messageId: {e}")))?;
+    let content = match v.get("content").or_else(|| v.get("message")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid("content must be a string")),
+    };
+    Ok((id, content))
 }
 
 pub fn delivered(v: &Value) -> Result<(ConversationId, MessageId), ServiceError> {

@@ -133,6 +133,39 @@ pub struct Settings {
     /// Proxies in front that append the client address to `X-Forwarded-For`
     /// (behind an ingress: 1); 0 uses the TCP peer address. `OMNIBIZ_TRUSTED_PROXY_HOPS`, default 0.
     pub trusted_proxy_hops: usize,
+    /// Where uploads are kept on local disk. `OMNIBIZ_FILES_DIR`; `serve`
+    /// defaults to `<data_dir>/files`. Ignored when an S3 bucket is set.
+    pub files_dir: Option<PathBuf>,
+    /// S3-compatible bucket for uploads (pods). `OMNIBIZ_S3_BUCKET`.
+    pub s3_bucket: Option<String>,
+    /// The S3 endpoint for S3-compatible servers (MinIO, Ceph, …); AWS when
+    /// unset. `OMNIBIZ_S3_ENDPOINT`.
+    pub s3_endpoint: Option<String>,
+    /// `OMNIBIZ_S3_REGION`, default `us-east-1`.
+    pub s3_region: String,
+    /// `OMNIBIZ_S3_ACCESS_KEY_ID`; else `AWS_ACCESS_KEY_ID` and the usual AWS sources.
+    pub s3_access_key_id: Option<String>,
+    /// `OMNIBIZ_S3_SECRET_ACCESS_KEY`; else `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Largest upload in bytes. `OMNIBIZ_UPLOAD_MAX_BYTES`, default 10485760 (10 MiB).
+    pub upload_max_bytes: u64,
+    /// Comma-separated media types accepted, as sniffed from the content.
+    /// `OMNIBIZ_UPLOAD_TYPES`, default images (PNG, JPEG, GIF, WebP) and PDF.
+    pub upload_types: String,
+    /// Uploads not attached to a message are deleted after this many seconds.
+    /// `OMNIBIZ_UPLOAD_ORPHAN_SECS`, default 86400.
+    pub upload_orphan_secs: u64,
+    /// Lifetime of a signed download link. `OMNIBIZ_FILES_LINK_TTL_SECS`, default 300.
+    pub files_link_ttl_secs: u64,
+    /// Key that signs download links; every pod needs the same one.
+    /// `OMNIBIZ_FILES_SIGNING_KEY`; derived from the JWT secret when unset.
+    pub files_signing_key: Option<SecretString>,
+    /// Public base URL of the API (`https://chat.example.com`), put in front
+    /// of attachment URLs; relative URLs when unset. `OMNIBIZ_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// Seconds after sending during which a sender may edit or delete a
+    /// message; 0 for no limit. `OMNIBIZ_EDIT_WINDOW_SECS`, default 900.
+    pub edit_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -180,6 +213,19 @@ impl Default for Settings {
             max_payload_bytes: 128 * 1024,
             connect_rate_per_ip: 50,
             trusted_proxy_hops: 0,
+            files_dir: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_types: crate::files::DEFAULT_TYPES.into(),
+            upload_orphan_secs: 24 * 3600,
+            files_link_ttl_secs: 300,
+            files_signing_key: None,
+            public_url: None,
+            edit_window_secs: 900,
         }
     }
 }
@@ -243,6 +289,19 @@ const KEYS: &[&str] = &[
     "max_payload_bytes",
     "connect_rate_per_ip",
     "trusted_proxy_hops",
+    "files_dir",
+    "s3_bucket",
+    "s3_endpoint",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "upload_max_bytes",
+    "upload_types",
+    "upload_orphan_secs",
+    "files_link_ttl_secs",
+    "files_signing_key",
+    "public_url",
+    "edit_window_secs",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
@@ -320,10 +379,34 @@ impl Settings {
         if self.jwt_leeway_secs > 600 {
             bail!("jwt_leeway_secs above 600 accepts tokens long expired; use at most 600");
         }
+        self.s3_secret_access_key = non_empty(self.s3_secret_access_key);
+        self.files_signing_key = non_empty(self.files_signing_key);
+        self.s3_bucket = self.s3_bucket.filter(|b| !b.trim().is_empty());
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url must be an http:// or https:// URL, got {url:?}");
+        }
+        if let Some(e) = &self.s3_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            bail!("s3_endpoint must be an http:// or https:// URL, got {e:?}");
+        }
+        if self.upload_max_bytes == 0 || self.files_link_ttl_secs == 0 || self.upload_orphan_secs < 60 {
+            bail!("upload_max_bytes and files_link_ttl_secs must be at least 1, upload_orphan_secs at least 60");
+        }
+        if self.upload_type_list().is_empty() {
+            bail!("upload_types names no media type");
+        }
         if self.request_timeout_secs == 0 {
             bail!("request_timeout_secs must be at least 1");
         }
         Ok(self)
+    }
+
+    /// `upload_types` as a list.
+    pub fn upload_type_list(&self) -> Vec<String> {
+        self.upload_types.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect()
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

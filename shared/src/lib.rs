@@ -7,6 +7,7 @@
 //! - [`bus`]: the `Bus` trait, topics, the versioned envelope; in-process bus.
 //! - [`presence`]: who is online.
 //! - [`hooks`]: webhooks — outbox, fan-out, signed deliveries with retries.
+//! - [`files`]: uploads in object storage (S3 or a local directory), signed links, the sweeper.
 //! - [`service`]: the messaging service, the one code path for every change.
 //! - [`config`], [`telemetry`]: typed settings, logs and metrics.
 //!
@@ -21,6 +22,7 @@ pub mod bus;
 pub mod config;
 pub mod directory;
 pub mod domain;
+pub mod files;
 pub mod hooks;
 pub mod presence;
 pub mod service;

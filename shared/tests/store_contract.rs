@@ -205,10 +205,12 @@ async fn client_message_id_stores_once(store: Dyn) {
     let mut m = new_message(conv.id, Side::Owner, &o.id.to_hex(), "hello");
     m.client_message_id = Some("client-1".into());
     m.attachments = vec![Attachment {
+        id: None,
         url: "https://cdn.example/a.png".into(),
         name: "a.png".into(),
         mime_type: "image/png".into(),
         size: 42,
+        thumbnail_url: None,
     }];
     let first = store.append_message(m.clone()).await.expect("first");
     let Appended::Created(first) = first else { panic!("first send creates") };
@@ -443,6 +445,113 @@ async fn webhook_outbox_records_each_change_once(store: Dyn) {
     assert_eq!(expired.len(), 3, "the unfinished ones, once their lease expired");
 }
 
+async fn uploads_are_claimed_once_and_confirmed(store: Dyn) {
+    use omnibiz_shared::domain::UploadId;
+    use omnibiz_shared::files::Upload;
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
+    let (o2, c2) = setup(&store).await;
+    let (other, _) = store.get_or_create_conversation(&Participants::of(&o2, &c2), Utc::now()).await.expect("conv");
+    let me = c.id.to_hex();
+    let u = Upload {
+        id: UploadId::new(),
+        conversation_id: conv.id,
+        uploader_id: me.clone(),
+        uploader_side: Side::Customer,
+        name: "a.png".into(),
+        mime_type: "application/octet-stream".into(),
+        size: None,
+        has_thumbnail: false,
+        created_at: Utc::now() - Duration::seconds(5),
+        claim: None,
+        message_id: None,
+        confirmed: false,
+    };
+    store.insert_upload(&u).await.expect("insert");
+    assert!(store.claim_upload(u.id, conv.id, &me, "k1").await.expect("claim").is_none(), "still being written");
+    assert!(store.finish_upload(u.id, "image/png", 1234, true).await.expect("finish"));
+    let got = store.get_upload(u.id).await.expect("get").expect("exists");
+    assert_eq!((got.mime_type.as_str(), got.size, got.has_thumbnail), ("image/png", Some(1234), true));
+    assert!(
+        store.claim_upload(u.id, conv.id, &o.id.to_hex(), "k1").await.expect("claim").is_none(),
+        "not the uploader"
+    );
+    assert!(store.claim_upload(u.id, other.id, &me, "k1").await.expect("claim").is_none(), "another conversation");
+    assert!(store.claim_upload(u.id, conv.id, &me, "k1").await.expect("claim").is_some());
+    assert!(store.claim_upload(u.id, conv.id, &me, "k2").await.expect("claim").is_none(), "claimed by another send");
+    assert!(store.claim_upload(u.id, conv.id, &me, "k1").await.expect("claim").is_some(), "the same send, retried");
+    // Unconfirmed and old enough: the sweeper's to look at.
+    let stale = store.stale_uploads(Utc::now(), 10).await.expect("stale");
+    assert_eq!(stale.iter().map(|x| x.id).collect::<Vec<_>>(), vec![u.id]);
+    let mut m = new_message(conv.id, Side::Customer, &me, "file");
+    m.attachments = vec![Attachment {
+        id: Some(u.id.to_hex()),
+        url: format!("/api/messages/attachments/{}/content", u.id),
+        name: "a.png".into(),
+        mime_type: "image/png".into(),
+        size: 1234,
+        thumbnail_url: None,
+    }];
+    let stored = store.append_message(m).await.expect("append").into_message();
+    assert_eq!(store.message_with_upload(conv.id, u.id).await.expect("find"), Some(stored.id));
+    assert_eq!(store.message_with_upload(other.id, u.id).await.expect("find"), None);
+    assert_eq!(store.message_with_upload(conv.id, UploadId::new()).await.expect("find"), None);
+    store.confirm_uploads(&[u.id], stored.id).await.expect("confirm");
+    let got = store.get_upload(u.id).await.expect("get").expect("exists");
+    assert!(got.confirmed);
+    assert_eq!(got.message_id, Some(stored.id));
+    assert!(store.stale_uploads(Utc::now(), 10).await.expect("stale").is_empty(), "confirmed uploads stay");
+    assert!(store.claim_upload(u.id, conv.id, &me, "k3").await.expect("claim").is_none(), "attached for good");
+    assert!(store.claim_upload(u.id, conv.id, &me, "k1").await.expect("claim").is_some(), "its own send may retry");
+    store.unconfirm_uploads(&[u.id]).await.expect("unconfirm");
+    assert_eq!(store.stale_uploads(Utc::now(), 10).await.expect("stale").len(), 1);
+    assert!(store.stale_uploads(Utc::now() - Duration::minutes(1), 10).await.expect("stale").is_empty(), "too young");
+    store.delete_upload(u.id).await.expect("delete");
+    assert!(store.get_upload(u.id).await.expect("get").is_none());
+}
+
+async fn edit_and_delete_keep_history_honest(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
+    let me = c.id.to_hex();
+    let first = store.append_message(new_message(conv.id, Side::Customer, &me, "one")).await.expect("a").into_message();
+    let last = store.append_message(new_message(conv.id, Side::Customer, &me, "two")).await.expect("b").into_message();
+    let at = Utc::now();
+    let edited = store.edit_message(first.id, "one, edited", at).await.expect("edit").expect("exists");
+    assert_eq!(edited.content, "one, edited");
+    assert!(edited.edited_at.is_some());
+    let reread = store.get_message(first.id).await.expect("get").expect("exists");
+    assert_eq!((reread.content.as_str(), reread.edited_at.is_some()), ("one, edited", true));
+    let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(conv_now.last_message.as_deref(), Some("two"), "editing an older message leaves the preview");
+    store.edit_message(last.id, "two, edited", at).await.expect("edit").expect("exists");
+    let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(conv_now.last_message.as_deref(), Some("two, edited"));
+    assert_eq!(conv_now.unread.owner, 2);
+
+    let deleted = store.delete_message(last.id, Utc::now()).await.expect("delete").expect("existed");
+    assert!(deleted.deleted);
+    assert_eq!(deleted.content, "");
+    assert!(store.get_message(last.id).await.expect("get").is_none(), "a deleted message is not served by id");
+    let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(conv_now.last_message.as_deref(), Some(omnibiz_shared::store::DELETED_PREVIEW));
+    assert_eq!(conv_now.unread.owner, 1, "a deleted unread message stops counting");
+    let page = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: Some(0), limit: 10 })
+        .await
+        .expect("list");
+    assert_eq!(page.len(), 2, "history keeps its place");
+    assert!(page[1].deleted && page[1].content.is_empty() && page[1].attachments.is_empty());
+    assert!(!page[0].deleted);
+    assert!(store.delete_message(last.id, Utc::now()).await.expect("delete").is_none(), "once");
+    assert!(store.edit_message(last.id, "back", Utc::now()).await.expect("edit").is_none(), "no editing a deleted one");
+    // Read, then delete: the unread count does not go below what is unread.
+    store.mark_read(conv.id, Side::Owner, first.seq).await.expect("read");
+    store.delete_message(first.id, Utc::now()).await.expect("delete").expect("existed");
+    let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(conv_now.unread.owner, 0);
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -479,4 +588,6 @@ contract!(
     conversation_list_orders_by_activity_with_cursor,
     conversation_patch,
     webhook_outbox_records_each_change_once,
+    uploads_are_claimed_once_and_confirmed,
+    edit_and_delete_keep_history_honest,
 );

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::SECRET;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -25,6 +25,23 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// A process not started yet; `log` receives its output.
+    pub fn new(name: &str, port: u16, program: PathBuf, args: Vec<String>, log: PathBuf) -> Self {
+        Self { name: name.to_owned(), port, program, args, env: Vec::new(), log, child: None }
+    }
+
+    /// Starts it and waits (up to 30 s) until its port accepts connections.
+    pub async fn start(&mut self) {
+        self.spawn();
+        for _ in 0..300 {
+            if port_open(self.port).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} did not open port {} in 30 s:\n{}", self.name, self.port, self.log_tail());
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -408,4 +408,5 @@ pub async fn numsub(channel: &str) -> i64 {
 }
 
 pub mod cluster;
+pub mod s3;
 pub mod sio;

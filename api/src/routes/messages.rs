@@ -1,10 +1,11 @@
-//! `/api/messages/send` and `/api/messages/{messageId}/read`.
+//! `/api/messages/send`, `/api/messages/{messageId}/read`, and editing and
+//! deleting a message (`PATCH` / `DELETE /api/messages/{messageId}`).
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use omnibiz_shared::domain::{Attachment, MessageId};
+use axum::routing::{patch, post};
+use omnibiz_shared::domain::{AttachmentInput, MessageId};
 use omnibiz_shared::service::SendCommand;
 use omnibiz_shared::service::views::MessageView;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,10 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json};
 
 pub(crate) fn router() -> Router<ApiState> {
-    Router::new().route("/api/messages/send", post(send)).route("/api/messages/{message_id}/read", post(read))
+    Router::new()
+        .route("/api/messages/send", post(send))
+        .route("/api/messages/{message_id}/read", post(read))
+        .route("/api/messages/{message_id}", patch(edit).delete(delete))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -29,10 +33,10 @@ pub(crate) struct SendBody {
     #[serde(alias = "message")]
     #[schema(pattern = "[^\\s\\x00-\\x1f\\x7f-\\x9f]", max_length = 5000)]
     content: String,
-    /// At most 10.
+    /// At most 10: uploads by `{id}` (see `POST …/attachments`) or links `{url, type, name, size}`.
     #[serde(default)]
     #[schema(max_items = 10)]
-    attachments: Vec<Attachment>,
+    attachments: Vec<AttachmentInput>,
     /// Idempotency key: a retry with the same value returns the stored message.
     #[schema(pattern = "^[!-~]{1,64}$")]
     client_message_id: Option<String>,
@@ -74,4 +78,47 @@ pub(crate) async fn read(
     let id: MessageId = message_id.parse().map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
     let receipt = s.messaging.mark_read(&actor, id).await?;
     Ok(Json(ReadResponse::from(receipt)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct EditBody {
+    /// The new content: 1–5000 characters, like a send; `message` is accepted as an alias.
+    #[serde(alias = "message")]
+    #[schema(pattern = "[^\\s\\x00-\\x1f\\x7f-\\x9f]", max_length = 5000)]
+    content: String,
+}
+
+/// Edit your own message within the edit window (`OMNIBIZ_EDIT_WINDOW_SECS`);
+/// the room gets `message_updated`.
+#[utoipa::path(patch, path = "/api/messages/{messageId}", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
+    request_body = EditBody, security(("bearer" = [])),
+    responses((status = 200, body = MessageResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody)))]
+pub(crate) async fn edit(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(message_id): Path<String>,
+    Json(body): Json<EditBody>,
+) -> ApiResult<Json<MessageResponse>> {
+    let id: MessageId = message_id.parse().map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
+    let message = s.messaging.edit_message(&actor, id, &body.content).await?;
+    Ok(Json(MessageResponse { success: true, message }))
+}
+
+/// Delete your own message within the edit window: its content and files
+/// are removed from storage, history keeps `isDeleted: true` in its place,
+/// and the room gets `message_deleted`.
+#[utoipa::path(delete, path = "/api/messages/{messageId}", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
+    security(("bearer" = [])),
+    responses((status = 200, body = MessageResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(message_id): Path<String>,
+) -> ApiResult<Json<MessageResponse>> {
+    let id: MessageId = message_id.parse().map_err(|e| ApiError::invalid(format!("message id: {e}")))?;
+    let message = s.messaging.delete_message(&actor, id).await?;
+    Ok(Json(MessageResponse { success: true, message }))
 }

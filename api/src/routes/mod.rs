@@ -1,6 +1,7 @@
 //! One module per REST resource, each with its own `router()`, merged in [`router`].
 
 pub(crate) mod account;
+pub(crate) mod attachments;
 pub(crate) mod conversations;
 pub(crate) mod customers;
 pub(crate) mod health;
@@ -21,6 +22,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(messages::router())
         .merge(customers::router())
         .merge(webhooks::router())
+        .merge(attachments::router())
 }
 
 /// Paging and search of the conversation list.

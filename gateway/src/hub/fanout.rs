@@ -125,6 +125,8 @@ impl Hub {
                         EventKind::ConversationRead => Some("messages_read"),
                         EventKind::MessageStatus => Some("message_status"),
                         EventKind::ConversationUpdated => Some("conversation_updated"),
+                        EventKind::MessageUpdated => Some("message_updated"),
+                        EventKind::MessageDeleted => Some("message_deleted"),
                         _ => None,
                     };
                     let shared = simple.map(|name| OutEvent::raw(name, &env.payload));

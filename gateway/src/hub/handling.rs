@@ -105,6 +105,10 @@ impl Hub {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, true),
             },
+            "edit_message" | "delete_message" => match self.change(&actor, &data, event == "edit_message").await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
             _ => return None,
         };
         Some(reply)
@@ -325,6 +329,18 @@ impl Hub {
             ReadTarget::Seq(c, seq) => self.messaging.mark_read_up_to(actor, c, seq).await?,
         };
         Ok(serde_json::to_value(receipt).unwrap_or_default())
+    }
+
+    /// `edit_message` / `delete_message`: the room hears `message_updated` / `message_deleted`.
+    pub(super) async fn change(&self, actor: &Actor, data: &Value, edit: bool) -> Result<Value, EventError> {
+        let (id, content) = events::message_edit(data)?;
+        let message = if edit {
+            let content = content.ok_or_else(|| ServiceError::Invalid("content is required".into()))?;
+            self.messaging.edit_message(actor, id, &content).await?
+        } else {
+            self.messaging.delete_message(actor, id).await?
+        };
+        Ok(json!({"message": message}))
     }
 
     pub(super) async fn delivered(&self, actor: &Actor, data: &Value) -> Result<Value, EventError> {

@@ -49,6 +49,8 @@ pub const EVENTS: &[&str] = &[
     "typing_stop",
     "mark_read",
     "message_delivered",
+    "edit_message",
+    "delete_message",
 ];
 
 /// The server → client events the hub sends (the `gateway_events_out_total` labels).

@@ -92,6 +92,12 @@ pub enum EventKind {
     /// A message changed status; payload = `{conversationId, messageId, status}`.
     #[serde(rename = "message.status")]
     MessageStatus,
+    /// A message was edited; payload = the message (`message_updated`).
+    #[serde(rename = "message.updated")]
+    MessageUpdated,
+    /// A message was deleted; payload = `{conversationId, messageId, seq}` (`message_deleted`).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted,
     /// Conversation metadata changed; payload = the conversation.
     #[serde(rename = "conversation.updated")]
     ConversationUpdated,

@@ -78,6 +78,10 @@ object_id!(
     /// A stored message.
     MessageId
 );
+object_id!(
+    /// An uploaded file (see `crate::files`).
+    UploadId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,9 @@ pub use bson::oid::ObjectId;
 mod model;
 mod text;
 
-pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, UserId};
+pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, UploadId, UserId};
 pub use model::{
-    Attachment, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus, PerSide, Priority,
-    Side, User, UserRole,
+    Attachment, AttachmentInput, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus,
+    PerSide, Priority, Side, User, UserRole,
 };
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

@@ -207,11 +207,19 @@ pub enum MessageStatus {
     Failed,
 }
 
-/// Metadata of a file attached to a message (the file itself lives elsewhere).
+/// Metadata of a file attached to a message: the seed's `{url, type, name,
+/// size}`. A file uploaded here also has its upload `id`, and a
+/// `thumbnailUrl` when it is an image; its `url` is our download endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Attachment {
-    /// An http(s) URL without whitespace, at most 2048 characters.
-    #[schema(pattern = "^https?://[^\\s]+$", max_length = 2048)]
+    /// The upload's id, for files uploaded here (`POST …/attachments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
+    pub id: Option<String>,
+    /// An http(s) URL without whitespace, at most 2048 characters; for an
+    /// upload, its download endpoint (relative unless `OMNIBIZ_PUBLIC_URL` is set).
+    #[schema(pattern = "^(https?://|/)[^\\s]+$", max_length = 2048)]
     pub url: String,
     /// 1–255 characters, not only spaces.
     #[schema(pattern = "\\S", max_length = 255)]
@@ -223,6 +231,37 @@ pub struct Attachment {
     /// Bytes (an integer; `2048.0` is read as 2048, as JSON allows).
     #[serde(deserialize_with = "integral_size")]
     pub size: u64,
+    /// A small JPEG preview of an uploaded image (same access rules as `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+/// An attachment in a send: either a file uploaded here, by its upload id
+/// (the server fills in the rest), or a link to a file elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AttachmentInput {
+    /// `{id}` of an upload to this conversation by the sender (other fields are ignored).
+    Upload {
+        #[schema(pattern = "^[0-9a-fA-F]{24}$")]
+        id: String,
+    },
+    /// `{url, type, name, size}` of a file stored elsewhere.
+    Link(Attachment),
+}
+
+impl<'de> Deserialize<'de> for AttachmentInput {
+    /// An object with an `id` is an upload; anything else must be a whole
+    /// link (so its errors name the missing or malformed field).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        match v.get("id") {
+            Some(serde_json::Value::String(id)) => Ok(Self::Upload { id: id.clone() }),
+            Some(_) => Err(D::Error::custom("attachment id must be a string")),
+            None => serde_json::from_value(v).map(Self::Link).map_err(D::Error::custom),
+        }
+    }
 }
 
 /// A size that JSON may spell as an integral float (`2048.0`).
@@ -274,6 +313,10 @@ pub struct Message {
     pub client_message_id: Option<String>,
     pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
+    /// When the sender last edited it.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted by its sender: content and attachments are gone (the seed's `isDeleted`).
+    pub deleted: bool,
 }
 
 #[cfg(test)]
@@ -281,7 +324,14 @@ mod tests {
     use super::*;
 
     fn att(url: &str) -> Attachment {
-        Attachment { url: url.into(), name: "a.png".into(), mime_type: "image/png".into(), size: 10 }
+        Attachment {
+            id: None,
+            url: url.into(),
+            name: "a.png".into(),
+            mime_type: "image/png".into(),
+            size: 10,
+            thumbnail_url: None,
+        }
     }
 
     #[test]

@@ -22,9 +22,10 @@ use tracing::instrument;
 use crate::auth::{Access, Principal, can_reach_customer};
 use crate::bus::{Bus, Envelope, EventKind, Topic};
 use crate::domain::{
-    Attachment, ClientMessageId, Conversation, ConversationId, Customer, CustomerId, MAX_ATTACHMENTS, Message,
-    MessageBody, MessageId, Side, User, UserId,
+    Attachment, AttachmentInput, ClientMessageId, Conversation, ConversationId, Customer, CustomerId, MAX_ATTACHMENTS,
+    Message, MessageBody, MessageId, Side, UploadId, User, UserId,
 };
+use crate::files::{FileError, Files, Upload, Variant};
 use crate::presence::Presence;
 use crate::store::{
     ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage,
@@ -40,6 +41,8 @@ pub const MAX_CUSTOMERS_PAGE: usize = 200;
 const SEARCH_CUSTOMER_CAP: usize = 1000;
 /// Characters of a message shown in a notification.
 pub const PREVIEW_CHARS: usize = 100;
+/// How long a sender may edit or delete a message, unless configured otherwise.
+pub const DEFAULT_EDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Why a call failed. Each variant maps to one HTTP status and one socket code.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,15 @@ pub enum ServiceError {
     /// 400: the input is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// 413: an upload over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: a file of a type not accepted.
+    #[error("{0}")]
+    UnsupportedType(String),
+    /// 501: a feature this server is not configured for (file storage).
+    #[error("{0}")]
+    Disabled(String),
     /// 503 when the store is unreachable, 500 otherwise.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -69,6 +81,9 @@ impl ServiceError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Invalid(_) => "VALIDATION_ERROR",
+            Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Disabled(_) => "NOT_CONFIGURED",
             Self::Store(StoreError::Unavailable(_)) => "SERVICE_UNAVAILABLE",
             Self::Store(StoreError::Other(_)) => "INTERNAL_ERROR",
         }
@@ -76,6 +91,36 @@ impl ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<FileError> for ServiceError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::TooLarge { .. } => Self::TooLarge(e.to_string()),
+            FileError::Type(m) => Self::UnsupportedType(m),
+            FileError::Empty | FileError::BadImage(_) | FileError::Client(_) => Self::Invalid(e.to_string()),
+            FileError::Missing => Self::NotFound("file not found".into()),
+            FileError::Storage(cause) => Self::Store(StoreError::Unavailable(cause.context("file storage"))),
+        }
+    }
+}
+
+/// How an upload appears in a message: the seed's fields, its id, and our URLs.
+fn attachment_of(files: &Files, u: &Upload) -> Attachment {
+    Attachment {
+        id: Some(u.id.to_hex()),
+        url: files.url(u.id, Variant::Content),
+        name: u.name.clone(),
+        mime_type: u.mime_type.clone(),
+        size: u.size.unwrap_or(0),
+        thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
+    }
+}
+
+fn files_disabled() -> ServiceError {
+    ServiceError::Disabled(
+        "file uploads are not configured on this server (set OMNIBIZ_S3_BUCKET, or OMNIBIZ_FILES_DIR)".into(),
+    )
+}
 
 fn not_found_conversation() -> ServiceError {
     ServiceError::NotFound("conversation not found".into())
@@ -101,7 +146,7 @@ impl Actor {
 pub struct SendCommand {
     pub conversation_id: ConversationId,
     pub body: MessageBody,
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<AttachmentInput>,
     pub client_message_id: Option<ClientMessageId>,
 }
 
@@ -110,7 +155,7 @@ impl SendCommand {
     pub fn parse(
         conversation_id: &str,
         content: &str,
-        attachments: Vec<Attachment>,
+        attachments: Vec<AttachmentInput>,
         client_message_id: Option<&str>,
     ) -> ServiceResult<Self> {
         let conversation_id = conversation_id
@@ -121,7 +166,12 @@ impl SendCommand {
             return Err(ServiceError::Invalid(format!("at most {MAX_ATTACHMENTS} attachments per message")));
         }
         for a in &attachments {
-            a.validate().map_err(ServiceError::Invalid)?;
+            match a {
+                AttachmentInput::Link(l) => l.validate().map_err(ServiceError::Invalid)?,
+                AttachmentInput::Upload { id } => {
+                    id.parse::<UploadId>().map_err(|e| ServiceError::Invalid(format!("attachment id: {e}")))?;
+                }
+            }
         }
         let client_message_id =
             client_message_id.map(ClientMessageId::parse).transpose().map_err(ServiceError::Invalid)?;
@@ -205,12 +255,43 @@ pub struct Messaging {
     origin: Arc<str>,
     /// Where webhook endpoints may point.
     hook_guard: crate::hooks::guard::Guard,
+    /// Where uploads go; `None` when file storage is not configured.
+    files: Option<Arc<Files>>,
+    /// How long after sending a sender may edit or delete; `None`: always.
+    edit_window: Option<std::time::Duration>,
 }
 
 impl Messaging {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, origin: &str) -> Self {
         let hook_guard = crate::hooks::guard::Guard { allow_private: false };
-        Self { store, bus, presence, origin: origin.into(), hook_guard }
+        Self {
+            store,
+            bus,
+            presence,
+            origin: origin.into(),
+            hook_guard,
+            files: None,
+            edit_window: Some(DEFAULT_EDIT_WINDOW),
+        }
+    }
+
+    /// Stores uploads in `files`.
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// How long after sending a message its sender may edit or delete it (`None`: always).
+    #[must_use]
+    pub fn with_edit_window(mut self, window: Option<std::time::Duration>) -> Self {
+        self.edit_window = window;
+        self
+    }
+
+    /// File storage, when configured.
+    pub fn files(&self) -> Option<&Arc<Files>> {
+        self.files.as_ref()
     }
 
     /// Lets webhook endpoints point at private addresses (`webhook_allow_private`).
@@ -462,6 +543,8 @@ impl Messaging {
             return Err(ServiceError::Forbidden("this conversation is blocked".into()));
         }
         let preview = cmd.body.preview(PREVIEW_CHARS);
+        let cmid = cmd.client_message_id.map(|c| c.as_str().to_owned());
+        let (attachments, uploads) = self.resolve_attachments(actor, conv.id, cmd.attachments, cmid.as_deref()).await?;
         let appended = self
             .store
             .append_message(NewMessage {
@@ -470,11 +553,23 @@ impl Messaging {
                 sender_side: side,
                 sender_name: actor.name.clone(),
                 content: cmd.body.into_string(),
-                attachments: cmd.attachments,
-                client_message_id: cmd.client_message_id.map(|c| c.as_str().to_owned()),
+                attachments,
+                client_message_id: cmid,
                 created_at: Utc::now(),
             })
             .await?;
+        if !uploads.is_empty() {
+            // Only what the stored message refers to (a retry may name other files).
+            let stored = appended.message();
+            let kept: Vec<UploadId> = uploads
+                .into_iter()
+                .filter(|u| stored.attachments.iter().any(|a| a.id.as_deref() == Some(u.to_hex().as_str())))
+                .collect();
+            if let Err(e) = self.store.confirm_uploads(&kept, stored.id).await {
+                // The sweeper finds the message that refers to them and confirms them later.
+                tracing::warn!(error.cause_chain = ?e, "confirming uploads failed; the sweeper will");
+            }
+        }
         let created = matches!(appended, Appended::Created(_));
         let message = MessageView::from(appended.message());
         if created {
@@ -489,6 +584,187 @@ impl Messaging {
             self.publish_to_room(conv.id, &message, source).await;
         }
         Ok(Sent { message, created })
+    }
+
+    /// Turns a send's attachments into stored ones: links as given; uploads
+    /// claimed for this send (the sender's own, to this conversation, not
+    /// attached elsewhere) and described from their records.
+    async fn resolve_attachments(
+        &self,
+        actor: &Actor,
+        conv: ConversationId,
+        inputs: Vec<AttachmentInput>,
+        cmid: Option<&str>,
+    ) -> ServiceResult<(Vec<Attachment>, Vec<UploadId>)> {
+        let mut out = Vec::with_capacity(inputs.len());
+        let mut uploads = Vec::new();
+        // A retried send (same clientMessageId) may claim its uploads again.
+        let key = match cmid {
+            Some(c) => format!("cmid:{c}"),
+            None => format!("once:{}", MessageId::new()),
+        };
+        for input in inputs {
+            match input {
+                AttachmentInput::Link(mut link) => {
+                    link.id = None;
+                    link.thumbnail_url = None;
+                    out.push(link);
+                }
+                AttachmentInput::Upload { id } => {
+                    let files = self.files.as_ref().ok_or_else(files_disabled)?;
+                    let uid: UploadId = id.parse().map_err(|e| ServiceError::Invalid(format!("attachment id: {e}")))?;
+                    if uploads.contains(&uid) {
+                        return Err(ServiceError::Invalid(format!("attachment {uid} is listed twice")));
+                    }
+                    let upload = self.store.claim_upload(uid, conv, &actor.principal.id_hex(), &key).await?;
+                    let upload = upload.ok_or_else(|| {
+                        ServiceError::Invalid(format!(
+                            "attachment {uid} is not a finished upload of yours to this conversation, \
+                             or it is attached to another message"
+                        ))
+                    })?;
+                    out.push(attachment_of(files, &upload));
+                    uploads.push(uid);
+                }
+            }
+        }
+        Ok((out, uploads))
+    }
+
+    /// Streams a file into storage for a conversation the caller is in, and
+    /// returns the attachment to put into a send (`{id}` is enough).
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %conversation))]
+    pub async fn upload<S, E>(
+        &self,
+        actor: &Actor,
+        conversation: ConversationId,
+        file_name: &str,
+        body: S,
+    ) -> ServiceResult<Attachment>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let files = self.files.as_ref().ok_or_else(files_disabled)?;
+        let (conv, side) = self.visible_conversation(actor, conversation).await?;
+        if conv.status == crate::domain::ConversationStatus::Blocked {
+            return Err(ServiceError::Forbidden("this conversation is blocked".into()));
+        }
+        let mut upload = Upload {
+            id: UploadId::new(),
+            conversation_id: conv.id,
+            uploader_id: actor.principal.id_hex(),
+            uploader_side: side,
+            name: Files::clean_name(file_name),
+            mime_type: "application/octet-stream".into(),
+            size: None,
+            has_thumbnail: false,
+            created_at: Utc::now(),
+            claim: None,
+            message_id: None,
+            confirmed: false,
+        };
+        // The record first: an object never exists without a record to clean it up by.
+        self.store.insert_upload(&upload).await?;
+        let stored = match files.store(upload.id, body).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Err(e) = self.store.delete_upload(upload.id).await {
+                    tracing::warn!(error.cause_chain = ?e, "removing a failed upload's record; the sweeper will");
+                }
+                metrics::counter!("uploads_refused_total").increment(1);
+                return Err(e.into());
+            }
+        };
+        self.store.finish_upload(upload.id, &stored.mime_type, stored.size, stored.has_thumbnail).await?;
+        metrics::counter!("uploads_stored_total").increment(1);
+        upload.mime_type = stored.mime_type;
+        upload.size = Some(stored.size);
+        upload.has_thumbnail = stored.has_thumbnail;
+        Ok(attachment_of(files, &upload))
+    }
+
+    /// An upload the caller may download (a participant of its conversation), with its storage.
+    pub async fn visible_upload(&self, actor: &Actor, id: UploadId) -> ServiceResult<(Upload, Arc<Files>)> {
+        let files = self.files.clone().ok_or_else(files_disabled)?;
+        let not_found = || ServiceError::NotFound("file not found".into());
+        let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some()).ok_or_else(not_found)?;
+        self.visible_conversation(actor, upload.conversation_id).await.map_err(|_| not_found())?;
+        Ok((upload, files))
+    }
+
+    /// An upload by id for a signed link (the signature already checked).
+    pub async fn upload_by_link(&self, id: UploadId) -> ServiceResult<(Upload, Arc<Files>)> {
+        let files = self.files.clone().ok_or_else(files_disabled)?;
+        let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some());
+        Ok((upload.ok_or_else(|| ServiceError::NotFound("file not found".into()))?, files))
+    }
+
+    /// The caller's own message, within the edit window.
+    async fn own_recent_message(
+        &self,
+        actor: &Actor,
+        id: MessageId,
+        verb: &str,
+    ) -> ServiceResult<(Message, Conversation)> {
+        let not_found = || ServiceError::NotFound("message not found".into());
+        let msg = self.store.get_message(id).await?.ok_or_else(not_found)?;
+        let (conv, _) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        if msg.sender_id != actor.principal.id_hex() {
+            return Err(ServiceError::Forbidden(format!("only its sender can {verb} a message")));
+        }
+        if let Some(window) = self.edit_window {
+            let age = (Utc::now() - msg.created_at).to_std().unwrap_or_default();
+            if age > window {
+                return Err(ServiceError::Forbidden(format!(
+                    "a message can only be {verb}ed within {} minutes of sending it",
+                    window.as_secs().div_ceil(60)
+                )));
+            }
+        }
+        Ok((msg, conv))
+    }
+
+    /// The sender replaces their message's content; the room gets `message_updated`.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %id))]
+    pub async fn edit_message(&self, actor: &Actor, id: MessageId, content: &str) -> ServiceResult<MessageView> {
+        let body = MessageBody::parse(content).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let (_, conv) = self.own_recent_message(actor, id, "edit").await?;
+        let edited = self.store.edit_message(id, body.as_str(), Utc::now()).await?;
+        let edited = edited.ok_or_else(|| ServiceError::NotFound("message not found".into()))?;
+        let view = MessageView::from(&edited);
+        let payload = serde_json::to_value(&view).unwrap_or_default();
+        self.publish(Topic::Conversation(conv.id), EventKind::MessageUpdated, Some(conv.id), payload, None).await;
+        Ok(view)
+    }
+
+    /// The sender deletes their message: its content and files are removed
+    /// from storage, the room gets `message_deleted`.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %id))]
+    pub async fn delete_message(&self, actor: &Actor, id: MessageId) -> ServiceResult<MessageView> {
+        let (msg, conv) = self.own_recent_message(actor, id, "delete").await?;
+        let uploads: Vec<UploadId> = msg.attachments.iter().filter_map(|a| a.id.as_deref()?.parse().ok()).collect();
+        // Handed back to the sweeper first: if this process dies midway, the
+        // files are removed once no message refers to them.
+        if !uploads.is_empty() {
+            self.store.unconfirm_uploads(&uploads).await?;
+        }
+        let deleted = self.store.delete_message(id, Utc::now()).await?;
+        let deleted = deleted.ok_or_else(|| ServiceError::NotFound("message not found".into()))?;
+        if let Some(files) = &self.files {
+            for u in &uploads {
+                let removed = match files.delete(*u).await {
+                    Ok(()) => self.store.delete_upload(*u).await.map_err(anyhow::Error::from),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                };
+                if let Err(e) = removed {
+                    tracing::warn!(error.cause_chain = ?e, upload = %u, "removing a deleted message's file; the sweeper will");
+                }
+            }
+        }
+        let payload = json!({"conversationId": conv.id.to_hex(), "messageId": id.to_hex(), "seq": deleted.seq});
+        self.publish(Topic::Conversation(conv.id), EventKind::MessageDeleted, Some(conv.id), payload, None).await;
+        Ok(MessageView::from(&deleted))
     }
 
     /// Publishes a stored message to its conversation's room.

@@ -31,6 +31,11 @@ pub struct MessageView {
     pub attachments: Vec<Attachment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
+    /// When the sender last edited it (ISO 8601); absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted by its sender: `content` is empty and `attachments` too (the seed's field).
+    pub is_deleted: bool,
 }
 
 impl From<&Message> for MessageView {
@@ -47,6 +52,8 @@ impl From<&Message> for MessageView {
             seq: m.seq,
             attachments: m.attachments.clone(),
             client_message_id: m.client_message_id.clone(),
+            edited_at: m.edited_at.map(iso),
+            is_deleted: m.deleted,
         }
     }
 }

@@ -26,8 +26,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    Priority, Side, User, UserId,
+    Priority, Side, UploadId, User, UserId,
 };
+use crate::files::Upload;
 use crate::hooks::{Delivery, DeliveryStatus, Endpoint, OutboxEvent};
 
 /// A store failure. `Unavailable` means the backend could not be reached (503);
@@ -142,9 +143,14 @@ impl NewMessage {
             client_message_id: self.client_message_id,
             status: crate::domain::MessageStatus::Sent,
             created_at: chrono::SubsecRound::trunc_subsecs(self.created_at, 3),
+            edited_at: None,
+            deleted: false,
         }
     }
 }
+
+/// The conversation list's preview of a deleted last message.
+pub const DELETED_PREVIEW: &str = "This message was deleted";
 
 /// What appending did.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,8 +228,44 @@ pub trait Store: Send + Sync + 'static {
     async fn append_message(&self, msg: NewMessage) -> StoreResult<Appended>;
     /// A message by id; deleted ones (the seed's `isDeleted`) are not served.
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>>;
-    /// Deleted messages (the seed's `isDeleted`) are left out.
+    /// Deleted messages (the seed's `isDeleted`) are listed as what is left
+    /// of them: `deleted`, no content, no attachments.
     async fn list_messages(&self, query: &MessageQuery) -> StoreResult<Vec<Message>>;
+    /// Replaces a message's content and sets `edited_at` (and the
+    /// conversation's preview when it is the last message); `None` when the
+    /// message does not exist or was deleted.
+    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>>;
+    /// Marks a message deleted and removes its content and attachments; an
+    /// unread one stops counting as unread, and a last message's preview
+    /// becomes [`DELETED_PREVIEW`]. `None` when missing or already deleted.
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>>;
+
+    // --- Uploads (see `crate::files`): the record is written before the
+    // object, claimed by one send, confirmed once its message is stored.
+
+    async fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
+    /// The object is written: its sniffed type, size and thumbnail. False when the record is gone.
+    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool>;
+    async fn get_upload(&self, id: UploadId) -> StoreResult<Option<Upload>>;
+    /// Claims a finished upload for a send: only the uploader's, only in its
+    /// conversation, and only if unclaimed and unconfirmed, or claimed with
+    /// the same `key` (a retried send). `None` when it cannot be claimed.
+    async fn claim_upload(
+        &self,
+        id: UploadId,
+        conversation: ConversationId,
+        uploader: &str,
+        key: &str,
+    ) -> StoreResult<Option<Upload>>;
+    /// The message is stored: these uploads are its, and stay.
+    async fn confirm_uploads(&self, ids: &[UploadId], message: MessageId) -> StoreResult<()>;
+    /// Hands uploads back to the sweeper (before their message is deleted).
+    async fn unconfirm_uploads(&self, ids: &[UploadId]) -> StoreResult<()>;
+    /// Unconfirmed uploads created before `before`, oldest first.
+    async fn stale_uploads(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<Upload>>;
+    /// A message of the conversation whose attachments include this upload.
+    async fn message_with_upload(&self, conversation: ConversationId, id: UploadId) -> StoreResult<Option<MessageId>>;
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()>;
     /// Marks the other side's messages with `seq <= up_to` read for `reader`.
     async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome>;
     /// Moves one message from `sent` to `delivered`; true when it changed.

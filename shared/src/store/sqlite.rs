@@ -13,13 +13,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party,
-    ReadOutcome, Store, StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, DELETED_PREVIEW, MessageQuery, NewMessage,
+    Participants, Party, ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
+    MessageStatus, PerSide, Priority, Side, UploadId, User, UserId, UserRole,
 };
+use crate::files::Upload;
 use crate::hooks::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
 use crate::service::views::MessageView;
 
@@ -55,6 +56,12 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE (conversation_id, seq),
     UNIQUE (conversation_id, client_message_id)
 );
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, uploader_id TEXT NOT NULL, uploader_role TEXT NOT NULL,
+    name TEXT NOT NULL, mime_type TEXT NOT NULL, size INTEGER, has_thumbnail INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, claim TEXT, message_id TEXT, confirmed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS uploads_unconfirmed ON uploads (confirmed, created_at);
 CREATE TABLE IF NOT EXISTS hook_events (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, conversation_id TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL
 );
@@ -84,7 +91,9 @@ const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, prior
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
     read_seq_customer, created_at, updated_at";
 const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
-    client_message_id, status, created_at";
+    client_message_id, status, created_at, edited_at, deleted";
+const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
+    created_at, claim, message_id, confirmed";
 const CUST_COLS: &str =
     "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at, last_login";
 
@@ -108,6 +117,12 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         conn.prepare("SELECT 1 FROM pragma_table_info('customers') WHERE name = 'last_login'")?.exists([])?;
     if !has_last_login {
         conn.execute("ALTER TABLE customers ADD COLUMN last_login INTEGER", [])?;
+    }
+    let has_edited_at =
+        conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'edited_at'")?.exists([])?;
+    if !has_edited_at {
+        conn.execute("ALTER TABLE messages ADD COLUMN edited_at INTEGER", [])?;
+        conn.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0", [])?;
     }
     Ok(())
 }
@@ -160,6 +175,26 @@ fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         client_message_id: row.get(8)?,
         status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Sent),
         created_at: from_ms(row.get(10)?),
+        edited_at: row.get::<_, Option<i64>>(11)?.map(from_ms),
+        deleted: row.get(12)?,
+    })
+}
+
+fn upload_row(row: &Row<'_>) -> rusqlite::Result<Upload> {
+    let role: String = row.get(3)?;
+    Ok(Upload {
+        id: id(row, 0)?,
+        conversation_id: id(row, 1)?,
+        uploader_id: row.get(2)?,
+        uploader_side: Side::from_role_name(&role).ok_or_else(|| bad(3, "uploader_role"))?,
+        name: row.get(4)?,
+        mime_type: row.get(5)?,
+        size: row.get::<_, Option<i64>>(6)?.map(|n| u64::try_from(n).unwrap_or(0)),
+        has_thumbnail: row.get(7)?,
+        created_at: from_ms(row.get(8)?),
+        claim: row.get(9)?,
+        message_id: row.get::<_, Option<String>>(10)?.and_then(|s| s.parse().ok()),
+        confirmed: row.get(11)?,
     })
 }
 
@@ -582,7 +617,7 @@ impl Store for SqliteStore {
             )?;
             let msg = m.into_stored(seq);
             tx.execute(
-                &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
+                &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0)"),
                 params![
                     msg.id.to_hex(),
                     conv_id,
@@ -608,7 +643,12 @@ impl Store for SqliteStore {
 
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>> {
         self.with("reading a message", move |c| {
-            c.query_row(&format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1"), [id.to_hex()], msg_row).optional()
+            c.query_row(
+                &format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND deleted = 0"),
+                [id.to_hex()],
+                msg_row,
+            )
+            .optional()
         })
         .await
     }
@@ -657,7 +697,7 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             let unread: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND sender_role = ?2 AND seq > ?3",
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND sender_role = ?2 AND seq > ?3 AND deleted = 0",
                 params![conv, other, read_seq],
                 |r| r.get(0),
             )?;
@@ -677,6 +717,196 @@ impl Store for SqliteStore {
         self.with("marking a message delivered", move |c| {
             c.execute("UPDATE messages SET status = 'delivered' WHERE id = ?1 AND status = 'sent'", [id.to_hex()])
                 .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+        let content = content.to_owned();
+        self.with("editing a message", move |c| {
+            let tx = c.transaction()?;
+            let m = tx
+                .query_row(
+                    &format!(
+                        "UPDATE messages SET content = ?2, edited_at = ?3 WHERE id = ?1 AND deleted = 0 \
+                         RETURNING {MSG_COLS}"
+                    ),
+                    params![id.to_hex(), content, ms(at)],
+                    msg_row,
+                )
+                .optional()?;
+            if let Some(m) = &m {
+                tx.execute(
+                    "UPDATE conversations SET last_message = ?2 WHERE id = ?1 AND last_message_seq = ?3",
+                    params![m.conversation_id.to_hex(), m.content, m.seq],
+                )?;
+            }
+            tx.commit()?;
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+        self.with("deleting a message", move |c| {
+            let tx = c.transaction()?;
+            let m = tx
+                .query_row(
+                    &format!(
+                        "UPDATE messages SET content = '', attachments = '[]', deleted = 1, edited_at = ?2 \
+                         WHERE id = ?1 AND deleted = 0 RETURNING {MSG_COLS}"
+                    ),
+                    params![id.to_hex(), ms(at)],
+                    msg_row,
+                )
+                .optional()?;
+            if let Some(m) = &m {
+                let (owner_unread, _) = side_cols(Side::Owner);
+                let (customer_unread, _) = side_cols(Side::Customer);
+                // An unread message that is deleted no longer counts as unread.
+                tx.execute(
+                    &format!(
+                        "UPDATE conversations SET \
+                           last_message = CASE WHEN last_message_seq = ?2 THEN ?3 ELSE last_message END, \
+                           {owner_unread} = CASE WHEN ?4 = 'customer' AND read_seq_owner < ?2 \
+                             THEN MAX({owner_unread} - 1, 0) ELSE {owner_unread} END, \
+                           {customer_unread} = CASE WHEN ?4 <> 'customer' AND read_seq_customer < ?2 \
+                             THEN MAX({customer_unread} - 1, 0) ELSE {customer_unread} END \
+                         WHERE id = ?1"
+                    ),
+                    params![m.conversation_id.to_hex(), m.seq, DELETED_PREVIEW, m.sender_side.role_name()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn insert_upload(&self, u: &Upload) -> StoreResult<()> {
+        let u = u.clone();
+        self.with("recording an upload", move |c| {
+            c.execute(
+                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
+                params![
+                    u.id.to_hex(),
+                    u.conversation_id.to_hex(),
+                    u.uploader_id,
+                    u.uploader_side.role_name(),
+                    u.name,
+                    u.mime_type,
+                    u.size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    u.has_thumbnail,
+                    ms(u.created_at),
+                    u.claim,
+                    u.message_id.map(|m| m.to_hex()),
+                    u.confirmed
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool> {
+        let mime = mime_type.to_owned();
+        self.with("recording an upload", move |c| {
+            let n = c.execute(
+                "UPDATE uploads SET mime_type = ?2, size = ?3, has_thumbnail = ?4 WHERE id = ?1",
+                params![id.to_hex(), mime, i64::try_from(size).unwrap_or(i64::MAX), has_thumbnail],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn get_upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
+        self.with("reading an upload", move |c| {
+            c.query_row(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = ?1"), [id.to_hex()], upload_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn claim_upload(
+        &self,
+        id: UploadId,
+        conversation: ConversationId,
+        uploader: &str,
+        key: &str,
+    ) -> StoreResult<Option<Upload>> {
+        let (uploader, key) = (uploader.to_owned(), key.to_owned());
+        self.with("claiming an upload", move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE uploads SET claim = ?4 WHERE id = ?1 AND conversation_id = ?2 AND uploader_id = ?3 \
+                     AND size IS NOT NULL AND ((claim IS NULL AND confirmed = 0) OR claim = ?4) RETURNING {UPLOAD_COLS}"
+                ),
+                params![id.to_hex(), conversation.to_hex(), uploader, key],
+                upload_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn confirm_uploads(&self, ids: &[UploadId], message: MessageId) -> StoreResult<()> {
+        let ids: Vec<String> = ids.iter().map(UploadId::to_hex).collect();
+        self.with("confirming uploads", move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE uploads SET message_id = ?2, confirmed = 1 WHERE id = ?1",
+                    params![id, message.to_hex()],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn unconfirm_uploads(&self, ids: &[UploadId]) -> StoreResult<()> {
+        let ids: Vec<String> = ids.iter().map(UploadId::to_hex).collect();
+        self.with("releasing uploads", move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                tx.execute("UPDATE uploads SET confirmed = 0 WHERE id = ?1", [id])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn stale_uploads(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<Upload>> {
+        self.with("listing stale uploads", move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {UPLOAD_COLS} FROM uploads WHERE confirmed = 0 AND created_at < ?1 ORDER BY created_at LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![ms(before), i64::try_from(limit).unwrap_or(i64::MAX)], upload_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn message_with_upload(&self, conversation: ConversationId, id: UploadId) -> StoreResult<Option<MessageId>> {
+        self.with("looking for an upload's message", move |c| {
+            let found: Option<String> = c
+                .query_row(
+                    "SELECT m.id FROM messages m WHERE m.conversation_id = ?1 AND EXISTS \
+                     (SELECT 1 FROM json_each(m.attachments) a WHERE json_extract(a.value, '$.id') = ?2)",
+                    params![conversation.to_hex(), id.to_hex()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(found.and_then(|s| s.parse().ok()))
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.with("deleting an upload", move |c| {
+            c.execute("DELETE FROM uploads WHERE id = ?1", [id.to_hex()])?;
+            Ok(())
         })
         .await
     }

@@ -19,7 +19,8 @@
 //! - `messages {conversationId, seq}` unique where `seq` exists (documents
 //!   of the Node service have none until numbered; see [`legacy`]);
 //! - `messages {conversationId, clientMessageId}` unique where present;
-//! - `customers {invitedBy, _id:-1}`.
+//! - `customers {invitedBy, _id:-1}`;
+//! - `uploads {confirmed, createdAt}` (the upload sweeper).
 //!
 //! Writes wait for the journal (`j: true`) unless the URI sets a write
 //! concern: an acknowledged message survives a crash of the server.
@@ -40,13 +41,14 @@ use mongodb::{Client, Collection, Database, IndexModel};
 pub mod legacy;
 
 use super::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party,
-    ReadOutcome, Store, StoreError, StoreResult,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, DELETED_PREVIEW, MessageQuery, NewMessage,
+    Participants, Party, ReadOutcome, Store, StoreError, StoreResult,
 };
 use crate::domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    MessageStatus, PerSide, Priority, Side, User, UserId, UserRole,
+    MessageStatus, PerSide, Priority, Side, UploadId, User, UserId, UserRole,
 };
+use crate::files::Upload;
 use crate::hooks::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent, UnreadCheck};
 use crate::service::views::MessageView;
 
@@ -62,6 +64,7 @@ pub struct MongoStore {
     conversations: Collection<Document>,
     messages: Collection<Document>,
     endpoints: Collection<Document>,
+    uploads: Collection<Document>,
     deliveries: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
@@ -192,6 +195,8 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("messages", IndexSpec::new(doc! {"hook": 1}).only_with("hook")),
         ("conversations", IndexSpec::new(doc! {"hookPending": 1}).only_with("hookPending")),
         ("webhook_endpoints", IndexSpec::new(doc! {"owner": 1})),
+        // The sweeper's query: unconfirmed uploads, oldest first.
+        ("uploads", IndexSpec::new(doc! {"confirmed": 1, "createdAt": 1})),
         ("webhook_deliveries", IndexSpec::new(doc! {"status": 1, "nextAt": 1})),
         ("webhook_deliveries", IndexSpec::new(doc! {"endpointId": 1, "createdAt": -1, "_id": -1})),
     ]
@@ -379,8 +384,10 @@ fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
 
 fn msg_from(d: &Document) -> anyhow::Result<Message> {
     let x = Doc(d);
+    // The Node service only sets `isDeleted`: what it left behind is not served.
+    let deleted = d.get_bool("isDeleted").unwrap_or(false);
     let attachments: Vec<Attachment> = match d.get("attachments") {
-        Some(b @ Bson::Array(_)) => bson::from_bson(b.clone()).context("field `attachments`")?,
+        Some(b @ Bson::Array(_)) if !deleted => bson::from_bson(b.clone()).context("field `attachments`")?,
         _ => Vec::new(),
     };
     Ok(Message {
@@ -394,11 +401,48 @@ fn msg_from(d: &Document) -> anyhow::Result<Message> {
         },
         sender_side: sender_side(d),
         sender_name: x.opt_str("senderName").unwrap_or_default(),
-        content: x.str("content")?,
+        content: if deleted { String::new() } else { x.str("content")? },
         attachments,
         client_message_id: x.opt_str("clientMessageId"),
         status: x.opt_str("status").and_then(|s| MessageStatus::parse(&s)).unwrap_or(MessageStatus::Sent),
         created_at: x.date("createdAt").unwrap_or_default(),
+        edited_at: x.date("editedAt"),
+        deleted,
+    })
+}
+
+fn upload_doc(u: &Upload) -> Document {
+    doc! {
+        "_id": u.id.oid(), "conversationId": u.conversation_id.oid(), "uploaderId": &u.uploader_id,
+        "uploaderRole": u.uploader_side.role_name(), "name": &u.name, "type": &u.mime_type,
+        "size": u.size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)), "hasThumbnail": u.has_thumbnail,
+        "createdAt": date(u.created_at), "claim": u.claim.clone(), "messageId": u.message_id.map(|m| m.oid()),
+        "confirmed": u.confirmed,
+    }
+}
+
+fn upload_from(d: &Document) -> anyhow::Result<Upload> {
+    let x = Doc(d);
+    Ok(Upload {
+        id: x.oid("_id")?.into(),
+        conversation_id: x.oid("conversationId")?.into(),
+        uploader_id: x.str("uploaderId")?,
+        uploader_side: x
+            .opt_str("uploaderRole")
+            .and_then(|r| Side::from_role_name(&r))
+            .context("field `uploaderRole`")?,
+        name: x.str("name")?,
+        mime_type: x.str("type")?,
+        size: match d.get("size") {
+            Some(Bson::Int64(n)) => Some(u64::try_from(*n).unwrap_or(0)),
+            Some(Bson::Int32(n)) => Some(u64::try_from(*n).unwrap_or(0)),
+            _ => None,
+        },
+        has_thumbnail: d.get_bool("hasThumbnail").unwrap_or(false),
+        created_at: x.date("createdAt").unwrap_or_default(),
+        claim: x.opt_str("claim"),
+        message_id: d.get_object_id("messageId").ok().map(Into::into),
+        confirmed: d.get_bool("confirmed").unwrap_or(false),
     })
 }
 
@@ -502,6 +546,7 @@ impl MongoStore {
             conversations: db.collection("conversations"),
             messages: db.collection("messages"),
             endpoints: db.collection("webhook_endpoints"),
+            uploads: db.collection("uploads"),
             deliveries: db.collection("webhook_deliveries"),
             appends,
             db,
@@ -881,7 +926,7 @@ impl Store for MongoStore {
         if let Some(b) = q.before {
             range.insert("$lt", b);
         }
-        let filter = doc! {"conversationId": q.conversation_id.oid(), "seq": range, "isDeleted": {"$ne": true}};
+        let filter = doc! {"conversationId": q.conversation_id.oid(), "seq": range};
         let ascending = q.after.is_some();
         let cursor = self
             .messages
@@ -983,6 +1028,169 @@ impl Store for MongoStore {
             .await
             .map_err(|e| classify("marking a message delivered", e))?;
         Ok(r.modified_count == 1)
+    }
+
+    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+        let what = "editing a message";
+        let d = self
+            .messages
+            .find_one_and_update(
+                doc! {"_id": id.oid(), "isDeleted": {"$ne": true}},
+                doc! {"$set": {"content": content, "editedAt": date(at), "updatedAt": date(at)}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        let Some(d) = d else { return Ok(None) };
+        let m = msg_from(&d).context(what)?;
+        self.conversations
+            .update_one(
+                doc! {"_id": m.conversation_id.oid(), "lastSeq": m.seq, "lastMessage": {"$type": "object"}},
+                doc! {"$set": {"lastMessage.content": content}},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(Some(m))
+    }
+
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+        let what = "deleting a message";
+        let d = self
+            .messages
+            .find_one_and_update(
+                doc! {"_id": id.oid(), "isDeleted": {"$ne": true}},
+                doc! {"$set": {
+                    "content": "", "attachments": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at),
+                }},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        let Some(d) = d else { return Ok(None) };
+        let m = msg_from(&d).context(what)?;
+        let conv = m.conversation_id.oid();
+        self.conversations
+            .update_one(
+                doc! {"_id": conv, "lastSeq": m.seq, "lastMessage": {"$type": "object"}},
+                doc! {"$set": {"lastMessage.content": DELETED_PREVIEW}},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        // An unread message that is deleted no longer counts as unread.
+        let key = side_key(m.sender_side.other());
+        self.conversations
+            .update_one(
+                doc! {
+                    "_id": conv,
+                    format!("readSeq.{key}"): {"$not": {"$gte": m.seq}},
+                    format!("unreadCount.{key}"): {"$gt": 0},
+                },
+                doc! {"$inc": {format!("unreadCount.{key}"): -1_i32}},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(Some(m))
+    }
+
+    async fn insert_upload(&self, u: &Upload) -> StoreResult<()> {
+        self.uploads.insert_one(upload_doc(u)).await.map_err(|e| classify("recording an upload", e))?;
+        Ok(())
+    }
+
+    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let r = self
+            .uploads
+            .update_one(
+                doc! {"_id": id.oid()},
+                doc! {"$set": {"type": mime_type, "size": size, "hasThumbnail": has_thumbnail}},
+            )
+            .await
+            .map_err(|e| classify("recording an upload", e))?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn get_upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
+        let what = "reading an upload";
+        let d = self.uploads.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))?;
+        Ok(match d {
+            Some(d) => Some(upload_from(&d).context(what)?),
+            None => None,
+        })
+    }
+
+    async fn claim_upload(
+        &self,
+        id: UploadId,
+        conversation: ConversationId,
+        uploader: &str,
+        key: &str,
+    ) -> StoreResult<Option<Upload>> {
+        let what = "claiming an upload";
+        let d = self
+            .uploads
+            .find_one_and_update(
+                doc! {
+                    "_id": id.oid(), "conversationId": conversation.oid(), "uploaderId": uploader,
+                    "size": {"$type": "number"},
+                    "$or": [{"claim": null, "confirmed": false}, {"claim": key}],
+                },
+                doc! {"$set": {"claim": key}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(match d {
+            Some(d) => Some(upload_from(&d).context(what)?),
+            None => None,
+        })
+    }
+
+    async fn confirm_uploads(&self, ids: &[UploadId], message: MessageId) -> StoreResult<()> {
+        let ids: Vec<ObjectId> = ids.iter().map(UploadId::oid).collect();
+        self.uploads
+            .update_many(doc! {"_id": {"$in": ids}}, doc! {"$set": {"messageId": message.oid(), "confirmed": true}})
+            .await
+            .map_err(|e| classify("confirming uploads", e))?;
+        Ok(())
+    }
+
+    async fn unconfirm_uploads(&self, ids: &[UploadId]) -> StoreResult<()> {
+        let ids: Vec<ObjectId> = ids.iter().map(UploadId::oid).collect();
+        self.uploads
+            .update_many(doc! {"_id": {"$in": ids}}, doc! {"$set": {"confirmed": false}})
+            .await
+            .map_err(|e| classify("releasing uploads", e))?;
+        Ok(())
+    }
+
+    async fn stale_uploads(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<Upload>> {
+        let what = "listing stale uploads";
+        let cursor = self
+            .uploads
+            .find(doc! {"confirmed": false, "createdAt": {"$lt": date(before)}})
+            .sort(doc! {"confirmed": 1, "createdAt": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        docs.iter().map(|d| upload_from(d).context(what).map_err(StoreError::Other)).collect()
+    }
+
+    async fn message_with_upload(&self, conversation: ConversationId, id: UploadId) -> StoreResult<Option<MessageId>> {
+        let what = "looking for an upload's message";
+        let d = self
+            .messages
+            .find_one(doc! {"conversationId": conversation.oid(), "attachments.id": id.to_hex()})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(d.and_then(|d| d.get_object_id("_id").ok()).map(Into::into))
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.uploads.delete_one(doc! {"_id": id.oid()}).await.map_err(|e| classify("deleting an upload", e))?;
+        Ok(())
     }
 
     async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()> {

@@ -1,0 +1,230 @@
+//! Files: `POST /api/messages/conversations/{id}/attachments` (multipart
+//! upload), `GET /api/messages/attachments/{id}` (signed links), and the
+//! download endpoints `…/{id}/content` and `…/{id}/thumbnail` (a token or a
+//! signed link).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use omnibiz_shared::domain::{Attachment, ConversationId, UploadId};
+use omnibiz_shared::files::{Variant, content_disposition};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Authed, Json};
+
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/api/messages/conversations/{conversation_id}/attachments",
+            // The upload's own limit (`OMNIBIZ_UPLOAD_MAX_BYTES`) applies while it streams.
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/messages/attachments/{upload_id}", get(links))
+        .route("/api/messages/attachments/{upload_id}/content", get(content))
+        .route("/api/messages/attachments/{upload_id}/thumbnail", get(thumbnail))
+}
+
+/// The multipart form of an upload.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the form; the handler streams it part by part
+pub(crate) struct UploadForm {
+    /// The file (one part named `file`; its filename is kept, cleaned).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UploadResponse {
+    success: bool,
+    /// Send it with a message as `attachments: [{"id": …}]`.
+    attachment: Attachment,
+}
+
+/// Upload a file to a conversation you are in. The type is sniffed from
+/// the content (`OMNIBIZ_UPLOAD_TYPES`); images get a thumbnail. Attach it
+/// to a message within `OMNIBIZ_UPLOAD_ORPHAN_SECS` or it is deleted.
+#[utoipa::path(post, path = "/api/messages/conversations/{conversationId}/attachments", tag = "attachments",
+    params(("conversationId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"), security(("bearer" = [])),
+    responses((status = 201, body = UploadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn upload(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(conversation_id): Path<String>,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    let conv: ConversationId =
+        conversation_id.parse().map_err(|e| ApiError::invalid(format!("conversation id: {e}")))?;
+    let mut form = form.map_err(|r| ApiError::BadInput {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message: format!("expected a multipart/form-data body with a `file` part ({})", r.body_text()),
+        code: "UNSUPPORTED_MEDIA_TYPE",
+    })?;
+    loop {
+        let field =
+            form.next_field().await.map_err(|e| ApiError::invalid(format!("multipart body: {}", e.body_text())))?;
+        let Some(field) = field else {
+            return Err(ApiError::invalid("the multipart body has no part named `file`"));
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("file").to_owned();
+        let attachment = s.messaging.upload(&actor, conv, &name, Box::pin(field)).await?;
+        return Ok((StatusCode::CREATED, Json(UploadResponse { success: true, attachment })));
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LinksResponse {
+    success: bool,
+    attachment: Attachment,
+    /// The file, without a token, until `expiresAt` (for `<img src>` or a download link).
+    url: String,
+    /// The thumbnail the same way, for images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbnail_url: Option<String>,
+    expires_at: String,
+}
+
+/// Short-lived signed links to an attachment (participants of its conversation only).
+#[utoipa::path(get, path = "/api/messages/attachments/{uploadId}", tag = "attachments",
+    params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
+    responses((status = 200, body = LinksResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub(crate) async fn links(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(upload_id): Path<String>,
+) -> ApiResult<Json<LinksResponse>> {
+    let id = parse_upload(&upload_id)?;
+    let (upload, files) = s.messaging.visible_upload(&actor, id).await?;
+    let now = Utc::now();
+    let (url, expires) = files.signed_url(id, Variant::Content, now);
+    let thumbnail_url = upload.has_thumbnail.then(|| files.signed_url(id, Variant::Thumbnail, now).0);
+    let attachment = Attachment {
+        id: Some(id.to_hex()),
+        url: files.url(id, Variant::Content),
+        name: upload.name.clone(),
+        mime_type: upload.mime_type.clone(),
+        size: upload.size.unwrap_or(0),
+        thumbnail_url: upload.has_thumbnail.then(|| files.url(id, Variant::Thumbnail)),
+    };
+    Ok(Json(LinksResponse {
+        success: true,
+        attachment,
+        url,
+        thumbnail_url,
+        expires_at: omnibiz_shared::service::views::iso(expires),
+    }))
+}
+
+/// A signed link's query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LinkParams {
+    /// Unix seconds after which the link is refused.
+    #[param(minimum = 0)]
+    expires: Option<i64>,
+    /// Hex HMAC of the link.
+    #[param(pattern = "^[0-9a-f]{64}$")]
+    sig: Option<String>,
+}
+
+/// Download an attachment: with a participant's token, or a signed link
+/// from `GET /api/messages/attachments/{uploadId}`. Raster images are served
+/// inline, everything else as a download; never rendered as a page.
+#[utoipa::path(get, path = "/api/messages/attachments/{uploadId}/content", tag = "attachments",
+    params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), LinkParams),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 501, body = ErrorBody)))]
+pub(crate) async fn content(
+    State(s): State<ApiState>,
+    Path(upload_id): Path<String>,
+    Query(link): Query<LinkParams>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    download(&s, &upload_id, link, &parts, Variant::Content).await
+}
+
+/// Download an image attachment's thumbnail (a JPEG of at most 320×320), like `…/content`.
+#[utoipa::path(get, path = "/api/messages/attachments/{uploadId}/thumbnail", tag = "attachments",
+    params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), LinkParams),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The thumbnail", content_type = "image/jpeg"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 501, body = ErrorBody)))]
+pub(crate) async fn thumbnail(
+    State(s): State<ApiState>,
+    Path(upload_id): Path<String>,
+    Query(link): Query<LinkParams>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    download(&s, &upload_id, link, &parts, Variant::Thumbnail).await
+}
+
+fn parse_upload(raw: &str) -> ApiResult<UploadId> {
+    raw.parse().map_err(|e| ApiError::invalid(format!("upload id: {e}")))
+}
+
+async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, variant: Variant) -> ApiResult<Response> {
+    let id = parse_upload(raw)?;
+    let (upload, files) = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let principal = s.verifier.verify(crate::extract::bearer(parts)?)?;
+        let actor = s.messaging.actor(principal).await?;
+        s.messaging.visible_upload(&actor, id).await?
+    } else {
+        let (Some(expires), Some(sig)) = (link.expires, link.sig.as_deref()) else {
+            return Err(omnibiz_shared::auth::AuthError::Missing.into());
+        };
+        let files = s.messaging.files().ok_or_else(|| {
+            ApiError::Service(omnibiz_shared::service::ServiceError::Disabled("file uploads are not configured".into()))
+        })?;
+        if !files.verify(id, variant, expires, sig, Utc::now()) {
+            return Err(ApiError::BadInput {
+                status: StatusCode::UNAUTHORIZED,
+                message: "the link is invalid or has expired; ask for a new one".into(),
+                code: "INVALID_LINK",
+            });
+        }
+        s.messaging.upload_by_link(id).await?
+    };
+    if variant == Variant::Thumbnail && !upload.has_thumbnail {
+        return Err(ApiError::Service(omnibiz_shared::service::ServiceError::NotFound(
+            "this attachment has no thumbnail".into(),
+        )));
+    }
+    let opened = files.open(id, variant).await.map_err(omnibiz_shared::service::ServiceError::from)?;
+    let (mime, name) = match variant {
+        Variant::Content => (upload.mime_type.clone(), upload.name.clone()),
+        Variant::Thumbnail => ("image/jpeg".to_owned(), format!("{}.thumbnail.jpg", upload.name)),
+    };
+    let mut headers = HeaderMap::new();
+    let header =
+        |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_TYPE, header(&mime));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(opened.size));
+    headers.insert(CONTENT_DISPOSITION, header(&content_disposition(&name, &mime)));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"));
+    Ok((headers, Body::from_stream(opened.body)).into_response())
+}
