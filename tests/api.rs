@@ -31,6 +31,7 @@ const MESSAGE_KEYS: &[&str] = &[
     "content",
     "conversationId",
     "id",
+    "isDeleted",
     "senderId",
     "senderName",
     "senderRole",

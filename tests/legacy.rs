@@ -191,8 +191,15 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
     assert_eq!(c0["name"], "Legacy Customer 0");
     assert_eq!(c0["type"], "direct");
     let page = get(&api, &format!("/api/messages/conversations/{conv0}"), &owner_tok).await;
+    // A message the Node service marked deleted keeps its place as
+    // `isDeleted: true`, with its leftover content not served.
+    let all = page["messages"].as_array().expect("messages");
+    let tombstones: Vec<&Value> = all.iter().filter(|m| m["isDeleted"] == true).collect();
+    assert_eq!(tombstones.len(), 1, "the one deleted message, in its place");
+    assert_eq!(tombstones[0]["content"], "");
+    assert_eq!(tombstones[0]["attachments"], serde_json::json!([]));
     let served: Vec<&str> =
-        page["messages"].as_array().expect("messages").iter().filter_map(|m| m["content"].as_str()).collect();
+        all.iter().filter(|m| m["isDeleted"] != true).filter_map(|m| m["content"].as_str()).collect();
     let expected: Vec<&str> = seeded["expected"][&conv0]
         .as_array()
         .expect("expected")
@@ -200,7 +207,7 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
         .filter(|m| m["deleted"] != true)
         .filter_map(|m| m["content"].as_str())
         .collect();
-    assert_eq!(served, expected, "history in order, the deleted message left out");
+    assert_eq!(served, expected, "history in order, the deleted message's content left out");
     assert!(!served.contains(&"legacy 0-2"), "isDeleted is not served");
     let statuses: Vec<&str> =
         page["messages"].as_array().expect("m").iter().filter_map(|m| m["status"].as_str()).collect();
@@ -228,10 +235,14 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
     let mut cust_sock = SioClient::connect(&gw, Some(&cust_tok)).await.expect("customer connects");
     let ack = owner_sock.call("join_conversation", json!({"conversationId": conv0, "lastSeq": 0})).await;
     assert_eq!(ack["ok"], true, "{ack}");
-    let replayed: Vec<String> = owner_sock
-        .collect("message_received", Duration::from_millis(1500))
-        .await
+    let replay = owner_sock.collect("message_received", Duration::from_millis(1500)).await;
+    // The deleted one is replayed in its place as `isDeleted`, without content (no gap in seq).
+    let seqs: Vec<i64> = replay.iter().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "every seq, in order");
+    assert_eq!(replay.iter().filter(|m| m["isDeleted"] == true && m["content"] == "").count(), 1);
+    let replayed: Vec<String> = replay
         .iter()
+        .filter(|m| m["isDeleted"] != true)
         .filter_map(|m| m["content"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(replayed, expected, "rejoin replays the legacy history in order");

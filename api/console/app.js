@@ -235,6 +235,8 @@ function connectSocket() {
   socket.on("user_stopped_typing", (p) => onTyping(p, false));
   socket.on("presence", onPresence);
   socket.on("conversation_updated", onConversationUpdated);
+  socket.on("message_updated", onMessageChanged);
+  socket.on("message_deleted", onMessageDeleted);
   socket.on("message_error", (p) => showError($("chat-error"), p?.error || "The server refused a message."));
 }
 
@@ -605,12 +607,106 @@ function messageNode(m, status) {
   const mine = isMine(m) || status === "sending";
   const li = el("li", { class: `msg${mine ? " mine" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
   li.append(el("span", { class: "content", text: m.content }));
+  li.append(el("div", { class: "files" }));
   const meta = el("span", { class: "meta-line" });
   meta.append(el("span", { class: "visually-hidden", text: mine ? "You, " : `${m.senderName}, ` }));
   meta.append(el("time", { datetime: m.timestamp || "", text: when(m.timestamp || new Date().toISOString()) }));
+  meta.append(el("span", { class: "edited", text: "" }));
   if (mine) meta.append(el("span", { class: "tick", "aria-label": STATUS_TEXT[status], title: STATUS_TEXT[status], text: TICKS[status] }));
+  if (mine && m.id && !m.isDeleted) {
+    meta.append(
+      el("button", { type: "button", class: "link-button edit", onclick: () => startEdit(li), text: "Edit" }),
+      el("button", { type: "button", class: "link-button delete", onclick: () => deleteMessage(li), text: "Delete" }),
+    );
+  }
   li.append(meta);
+  fillMessage(li, m);
   return li;
+}
+
+// Content, files, the edit mark and the deletion of a stored message.
+function fillMessage(li, m) {
+  if (m.isDeleted) {
+    li.classList.add("deleted");
+    li.querySelector(".content").textContent = "This message was deleted";
+    li.querySelector(".files").replaceChildren();
+    for (const b of li.querySelectorAll(".edit, .delete")) b.remove();
+    return;
+  }
+  li.querySelector(".content").textContent = m.content;
+  li.querySelector(".edited").textContent = m.editedAt ? " · edited" : "";
+  const files = li.querySelector(".files");
+  files.replaceChildren();
+  for (const a of m.attachments || []) files.append(attachmentNode(a));
+}
+
+function sizeText(n) {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+}
+
+// An attachment: uploads get short-lived signed links (the page's token is
+// never put in a URL); links to files elsewhere are shown as links.
+function attachmentNode(a) {
+  const label = `${a.name} (${sizeText(a.size || 0)})`;
+  if (!a.id) return el("a", { class: "file", href: a.url, rel: "noopener noreferrer", target: "_blank", text: label });
+  const link = el("a", { class: "file", rel: "noopener noreferrer", target: "_blank", text: label });
+  const box = el("span", { class: "attachment" });
+  if (a.thumbnailUrl) box.append(el("img", { class: "thumb", alt: a.name, width: "160" }));
+  box.append(link);
+  api("GET", `/api/messages/attachments/${a.id}`)
+    .then((r) => {
+      link.href = r.url;
+      const img = box.querySelector("img");
+      if (img && r.thumbnailUrl) img.src = r.thumbnailUrl;
+    })
+    .catch((e) => link.append(` — unavailable: ${e.message}`));
+  return box;
+}
+
+function startEdit(li) {
+  if (li.querySelector("form.edit-form")) return;
+  const content = li.querySelector(".content");
+  const box = el("textarea", { rows: "2", maxlength: "5000", "aria-label": "Edit message" });
+  box.value = content.textContent;
+  const form = el(
+    "form",
+    { class: "edit-form" },
+    box,
+    el("button", { type: "submit", text: "Save" }),
+    el("button", { type: "button", onclick: () => form.remove(), text: "Cancel" }),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("PATCH", `/api/messages/${li.dataset.id}`, { content: box.value });
+      fillMessage(li, r.message);
+      form.remove();
+    } catch (err) {
+      showError($("chat-error"), `Could not edit: ${err.message}`);
+    }
+  });
+  content.after(form);
+  box.focus();
+}
+
+async function deleteMessage(li) {
+  try {
+    const r = await api("DELETE", `/api/messages/${li.dataset.id}`);
+    fillMessage(li, r.message);
+  } catch (e) {
+    showError($("chat-error"), `Could not delete: ${e.message}`);
+  }
+}
+
+function onMessageChanged(m) {
+  const o = state.open;
+  if (!o || o.id !== m.conversationId) return;
+  const li = o.bySeq.get(m.seq);
+  if (li) fillMessage(li, m);
+}
+
+function onMessageDeleted(p) {
+  onMessageChanged({ conversationId: p.conversationId, seq: p.seq, isDeleted: true });
 }
 
 function setStatus(li, status) {
@@ -634,6 +730,7 @@ function onMessage(m, { quiet = false } = {}) {
   if (o.bySeq.has(m.seq)) {
     const known = o.bySeq.get(m.seq);
     if (isMine(m)) setStatus(known, m.status);
+    if (m.editedAt || m.isDeleted) fillMessage(known, m); // a change seen while polling
     return;
   }
   let li = m.clientMessageId && o.pending.get(m.clientMessageId);
@@ -772,6 +869,38 @@ function wireChat() {
   });
   box.addEventListener("input", onComposeInput);
   $("older").addEventListener("click", loadOlder);
+  $("attach-file").addEventListener("change", async (e) => {
+    const file = e.target.files?.[0];
+    e.target.value = "";
+    if (file) await sendFile(file);
+  });
+}
+
+// Upload first, then send the upload's id with the message.
+async function sendFile(file) {
+  showError($("chat-error"), "");
+  let o = state.open;
+  try {
+    if (!o?.id) {
+      const r = await api("POST", "/api/messages/conversations", {});
+      await openConversation(r.conversation.id);
+      o = state.open;
+    }
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const res = await fetch(`/api/messages/conversations/${o.id}/attachments`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${state.token}` },
+      body: form,
+    });
+    const data = await res.json().catch(() => null);
+    if (!res.ok || !data?.success) throw new ApiError(data?.message || `${res.status}`, res.status, data?.code);
+    const text = $("compose").value.trim();
+    $("compose").value = "";
+    await send(text || file.name, randomId(), null, [{ id: data.attachment.id }]);
+  } catch (err) {
+    showError($("chat-error"), `Could not attach ${file.name}: ${err.message}`);
+  }
 }
 
 function onComposeInput() {
@@ -794,7 +923,7 @@ function stopTyping() {
   state.typingSent = 0;
 }
 
-async function send(content, clientMessageId = randomId(), pendingNode = null) {
+async function send(content, clientMessageId = randomId(), pendingNode = null, attachments = []) {
   let o = state.open;
   showError($("chat-error"), "");
   if (!o?.id) {
@@ -814,12 +943,12 @@ async function send(content, clientMessageId = randomId(), pendingNode = null) {
   o.pending.set(clientMessageId, li);
   $("messages").append(li);
   scrollToEnd();
-  const body = { conversationId: o.id, content, clientMessageId };
+  const body = { conversationId: o.id, content, clientMessageId, attachments };
   if (state.socket?.connected) {
     try {
       const ack = await state.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("send_message", body);
       if (ack?.ok) return onMessage(ack.message);
-      return failed(o, clientMessageId, content, ack?.error || "refused");
+      return failed(o, clientMessageId, content, ack?.error || "refused", attachments);
     } catch {
       // No ack in time: the same clientMessageId over REST is stored at most once.
     }
@@ -828,11 +957,11 @@ async function send(content, clientMessageId = randomId(), pendingNode = null) {
     const r = await api("POST", "/api/messages/send", body);
     onMessage(r.message);
   } catch (e) {
-    failed(o, clientMessageId, content, e.message);
+    failed(o, clientMessageId, content, e.message, attachments);
   }
 }
 
-function failed(o, clientMessageId, content, reason) {
+function failed(o, clientMessageId, content, reason, attachments = []) {
   const li = o.pending.get(clientMessageId);
   if (!li) return;
   li.dataset.status = "failed";
@@ -842,7 +971,7 @@ function failed(o, clientMessageId, content, reason) {
     tick.setAttribute("aria-label", `Not sent: ${reason}`);
   }
   li.querySelector(".meta-line").append(
-    el("button", { type: "button", class: "retry", onclick: () => send(content, clientMessageId, li), text: "Retry" }),
+    el("button", { type: "button", class: "retry", onclick: () => send(content, clientMessageId, li, attachments), text: "Retry" }),
   );
   showError($("chat-error"), `Message not sent: ${reason}`);
 }

@@ -83,6 +83,7 @@ impl IntoResponse for ApiError {
                     ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     ServiceError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
+                    ServiceError::Conflict(_) => StatusCode::CONFLICT,
                     ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                     ServiceError::Store(StoreError::Other(_)) => StatusCode::INTERNAL_SERVER_ERROR,
                 };

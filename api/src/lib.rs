@@ -137,11 +137,13 @@ impl Modify for BearerAuth {
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::show, routes::webhooks::update,
         routes::webhooks::remove, routes::webhooks::deliveries, routes::webhooks::redeliver,
         routes::messages::edit, routes::messages::delete, routes::attachments::upload, routes::attachments::links,
-        routes::attachments::content, routes::attachments::thumbnail,
+        routes::attachments::content, routes::attachments::thumbnail, routes::search::search,
+        routes::quick_replies::list, routes::quick_replies::create, routes::quick_replies::update,
+        routes::quick_replies::remove, routes::quick_replies::send,
     ),
     modifiers(&BearerAuth),
-    tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "customers"), (name = "account"),
-        (name = "webhooks")),
+    tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
+        (name = "customers"), (name = "account"), (name = "webhooks")),
 )]
 pub struct ApiDoc;
 

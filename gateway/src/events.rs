@@ -47,9 +47,12 @@ pub fn conversation(v: &Value) -> Result<ConversationId, ServiceError> {
 #[serde(rename_all = "camelCase")]
 pub struct SendPayload {
     pub conversation_id: String,
-    /// The seed's field is `message`; `content` is accepted too.
-    #[serde(alias = "message")]
+    /// The seed's field is `message`; `content` is accepted too. May be
+    /// left out when `quickReply` names the content.
+    #[serde(alias = "message", default)]
     pub content: String,
+    /// A business owner's quick reply (its id or shortcut) to send as the content.
+    pub quick_reply: Option<String>,
     #[serde(default)]
     pub attachments: Vec<AttachmentInput>,
     pub client_message_id: Option<String>,

@@ -552,6 +552,85 @@ async fn edit_and_delete_keep_history_honest(store: Dyn) {
     assert_eq!(conv_now.unread.owner, 0);
 }
 
+async fn quick_replies_keep_one_shortcut_per_owner(store: Dyn) {
+    use omnibiz_shared::domain::{QuickReply, QuickReplyId, Shortcut};
+    let (o, _) = setup(&store).await;
+    let (o2, _) = setup(&store).await;
+    let reply = |owner: UserId, s: &str, content: &str| QuickReply {
+        id: QuickReplyId::new(),
+        owner,
+        shortcut: Shortcut::parse(s).expect("shortcut"),
+        content: content.into(),
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let thanks = reply(o.id, "thanks", "Thank you!");
+    assert!(store.insert_quick_reply(&thanks).await.expect("insert"));
+    assert!(!store.insert_quick_reply(&reply(o.id, "thanks", "dup")).await.expect("insert"), "taken");
+    assert!(store.insert_quick_reply(&reply(o2.id, "thanks", "another owner's")).await.expect("insert"));
+    let mut hours = reply(o.id, "hours", "9 to 5");
+    assert!(store.insert_quick_reply(&hours).await.expect("insert"));
+    let listed: Vec<String> =
+        store.list_quick_replies(o.id).await.expect("list").iter().map(|r| r.shortcut.as_str().to_owned()).collect();
+    assert_eq!(listed, vec!["hours", "thanks"]);
+    assert_eq!(store.find_quick_reply(o.id, "thanks").await.expect("find").map(|r| r.id), Some(thanks.id));
+    assert!(store.find_quick_reply(o.id, "nope").await.expect("find").is_none());
+    hours.shortcut = Shortcut::parse("thanks").expect("shortcut");
+    assert_eq!(store.save_quick_reply(&hours).await.expect("save"), Some(false), "rename onto a taken shortcut");
+    hours.shortcut = Shortcut::parse("open").expect("shortcut");
+    hours.content = "10 to 6".into();
+    assert_eq!(store.save_quick_reply(&hours).await.expect("save"), Some(true));
+    assert_eq!(store.get_quick_reply(hours.id).await.expect("get").expect("exists").content, "10 to 6");
+    assert!(store.delete_quick_reply(hours.id).await.expect("delete"));
+    assert!(!store.delete_quick_reply(hours.id).await.expect("delete"));
+    assert_eq!(store.save_quick_reply(&hours).await.expect("save"), None, "gone");
+}
+
+async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
+    use omnibiz_shared::domain::search::{SearchQuery, is_match};
+    let (o, c) = setup(&store).await;
+    let c2 = customer(o.id, "Second Customer");
+    store.insert_customers(std::slice::from_ref(&c2)).await.expect("insert");
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
+    let (conv2, _) = store.get_or_create_conversation(&Participants::of(&o, &c2), Utc::now()).await.expect("conv");
+    let me = c.id.to_hex();
+    for (cv, text) in
+        [(conv.id, "Shipping to Mombasa"), (conv.id, "Relationship advice"), (conv2.id, "shipped yesterday")]
+    {
+        store.append_message(new_message(cv, Side::Customer, &me, text)).await.expect("append");
+    }
+    let gone =
+        store.append_message(new_message(conv.id, Side::Customer, &me, "ship it")).await.expect("a").into_message();
+    store.delete_message(gone.id, Utc::now()).await.expect("delete");
+    let q = SearchQuery::parse("ship").expect("query");
+    let found = |party| {
+        let (store, q) = (Arc::clone(&store), q.clone());
+        async move {
+            let mut v: Vec<String> = store
+                .search_messages(party, &q, None, 50)
+                .await
+                .expect("search")
+                .into_iter()
+                .filter(|m| is_match(&m.content, &q))
+                .map(|m| m.content)
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(found(Party::Owner(o.id)).await, vec!["Shipping to Mombasa", "shipped yesterday"]);
+    assert_eq!(found(Party::Customer(c.id)).await, vec!["Shipping to Mombasa"]);
+    assert_eq!(found(Party::Customer(c2.id)).await, vec!["shipped yesterday"]);
+    assert!(found(Party::Owner(UserId::new())).await.is_empty());
+    // Edited content is what is found.
+    let all = store.search_messages(Party::Owner(o.id), &q, None, 50).await.expect("search");
+    let shipping = all.iter().find(|m| m.content == "Shipping to Mombasa").expect("found");
+    store.edit_message(shipping.id, "Delivery to Nairobi", Utc::now()).await.expect("edit");
+    assert_eq!(found(Party::Customer(c.id)).await, Vec::<String>::new());
+    let q2 = SearchQuery::parse("nairobi").expect("query");
+    assert_eq!(store.search_messages(Party::Customer(c.id), &q2, None, 50).await.expect("search").len(), 1);
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -590,4 +669,6 @@ contract!(
     webhook_outbox_records_each_change_once,
     uploads_are_claimed_once_and_confirmed,
     edit_and_delete_keep_history_honest,
+    quick_replies_keep_one_shortcut_per_owner,
+    search_finds_candidates_in_the_partys_conversations,
 );

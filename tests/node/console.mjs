@@ -370,6 +370,34 @@ try {
     if (seqs.some((q, i) => q !== i + 1)) fail(`seq 1..81 in order: ${seqs}`);
   });
 
+  await item("beyond the seed: attachments, edit, delete", async () => {
+    // A real PNG (1×1), uploaded by the customer from the file picker.
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
+    await compose(c).fill("Photo of the parcel");
+    await c.locator("#attach-file").setInputFiles({ name: "parcel.png", mimeType: "image/png", buffer: png });
+    const sent = msgLocator(o, "Photo of the parcel");
+    await sent.waitFor({ timeout: WAIT });
+    // The owner's page shows its thumbnail through a signed link (loaded, not broken).
+    await until(o, () => {
+      const img = [...document.querySelectorAll("#messages li.msg img.thumb")].at(-1);
+      return img?.complete && img.naturalWidth > 0;
+    }, null, "thumbnail loaded");
+    const name = await sent.locator("a.file").textContent();
+    if (!name.startsWith("parcel.png")) fail(`file link: ${name}`);
+    // The owner fixes a typo, then takes a message back; the customer sees both, live.
+    await compose(o).fill("Delivery on Tursday");
+    await o.keyboard.press("Enter");
+    await msgLocator(c, "Delivery on Tursday").waitFor({ timeout: WAIT });
+    const mine = msgLocator(o, "Delivery on Tursday");
+    await mine.getByRole("button", { name: "Edit" }).click();
+    await mine.getByRole("textbox", { name: "Edit message" }).fill("Delivery on Thursday");
+    await mine.getByRole("button", { name: "Save" }).click();
+    await until(c, () => [...document.querySelectorAll("#messages li.msg")].some((li) => li.querySelector(".content").textContent === "Delivery on Thursday" && /edited/.test(li.textContent)), null, "customer sees the edit");
+    await msgLocator(o, "Delivery on Thursday").getByRole("button", { name: "Delete" }).click();
+    await until(c, () => [...document.querySelectorAll("#messages li.msg.deleted")].some((li) => li.querySelector(".content").textContent === "This message was deleted"), null, "customer sees the deletion");
+    if (await msgLocator(c, "Delivery on Thursday").count()) fail("the deleted text is still shown");
+  });
+
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
   out.ok = true;
 } catch (e) {

@@ -48,6 +48,12 @@ pub(crate) struct MessageResponse {
     message: MessageView,
 }
 
+impl MessageResponse {
+    pub(crate) fn new(message: MessageView) -> Self {
+        Self { success: true, message }
+    }
+}
+
 /// Send a message. 201 when stored, 200 when it is a retry of a stored `clientMessageId`.
 #[utoipa::path(post, path = "/api/messages/send", tag = "messages", request_body = SendBody, security(("bearer" = [])),
     responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),

@@ -6,6 +6,8 @@ pub(crate) mod conversations;
 pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod quick_replies;
+pub(crate) mod search;
 pub(crate) mod webhooks;
 
 use axum::Router;
@@ -23,6 +25,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(customers::router())
         .merge(webhooks::router())
         .merge(attachments::router())
+        .merge(search::router())
+        .merge(quick_replies::router())
 }
 
 /// Paging and search of the conversation list.

@@ -214,7 +214,13 @@ impl Hub {
             return Err(with_id(EventError::new("RATE_LIMITED", "sending too fast; slow down")));
         }
         let p = events::send(data).map_err(|e| with_id(e.into()))?;
-        let cmd = SendCommand::parse(&p.conversation_id, &p.content, p.attachments, p.client_message_id.as_deref())
+        let content = match &p.quick_reply {
+            Some(key) if p.content.trim().is_empty() => {
+                self.messaging.quick_reply_content(actor, key).await.map_err(|e| with_id(e.into()))?
+            }
+            _ => p.content,
+        };
+        let cmd = SendCommand::parse(&p.conversation_id, &content, p.attachments, p.client_message_id.as_deref())
             .map_err(|e| with_id(e.into()))?;
         let source = format!("{}/{id}", self.messaging.origin());
         if self.config.relay_only {

@@ -82,6 +82,10 @@ object_id!(
     /// An uploaded file (see `crate::files`).
     UploadId
 );
+object_id!(
+    /// A business owner's saved reply (the seed's "chat templates").
+    QuickReplyId
+);
 
 #[cfg(test)]
 mod tests {

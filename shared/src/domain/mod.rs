@@ -4,11 +4,12 @@ mod ids;
 
 pub use bson::oid::ObjectId;
 mod model;
+pub mod search;
 mod text;
 
-pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, UploadId, UserId};
+pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
 pub use model::{
     Attachment, AttachmentInput, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus,
-    PerSide, Priority, Side, User, UserRole,
+    PerSide, Priority, QuickReply, Shortcut, Side, User, UserRole,
 };
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

@@ -68,6 +68,9 @@ pub enum ServiceError {
     /// 501: a feature this server is not configured for (file storage).
     #[error("{0}")]
     Disabled(String),
+    /// 409: the change clashes with existing data (a quick reply's shortcut).
+    #[error("{0}")]
+    Conflict(String),
     /// 503 when the store is unreachable, 500 otherwise.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,6 +87,7 @@ impl ServiceError {
             Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Disabled(_) => "NOT_CONFIGURED",
+            Self::Conflict(_) => "CONFLICT",
             Self::Store(StoreError::Unavailable(_)) => "SERVICE_UNAVAILABLE",
             Self::Store(StoreError::Other(_)) => "INTERNAL_ERROR",
         }
@@ -114,6 +118,10 @@ fn attachment_of(files: &Files, u: &Upload) -> Attachment {
         size: u.size.unwrap_or(0),
         thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
     }
+}
+
+fn shortcut_taken(s: &crate::domain::Shortcut) -> ServiceError {
+    ServiceError::Conflict(format!("you already have a quick reply /{}", s.as_str()))
 }
 
 fn files_disabled() -> ServiceError {
@@ -211,6 +219,51 @@ pub struct MessagePage {
     pub before: Option<i64>,
     pub after: Option<i64>,
 }
+
+/// One message found by a search, with where it is and why it matched.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub message: MessageView,
+    pub conversation_id: String,
+    /// The other side's name, as in the conversation list.
+    pub conversation_name: String,
+    /// Up to about 180 characters around the first match (`…` where cut).
+    pub snippet: String,
+    /// The matches in `snippet`, as character ranges (never markup: the text is the user's).
+    pub highlights: Vec<crate::domain::search::Highlight>,
+}
+
+/// A quick reply as its owner sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuickReplyView {
+    pub id: String,
+    /// Typed as `/shortcut`; 1–32 of `a-z`, `0-9`, `-`, `_`.
+    #[schema(value_type = String, pattern = "^[a-z0-9_-]{1,32}$")]
+    pub shortcut: crate::domain::Shortcut,
+    pub content: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&crate::domain::QuickReply> for QuickReplyView {
+    fn from(r: &crate::domain::QuickReply) -> Self {
+        Self {
+            id: r.id.to_hex(),
+            shortcut: r.shortcut.clone(),
+            content: r.content.clone(),
+            created_at: views::iso(r.created_at),
+            updated_at: views::iso(r.updated_at),
+        }
+    }
+}
+
+/// Most quick replies one business owner keeps.
+pub const MAX_QUICK_REPLIES: usize = 200;
+
+/// Most search results per page.
+pub const MAX_SEARCH_PAGE: usize = 50;
 
 /// Paging for the customer list.
 #[derive(Debug, Clone, Default)]
@@ -765,6 +818,175 @@ impl Messaging {
         let payload = json!({"conversationId": conv.id.to_hex(), "messageId": id.to_hex(), "seq": deleted.seq});
         self.publish(Topic::Conversation(conv.id), EventKind::MessageDeleted, Some(conv.id), payload, None).await;
         Ok(MessageView::from(&deleted))
+    }
+
+    /// Finds the caller's messages (an owner's in all their conversations, a
+    /// customer's in theirs): words match as prefixes, `"quoted words"` as
+    /// phrases, every term must match. Newest first; deleted messages never.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn search_messages(
+        &self,
+        actor: &Actor,
+        q: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> ServiceResult<(Vec<SearchHit>, Option<String>)> {
+        use crate::domain::search::{SearchQuery, snippet};
+        let query = SearchQuery::parse(q).map_err(|e| ServiceError::Invalid(format!("q: {e}")))?;
+        let limit = page_size(limit, MAX_SEARCH_PAGE)?;
+        if query.terms.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let bad = || ServiceError::Invalid("cursor is malformed".into());
+        let before = match cursor {
+            None => None,
+            Some(c) => {
+                let (ms, id) = c.split_once('_').ok_or_else(bad)?;
+                let at = DateTime::<Utc>::from_timestamp_millis(ms.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+                Some((at, id.parse::<MessageId>().map_err(|_| bad())?))
+            }
+        };
+        let party = match actor.principal {
+            Principal::User { id, .. } => Party::Owner(id),
+            Principal::Customer { id } => Party::Customer(id),
+        };
+        // Stores may return near misses (the final check is here): fetch a few more.
+        let fetch = limit * 2;
+        let candidates = self.store.search_messages(party, &query, before, fetch).await?;
+        let position = |m: &Message| format!("{}_{}", m.created_at.timestamp_millis(), m.id);
+        let mut found: Vec<(Message, String, Vec<crate::domain::search::Highlight>)> = Vec::new();
+        let mut next = None;
+        for m in &candidates {
+            if let Some((text, marks)) = snippet(&m.content, &query) {
+                found.push((m.clone(), text, marks));
+                if found.len() == limit {
+                    next = Some(position(m));
+                    break;
+                }
+            }
+        }
+        if next.is_none() && candidates.len() == fetch {
+            next = candidates.last().map(position);
+        }
+        // Name each result's conversation as the conversation list does.
+        let mut convs: Vec<Conversation> = Vec::new();
+        for (m, _, _) in &found {
+            if !convs.iter().any(|c| c.id == m.conversation_id)
+                && let Some(c) = self.store.get_conversation(m.conversation_id).await?
+            {
+                convs.push(c);
+            }
+        }
+        let views = self.views(actor, &convs).await?;
+        let hits = found
+            .into_iter()
+            .map(|(m, snippet, highlights)| {
+                let name = views.iter().find(|v| v.id == m.conversation_id.to_hex()).map(|v| v.name.clone());
+                SearchHit {
+                    conversation_id: m.conversation_id.to_hex(),
+                    conversation_name: name.unwrap_or_default(),
+                    message: MessageView::from(&m),
+                    snippet,
+                    highlights,
+                }
+            })
+            .collect();
+        Ok((hits, next))
+    }
+
+    fn replies_owner(actor: &Actor) -> ServiceResult<UserId> {
+        match actor.principal {
+            Principal::User { id, .. } => Ok(id),
+            Principal::Customer { .. } => {
+                Err(ServiceError::Forbidden("only business owners have quick replies".into()))
+            }
+        }
+    }
+
+    /// The owner's quick replies, by shortcut.
+    pub async fn list_quick_replies(&self, actor: &Actor) -> ServiceResult<Vec<QuickReplyView>> {
+        let owner = Self::replies_owner(actor)?;
+        Ok(self.store.list_quick_replies(owner).await?.iter().map(QuickReplyView::from).collect())
+    }
+
+    /// Saves a new quick reply; 409 when the shortcut is taken.
+    pub async fn create_quick_reply(
+        &self,
+        actor: &Actor,
+        shortcut: &str,
+        content: &str,
+    ) -> ServiceResult<QuickReplyView> {
+        let owner = Self::replies_owner(actor)?;
+        let shortcut = crate::domain::Shortcut::parse(shortcut).map_err(ServiceError::Invalid)?;
+        let body = MessageBody::parse(content).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if self.store.list_quick_replies(owner).await?.len() >= MAX_QUICK_REPLIES {
+            return Err(ServiceError::Invalid(format!("at most {MAX_QUICK_REPLIES} quick replies; delete one first")));
+        }
+        let now = Utc::now();
+        let reply = crate::domain::QuickReply {
+            id: crate::domain::QuickReplyId::new(),
+            owner,
+            shortcut,
+            content: body.into_string(),
+            created_at: now,
+            updated_at: now,
+        };
+        if !self.store.insert_quick_reply(&reply).await? {
+            return Err(shortcut_taken(&reply.shortcut));
+        }
+        Ok(QuickReplyView::from(&reply))
+    }
+
+    async fn own_quick_reply(
+        &self,
+        actor: &Actor,
+        id: crate::domain::QuickReplyId,
+    ) -> ServiceResult<crate::domain::QuickReply> {
+        let owner = Self::replies_owner(actor)?;
+        let found = self.store.get_quick_reply(id).await?.filter(|r| r.owner == owner);
+        found.ok_or_else(|| ServiceError::NotFound("quick reply not found".into()))
+    }
+
+    /// Changes a quick reply's shortcut and/or content.
+    pub async fn update_quick_reply(
+        &self,
+        actor: &Actor,
+        id: crate::domain::QuickReplyId,
+        shortcut: Option<&str>,
+        content: Option<&str>,
+    ) -> ServiceResult<QuickReplyView> {
+        let mut reply = self.own_quick_reply(actor, id).await?;
+        if let Some(s) = shortcut {
+            reply.shortcut = crate::domain::Shortcut::parse(s).map_err(ServiceError::Invalid)?;
+        }
+        if let Some(c) = content {
+            reply.content = MessageBody::parse(c).map_err(|e| ServiceError::Invalid(e.to_string()))?.into_string();
+        }
+        reply.updated_at = Utc::now();
+        match self.store.save_quick_reply(&reply).await? {
+            Some(true) => Ok(QuickReplyView::from(&reply)),
+            Some(false) => Err(shortcut_taken(&reply.shortcut)),
+            None => Err(ServiceError::NotFound("quick reply not found".into())),
+        }
+    }
+
+    pub async fn delete_quick_reply(&self, actor: &Actor, id: crate::domain::QuickReplyId) -> ServiceResult<()> {
+        self.own_quick_reply(actor, id).await?;
+        self.store.delete_quick_reply(id).await?;
+        Ok(())
+    }
+
+    /// The content of the owner's quick reply named by id or shortcut (for a send).
+    pub async fn quick_reply_content(&self, actor: &Actor, key: &str) -> ServiceResult<String> {
+        let owner = Self::replies_owner(actor)?;
+        let found = match key.parse::<crate::domain::QuickReplyId>() {
+            Ok(id) => self.store.get_quick_reply(id).await?.filter(|r| r.owner == owner),
+            Err(_) => match crate::domain::Shortcut::parse(key) {
+                Ok(s) => self.store.find_quick_reply(owner, s.as_str()).await?,
+                Err(_) => None,
+            },
+        };
+        Ok(found.ok_or_else(|| ServiceError::NotFound(format!("no quick reply {key:?}")))?.content)
     }
 
     /// Publishes a stored message to its conversation's room.

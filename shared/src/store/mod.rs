@@ -24,9 +24,10 @@ pub mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    Priority, Side, UploadId, User, UserId,
+    Priority, QuickReply, QuickReplyId, Side, UploadId, User, UserId,
 };
 use crate::files::Upload;
 use crate::hooks::{Delivery, DeliveryStatus, Endpoint, OutboxEvent};
@@ -266,6 +267,31 @@ pub trait Store: Send + Sync + 'static {
     /// A message of the conversation whose attachments include this upload.
     async fn message_with_upload(&self, conversation: ConversationId, id: UploadId) -> StoreResult<Option<MessageId>>;
     async fn delete_upload(&self, id: UploadId) -> StoreResult<()>;
+
+    // --- Quick replies (the seed's "chat templates"): unique shortcut per owner.
+
+    /// False when the owner already has this shortcut.
+    async fn insert_quick_reply(&self, r: &QuickReply) -> StoreResult<bool>;
+    /// The owner's replies by shortcut.
+    async fn list_quick_replies(&self, owner: UserId) -> StoreResult<Vec<QuickReply>>;
+    async fn get_quick_reply(&self, id: QuickReplyId) -> StoreResult<Option<QuickReply>>;
+    async fn find_quick_reply(&self, owner: UserId, shortcut: &str) -> StoreResult<Option<QuickReply>>;
+    /// Saves shortcut, content and `updated_at`: `Some(false)` when the
+    /// shortcut is taken by another of the owner's replies, `None` when gone.
+    async fn save_quick_reply(&self, r: &QuickReply) -> StoreResult<Option<bool>>;
+    async fn delete_quick_reply(&self, id: QuickReplyId) -> StoreResult<bool>;
+
+    /// Messages of `party`'s conversations that may match `query`, newest
+    /// first, before the `(created_at, id)` cursor; deleted ones never. A
+    /// store may return candidates that do not match (the caller checks
+    /// with `search::is_match`), never miss one that does.
+    async fn search_messages(
+        &self,
+        party: Party,
+        query: &SearchQuery,
+        before: Option<(DateTime<Utc>, MessageId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
     /// Marks the other side's messages with `seq <= up_to` read for `reader`.
     async fn mark_read(&self, id: ConversationId, reader: Side, up_to: i64) -> StoreResult<ReadOutcome>;
     /// Moves one message from `sent` to `delivered`; true when it changed.

@@ -16,9 +16,10 @@ use super::{
     Appended, ConversationPatch, ConversationQuery, CustomerQuery, DELETED_PREVIEW, MessageQuery, NewMessage,
     Participants, Party, ReadOutcome, Store, StoreError, StoreResult,
 };
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    MessageStatus, PerSide, Priority, Side, UploadId, User, UserId, UserRole,
+    MessageStatus, PerSide, Priority, QuickReply, QuickReplyId, Shortcut, Side, UploadId, User, UserId, UserRole,
 };
 use crate::files::Upload;
 use crate::hooks::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
@@ -55,6 +56,21 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL, created_at INTEGER NOT NULL,
     UNIQUE (conversation_id, seq),
     UNIQUE (conversation_id, client_message_id)
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TABLE IF NOT EXISTS quick_replies (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, shortcut TEXT NOT NULL, content TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    UNIQUE (owner, shortcut)
 );
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, uploader_id TEXT NOT NULL, uploader_role TEXT NOT NULL,
@@ -178,6 +194,24 @@ fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         edited_at: row.get::<_, Option<i64>>(11)?.map(from_ms),
         deleted: row.get(12)?,
     })
+}
+
+const REPLY_COLS: &str = "id, owner, shortcut, content, created_at, updated_at";
+
+fn reply_row(row: &Row<'_>) -> rusqlite::Result<QuickReply> {
+    let shortcut: String = row.get(2)?;
+    Ok(QuickReply {
+        id: id(row, 0)?,
+        owner: id(row, 1)?,
+        shortcut: Shortcut::parse(&shortcut).map_err(|_| bad(2, "shortcut"))?,
+        content: row.get(3)?,
+        created_at: from_ms(row.get(4)?),
+        updated_at: from_ms(row.get(5)?),
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
 fn upload_row(row: &Row<'_>) -> rusqlite::Result<Upload> {
@@ -308,8 +342,23 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Full-text search over message content (FTS5, external content:
+        // the text is stored once, in `messages`); built from existing rows
+        // the first time, kept in step by triggers after that.
+        let had_fts = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'")?
+            .exists([])
+            .context("reading the schema")?;
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(content, content='messages', content_rowid='rowid');",
+        )
+        .context("creating the search index")?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
         upgrade(&conn).context("upgrading the schema")?;
+        if !had_fts {
+            conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')", [])
+                .context("building the search index")?;
+        }
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -907,6 +956,114 @@ impl Store for SqliteStore {
         self.with("deleting an upload", move |c| {
             c.execute("DELETE FROM uploads WHERE id = ?1", [id.to_hex()])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn insert_quick_reply(&self, r: &QuickReply) -> StoreResult<bool> {
+        let r = r.clone();
+        self.with("saving a quick reply", move |c| {
+            match c.execute(
+                &format!("INSERT INTO quick_replies ({REPLY_COLS}) VALUES (?1,?2,?3,?4,?5,?6)"),
+                params![
+                    r.id.to_hex(),
+                    r.owner.to_hex(),
+                    r.shortcut.as_str(),
+                    r.content,
+                    ms(r.created_at),
+                    ms(r.updated_at)
+                ],
+            ) {
+                Ok(_) => Ok(true),
+                Err(e) if is_unique_violation(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn list_quick_replies(&self, owner: UserId) -> StoreResult<Vec<QuickReply>> {
+        self.with("listing quick replies", move |c| {
+            let mut stmt =
+                c.prepare(&format!("SELECT {REPLY_COLS} FROM quick_replies WHERE owner = ?1 ORDER BY shortcut"))?;
+            let rows = stmt.query_map([owner.to_hex()], reply_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get_quick_reply(&self, id: QuickReplyId) -> StoreResult<Option<QuickReply>> {
+        self.with("reading a quick reply", move |c| {
+            c.query_row(&format!("SELECT {REPLY_COLS} FROM quick_replies WHERE id = ?1"), [id.to_hex()], reply_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn find_quick_reply(&self, owner: UserId, shortcut: &str) -> StoreResult<Option<QuickReply>> {
+        let shortcut = shortcut.to_owned();
+        self.with("reading a quick reply", move |c| {
+            c.query_row(
+                &format!("SELECT {REPLY_COLS} FROM quick_replies WHERE owner = ?1 AND shortcut = ?2"),
+                params![owner.to_hex(), shortcut],
+                reply_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn save_quick_reply(&self, r: &QuickReply) -> StoreResult<Option<bool>> {
+        let r = r.clone();
+        self.with("saving a quick reply", move |c| {
+            match c.execute(
+                "UPDATE quick_replies SET shortcut = ?2, content = ?3, updated_at = ?4 WHERE id = ?1",
+                params![r.id.to_hex(), r.shortcut.as_str(), r.content, ms(r.updated_at)],
+            ) {
+                Ok(0) => Ok(None),
+                Ok(_) => Ok(Some(true)),
+                Err(e) if is_unique_violation(&e) => Ok(Some(false)),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn delete_quick_reply(&self, id: QuickReplyId) -> StoreResult<bool> {
+        self.with("deleting a quick reply", move |c| {
+            Ok(c.execute("DELETE FROM quick_replies WHERE id = ?1", [id.to_hex()])? == 1)
+        })
+        .await
+    }
+
+    async fn search_messages(
+        &self,
+        party: Party,
+        query: &SearchQuery,
+        before: Option<(DateTime<Utc>, MessageId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        // Every term as an FTS5 string (its words are letters and digits only,
+        // so nothing needs escaping); the last word of each is a prefix.
+        let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{}\" *", t.words().join(" "))).collect();
+        let fts = fts.join(" AND ");
+        let (col, who) = match party {
+            Party::Owner(u) => ("business_owner_id", u.to_hex()),
+            Party::Customer(c) => ("customer_id", c.to_hex()),
+        };
+        let cols: String = MSG_COLS.split(", ").map(|c| format!("m.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        self.with("searching messages", move |c| {
+            let (at, id) = before.map_or((i64::MAX, String::new()), |(t, id)| (ms(t), id.to_hex()));
+            let sql = format!(
+                "SELECT {cols} FROM messages_fts f JOIN messages m ON m.rowid = f.rowid \
+                 JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE messages_fts MATCH ?1 AND c.{col} = ?2 AND m.deleted = 0 \
+                   AND (m.created_at < ?3 OR (m.created_at = ?3 AND m.id < ?4)) \
+                 ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(params![fts, who, at, id, i64::try_from(limit).unwrap_or(i64::MAX)], msg_row)?;
+            rows.collect()
         })
         .await
     }

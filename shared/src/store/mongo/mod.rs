@@ -20,7 +20,8 @@
 //!   of the Node service have none until numbered; see [`legacy`]);
 //! - `messages {conversationId, clientMessageId}` unique where present;
 //! - `customers {invitedBy, _id:-1}`;
-//! - `uploads {confirmed, createdAt}` (the upload sweeper).
+//! - `uploads {confirmed, createdAt}` (the upload sweeper);
+//! - `quick_replies {owner, shortcut}` unique.
 //!
 //! Writes wait for the journal (`j: true`) unless the URI sets a write
 //! concern: an acknowledged message survives a crash of the server.
@@ -44,9 +45,10 @@ use super::{
     Appended, ConversationPatch, ConversationQuery, CustomerQuery, DELETED_PREVIEW, MessageQuery, NewMessage,
     Participants, Party, ReadOutcome, Store, StoreError, StoreResult,
 };
+use crate::domain::search::SearchQuery;
 use crate::domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, EndpointId, Message, MessageId,
-    MessageStatus, PerSide, Priority, Side, UploadId, User, UserId, UserRole,
+    MessageStatus, PerSide, Priority, QuickReply, QuickReplyId, Shortcut, Side, UploadId, User, UserId, UserRole,
 };
 use crate::files::Upload;
 use crate::hooks::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent, UnreadCheck};
@@ -65,6 +67,7 @@ pub struct MongoStore {
     messages: Collection<Document>,
     endpoints: Collection<Document>,
     uploads: Collection<Document>,
+    replies: Collection<Document>,
     deliveries: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
@@ -197,6 +200,7 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("webhook_endpoints", IndexSpec::new(doc! {"owner": 1})),
         // The sweeper's query: unconfirmed uploads, oldest first.
         ("uploads", IndexSpec::new(doc! {"confirmed": 1, "createdAt": 1})),
+        ("quick_replies", IndexSpec::new(doc! {"owner": 1, "shortcut": 1}).unique()),
         ("webhook_deliveries", IndexSpec::new(doc! {"status": 1, "nextAt": 1})),
         ("webhook_deliveries", IndexSpec::new(doc! {"endpointId": 1, "createdAt": -1, "_id": -1})),
     ]
@@ -411,6 +415,18 @@ fn msg_from(d: &Document) -> anyhow::Result<Message> {
     })
 }
 
+fn reply_from(d: &Document) -> anyhow::Result<QuickReply> {
+    let x = Doc(d);
+    Ok(QuickReply {
+        id: x.oid("_id")?.into(),
+        owner: x.oid("owner")?.into(),
+        shortcut: Shortcut::parse(&x.str("shortcut")?).map_err(anyhow::Error::msg)?,
+        content: x.str("content")?,
+        created_at: x.date("createdAt").unwrap_or_default(),
+        updated_at: x.date("updatedAt").unwrap_or_default(),
+    })
+}
+
 fn upload_doc(u: &Upload) -> Document {
     doc! {
         "_id": u.id.oid(), "conversationId": u.conversation_id.oid(), "uploaderId": &u.uploader_id,
@@ -547,6 +563,7 @@ impl MongoStore {
             messages: db.collection("messages"),
             endpoints: db.collection("webhook_endpoints"),
             uploads: db.collection("uploads"),
+            replies: db.collection("quick_replies"),
             deliveries: db.collection("webhook_deliveries"),
             appends,
             db,
@@ -1191,6 +1208,123 @@ impl Store for MongoStore {
     async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
         self.uploads.delete_one(doc! {"_id": id.oid()}).await.map_err(|e| classify("deleting an upload", e))?;
         Ok(())
+    }
+
+    async fn insert_quick_reply(&self, r: &QuickReply) -> StoreResult<bool> {
+        let d = doc! {
+            "_id": r.id.oid(), "owner": r.owner.oid(), "shortcut": r.shortcut.as_str(), "content": &r.content,
+            "createdAt": date(r.created_at), "updatedAt": date(r.updated_at),
+        };
+        match self.replies.insert_one(d).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(classify("saving a quick reply", e)),
+        }
+    }
+
+    async fn list_quick_replies(&self, owner: UserId) -> StoreResult<Vec<QuickReply>> {
+        let what = "listing quick replies";
+        let cursor = self
+            .replies
+            .find(doc! {"owner": owner.oid()})
+            .sort(doc! {"shortcut": 1})
+            .await
+            .map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        docs.iter().map(|d| reply_from(d).context(what).map_err(StoreError::Other)).collect()
+    }
+
+    async fn get_quick_reply(&self, id: QuickReplyId) -> StoreResult<Option<QuickReply>> {
+        let what = "reading a quick reply";
+        let d = self.replies.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))?;
+        Ok(match d {
+            Some(d) => Some(reply_from(&d).context(what)?),
+            None => None,
+        })
+    }
+
+    async fn find_quick_reply(&self, owner: UserId, shortcut: &str) -> StoreResult<Option<QuickReply>> {
+        let what = "reading a quick reply";
+        let d = self
+            .replies
+            .find_one(doc! {"owner": owner.oid(), "shortcut": shortcut})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(match d {
+            Some(d) => Some(reply_from(&d).context(what)?),
+            None => None,
+        })
+    }
+
+    async fn save_quick_reply(&self, r: &QuickReply) -> StoreResult<Option<bool>> {
+        let update = doc! {"$set": {
+            "shortcut": r.shortcut.as_str(), "content": &r.content, "updatedAt": date(r.updated_at),
+        }};
+        match self.replies.update_one(doc! {"_id": r.id.oid()}, update).await {
+            Ok(u) if u.matched_count == 0 => Ok(None),
+            Ok(_) => Ok(Some(true)),
+            Err(e) if is_duplicate_key(&e) => Ok(Some(false)),
+            Err(e) => Err(classify("saving a quick reply", e)),
+        }
+    }
+
+    async fn delete_quick_reply(&self, id: QuickReplyId) -> StoreResult<bool> {
+        let r =
+            self.replies.delete_one(doc! {"_id": id.oid()}).await.map_err(|e| classify("deleting a quick reply", e))?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn search_messages(
+        &self,
+        party: Party,
+        query: &SearchQuery,
+        before: Option<(DateTime<Utc>, MessageId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let what = "searching messages";
+        // The party's conversations, then a case-insensitive scan of their
+        // messages for every term's words in order (a superset: the caller
+        // keeps only word-start matches). A production MongoDB could serve
+        // this from a `text` index or Atlas Search; the test server has neither.
+        let owner_filter = match party {
+            Party::Owner(u) => doc! {"businessOwnerId": u.oid()},
+            Party::Customer(c) => doc! {"customerId": c.oid()},
+        };
+        let convs = collect(
+            what,
+            self.conversations.find(owner_filter).projection(doc! {"_id": 1}).await.map_err(|e| classify(what, e))?,
+        )
+        .await?;
+        let ids: Vec<ObjectId> = convs.iter().filter_map(|d| d.get_object_id("_id").ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms: Vec<Document> = query
+            .terms
+            .iter()
+            .map(|t| {
+                let pattern = t.words().iter().map(|w| regex_escape(w)).collect::<Vec<_>>().join(".*?");
+                doc! {"content": {"$regex": pattern, "$options": "i"}}
+            })
+            .collect();
+        let mut filter = doc! {
+            "conversationId": {"$in": ids}, "seq": {"$gt": 0_i64}, "isDeleted": {"$ne": true}, "$and": terms,
+        };
+        if let Some((at, id)) = before {
+            filter.insert(
+                "$or",
+                vec![doc! {"createdAt": {"$lt": date(at)}}, doc! {"createdAt": date(at), "_id": {"$lt": id.oid()}}],
+            );
+        }
+        let cursor = self
+            .messages
+            .find(filter)
+            .sort(doc! {"createdAt": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        docs.iter().map(|d| msg_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 
     async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
