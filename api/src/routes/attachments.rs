@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
     X_CONTENT_TYPE_OPTIONS,
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Authed, Json};
+use crate::extract::{Authed, Json, Query};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -153,7 +153,7 @@ pub(crate) struct LinkParams {
 #[utoipa::path(get, path = "/api/messages/attachments/{uploadId}/content", tag = "attachments",
     params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), LinkParams),
     security((), ("bearer" = [])),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The file, with the type sniffed at upload", content_type = "*/*"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 501, body = ErrorBody)))]
 pub(crate) async fn content(
@@ -187,6 +187,15 @@ fn parse_upload(raw: &str) -> ApiResult<UploadId> {
 
 async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, variant: Variant) -> ApiResult<Response> {
     let id = parse_upload(raw)?;
+    // A malformed link is refused as such, token or not.
+    if link.expires.is_some_and(|e| e < 0)
+        || link
+            .sig
+            .as_deref()
+            .is_some_and(|s| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(ApiError::invalid("expires must be a time in seconds and sig 64 lowercase hex digits"));
+    }
     let (upload, files) = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
         let principal = s.verifier.verify(crate::extract::bearer(parts)?)?;
         let actor = s.messaging.actor(principal).await?;

@@ -37,12 +37,12 @@ pub(crate) struct ReplyResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Done {
+pub(crate) struct QuickReplyDeleted {
     success: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct CreateBody {
+pub(crate) struct QuickReplyCreateBody {
     /// 1–32 of `a-z`, `0-9`, `-`, `_` (a leading `/` and capitals are accepted and dropped).
     #[schema(pattern = "^/?[A-Za-z0-9_-]{1,32}$")]
     shortcut: String,
@@ -52,7 +52,7 @@ pub(crate) struct CreateBody {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct UpdateBody {
+pub(crate) struct QuickReplyUpdateBody {
     #[schema(pattern = "^/?[A-Za-z0-9_-]{1,32}$")]
     shortcut: Option<String>,
     #[schema(pattern = "[^\\s\\x00-\\x1f\\x7f-\\x9f]", max_length = 5000)]
@@ -61,7 +61,7 @@ pub(crate) struct UpdateBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SendBody {
+pub(crate) struct QuickReplySendBody {
     #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     conversation_id: String,
     /// Idempotency key, as for `POST /api/messages/send`.
@@ -82,21 +82,21 @@ pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> Ap
 }
 
 /// Save a quick reply; 409 when you already have that shortcut.
-#[utoipa::path(post, path = "/api/quick-replies", tag = "quick replies", request_body = CreateBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/quick-replies", tag = "quick replies", request_body = QuickReplyCreateBody, security(("bearer" = [])),
     responses((status = 201, body = ReplyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody)))]
 pub(crate) async fn create(
     State(s): State<ApiState>,
     Authed(actor): Authed,
-    Json(body): Json<CreateBody>,
+    Json(body): Json<QuickReplyCreateBody>,
 ) -> ApiResult<(StatusCode, Json<ReplyResponse>)> {
     let quick_reply = s.messaging.create_quick_reply(&actor, &body.shortcut, &body.content).await?;
     Ok((StatusCode::CREATED, Json(ReplyResponse { success: true, quick_reply })))
 }
 
 /// Change a quick reply's shortcut or content.
-#[utoipa::path(patch, path = "/api/quick-replies/{id}", tag = "quick replies", request_body = UpdateBody,
+#[utoipa::path(patch, path = "/api/quick-replies/{id}", tag = "quick replies", request_body = QuickReplyUpdateBody,
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
     responses((status = 200, body = ReplyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -105,7 +105,7 @@ pub(crate) async fn update(
     State(s): State<ApiState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
-    Json(body): Json<UpdateBody>,
+    Json(body): Json<QuickReplyUpdateBody>,
 ) -> ApiResult<Json<ReplyResponse>> {
     let id = reply_id(&id)?;
     let quick_reply =
@@ -116,20 +116,20 @@ pub(crate) async fn update(
 /// Delete a quick reply.
 #[utoipa::path(delete, path = "/api/quick-replies/{id}", tag = "quick replies",
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = QuickReplyDeleted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(
     State(s): State<ApiState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
-) -> ApiResult<Json<Done>> {
+) -> ApiResult<Json<QuickReplyDeleted>> {
     s.messaging.delete_quick_reply(&actor, reply_id(&id)?).await?;
-    Ok(Json(Done { success: true }))
+    Ok(Json(QuickReplyDeleted { success: true }))
 }
 
 /// Send a quick reply into a conversation (like `POST /api/messages/send`
 /// with its content): 201, or 200 for a retry of a stored `clientMessageId`.
-#[utoipa::path(post, path = "/api/quick-replies/{id}/send", tag = "quick replies", request_body = SendBody,
+#[utoipa::path(post, path = "/api/quick-replies/{id}/send", tag = "quick replies", request_body = QuickReplySendBody,
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
     responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -138,7 +138,7 @@ pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
-    Json(body): Json<SendBody>,
+    Json(body): Json<QuickReplySendBody>,
 ) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
     let id = reply_id(&id)?;
     let content = s.messaging.quick_reply_content(&actor, &id.to_hex()).await?;

@@ -9,7 +9,7 @@ mod text;
 
 pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
 pub use model::{
-    Attachment, AttachmentInput, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message, MessageStatus,
-    PerSide, Priority, QuickReply, Shortcut, Side, User, UserRole,
+    Attachment, AttachmentInput, AttachmentLink, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message,
+    MessageStatus, PerSide, Priority, QuickReply, Shortcut, Side, User, UserRole,
 };
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

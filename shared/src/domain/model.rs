@@ -247,7 +247,39 @@ pub enum AttachmentInput {
         id: String,
     },
     /// `{url, type, name, size}` of a file stored elsewhere.
-    Link(Attachment),
+    Link(AttachmentLink),
+}
+
+/// A file stored elsewhere, as a send names it: the seed's `{url, type, name, size}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttachmentLink {
+    /// An http(s) URL without whitespace, at most 2048 characters.
+    #[schema(pattern = "^https?://[^\\s]+$", max_length = 2048)]
+    pub url: String,
+    /// 1–255 characters, not only spaces.
+    #[schema(pattern = "\\S", max_length = 255)]
+    pub name: String,
+    /// A media type, 1–127 characters.
+    #[serde(rename = "type")]
+    #[schema(pattern = "\\S", max_length = 127)]
+    pub mime_type: String,
+    /// Bytes (an integer; `2048.0` is read as 2048, as JSON allows).
+    #[serde(deserialize_with = "integral_size")]
+    pub size: u64,
+}
+
+impl AttachmentLink {
+    /// The attachment a message stores for it (checked by [`Attachment::validate`]).
+    pub fn into_attachment(self) -> Attachment {
+        Attachment {
+            id: None,
+            url: self.url,
+            name: self.name,
+            mime_type: self.mime_type,
+            size: self.size,
+            thumbnail_url: None,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for AttachmentInput {
@@ -258,8 +290,8 @@ impl<'de> Deserialize<'de> for AttachmentInput {
         let v = serde_json::Value::deserialize(d)?;
         match v.get("id") {
             Some(serde_json::Value::String(id)) => Ok(Self::Upload { id: id.clone() }),
+            None | Some(serde_json::Value::Null) => serde_json::from_value(v).map(Self::Link).map_err(D::Error::custom),
             Some(_) => Err(D::Error::custom("attachment id must be a string")),
-            None => serde_json::from_value(v).map(Self::Link).map_err(D::Error::custom),
         }
     }
 }

@@ -175,7 +175,7 @@ impl SendCommand {
         }
         for a in &attachments {
             match a {
-                AttachmentInput::Link(l) => l.validate().map_err(ServiceError::Invalid)?,
+                AttachmentInput::Link(l) => l.clone().into_attachment().validate().map_err(ServiceError::Invalid)?,
                 AttachmentInput::Upload { id } => {
                     id.parse::<UploadId>().map_err(|e| ServiceError::Invalid(format!("attachment id: {e}")))?;
                 }
@@ -658,11 +658,7 @@ impl Messaging {
         };
         for input in inputs {
             match input {
-                AttachmentInput::Link(mut link) => {
-                    link.id = None;
-                    link.thumbnail_url = None;
-                    out.push(link);
-                }
+                AttachmentInput::Link(link) => out.push(link.into_attachment()),
                 AttachmentInput::Upload { id } => {
                     let files = self.files.as_ref().ok_or_else(files_disabled)?;
                     let uid: UploadId = id.parse().map_err(|e| ServiceError::Invalid(format!("attachment id: {e}")))?;
