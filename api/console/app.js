@@ -38,6 +38,7 @@ const state = {
   typingSent: 0,
   typingTimer: null,
   theirTypingTimer: null,
+  quickReplies: new Map(), // shortcut -> content (owners)
 };
 
 // ---------- small helpers ----------
@@ -182,10 +183,24 @@ async function signIn(token) {
   if (state.owner) {
     wireInbox();
     await loadConversations();
+    loadQuickReplies();
   } else {
     await openCustomerChat();
   }
   connectSocket();
+}
+
+// An owner's quick replies: typing `/shortcut` and sending sends the reply.
+async function loadQuickReplies() {
+  try {
+    const r = await api("GET", "/api/quick-replies");
+    state.quickReplies = new Map(r.quickReplies.map((q) => [q.shortcut, q.content]));
+    if (state.quickReplies.size) {
+      $("compose").placeholder = `Write a message… (Enter sends; quick replies: ${[...state.quickReplies.keys()].map((k) => `/${k}`).join(" ")})`;
+    }
+  } catch {
+    state.quickReplies = new Map(); // the console works without them
+  }
 }
 
 function signOut() {
@@ -350,6 +365,47 @@ function wireInbox() {
 function reloadTab() {
   const run = state.tab === "conversations" ? loadConversations() : loadCustomers();
   run.catch(() => {});
+  if (state.tab === "conversations") searchMessages().catch(() => {});
+}
+
+// Message text search (GET /api/messages/search) under the conversation
+// list; the matches come as character ranges and are marked with <mark>
+// elements, never by putting the user's text into HTML.
+async function searchMessages() {
+  const q = $("search").value.trim();
+  const box = $("message-results-box");
+  if (!q) {
+    box.hidden = true;
+    return;
+  }
+  const r = await api("GET", `/api/messages/search?${new URLSearchParams({ q, limit: "20" })}`);
+  if ($("search").value.trim() !== q) return; // typed on meanwhile
+  $("message-results").replaceChildren(
+    ...r.results.map((hit) => {
+      const text = [...hit.snippet];
+      const parts = [];
+      let at = 0;
+      for (const h of hit.highlights) {
+        if (h.start > at) parts.push(text.slice(at, h.start).join(""));
+        parts.push(el("mark", { text: text.slice(h.start, h.end).join("") }));
+        at = h.end;
+      }
+      if (at < text.length) parts.push(text.slice(at).join(""));
+      return el(
+        "li",
+        {},
+        el(
+          "button",
+          { type: "button", class: "item hit", onclick: () => openConversation(hit.conversationId) },
+          el("span", { class: "name", text: hit.conversationName }),
+          el("span", { class: "time", text: when(hit.message.timestamp) }),
+          el("span", { class: "preview" }, ...parts),
+        ),
+      );
+    }),
+  );
+  box.hidden = false;
+  $("message-results-title").textContent = r.results.length ? "Messages" : "No messages match";
 }
 
 function query(cursor) {
@@ -855,8 +911,10 @@ function wireChat() {
   const box = $("compose");
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
-    const text = box.value.trim();
+    let text = box.value.trim();
     if (!text) return;
+    const reply = /^\/([a-z0-9_-]{1,32})$/i.exec(text);
+    if (reply && state.quickReplies?.has(reply[1].toLowerCase())) text = state.quickReplies.get(reply[1].toLowerCase());
     box.value = "";
     stopTyping();
     send(text);

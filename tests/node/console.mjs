@@ -235,7 +235,7 @@ try {
 
   await item("8. search filters conversations/customers", async () => {
     const term = env.FRESH_NAME.split(" ")[0];
-    await o.getByLabel("Search by name, email or phone").fill(term);
+    await o.getByLabel("Search by name, email, phone or message text").fill(term);
     await until(o, (n) => {
       const items = [...document.querySelectorAll("#conversation-list li")];
       return items.length === 1 && items[0].textContent.includes(n);
@@ -245,9 +245,9 @@ try {
       const items = [...document.querySelectorAll("#customer-list li")];
       return items.length === 1 && items[0].textContent.includes(n);
     }, env.FRESH_NAME, "customers filtered");
-    await o.getByLabel("Search by name, email or phone").fill("zz-nobody-zz");
+    await o.getByLabel("Search by name, email, phone or message text").fill("zz-nobody-zz");
     await o.getByText("No customers match.").waitFor();
-    await o.getByLabel("Search by name, email or phone").fill("");
+    await o.getByLabel("Search by name, email, phone or message text").fill("");
     await until(o, () => document.querySelectorAll("#customer-list li").length > 1, null, "filter cleared");
     await o.getByRole("tab", { name: /Conversations/ }).click();
     await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
@@ -396,6 +396,27 @@ try {
     await msgLocator(o, "Delivery on Thursday").getByRole("button", { name: "Delete" }).click();
     await until(c, () => [...document.querySelectorAll("#messages li.msg.deleted")].some((li) => li.querySelector(".content").textContent === "This message was deleted"), null, "customer sees the deletion");
     if (await msgLocator(c, "Delivery on Thursday").count()) fail("the deleted text is still shown");
+    // Message search from the inbox: the match is marked, the deleted text is not found.
+    await o.getByLabel("Search by name, email, phone or message text").fill("parcel");
+    const hit = o.locator("#message-results li", { hasText: "Photo of the parcel" });
+    await hit.waitFor({ timeout: WAIT });
+    if ((await hit.locator("mark").first().textContent()) !== "parcel") fail("the match is marked");
+    await o.getByLabel("Search by name, email, phone or message text").fill("Thursday");
+    await until(o, () => document.querySelector("#message-results-title")?.textContent === "No messages match", null, "deleted text not found");
+    await o.getByLabel("Search by name, email, phone or message text").fill("");
+    // A quick reply saved over the API is sent by typing its shortcut.
+    const r = await fetch(`${BASE}/api/quick-replies`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.OWNER_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ shortcut: "thanks", content: "Thank you for shopping with us!" }),
+    });
+    if (r.status !== 201) fail(`quick reply: ${r.status}`);
+    await o.reload();
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).getByRole("button").click();
+    await until(o, () => /\/thanks/.test(document.querySelector("#compose")?.placeholder), null, "quick replies loaded");
+    await compose(o).fill("/thanks");
+    await o.keyboard.press("Enter");
+    await msgLocator(c, "Thank you for shopping with us!").waitFor({ timeout: WAIT });
   });
 
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
