@@ -472,16 +472,19 @@ fn sender_side(d: &Document) -> Side {
         .unwrap_or(Side::Customer)
 }
 
-/// A filter matching messages sent from `side`, whichever of the two fields says so.
-fn sent_by(side: Side) -> Document {
-    let roles: &[&str] = match side {
-        Side::Owner => &["business_owner", "admin"],
-        Side::Customer => &["customer"],
-    };
-    doc! {"$or": [
-        {"senderModel": side.model_name()},
-        {"senderModel": {"$exists": false}, "senderRole": {"$in": roles}},
-    ]}
+/// Whether a message document was sent from `side`: the seed's `senderModel`
+/// (`User`/`Customer`) when present, else `senderRole` (our first release wrote only that).
+fn is_from(d: &Document, side: Side) -> bool {
+    match d.get_str("senderModel") {
+        Ok(model) => model == side.model_name(),
+        Err(_) => {
+            let roles: &[&str] = match side {
+                Side::Owner => &["business_owner", "admin"],
+                Side::Customer => &["customer"],
+            };
+            d.get_str("senderRole").is_ok_and(|r| roles.contains(&r))
+        }
+    }
 }
 
 fn cust_from(d: &Document) -> anyhow::Result<Customer> {
@@ -1004,32 +1007,53 @@ impl Store for MongoStore {
             Side::Owner => c.business_owner_id.oid(),
             Side::Customer => c.customer_id.oid(),
         };
-        // The seed's `readBy` gets one entry per reader, as the Node service writes it.
-        let mut unread_filter = sent_by(reader.other());
-        unread_filter.insert("conversationId", conv);
-        let mut to_mark = unread_filter.clone();
-        // Only from just below the previous position up: marking from seq 1
-        // every time made each receipt cost the whole history (the soak's
-        // drift). The slack re-covers messages whose seq was reserved before
-        // a read passed it but which were inserted after that read's update
-        // (appends are bounded per process, see `APPEND_SLOTS`).
+        // One read of the reader's range on the index alone: from just below
+        // the previous position (the slack re-covers a message whose seq was
+        // reserved before a read passed it but which was inserted after that
+        // read's update; appends are bounded per process, see `APPEND_SLOTS`)
+        // to the end. Which of those to mark read and which still count as
+        // unread is decided here, not by the server: a filter on unindexed
+        // fields (`status`, `isDeleted`, the sender `$or`) made each receipt
+        // cost the whole collection on the MongoDB-compatible test server,
+        // and the soak's latency drifted with the data (RELIABILITY.md).
         let from = (before - READ_STATUS_SLACK).max(0);
-        to_mark.insert("seq", doc! {"$gt": from, "$lte": read_seq});
-        to_mark.insert("status", doc! {"$ne": "read"});
-        let now = date(Utc::now());
-        self.messages
-            .update_many(
-                to_mark,
-                doc! {
-                    "$set": {"status": "read", "updatedAt": now},
-                    "$push": {"readBy": {"userId": reader_oid, "readAt": now}},
-                },
-            )
-            .await
-            .map_err(|e| classify(what, e))?;
-        unread_filter.insert("seq", doc! {"$gt": read_seq});
-        unread_filter.insert("isDeleted", doc! {"$ne": true});
-        let unread = self.messages.count_documents(unread_filter).await.map_err(|e| classify(what, e))?;
+        let range = collect(
+            what,
+            self.messages
+                .find(doc! {"conversationId": conv, "seq": {"$gt": from}})
+                .projection(doc! {"_id": 1, "seq": 1, "senderModel": 1, "senderRole": 1, "status": 1, "isDeleted": 1})
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
+        let mut to_mark = Vec::new();
+        let mut unread = 0_u64;
+        for d in range.iter().filter(|d| is_from(d, reader.other())) {
+            let seq = Doc(d).int("seq");
+            if seq <= read_seq {
+                if d.get_str("status").ok() != Some("read")
+                    && let Ok(id) = d.get_object_id("_id")
+                {
+                    to_mark.push(id);
+                }
+            } else if !d.get_bool("isDeleted").unwrap_or(false) {
+                unread += 1;
+            }
+        }
+        if !to_mark.is_empty() {
+            // The seed's `readBy` gets one entry per reader, as the Node service writes it.
+            let now = date(Utc::now());
+            self.messages
+                .update_many(
+                    doc! {"_id": {"$in": to_mark}, "status": {"$ne": "read"}},
+                    doc! {
+                        "$set": {"status": "read", "updatedAt": now},
+                        "$push": {"readBy": {"userId": reader_oid, "readAt": now}},
+                    },
+                )
+                .await
+                .map_err(|e| classify(what, e))?;
+        }
         let unread = i64::try_from(unread).unwrap_or(i64::MAX);
         self.conversations
             .update_one(doc! {"_id": conv}, doc! {"$set": {format!("unreadCount.{key}"): unread}})
