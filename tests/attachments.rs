@@ -284,7 +284,18 @@ async fn serve_keeps_files_on_local_disk() {
     assert_eq!(r.bytes().await.expect("body").as_ref(), image.as_slice());
 
     // Edit: only the sender, only within the window; history shows the mark.
+    // Another business's people do not see the message at all (404), no token is 401.
     let mid = sent["message"]["id"].as_str().expect("id").to_owned();
+    let other = business(&app.store, "Elsewhere", 1).await;
+    for outsider in [&other.owner_token, &other.customer_tokens[0]] {
+        let (status, body) = app.patch(&format!("/api/messages/{mid}"), outsider, json!({"content": "x"})).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND);
+        let (status, body) =
+            app.call(reqwest::Method::DELETE, &format!("/api/messages/{mid}"), Some(outsider), None).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND);
+    }
+    let (status, body) = app.call(reqwest::Method::DELETE, &format!("/api/messages/{mid}"), None, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED);
     let (status, body) =
         app.patch(&format!("/api/messages/{mid}"), &a.customer_tokens[0], json!({"content": "no"})).await;
     assert_error(status, &body, StatusCode::FORBIDDEN);

@@ -74,6 +74,9 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("webhook_attempt_duration_seconds", "histogram", "time from sending a webhook to its response"),
     ("webhook_rate_limited_total", "counter", "webhook deliveries deferred by the per-owner rate limit"),
     ("webhook_endpoints_disabled_total", "counter", "webhook endpoints disabled after failing"),
+    ("uploads_stored_total", "counter", "files uploaded and stored"),
+    ("uploads_refused_total", "counter", "uploads refused (type, size, undecodable image, broken stream)"),
+    ("uploads_swept_total", "counter", "uploads never attached to a message, deleted by the sweeper"),
 ];
 
 /// Describes every metric and registers the label-less ones at zero

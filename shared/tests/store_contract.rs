@@ -631,6 +631,38 @@ async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
     assert_eq!(store.search_messages(Party::Customer(c.id), &q2, None, 50).await.expect("search").len(), 1);
 }
 
+async fn message_changes_record_their_webhook_events(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
+    let m = store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi")).await.expect("append");
+    let m = m.into_message();
+    let drain = |store: Dyn| async move {
+        let events = store.pending_events(100).await.expect("pending");
+        for e in &events {
+            store.fan_out(e, &[]).await.expect("fan out");
+        }
+        events
+    };
+    drain(Arc::clone(&store)).await;
+    store.edit_message(m.id, "hi, edited", Utc::now()).await.expect("edit").expect("exists");
+    store.edit_message(m.id, "hi, edited twice", Utc::now() + Duration::milliseconds(5)).await.expect("edit");
+    store.delete_message(m.id, Utc::now() + Duration::milliseconds(10)).await.expect("delete").expect("existed");
+    assert!(store.delete_message(m.id, Utc::now()).await.expect("delete").is_none(), "a second delete records nothing");
+    let events = drain(Arc::clone(&store)).await;
+    let got: Vec<(HookEvent, String)> =
+        events.iter().map(|e| (e.kind, e.data["content"].as_str().unwrap_or("-").to_owned())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (HookEvent::MessageUpdated, "hi, edited".to_owned()),
+            (HookEvent::MessageUpdated, "hi, edited twice".to_owned()),
+            (HookEvent::MessageDeleted, "-".to_owned()),
+        ]
+    );
+    assert!(events.iter().all(|e| e.data["messageId"] == m.id.to_hex() && e.conversation == conv.id));
+    assert!(store.pending_events(100).await.expect("pending").is_empty(), "fanned out once");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -671,4 +703,5 @@ contract!(
     edit_and_delete_keep_history_honest,
     quick_replies_keep_one_shortcut_per_owner,
     search_finds_candidates_in_the_partys_conversations,
+    message_changes_record_their_webhook_events,
 );

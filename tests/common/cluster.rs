@@ -187,6 +187,11 @@ impl TestCluster {
         c
     }
 
+    /// The cluster's own Redis.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.redis.port)
+    }
+
     pub fn mongo_uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}/?directConnection=true", self.mongo.port)
     }

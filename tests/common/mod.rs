@@ -397,8 +397,13 @@ where
 
 /// Redis subscriber count of a channel.
 pub async fn numsub(channel: &str) -> i64 {
+    numsub_at(&redis_url(), channel).await
+}
+
+/// Subscribers of `channel` on the Redis at `url`.
+pub async fn numsub_at(url: &str, channel: &str) -> i64 {
     use fred::interfaces::{ClientLike as _, PubsubInterface as _};
-    let client = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).expect("redis url"))
+    let client = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(url).expect("redis url"))
         .build()
         .expect("client");
     client.init().await.expect("connect redis");

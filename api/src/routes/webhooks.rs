@@ -33,7 +33,7 @@ pub(crate) struct CreateBody {
     /// `https://…` (or `http://`); private, loopback and link-local addresses are refused unless the operator allows them.
     url: String,
     /// Event types to receive; default all: `message.created`, `message.read`, `message.unread`,
-    /// `conversation.created`, `conversation.updated`.
+    /// `message.updated`, `message.deleted`, `conversation.created`, `conversation.updated`.
     events: Option<Vec<String>>,
     /// At most 200 characters.
     description: Option<String>,

@@ -4,11 +4,12 @@
 //! # How an event travels
 //! 1. **Outbox, in the same store operation as the change.** Storing a
 //!    message, creating or updating a conversation and marking messages read
-//!    record an [`OutboxEvent`] atomically with the change itself: on SQLite
+//!    record an [`OutboxEvent`] atomically with the change itself (editing
+//!    and deleting a message too): on SQLite
 //!    a row in `hook_events` inside the same transaction; on MongoDB (no
 //!    multi-document transactions assumed) inside the changed document — a
-//!    `hook` flag on the message, or an entry in the conversation's `hooks`
-//!    array. A process killed at any moment either stored the change *and*
+//!    `hook` flag on a new message, an entry in an edited or deleted
+//!    message's `hooks` map, or one in the conversation's `hooks` map. A process killed at any moment either stored the change *and*
 //!    its event, or neither.
 //! 2. **Fan-out** ([`worker`]): any `api` pod takes pending events, creates
 //!    one [`Delivery`] per subscribed endpoint of the conversation's owner
@@ -69,15 +70,21 @@ pub enum HookEvent {
     ConversationCreated,
     #[serde(rename = "conversation.updated")]
     ConversationUpdated,
+    #[serde(rename = "message.updated")]
+    MessageUpdated,
+    #[serde(rename = "message.deleted")]
+    MessageDeleted,
 }
 
 impl HookEvent {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::MessageCreated,
         Self::MessageRead,
         Self::MessageUnread,
         Self::ConversationCreated,
         Self::ConversationUpdated,
+        Self::MessageUpdated,
+        Self::MessageDeleted,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +93,8 @@ impl HookEvent {
             Self::MessageUnread => "message.unread",
             Self::ConversationCreated => "conversation.created",
             Self::ConversationUpdated => "conversation.updated",
+            Self::MessageUpdated => "message.updated",
+            Self::MessageDeleted => "message.deleted",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -262,6 +271,32 @@ pub fn body(e: &OutboxEvent, id: &str, kind: HookEvent, owner: UserId, customer:
         "data": e.data,
     })
     .to_string()
+}
+
+/// The body data of `message.updated` / `message.deleted`: the same from both stores.
+pub fn change_data(
+    kind: HookEvent,
+    message: crate::domain::MessageId,
+    conversation: ConversationId,
+    content: Option<&str>,
+    at: DateTime<Utc>,
+) -> serde_json::Value {
+    let at = crate::service::views::iso(at);
+    match kind {
+        HookEvent::MessageDeleted => serde_json::json!({
+            "messageId": message.to_hex(), "conversationId": conversation.to_hex(), "deletedAt": at,
+        }),
+        _ => serde_json::json!({
+            "messageId": message.to_hex(), "conversationId": conversation.to_hex(),
+            "content": content.unwrap_or_default(), "editedAt": at,
+        }),
+    }
+}
+
+/// The outbox event id of a message change (a BSON-safe key, unique per change).
+pub fn change_event_id(kind: HookEvent, message: crate::domain::MessageId, at: DateTime<Utc>) -> String {
+    let tag = if kind == HookEvent::MessageDeleted { "del" } else { "upd" };
+    format!("{tag}_{}_{}", message.to_hex(), at.timestamp_micros())
 }
 
 #[cfg(test)]

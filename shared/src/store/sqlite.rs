@@ -22,7 +22,7 @@ use crate::domain::{
     MessageStatus, PerSide, Priority, QuickReply, QuickReplyId, Shortcut, Side, UploadId, User, UserId, UserRole,
 };
 use crate::files::Upload;
-use crate::hooks::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
+use crate::hooks::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent, change_data, change_event_id};
 use crate::service::views::MessageView;
 
 const SCHEMA: &str = r#"
@@ -789,6 +789,10 @@ impl Store for SqliteStore {
                     "UPDATE conversations SET last_message = ?2 WHERE id = ?1 AND last_message_seq = ?3",
                     params![m.conversation_id.to_hex(), m.content, m.seq],
                 )?;
+                let kind = HookEvent::MessageUpdated;
+                let data = change_data(kind, m.id, m.conversation_id, Some(&m.content), at);
+                let conv = m.conversation_id.to_hex();
+                record_event(&tx, &change_event_id(kind, m.id, at), kind, &conv, at, &data)?;
             }
             tx.commit()?;
             Ok(m)
@@ -825,6 +829,10 @@ impl Store for SqliteStore {
                     ),
                     params![m.conversation_id.to_hex(), m.seq, DELETED_PREVIEW, m.sender_side.role_name()],
                 )?;
+                let kind = HookEvent::MessageDeleted;
+                let data = change_data(kind, m.id, m.conversation_id, None, at);
+                let conv = m.conversation_id.to_hex();
+                record_event(&tx, &change_event_id(kind, m.id, at), kind, &conv, at, &data)?;
             }
             tx.commit()?;
             Ok(m)

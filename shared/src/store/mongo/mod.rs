@@ -196,6 +196,7 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("customers", IndexSpec::new(doc! {"invitedBy": 1, "_id": -1})),
         // The webhook outbox: messages and conversations with events not fanned out yet.
         ("messages", IndexSpec::new(doc! {"hook": 1}).only_with("hook")),
+        ("messages", IndexSpec::new(doc! {"hookPending": 1}).only_with("hookPending")),
         ("conversations", IndexSpec::new(doc! {"hookPending": 1}).only_with("hookPending")),
         ("webhook_endpoints", IndexSpec::new(doc! {"owner": 1})),
         // The sweeper's query: unconfirmed uploads, oldest first.
@@ -238,6 +239,25 @@ fn new_event_id() -> String {
 /// An entry of a conversation's `hooks` map (the webhook outbox).
 fn hook_entry(kind: HookEvent, at: DateTime<Utc>, data: Document) -> Document {
     doc! {"kind": kind.as_str(), "at": date(at), "data": data}
+}
+
+/// A message update's `$set`, with its `message.updated` / `message.deleted`
+/// outbox entry in the message's own `hooks` map (atomic with the change).
+fn change_set(
+    mut set: Document,
+    kind: HookEvent,
+    id: MessageId,
+    conversation: Option<ConversationId>,
+    content: Option<&str>,
+    at: DateTime<Utc>,
+) -> Document {
+    if let Some(conv) = conversation {
+        let data = crate::hooks::change_data(kind, id, conv, content, at);
+        let data = bson::to_document(&data).unwrap_or_default();
+        set.insert(format!("hooks.{}", crate::hooks::change_event_id(kind, id, at)), hook_entry(kind, at, data));
+        set.insert("hookPending", true);
+    }
+    set
 }
 
 fn endpoint_doc(e: &Endpoint) -> Document {
@@ -614,6 +634,18 @@ impl MongoStore {
             Err(e) => return Err(classify(what, e)),
         };
         cursor.try_collect().await.map_err(|e| classify(what, e))
+    }
+
+    /// The conversation a message belongs to (for a change's outbox entry).
+    async fn conversation_of(&self, id: MessageId) -> StoreResult<Option<ConversationId>> {
+        let what = "reading a message";
+        let d = self
+            .messages
+            .find_one(doc! {"_id": id.oid()})
+            .projection(doc! {"conversationId": 1})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(d.and_then(|d| d.get_object_id("conversationId").ok()).map(Into::into))
     }
 
     /// The database this store works on.
@@ -1073,12 +1105,12 @@ impl Store for MongoStore {
 
     async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
         let what = "editing a message";
+        let conv = self.conversation_of(id).await?;
+        let set = doc! {"content": content, "editedAt": date(at), "updatedAt": date(at)};
+        let set = change_set(set, HookEvent::MessageUpdated, id, conv, Some(content), at);
         let d = self
             .messages
-            .find_one_and_update(
-                doc! {"_id": id.oid(), "isDeleted": {"$ne": true}},
-                doc! {"$set": {"content": content, "editedAt": date(at), "updatedAt": date(at)}},
-            )
+            .find_one_and_update(doc! {"_id": id.oid(), "isDeleted": {"$ne": true}}, doc! {"$set": set})
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| classify(what, e))?;
@@ -1096,14 +1128,13 @@ impl Store for MongoStore {
 
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
         let what = "deleting a message";
+        let conv = self.conversation_of(id).await?;
+        let set =
+            doc! {"content": "", "attachments": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at)};
+        let deleted_set = change_set(set, HookEvent::MessageDeleted, id, conv, None, at);
         let d = self
             .messages
-            .find_one_and_update(
-                doc! {"_id": id.oid(), "isDeleted": {"$ne": true}},
-                doc! {"$set": {
-                    "content": "", "attachments": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at),
-                }},
-            )
+            .find_one_and_update(doc! {"_id": id.oid(), "isDeleted": {"$ne": true}}, doc! {"$set": deleted_set})
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| classify(what, e))?;
@@ -1466,8 +1497,20 @@ impl Store for MongoStore {
                 .map_err(|e| classify(what, e))?,
         )
         .await?;
-        for d in &convs {
-            let conversation: ConversationId = Doc(d).oid("_id").context(what)?.into();
+        // Edited and deleted messages carry their events like conversations do.
+        let changed = collect(
+            what,
+            self.messages
+                .find(doc! {"hookPending": true})
+                .projection(doc! {"hooks": 1, "conversationId": 1})
+                .limit(limit_i)
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
+        let owners = convs.iter().map(|d| (d, "_id")).chain(changed.iter().map(|d| (d, "conversationId")));
+        for (d, conv_field) in owners {
+            let conversation: ConversationId = Doc(d).oid(conv_field).context(what)?.into();
             let Ok(hooks) = d.get_document("hooks") else { continue };
             for (id, entry) in hooks {
                 let Some(entry) = entry.as_document() else { continue };
@@ -1519,15 +1562,23 @@ impl Store for MongoStore {
                 .map_err(|e| classify(what, e))?;
         }
         for (event, _) in batch.iter().filter(|(e, _)| !e.id.starts_with("msg_")) {
-            let conv = event.conversation.oid();
-            self.conversations
-                .update_one(doc! {"_id": conv}, doc! {"$unset": {format!("hooks.{}", event.id): ""}})
+            // A message change's id names its message (`upd_<id>_…`, `del_<id>_…`); others live on the conversation.
+            let owner = event
+                .id
+                .strip_prefix("upd_")
+                .or_else(|| event.id.strip_prefix("del_"))
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|hex| ObjectId::parse_str(hex).ok());
+            let (coll, key) = match owner {
+                Some(message) => (&self.messages, message),
+                None => (&self.conversations, event.conversation.oid()),
+            };
+            coll.update_one(doc! {"_id": key}, doc! {"$unset": {format!("hooks.{}", event.id): ""}})
                 .await
                 .map_err(|e| classify(what, e))?;
             // The flag goes only when no other event is waiting; one written
             // meanwhile set it again in its own update.
-            self.conversations
-                .update_one(doc! {"_id": conv, "hooks": {}}, doc! {"$unset": {"hookPending": "", "hooks": ""}})
+            coll.update_one(doc! {"_id": key, "hooks": {}}, doc! {"$unset": {"hookPending": "", "hooks": ""}})
                 .await
                 .map_err(|e| classify(what, e))?;
         }
