@@ -123,9 +123,19 @@ impl Hub {
         let floor = if self.config.relay_only || self.lock().rooms.contains_key(&conv_id) {
             conv.last_seq
         } else {
-            let q = MessageQuery { conversation_id: conv_id, before: None, after: None, limit: 1 };
-            let newest = self.messaging.store().list_messages(&q).await.map_err(ServiceError::from)?;
-            newest.last().map_or(0, |m| m.seq)
+            // Just below `lastSeq` first: an index range of at most 64 that
+            // costs the same at any history length; the newest of the whole
+            // conversation only when that range holds nothing.
+            let store = self.messaging.store();
+            let from = (conv.last_seq - 64).max(0);
+            let near = MessageQuery { conversation_id: conv_id, before: None, after: Some(from), limit: 64 };
+            match store.list_messages(&near).await.map_err(ServiceError::from)?.last() {
+                Some(m) => m.seq,
+                None => {
+                    let q = MessageQuery { conversation_id: conv_id, before: None, after: None, limit: 1 };
+                    store.list_messages(&q).await.map_err(ServiceError::from)?.last().map_or(0, |m| m.seq)
+                }
+            }
         };
         let already = {
             let mut ix = self.lock();
