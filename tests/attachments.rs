@@ -350,17 +350,7 @@ async fn edits_and_deletes_reach_both_gateways() {
     let api = cluster.api_urls()[0].clone();
     let gws = cluster.gateway_urls();
     let http = reqwest::Client::new();
-    let (conv, _) = {
-        let r = http
-            .post(format!("{api}/api/messages/conversations"))
-            .bearer_auth(&a.owner_token)
-            .json(&json!({"customerId": a.customers[0].id.to_hex()}))
-            .send()
-            .await
-            .expect("open");
-        let v: Value = r.json().await.expect("json");
-        (v["conversation"]["id"].as_str().expect("id").to_owned(), ())
-    };
+    let conv = common::cluster::open_over_http(&api, &a.owner_token, &a.customers[0].id.to_hex()).await;
     let mut owner = SioClient::connect(&gws[0], Some(&a.owner_token)).await.expect("owner socket");
     let mut customer = SioClient::connect(&gws[1], Some(&a.customer_tokens[0])).await.expect("customer socket");
     for c in [&mut owner, &mut customer] {

@@ -164,17 +164,7 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
     let apis = Arc::new(c.api_urls());
     let mut convs = Vec::new();
     for cust in &b.customers {
-        let r: Value = http
-            .post(format!("{}/api/messages/conversations", apis[0]))
-            .bearer_auth(&b.owner_token)
-            .json(&json!({"customerId": cust.id.to_hex()}))
-            .send()
-            .await
-            .expect("open")
-            .json()
-            .await
-            .expect("json");
-        convs.push(r["conversation"]["id"].as_str().expect("conversation").to_owned());
+        convs.push(common::cluster::open_over_http(&apis[0], &b.owner_token, &cust.id.to_hex()).await);
     }
     // The slow consumer stalls its own event loop: it runs in a process of its own.
     let spec =

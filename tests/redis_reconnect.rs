@@ -14,7 +14,7 @@ use common::{business, numsub_at};
 use fred::interfaces::ClientLike as _;
 use omnibiz_shared::domain::Side;
 use omnibiz_shared::store::NewMessage;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const QUIET: Duration = Duration::from_millis(400);
 
@@ -25,17 +25,7 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
     let (api, gw, redis) = (cluster.api_urls()[0].clone(), cluster.gateway_urls()[0].clone(), cluster.redis_url());
     let http = reqwest::Client::new();
     let b = business(&store, "Resub", 1).await;
-    let opened: Value = http
-        .post(format!("{api}/api/messages/conversations"))
-        .bearer_auth(&b.owner_token)
-        .json(&json!({"customerId": b.customers[0].id.to_hex()}))
-        .send()
-        .await
-        .expect("open")
-        .json()
-        .await
-        .expect("json");
-    let conv = opened["conversation"]["id"].as_str().expect("conversation id").to_owned();
+    let conv = common::cluster::open_over_http(&api, &b.owner_token, &b.customers[0].id.to_hex()).await;
     let channel = format!("omnibiz:{{conv:{conv}}}");
     let mut cust = SioClient::connect(&gw, Some(&b.customer_tokens[0])).await.expect("connect");
     assert_eq!(cust.call("join_conversation", json!(conv)).await["ok"], true);

@@ -247,3 +247,19 @@ impl TestCluster {
         self.gateways.iter().map(Proc::url).collect()
     }
 }
+
+/// Opens (create-or-get) the conversation of `owner_token`'s business with
+/// `customer` through the REST API at `api`; returns its id.
+pub async fn open_over_http(api: &str, owner_token: &str, customer: &str) -> String {
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{api}/api/messages/conversations"))
+        .bearer_auth(owner_token)
+        .json(&serde_json::json!({"customerId": customer}))
+        .send()
+        .await
+        .expect("open a conversation")
+        .json()
+        .await
+        .expect("JSON");
+    r["conversation"]["id"].as_str().expect("conversation id").to_owned()
+}

@@ -63,6 +63,24 @@ pub(crate) struct UploadResponse {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn upload(
+    state: State<ApiState>,
+    actor: Authed,
+    conversation_id: Path<String>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match store_upload(state, actor, conversation_id, form).await {
+        Ok(created) => created.into_response(),
+        Err(e) => {
+            // A refused upload may leave part of its body unread: the
+            // connection cannot carry another request, so say so.
+            let mut r = e.into_response();
+            r.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}
+
+async fn store_upload(
     State(s): State<ApiState>,
     Authed(actor): Authed,
     Path(conversation_id): Path<String>,
