@@ -6,7 +6,8 @@
 //!   `uploads/<id>` and, for images, `uploads/<id>.thumb.jpg`.
 //! - **Upload**: streamed. The first bytes decide the type (magic numbers,
 //!   never the client's word); the rest goes to storage part by part, so a
-//!   process holds at most one part (5 MiB) per upload, and an upload over
+//!   process holds at most three 5 MiB parts per upload (one filling, two
+//!   on their way to storage), and an upload over
 //!   the limit is aborted as soon as it passes it. Images are decoded once,
 //!   within pixel and memory limits, for a thumbnail: a file that says it is
 //!   an image and does not decode is refused.
