@@ -19,13 +19,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     /// `axum::Json`'s checks (content type, size, syntax), then: the body
-    /// must be an object — serde would read a struct from an array too.
+    /// must be an object — serde would read a struct from an array too. The
+    /// first pass only validates (`RawValue`, no tree is built).
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
-        if !value.is_object() {
+        let axum::Json(raw) = axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        if !raw.get().trim_start().starts_with('{') {
             return Err(ApiError::invalid("the body must be a JSON object"));
         }
-        serde_json::from_value(value)
+        serde_json::from_str(raw.get())
             .map(Self)
             .map_err(|e| ApiError::invalid(format!("Failed to deserialize the JSON body into the target type: {e}")))
     }

@@ -49,8 +49,10 @@ pub(crate) struct MessageResponse {
 }
 
 impl MessageResponse {
-    pub(crate) fn new(message: MessageView) -> Self {
-        Self { success: true, message }
+    /// 201 with the message when it was stored now, 200 for a retry of a stored `clientMessageId`.
+    pub(crate) fn sent(sent: omnibiz_shared::service::Sent) -> (StatusCode, Json<Self>) {
+        let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
+        (status, Json(Self { success: true, message: sent.message }))
     }
 }
 
@@ -66,9 +68,7 @@ pub(crate) async fn send(
 ) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
     let cmd =
         SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?;
-    let sent = s.messaging.send(&actor, cmd).await?;
-    let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(MessageResponse { success: true, message: sent.message })))
+    Ok(MessageResponse::sent(s.messaging.send(&actor, cmd).await?))
 }
 
 /// Mark this message and every earlier one read for the caller.

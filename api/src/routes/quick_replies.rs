@@ -143,7 +143,5 @@ pub(crate) async fn send(
     let id = reply_id(&id)?;
     let content = s.messaging.quick_reply_content(&actor, &id.to_hex()).await?;
     let cmd = SendCommand::parse(&body.conversation_id, &content, Vec::new(), body.client_message_id.as_deref())?;
-    let sent = s.messaging.send(&actor, cmd).await?;
-    let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(MessageResponse::new(sent.message))))
+    Ok(MessageResponse::sent(s.messaging.send(&actor, cmd).await?))
 }

@@ -241,6 +241,19 @@ fn hook_entry(kind: HookEvent, at: DateTime<Utc>, data: Document) -> Document {
     doc! {"kind": kind.as_str(), "at": date(at), "data": data}
 }
 
+/// Documents of `coll` with webhook events waiting in their `hooks` map
+/// (with the field naming their conversation).
+async fn pending_hooks(coll: &Collection<Document>, conv_field: &str, limit: i64) -> StoreResult<Vec<Document>> {
+    let what = "reading the webhook outbox";
+    let cursor = coll
+        .find(doc! {"hookPending": true})
+        .projection(doc! {"hooks": 1, conv_field: 1})
+        .limit(limit)
+        .await
+        .map_err(|e| classify(what, e))?;
+    collect(what, cursor).await
+}
+
 /// A message update's `$set`, with its `message.updated` / `message.deleted`
 /// outbox entry in the message's own `hooks` map (atomic with the change).
 fn change_set(
@@ -1487,27 +1500,9 @@ impl Store for MongoStore {
                 data: serde_json::to_value(MessageView::from(&m)).unwrap_or_default(),
             });
         }
-        let convs = collect(
-            what,
-            self.conversations
-                .find(doc! {"hookPending": true})
-                .projection(doc! {"hooks": 1})
-                .limit(limit_i)
-                .await
-                .map_err(|e| classify(what, e))?,
-        )
-        .await?;
-        // Edited and deleted messages carry their events like conversations do.
-        let changed = collect(
-            what,
-            self.messages
-                .find(doc! {"hookPending": true})
-                .projection(doc! {"hooks": 1, "conversationId": 1})
-                .limit(limit_i)
-                .await
-                .map_err(|e| classify(what, e))?,
-        )
-        .await?;
+        // Conversations, and edited or deleted messages, carry their events in a `hooks` map.
+        let convs = pending_hooks(&self.conversations, "_id", limit_i).await?;
+        let changed = pending_hooks(&self.messages, "conversationId", limit_i).await?;
         let owners = convs.iter().map(|d| (d, "_id")).chain(changed.iter().map(|d| (d, "conversationId")));
         for (d, conv_field) in owners {
             let conversation: ConversationId = Doc(d).oid(conv_field).context(what)?.into();
