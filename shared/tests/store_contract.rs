@@ -517,19 +517,21 @@ async fn edit_and_delete_keep_history_honest(store: Dyn) {
     let first = store.append_message(new_message(conv.id, Side::Customer, &me, "one")).await.expect("a").into_message();
     let last = store.append_message(new_message(conv.id, Side::Customer, &me, "two")).await.expect("b").into_message();
     let at = Utc::now();
-    let edited = store.edit_message(first.id, "one, edited", at).await.expect("edit").expect("exists");
+    let edited =
+        store.edit_message(first.id, first.conversation_id, "one, edited", at).await.expect("edit").expect("exists");
     assert_eq!(edited.content, "one, edited");
     assert!(edited.edited_at.is_some());
     let reread = store.get_message(first.id).await.expect("get").expect("exists");
     assert_eq!((reread.content.as_str(), reread.edited_at.is_some()), ("one, edited", true));
     let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv_now.last_message.as_deref(), Some("two"), "editing an older message leaves the preview");
-    store.edit_message(last.id, "two, edited", at).await.expect("edit").expect("exists");
+    store.edit_message(last.id, last.conversation_id, "two, edited", at).await.expect("edit").expect("exists");
     let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv_now.last_message.as_deref(), Some("two, edited"));
     assert_eq!(conv_now.unread.owner, 2);
 
-    let deleted = store.delete_message(last.id, Utc::now()).await.expect("delete").expect("existed");
+    let deleted =
+        store.delete_message(last.id, last.conversation_id, Utc::now()).await.expect("delete").expect("existed");
     assert!(deleted.deleted);
     assert_eq!(deleted.content, "");
     assert!(store.get_message(last.id).await.expect("get").is_none(), "a deleted message is not served by id");
@@ -543,11 +545,14 @@ async fn edit_and_delete_keep_history_honest(store: Dyn) {
     assert_eq!(page.len(), 2, "history keeps its place");
     assert!(page[1].deleted && page[1].content.is_empty() && page[1].attachments.is_empty());
     assert!(!page[0].deleted);
-    assert!(store.delete_message(last.id, Utc::now()).await.expect("delete").is_none(), "once");
-    assert!(store.edit_message(last.id, "back", Utc::now()).await.expect("edit").is_none(), "no editing a deleted one");
+    assert!(store.delete_message(last.id, last.conversation_id, Utc::now()).await.expect("delete").is_none(), "once");
+    assert!(
+        store.edit_message(last.id, last.conversation_id, "back", Utc::now()).await.expect("edit").is_none(),
+        "no editing a deleted one"
+    );
     // Read, then delete: the unread count does not go below what is unread.
     store.mark_read(conv.id, Side::Owner, first.seq).await.expect("read");
-    store.delete_message(first.id, Utc::now()).await.expect("delete").expect("existed");
+    store.delete_message(first.id, first.conversation_id, Utc::now()).await.expect("delete").expect("existed");
     let conv_now = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv_now.unread.owner, 0);
 }
@@ -601,7 +606,7 @@ async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
     }
     let gone =
         store.append_message(new_message(conv.id, Side::Customer, &me, "ship it")).await.expect("a").into_message();
-    store.delete_message(gone.id, Utc::now()).await.expect("delete");
+    store.delete_message(gone.id, gone.conversation_id, Utc::now()).await.expect("delete");
     let q = SearchQuery::parse("ship").expect("query");
     let found = |party| {
         let (store, q) = (Arc::clone(&store), q.clone());
@@ -625,7 +630,7 @@ async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
     // Edited content is what is found.
     let all = store.search_messages(Party::Owner(o.id), &q, None, 50).await.expect("search");
     let shipping = all.iter().find(|m| m.content == "Shipping to Mombasa").expect("found");
-    store.edit_message(shipping.id, "Delivery to Nairobi", Utc::now()).await.expect("edit");
+    store.edit_message(shipping.id, shipping.conversation_id, "Delivery to Nairobi", Utc::now()).await.expect("edit");
     assert_eq!(found(Party::Customer(c.id)).await, Vec::<String>::new());
     let q2 = SearchQuery::parse("nairobi").expect("query");
     assert_eq!(store.search_messages(Party::Customer(c.id), &q2, None, 50).await.expect("search").len(), 1);
@@ -644,10 +649,20 @@ async fn message_changes_record_their_webhook_events(store: Dyn) {
         events
     };
     drain(Arc::clone(&store)).await;
-    store.edit_message(m.id, "hi, edited", Utc::now()).await.expect("edit").expect("exists");
-    store.edit_message(m.id, "hi, edited twice", Utc::now() + Duration::milliseconds(5)).await.expect("edit");
-    store.delete_message(m.id, Utc::now() + Duration::milliseconds(10)).await.expect("delete").expect("existed");
-    assert!(store.delete_message(m.id, Utc::now()).await.expect("delete").is_none(), "a second delete records nothing");
+    store.edit_message(m.id, m.conversation_id, "hi, edited", Utc::now()).await.expect("edit").expect("exists");
+    store
+        .edit_message(m.id, m.conversation_id, "hi, edited twice", Utc::now() + Duration::milliseconds(5))
+        .await
+        .expect("edit");
+    store
+        .delete_message(m.id, m.conversation_id, Utc::now() + Duration::milliseconds(10))
+        .await
+        .expect("delete")
+        .expect("existed");
+    assert!(
+        store.delete_message(m.id, m.conversation_id, Utc::now()).await.expect("delete").is_none(),
+        "a second delete records nothing"
+    );
     let events = drain(Arc::clone(&store)).await;
     let got: Vec<(HookEvent, String)> =
         events.iter().map(|e| (e.kind, e.data["content"].as_str().unwrap_or("-").to_owned())).collect();

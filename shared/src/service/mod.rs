@@ -652,10 +652,8 @@ impl Messaging {
         let mut out = Vec::with_capacity(inputs.len());
         let mut uploads = Vec::new();
         // A retried send (same clientMessageId) may claim its uploads again.
-        let key = match cmid {
-            Some(c) => format!("cmid:{c}"),
-            None => format!("once:{}", MessageId::new()),
-        };
+        // Built only when there is an upload to claim: most sends have none.
+        let mut key: Option<String> = None;
         for input in inputs {
             match input {
                 AttachmentInput::Link(link) => out.push(link.into_attachment()),
@@ -665,7 +663,11 @@ impl Messaging {
                     if uploads.contains(&uid) {
                         return Err(ServiceError::Invalid(format!("attachment {uid} is listed twice")));
                     }
-                    let upload = self.store.claim_upload(uid, conv, &actor.principal.id_hex(), &key).await?;
+                    let key = key.get_or_insert_with(|| match cmid {
+                        Some(c) => format!("cmid:{c}"),
+                        None => format!("once:{}", MessageId::new()),
+                    });
+                    let upload = self.store.claim_upload(uid, conv, &actor.principal.id_hex(), key).await?;
                     let upload = upload.ok_or_else(|| {
                         ServiceError::Invalid(format!(
                             "attachment {uid} is not a finished upload of yours to this conversation, \
@@ -779,7 +781,7 @@ impl Messaging {
     pub async fn edit_message(&self, actor: &Actor, id: MessageId, content: &str) -> ServiceResult<MessageView> {
         let body = MessageBody::parse(content).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let (_, conv) = self.own_recent_message(actor, id, "edit").await?;
-        let edited = self.store.edit_message(id, body.as_str(), Utc::now()).await?;
+        let edited = self.store.edit_message(id, conv.id, body.as_str(), Utc::now()).await?;
         let edited = edited.ok_or_else(|| ServiceError::NotFound("message not found".into()))?;
         let view = MessageView::from(&edited);
         let payload = serde_json::to_value(&view).unwrap_or_default();
@@ -798,7 +800,7 @@ impl Messaging {
         if !uploads.is_empty() {
             self.store.unconfirm_uploads(&uploads).await?;
         }
-        let deleted = self.store.delete_message(id, Utc::now()).await?;
+        let deleted = self.store.delete_message(id, conv.id, Utc::now()).await?;
         let deleted = deleted.ok_or_else(|| ServiceError::NotFound("message not found".into()))?;
         if let Some(files) = &self.files {
             for u in &uploads {

@@ -232,14 +232,26 @@ pub trait Store: Send + Sync + 'static {
     /// Deleted messages (the seed's `isDeleted`) are listed as what is left
     /// of them: `deleted`, no content, no attachments.
     async fn list_messages(&self, query: &MessageQuery) -> StoreResult<Vec<Message>>;
-    /// Replaces a message's content and sets `edited_at` (and the
+    /// Replaces the content of message `id` of `conversation` (the caller
+    /// has read it; a message of another conversation is left alone) and sets `edited_at` (and the
     /// conversation's preview when it is the last message); `None` when the
     /// message does not exist or was deleted.
-    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>>;
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        content: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
     /// Marks a message deleted and removes its content and attachments; an
     /// unread one stops counting as unread, and a last message's preview
     /// becomes [`DELETED_PREVIEW`]. `None` when missing or already deleted.
-    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>>;
+    async fn delete_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
 
     // --- Uploads (see `crate::files`): the record is written before the
     // object, claimed by one send, confirmed once its message is stored.

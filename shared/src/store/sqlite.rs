@@ -770,17 +770,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        content: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
         let content = content.to_owned();
         self.with("editing a message", move |c| {
             let tx = c.transaction()?;
             let m = tx
                 .query_row(
                     &format!(
-                        "UPDATE messages SET content = ?2, edited_at = ?3 WHERE id = ?1 AND deleted = 0 \
+                        "UPDATE messages SET content = ?2, edited_at = ?3 WHERE id = ?1 AND conversation_id = ?4 AND deleted = 0 \
                          RETURNING {MSG_COLS}"
                     ),
-                    params![id.to_hex(), content, ms(at)],
+                    params![id.to_hex(), content, ms(at), conversation.to_hex()],
                     msg_row,
                 )
                 .optional()?;
@@ -800,16 +806,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+    async fn delete_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
         self.with("deleting a message", move |c| {
             let tx = c.transaction()?;
             let m = tx
                 .query_row(
                     &format!(
                         "UPDATE messages SET content = '', attachments = '[]', deleted = 1, edited_at = ?2 \
-                         WHERE id = ?1 AND deleted = 0 RETURNING {MSG_COLS}"
+                         WHERE id = ?1 AND conversation_id = ?3 AND deleted = 0 RETURNING {MSG_COLS}"
                     ),
-                    params![id.to_hex(), ms(at)],
+                    params![id.to_hex(), ms(at), conversation.to_hex()],
                     msg_row,
                 )
                 .optional()?;

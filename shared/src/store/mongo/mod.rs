@@ -260,16 +260,14 @@ fn change_set(
     mut set: Document,
     kind: HookEvent,
     id: MessageId,
-    conversation: Option<ConversationId>,
+    conversation: ConversationId,
     content: Option<&str>,
     at: DateTime<Utc>,
 ) -> Document {
-    if let Some(conv) = conversation {
-        let data = crate::hooks::change_data(kind, id, conv, content, at);
-        let data = bson::to_document(&data).unwrap_or_default();
-        set.insert(format!("hooks.{}", crate::hooks::change_event_id(kind, id, at)), hook_entry(kind, at, data));
-        set.insert("hookPending", true);
-    }
+    let data = crate::hooks::change_data(kind, id, conversation, content, at);
+    let data = bson::to_document(&data).unwrap_or_default();
+    set.insert(format!("hooks.{}", crate::hooks::change_event_id(kind, id, at)), hook_entry(kind, at, data));
+    set.insert("hookPending", true);
     set
 }
 
@@ -647,18 +645,6 @@ impl MongoStore {
             Err(e) => return Err(classify(what, e)),
         };
         cursor.try_collect().await.map_err(|e| classify(what, e))
-    }
-
-    /// The conversation a message belongs to (for a change's outbox entry).
-    async fn conversation_of(&self, id: MessageId) -> StoreResult<Option<ConversationId>> {
-        let what = "reading a message";
-        let d = self
-            .messages
-            .find_one(doc! {"_id": id.oid()})
-            .projection(doc! {"conversationId": 1})
-            .await
-            .map_err(|e| classify(what, e))?;
-        Ok(d.and_then(|d| d.get_object_id("conversationId").ok()).map(Into::into))
     }
 
     /// The database this store works on.
@@ -1116,14 +1102,20 @@ impl Store for MongoStore {
         Ok(r.modified_count == 1)
     }
 
-    async fn edit_message(&self, id: MessageId, content: &str, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        content: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
         let what = "editing a message";
-        let conv = self.conversation_of(id).await?;
         let set = doc! {"content": content, "editedAt": date(at), "updatedAt": date(at)};
-        let set = change_set(set, HookEvent::MessageUpdated, id, conv, Some(content), at);
+        let set = change_set(set, HookEvent::MessageUpdated, id, conversation, Some(content), at);
+        let filter = doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}};
         let d = self
             .messages
-            .find_one_and_update(doc! {"_id": id.oid(), "isDeleted": {"$ne": true}}, doc! {"$set": set})
+            .find_one_and_update(filter, doc! {"$set": set})
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| classify(what, e))?;
@@ -1139,15 +1131,20 @@ impl Store for MongoStore {
         Ok(Some(m))
     }
 
-    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> StoreResult<Option<Message>> {
+    async fn delete_message(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
         let what = "deleting a message";
-        let conv = self.conversation_of(id).await?;
         let set =
             doc! {"content": "", "attachments": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at)};
-        let deleted_set = change_set(set, HookEvent::MessageDeleted, id, conv, None, at);
+        let deleted_set = change_set(set, HookEvent::MessageDeleted, id, conversation, None, at);
+        let filter = doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}};
         let d = self
             .messages
-            .find_one_and_update(doc! {"_id": id.oid(), "isDeleted": {"$ne": true}}, doc! {"$set": deleted_set})
+            .find_one_and_update(filter, doc! {"$set": deleted_set})
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| classify(what, e))?;
