@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One command, one run, both stacks: builds release binaries, starts Redis and
+# One command, one run, every stack: builds release binaries, starts Redis and
 # the MongoDB-compatible server (scripts/services.sh), our API and gateways,
-# and the Node.js reference peer (loadtest/peer), runs the same scenarios
-# against both in alternation, and writes BENCHMARKS.md.
+# and the Node.js reference peer (loadtest/peer) on Node's HTTP server
+# (node-peer) and on uWebSockets.js (node-uws, the tuned one), runs the same
+# scenarios against each, measures the database's own insert rate beside the
+# stored path, and writes BENCHMARKS.md.
 #
 # Knobs (environment):
 #   BENCH_CONNECTIONS=10000  idle connections per single-process comparison
@@ -58,8 +60,8 @@ start_ours() { # start_ours <target> <port> [env...]  → echoes pid
   env PORT="$port" HOST=127.0.0.1 TOKIO_WORKER_THREADS=1 "$@" "$BIN" "$target" >"$OUT/$target-$port.log" 2>&1 &
   echo $!
 }
-start_peer() { # start_peer <port> → echoes pid
-  PORT=$1 node "$ROOT/loadtest/peer/server.js" >"$OUT/peer-$1.log" 2>&1 &
+start_peer() { # start_peer <port> [node|uws] → echoes pid
+  PORT=$1 PEER_ENGINE=${2:-node} node "$ROOT/loadtest/peer/server.js" >"$OUT/peer-$1.log" 2>&1 &
   echo $!
 }
 
@@ -77,25 +79,53 @@ log "connections: node peer, N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7220 --count "$N" --workers "$WORKERS" \
   --sources "$SOURCES" --pids "$pid" --label node-peer --out "$RESULTS"
 kill "$pid"
+pid=$(start_peer 7230 uws); PIDS+=("$pid"); wait_port 7230
+log "connections: node peer on uWebSockets.js, N=$N"
+"$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7230 --count "$N" --workers "$WORKERS" \
+  --sources "$SOURCES" --pids "$pid" --label node-uws --out "$RESULTS"
+kill "$pid"
+# At 3 000 connections too (the size of one busy tenant's gateway), each stack afresh.
+for spec in "omnibiz gateway 7121" "node-peer node 7221" "node-uws uws 7231"; do
+  set -- $spec
+  if [ "$1" = omnibiz ]; then pid=$(start_ours gateway "$3"); else pid=$(start_peer "$3" "$2"); fi
+  PIDS+=("$pid"); wait_port "$3"
+  log "connections: $1, N=3000"
+  "$LT" connections --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$3" --count 3000 --workers 1 \
+    --sources "$SOURCES" --pids "$pid" --label "$1@3k" --out "$RESULTS"
+  kill "$pid"
+done
 
 # --- Relay: fanout across two nodes, ours (stored / relay-only) and the peer ------
 g1=$(start_ours gateway 7101); g2=$(start_ours gateway 7102); api=$(start_ours api 7100)
 r1=$(start_ours gateway 7111 OMNIBIZ_BENCH_RELAY_ONLY=true); r2=$(start_ours gateway 7112 OMNIBIZ_BENCH_RELAY_ONLY=true)
-p1=$(start_peer 7201); p2=$(start_peer 7202)
-PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2")
-for p in 7100 7101 7102 7111 7112 7201 7202; do wait_port "$p"; done
+p1=$(start_peer 7201); p2=$(start_peer 7202); u1=$(start_peer 7211 uws); u2=$(start_peer 7212 uws)
+PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2")
+for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212; do wait_port "$p"; done
 fan() { # fan <label> <receivers port> <senders port> <pids> <rate>
   log "fanout: $1 at $5/s, $PAIRS pairs, ${DUR}s"
   "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
     --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" --label "$1" --out "$RESULTS"
 }
 fan node-peer 7201 7202 "$p1,$p2" "$RATE"
+fan node-uws 7211 7212 "$u1,$u2" "$RATE"
 fan omnibiz-relay 7111 7112 "$r1,$r2" "$RATE"
-# Stored sends are bound by the MongoDB-compatible server on this box: offer a quarter.
-fan omnibiz 7101 7102 "$g1,$g2" "$(( RATE / 4 ))"
-log "rest-send: omnibiz API → MongoDB → Redis → gateway"
+
+# --- The stored path against the database's own ceiling ---------------------------
+log "raw-insert: the driver inserting our message documents into the same server"
+"$LT" raw-insert --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" --duration-secs "$DUR" --out "$RESULTS"
+RAW=$(tail -n 1 "$RESULTS" | sed -E 's/.*"inserts_per_sec":([0-9.]+).*/\1/'); RAW=${RAW%.*}
+HALF=$(( RAW / 2 ))
+log "raw insert rate: $RAW/s; stored sends at half of it: $HALF/s"
+fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
+log "rest-send: omnibiz API → MongoDB → Redis → gateway, at half the raw insert rate"
 "$LT" rest-send --tokens "$OUT/tokens.json" --api http://127.0.0.1:7100 --url ws://127.0.0.1:7101 \
-  --pairs "$PAIRS" --rate "$(( RATE / 2 ))" --duration-secs "$DUR" --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+  --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+log "rest-ramp: the highest REST send rate with p99 <= 50 ms"
+STEP=$(( RAW / 10 > 50 ? RAW / 10 : 50 ))
+"$LT" ramp --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7101 --api http://127.0.0.1:7100 \
+  --pairs "$PAIRS" --rate "$(( RAW / 4 ))" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
+  --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+
 ramp() {
   log "ramp: $1"
   "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
@@ -103,13 +133,14 @@ ramp() {
     --pids "$4" --label "$1" --out "$RESULTS"
 }
 ramp node-peer 7201 7202 "$p1,$p2"
+ramp node-uws 7211 7212 "$u1,$u2"
 ramp omnibiz-relay 7111 7112 "$r1,$r2"
 log "forwarding: a polling request sent to the gateway holding its session, then to another one"
 "$LT" forwarding --tokens "$OUT/tokens.json" --owner http://127.0.0.1:7101 --other http://127.0.0.1:7102 \
   --requests 3000 --pids "$g1,$g2" --label omnibiz --out "$RESULTS"
 log "redis-raw: the physical limit"
 "$LT" redis-raw --redis "$REDIS_URL" --messages 200000 --size 400 --out "$RESULTS"
-kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" 2>/dev/null || true
+kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2" 2>/dev/null || true
 
 # --- Optional: the fleet (several gateways on one Redis, one number) --------------
 if [ "$FLEET" -gt 0 ]; then
@@ -137,14 +168,15 @@ fi
   echo
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
-  echo "- Node peer: socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 (loadtest/peer/server.js)"
+  echo "- Node peers (loadtest/peer/server.js): socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 on Node's HTTP server (**node-peer**, the seed's stack) and on uWebSockets.js through \`io.attachApp\` (**node-uws**, tuned: @trufflesuite/uws-js-unofficial 20.30.0, the build that loads on Node 20)"
   echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (the \`sio\` crate); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
   echo
   echo "## What is compared"
   echo
   echo "- **omnibiz**: the product as deployed: every \`send_message\` is validated, stored in MongoDB (seq assigned atomically), then published."
   echo "- **omnibiz-relay**: the same gateway with \`OMNIBIZ_BENCH_RELAY_ONLY=true\`: validated and relayed, not stored — like for like with the peer, which has no database."
-  echo "- **node-peer**: the seed's stack, no database."
+  echo "- **node-peer**: the seed's stack, no database. **node-uws**: the same application on uWebSockets.js, no database."
+  echo "- **raw-insert**: the same driver inserting our message documents (same indexes) into the same MongoDB-compatible server, 16 in flight (one API process's append slots): the stored path's ceiling. A stored send is that insert plus the \`seq\` update."
   echo "- Relay scenarios are cross-node: receivers (owners) on node 1, senders (customers) on node 2, one Redis."
   echo "- Server CPU is read from /proc for the server processes only; memory per connection is (RSS after − RSS before) ÷ connections, 4 s after the last connect."
   echo

@@ -274,7 +274,8 @@ impl Application {
         let edit_window = (settings.edit_window_secs > 0).then(|| Duration::from_secs(settings.edit_window_secs));
         let mut messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
             .with_hook_guard(hook_guard)
-            .with_edit_window(edit_window);
+            .with_edit_window(edit_window)
+            .with_account_ttl(Duration::from_secs(settings.account_cache_secs));
         if let Some(f) = &files {
             messaging = messaging.with_files(Arc::clone(f));
             // The processes that take uploads sweep them; gateways don't.

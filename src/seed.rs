@@ -112,7 +112,11 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
                         client_message_id: None,
                         created_at: Utc::now(),
                     };
-                    store.append_message(m).await.context("adding a demo message")?;
+                    store
+                        .append_message(m)
+                        .await
+                        .context("adding a demo message")?
+                        .context("the demo conversation refused a message from its participant")?;
                 }
             }
             customers_json.push(json!({

@@ -588,6 +588,7 @@ async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
         })
         .await
         .expect("append")
+        .expect("a participant's send is taken")
         .into_message();
     assert!(owner.try_expect("message_received", QUIET).await.is_none(), "nothing was published");
     let retry = json!({"conversationId": conv, "content": "stored before the crash", "clientMessageId": "crash-1"});

@@ -42,7 +42,7 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
         client_message_id: None,
         created_at: chrono::Utc::now(),
     };
-    store.append_message(missed).await.expect("append");
+    store.append_message(missed).await.expect("append").expect("a participant's send is taken");
     assert!(cust.try_expect("message_received", QUIET).await.is_none(), "not published, not delivered (yet)");
     // Kill every pub/sub connection, as a Redis restart or failover would.
     let admin = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis).expect("url"))

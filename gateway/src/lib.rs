@@ -124,8 +124,19 @@ impl Gateway {
             max_payload: config.max_payload,
             ..Default::default()
         };
+        let bus = Arc::clone(messaging.bus());
         let hub = Hub::new(messaging, verifier, presence, config);
-        hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
+        // Straight from the task reading the bus into the hub where the bus
+        // can (Redis); else through its broadcast channel and a task.
+        let weak = Arc::downgrade(&hub);
+        let sink: omnibiz_shared::bus::Sink = Arc::new(move |event| {
+            if let Some(h) = weak.upgrade() {
+                h.dispatch(event);
+            }
+        });
+        if !bus.deliver_to(sink) {
+            hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
+        }
         if let Some(resyncs) = resyncs {
             hub::spawn_resync(Arc::downgrade(&hub), resyncs);
         }

@@ -70,7 +70,8 @@ async fn setup(stored_before_join: usize) -> Setup {
     let socket = Arc::new(Recording::default());
     let id = hub.register(Arc::clone(&socket) as Arc<dyn Connection>, actor);
     let reply = hub.handle(id, "join_conversation", json!(conv.id.to_hex())).await.expect("reply");
-    assert_eq!(reply.ack["ok"], true, "{}", reply.ack);
+    let ack: serde_json::Value = serde_json::from_str(reply.ack.get()).expect("an ack is JSON");
+    assert_eq!(ack["ok"], true, "{ack}");
     Setup { hub, store: setup_store, owner, conv: conv.id, socket }
 }
 
@@ -86,7 +87,8 @@ async fn append(store: &SqliteStore, conv: ConversationId, owner: &User, text: &
         client_message_id: None,
         created_at: Utc::now(),
     };
-    MessageView::from(store.append_message(msg).await.expect("append").message())
+    let appended = store.append_message(msg).await.expect("append").expect("a participant's send is taken");
+    MessageView::from(appended.message())
 }
 
 fn published(conv: ConversationId, m: &MessageView) -> Published {

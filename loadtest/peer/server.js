@@ -4,6 +4,10 @@
 // (so it does strictly less work per message than OmniBiz, which stores each one).
 //
 //   PORT=6001 REDIS_URL=redis://127.0.0.1:6390 JWT_SECRET=… node server.js
+//
+// PEER_ENGINE=uws runs the same application on uWebSockets.js through
+// `io.attachApp` (the tuned peer: the fastest engine a Node team would pick;
+// @trufflesuite/uws-js-unofficial is the build that loads on Node 20).
 import { createServer } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Server } from "socket.io";
@@ -11,7 +15,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import jwt from "jsonwebtoken";
 
-const { PORT = "6001", REDIS_URL = "redis://127.0.0.1:6379", JWT_SECRET } = process.env;
+const { PORT = "6001", REDIS_URL = "redis://127.0.0.1:6379", JWT_SECRET, PEER_ENGINE = "node" } = process.env;
 if (!JWT_SECRET) {
   console.error("JWT_SECRET is required");
   process.exit(2);
@@ -21,11 +25,30 @@ const pub = createClient({ url: REDIS_URL });
 const sub = pub.duplicate();
 await Promise.all([pub.connect(), sub.connect()]);
 
-const httpServer = createServer();
-const io = new Server(httpServer, {
-  cors: { origin: "*" },
-  adapter: createAdapter(pub, sub),
-});
+const options = { cors: { origin: "*" }, adapter: createAdapter(pub, sub) };
+let io;
+let listen;
+if (PEER_ENGINE === "uws") {
+  const { App } = (await import("@trufflesuite/uws-js-unofficial")).default;
+  const app = App();
+  io = new Server(options);
+  io.attachApp(app);
+  listen = (port, done) =>
+    app.listen("127.0.0.1", port, (token) => {
+      if (!token) {
+        console.error(`port ${port} is in use`);
+        process.exit(1);
+      }
+      done(port);
+    });
+} else if (PEER_ENGINE === "node") {
+  const httpServer = createServer();
+  io = new Server(httpServer, options);
+  listen = (port, done) => httpServer.listen(port, "127.0.0.1", () => done(httpServer.address().port));
+} else {
+  console.error(`PEER_ENGINE must be node or uws, not ${PEER_ENGINE}`);
+  process.exit(2);
+}
 
 io.use((socket, next) => {
   const token = socket.handshake.auth?.token ?? socket.handshake.query?.token;
@@ -91,6 +114,6 @@ io.on("connection", (socket) => {
   });
 });
 
-httpServer.listen(Number(PORT), "127.0.0.1", () => {
-  console.log(`node-peer listening on http://127.0.0.1:${httpServer.address().port}`);
+listen(Number(PORT), (port) => {
+  console.log(`node-peer (${PEER_ENGINE}) listening on http://127.0.0.1:${port}`);
 });

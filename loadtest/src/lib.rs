@@ -7,6 +7,7 @@
 //! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates.
 //! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
+//! - `raw_insert`: the database's insert rate for our message documents, the stored path's ceiling.
 //! - `soak`: long mixed load with churn; memory and latency per window, losses.
 //! - `report`: terminal and Markdown tables, the SVG latency plot.
 //! - `tokens`, `procstat`: inputs and /proc sampling.
@@ -16,6 +17,7 @@ pub mod connections;
 pub mod fanout;
 pub mod forwarding;
 pub mod procstat;
+pub mod raw_insert;
 pub mod redis_raw;
 pub mod report;
 pub mod soak;

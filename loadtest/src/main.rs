@@ -3,10 +3,11 @@
 //! measure: connections held and their server memory, delivered messages per
 //! second and per server CPU-second, end-to-end latency percentiles, losses.
 //!
-//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp`, `forwarding`, `redis-raw`, `soak`;
+//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp` (socket or REST senders), `forwarding`,
+//! `redis-raw`, `raw-insert`, `soak`;
 //! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
 
-use omnibiz_loadtest::{connections, fanout, forwarding, redis_raw, report, soak, tokens};
+use omnibiz_loadtest::{connections, fanout, forwarding, raw_insert, redis_raw, report, soak, tokens};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -98,6 +99,9 @@ enum Cmd {
         load: Load,
         #[arg(long)]
         senders_url: Option<String>,
+        /// Send over REST to this API base URL instead of over sockets (the stored path).
+        #[arg(long, conflicts_with = "senders_url")]
+        api: Option<String>,
         #[arg(long, default_value_t = 500.0)]
         step: f64,
         #[arg(long, default_value_t = 20_000.0)]
@@ -150,6 +154,28 @@ enum Cmd {
         messages: u64,
         #[arg(long, default_value_t = 400)]
         size: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The database's own insert rate for our message documents (same driver,
+    /// same indexes, same server): the ceiling of the stored path.
+    RawInsert {
+        /// MongoDB connection string.
+        #[arg(long)]
+        mongodb: String,
+        /// Database to insert into (a scratch collection, dropped afterwards).
+        #[arg(long)]
+        database: String,
+        /// Inserts in flight: 16 is what one API process uses for appends.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 200)]
+        conversations: usize,
+        /// Database server PIDs whose CPU to read (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<u32>,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -257,13 +283,14 @@ async fn main() -> anyhow::Result<()> {
             let params = json!({"pairs": load.pairs, "rate": load.rate, "duration_secs": load.duration_secs});
             save(common.out.as_ref(), &common.label, "rest-send", params, &result)
         }
-        Cmd::Ramp { common, load, senders_url, step, max_rate, p99_ms } => {
+        Cmd::Ramp { common, load, senders_url, api, step, max_rate, p99_ms } => {
             let pairs = tokens::load(&common.tokens)?;
             let mut rate = load.rate;
             let mut steps = Vec::new();
             let mut saturation = None;
+            let sender = api.clone().map_or(fanout::Sender::Socket, fanout::Sender::Rest);
             while rate <= max_rate {
-                let mut plan = fanout_plan(&common, &load, senders_url.clone(), fanout::Sender::Socket);
+                let mut plan = fanout_plan(&common, &load, senders_url.clone(), sender.clone());
                 plan.rate = rate;
                 let r = fanout::run(&pairs, &plan).await?;
                 let p99 = r["latency_ms"]["p99"].as_f64().unwrap_or(f64::MAX);
@@ -283,9 +310,10 @@ async fn main() -> anyhow::Result<()> {
                 rate += step;
             }
             let result = json!({"saturation_rate": saturation, "p99_threshold_ms": p99_ms, "steps": steps});
-            let params =
-                json!({"pairs": load.pairs, "start": load.rate, "step": step, "duration_secs": load.duration_secs});
-            save(common.out.as_ref(), &common.label, "ramp", params, &result)
+            let params = json!({"pairs": load.pairs, "start": load.rate, "step": step,
+                "duration_secs": load.duration_secs, "sender": if api.is_some() { "rest" } else { "socket" }});
+            let scenario = if api.is_some() { "rest-ramp" } else { "ramp" };
+            save(common.out.as_ref(), &common.label, scenario, params, &result)
         }
         Cmd::Forwarding { common, owner, other, requests } => {
             let pairs = tokens::load(&common.tokens)?;
@@ -312,6 +340,19 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RedisRaw { redis, messages, size, out } => {
             let result = redis_raw::run(&redis, messages, size).await?;
             save(out.as_ref(), "redis", "redis-raw", json!({"messages": messages, "size": size}), &result)
+        }
+        Cmd::RawInsert { mongodb, database, concurrency, duration_secs, conversations, pids, out } => {
+            let plan = raw_insert::Plan {
+                uri: mongodb,
+                database,
+                concurrency,
+                duration: Duration::from_secs(duration_secs),
+                conversations,
+                pids,
+            };
+            let result = raw_insert::run(&plan).await?;
+            let params = json!({"concurrency": concurrency, "duration_secs": duration_secs});
+            save(out.as_ref(), "mongodb", "raw-insert", params, &result)
         }
         Cmd::Report { results, plot } => {
             let md = report::markdown(&results, &plot)?;

@@ -30,6 +30,10 @@ fn num(v: &Value, path: &[&str]) -> f64 {
     cur.as_f64().unwrap_or(f64::NAN)
 }
 
+/// The Node.js peers every scenario runs against: socket.io on Node's own
+/// HTTP server (the seed's stack) and on uWebSockets.js (tuned).
+const PEERS: [&str; 2] = ["node-peer", "node-uws"];
+
 fn ratio(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
 }
@@ -64,17 +68,22 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
     }
-    if let (Some(o), Some(p)) = (get("connections", "omnibiz"), get("connections", "node-peer")) {
-        let (o, p) = (
-            num(&o["result"], &["server_rss_kib_per_connection"]),
-            num(&p["result"], &["server_rss_kib_per_connection"]),
-        );
-        let _ = writeln!(
-            md,
-            "\nMemory per connection, ours vs the peer: **{}** of the peer's (peer ÷ ours = {}).",
-            ratio(o, p),
-            ratio(p, o)
-        );
+    for (size, at) in [("", "at the full count"), ("@3k", "at 3 000 connections")] {
+        for peer in PEERS {
+            let (ours, theirs) = (format!("omnibiz{size}"), format!("{peer}{size}"));
+            if let (Some(o), Some(p)) = (get("connections", &ours), get("connections", &theirs)) {
+                let (o, p) = (
+                    num(&o["result"], &["server_rss_kib_per_connection"]),
+                    num(&p["result"], &["server_rss_kib_per_connection"]),
+                );
+                let _ = writeln!(
+                    md,
+                    "\nMemory per connection {at}, ours vs `{peer}`: **{}** of its (`{peer}` ÷ ours = {}).",
+                    ratio(o, p),
+                    ratio(p, o)
+                );
+            }
+        }
     }
 
     let _ = writeln!(md, "\n### Message relay\n");
@@ -103,7 +112,8 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
     }
-    for (ours, peer) in [("omnibiz-relay", "node-peer")] {
+    for peer in PEERS {
+        let ours = "omnibiz-relay";
         if let (Some(o), Some(p)) = (get("fanout", ours), get("fanout", peer)) {
             let per_cpu =
                 ratio(num(&o["result"], &["delivered_per_cpu_sec"]), num(&p["result"], &["delivered_per_cpu_sec"]));
@@ -132,12 +142,15 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
         let sat = |l: &str| get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()).unwrap_or(f64::NAN);
-        let _ = writeln!(
-            md,
-            "\nSaturation, `omnibiz-relay` ÷ `node-peer`: **{}**.",
-            ratio(sat("omnibiz-relay"), sat("node-peer"))
-        );
+        for peer in PEERS {
+            let _ = writeln!(
+                md,
+                "\nSaturation, `omnibiz-relay` ÷ `{peer}`: **{}**.",
+                ratio(sat("omnibiz-relay"), sat(peer))
+            );
+        }
     }
+    stored_path(&mut md, &get);
     if let Some(raw) = get("redis-raw", "redis") {
         let limit = num(&raw["result"], &["delivered_per_sec"]);
         let _ = writeln!(
@@ -145,7 +158,7 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).",
             raw["params"]["size"]
         );
-        for l in ["omnibiz-relay", "node-peer"] {
+        for l in ["omnibiz-relay", "node-peer", "node-uws"] {
             if let Some(r) = get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()) {
                 let _ = writeln!(
                     md,
@@ -181,6 +194,61 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
     plot_latency(&by, plot)?;
     let _ = writeln!(md, "\n![latency percentiles]({})", plot.display());
     Ok(md)
+}
+
+/// The stored path against the database's own ceiling: the raw insert
+/// rate, REST sends at half of it, and the REST send ramp.
+fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value>) {
+    let Some(raw) = get("raw-insert", "mongodb") else { return };
+    let x = &raw["result"];
+    let ceiling = num(x, &["inserts_per_sec"]);
+    let _ = writeln!(md, "\n### Stored path: against the database's own insert rate\n");
+    let _ = writeln!(md, "| what | rate/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| `raw-insert`: the driver inserting our message documents, {} in flight | {:.0} | {:.2} | {:.2} | {} |",
+        x["concurrency"],
+        ceiling,
+        num(x, &["latency_ms", "p50"]),
+        num(x, &["latency_ms", "p99"]),
+        x["errors"]
+    );
+    if let Some(r) = get("rest-send", "omnibiz") {
+        let y = &r["result"];
+        let _ = writeln!(
+            md,
+            "| `rest-send` offered {} (API → MongoDB → Redis → gateway → socket) | {:.0} | {:.2} | {:.2} | {} |",
+            y["target_rate"],
+            num(y, &["delivered_per_sec"]),
+            num(y, &["latency_ms", "p50"]),
+            num(y, &["latency_ms", "p99"]),
+            y["errors"]
+        );
+    }
+    let sat = get("rest-ramp", "omnibiz").and_then(|r| r["result"]["saturation_rate"].as_f64());
+    if let Some(r) = get("rest-ramp", "omnibiz") {
+        let threshold = &r["result"]["p99_threshold_ms"];
+        let last = r["result"]["steps"].as_array().and_then(|s| s.last()).map(|s| &s["result"]);
+        let _ = writeln!(
+            md,
+            "| `rest-ramp`: the highest REST rate with p99 ≤ {threshold} ms and nothing lost | {} | | | |",
+            sat.map_or("—".into(), |v| format!("{v:.0}")),
+        );
+        if let Some(l) = last {
+            let _ = writeln!(
+                md,
+                "| (the ramp's last step: offered {}, delivered) | {:.0} | {:.2} | {:.2} | {} |",
+                l["target_rate"],
+                num(l, &["delivered_per_sec"]),
+                num(l, &["latency_ms", "p50"]),
+                num(l, &["latency_ms", "p99"]),
+                l["errors"]
+            );
+        }
+    }
+    if let Some(s) = sat {
+        let _ = writeln!(md, "\nREST sends at saturation ÷ raw insert rate: **{:.0}%**.", 100.0 * s / ceiling);
+    }
 }
 
 fn plot_latency(by: &BTreeMap<(String, String), Value>, path: &Path) -> anyhow::Result<()> {

@@ -166,6 +166,11 @@ pub struct Settings {
     /// Seconds after sending during which a sender may edit or delete a
     /// message; 0 for no limit. `OMNIBIZ_EDIT_WINDOW_SECS`, default 900.
     pub edit_window_secs: u64,
+    /// Seconds an account read for a token (its name, its inviting owner) is
+    /// reused before it is read again; 0 reads it on every request. Accounts
+    /// belong to the main app: a renamed or deleted account is seen within
+    /// this time. `OMNIBIZ_ACCOUNT_CACHE_SECS`, default 30.
+    pub account_cache_secs: u64,
 }
 
 impl Default for Settings {
@@ -226,6 +231,7 @@ impl Default for Settings {
             files_signing_key: None,
             public_url: None,
             edit_window_secs: 900,
+            account_cache_secs: 30,
         }
     }
 }
@@ -302,6 +308,7 @@ const KEYS: &[&str] = &[
     "files_signing_key",
     "public_url",
     "edit_window_secs",
+    "account_cache_secs",
 ];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use omnibiz_shared::domain::EndpointId;
 use omnibiz_shared::domain::{
-    Attachment, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId, UserRole,
+    Attachment, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId,
+    UserRole,
 };
 use omnibiz_shared::hooks::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
 use omnibiz_shared::store::mongo::MongoStore;
@@ -175,7 +176,7 @@ async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     for i in 0..n {
         let store = store.clone();
         let m = new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("message {i}"));
-        tasks.push(tokio::spawn(async move { store.append_message(m).await }));
+        tasks.push(tokio::spawn(async move { store.append_message(m).await.map(|a| a.expect("taken")) }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
@@ -212,10 +213,10 @@ async fn client_message_id_stores_once(store: Dyn) {
         size: 42,
         thumbnail_url: None,
     }];
-    let first = store.append_message(m.clone()).await.expect("first");
+    let first = store.append_message(m.clone()).await.expect("first").expect("taken");
     let Appended::Created(first) = first else { panic!("first send creates") };
     assert_eq!(first.attachments.len(), 1);
-    let retry = store.append_message(m.clone()).await.expect("retry");
+    let retry = store.append_message(m.clone()).await.expect("retry").expect("taken");
     assert_eq!(retry, Appended::Existing(first.clone()));
 
     // Concurrent retries of another id: still one message.
@@ -223,7 +224,7 @@ async fn client_message_id_stores_once(store: Dyn) {
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let (store, m) = (store.clone(), m.clone());
-        tasks.push(tokio::spawn(async move { store.append_message(m).await }));
+        tasks.push(tokio::spawn(async move { store.append_message(m).await.map(|a| a.expect("taken")) }));
     }
     let mut ids = std::collections::HashSet::new();
     for t in tasks {
@@ -239,6 +240,66 @@ async fn client_message_id_stores_once(store: Dyn) {
     assert_eq!(conv.unread.customer, 2, "retries do not inflate unread");
 }
 
+async fn append_checks_the_sender_and_a_retry_leaves_no_trace(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
+    let me = c.id.to_hex();
+    let refused = |conversation, side, sender: String| {
+        let store = store.clone();
+        async move { store.append_message(new_message(conversation, side, &sender, "x")).await.expect("append") }
+    };
+    // A stranger, a participant claiming the other side, a conversation that does not exist.
+    assert!(refused(conv.id, Side::Customer, CustomerId::new().to_hex()).await.is_none(), "a stranger");
+    assert!(refused(conv.id, Side::Owner, me.clone()).await.is_none(), "the customer posing as the owner");
+    assert!(refused(ConversationId::new(), Side::Customer, me.clone()).await.is_none(), "no such conversation");
+    let block = |status| ConversationPatch { status: Some(status), ..Default::default() };
+    store.update_conversation(conv.id, &block(ConversationStatus::Blocked), Utc::now()).await.expect("block");
+    assert!(refused(conv.id, Side::Customer, me.clone()).await.is_none(), "a blocked conversation");
+    assert!(refused(conv.id, Side::Owner, o.id.to_hex()).await.is_none(), "blocked for both sides");
+    store.update_conversation(conv.id, &block(ConversationStatus::Active), Utc::now()).await.expect("unblock");
+    let untouched = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(
+        (untouched.last_seq, untouched.unread.owner, untouched.last_message),
+        (0, 0, None),
+        "refusals change nothing"
+    );
+
+    // A retry after another message: the other stays the last one, no seq is used.
+    let append = |m: NewMessage| {
+        let store = store.clone();
+        async move { store.append_message(m).await.expect("append").expect("taken") }
+    };
+    let mut first = new_message(conv.id, Side::Customer, &me, "first");
+    first.client_message_id = Some("retry-1".into());
+    assert_eq!(append(first.clone()).await.message().seq, 1);
+    assert_eq!(append(new_message(conv.id, Side::Customer, &me, "second")).await.message().seq, 2);
+    let before = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    let retry = append(first.clone()).await;
+    assert!(matches!(&retry, Appended::Existing(m) if m.seq == 1 && m.content == "first"), "{retry:?}");
+    let after = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!(after.last_seq, 2, "the retry used no seq");
+    assert_eq!(after.last_message.as_deref(), Some("second"), "the preview is still the newest message");
+    assert_eq!(after.last_message_time, before.last_message_time);
+    assert_eq!(after.activity_time(), before.activity_time(), "a retry does not move the conversation up");
+    assert_eq!(after.unread.owner, 2, "nor count as unread");
+    // A retry right after its own send; the next message follows without a gap.
+    let mut third = new_message(conv.id, Side::Customer, &me, "third");
+    third.client_message_id = Some("retry-2".into());
+    assert_eq!(append(third.clone()).await.message().seq, 3);
+    assert!(matches!(append(third).await, Appended::Existing(m) if m.seq == 3));
+    assert_eq!(append(new_message(conv.id, Side::Customer, &me, "fourth")).await.message().seq, 4, "no gap");
+    let seqs: Vec<i64> = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .await
+        .expect("list")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    let end = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    assert_eq!((end.last_seq, end.unread.owner, end.last_message.as_deref()), (4, 4, Some("fourth")));
+}
+
 async fn message_pages_by_seq(store: Dyn) {
     let (o, c) = setup(&store).await;
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
@@ -246,7 +307,8 @@ async fn message_pages_by_seq(store: Dyn) {
         store
             .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), &format!("m{i}")))
             .await
-            .expect("append");
+            .expect("append")
+            .expect("taken");
     }
     let q = |before, after, limit| MessageQuery { conversation_id: conv.id, before, after, limit };
     let seqs = |v: Vec<omnibiz_shared::domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
@@ -262,9 +324,17 @@ async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
     let (o, c) = setup(&store).await;
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
     for i in 1..=5 {
-        store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("c{i}"))).await.expect("a");
+        store
+            .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("c{i}")))
+            .await
+            .expect("a")
+            .expect("taken");
     }
-    store.append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "o1")).await.expect("append");
+    store
+        .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "o1"))
+        .await
+        .expect("append")
+        .expect("taken");
     let r = store.mark_read(conv.id, Side::Owner, 3).await.expect("read");
     assert_eq!((r.read_seq, r.unread), (3, 2));
     let r = store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
@@ -303,7 +373,11 @@ async fn conversation_list_orders_by_activity_with_cursor(store: Dyn) {
         convs.push(conv);
     }
     // A message makes the oldest conversation the most recent.
-    store.append_message(new_message(convs[0].id, Side::Customer, &cs[0].id.to_hex(), "ping")).await.expect("append");
+    store
+        .append_message(new_message(convs[0].id, Side::Customer, &cs[0].id.to_hex(), "ping"))
+        .await
+        .expect("append")
+        .expect("taken");
     let q = |before, customers| ConversationQuery { party: Party::Owner(o.id), customers, before, limit: 2 };
     let mut order = Vec::new();
     let mut before = None;
@@ -368,7 +442,11 @@ async fn webhook_outbox_records_each_change_once(store: Dyn) {
     assert!(created);
     let (_, again) = store.get_or_create_conversation(&Participants::of(&o, &c), now).await.expect("get");
     assert!(!again, "an existing conversation records no second conversation.created");
-    let m = store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi")).await.expect("append");
+    let m = store
+        .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi"))
+        .await
+        .expect("append")
+        .expect("taken");
     let patch = ConversationPatch { priority: Some(Priority::High), ..Default::default() };
     store.update_conversation(conv.id, &patch, Utc::now()).await.expect("update");
     store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
@@ -492,7 +570,7 @@ async fn uploads_are_claimed_once_and_confirmed(store: Dyn) {
         size: 1234,
         thumbnail_url: None,
     }];
-    let stored = store.append_message(m).await.expect("append").into_message();
+    let stored = store.append_message(m).await.expect("append").expect("taken").into_message();
     assert_eq!(store.message_with_upload(conv.id, u.id).await.expect("find"), Some(stored.id));
     assert_eq!(store.message_with_upload(other.id, u.id).await.expect("find"), None);
     assert_eq!(store.message_with_upload(conv.id, UploadId::new()).await.expect("find"), None);
@@ -514,8 +592,18 @@ async fn edit_and_delete_keep_history_honest(store: Dyn) {
     let (o, c) = setup(&store).await;
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
     let me = c.id.to_hex();
-    let first = store.append_message(new_message(conv.id, Side::Customer, &me, "one")).await.expect("a").into_message();
-    let last = store.append_message(new_message(conv.id, Side::Customer, &me, "two")).await.expect("b").into_message();
+    let first = store
+        .append_message(new_message(conv.id, Side::Customer, &me, "one"))
+        .await
+        .expect("a")
+        .expect("taken")
+        .into_message();
+    let last = store
+        .append_message(new_message(conv.id, Side::Customer, &me, "two"))
+        .await
+        .expect("b")
+        .expect("taken")
+        .into_message();
     let at = Utc::now();
     let edited =
         store.edit_message(first.id, first.conversation_id, "one, edited", at).await.expect("edit").expect("exists");
@@ -599,13 +687,20 @@ async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
     let (conv2, _) = store.get_or_create_conversation(&Participants::of(&o, &c2), Utc::now()).await.expect("conv");
     let me = c.id.to_hex();
-    for (cv, text) in
-        [(conv.id, "Shipping to Mombasa"), (conv.id, "Relationship advice"), (conv2.id, "shipped yesterday")]
-    {
-        store.append_message(new_message(cv, Side::Customer, &me, text)).await.expect("append");
+    let me2 = c2.id.to_hex();
+    for (cv, from, text) in [
+        (conv.id, &me, "Shipping to Mombasa"),
+        (conv.id, &me, "Relationship advice"),
+        (conv2.id, &me2, "shipped yesterday"),
+    ] {
+        store.append_message(new_message(cv, Side::Customer, from, text)).await.expect("append").expect("taken");
     }
-    let gone =
-        store.append_message(new_message(conv.id, Side::Customer, &me, "ship it")).await.expect("a").into_message();
+    let gone = store
+        .append_message(new_message(conv.id, Side::Customer, &me, "ship it"))
+        .await
+        .expect("a")
+        .expect("taken")
+        .into_message();
     store.delete_message(gone.id, gone.conversation_id, Utc::now()).await.expect("delete");
     let q = SearchQuery::parse("ship").expect("query");
     let found = |party| {
@@ -639,7 +734,11 @@ async fn search_finds_candidates_in_the_partys_conversations(store: Dyn) {
 async fn message_changes_record_their_webhook_events(store: Dyn) {
     let (o, c) = setup(&store).await;
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
-    let m = store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi")).await.expect("append");
+    let m = store
+        .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hi"))
+        .await
+        .expect("append")
+        .expect("taken");
     let m = m.into_message();
     let drain = |store: Dyn| async move {
         let events = store.pending_events(100).await.expect("pending");
@@ -709,6 +808,7 @@ contract!(
     create_or_get_is_idempotent_under_concurrency,
     parallel_appends_get_distinct_increasing_seqs,
     client_message_id_stores_once,
+    append_checks_the_sender_and_a_retry_leaves_no_trace,
     message_pages_by_seq,
     mark_read_resets_unread_and_never_moves_back,
     conversation_list_orders_by_activity_with_cursor,

@@ -114,6 +114,17 @@ impl Socket {
         self.send_packet(if binary.is_empty() { '3' } else { '6' }, Some(id), &Value::Array(args.to_vec()), binary)
     }
 
+    /// An ACK with one argument already encoded as JSON: spliced into the
+    /// packet as is, never decoded or encoded again.
+    pub fn ack_raw(&self, id: u64, arg: &serde_json::value::RawValue) -> Result<(), SendError> {
+        let mut text = encode('3', self.nsp.as_deref(), 0, Some(id), None);
+        text.reserve(arg.get().len() + 2);
+        text.push('[');
+        text.push_str(arg.get());
+        text.push(']');
+        self.outbox.push_all(std::iter::once(Frame::text(text)), 1)
+    }
+
     fn send_packet(&self, kind: char, id: Option<u64>, data: &Value, binary: &[Bytes]) -> Result<(), SendError> {
         let text = encode(kind, self.nsp.as_deref(), binary.len(), id, Some(data));
         let frames = std::iter::once(Frame::text(text)).chain(binary.iter().cloned().map(Frame::Binary));

@@ -48,11 +48,19 @@ pub(crate) struct MessageResponse {
     message: MessageView,
 }
 
+/// A [`MessageResponse`] around the message's JSON as the service encoded it
+/// (once, for the bus too): the same body, without encoding the message again.
+#[derive(Debug, Serialize)]
+pub(crate) struct SentResponse {
+    success: bool,
+    message: Box<serde_json::value::RawValue>,
+}
+
 impl MessageResponse {
     /// 201 with the message when it was stored now, 200 for a retry of a stored `clientMessageId`.
-    pub(crate) fn sent(sent: omnibiz_shared::service::Sent) -> (StatusCode, Json<Self>) {
+    pub(crate) fn sent(sent: omnibiz_shared::service::Sent) -> (StatusCode, Json<SentResponse>) {
         let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
-        (status, Json(Self { success: true, message: sent.message }))
+        (status, Json(SentResponse { success: true, message: sent.json }))
     }
 }
 
@@ -65,7 +73,7 @@ pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,
     Json(body): Json<SendBody>,
-) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+) -> ApiResult<(StatusCode, Json<SentResponse>)> {
     let cmd =
         SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?;
     Ok(MessageResponse::sent(s.messaging.send(&actor, cmd).await?))

@@ -10,7 +10,7 @@ use omnibiz_shared::service::{QuickReplyView, SendCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::messages::MessageResponse;
+use super::messages::{MessageResponse, SentResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json};
@@ -139,7 +139,7 @@ pub(crate) async fn send(
     Authed(actor): Authed,
     Path(id): Path<String>,
     Json(body): Json<QuickReplySendBody>,
-) -> ApiResult<(StatusCode, Json<MessageResponse>)> {
+) -> ApiResult<(StatusCode, Json<SentResponse>)> {
     let id = reply_id(&id)?;
     let content = s.messaging.quick_reply_content(&actor, &id.to_hex()).await?;
     let cmd = SendCommand::parse(&body.conversation_id, &content, Vec::new(), body.client_message_id.as_deref())?;

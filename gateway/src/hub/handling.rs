@@ -1,6 +1,8 @@
 //! One parse + apply per client event; each answers an ack or an [`EventError`].
 
 use super::*;
+use omnibiz_shared::service::views::raw_json;
+use serde_json::value::RawValue;
 
 /// A refused event: what the client is told (`message_error` / ack).
 #[derive(Debug, Clone)]
@@ -45,8 +47,8 @@ impl From<ServiceError> for EventError {
 
 /// The outcome of one incoming event.
 pub struct Reply {
-    /// The ack payload (`{ok:true,...}` or `{ok:false,...}`).
-    pub ack: Value,
+    /// The ack payload (`{ok:true,...}` or `{ok:false,...}`), encoded.
+    pub ack: Box<RawValue>,
     /// Also emit `message_error` with this payload.
     pub message_error: Option<Value>,
 }
@@ -57,11 +59,19 @@ impl Reply {
         if let (Value::Object(a), Value::Object(extra)) = (&mut ack, v) {
             a.extend(extra);
         }
+        Self { ack: raw_json(&ack), message_error: None }
+    }
+
+    /// `{"ok":true,"message":…}` around a message already encoded.
+    fn sent(message: &RawValue) -> Self {
+        let text = format!(r#"{{"ok":true,"message":{}}}"#, message.get());
+        // Valid JSON by construction; `null` keeps it total.
+        let ack = RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned());
         Self { ack, message_error: None }
     }
 
     fn failed(e: &EventError, tell: bool) -> Self {
-        Self { ack: e.ack(), message_error: tell.then(|| e.message_error()) }
+        Self { ack: raw_json(&e.ack()), message_error: tell.then(|| e.message_error()) }
     }
 }
 
@@ -88,8 +98,8 @@ impl Hub {
             },
             "send_message" => match self.send(id, &actor, data).await {
                 Ok(message) => {
-                    self.emit_to(id, &OutEvent::new("message_sent", message.clone()));
-                    Reply::ok(json!({"message": message}))
+                    self.emit_to(id, &OutEvent::raw("message_sent", &message));
+                    Reply::sent(&message)
                 }
                 Err(e) => Reply::failed(&e, true),
             },
@@ -213,7 +223,7 @@ impl Hub {
         }
     }
 
-    pub(super) async fn send(&self, id: ConnId, actor: &Actor, data: Value) -> Result<Value, EventError> {
+    pub(super) async fn send(&self, id: ConnId, actor: &Actor, data: Value) -> Result<Box<RawValue>, EventError> {
         let cmid = events::client_message_id(&data);
         let with_id = |mut e: EventError| {
             e.client_message_id.clone_from(&cmid);
@@ -237,7 +247,7 @@ impl Hub {
             return self.relay_without_storing(id, actor, &source, cmd).await.map_err(with_id);
         }
         let sent = self.messaging.send_from(actor, cmd, Some(&source)).await.map_err(|e| with_id(e.into()))?;
-        Ok(serde_json::to_value(&sent.message).unwrap_or_default())
+        Ok(sent.json)
     }
 
     /// The relay-only benchmark path: same validation and fan-out, no store.
@@ -248,7 +258,7 @@ impl Hub {
         actor: &Actor,
         source: &str,
         cmd: SendCommand,
-    ) -> Result<Value, EventError> {
+    ) -> Result<Box<RawValue>, EventError> {
         let conv = cmd.conversation_id;
         if !self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv)) {
             return Err(EventError::new("NOT_FOUND", "join the conversation first (relay-only mode)"));
@@ -272,8 +282,9 @@ impl Hub {
             "attachments": cmd.attachments,
             "clientMessageId": cmd.client_message_id.as_ref().map(|c| c.as_str()),
         });
+        let message = raw_json(&message);
         let topic = Topic::Conversation(conv);
-        self.messaging.publish(topic, EventKind::MessageCreated, Some(conv), message.clone(), Some(source)).await;
+        self.messaging.publish_raw(topic, EventKind::MessageCreated, Some(conv), message.clone(), Some(source)).await;
         Ok(message)
     }
 

@@ -60,7 +60,7 @@ impl Handler for GatewayHandler {
                 result = result.and(socket.outbox().send(&OutEvent::new("message_error", err)));
             }
             if let Some(ack) = event.ack {
-                result = result.and(socket.ack(ack, &[reply.ack], &[]));
+                result = result.and(socket.ack_raw(ack, &reply.ack));
             }
             if result == Err(SendError::Full) {
                 metrics::counter!("gateway_slow_clients_dropped_total").increment(1);

@@ -11,7 +11,7 @@
 //! "Not visible" is answered as not found, so ids of other tenants leak nothing.
 
 use super::Principal;
-use crate::domain::{Conversation, Customer, Side};
+use crate::domain::{Conversation, Customer, CustomerId, Side, UserId};
 
 /// What a principal may do with a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +24,14 @@ pub enum Access {
 
 impl Access {
     pub fn of(principal: &Principal, conv: &Conversation) -> Self {
+        Self::between(principal, conv.business_owner_id, conv.customer_id)
+    }
+
+    /// The same decision from a conversation's two participants alone.
+    pub fn between(principal: &Principal, owner: UserId, customer: CustomerId) -> Self {
         match principal {
-            Principal::User { id, .. } if *id == conv.business_owner_id => Self::Participant(Side::Owner),
-            Principal::Customer { id } if *id == conv.customer_id => Self::Participant(Side::Customer),
+            Principal::User { id, .. } if *id == owner => Self::Participant(Side::Owner),
+            Principal::Customer { id } if *id == customer => Self::Participant(Side::Customer),
             _ => Self::Hidden,
         }
     }
@@ -43,7 +48,7 @@ pub fn can_reach_customer(principal: &Principal, customer: &Customer) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CustomerId, UserId, UserRole};
+    use crate::domain::UserRole;
     use chrono::Utc;
 
     #[test]

@@ -7,8 +7,10 @@
 //! - `sharded = true` uses `SPUBLISH`/`SSUBSCRIBE` (Redis Cluster sharded
 //!   pub/sub: a message travels only within its slot's shard; the channel's
 //!   hash tag picks the slot). Use a `redis-cluster://` URL for a cluster.
-//! - Each received message is decoded once into an `Arc<Envelope>` and handed
-//!   to every local consumer through a broadcast channel.
+//! - Each received message is decoded once into an `Arc<Envelope>` and handed,
+//!   in the task that reads the subscriber connection, to the consumer
+//!   attached with [`Bus::deliver_to`] (the gateway's hub), or else to a
+//!   broadcast channel ([`Bus::deliveries`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{Builder, RespVersion};
 use tokio::sync::broadcast;
 
-use super::{Bus, BusError, Envelope, Published, Topic};
+use super::{Bus, BusError, Envelope, Published, Sink, Topic};
 
 /// The Redis bus. Cheap to clone (handles).
 #[derive(Clone)]
@@ -31,6 +33,7 @@ pub struct RedisBus {
     sharded: bool,
     tx: broadcast::Sender<Published>,
     resync: broadcast::Sender<()>,
+    sink: Arc<std::sync::OnceLock<Sink>>,
 }
 
 fn redis_error(what: &'static str, e: fred::error::Error) -> BusError {
@@ -73,7 +76,7 @@ impl RedisBus {
         subscriber.connect();
         let (tx, _) = broadcast::channel(65_536);
         let (resync, _) = broadcast::channel(16);
-        let bus = Self { publisher, subscriber, sharded, tx, resync };
+        let bus = Self { publisher, subscriber, sharded, tx, resync, sink: Arc::default() };
         bus.spawn_resubscriber();
         bus.spawn_reader();
         Ok(bus)
@@ -115,6 +118,7 @@ impl RedisBus {
         let mut rx = self.subscriber.message_rx();
         let tx = self.tx.clone();
         let resync = self.resync.clone();
+        let sink = Arc::clone(&self.sink);
         tokio::spawn(async move {
             loop {
                 let msg = match rx.recv().await {
@@ -131,7 +135,13 @@ impl RedisBus {
                 let Some(bytes) = msg.value.as_bytes() else { continue };
                 match serde_json::from_slice::<Envelope>(bytes) {
                     Ok(env) if env.v == super::ENVELOPE_VERSION => {
-                        let _ = tx.send(Published { topic, envelope: Arc::new(env) });
+                        let event = Published { topic, envelope: Arc::new(env) };
+                        match sink.get() {
+                            Some(deliver) => deliver(&event),
+                            None => {
+                                let _ = tx.send(event);
+                            }
+                        }
                     }
                     Ok(env) => tracing::debug!(v = env.v, "ignoring an envelope of another version"),
                     Err(e) => {
@@ -187,6 +197,10 @@ impl Bus for RedisBus {
 
     fn deliveries(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
+    }
+
+    fn deliver_to(&self, sink: Sink) -> bool {
+        self.sink.set(sink).is_ok()
     }
 
     fn resyncs(&self) -> Option<broadcast::Receiver<()>> {

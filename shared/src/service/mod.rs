@@ -130,6 +130,27 @@ fn files_disabled() -> ServiceError {
     )
 }
 
+/// The personal topic of the participant who did not send.
+fn recipient_topic(sender: Side, owner: UserId, customer: CustomerId) -> Topic {
+    Topic::Principal(match sender {
+        Side::Owner => format!("customer:{customer}"),
+        Side::Customer => format!("user:{owner}"),
+    })
+}
+
+/// The `notification` event's payload.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Notification<'a> {
+    conversation_id: String,
+    from: &'a str,
+    from_id: &'a str,
+    sender_role: &'a str,
+    preview: &'a str,
+    message_id: &'a str,
+    seq: i64,
+}
+
 fn not_found_conversation() -> ServiceError {
     ServiceError::NotFound("conversation not found".into())
 }
@@ -191,6 +212,8 @@ impl SendCommand {
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub message: MessageView,
+    /// `message` as JSON, encoded once (what the bus carried).
+    pub json: Box<serde_json::value::RawValue>,
     /// False when this was a retry of an already stored `clientMessageId`.
     pub created: bool,
 }
@@ -312,6 +335,26 @@ pub struct Messaging {
     files: Option<Arc<Files>>,
     /// How long after sending a sender may edit or delete; `None`: always.
     edit_window: Option<std::time::Duration>,
+    /// Accounts behind tokens (name, inviting owner), for a short TTL.
+    accounts: Option<moka::sync::Cache<Principal, Arc<AccountEntry>>>,
+    /// Each conversation's two participants, which never change.
+    participants: moka::sync::Cache<ConversationId, (UserId, CustomerId)>,
+}
+
+/// What [`Messaging::actor`] keeps of an account.
+#[derive(Debug)]
+struct AccountEntry {
+    name: String,
+    invited_by: Option<UserId>,
+}
+
+/// How long an account read for a token is reused, unless configured otherwise.
+pub const DEFAULT_ACCOUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most accounts and conversations each cache holds (≈ 100–200 bytes an entry).
+const CACHE_CAPACITY: u64 = 100_000;
+
+fn account_cache(ttl: std::time::Duration) -> Option<moka::sync::Cache<Principal, Arc<AccountEntry>>> {
+    (!ttl.is_zero()).then(|| moka::sync::Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build())
 }
 
 impl Messaging {
@@ -325,7 +368,18 @@ impl Messaging {
             hook_guard,
             files: None,
             edit_window: Some(DEFAULT_EDIT_WINDOW),
+            accounts: account_cache(DEFAULT_ACCOUNT_TTL),
+            participants: moka::sync::Cache::new(CACHE_CAPACITY),
         }
+    }
+
+    /// How long an account read for a token is reused (`0`: read it on every
+    /// request). Accounts are owned by the main app; a renamed or deleted
+    /// account is seen by this process within `ttl`.
+    #[must_use]
+    pub fn with_account_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.accounts = account_cache(ttl);
+        self
     }
 
     /// Stores uploads in `files`.
@@ -373,6 +427,18 @@ impl Messaging {
     /// Loads the account behind a verified token.
     #[instrument(skip_all, fields(principal = %principal.room()))]
     pub async fn actor(&self, principal: Principal) -> ServiceResult<Actor> {
+        if let Some(hit) = self.accounts.as_ref().and_then(|c| c.get(&principal)) {
+            return Ok(Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by });
+        }
+        let actor = self.read_actor(principal).await?;
+        if let Some(cache) = &self.accounts {
+            let entry = AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by };
+            cache.insert(principal, Arc::new(entry));
+        }
+        Ok(actor)
+    }
+
+    async fn read_actor(&self, principal: Principal) -> ServiceResult<Actor> {
         match principal {
             Principal::User { id, .. } => {
                 let user = self.store.get_user(id).await?;
@@ -397,7 +463,22 @@ impl Messaging {
         payload: serde_json::Value,
         source: Option<&str>,
     ) {
-        let mut env = Envelope::new(kind, conv, payload);
+        self.publish_envelope(topic, Envelope::new(kind, conv, payload), source).await;
+    }
+
+    /// [`Messaging::publish`] with a payload already encoded.
+    pub async fn publish_raw(
+        &self,
+        topic: Topic,
+        kind: EventKind,
+        conv: Option<ConversationId>,
+        payload: Box<serde_json::value::RawValue>,
+        source: Option<&str>,
+    ) {
+        self.publish_envelope(topic, Envelope::from_raw(kind, conv, payload), source).await;
+    }
+
+    async fn publish_envelope(&self, topic: Topic, mut env: Envelope, source: Option<&str>) {
         env.origin = Some(self.origin.to_string());
         env.source = source.map(str::to_owned);
         if let Err(e) = self.bus.publish(&topic, &env).await {
@@ -409,6 +490,7 @@ impl Messaging {
     /// The conversation, if `actor` participates in it; else not found.
     pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
         let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
+        self.participants.insert(conv.id, (conv.business_owner_id, conv.customer_id));
         match Access::of(&actor.principal, &conv) {
             Access::Participant(side) => Ok((conv, side)),
             Access::Hidden => Err(not_found_conversation()),
@@ -589,28 +671,43 @@ impl Messaging {
     }
 
     /// [`Messaging::send`] from a socket: `source` keeps the gateway from echoing it back.
+    ///
+    /// Two database round trips in the common case (the store's `seq` update,
+    /// which also checks the sender may send here, and the insert) and one
+    /// Redis round trip (the message and the notification go out together).
+    /// The account behind the token and the conversation's participants
+    /// come from caches; the message is encoded to JSON once.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
     pub async fn send_from(&self, actor: &Actor, cmd: SendCommand, source: Option<&str>) -> ServiceResult<Sent> {
-        let (conv, side) = self.visible_conversation(actor, cmd.conversation_id).await?;
-        if conv.status == crate::domain::ConversationStatus::Blocked {
-            return Err(ServiceError::Forbidden("this conversation is blocked".into()));
+        let conv = cmd.conversation_id;
+        let (owner, customer) = self.parties(conv).await?;
+        let side = match Access::between(&actor.principal, owner, customer) {
+            Access::Participant(side) => side,
+            Access::Hidden => return Err(not_found_conversation()),
+        };
+        if cmd.attachments.iter().any(|a| matches!(a, AttachmentInput::Upload { .. })) {
+            // Uploads are claimed before the append: only for a conversation
+            // that takes messages now, so a refused send strands no file.
+            self.sendable(actor, conv).await?;
         }
         let preview = cmd.body.preview(PREVIEW_CHARS);
         let cmid = cmd.client_message_id.map(|c| c.as_str().to_owned());
-        let (attachments, uploads) = self.resolve_attachments(actor, conv.id, cmd.attachments, cmid.as_deref()).await?;
-        let appended = self
-            .store
-            .append_message(NewMessage {
-                conversation_id: conv.id,
-                sender_id: actor.principal.id_hex(),
-                sender_side: side,
-                sender_name: actor.name.clone(),
-                content: cmd.body.into_string(),
-                attachments,
-                client_message_id: cmid,
-                created_at: Utc::now(),
-            })
-            .await?;
+        let (attachments, uploads) = self.resolve_attachments(actor, conv, cmd.attachments, cmid.as_deref()).await?;
+        let new = NewMessage {
+            conversation_id: conv,
+            sender_id: actor.principal.id_hex(),
+            sender_side: side,
+            sender_name: actor.name.clone(),
+            content: cmd.body.into_string(),
+            attachments,
+            client_message_id: cmid,
+            created_at: Utc::now(),
+        };
+        let Some(appended) = self.store.append_message(new).await? else {
+            // Refused by the store's own check: read the conversation to say why.
+            self.sendable(actor, conv).await?;
+            return Err(ServiceError::Conflict("the conversation changed while sending; send again".into()));
+        };
         if !uploads.is_empty() {
             // Only what the stored message refers to (a retry may name other files).
             let stored = appended.message();
@@ -625,18 +722,43 @@ impl Messaging {
         }
         let created = matches!(appended, Appended::Created(_));
         let message = MessageView::from(appended.message());
+        // The one encoding of this message: the bus envelope, the REST
+        // response, the sender's ack and `message_sent` all reuse it.
+        let json = views::raw_json(&message);
         if created {
             metrics::counter!("messages_stored_total").increment(1);
-            self.publish_message(&conv, side, &message, &actor.name, &preview, source).await;
+            let recipient = recipient_topic(side, owner, customer);
+            self.publish_message(conv, recipient, side, &message, json.clone(), &actor.name, &preview, source).await;
         } else {
             // A retry of a stored message. Its first publish may never have
             // happened (the process died between store and publish): publish
             // it again. Gateways deliver each stored seq once per room, so a
             // message that did go out is not delivered twice. The
             // notification is not repeated: nothing on the way dedupes it.
-            self.publish_to_room(conv.id, &message, source).await;
+            self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json.clone(), source)
+                .await;
         }
-        Ok(Sent { message, created })
+        Ok(Sent { message, json, created })
+    }
+
+    /// A conversation's two participants: cached (they never change), read once per process.
+    async fn parties(&self, id: ConversationId) -> ServiceResult<(UserId, CustomerId)> {
+        if let Some(p) = self.participants.get(&id) {
+            return Ok(p);
+        }
+        let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
+        let p = (conv.business_owner_id, conv.customer_id);
+        self.participants.insert(id, p);
+        Ok(p)
+    }
+
+    /// The conversation, if `actor` may send to it now: 404 when not theirs, 403 when blocked.
+    async fn sendable(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
+        let (conv, side) = self.visible_conversation(actor, id).await?;
+        if conv.status == crate::domain::ConversationStatus::Blocked {
+            return Err(ServiceError::Forbidden("this conversation is blocked".into()));
+        }
+        Ok((conv, side))
     }
 
     /// Turns a send's attachments into stored ones: links as given; uploads
@@ -697,10 +819,7 @@ impl Messaging {
         E: std::fmt::Display,
     {
         let files = self.files.as_ref().ok_or_else(files_disabled)?;
-        let (conv, side) = self.visible_conversation(actor, conversation).await?;
-        if conv.status == crate::domain::ConversationStatus::Blocked {
-            return Err(ServiceError::Forbidden("this conversation is blocked".into()));
-        }
+        let (conv, side) = self.sendable(actor, conversation).await?;
         let mut upload = Upload {
             id: UploadId::new(),
             conversation_id: conv.id,
@@ -987,46 +1106,46 @@ impl Messaging {
         Ok(found.ok_or_else(|| ServiceError::NotFound(format!("no quick reply {key:?}")))?.content)
     }
 
-    /// Publishes a stored message to its conversation's room.
-    async fn publish_to_room(&self, conv: ConversationId, message: &MessageView, source: Option<&str>) {
-        let payload = serde_json::to_value(message).unwrap_or_default();
-        self.publish(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), payload, source).await;
-    }
-
     /// Publishes a newly stored message to its conversation and a
-    /// notification to the recipient's personal room.
+    /// notification to the recipient's personal topic, concurrently: on
+    /// Redis the two commands share one round trip (fred pipelines them).
+    #[allow(clippy::too_many_arguments)]
     async fn publish_message(
         &self,
-        conv: &Conversation,
+        conv: ConversationId,
+        recipient: Topic,
         side: Side,
         message: &MessageView,
+        json: Box<serde_json::value::RawValue>,
         from: &str,
         preview: &str,
         source: Option<&str>,
     ) {
-        self.publish_to_room(conv.id, message, source).await;
-        let recipient_room = match side {
-            Side::Owner => format!("customer:{}", conv.customer_id),
-            Side::Customer => format!("user:{}", conv.business_owner_id),
+        let note = Notification {
+            conversation_id: conv.to_hex(),
+            from,
+            from_id: &message.sender_id,
+            sender_role: side.role_name(),
+            preview,
+            message_id: &message.id,
+            seq: message.seq,
         };
-        let note = json!({
-            "conversationId": conv.id.to_hex(),
-            "from": from,
-            "fromId": message.sender_id,
-            "senderRole": side.role_name(),
-            "preview": preview,
-            "messageId": message.id,
-            "seq": message.seq,
-        });
-        self.publish(Topic::Principal(recipient_room), EventKind::Notification, Some(conv.id), note, None).await;
+        let note = views::raw_json(&note);
+        tokio::join!(
+            self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json, source),
+            self.publish_raw(recipient, EventKind::Notification, Some(conv), note, None),
+        );
     }
 
     /// Publishes a message the Node service stored and an adopter just
     /// numbered (see `store::mongo::legacy`), exactly as if we had stored it.
     pub async fn publish_adopted(&self, conv: &Conversation, message: &Message) {
         let view = MessageView::from(message);
+        let json = views::raw_json(&view);
         let preview = crate::domain::preview(&message.content, PREVIEW_CHARS);
-        self.publish_message(conv, message.sender_side, &view, &message.sender_name, &preview, None).await;
+        let side = message.sender_side;
+        let recipient = recipient_topic(side, conv.business_owner_id, conv.customer_id);
+        self.publish_message(conv.id, recipient, side, &view, json, &message.sender_name, &preview, None).await;
     }
 
     async fn read_up_to(&self, actor: &Actor, conv: &Conversation, side: Side, seq: i64) -> ServiceResult<ReadReceipt> {

@@ -12,6 +12,14 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A view as JSON text, encoded once and then reused as is (spliced into
+/// bus envelopes, responses and frames, never decoded).
+pub fn raw_json<T: Serialize + ?Sized>(view: &T) -> Box<serde_json::value::RawValue> {
+    // Our views are plain structs of strings, numbers and vectors: encoding
+    // cannot fail; `null` keeps the function total.
+    serde_json::value::to_raw_value(view).unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
+}
+
 /// A message as clients see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -226,7 +226,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends a message with the next `seq`, updates `last_message` and the
     /// recipient's unread count. Idempotent per `client_message_id`.
-    async fn append_message(&self, msg: NewMessage) -> StoreResult<Appended>;
+    ///
+    /// `None`, with nothing changed, unless the sender is the conversation's
+    /// participant on `sender_side` and the conversation is not blocked: the
+    /// check is part of the write (on MongoDB, the filter of the update that
+    /// takes the `seq`), so a send needs no read of the conversation first.
+    async fn append_message(&self, msg: NewMessage) -> StoreResult<Option<Appended>>;
     /// A message by id; deleted ones (the seed's `isDeleted`) are not served.
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// Deleted messages (the seed's `isDeleted`) are listed as what is left

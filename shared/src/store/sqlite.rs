@@ -635,10 +635,26 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_message(&self, m: NewMessage) -> StoreResult<Appended> {
+    async fn append_message(&self, m: NewMessage) -> StoreResult<Option<Appended>> {
         self.with("appending a message", move |c| {
             let tx = c.transaction()?;
             let conv_id = m.conversation_id.to_hex();
+            let party_col = match m.sender_side {
+                Side::Owner => "business_owner_id",
+                Side::Customer => "customer_id",
+            };
+            // Only a participant, on their side, of a conversation that is not blocked.
+            let allowed = tx
+                .query_row(
+                    &format!("SELECT 1 FROM conversations WHERE id = ?1 AND {party_col} = ?2 AND status != 'blocked'"),
+                    [&conv_id, &m.sender_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !allowed {
+                return Ok(None);
+            }
             if let Some(cmid) = &m.client_message_id {
                 let existing = tx
                     .query_row(
@@ -650,7 +666,7 @@ impl Store for SqliteStore {
                     )
                     .optional()?;
                 if let Some(existing) = existing {
-                    return Ok(Appended::Existing(existing));
+                    return Ok(Some(Appended::Existing(existing)));
                 }
             }
             let (unread_col, _) = side_cols(m.sender_side.other());
@@ -685,7 +701,7 @@ impl Store for SqliteStore {
             let evt = format!("msg_{}", msg.id.to_hex());
             record_event(&tx, &evt, HookEvent::MessageCreated, &conv_id, msg.created_at, &data)?;
             tx.commit()?;
-            Ok(Appended::Created(msg))
+            Ok(Some(Appended::Created(msg)))
         })
         .await
     }

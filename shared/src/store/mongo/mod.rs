@@ -7,10 +7,15 @@
 //! timestamps) and read as they wrote them. Additions those models ignore:
 //! `conversations.lastSeq` (per-conversation message counter, bumped with
 //! `findOneAndUpdate` + `$inc`), `activityAt` (list ordering), `readSeq`,
-//! `lastMessageTime`, and `messages.seq`, `clientMessageId`. The same atomic update that takes the next `seq` also
-//! sets `lastMessage`, `lastMessageTime` and `activityAt`: one round trip less
-//! per send, and `lastMessage` is always that of the highest `seq` however
-//! concurrent writers interleave.
+//! `lastMessageTime`, and `messages.seq`, `clientMessageId`.
+//!
+//! A send is two round trips: one atomic update takes the next `seq`, checks
+//! in its filter that the sender is a participant and the conversation is
+//! not blocked, and sets `lastMessage`, `lastMessageTime` and `activityAt`
+//! (so `lastMessage` is always that of the highest `seq` however concurrent
+//! writers interleave); then the insert. A retried `clientMessageId` is found
+//! by the unique index refusing the insert, not by a lookup before every send;
+//! the update is then undone (see `MongoStore::undo_append`).
 //!
 //! Indexes, created idempotently at start:
 //! - `conversations {businessOwnerId, customerId}` unique;
@@ -36,6 +41,8 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::event::EventHandler;
+use mongodb::event::command::CommandEvent;
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
@@ -559,6 +566,52 @@ async fn collect(what: &'static str, cursor: mongodb::Cursor<Document>) -> Store
 }
 
 impl MongoStore {
+    /// Reverts the conversation update of an append whose message turned out
+    /// to be stored already (a retried `clientMessageId`): the unread bump,
+    /// and, while no other send has taken a seq since, the seq itself and
+    /// `lastMessage`/`lastMessageTime`/`activityAt` (from the newest stored
+    /// message), so a retry leaves no gap and no stale preview. When another
+    /// send got in between, its update already replaced those fields; our
+    /// seq stays unused (seqs strictly increase, gaps are allowed; gateways
+    /// stop waiting for it after a few seconds).
+    async fn undo_append(&self, id: ConversationId, seq: i64, unread_key: &str) -> StoreResult<()> {
+        let what = "undoing a retried append";
+        let conv = id.oid();
+        // The newest message below ours: in the 64 seqs below first (an
+        // index range), else anywhere. A retry means one is stored.
+        let near = MessageQuery { conversation_id: id, before: Some(seq), after: Some((seq - 64).max(0)), limit: 64 };
+        let mut newest = self.list_messages(&near).await?.pop();
+        if newest.is_none() {
+            let any = MessageQuery { conversation_id: id, before: Some(seq), after: None, limit: 1 };
+            newest = self.list_messages(&any).await?.pop();
+        }
+        let mut update = doc! {"$inc": {"lastSeq": -1_i64, unread_key: -1_i32}};
+        if let Some(m) = newest {
+            let at = date(m.created_at);
+            let sender: Bson =
+                ObjectId::parse_str(&m.sender_id).map_or_else(|_| m.sender_id.clone().into(), Bson::from);
+            update.insert(
+                "$set",
+                doc! {
+                    "lastMessage": {"content": &m.content, "senderId": sender, "timestamp": at},
+                    "lastMessageTime": at, "activityAt": at,
+                },
+            );
+        }
+        let undone = self
+            .conversations
+            .update_one(doc! {"_id": conv, "lastSeq": seq}, update)
+            .await
+            .map_err(|e| classify(what, e))?;
+        if undone.matched_count == 0 {
+            self.conversations
+                .update_one(doc! {"_id": conv}, doc! {"$inc": {unread_key: -1_i32}})
+                .await
+                .map_err(|e| classify(what, e))?;
+        }
+        Ok(())
+    }
+
     /// Connects lazily (the driver retries in the background) and creates the
     /// indexes. Fails when the server cannot be reached within the timeout.
     pub async fn connect(uri: &str, database: Option<&str>) -> anyhow::Result<Self> {
@@ -575,6 +628,13 @@ impl MongoStore {
         if wc.journal.is_none() {
             wc.journal = Some(true);
         }
+        // Every command sent, by name: what an operation costs in round
+        // trips (a stored send is two: `findAndModify` and `insert`).
+        opts.command_event_handler = Some(EventHandler::callback(|e: CommandEvent| {
+            if let CommandEvent::Started(started) = e {
+                metrics::counter!("mongodb_commands_total", "command" => started.command_name).increment(1);
+            }
+        }));
         let name = database
             .map(str::to_owned)
             .or_else(|| opts.default_database.clone())
@@ -891,15 +951,14 @@ impl Store for MongoStore {
         })
     }
 
-    async fn append_message(&self, m: NewMessage) -> StoreResult<Appended> {
+    async fn append_message(&self, m: NewMessage) -> StoreResult<Option<Appended>> {
         let what = "appending a message";
         let conv = m.conversation_id.oid();
-        if let Some(cmid) = &m.client_message_id
-            && let Some(existing) = self.find_msg(doc! {"conversationId": conv, "clientMessageId": cmid}).await?
-        {
-            return Ok(Appended::Existing(existing));
-        }
         let sender_oid = ObjectId::parse_str(&m.sender_id).context("sender id")?;
+        let party_key = match m.sender_side {
+            Side::Owner => "businessOwnerId",
+            Side::Customer => "customerId",
+        };
         let unread_key = format!("unreadCount.{}", side_key(m.sender_side.other()));
         let at = date(m.created_at);
         // Between taking a seq and storing its message, a gateway holds the
@@ -909,11 +968,13 @@ impl Store for MongoStore {
         // appends queue for a permit *before* taking a seq, and each permit
         // has a connection of its own.
         let _slot = self.appends.permits.acquire().await.context("the append queue closed")?;
+        // One round trip takes the seq and checks the sender may send here
+        // (participant on their side, conversation not blocked).
         let counter = self
             .appends
             .conversations
             .find_one_and_update(
-                doc! {"_id": conv},
+                doc! {"_id": conv, party_key: sender_oid, "status": {"$ne": "blocked"}},
                 doc! {
                     "$inc": {"lastSeq": 1_i64, &unread_key: 1_i32},
                     "$set": {
@@ -922,10 +983,11 @@ impl Store for MongoStore {
                     },
                 },
             )
+            .projection(doc! {"lastSeq": 1})
             .return_document(ReturnDocument::After)
             .await
-            .map_err(|e| classify(what, e))?
-            .context("the conversation does not exist")?;
+            .map_err(|e| classify(what, e))?;
+        let Some(counter) = counter else { return Ok(None) };
         let seq = Doc(&counter).int("lastSeq");
         let msg = m.into_stored(seq);
         // The seed's Message model requires senderModel, senderName, senderRole
@@ -947,22 +1009,20 @@ impl Store for MongoStore {
         }
         if let Err(e) = self.appends.messages.insert_one(d).await {
             if let (true, Some(cmid)) = (is_duplicate_key(&e), &msg.client_message_id) {
-                // A concurrent retry stored it first: undo our unread bump and return theirs.
-                // The `seq` we took stays unused; seq strictly increases, gaps are allowed.
-                // `lastMessage` keeps what our update set: the retried content.
-                self.conversations
-                    .update_one(doc! {"_id": conv}, doc! {"$inc": {&unread_key: -1_i32}})
-                    .await
-                    .map_err(|e| classify(what, e))?;
+                // A retry of a stored message, found by the unique index rather
+                // than by a lookup before every send (a round trip each, for
+                // the rare retry). Put back what our update changed, and return
+                // the stored message.
+                self.undo_append(msg.conversation_id, seq, &unread_key).await?;
                 let existing = self
                     .find_msg(doc! {"conversationId": conv, "clientMessageId": cmid})
                     .await?
                     .context("duplicate clientMessageId but no stored message")?;
-                return Ok(Appended::Existing(existing));
+                return Ok(Some(Appended::Existing(existing)));
             }
             return Err(classify(what, e));
         }
-        Ok(Appended::Created(msg))
+        Ok(Some(Appended::Created(msg)))
     }
 
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>> {

@@ -1,0 +1,106 @@
+//! `raw-insert`: the database's own ceiling for the stored path — the same
+//! driver inserting the same message documents, with the same indexes, into
+//! the same MongoDB server, at the concurrency our API uses for appends
+//! (16 at a time per process), as fast as the server takes them. A stored
+//! send does this insert plus the `seq` update; `rest-send` is reported as a
+//! fraction of this rate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mongodb::bson::{self, doc, oid::ObjectId};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, IndexModel};
+use serde_json::{Value, json};
+
+pub struct Plan {
+    pub uri: String,
+    pub database: String,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Conversations the documents are spread over.
+    pub conversations: usize,
+    /// Server PIDs to read CPU from (the database server's).
+    pub pids: Vec<u32>,
+}
+
+/// The indexes our store keeps on `messages` (see `shared/src/store/mongo`).
+fn message_indexes() -> Vec<IndexModel> {
+    let partial = |field: &str| doc! {field: {"$exists": true}};
+    let model = |keys, unique: bool, only_with: &str| {
+        let opts = IndexOptions::builder().unique(unique.then_some(true)).partial_filter_expression(partial(only_with));
+        IndexModel::builder().keys(keys).options(opts.build()).build()
+    };
+    vec![
+        model(doc! {"conversationId": 1, "seq": 1}, true, "seq"),
+        model(doc! {"conversationId": 1, "clientMessageId": 1}, true, "clientMessageId"),
+        model(doc! {"hook": 1}, false, "hook"),
+        model(doc! {"hookPending": 1}, false, "hookPending"),
+    ]
+}
+
+pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
+    let client = Client::with_uri_str(&plan.uri).await?;
+    let db = client.database(&plan.database);
+    let coll = db.collection::<bson::Document>("raw_insert_messages");
+    coll.drop().await?;
+    coll.create_indexes(message_indexes()).await?;
+    let conversations: Arc<Vec<ObjectId>> = Arc::new((0..plan.conversations.max(1)).map(|_| ObjectId::new()).collect());
+    let sender = ObjectId::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let before = crate::procstat::sample(&plan.pids);
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let (coll, conversations, next, errors) =
+            (coll.clone(), Arc::clone(&conversations), Arc::clone(&next), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let conv = conversations[(n as usize) % conversations.len()];
+                let seq = i64::try_from(n / conversations.len() as u64 + 1).unwrap_or(i64::MAX);
+                let at = bson::DateTime::now();
+                // The document `append_message` writes, field for field.
+                let d = doc! {
+                    "_id": ObjectId::new(), "conversationId": conv, "seq": seq, "senderId": sender,
+                    "senderModel": "Customer", "senderRole": "customer", "senderName": "Load Customer",
+                    "content": format!("load {n}"), "attachments": [], "status": "sent", "readBy": [],
+                    "isDeleted": false, "createdAt": at, "updatedAt": at, "__v": 0_i32, "hook": true,
+                    "clientMessageId": format!("raw-{n}"),
+                };
+                let t = Instant::now();
+                match coll.insert_one(d).await {
+                    Ok(_) => {
+                        let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        hist.add(&t.await?)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = crate::procstat::sample(&plan.pids);
+    let inserted = hist.len();
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    coll.drop().await?;
+    Ok(json!({
+        "concurrency": plan.concurrency,
+        "inserted": inserted,
+        "errors": errors.load(Ordering::Relaxed),
+        "inserts_per_sec": inserted as f64 / secs,
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},
+        "server_cpu_secs": after.cpu_secs - before.cpu_secs,
+    }))
+}
