@@ -43,3 +43,29 @@ async fn fanout_through_serve_loses_nothing() {
     assert_eq!(r["duplicates"], 0, "{r}");
     app.finish().await;
 }
+
+/// The stored path's ceiling scenario against the real MongoDB-compatible
+/// server: inserts happen, none fail, and the scratch collection is gone after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_insert_measures_the_database_and_cleans_up() {
+    use omnibiz_loadtest::raw_insert;
+    let database = format!("omnibiz_raw_smoke_{}", std::process::id());
+    let plan = raw_insert::Plan {
+        uri: common::mongo_uri(),
+        database: database.clone(),
+        concurrency: 4,
+        duration: Duration::from_secs(1),
+        conversations: 3,
+        pids: Vec::new(),
+    };
+    let r = raw_insert::run(&plan).await.expect("raw-insert");
+    assert!(r["inserted"].as_u64().is_some_and(|n| n >= 20), "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["inserts_per_sec"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    assert!(r["latency_ms"]["p99"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    let client = mongodb::Client::with_uri_str(common::mongo_uri()).await.expect("client");
+    let db = client.database(&database);
+    let left = db.list_collection_names().await.expect("collections");
+    assert!(!left.contains(&"raw_insert_messages".to_owned()), "{left:?}");
+    db.drop().await.expect("drop");
+}
