@@ -1,8 +1,8 @@
-//! What a stored send costs the database, counted by the `api` process's own
-//! `mongodb_commands_total` (the driver's command events): once the account
-//! and the conversation's participants are cached, a REST send is one
-//! `findAndModify` (the `seq`, with the access check in its filter) and one
-//! `insert`, and no read. Also: a retried `clientMessageId` answers the stored
+//! What a stored send costs the database, counted by the database server
+//! itself (`serverStatus.opcounters` of the cluster's own server, with the
+//! `api`'s background pollers off): once the account and the conversation's
+//! participants are cached, a REST send is one `findAndModify` (the `seq`,
+//! with the access check in its filter) and one `insert`, and no read. Also: a retried `clientMessageId` answers the stored
 //! message and leaves no gap for the next send, and a send to a conversation
 //! blocked after the participants were cached is refused with 403.
 //! Runs on a `TestCluster` (real MongoDB-compatible server, Redis, processes).
@@ -17,17 +17,13 @@ use common::cluster::TestCluster;
 use common::sio::SioClient;
 use serde_json::{Value, json};
 
-/// `mongodb_commands_total` by command name, from one scrape.
-async fn commands(http: &reqwest::Client, api: &str) -> BTreeMap<String, f64> {
-    let text = http.get(format!("{api}/metrics")).send().await.expect("scrape").text().await.expect("text");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("mongodb_commands_total{"))
-        .filter_map(|l| {
-            let name = l.split("command=\"").nth(1)?.split('"').next()?.to_owned();
-            let value: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((name, value))
-        })
-        .collect()
+/// The database server's own operation counters (`serverStatus.opcounters`:
+/// `insert`, `query`, `update`, `delete`, `getmore`, `command`; a
+/// `findAndModify` counts as a `command`, as do the drivers' heartbeats).
+async fn opcounters(db: &mongodb::Database) -> BTreeMap<String, f64> {
+    let status = db.run_command(mongodb::bson::doc! {"serverStatus": 1}).await.expect("serverStatus");
+    let counters = status.get_document("opcounters").expect("opcounters");
+    counters.iter().map(|(k, v)| (k.clone(), v.as_i64().or(v.as_i32().map(i64::from)).unwrap_or(0) as f64)).collect()
 }
 
 fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, name: &str) -> f64 {
@@ -41,7 +37,10 @@ async fn send(http: &reqwest::Client, api: &str, token: &str, body: Value) -> (u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rest_send_is_two_database_commands_and_a_retry_leaves_no_gap() {
-    let cluster = TestCluster::start(1, 1, &[]).await;
+    // Only the requests touch the database: no webhook worker, no legacy adopter.
+    let quiet = [("OMNIBIZ_WEBHOOK_WORKER", "false"), ("OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS", "0")];
+    let cluster = TestCluster::start(1, 1, &quiet).await;
+    let server = mongodb::Client::with_uri_str(cluster.mongo_uri()).await.expect("client").database("admin");
     let store = cluster.store().await;
     let (api, gw) = (cluster.api_urls()[0].clone(), cluster.gateway_urls()[0].clone());
     let http = reqwest::Client::new();
@@ -54,18 +53,20 @@ async fn a_rest_send_is_two_database_commands_and_a_retry_leaves_no_gap() {
     let (status, _) = send(&http, &api, &b.owner_token, json!({"conversationId": conv, "content": "warm"})).await;
     assert_eq!(status, 201);
     assert_eq!(cust.expect("message_received").await["seq"], 1);
-    let before = commands(&http, &api).await;
-    assert!(before.get("insert").copied().unwrap_or(0.0) >= 1.0, "the driver's commands are counted: {before:?}");
+    let before = opcounters(&server).await;
+    assert!(before.get("insert").copied().unwrap_or(0.0) >= 1.0, "the server counts: {before:?}");
     for i in 0..10 {
         let body = json!({"conversationId": conv, "content": format!("m{i}"), "clientMessageId": format!("trip-{i}")});
         let (status, r) = send(&http, &api, &b.owner_token, body).await;
         assert_eq!(status, 201, "{r}");
         assert_eq!(r["message"]["seq"], i + 2, "{r}");
     }
-    let after = commands(&http, &api).await;
-    assert_eq!(delta(&before, &after, "findAndModify"), 10.0, "{before:?} → {after:?}");
-    assert_eq!(delta(&before, &after, "insert"), 10.0, "{before:?} → {after:?}");
-    assert_eq!(delta(&before, &after, "find"), 0.0, "no read on the send path: {before:?} → {after:?}");
+    let after = opcounters(&server).await;
+    let d = |name| delta(&before, &after, name);
+    assert_eq!(d("insert"), 10.0, "one insert per send: {before:?} → {after:?}");
+    assert_eq!((d("query"), d("update"), d("getmore")), (0.0, 0.0, 0.0), "no read: {before:?} → {after:?}");
+    // Ten findAndModify, one serverStatus (this read), and at most a few heartbeats.
+    assert!((11.0..=15.0).contains(&d("command")), "one findAndModify per send: {before:?} → {after:?}");
     for i in 0..10 {
         let m = cust.expect("message_received").await;
         assert_eq!((m["seq"].as_i64(), m["content"].as_str()), (Some(i + 2), Some(format!("m{i}").as_str())));

@@ -41,8 +41,6 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::event::EventHandler;
-use mongodb::event::command::CommandEvent;
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
@@ -628,13 +626,6 @@ impl MongoStore {
         if wc.journal.is_none() {
             wc.journal = Some(true);
         }
-        // Every command sent, by name: what an operation costs in round
-        // trips (a stored send is two: `findAndModify` and `insert`).
-        opts.command_event_handler = Some(EventHandler::callback(|e: CommandEvent| {
-            if let CommandEvent::Started(started) = e {
-                metrics::counter!("mongodb_commands_total", "command" => started.command_name).increment(1);
-            }
-        }));
         let name = database
             .map(str::to_owned)
             .or_else(|| opts.default_database.clone())
