@@ -120,10 +120,10 @@ fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
 log "rest-send: omnibiz API → MongoDB → Redis → gateway, at half the raw insert rate"
 "$LT" rest-send --tokens "$OUT/tokens.json" --api http://127.0.0.1:7100 --url ws://127.0.0.1:7101 \
   --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$api,$g1" --label omnibiz --out "$RESULTS"
-log "rest-ramp: the highest REST send rate with p99 <= 50 ms"
-STEP=$(( RAW / 10 > 50 ? RAW / 10 : 50 ))
+log "rest-ramp: the highest REST send rate with p99 <= 20 ms"
+STEP=$(( RAW / 20 > 50 ? RAW / 20 : 50 ))
 "$LT" ramp --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7101 --api http://127.0.0.1:7100 \
-  --pairs "$PAIRS" --rate "$(( RAW / 4 ))" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
+  --pairs "$PAIRS" --rate "$(( RAW / 8 ))" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 20 \
   --pids "$api,$g1" --label omnibiz --out "$RESULTS"
 
 ramp() {

@@ -4,6 +4,11 @@
 //! (16 at a time per process), as fast as the server takes them. A stored
 //! send does this insert plus the `seq` update; `rest-send` is reported as a
 //! fraction of this rate.
+//!
+//! A second phase runs a stored send's two commands back to back (the
+//! `seq` update on a conversation document, then the insert), at the same
+//! concurrency: the database's ceiling for sends, with no HTTP, no JSON, no
+//! Redis, no gateway.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,14 +98,106 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
     let secs = start.elapsed().as_secs_f64();
     let after = crate::procstat::sample(&plan.pids);
     let inserted = hist.len();
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let pairs = send_pairs(plan, &db, &coll, &conversations, sender).await?;
     coll.drop().await?;
+    db.collection::<bson::Document>("raw_insert_conversations").drop().await?;
     Ok(json!({
         "concurrency": plan.concurrency,
         "inserted": inserted,
         "errors": errors.load(Ordering::Relaxed),
         "inserts_per_sec": inserted as f64 / secs,
-        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},
+        "latency_ms": latency(&hist),
         "server_cpu_secs": after.cpu_secs - before.cpu_secs,
+        "send_pairs": pairs,
+    }))
+}
+
+fn latency(hist: &Histogram<u64>) -> Value {
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    json!({"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0})
+}
+
+/// A stored send's two commands, back to back, as fast as the server takes
+/// them: the `seq` update `append_message` makes (same filter, same update,
+/// same projection), then the insert.
+async fn send_pairs(
+    plan: &Plan,
+    db: &mongodb::Database,
+    messages: &mongodb::Collection<bson::Document>,
+    conversations: &Arc<Vec<ObjectId>>,
+    sender: ObjectId,
+) -> anyhow::Result<Value> {
+    let convs = db.collection::<bson::Document>("raw_insert_conversations");
+    convs.drop().await?;
+    let docs: Vec<bson::Document> = conversations
+        .iter()
+        .map(|id| doc! {"_id": id, "businessOwnerId": ObjectId::new(), "customerId": sender, "status": "active", "lastSeq": 0_i64})
+        .collect();
+    convs.insert_many(docs).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let (convs, messages, conversations, next, errors) =
+            (convs.clone(), messages.clone(), Arc::clone(conversations), Arc::clone(&next), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let conv = conversations[(n as usize) % conversations.len()];
+                let at = bson::DateTime::now();
+                let t = Instant::now();
+                let counter = convs
+                    .find_one_and_update(
+                        doc! {"_id": conv, "customerId": sender, "status": {"$ne": "blocked"}},
+                        doc! {
+                            "$inc": {"lastSeq": 1_i64, "unreadCount.businessOwner": 1_i32},
+                            "$set": {
+                                "lastMessage": {"content": format!("pair {n}"), "senderId": sender, "timestamp": at},
+                                "lastMessageTime": at, "activityAt": at, "updatedAt": at,
+                            },
+                        },
+                    )
+                    .projection(doc! {"lastSeq": 1})
+                    .return_document(mongodb::options::ReturnDocument::After)
+                    .await;
+                let seq = match counter {
+                    Ok(Some(d)) => d.get_i64("lastSeq").unwrap_or(0) + 1_000_000_000,
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let d = doc! {
+                    "_id": ObjectId::new(), "conversationId": conv, "seq": seq, "senderId": sender,
+                    "senderModel": "Customer", "senderRole": "customer", "senderName": "Load Customer",
+                    "content": format!("pair {n}"), "attachments": [], "status": "sent", "readBy": [],
+                    "isDeleted": false, "createdAt": at, "updatedAt": at, "__v": 0_i32, "hook": true,
+                    "clientMessageId": format!("pair-{n}"),
+                };
+                match messages.insert_one(d).await {
+                    Ok(_) => {
+                        let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        hist.add(&t.await?)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(json!({
+        "pairs": hist.len(),
+        "errors": errors.load(Ordering::Relaxed),
+        "pairs_per_sec": hist.len() as f64 / secs,
+        "latency_ms": latency(&hist),
     }))
 }

@@ -16,7 +16,7 @@ use super::{
     Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck, body, retry_delay,
     signature,
 };
-use crate::domain::{Conversation, ConversationId, Side, UserId};
+use crate::domain::{ConversationId, CustomerId, Side, UserId};
 use crate::presence::Presence;
 use crate::store::{Store, StoreResult};
 
@@ -61,6 +61,17 @@ pub struct Worker {
     cfg: WorkerConfig,
     client: reqwest::Client,
     limiter: DefaultKeyedRateLimiter<UserId>,
+    /// Each conversation's two participants (they never change): an event's
+    /// fan-out reads its conversation once per process, not once per event.
+    parties: moka::sync::Cache<ConversationId, Parties>,
+}
+
+/// Who a conversation is between.
+#[derive(Debug, Clone, Copy)]
+struct Parties {
+    id: ConversationId,
+    owner: UserId,
+    customer: CustomerId,
 }
 
 impl Worker {
@@ -68,7 +79,7 @@ impl Worker {
         let client = cfg.guard.client(cfg.timeout);
         let burst = cfg.per_owner_rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let limiter = RateLimiter::keyed(Quota::per_second(cfg.per_owner_rate).allow_burst(burst));
-        Self { store, presence, cfg, client, limiter }
+        Self { store, presence, cfg, client, limiter, parties: moka::sync::Cache::new(100_000) }
     }
 
     /// Runs until the task is dropped: passes back to back while there is
@@ -106,15 +117,17 @@ impl Worker {
     /// Turns pending outbox events into deliveries; the number of events handled.
     pub async fn fan_out_once(&self) -> StoreResult<usize> {
         let events = self.store.pending_events(100).await?;
-        let mut convs: HashMap<ConversationId, Option<Conversation>> = HashMap::new();
         let mut endpoints: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
         let mut batch = Vec::with_capacity(events.len());
         for e in &events {
-            let conv = match convs.get(&e.conversation) {
-                Some(c) => c.clone(),
+            let conv = match self.parties.get(&e.conversation) {
+                Some(c) => Some(c),
                 None => {
                     let c = self.store.get_conversation(e.conversation).await?;
-                    convs.insert(e.conversation, c.clone());
+                    let c = c.map(|c| Parties { id: c.id, owner: c.business_owner_id, customer: c.customer_id });
+                    if let Some(p) = c {
+                        self.parties.insert(e.conversation, p);
+                    }
                     c
                 }
             };
@@ -123,7 +136,7 @@ impl Worker {
                 batch.push((e.clone(), Vec::new()));
                 continue;
             };
-            let owner = conv.business_owner_id;
+            let owner = conv.owner;
             let eps = match endpoints.entry(owner) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.list_endpoints(owner).await?),
@@ -136,10 +149,10 @@ impl Worker {
         Ok(events.len())
     }
 
-    fn deliveries_for(&self, e: &OutboxEvent, conv: &Conversation, eps: &[Endpoint]) -> Vec<Delivery> {
+    fn deliveries_for(&self, e: &OutboxEvent, conv: &Parties, eps: &[Endpoint]) -> Vec<Delivery> {
         let now = Utc::now();
-        let owner = conv.business_owner_id;
-        let customer = conv.customer_id.to_hex();
+        let owner = conv.owner;
+        let customer = conv.customer.to_hex();
         let new = |ep: &Endpoint, id: &str, kind: HookEvent, due, check: Option<UnreadCheck>| Delivery {
             id: format!("{id}.{}", ep.id.to_hex()),
             endpoint: ep.id,
