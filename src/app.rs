@@ -253,6 +253,19 @@ pub struct Application {
     hooks: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Connections waiting to be accepted, per listener (the kernel caps it at
+/// `net.core.somaxconn`). A gateway takes bursts: when a pod goes away its
+/// clients reconnect within seconds; with tokio's default of 1024 a burst of
+/// 200 000 connects over 12 processes on one machine had handshakes reset.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 impl Application {
     pub async fn build(settings: &Settings, target: Target) -> anyhow::Result<Self> {
         let (secret, source) = secret::jwt_secret(settings, target == Target::Serve)?;
@@ -264,7 +277,7 @@ impl Application {
         let origin = origin(target);
         let Backplane { bus, presence, directory } = open_bus(settings, target, &origin)?;
         let addr = settings.listen_addr();
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+        let listener = listen(addr).with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
         if settings.bench_relay_only {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
@@ -276,6 +289,10 @@ impl Application {
             .with_hook_guard(hook_guard)
             .with_edit_window(edit_window)
             .with_account_ttl(Duration::from_secs(settings.account_cache_secs));
+        if target == Target::Gateway {
+            // Accounts load once per connection; rooms know their participants.
+            messaging = messaging.without_caches();
+        }
         if let Some(f) = &files {
             messaging = messaging.with_files(Arc::clone(f));
             // The processes that take uploads sweep them; gateways don't.

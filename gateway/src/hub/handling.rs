@@ -164,7 +164,8 @@ impl Hub {
             }
             let recovery =
                 last_seq.map(|s| Box::new(Recovery { delivered: Delivered::after(s), held: Some(Vec::new()) }));
-            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(floor));
+            let parties = (conv.business_owner_id, conv.customer_id);
+            let room = ix.rooms.entry(conv_id).or_insert_with(|| Room::new(floor, parties));
             match member_mut(room, id) {
                 Some(m) => m.recovery = recovery,
                 None => room.members.push((id, Member { recovery })),
@@ -246,7 +247,8 @@ impl Hub {
         if self.config.relay_only {
             return self.relay_without_storing(id, actor, &source, cmd).await.map_err(with_id);
         }
-        let sent = self.messaging.send_from(actor, cmd, Some(&source)).await.map_err(|e| with_id(e.into()))?;
+        let parties = self.lock().rooms.get(&cmd.conversation_id).map(|r| r.parties);
+        let sent = self.messaging.send_from(actor, cmd, Some(&source), parties).await.map_err(|e| with_id(e.into()))?;
         Ok(sent.json)
     }
 

@@ -1,6 +1,7 @@
 //! The local index: connections, rooms and their members, personal rooms.
 
 use super::*;
+use omnibiz_shared::domain::{CustomerId, UserId};
 
 pub(super) struct Conn {
     pub(super) handle: Arc<dyn Connection>,
@@ -45,6 +46,9 @@ pub(super) struct Index {
 /// by a resync and also arriving live goes out once), and messages that
 /// arrive ahead of a missing seq wait in `gap` until it is filled.
 pub(super) struct Room {
+    /// The conversation's owner and customer (they never change): a member's
+    /// send needs no lookup of them.
+    pub(super) parties: (UserId, CustomerId),
     pub(super) members: Vec<(ConnId, Member)>,
     pub(super) seen: Delivered,
     pub(super) gap: Option<Box<Gap>>,
@@ -89,8 +93,8 @@ pub(super) const GAP_POLL: Duration = Duration::from_millis(150);
 
 impl Room {
     /// A room whose messages up to `floor` are history (not sent live).
-    pub(super) fn new(floor: i64) -> Self {
-        Self { members: Vec::new(), seen: Delivered::after(floor), gap: None, skipped: Vec::new() }
+    pub(super) fn new(floor: i64, parties: (UserId, CustomerId)) -> Self {
+        Self { parties, members: Vec::new(), seen: Delivered::after(floor), gap: None, skipped: Vec::new() }
     }
 
     /// Where one stored message goes: out now (the caller sends it, then

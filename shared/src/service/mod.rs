@@ -338,7 +338,7 @@ pub struct Messaging {
     /// Accounts behind tokens (name, inviting owner), for a short TTL.
     accounts: Option<moka::sync::Cache<Principal, Arc<AccountEntry>>>,
     /// Each conversation's two participants, which never change.
-    participants: moka::sync::Cache<ConversationId, (UserId, CustomerId)>,
+    participants: Option<moka::sync::Cache<ConversationId, (UserId, CustomerId)>>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -369,7 +369,7 @@ impl Messaging {
             files: None,
             edit_window: Some(DEFAULT_EDIT_WINDOW),
             accounts: account_cache(DEFAULT_ACCOUNT_TTL),
-            participants: moka::sync::Cache::new(CACHE_CAPACITY),
+            participants: Some(moka::sync::Cache::new(CACHE_CAPACITY)),
         }
     }
 
@@ -379,6 +379,17 @@ impl Messaging {
     #[must_use]
     pub fn with_account_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.accounts = account_cache(ttl);
+        self
+    }
+
+    /// No account or participant cache: for a gateway, which loads an
+    /// account once per connection and knows the participants of the rooms
+    /// its sockets joined (see [`Messaging::send_from`]); a cache entry per
+    /// connected principal would cost ≈ 0.2 KiB each.
+    #[must_use]
+    pub fn without_caches(mut self) -> Self {
+        self.accounts = None;
+        self.participants = None;
         self
     }
 
@@ -490,7 +501,9 @@ impl Messaging {
     /// The conversation, if `actor` participates in it; else not found.
     pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
         let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
-        self.participants.insert(conv.id, (conv.business_owner_id, conv.customer_id));
+        if let Some(cache) = &self.participants {
+            cache.insert(conv.id, (conv.business_owner_id, conv.customer_id));
+        }
         match Access::of(&actor.principal, &conv) {
             Access::Participant(side) => Ok((conv, side)),
             Access::Hidden => Err(not_found_conversation()),
@@ -667,10 +680,13 @@ impl Messaging {
 
     /// Stores a message (once per `clientMessageId`) and publishes it.
     pub async fn send(&self, actor: &Actor, cmd: SendCommand) -> ServiceResult<Sent> {
-        self.send_from(actor, cmd, None).await
+        self.send_from(actor, cmd, None, None).await
     }
 
-    /// [`Messaging::send`] from a socket: `source` keeps the gateway from echoing it back.
+    /// [`Messaging::send`] from a socket: `source` keeps the gateway from
+    /// echoing it back; `parties`, the conversation's owner and customer when
+    /// the caller already knows them (a gateway, from the room its socket
+    /// joined), spare their lookup.
     ///
     /// Two database round trips in the common case (the store's `seq` update,
     /// which also checks the sender may send here, and the insert) and one
@@ -678,9 +694,18 @@ impl Messaging {
     /// The account behind the token and the conversation's participants
     /// come from caches; the message is encoded to JSON once.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %cmd.conversation_id))]
-    pub async fn send_from(&self, actor: &Actor, cmd: SendCommand, source: Option<&str>) -> ServiceResult<Sent> {
+    pub async fn send_from(
+        &self,
+        actor: &Actor,
+        cmd: SendCommand,
+        source: Option<&str>,
+        parties: Option<(UserId, CustomerId)>,
+    ) -> ServiceResult<Sent> {
         let conv = cmd.conversation_id;
-        let (owner, customer) = self.parties(conv).await?;
+        let (owner, customer) = match parties {
+            Some(p) => p,
+            None => self.parties(conv).await?,
+        };
         let side = match Access::between(&actor.principal, owner, customer) {
             Access::Participant(side) => side,
             Access::Hidden => return Err(not_found_conversation()),
@@ -743,12 +768,14 @@ impl Messaging {
 
     /// A conversation's two participants: cached (they never change), read once per process.
     async fn parties(&self, id: ConversationId) -> ServiceResult<(UserId, CustomerId)> {
-        if let Some(p) = self.participants.get(&id) {
+        if let Some(p) = self.participants.as_ref().and_then(|c| c.get(&id)) {
             return Ok(p);
         }
         let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
         let p = (conv.business_owner_id, conv.customer_id);
-        self.participants.insert(id, p);
+        if let Some(cache) = &self.participants {
+            cache.insert(id, p);
+        }
         Ok(p)
     }
 
