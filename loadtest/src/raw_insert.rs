@@ -69,32 +69,15 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let conv = conversations[(n as usize) % conversations.len()];
                 let seq = i64::try_from(n / conversations.len() as u64 + 1).unwrap_or(i64::MAX);
-                let at = bson::DateTime::now();
-                // The document `append_message` writes, field for field.
-                let d = doc! {
-                    "_id": ObjectId::new(), "conversationId": conv, "seq": seq, "senderId": sender,
-                    "senderModel": "Customer", "senderRole": "customer", "senderName": "Load Customer",
-                    "content": format!("load {n}"), "attachments": [], "status": "sent", "readBy": [],
-                    "isDeleted": false, "createdAt": at, "updatedAt": at, "__v": 0_i32, "hook": true,
-                    "clientMessageId": format!("raw-{n}"),
-                };
+                let d = message_doc(conv, seq, sender, &format!("raw-{n}"), bson::DateTime::now());
                 let t = Instant::now();
-                match coll.insert_one(d).await {
-                    Ok(_) => {
-                        let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let inserted = coll.insert_one(d).await;
+                record(&mut hist, t, inserted.is_ok(), &errors);
             }
             hist
         }));
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for t in tasks {
-        hist.add(&t.await?)?;
-    }
+    let hist = merged(tasks).await?;
     let secs = start.elapsed().as_secs_f64();
     let after = crate::procstat::sample(&plan.pids);
     let inserted = hist.len();
@@ -110,6 +93,36 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
         "server_cpu_secs": after.cpu_secs - before.cpu_secs,
         "send_pairs": pairs,
     }))
+}
+
+/// The document `append_message` writes, field for field; `key` is its
+/// `clientMessageId` (and its content).
+fn message_doc(conv: ObjectId, seq: i64, sender: ObjectId, key: &str, at: bson::DateTime) -> bson::Document {
+    doc! {
+        "_id": ObjectId::new(), "conversationId": conv, "seq": seq, "senderId": sender,
+        "senderModel": "Customer", "senderRole": "customer", "senderName": "Load Customer",
+        "content": key, "attachments": [], "status": "sent", "readBy": [],
+        "isDeleted": false, "createdAt": at, "updatedAt": at, "__v": 0_i32, "hook": true,
+        "clientMessageId": key,
+    }
+}
+
+/// Records one operation's latency since `t`, or counts it as an error.
+fn record(hist: &mut Histogram<u64>, t: Instant, ok: bool, errors: &AtomicU64) {
+    if ok {
+        let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+    } else {
+        errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The workers' histograms, merged.
+async fn merged(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>) -> anyhow::Result<Histogram<u64>> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        hist.add(&t.await?)?;
+    }
+    Ok(hist)
 }
 
 fn latency(hist: &Histogram<u64>) -> Value {
@@ -170,29 +183,13 @@ async fn send_pairs(
                         continue;
                     }
                 };
-                let d = doc! {
-                    "_id": ObjectId::new(), "conversationId": conv, "seq": seq, "senderId": sender,
-                    "senderModel": "Customer", "senderRole": "customer", "senderName": "Load Customer",
-                    "content": format!("pair {n}"), "attachments": [], "status": "sent", "readBy": [],
-                    "isDeleted": false, "createdAt": at, "updatedAt": at, "__v": 0_i32, "hook": true,
-                    "clientMessageId": format!("pair-{n}"),
-                };
-                match messages.insert_one(d).await {
-                    Ok(_) => {
-                        let _ = hist.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let inserted = messages.insert_one(message_doc(conv, seq, sender, &format!("pair-{n}"), at)).await;
+                record(&mut hist, t, inserted.is_ok(), &errors);
             }
             hist
         }));
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for t in tasks {
-        hist.add(&t.await?)?;
-    }
+    let hist = merged(tasks).await?;
     let secs = start.elapsed().as_secs_f64();
     Ok(json!({
         "pairs": hist.len(),
