@@ -313,7 +313,9 @@ impl Application {
                 concurrency: 16,
                 guard: hook_guard,
             };
-            HookWorker::new(Arc::clone(&opened.store), Arc::clone(&presence), cfg).spawn()
+            HookWorker::new(Arc::clone(&opened.store), Arc::clone(&presence), cfg)
+                .with_parties(messaging.parties_cache())
+                .spawn()
         });
         match opened.mongo.clone() {
             Some(m) => {

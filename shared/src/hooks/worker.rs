@@ -16,8 +16,9 @@ use super::{
     Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck, body, retry_delay,
     signature,
 };
-use crate::domain::{ConversationId, CustomerId, Side, UserId};
+use crate::domain::{CustomerId, Side, UserId};
 use crate::presence::Presence;
+use crate::store::parties::PartiesCache;
 use crate::store::{Store, StoreResult};
 
 /// Response bytes read at most; the rest is dropped unread.
@@ -63,15 +64,7 @@ pub struct Worker {
     limiter: DefaultKeyedRateLimiter<UserId>,
     /// Each conversation's two participants (they never change): an event's
     /// fan-out reads its conversation once per process, not once per event.
-    parties: moka::sync::Cache<ConversationId, Parties>,
-}
-
-/// Who a conversation is between.
-#[derive(Debug, Clone, Copy)]
-struct Parties {
-    id: ConversationId,
-    owner: UserId,
-    customer: CustomerId,
+    parties: Arc<PartiesCache>,
 }
 
 impl Worker {
@@ -79,7 +72,14 @@ impl Worker {
         let client = cfg.guard.client(cfg.timeout);
         let burst = cfg.per_owner_rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let limiter = RateLimiter::keyed(Quota::per_second(cfg.per_owner_rate).allow_burst(burst));
-        Self { store, presence, cfg, client, limiter, parties: moka::sync::Cache::new(100_000) }
+        Self { store, presence, cfg, client, limiter, parties: Arc::default() }
+    }
+
+    /// Shares the process's participants cache (see [`crate::service::Messaging::parties_cache`]).
+    #[must_use]
+    pub fn with_parties(mut self, parties: Arc<PartiesCache>) -> Self {
+        self.parties = parties;
+        self
     }
 
     /// Runs until the task is dropped: passes back to back while there is
@@ -120,28 +120,16 @@ impl Worker {
         let mut endpoints: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
         let mut batch = Vec::with_capacity(events.len());
         for e in &events {
-            let conv = match self.parties.get(&e.conversation) {
-                Some(c) => Some(c),
-                None => {
-                    let c = self.store.get_conversation(e.conversation).await?;
-                    let c = c.map(|c| Parties { id: c.id, owner: c.business_owner_id, customer: c.customer_id });
-                    if let Some(p) = c {
-                        self.parties.insert(e.conversation, p);
-                    }
-                    c
-                }
-            };
-            let Some(conv) = conv else {
+            let Some((owner, customer)) = self.parties.get(&*self.store, e.conversation).await? else {
                 // Its conversation is gone: nothing to report to anyone.
                 batch.push((e.clone(), Vec::new()));
                 continue;
             };
-            let owner = conv.owner;
             let eps = match endpoints.entry(owner) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.list_endpoints(owner).await?),
             };
-            let deliveries = self.deliveries_for(e, &conv, eps);
+            let deliveries = self.deliveries_for(e, owner, customer, eps);
             batch.push((e.clone(), deliveries));
             metrics::counter!("webhook_events_total", "type" => e.kind.as_str()).increment(1);
         }
@@ -149,17 +137,16 @@ impl Worker {
         Ok(events.len())
     }
 
-    fn deliveries_for(&self, e: &OutboxEvent, conv: &Parties, eps: &[Endpoint]) -> Vec<Delivery> {
+    fn deliveries_for(&self, e: &OutboxEvent, owner: UserId, customer: CustomerId, eps: &[Endpoint]) -> Vec<Delivery> {
         let now = Utc::now();
-        let owner = conv.owner;
-        let customer = conv.customer.to_hex();
+        let customer = customer.to_hex();
         let new = |ep: &Endpoint, id: &str, kind: HookEvent, due, check: Option<UnreadCheck>| Delivery {
             id: format!("{id}.{}", ep.id.to_hex()),
             endpoint: ep.id,
             owner,
             event_id: id.to_owned(),
             kind,
-            conversation: conv.id,
+            conversation: e.conversation,
             body: body(e, id, kind, owner, &customer),
             status: if ep.enabled { DeliveryStatus::Pending } else { DeliveryStatus::Paused },
             attempts: 0,

@@ -27,6 +27,7 @@ use crate::domain::{
 };
 use crate::files::{FileError, Files, Upload, Variant};
 use crate::presence::Presence;
+use crate::store::parties::PartiesCache;
 use crate::store::{
     ActivityCursor, Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage,
     Participants, Party, ReadOutcome, Store, StoreError,
@@ -211,8 +212,8 @@ impl SendCommand {
 /// Outcome of a send.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    pub message: MessageView,
-    /// `message` as JSON, encoded once (what the bus carried).
+    /// The stored message as clients see it ([`MessageView`]), encoded to
+    /// JSON once: what the bus carried, reused by responses and acks.
     pub json: Box<serde_json::value::RawValue>,
     /// False when this was a retry of an already stored `clientMessageId`.
     pub created: bool,
@@ -338,7 +339,7 @@ pub struct Messaging {
     /// Accounts behind tokens (name, inviting owner), for a short TTL.
     accounts: Option<moka::sync::Cache<Principal, Arc<AccountEntry>>>,
     /// Each conversation's two participants, which never change.
-    participants: Option<moka::sync::Cache<ConversationId, (UserId, CustomerId)>>,
+    participants: Arc<PartiesCache>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -350,7 +351,7 @@ struct AccountEntry {
 
 /// How long an account read for a token is reused, unless configured otherwise.
 pub const DEFAULT_ACCOUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-/// Most accounts and conversations each cache holds (≈ 100–200 bytes an entry).
+/// Most accounts the cache holds (≈ 100–200 bytes an entry).
 const CACHE_CAPACITY: u64 = 100_000;
 
 fn account_cache(ttl: std::time::Duration) -> Option<moka::sync::Cache<Principal, Arc<AccountEntry>>> {
@@ -369,7 +370,7 @@ impl Messaging {
             files: None,
             edit_window: Some(DEFAULT_EDIT_WINDOW),
             accounts: account_cache(DEFAULT_ACCOUNT_TTL),
-            participants: Some(moka::sync::Cache::new(CACHE_CAPACITY)),
+            participants: Arc::default(),
         }
     }
 
@@ -389,8 +390,13 @@ impl Messaging {
     #[must_use]
     pub fn without_caches(mut self) -> Self {
         self.accounts = None;
-        self.participants = None;
+        self.participants = Arc::new(PartiesCache::disabled());
         self
+    }
+
+    /// The participants cache, for the webhook worker of the same process.
+    pub fn parties_cache(&self) -> Arc<PartiesCache> {
+        Arc::clone(&self.participants)
     }
 
     /// Stores uploads in `files`.
@@ -501,9 +507,7 @@ impl Messaging {
     /// The conversation, if `actor` participates in it; else not found.
     pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
         let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
-        if let Some(cache) = &self.participants {
-            cache.insert(conv.id, (conv.business_owner_id, conv.customer_id));
-        }
+        self.participants.remember(&conv);
         match Access::of(&actor.principal, &conv) {
             Access::Participant(side) => Ok((conv, side)),
             Access::Hidden => Err(not_found_conversation()),
@@ -704,7 +708,7 @@ impl Messaging {
         let conv = cmd.conversation_id;
         let (owner, customer) = match parties {
             Some(p) => p,
-            None => self.parties(conv).await?,
+            None => self.participants.get(&*self.store, conv).await?.ok_or_else(not_found_conversation)?,
         };
         let side = match Access::between(&actor.principal, owner, customer) {
             Access::Participant(side) => side,
@@ -763,20 +767,7 @@ impl Messaging {
             self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json.clone(), source)
                 .await;
         }
-        Ok(Sent { message, json, created })
-    }
-
-    /// A conversation's two participants: cached (they never change), read once per process.
-    async fn parties(&self, id: ConversationId) -> ServiceResult<(UserId, CustomerId)> {
-        if let Some(p) = self.participants.as_ref().and_then(|c| c.get(&id)) {
-            return Ok(p);
-        }
-        let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
-        let p = (conv.business_owner_id, conv.customer_id);
-        if let Some(cache) = &self.participants {
-            cache.insert(id, p);
-        }
-        Ok(p)
+        Ok(Sent { json, created })
     }
 
     /// The conversation, if `actor` may send to it now: 404 when not theirs, 403 when blocked.

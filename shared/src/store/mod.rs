@@ -19,6 +19,7 @@
 //!   atomic write (see `crate::hooks`).
 
 pub mod mongo;
+pub mod parties;
 pub mod sqlite;
 
 use async_trait::async_trait;
