@@ -36,6 +36,16 @@ impl Subscriptions {
         Ok(())
     }
 
+    /// Subscribes every topic with a local member again (after the bus
+    /// reconnected without them). Holds the lock throughout, so no join or
+    /// leave interleaves with it.
+    pub async fn resubscribe_all(&self) -> Result<usize, BusError> {
+        let counts = self.counts.lock().await;
+        let topics: Vec<Topic> = counts.keys().cloned().collect();
+        self.bus.resubscribe(&topics).await?;
+        Ok(topics.len())
+    }
+
     /// One member fewer; unsubscribes after the last.
     pub async fn release(&self, topic: &Topic) {
         let mut counts = self.counts.lock().await;

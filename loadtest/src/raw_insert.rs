@@ -3,7 +3,8 @@
 //! the same MongoDB server, at the concurrency our API uses for appends
 //! (16 at a time per process), as fast as the server takes them. A stored
 //! send does this insert plus the `seq` update; `rest-send` is reported as a
-//! fraction of this rate.
+//! fraction of this rate. Writes use the store's write concern (`j: true`
+//! unless the URI sets one).
 //!
 //! A second phase runs a stored send's two commands back to back (the
 //! `seq` update on a conversation document, then the insert), at the same
@@ -47,7 +48,15 @@ fn message_indexes() -> Vec<IndexModel> {
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
-    let client = Client::with_uri_str(&plan.uri).await?;
+    // The store's write concern: `j: true` unless the URI sets one (an
+    // acknowledged message survives a crash of the server).
+    let mut opts = mongodb::options::ClientOptions::parse(&plan.uri).await?;
+    let wc = opts.write_concern.get_or_insert_with(Default::default);
+    if wc.journal.is_none() {
+        wc.journal = Some(true);
+    }
+    let write_concern = format!("{:?}", opts.write_concern);
+    let client = Client::with_options(opts)?;
     let db = client.database(&plan.database);
     let coll = db.collection::<bson::Document>("raw_insert_messages");
     coll.drop().await?;
@@ -86,6 +95,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
     db.collection::<bson::Document>("raw_insert_conversations").drop().await?;
     Ok(json!({
         "concurrency": plan.concurrency,
+        "write_concern": write_concern,
         "inserted": inserted,
         "errors": errors.load(Ordering::Relaxed),
         "inserts_per_sec": inserted as f64 / secs,

@@ -65,6 +65,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("bus_resubscribes_total", "counter", "times every subscription was restored after a Redis (re)connection"),
     ("store_errors_total", "counter", "store (MongoDB/SQLite) errors, by backend"),
     (
+        "store_insert_batch_size",
+        "histogram",
+        "messages per insertMany of the MongoDB store's group commit (1 at low load)",
+    ),
+    (
         "legacy_messages_adopted_total",
         "counter",
         "messages the Node.js service stored that this pod numbered and published (rolling migration)",

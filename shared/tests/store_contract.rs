@@ -300,6 +300,60 @@ async fn append_checks_the_sender_and_a_retry_leaves_no_trace(store: Dyn) {
     assert_eq!((end.last_seq, end.unread.owner, end.last_message.as_deref()), (4, 4, Some("fourth")));
 }
 
+/// New messages and retries of stored ones at the same moment (MongoDB then
+/// writes them in shared `insertMany` batches): each new one is stored with
+/// a seq of its own, each retry gets the stored message, and a refused
+/// document does not take the others of its batch down with it.
+async fn new_messages_and_retries_together_each_get_their_own_outcome(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
+    let me = c.id.to_hex();
+    let mut stored = Vec::new();
+    for i in 0..4 {
+        let mut m = new_message(conv.id, Side::Customer, &me, &format!("stored {i}"));
+        m.client_message_id = Some(format!("stored-{i}"));
+        store.append_message(m.clone()).await.expect("append").expect("taken");
+        stored.push(m);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let m = if i % 4 == 0 {
+            stored[(i / 4) % stored.len()].clone()
+        } else {
+            let mut m = new_message(conv.id, Side::Customer, &me, &format!("new {i}"));
+            m.client_message_id = Some(format!("new-{i}"));
+            m
+        };
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.append_message(m).await.expect("append").expect("taken") }));
+    }
+    let (mut created, mut existing) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.expect("join") {
+            Appended::Created(m) => created.push(m.seq),
+            Appended::Existing(m) => {
+                assert!(m.content.starts_with("stored "), "a retry gets the stored message: {m:?}");
+                existing += 1;
+            }
+        }
+    }
+    created.sort_unstable();
+    created.dedup();
+    assert_eq!(existing, 10, "every retry found its message");
+    assert_eq!(created.len(), 30, "every new message stored, each with a seq of its own");
+    assert!(created[0] > 4, "after the stored ones: {created:?}");
+    let all = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 100 })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 34, "nothing stored twice, nothing lost");
+    let end = store.get_conversation(conv.id).await.expect("get").expect("exists");
+    // A retry gives its seq back only when no other send took one since: under
+    // this much concurrency some are skipped (the gateways' gap wait covers it).
+    assert!(end.last_seq >= 34 && end.last_seq <= 44, "{}", end.last_seq);
+    assert_eq!(end.unread.owner, 34, "retries add no unread");
+}
+
 async fn message_pages_by_seq(store: Dyn) {
     let (o, c) = setup(&store).await;
     let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
@@ -809,6 +863,7 @@ contract!(
     parallel_appends_get_distinct_increasing_seqs,
     client_message_id_stores_once,
     append_checks_the_sender_and_a_retry_leaves_no_trace,
+    new_messages_and_retries_together_each_get_their_own_outcome,
     message_pages_by_seq,
     mark_read_resets_unread_and_never_moves_back,
     conversation_list_orders_by_activity_with_cursor,

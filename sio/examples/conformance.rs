@@ -90,7 +90,13 @@ impl Handler for EchoHandler {
     }
 }
 
-#[tokio::main]
+// One thread, like the reference server's event loop: a few cases send on one
+// connection and at once on another (an upgrade packet then a poll; a poll and
+// a close together) and expect them handled in the order they were sent. On
+// a multi-threaded runtime the second connection's task can run first (both
+// orders are correct for a real client, which never races itself that way),
+// which made those cases fail in about half the runs on a 2-core host.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let config = Config {
         ping_interval: Duration::from_millis(300),

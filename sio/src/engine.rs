@@ -264,24 +264,15 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
                 },
                 None => None,
             };
-            // The task's lasting state is the session's; the handshakes are
-            // boxed so their (larger, short-lived) state is freed once done.
+            // The task's lasting state is the session's alone: the upgrade
+            // and the handshakes run boxed, so their (larger, short-lived)
+            // state is freed once done and does not size the task.
+            // (Captured boxed: a task keeps its captures' room for its whole life.)
+            let opening = Box::pin(open_websocket(srv, on_upgrade, existing, outer));
             let fut = async move {
-                let Ok(io) = on_upgrade.await else { return };
-                let socket = WebSocket::new(io, srv.config.max_payload);
-                let started = match existing {
-                    None => Box::pin(start_websocket(&srv, socket, outer)).await,
-                    Some(Some((sid, session))) => Box::pin(start_upgrade(&srv, socket, sid, session)).await,
-                    Some(None) => {
-                        let mut socket = socket;
-                        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(CLOSE_NORMAL)).await;
-                        None
-                    }
-                };
-                let Some((socket, outbox, conn)) = started else { return };
-                let mut session = Session::new(Arc::clone(&srv), socket, outbox, conn);
+                let Some(mut session) = opening.await else { return };
                 let reason = std::future::poll_fn(|cx| Pin::new(&mut session).poll(cx)).await;
-                let Session { conn, .. } = session;
+                let Session { srv, conn, .. } = session;
                 if let Some(work) = srv.protocol.close(conn, reason) {
                     work.await;
                 }
@@ -564,6 +555,29 @@ async fn next_text(ws: &mut WebSocket, deadline: Instant) -> Option<String> {
 }
 
 /// A connection that starts on websocket: the open packet.
+/// A websocket session from an upgrade: a new one, or the upgrade of a
+/// polling session (`existing`); `Some(None)` is a sid this process does not
+/// hold, which is closed at once as the reference server does.
+async fn open_websocket<P: Protocol>(
+    srv: Arc<Server<P>>,
+    on_upgrade: OnUpgrade,
+    existing: Option<Option<(String, Arc<PollSession<P>>)>>,
+    outer: Option<String>,
+) -> Option<Session<P>> {
+    let io = on_upgrade.await.ok()?;
+    let socket = WebSocket::new(io, srv.config.max_payload);
+    let (socket, outbox, conn) = match existing {
+        None => start_websocket(&srv, socket, outer).await?,
+        Some(Some((sid, session))) => start_upgrade(&srv, socket, sid, session).await?,
+        Some(None) => {
+            let mut socket = socket;
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(CLOSE_NORMAL)).await;
+            return None;
+        }
+    };
+    Some(Session::new(srv, socket, outbox, conn))
+}
+
 async fn start_websocket<P: Protocol>(
     srv: &Arc<Server<P>>,
     mut ws: WebSocket,

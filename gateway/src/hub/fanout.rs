@@ -158,13 +158,13 @@ impl Hub {
                     }
                 }
             }
-            Topic::Principal(room) => {
+            Topic::Principal(party) => {
                 let name = match env.kind {
                     EventKind::Notification => "new_message_notification",
                     EventKind::Presence => "presence",
                     _ => return,
                 };
-                let Some(p) = personal.get(room) else { return };
+                let Some(p) = personal.get(party) else { return };
                 let e = OutEvent::raw(name, &env.payload);
                 for id in &p.conns {
                     if let Some(conn) = conns.get(id) {

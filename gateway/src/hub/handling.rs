@@ -230,7 +230,7 @@ impl Hub {
             e.client_message_id.clone_from(&cmid);
             e
         };
-        if self.send_limit.check_key(&actor.principal.room()).is_err() {
+        if self.send_limit.check_key(&actor.principal.party()).is_err() {
             metrics::counter!("gateway_rate_limited_total", "event" => "send_message").increment(1);
             return Err(with_id(EventError::new("RATE_LIMITED", "sending too fast; slow down")));
         }
@@ -303,7 +303,7 @@ impl Hub {
             self.messaging.visible_conversation(actor, conv).await?;
         }
         if start {
-            if self.typing_limit.check_key(&actor.principal.room()).is_err() {
+            if self.typing_limit.check_key(&actor.principal.party()).is_err() {
                 metrics::counter!("gateway_rate_limited_total", "event" => "typing").increment(1);
                 return Err(EventError::new("RATE_LIMITED", "typing events too fast"));
             }

@@ -1,15 +1,19 @@
 //! The local index: connections, rooms and their members, personal rooms.
 
 use super::*;
-use omnibiz_shared::domain::{CustomerId, UserId};
+use omnibiz_shared::domain::{CustomerId, Party, UserId};
+use smallvec::SmallVec;
 
 pub(super) struct Conn {
     pub(super) handle: Arc<dyn Connection>,
     /// Shared, so handling an event does not copy the account.
     pub(super) actor: Arc<Actor>,
     /// Conversations joined (a handful at most).
-    pub(super) joined: Vec<ConversationId>,
+    pub(super) joined: Joined,
 }
+
+/// A connection's conversations: usually one, kept inline (no allocation).
+pub(super) type Joined = SmallVec<[ConversationId; 1]>;
 
 /// Recovery bookkeeping of a member that rejoined with `lastSeq`.
 pub(super) struct Recovery {
@@ -27,7 +31,8 @@ pub(super) struct Member {
 /// A principal's local connections.
 #[derive(Default)]
 pub(super) struct Personal {
-    pub(super) conns: Vec<ConnId>,
+    /// Usually one, kept inline.
+    pub(super) conns: SmallVec<[ConnId; 1]>,
     /// Its topic is subscribed and presence claimed.
     pub(super) live: bool,
 }
@@ -36,8 +41,8 @@ pub(super) struct Personal {
 pub(super) struct Index {
     pub(super) conns: HashMap<ConnId, Conn>,
     pub(super) rooms: HashMap<ConversationId, Room>,
-    /// Personal room (`user:<id>`) → local connections.
-    pub(super) personal: HashMap<String, Personal>,
+    /// Personal room (`user:<id>`, by id) → local connections.
+    pub(super) personal: HashMap<Party, Personal>,
     pub(super) typing: HashMap<(ConnId, ConversationId), JoinHandle<()>>,
 }
 
@@ -49,7 +54,8 @@ pub(super) struct Room {
     /// The conversation's owner and customer (they never change): a member's
     /// send needs no lookup of them.
     pub(super) parties: (UserId, CustomerId),
-    pub(super) members: Vec<(ConnId, Member)>,
+    /// Usually one or two (the owner and the customer), kept inline.
+    pub(super) members: SmallVec<[(ConnId, Member); 2]>,
     pub(super) seen: Delivered,
     pub(super) gap: Option<Box<Gap>>,
     /// Seqs given up on ([`Room::skip_gap`]) and when: one of them that is
@@ -94,7 +100,7 @@ pub(super) const GAP_POLL: Duration = Duration::from_millis(150);
 impl Room {
     /// A room whose messages up to `floor` are history (not sent live).
     pub(super) fn new(floor: i64, parties: (UserId, CustomerId)) -> Self {
-        Self { parties, members: Vec::new(), seen: Delivered::after(floor), gap: None, skipped: Vec::new() }
+        Self { parties, members: SmallVec::new(), seen: Delivered::after(floor), gap: None, skipped: Vec::new() }
     }
 
     /// Where one stored message goes: out now (the caller sends it, then

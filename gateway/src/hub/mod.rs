@@ -26,8 +26,8 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_shared::auth::{AuthError, Principal, Verifier};
 
-use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Topic};
-use omnibiz_shared::domain::{ConversationId, ObjectId, Side};
+use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
+use omnibiz_shared::domain::{ConversationId, ObjectId, Party, Side};
 use omnibiz_shared::presence::Presence;
 use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
 use omnibiz_shared::store::{MessageQuery, StoreError};
@@ -85,7 +85,7 @@ mod recovery;
 mod tasks;
 
 pub use handling::{EventError, Reply};
-use index::{Conn, Index, Member, Order, Recovery, Room, leave_room, member_mut};
+use index::{Conn, Index, Joined, Member, Order, Recovery, Room, leave_room, member_mut};
 pub use tasks::{spawn_dispatcher, spawn_heartbeat, spawn_resync};
 
 pub struct Hub {
@@ -101,12 +101,12 @@ pub struct Hub {
     live: AtomicUsize,
     /// Set on shutdown: new connections are refused while existing ones are moved away.
     draining: std::sync::atomic::AtomicBool,
-    send_limit: DefaultKeyedRateLimiter<String>,
+    send_limit: DefaultKeyedRateLimiter<Party>,
     /// Per-conversation counters of the relay-only benchmark mode.
     relay_seq: Mutex<HashMap<ConversationId, i64>>,
-    typing_limit: DefaultKeyedRateLimiter<String>,
+    typing_limit: DefaultKeyedRateLimiter<Party>,
     /// Connection attempts per principal.
-    connect_limit: DefaultKeyedRateLimiter<String>,
+    connect_limit: DefaultKeyedRateLimiter<Party>,
 }
 
 fn quota(per_sec: u32) -> Quota {
@@ -168,7 +168,7 @@ impl Hub {
             metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
             e.to_string()
         })?;
-        if self.connect_limit.check_key(&principal.room()).is_err() {
+        if self.connect_limit.check_key(&principal.party()).is_err() {
             metrics::counter!("gateway_connections_refused_total", "reason" => "rate").increment(1);
             return Err("too many connection attempts for this account; retry in a few seconds".into());
         }
@@ -184,11 +184,11 @@ impl Hub {
     pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
         // Starts at 1; 2^64 registrations never wrap in practice.
         let id = ConnId::new(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(ConnId::MIN);
-        let room = actor.principal.room();
+        let party = actor.principal.party();
         {
             let mut ix = self.lock();
-            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Vec::new() });
-            ix.personal.entry(room).or_default().conns.push(id);
+            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Joined::new() });
+            ix.personal.entry(party).or_default().conns.push(id);
         }
         let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("gateway_connections").set(n as f64);
@@ -198,20 +198,20 @@ impl Hub {
     /// Second half of connecting: the first local connection of a principal
     /// subscribes its personal topic and marks it online.
     pub async fn connected(&self, id: ConnId) {
-        let room = {
+        let party = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get(&id) else { return };
-            let room = conn.actor.principal.room();
-            let Some(p) = ix.personal.get_mut(&room) else { return };
+            let party = conn.actor.principal.party();
+            let Some(p) = ix.personal.get_mut(&party) else { return };
             if std::mem::replace(&mut p.live, true) {
                 return; // another local connection of this principal did it
             }
-            room
+            party
         };
-        if let Err(e) = self.subs.acquire(&Topic::Principal(room.clone())).await {
+        if let Err(e) = self.subs.acquire(&Topic::Principal(party)).await {
             tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
         }
-        self.presence.set_local(&room, true).await;
+        self.presence.set_local(&party.room(), true).await;
     }
 
     /// Forgets a connection: leaves its rooms, stops its typing, updates presence.
@@ -224,7 +224,7 @@ impl Hub {
             for c in &left {
                 leave_room(&mut ix.rooms, *c, id);
             }
-            let personal = conn.actor.principal.room();
+            let personal = conn.actor.principal.party();
             let last = match ix.personal.get_mut(&personal) {
                 Some(p) => {
                     p.conns.retain(|c| *c != id);
@@ -251,9 +251,9 @@ impl Hub {
             self.subs.release(&Topic::Conversation(c)).await;
         }
         if last_personal {
-            let room = conn.actor.principal.room();
-            self.subs.release(&Topic::Principal(room.clone())).await;
-            self.presence.set_local(&room, false).await;
+            let party = conn.actor.principal.party();
+            self.subs.release(&Topic::Principal(party)).await;
+            self.presence.set_local(&party.room(), false).await;
             for c in &conn.joined {
                 self.publish_presence(&conn.actor, *c, false).await;
             }
@@ -262,7 +262,8 @@ impl Hub {
 
     /// Every personal room held here (for the presence heartbeat).
     pub fn personal_rooms(&self) -> Vec<String> {
-        self.lock().personal.keys().cloned().collect()
+        let parties: Vec<Party> = self.lock().personal.keys().copied().collect();
+        parties.into_iter().map(Party::room).collect()
     }
 
     /// Shutdown: refuses new connections, then closes the existing ones spread

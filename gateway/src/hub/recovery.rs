@@ -77,6 +77,25 @@ impl Hub {
         }
     }
 
+    /// Subscribes every local topic again after the bus reconnected,
+    /// retrying (1 s, 2 s, … up to 30 s apart) until it succeeds.
+    pub(super) async fn resubscribe(&self) {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match self.subs.resubscribe_all().await {
+                Ok(n) => {
+                    tracing::info!(topics = n, "resubscribed after the bus reconnected");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?e, "resubscribing after a reconnect failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
     /// Fetches from the store what local members may have missed while the
     /// bus was away (or behind) and delivers it through [`Hub::dispatch`],
     /// which sends each message once per room even when it also arrives

@@ -18,17 +18,30 @@ pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle
 }
 
 /// Resyncs from the store each time the bus says events may have been
-/// missed, until the hub is dropped.
-pub fn spawn_resync(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcast::Receiver<()>) -> JoinHandle<()> {
+/// missed (subscribing every local topic again first when the bus
+/// reconnected), until the hub is dropped.
+pub fn spawn_resync(hub: std::sync::Weak<Hub>, mut rx: tokio::sync::broadcast::Receiver<Resync>) -> JoinHandle<()> {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     tokio::spawn(async move {
         loop {
-            match rx.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
+            let mut reconnected = match rx.recv().await {
+                Ok(r) => r == Resync::Reconnected,
+                // Signals were lost: one of them may have been a reconnect.
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            };
             // One pass covers a burst of signals.
-            while rx.try_recv().is_ok() {}
+            loop {
+                match rx.try_recv() {
+                    Ok(r) => reconnected |= r == Resync::Reconnected,
+                    Err(TryRecvError::Lagged(_)) => reconnected = true,
+                    Err(_) => break,
+                }
+            }
             let Some(h) = hub.upgrade() else { return };
+            if reconnected {
+                h.resubscribe().await;
+            }
             h.resync().await;
         }
     })

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
-use crate::domain::{CustomerId, Side, UserId, UserRole};
+use crate::domain::{CustomerId, Party, Side, UserId, UserRole};
 
 /// Seconds of clock skew tolerated on `exp`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -47,9 +47,14 @@ impl Principal {
     }
     /// The personal room / bus topic key, `user:<id>` or `customer:<id>`.
     pub fn room(&self) -> String {
+        self.party().room()
+    }
+
+    /// Who this is, without the role.
+    pub fn party(&self) -> Party {
         match self {
-            Self::User { id, .. } => format!("user:{id}"),
-            Self::Customer { id } => format!("customer:{id}"),
+            Self::User { id, .. } => Party::Owner(*id),
+            Self::Customer { id } => Party::Customer(*id),
         }
     }
 }

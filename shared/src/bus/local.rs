@@ -64,7 +64,7 @@ mod tests {
     async fn subscribers_receive_what_is_published() {
         let bus = LocalBus::new(16);
         let mut rx = bus.deliveries();
-        let topic = Topic::Principal("user:x".into());
+        let topic = Topic::Principal(crate::domain::Party::Owner(crate::domain::UserId::new()));
         let env = Envelope::new(EventKind::Presence, None, serde_json::json!({"online": true}));
         bus.publish(&topic, &env).await.expect("publish");
         let got = rx.recv().await.expect("receive");

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::auth::Principal;
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, Party};
 
 /// Current envelope version.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -51,19 +51,19 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum Topic {
     Conversation(ConversationId),
     /// A principal's personal topic (all their sockets).
-    Principal(String),
+    Principal(Party),
 }
 
 impl Topic {
     pub fn principal(p: &Principal) -> Self {
-        Self::Principal(p.room())
+        Self::Principal(p.party())
     }
 
     /// The Redis channel name, `omnibiz:{conv:<id>}` / `omnibiz:{user:<id>}` / …
     pub fn channel(&self) -> String {
         match self {
             Self::Conversation(id) => format!("omnibiz:{{conv:{id}}}"),
-            Self::Principal(room) => format!("omnibiz:{{{room}}}"),
+            Self::Principal(p) => format!("omnibiz:{{{}}}", p.room()),
         }
     }
 
@@ -73,10 +73,7 @@ impl Topic {
         if let Some(id) = inner.strip_prefix("conv:") {
             return id.parse().ok().map(Self::Conversation);
         }
-        if inner.starts_with("user:") || inner.starts_with("customer:") {
-            return Some(Self::Principal(inner.to_owned()));
-        }
-        None
+        Party::from_room(inner).map(Self::Principal)
     }
 }
 
@@ -201,6 +198,15 @@ pub struct Published {
     pub envelope: std::sync::Arc<Envelope>,
 }
 
+/// Why a subscriber should fetch what it may have missed (see [`Bus::resyncs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// The connection came back with no subscriptions.
+    Reconnected,
+    /// The reader fell behind and dropped events.
+    Lagged,
+}
+
 /// A consumer called with each event as it is read (see [`Bus::deliver_to`]).
 pub type Sink = std::sync::Arc<dyn Fn(&Published) + Send + Sync>;
 
@@ -230,13 +236,24 @@ pub trait Bus: Send + Sync + 'static {
         false
     }
 
-    /// Fires once the bus is back from a connection loss with every
-    /// subscription in place again (or after its reader fell behind):
-    /// events published meanwhile may have been missed, and subscribers
-    /// should fetch what they missed from the store. `None` for a bus that
-    /// cannot lose events (in-process).
-    fn resyncs(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+    /// Fires when events may have been missed: the bus is back from a
+    /// connection loss ([`Resync::Reconnected`]: the subscriber then
+    /// subscribes its topics again with [`Bus::resubscribe`]) or its reader
+    /// fell behind ([`Resync::Lagged`]). Either way subscribers should fetch
+    /// what they missed from the store. `None` for a bus that cannot lose
+    /// events (in-process).
+    fn resyncs(&self) -> Option<tokio::sync::broadcast::Receiver<Resync>> {
         None
+    }
+
+    /// Subscribes `topics` again after [`Resync::Reconnected`]. The bus keeps
+    /// no list of its own: the subscriber's reference counts are the one
+    /// record (a second copy cost ≈ 0.15 KiB per topic, i.e. per socket).
+    async fn resubscribe(&self, topics: &[Topic]) -> Result<(), BusError> {
+        for t in topics {
+            self.subscribe(t).await?;
+        }
+        Ok(())
     }
 }
 
@@ -250,10 +267,11 @@ mod tests {
         let t = Topic::Conversation(c);
         assert_eq!(t.channel(), format!("omnibiz:{{conv:{c}}}"));
         assert_eq!(Topic::from_channel(&t.channel()), Some(t));
-        let p = Topic::Principal("customer:65a1b2c3d4e5f60718293a4b".into());
+        let p = Topic::Principal(crate::domain::Party::Customer("65a1b2c3d4e5f60718293a4b".parse().expect("id")));
         assert_eq!(p.channel(), "omnibiz:{customer:65a1b2c3d4e5f60718293a4b}");
         assert_eq!(Topic::from_channel(&p.channel()), Some(p));
         assert_eq!(Topic::from_channel("other:{x}"), None);
+        assert_eq!(Topic::from_channel("omnibiz:{user:not-an-id}"), None);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! for channel names and the envelope).
 //!
 //! - Two connections: one publishes (and runs presence commands), one is a
-//!   dedicated subscriber. The subscriber tracks its channels and
-//!   resubscribes by itself after a reconnect (`manage_subscriptions`).
+//!   dedicated subscriber. The subscriber keeps no list of its channels
+//!   (fred's `SubscriberClient` does, ≈ 0.15 KiB per channel, i.e. per
+//!   socket, beside the gateway's own reference counts): after a reconnect
+//!   the bus announces [`Resync::Reconnected`] and the gateway subscribes
+//!   its topics again through [`Bus::resubscribe`].
 //! - `sharded = true` uses `SPUBLISH`/`SSUBSCRIBE` (Redis Cluster sharded
 //!   pub/sub: a message travels only within its slot's shard; the channel's
 //!   hash tag picks the slot). Use a `redis-cluster://` URL for a cluster.
@@ -17,22 +20,22 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use fred::clients::{Client, SubscriberClient};
+use fred::clients::Client;
 use fred::interfaces::{ClientLike as _, EventInterface as _, PubsubInterface as _};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::{Builder, RespVersion};
 use tokio::sync::broadcast;
 
-use super::{Bus, BusError, Envelope, Published, Sink, Topic};
+use super::{Bus, BusError, Envelope, Published, Resync, Sink, Topic};
 
 /// The Redis bus. Cheap to clone (handles).
 #[derive(Clone)]
 pub struct RedisBus {
     publisher: Client,
-    subscriber: SubscriberClient,
+    subscriber: Client,
     sharded: bool,
     tx: broadcast::Sender<Published>,
-    resync: broadcast::Sender<()>,
+    resync: broadcast::Sender<Resync>,
     sink: Arc<std::sync::OnceLock<Sink>>,
 }
 
@@ -71,13 +74,13 @@ impl RedisBus {
     pub fn connect(url: &str, sharded: bool) -> anyhow::Result<Self> {
         let builder = redis_builder(url)?;
         let publisher = builder.build().context("building the Redis client")?;
-        let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
+        let subscriber = builder.build().context("building the Redis subscriber")?;
         publisher.connect();
         subscriber.connect();
         let (tx, _) = broadcast::channel(65_536);
         let (resync, _) = broadcast::channel(16);
         let bus = Self { publisher, subscriber, sharded, tx, resync, sink: Arc::default() };
-        bus.spawn_resubscriber();
+        bus.spawn_reconnect_watch();
         bus.spawn_reader();
         Ok(bus)
     }
@@ -87,29 +90,18 @@ impl RedisBus {
         &self.publisher
     }
 
-    /// After every (re)connection: subscribe every tracked channel again,
-    /// then announce a resync (what fred's `manage_subscriptions` does, plus
-    /// the announcement, which it cannot make).
-    fn spawn_resubscriber(&self) {
-        let subscriber = self.subscriber.clone();
+    /// After every reconnection of the subscriber: announce it, so the
+    /// gateway subscribes its topics again and resyncs.
+    fn spawn_reconnect_watch(&self) {
         let resync = self.resync.clone();
-        let mut reconnects = subscriber.reconnect_rx();
+        let mut reconnects = self.subscriber.reconnect_rx();
         tokio::spawn(async move {
             loop {
                 match reconnects.recv().await {
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
-                match subscriber.resubscribe_all().await {
-                    Ok(()) => {
-                        metrics::counter!("bus_resubscribes_total").increment(1);
-                        let _ = resync.send(());
-                    }
-                    Err(e) => {
-                        metrics::counter!("bus_redis_errors_total").increment(1);
-                        tracing::error!(error = %e, "resubscribing after a reconnect failed; retrying on the next one");
-                    }
-                }
+                let _ = resync.send(Resync::Reconnected);
             }
         });
     }
@@ -126,7 +118,7 @@ impl RedisBus {
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         metrics::counter!("bus_messages_lagged_total").increment(n);
                         tracing::warn!(missed = n, "redis reader lagged; resyncing from the store");
-                        let _ = resync.send(());
+                        let _ = resync.send(Resync::Lagged);
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -203,7 +195,25 @@ impl Bus for RedisBus {
         self.sink.set(sink).is_ok()
     }
 
-    fn resyncs(&self) -> Option<broadcast::Receiver<()>> {
+    fn resyncs(&self) -> Option<broadcast::Receiver<Resync>> {
         Some(self.resync.subscribe())
+    }
+
+    async fn resubscribe(&self, topics: &[Topic]) -> Result<(), BusError> {
+        let channels: Vec<String> = topics.iter().map(Topic::channel).collect();
+        if self.sharded {
+            // One SSUBSCRIBE names channels of one slot only: one per channel,
+            // all in flight at once (fred pipelines them).
+            let subscribing = channels.into_iter().map(|c| self.subscriber.ssubscribe(c));
+            for r in futures_util::future::join_all(subscribing).await {
+                r.map_err(|e| redis_error("resubscribing", e))?;
+            }
+        } else {
+            for chunk in channels.chunks(1000) {
+                self.subscriber.subscribe(chunk.to_vec()).await.map_err(|e| redis_error("resubscribing", e))?;
+            }
+        }
+        metrics::counter!("bus_resubscribes_total").increment(1);
+        Ok(())
     }
 }

@@ -10,6 +10,6 @@ mod text;
 pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
 pub use model::{
     Attachment, AttachmentInput, AttachmentLink, Conversation, ConversationStatus, Customer, MAX_ATTACHMENTS, Message,
-    MessageStatus, PerSide, Priority, QuickReply, Shortcut, Side, User, UserRole,
+    MessageStatus, Party, PerSide, Priority, QuickReply, Shortcut, Side, User, UserRole,
 };
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

@@ -134,8 +134,8 @@ fn files_disabled() -> ServiceError {
 /// The personal topic of the participant who did not send.
 fn recipient_topic(sender: Side, owner: UserId, customer: CustomerId) -> Topic {
     Topic::Principal(match sender {
-        Side::Owner => format!("customer:{customer}"),
-        Side::Customer => format!("user:{owner}"),
+        Side::Owner => Party::Customer(customer),
+        Side::Customer => Party::Owner(owner),
     })
 }
 

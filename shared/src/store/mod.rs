@@ -46,11 +46,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Whose conversations to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    Owner(UserId),
-    Customer(CustomerId),
-}
+pub use crate::domain::Party;
 
 /// Position in a conversation list ordered by last activity, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,9 @@
 //! in its filter that the sender is a participant and the conversation is
 //! not blocked, and sets `lastMessage`, `lastMessageTime` and `activityAt`
 //! (so `lastMessage` is always that of the highest `seq` however concurrent
-//! writers interleave); then the insert. A retried `clientMessageId` is found
+//! writers interleave); then the insert, which under load shares one
+//! `insertMany` with the other sends of the moment (group commit, see
+//! `inserts`). A retried `clientMessageId` is found
 //! by the unique index refusing the insert, not by a lookup before every send;
 //! the update is then undone (see `MongoStore::undo_append`).
 //!
@@ -44,6 +46,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
+mod inserts;
 pub mod legacy;
 
 use super::{
@@ -83,7 +86,8 @@ pub struct MongoStore {
 #[derive(Clone)]
 struct Appends {
     conversations: Collection<Document>,
-    messages: Collection<Document>,
+    /// Message inserts, committed in groups under load (see [`inserts`]).
+    inserter: inserts::Inserter,
     permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -636,7 +640,7 @@ impl MongoStore {
         let append_db = Client::with_options(append_opts).context("creating the MongoDB client")?.database(&name);
         let appends = Appends {
             conversations: append_db.collection("conversations"),
-            messages: append_db.collection("messages"),
+            inserter: inserts::Inserter::spawn(append_db.collection("messages")),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(APPEND_SLOTS as usize)),
         };
         let client = Client::with_options(opts).context("creating the MongoDB client")?;
@@ -998,8 +1002,8 @@ impl Store for MongoStore {
         if let Some(cmid) = &msg.client_message_id {
             d.insert("clientMessageId", cmid);
         }
-        if let Err(e) = self.appends.messages.insert_one(d).await {
-            if let (true, Some(cmid)) = (is_duplicate_key(&e), &msg.client_message_id) {
+        if let Err(e) = self.appends.inserter.insert(d).await {
+            if let (true, Some(cmid)) = (e.is_duplicate_key(), &msg.client_message_id) {
                 // A retry of a stored message, found by the unique index rather
                 // than by a lookup before every send (a round trip each, for
                 // the rare retry). Put back what our update changed, and return
@@ -1011,7 +1015,10 @@ impl Store for MongoStore {
                     .context("duplicate clientMessageId but no stored message")?;
                 return Ok(Some(Appended::Existing(existing)));
             }
-            return Err(classify(what, e));
+            return Err(match e {
+                inserts::InsertError::Command(e) => classify(what, e),
+                other => StoreError::Other(anyhow::anyhow!("{other}").context(what)),
+            });
         }
         Ok(Some(Appended::Created(msg)))
     }
