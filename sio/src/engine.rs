@@ -554,7 +554,6 @@ async fn next_text(ws: &mut WebSocket, deadline: Instant) -> Option<String> {
     }
 }
 
-/// A connection that starts on websocket: the open packet.
 /// A websocket session from an upgrade: a new one, or the upgrade of a
 /// polling session (`existing`); `Some(None)` is a sid this process does not
 /// hold, which is closed at once as the reference server does.
@@ -578,6 +577,7 @@ async fn open_websocket<P: Protocol>(
     Some(Session::new(srv, socket, outbox, conn))
 }
 
+/// A connection that starts on websocket: the open packet.
 async fn start_websocket<P: Protocol>(
     srv: &Arc<Server<P>>,
     mut ws: WebSocket,
