@@ -48,13 +48,8 @@ fn message_indexes() -> Vec<IndexModel> {
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
-    // The store's write concern: `j: true` unless the URI sets one (an
-    // acknowledged message survives a crash of the server).
     let mut opts = mongodb::options::ClientOptions::parse(&plan.uri).await?;
-    let wc = opts.write_concern.get_or_insert_with(Default::default);
-    if wc.journal.is_none() {
-        wc.journal = Some(true);
-    }
+    omnibiz_shared::store::mongo::durable_writes(&mut opts);
     let write_concern = format!("{:?}", opts.write_concern);
     let client = Client::with_options(opts)?;
     let db = client.database(&plan.database);

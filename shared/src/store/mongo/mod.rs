@@ -229,6 +229,18 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The store's write concern: an acknowledged write must survive a crash of
+/// the server, so wait for the journal (`j: true`) unless the URI sets a
+/// journal option of its own. Without it a SIGKILLed server lost messages it
+/// had already acknowledged (tests/chaos.rs). `w` stays the server's default
+/// (`majority` on replica sets). Public so `raw-insert` writes the same way.
+pub fn durable_writes(opts: &mut ClientOptions) {
+    let wc = opts.write_concern.get_or_insert_with(Default::default);
+    if wc.journal.is_none() {
+        wc.journal = Some(true);
+    }
+}
+
 fn side_key(side: Side) -> &'static str {
     match side {
         Side::Owner => "businessOwner",
@@ -621,15 +633,7 @@ impl MongoStore {
         opts.app_name = Some("omnibiz".into());
         opts.server_selection_timeout = Some(Duration::from_secs(5));
         opts.connect_timeout = Some(Duration::from_secs(5));
-        // An acknowledged write must survive a crash of the server: wait for
-        // the journal (`j: true`) unless the URI sets a write concern of its
-        // own. Without it a SIGKILLed server lost messages it had already
-        // acknowledged (tests/chaos.rs). `w` stays the server's default
-        // (`majority` on replica sets).
-        let wc = opts.write_concern.get_or_insert_with(Default::default);
-        if wc.journal.is_none() {
-            wc.journal = Some(true);
-        }
+        durable_writes(&mut opts);
         let name = database
             .map(str::to_owned)
             .or_else(|| opts.default_database.clone())
