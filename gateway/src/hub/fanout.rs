@@ -32,7 +32,7 @@ impl Hub {
         &self,
         seq: Option<i64>,
         from: Option<ConnId>,
-        sender: Option<PrincipalKey>,
+        sender: Option<Party>,
         id: ConnId,
         conn: &Conn,
         member: &mut Member,
@@ -50,7 +50,7 @@ impl Hub {
                 return None;
             }
         }
-        let mine = sender == Some(key_of(&conn.actor.principal));
+        let mine = sender == Some(conn.actor.principal.party());
         Some(if mine { "message_sent" } else { "message_received" })
     }
 
@@ -143,7 +143,7 @@ impl Hub {
                         let Some(conn) = conns.get(id) else { continue };
                         let ok = if let Some(e) = &typing {
                             // Typing and presence go to the others only.
-                            if actor.is_some() && actor == Some(key_of(&conn.actor.principal).1) {
+                            if actor.is_some() && actor == Some(conn.actor.principal.party().oid()) {
                                 continue;
                             }
                             self.deliver(&conn.handle, e)

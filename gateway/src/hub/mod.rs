@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use omnibiz_shared::auth::{AuthError, Principal, Verifier};
+use omnibiz_shared::auth::{AuthError, Verifier};
 
 use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
 use omnibiz_shared::domain::{ConversationId, ObjectId, Party, Side};
@@ -306,18 +306,8 @@ impl Hub {
     }
 }
 
-/// A principal as (side, id), comparable without allocating.
-type PrincipalKey = (Side, ObjectId);
-
-fn key_of(p: &Principal) -> PrincipalKey {
-    match p {
-        Principal::User { id, .. } => (Side::Owner, id.oid()),
-        Principal::Customer { id } => (Side::Customer, id.oid()),
-    }
-}
-
 /// The sender of a `message.created` payload.
-fn sender_of(meta: &PayloadMeta<'_>) -> Option<PrincipalKey> {
+fn sender_of(meta: &PayloadMeta<'_>) -> Option<Party> {
     let side = Side::from_role_name(meta.sender_role.as_deref()?)?;
-    Some((side, ObjectId::parse_str(meta.sender_id.as_deref()?).ok()?))
+    Some(Party::of(side, ObjectId::parse_str(meta.sender_id.as_deref()?).ok()?))
 }

@@ -1,5 +1,6 @@
 //! Stored entities, independent of the store that holds them.
 
+use bson::oid::ObjectId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,21 @@ pub enum Party {
 }
 
 impl Party {
+    /// The participant on `side` with this id.
+    pub fn of(side: Side, id: ObjectId) -> Self {
+        match side {
+            Side::Owner => Self::Owner(UserId(id)),
+            Side::Customer => Self::Customer(CustomerId(id)),
+        }
+    }
+
+    pub fn oid(self) -> ObjectId {
+        match self {
+            Self::Owner(id) => id.oid(),
+            Self::Customer(id) => id.oid(),
+        }
+    }
+
     pub fn side(self) -> Side {
         match self {
             Self::Owner(_) => Side::Owner,

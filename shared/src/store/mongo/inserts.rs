@@ -56,9 +56,9 @@ struct Queued {
 }
 
 /// The queue in front of the `messages` collection. Cheap to clone.
-#[derive(Clone)]
 /// Unbounded, but an append holds one of the store's append permits while
 /// it waits here, so at most that many are ever queued.
+#[derive(Clone)]
 pub(super) struct Inserter {
     tx: mpsc::UnboundedSender<Queued>,
 }
