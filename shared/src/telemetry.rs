@@ -31,7 +31,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("http_requests_total", "counter", "HTTP requests by method, matched route and status"),
     ("http_request_duration_seconds", "histogram", "HTTP request duration by method, matched route and status"),
     ("gateway_connections", "gauge", "Socket.IO connections held by this gateway"),
-    ("gateway_connections_refused_total", "counter", "connection attempts refused, by reason (auth, capacity)"),
+    (
+        "gateway_connections_refused_total",
+        "counter",
+        "connection attempts refused, by reason (auth, capacity, draining, rate, ip_rate, handshake_timeout)",
+    ),
     ("gateway_joins_total", "counter", "successful join_conversation events"),
     ("gateway_events_in_total", "counter", "client events received, by event name"),
     ("gateway_events_out_total", "counter", "events sent to clients, by event name"),

@@ -46,7 +46,10 @@ pub struct Config {
     pub max_payload: usize,
     /// Frames queued per connection before it counts as slow.
     pub max_buffer: usize,
-    /// Time a client has to complete the protocol's handshake (Socket.IO CONNECT).
+    /// Time a client has to complete the protocol's handshake (Socket.IO
+    /// CONNECT), the application's accepting it included; 45 s as in the
+    /// reference server, so that a connect waiting on a busy database
+    /// during a reconnect storm is not cut and retried (which adds load).
     pub connect_timeout: Duration,
 }
 
@@ -57,7 +60,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             max_payload: 128 * 1024,
             max_buffer: 256,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -93,6 +96,9 @@ pub trait Protocol: Send + Sync + 'static {
     fn apply(&self, conn: &mut Self::Conn, update: Self::Update);
     /// The time by which the protocol's own handshake must be done, while it is not.
     fn deadline(&self, conn: &Self::Conn) -> Option<Instant>;
+    /// The handshake's [`Protocol::deadline`] passed: the connection ends
+    /// with [`CloseReason::Timeout`] (then [`Protocol::close`] runs).
+    fn expired(&self, _conn: &Self::Conn) {}
     /// The connection ended; work to run (telling the application).
     fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<Work<()>>;
 }
@@ -272,7 +278,14 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
             let fut = async move {
                 let Some(mut session) = opening.await else { return };
                 let reason = std::future::poll_fn(|cx| Pin::new(&mut session).poll(cx)).await;
-                let Session { srv, conn, .. } = session;
+                let Session { srv, mut conn, handling, .. } = session;
+                // Work in flight runs to its end, not cancelled with the
+                // connection: a connect the application has already accepted
+                // is then told its disconnect, and an event is handled whole.
+                if let Some(work) = handling {
+                    let update = work.await;
+                    srv.protocol.apply(&mut conn, update);
+                }
                 if let Some(work) = srv.protocol.close(conn, reason) {
                     work.await;
                 }
@@ -311,6 +324,21 @@ async fn on_post<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, req: Request) ->
         finish(&srv, &sid, &session, CloseReason::ProtocolError, None).await;
         return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
     };
+    // The packets are handled in a task of their own: a client that gives
+    // up on the request (hyper then drops this handler) does not cancel
+    // work in flight, e.g. a connect the application has already accepted,
+    // whose disconnect would otherwise never come.
+    let handled = tokio::spawn(handle_post(srv, sid, session, body));
+    handled.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The rest of a POST once its body is read: its packets, in order.
+async fn handle_post<P: Protocol>(
+    srv: Arc<Server<P>>,
+    sid: String,
+    session: Arc<PollSession<P>>,
+    body: Bytes,
+) -> Response {
     let mut guard = session.conn.lock().await;
     let Some(conn) = guard.as_mut() else { return bad_request("Bad request") };
     let outcome = match std::str::from_utf8(&body) {
@@ -415,6 +443,11 @@ async fn supervise_polling<P: Protocol>(srv: Arc<Server<P>>, sid: String, sessio
                 }
             };
             if overdue {
+                if let Ok(g) = session.conn.try_lock()
+                    && let Some(conn) = g.as_ref()
+                {
+                    srv.protocol.expired(conn);
+                }
                 finish(&srv, &sid, &session, CloseReason::Timeout, None).await;
                 return;
             }
@@ -827,6 +860,7 @@ impl<P: Protocol> Session<P> {
         let now = Instant::now();
         if self.srv.protocol.deadline(&self.conn).is_some_and(|d| now >= d) {
             tracing::debug!("handshake timeout");
+            self.srv.protocol.expired(&self.conn);
             return self.end(CloseReason::Timeout, Some(CLOSE_NORMAL));
         }
         let c = self.srv.config;

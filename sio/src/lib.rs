@@ -25,7 +25,11 @@
 //! writes what the outbox holds, runs the work of one incoming message at a
 //! time (so a client's events are handled in order), reads the next, and
 //! keeps the ping timer; the protocol's per-connection state lives inline in
-//! it. Nothing is written to a connection directly: the application pushes
+//! it. When a connection ends, the work of the message being handled is
+//! not cancelled: it runs to its end first (on a websocket in the
+//! connection's task, on polling in a task of the POST's own), so a
+//! connect the application accepted always gets its disconnect and an
+//! event is handled whole. Nothing is written to a connection directly: the application pushes
 //! [`Frame`]s into its [`Outbox`] without waiting, and a client that lets
 //! the outbox fill up is reported ([`SendError::Full`]) so the application
 //! can drop it. A frame is plain bytes, so an application can encode an

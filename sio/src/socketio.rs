@@ -74,6 +74,12 @@ pub trait Handler: Send + Sync + 'static {
     /// One event; the next is read only once this finishes (events stay in order).
     fn event(self: &Arc<Self>, state: &Self::State, socket: Socket, event: Event) -> BoxFuture<()>;
     fn disconnect(self: &Arc<Self>, state: Self::State, reason: DisconnectReason) -> Option<BoxFuture<()>>;
+    /// The connection's handshake took longer than [`crate::Config::connect_timeout`]
+    /// (the client's CONNECT, and [`Handler::connect`] and [`Handler::connected`]
+    /// with it); it is being closed. For the application's metrics: a
+    /// connect still in flight runs to its end, and a socket it accepted
+    /// gets its [`Handler::disconnect`].
+    fn handshake_timed_out(self: &Arc<Self>) {}
 }
 
 /// A namespace socket: where to send packets for it.
@@ -431,6 +437,10 @@ impl<H: Handler> Protocol for SocketIo<H> {
 
     fn deadline(&self, conn: &Self::Conn) -> Option<Instant> {
         conn.rest.as_ref()?.deadline
+    }
+
+    fn expired(&self, _conn: &Self::Conn) {
+        self.handler.handshake_timed_out();
     }
 
     fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<Work<()>> {

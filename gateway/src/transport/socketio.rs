@@ -73,4 +73,8 @@ impl Handler for GatewayHandler {
         let hub = Arc::clone(&self.hub);
         Some(Box::pin(async move { hub.disconnected(id).await }))
     }
+
+    fn handshake_timed_out(self: &Arc<Self>) {
+        metrics::counter!("gateway_connections_refused_total", "reason" => "handshake_timeout").increment(1);
+    }
 }
