@@ -114,7 +114,6 @@ impl Gateway {
         config: GatewayConfig,
         cluster: Option<Cluster>,
     ) -> Self {
-        let deliveries = messaging.bus().deliveries();
         let resyncs = messaging.bus().resyncs();
         let heartbeat = config.heartbeat;
         let opts = omnibiz_sio::Config {
@@ -135,7 +134,7 @@ impl Gateway {
             }
         });
         if !bus.deliver_to(sink) {
-            hub::spawn_dispatcher(Arc::downgrade(&hub), deliveries);
+            hub::spawn_dispatcher(Arc::downgrade(&hub), bus.deliveries());
         }
         if let Some(resyncs) = resyncs {
             hub::spawn_resync(Arc::downgrade(&hub), resyncs);

@@ -34,7 +34,9 @@ pub struct RedisBus {
     publisher: Client,
     subscriber: Client,
     sharded: bool,
-    tx: broadcast::Sender<Published>,
+    /// For [`Bus::deliveries`]; made on its first call (a gateway attaches
+    /// a sink instead, and would pay for an unused channel).
+    tx: Arc<std::sync::OnceLock<broadcast::Sender<Published>>>,
     resync: broadcast::Sender<Resync>,
     sink: Arc<std::sync::OnceLock<Sink>>,
 }
@@ -61,25 +63,30 @@ pub fn redis_builder(url: &str) -> anyhow::Result<Builder> {
             c.connection_timeout = Duration::from_secs(5);
             c.internal_command_timeout = Duration::from_secs(5);
         })
-        .with_performance_config(|p| {
-            p.default_command_timeout = Duration::from_secs(5);
-            p.broadcast_channel_capacity = 65_536;
-        });
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(5));
     Ok(builder)
 }
+
+/// Messages the subscriber connection may hold for the reader task
+/// ([`Resync::Lagged`] beyond that). fred sizes all eight of a client's
+/// notification channels by it, allocated at start: at 65 536 that was
+/// ≈ 44 MB per client, most of an idle pod's memory. 16 384 holds a burst
+/// of ≈ 160 ms at 100 000 messages/s; the publisher keeps fred's default
+/// (32), nothing listens to its notifications.
+const SUBSCRIBER_BACKLOG: usize = 16_384;
 
 impl RedisBus {
     /// Starts connecting (in the background, retrying forever) and returns at once;
     /// `ping` tells whether Redis is reachable.
     pub fn connect(url: &str, sharded: bool) -> anyhow::Result<Self> {
-        let builder = redis_builder(url)?;
+        let mut builder = redis_builder(url)?;
         let publisher = builder.build().context("building the Redis client")?;
+        builder.with_performance_config(|p| p.broadcast_channel_capacity = SUBSCRIBER_BACKLOG);
         let subscriber = builder.build().context("building the Redis subscriber")?;
         publisher.connect();
         subscriber.connect();
-        let (tx, _) = broadcast::channel(65_536);
         let (resync, _) = broadcast::channel(16);
-        let bus = Self { publisher, subscriber, sharded, tx, resync, sink: Arc::default() };
+        let bus = Self { publisher, subscriber, sharded, tx: Arc::default(), resync, sink: Arc::default() };
         bus.spawn_reconnect_watch();
         bus.spawn_reader();
         Ok(bus)
@@ -108,7 +115,7 @@ impl RedisBus {
 
     fn spawn_reader(&self) {
         let mut rx = self.subscriber.message_rx();
-        let tx = self.tx.clone();
+        let tx = Arc::clone(&self.tx);
         let resync = self.resync.clone();
         let sink = Arc::clone(&self.sink);
         tokio::spawn(async move {
@@ -131,7 +138,9 @@ impl RedisBus {
                         match sink.get() {
                             Some(deliver) => deliver(&event),
                             None => {
-                                let _ = tx.send(event);
+                                if let Some(tx) = tx.get() {
+                                    let _ = tx.send(event);
+                                }
                             }
                         }
                     }
@@ -188,7 +197,7 @@ impl Bus for RedisBus {
     }
 
     fn deliveries(&self) -> broadcast::Receiver<Published> {
-        self.tx.subscribe()
+        self.tx.get_or_init(|| broadcast::channel(65_536).0).subscribe()
     }
 
     fn deliver_to(&self, sink: Sink) -> bool {
