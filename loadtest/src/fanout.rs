@@ -2,7 +2,10 @@
 //! connected (optionally on different gateways); messages are sent open-loop
 //! at a target total rate R, each stamped with its send time in its
 //! `clientMessageId`; the other side's `message_received` gives the
-//! end-to-end latency (HDR histogram), losses and duplicates.
+//! end-to-end latency (HDR histogram), losses and duplicates. After the
+//! sending, in-flight messages are waited for until all arrived or none
+//! came for 3 s; `lost` is what never came, and `delivered_per_sec` runs to
+//! the last delivery when a backlog outlasted the sending.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -70,8 +73,22 @@ async fn connect_joined(url: &str, token: &str, conv: &str) -> anyhow::Result<cl
     Ok(ws)
 }
 
+/// Every receiver's distinct messages so far, and when the last one came
+/// (µs since the epoch): how the run knows when in-flight messages stopped landing.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicU64,
+    last_us: AtomicU64,
+}
+
+/// After sending stops, in-flight messages are waited for until all have
+/// arrived or none arrived for this long; what is missing then is lost.
+const DRAIN_IDLE: Duration = Duration::from_secs(3);
+/// … and never longer than this (a backlog of minutes is reported as lost).
+const DRAIN_MAX: Duration = Duration::from_secs(60);
+
 /// Reads one receiver until `stop`, recording latencies of `message_received`.
-async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>) -> ReceiverResult {
+async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>, arrivals: Arc<Arrivals>) -> ReceiverResult {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut seen = HashSet::new();
     let (mut duplicates, mut errors) = (0, 0);
@@ -90,7 +107,10 @@ async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>) -> Receiver
                     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
                     if let Some((n, t)) = v[1]["clientMessageId"].as_str().and_then(parse_stamp) {
                         if seen.insert(n) {
-                            let _ = hist.record(now_us().saturating_sub(t).max(1));
+                            let now = now_us();
+                            let _ = hist.record(now.saturating_sub(t).max(1));
+                            arrivals.count.fetch_add(1, Ordering::Relaxed);
+                            arrivals.last_us.fetch_max(now, Ordering::Relaxed);
                         } else {
                             duplicates += 1;
                         }
@@ -106,25 +126,36 @@ async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>) -> Receiver
     ReceiverResult { hist, unique: seen.len() as u64, duplicates, errors }
 }
 
-/// A socket sender: writes what the scheduler hands it, drains what it receives.
+/// A socket sender: writes what the scheduler hands it, drains what it
+/// receives. Once told to stop, it waits for the server to confirm
+/// (`message_sent`) what it wrote before closing, as a client that cares
+/// about its messages would: closing with a backlog unread would have the
+/// kernel reset the connection and drop the unread messages with it.
 async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::Receiver<u64>, errors: Arc<AtomicU64>) {
     let (mut sink, mut stream) = ws.split();
     let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<()>();
     let errs = Arc::clone(&errors);
+    let confirmed = Arc::new(AtomicU64::new(0));
+    let confirms = Arc::clone(&confirmed);
     let reader = tokio::spawn(async move {
         while let Some(Ok(m)) = stream.next().await {
             match client::classify(&m) {
                 Incoming::Ping => {
                     let _ = pong_tx.send(());
                 }
+                Incoming::Event(b) if b.starts_with("[\"message_sent\"") => {
+                    confirms.fetch_add(1, Ordering::Relaxed);
+                }
                 Incoming::Event(b) if b.starts_with("[\"message_error\"") => {
                     errs.fetch_add(1, Ordering::Relaxed);
+                    confirms.fetch_add(1, Ordering::Relaxed);
                 }
                 Incoming::Closed => break,
                 _ => {}
             }
         }
     });
+    let mut written = 0_u64;
     loop {
         tokio::select! {
             n = rx.recv() => {
@@ -134,13 +165,28 @@ async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::
                     errors.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
+                written += 1;
             }
             Some(()) = pong_rx.recv() => {
                 let _ = sink.send(Message::text("3")).await;
             }
         }
     }
-    // Keep the socket open a little so late events are drained, then close.
+    // Wait for the confirmations (answering pings meanwhile), then close.
+    let waiting = Instant::now();
+    let mut last = (confirmed.load(Ordering::Relaxed), Instant::now());
+    while last.0 < written && last.1.elapsed() < DRAIN_IDLE && waiting.elapsed() < DRAIN_MAX {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            Some(()) = pong_rx.recv() => {
+                let _ = sink.send(Message::text("3")).await;
+            }
+        }
+        let n = confirmed.load(Ordering::Relaxed);
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = sink.close().await;
     reader.abort();
@@ -172,6 +218,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     // Receivers get `message_received` for messages the *customer* sends (socket mode);
     // in REST mode the owner sends, so the customers receive: swap roles.
     let stop = Arc::new(tokio::sync::Notify::new());
+    let arrivals = Arc::new(Arrivals::default());
     let mut recv_tasks = Vec::new();
     if let Sender::Rest(_) = plan.sender {
         for ws in receivers.drain(..) {
@@ -179,11 +226,11 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         }
         for pair in &pairs[..p] {
             let ws = connect_joined(&plan.receivers_url, &pair.customer, &pair.conversation).await?;
-            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop))));
+            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop), Arc::clone(&arrivals))));
         }
     } else {
         for ws in receivers {
-            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop))));
+            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop), Arc::clone(&arrivals))));
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -195,6 +242,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let start = Instant::now();
+    let start_us = now_us();
     let mut sent: u64 = 0;
     let mut behind: u64 = 0;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
@@ -243,8 +291,21 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     let send_secs = start.elapsed().as_secs_f64();
     drop(senders);
-    // Let in-flight messages land.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let in-flight messages land: a server behind its offered rate still
+    // holds a backlog, which is late, not lost (and its work counts in the CPU).
+    let drain = Instant::now();
+    let mut last = (arrivals.count.load(Ordering::Relaxed), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let expected = (sent - behind).saturating_sub(errors.load(Ordering::Relaxed));
+        let n = arrivals.count.load(Ordering::Relaxed);
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        if n >= expected || last.1.elapsed() >= DRAIN_IDLE || drain.elapsed() >= DRAIN_MAX {
+            break;
+        }
+    }
     let after = procstat::sample(&plan.pids);
     stop.notify_waiters();
     progress.finish_and_clear();
@@ -260,6 +321,9 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     let attempted = sent - behind;
     let cpu = after.cpu_secs - before.cpu_secs;
+    // Over the time to the last delivery when a backlog outlasted the sending.
+    let last_delivery_secs = arrivals.last_us.load(Ordering::Relaxed).saturating_sub(start_us) as f64 / 1e6;
+    let delivery_secs = send_secs.max(last_delivery_secs);
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let curve: Vec<Value> =
         [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0].iter().map(|q| json!([q, ms(*q)])).collect();
@@ -269,7 +333,8 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         "sent": attempted,
         "client_behind": behind,
         "delivered": unique,
-        "delivered_per_sec": unique as f64 / send_secs,
+        "delivered_per_sec": unique as f64 / delivery_secs,
+        "last_delivery_secs": last_delivery_secs,
         "lost": attempted.saturating_sub(unique),
         "duplicates": duplicates,
         "errors": errors.load(Ordering::Relaxed) + recv_errors,
