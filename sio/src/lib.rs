@@ -29,11 +29,12 @@
 //! not cancelled: it runs to its end first (on a websocket in the
 //! connection's task, on polling in a task of the POST's own), so a
 //! connect the application accepted always gets its disconnect and an
-//! event is handled whole. Nothing is written to a connection directly: the application pushes
-//! [`Frame`]s into its [`Outbox`] without waiting, and a client that lets
-//! the outbox fill up is reported ([`SendError::Full`]) so the application
-//! can drop it. A frame is plain bytes, so an application can encode an
-//! event once and push the same frame to every recipient.
+//! event is handled whole. Nothing is written to a connection directly:
+//! the application pushes [`Frame`]s into its [`Outbox`] without waiting,
+//! and a client that lets the outbox fill up is reported
+//! ([`SendError::Full`]) so the application can drop it. A frame is plain
+//! bytes, so an application can encode an event once and push the same
+//! frame to every recipient.
 //!
 //! A polling session lives in the process that made it. With several
 //! processes and a [`Locator`], its sid names that process, and any other
