@@ -87,6 +87,28 @@ const DRAIN_IDLE: Duration = Duration::from_secs(3);
 /// … and never longer than this (a backlog of minutes is reported as lost).
 const DRAIN_MAX: Duration = Duration::from_secs(60);
 
+/// Waiting for a count to reach its target once sending stopped.
+struct Drain {
+    started: Instant,
+    last: u64,
+    moved: Instant,
+}
+
+impl Drain {
+    fn new(count: u64) -> Self {
+        Self { started: Instant::now(), last: count, moved: Instant::now() }
+    }
+
+    /// Whether to stop waiting: `count` reached `target`, stood still for
+    /// [`DRAIN_IDLE`], or [`DRAIN_MAX`] has passed.
+    fn over(&mut self, count: u64, target: u64) -> bool {
+        if count != self.last {
+            (self.last, self.moved) = (count, Instant::now());
+        }
+        count >= target || self.moved.elapsed() >= DRAIN_IDLE || self.started.elapsed() >= DRAIN_MAX
+    }
+}
+
 /// Reads one receiver until `stop`, recording latencies of `message_received`.
 async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>, arrivals: Arc<Arrivals>) -> ReceiverResult {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
@@ -173,18 +195,13 @@ async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::
         }
     }
     // Wait for the confirmations (answering pings meanwhile), then close.
-    let waiting = Instant::now();
-    let mut last = (confirmed.load(Ordering::Relaxed), Instant::now());
-    while last.0 < written && last.1.elapsed() < DRAIN_IDLE && waiting.elapsed() < DRAIN_MAX {
+    let mut drain = Drain::new(confirmed.load(Ordering::Relaxed));
+    while !drain.over(confirmed.load(Ordering::Relaxed), written) {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
             Some(()) = pong_rx.recv() => {
                 let _ = sink.send(Message::text("3")).await;
             }
-        }
-        let n = confirmed.load(Ordering::Relaxed);
-        if n != last.0 {
-            last = (n, Instant::now());
         }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -293,16 +310,11 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     drop(senders);
     // Let in-flight messages land: a server behind its offered rate still
     // holds a backlog, which is late, not lost (and its work counts in the CPU).
-    let drain = Instant::now();
-    let mut last = (arrivals.count.load(Ordering::Relaxed), Instant::now());
+    let mut drain = Drain::new(arrivals.count.load(Ordering::Relaxed));
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let expected = (sent - behind).saturating_sub(errors.load(Ordering::Relaxed));
-        let n = arrivals.count.load(Ordering::Relaxed);
-        if n != last.0 {
-            last = (n, Instant::now());
-        }
-        if n >= expected || last.1.elapsed() >= DRAIN_IDLE || drain.elapsed() >= DRAIN_MAX {
+        if drain.over(arrivals.count.load(Ordering::Relaxed), expected) {
             break;
         }
     }

@@ -151,31 +151,33 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
         }
     }
     stored_path(&mut md, &get);
-    if let Some(raw) = get("redis-raw", "redis")
-        && raw["result"]["received"] != raw["result"]["messages"]
-    {
-        // Its rate would be computed over the wait for messages that never came.
-        let _ = writeln!(
-            md,
-            "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber: **not measured in this run**: the subscriber received {} of {} messages, so no rate or ratio is given.",
-            raw["result"]["received"], raw["result"]["messages"]
-        );
-    } else if let Some(raw) = get("redis-raw", "redis") {
-        let limit = num(&raw["result"], &["delivered_per_sec"]);
-        let _ = writeln!(
-            md,
-            "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).",
-            raw["params"]["size"]
-        );
-        for l in ["omnibiz-relay", "node-peer", "node-uws"] {
-            if let Some(r) = get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()) {
-                let _ = writeln!(
-                    md,
-                    "Cross-gateway `{l}` at its saturation rate: {r:.0} msgs/s = **{:.0}%** of it.",
-                    100.0 * r / limit
-                );
+    match get("redis-raw", "redis") {
+        Some(raw) if raw["result"]["received"] != raw["result"]["messages"] => {
+            // Its rate would be computed over the wait for messages that never came.
+            let _ = writeln!(
+                md,
+                "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber: **not measured in this run**: the subscriber received {} of {} messages, so no rate or ratio is given.",
+                raw["result"]["received"], raw["result"]["messages"]
+            );
+        }
+        Some(raw) => {
+            let limit = num(&raw["result"], &["delivered_per_sec"]);
+            let _ = writeln!(
+                md,
+                "\n### Physical limit\n\nRaw Redis PUBLISH → subscriber on this machine: **{limit:.0} msgs/s** ({} B payloads).",
+                raw["params"]["size"]
+            );
+            for l in ["omnibiz-relay", "node-peer", "node-uws"] {
+                if let Some(r) = get("ramp", l).and_then(|r| r["result"]["saturation_rate"].as_f64()) {
+                    let _ = writeln!(
+                        md,
+                        "Cross-gateway `{l}` at its saturation rate: {r:.0} msgs/s = **{:.0}%** of it.",
+                        100.0 * r / limit
+                    );
+                }
             }
         }
+        None => {}
     }
     if let Some(f) = get("forwarding", "omnibiz") {
         let x = &f["result"];
