@@ -831,6 +831,41 @@ async fn message_changes_record_their_webhook_events(store: Dyn) {
     assert!(store.pending_events(100).await.expect("pending").is_empty(), "fanned out once");
 }
 
+/// A backlog larger than a pass drains in passes of at most the limit, each
+/// event taken once: the outbox's reads need no order to make progress.
+async fn an_outbox_backlog_drains_in_passes_each_event_once(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("conv");
+    let mut expected = std::collections::BTreeSet::from([HookEvent::ConversationCreated.as_str().to_owned()]);
+    for i in 0..25 {
+        let m = store
+            .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), &format!("m{i}")))
+            .await
+            .expect("append")
+            .expect("taken");
+        expected.insert(format!("msg_{}", m.message().id.to_hex()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut passes = 0;
+    loop {
+        let events = store.pending_events(10).await.expect("pending");
+        if events.is_empty() {
+            break;
+        }
+        passes += 1;
+        assert!(events.len() <= 10, "a pass takes at most its limit: {}", events.len());
+        for e in &events {
+            let key = if e.kind == HookEvent::ConversationCreated { e.kind.as_str().to_owned() } else { e.id.clone() };
+            assert!(seen.insert(key), "{} taken twice", e.id);
+        }
+        let batch: Vec<(OutboxEvent, Vec<Delivery>)> = events.into_iter().map(|e| (e, Vec::new())).collect();
+        store.fan_out_all(&batch).await.expect("fan out");
+        assert!(passes <= 3, "26 events drain in three passes of 10");
+    }
+    assert_eq!(passes, 3);
+    assert_eq!(seen, expected, "every event once");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -874,4 +909,5 @@ contract!(
     quick_replies_keep_one_shortcut_per_owner,
     search_finds_candidates_in_the_partys_conversations,
     message_changes_record_their_webhook_events,
+    an_outbox_backlog_drains_in_passes_each_event_once,
 );

@@ -1538,16 +1538,13 @@ impl Store for MongoStore {
     async fn pending_events(&self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
         let what = "reading the webhook outbox";
         let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
-        let msgs = collect(
-            what,
-            self.messages
-                .find(doc! {"hook": true})
-                .sort(doc! {"_id": 1})
-                .limit(limit_i)
-                .await
-                .map_err(|e| classify(what, e))?,
-        )
-        .await?;
+        // No sort: a sort on `_id` can have the server walk the `_id` index
+        // past every message ever stored to find the few pending ones, or
+        // sort the whole pending set under a backlog; the `hook` index alone
+        // serves this filter, and a pass's events are ordered below anyway.
+        let msgs =
+            collect(what, self.messages.find(doc! {"hook": true}).limit(limit_i).await.map_err(|e| classify(what, e))?)
+                .await?;
         let mut events = Vec::with_capacity(msgs.len());
         for d in &msgs {
             let m = msg_from(d).context(what)?;
