@@ -37,6 +37,9 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(scripts/services.sh start)"
+# The database server's PID (when services.sh started it): its CPU per
+# message in the stored-path scenarios.
+DBPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/mongo.pid" 2>/dev/null || true)
 log "building release binaries"
 cargo build --release --quiet -p omnibiz -p omnibiz-loadtest
 (cd loadtest/peer && npm ci --silent --no-audit --no-fund)
@@ -104,7 +107,8 @@ for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212; do wait_port "$p"; done
 fan() { # fan <label> <receivers port> <senders port> <pids> <rate>
   log "fanout: $1 at $5/s, $PAIRS pairs, ${DUR}s"
   "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" --label "$1" --out "$RESULTS"
+    --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" ${DB_PIDS:+--db-pids "$DB_PIDS"} \
+    --label "$1" --out "$RESULTS"
 }
 fan node-peer 7201 7202 "$p1,$p2" "$RATE"
 fan node-uws 7211 7212 "$u1,$u2" "$RATE"
@@ -112,19 +116,21 @@ fan omnibiz-relay 7111 7112 "$r1,$r2" "$RATE"
 
 # --- The stored path against the database's own ceiling ---------------------------
 log "raw-insert: the driver inserting our message documents into the same server"
-"$LT" raw-insert --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" --duration-secs "$DUR" --out "$RESULTS"
+"$LT" raw-insert --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" --duration-secs "$DUR" ${DBPID:+--pids "$DBPID"} \
+  --out "$RESULTS"
 RAW=$(tail -n 1 "$RESULTS" | sed -E 's/.*"inserts_per_sec":([0-9.]+).*/\1/'); RAW=${RAW%.*}
 HALF=$(( RAW / 2 ))
 log "raw insert rate: $RAW/s; stored sends at half of it: $HALF/s"
-fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
+DB_PIDS="$DBPID" fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
 log "rest-send: omnibiz API → MongoDB → Redis → gateway, at half the raw insert rate"
 "$LT" rest-send --tokens "$OUT/tokens.json" --api http://127.0.0.1:7100 --url ws://127.0.0.1:7101 \
-  --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+  --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$api,$g1" ${DBPID:+--db-pids "$DBPID"} --label omnibiz \
+  --out "$RESULTS"
 log "rest-ramp: the highest REST send rate with p99 <= 50 ms (as the socket ramps)"
 START=$(( RAW / 16 > 50 ? RAW / 16 : 50 )); STEP=$(( RAW / 32 > 25 ? RAW / 32 : 25 ))
 "$LT" ramp --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7101 --api http://127.0.0.1:7100 \
   --pairs "$PAIRS" --rate "$START" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
-  --pids "$api,$g1" --label omnibiz --out "$RESULTS"
+  --pids "$api,$g1" ${DBPID:+--db-pids "$DBPID"} --label omnibiz --out "$RESULTS"
 
 ramp() {
   log "ramp: $1"

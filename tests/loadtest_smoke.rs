@@ -26,6 +26,7 @@ async fn fanout_through_serve_loses_nothing() {
         rate: 100.0,
         duration: Duration::from_secs(3),
         pids: vec![std::process::id()],
+        db_pids: Vec::new(),
         sender: Sender::Socket,
     };
     let r = fanout::run(&pairs, &plan).await.expect("fanout");
@@ -36,11 +37,14 @@ async fn fanout_through_serve_loses_nothing() {
     assert_eq!(r["duplicates"], 0, "{r}");
     assert_eq!(r["errors"], 0, "{r}");
     assert!(r["latency_ms"]["p50"].as_f64().is_some_and(|p| p > 0.0), "{r}");
-    // The same path over REST.
-    let plan = Plan { rate: 50.0, sender: Sender::Rest(app.base.clone()), ..plan };
+    assert!(r.get("database_cpu_us_per_message").is_none(), "no database PIDs given: {r}");
+    // The same path over REST; the store runs in this process (SQLite), so
+    // its CPU per message is this process's.
+    let plan = Plan { rate: 50.0, sender: Sender::Rest(app.base.clone()), db_pids: vec![std::process::id()], ..plan };
     let r = fanout::run(&pairs, &plan).await.expect("rest-send");
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["duplicates"], 0, "{r}");
+    assert!(r["database_cpu_us_per_message"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     app.finish().await;
 }
 
@@ -56,7 +60,9 @@ async fn raw_insert_measures_the_database_and_cleans_up() {
         concurrency: 4,
         duration: Duration::from_secs(1),
         conversations: 3,
-        pids: Vec::new(),
+        // The server is a separate process whose PID the test does not
+        // know; this process's CPU (the driver's) exercises the same sums.
+        pids: vec![std::process::id()],
     };
     let r = raw_insert::run(&plan).await.expect("raw-insert");
     assert!(r["inserted"].as_u64().is_some_and(|n| n >= 20), "{r}");
@@ -65,6 +71,8 @@ async fn raw_insert_measures_the_database_and_cleans_up() {
     assert!(r["latency_ms"]["p99"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     assert!(r["send_pairs"]["pairs"].as_u64().is_some_and(|n| n >= 10), "{r}");
     assert_eq!(r["send_pairs"]["errors"], 0, "{r}");
+    assert!(r["server_cpu_us_per_insert"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    assert!(r["send_pairs"]["server_cpu_us_per_pair"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     let client = mongodb::Client::with_uri_str(common::mongo_uri()).await.expect("client");
     let db = client.database(&database);
     let left = db.list_collection_names().await.expect("collections");

@@ -39,6 +39,8 @@ pub struct Plan {
     pub rate: f64,
     pub duration: Duration,
     pub pids: Vec<u32>,
+    /// The database server's PIDs (stored scenarios): its CPU per message.
+    pub db_pids: Vec<u32>,
     pub sender: Sender,
 }
 
@@ -253,6 +255,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let before = procstat::sample(&plan.pids);
+    let db_before = procstat::sample(&plan.db_pids);
     let progress = indicatif::ProgressBar::new(plan.duration.as_secs().max(1));
     progress.set_style(
         indicatif::ProgressStyle::with_template("{spinner} sending {msg} [{bar:30}] {pos}/{len}s")
@@ -319,6 +322,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         }
     }
     let after = procstat::sample(&plan.pids);
+    let db_after = procstat::sample(&plan.db_pids);
     stop.notify_waiters();
     progress.finish_and_clear();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -339,7 +343,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let curve: Vec<Value> =
         [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0].iter().map(|q| json!([q, ms(*q)])).collect();
-    Ok(json!({
+    let mut out = json!({
         "pairs": p,
         "target_rate": plan.rate,
         "sent": attempted,
@@ -354,5 +358,11 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         "latency_curve_ms": curve,
         "server_cpu_secs": cpu,
         "delivered_per_cpu_sec": if cpu > 0.0 { unique as f64 / cpu } else { 0.0 },
-    }))
+    });
+    if !plan.db_pids.is_empty() {
+        let db_cpu = db_after.cpu_secs - db_before.cpu_secs;
+        out["database_cpu_secs"] = json!(db_cpu);
+        out["database_cpu_us_per_message"] = json!(db_cpu * 1e6 / unique.max(1) as f64);
+    }
+    Ok(out)
 }

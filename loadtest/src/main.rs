@@ -203,6 +203,10 @@ struct Load {
     rate: f64,
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
+    /// Database server PIDs whose CPU to read as well (comma-separated):
+    /// reported as database CPU per delivered message.
+    #[arg(long, value_delimiter = ',')]
+    db_pids: Vec<u32>,
 }
 
 fn save(
@@ -230,6 +234,7 @@ fn fanout_plan(common: &Common, load: &Load, senders_url: Option<String>, sender
         rate: load.rate,
         duration: Duration::from_secs(load.duration_secs),
         pids: common.pids.clone(),
+        db_pids: load.db_pids.clone(),
         sender,
     }
 }

@@ -7,18 +7,19 @@
 //! unless the URI sets one).
 //!
 //! A second phase runs a stored send's two commands back to back (the
-//! `seq` update on a conversation document, then the insert), at the same
-//! concurrency: the database's ceiling for sends, with no HTTP, no JSON, no
-//! Redis, no gateway.
+//! `seq` update on a conversation document with the store's conversation
+//! indexes, then the insert), at the same concurrency: the database's
+//! ceiling for sends, with no HTTP, no JSON, no Redis, no gateway. Both
+//! phases report the database server's CPU per operation (`--pids`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use mongodb::Client;
 use mongodb::bson::{self, doc, oid::ObjectId};
-use mongodb::options::IndexOptions;
-use mongodb::{Client, IndexModel};
+use omnibiz_shared::store::mongo::index_models;
 use serde_json::{Value, json};
 
 pub struct Plan {
@@ -32,21 +33,6 @@ pub struct Plan {
     pub pids: Vec<u32>,
 }
 
-/// The indexes our store keeps on `messages` (see `shared/src/store/mongo`).
-fn message_indexes() -> Vec<IndexModel> {
-    let partial = |field: &str| doc! {field: {"$exists": true}};
-    let model = |keys, unique: bool, only_with: &str| {
-        let opts = IndexOptions::builder().unique(unique.then_some(true)).partial_filter_expression(partial(only_with));
-        IndexModel::builder().keys(keys).options(opts.build()).build()
-    };
-    vec![
-        model(doc! {"conversationId": 1, "seq": 1}, true, "seq"),
-        model(doc! {"conversationId": 1, "clientMessageId": 1}, true, "clientMessageId"),
-        model(doc! {"hook": 1}, false, "hook"),
-        model(doc! {"hookPending": 1}, false, "hookPending"),
-    ]
-}
-
 pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
     let mut opts = mongodb::options::ClientOptions::parse(&plan.uri).await?;
     omnibiz_shared::store::mongo::durable_writes(&mut opts);
@@ -55,7 +41,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
     let db = client.database(&plan.database);
     let coll = db.collection::<bson::Document>("raw_insert_messages");
     coll.drop().await?;
-    coll.create_indexes(message_indexes()).await?;
+    coll.create_indexes(index_models("messages")).await?;
     let conversations: Arc<Vec<ObjectId>> = Arc::new((0..plan.conversations.max(1)).map(|_| ObjectId::new()).collect());
     let sender = ObjectId::new();
     let next = Arc::new(AtomicU64::new(0));
@@ -96,6 +82,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
         "inserts_per_sec": inserted as f64 / secs,
         "latency_ms": latency(&hist),
         "server_cpu_secs": after.cpu_secs - before.cpu_secs,
+        "server_cpu_us_per_insert": (after.cpu_secs - before.cpu_secs) * 1e6 / inserted.max(1) as f64,
         "send_pairs": pairs,
     }))
 }
@@ -147,11 +134,21 @@ async fn send_pairs(
 ) -> anyhow::Result<Value> {
     let convs = db.collection::<bson::Document>("raw_insert_conversations");
     convs.drop().await?;
+    // The store's conversation indexes too: the `seq` update moves the
+    // conversation in both parties' lists (`activityAt`).
+    convs.create_indexes(index_models("conversations")).await?;
+    let now = bson::DateTime::now();
     let docs: Vec<bson::Document> = conversations
         .iter()
-        .map(|id| doc! {"_id": id, "businessOwnerId": ObjectId::new(), "customerId": sender, "status": "active", "lastSeq": 0_i64})
+        .map(|id| {
+            doc! {
+                "_id": id, "businessOwnerId": ObjectId::new(), "customerId": sender, "status": "active",
+                "lastSeq": 0_i64, "activityAt": now,
+            }
+        })
         .collect();
     convs.insert_many(docs).await?;
+    let before = crate::procstat::sample(&plan.pids);
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -196,7 +193,10 @@ async fn send_pairs(
     }
     let hist = merged(tasks).await?;
     let secs = start.elapsed().as_secs_f64();
+    let cpu = crate::procstat::sample(&plan.pids).cpu_secs - before.cpu_secs;
     Ok(json!({
+        "server_cpu_secs": cpu,
+        "server_cpu_us_per_pair": cpu * 1e6 / hist.len().max(1) as f64,
         "pairs": hist.len(),
         "errors": errors.load(Ordering::Relaxed),
         "pairs_per_sec": hist.len() as f64 / secs,

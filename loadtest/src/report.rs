@@ -214,39 +214,45 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
     let x = &raw["result"];
     let ceiling = num(x, &["inserts_per_sec"]);
     let _ = writeln!(md, "\n### Stored path: against the database's own insert rate\n");
-    let _ = writeln!(md, "| what | rate/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|");
     let _ = writeln!(
         md,
-        "| `raw-insert`: the driver inserting our message documents, {} in flight | {:.0} | {:.2} | {:.2} | {} |",
+        "| what | rate/s | p50 ms | p99 ms | errors | database CPU µs per message |\n|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| `raw-insert`: the driver inserting our message documents, {} in flight | {:.0} | {:.2} | {:.2} | {} | {} |",
         x["concurrency"],
         ceiling,
         num(x, &["latency_ms", "p50"]),
         num(x, &["latency_ms", "p99"]),
-        x["errors"]
+        x["errors"],
+        micros(x, "server_cpu_us_per_insert")
     );
     let pairs = &x["send_pairs"];
     let pair_rate = num(pairs, &["pairs_per_sec"]);
     if pair_rate.is_finite() {
         let _ = writeln!(
             md,
-            "| `raw-insert` send pairs: a send's `seq` update then its insert, back to back, {} in flight | {:.0} | {:.2} | {:.2} | {} |",
+            "| `raw-insert` send pairs: a send's `seq` update then its insert, back to back, {} in flight | {:.0} | {:.2} | {:.2} | {} | {} |",
             x["concurrency"],
             pair_rate,
             num(pairs, &["latency_ms", "p50"]),
             num(pairs, &["latency_ms", "p99"]),
-            pairs["errors"]
+            pairs["errors"],
+            micros(pairs, "server_cpu_us_per_pair")
         );
     }
     if let Some(r) = get("rest-send", "omnibiz") {
         let y = &r["result"];
         let _ = writeln!(
             md,
-            "| `rest-send` offered {} (API → MongoDB → Redis → gateway → socket) | {:.0} | {:.2} | {:.2} | {} |",
+            "| `rest-send` offered {} (API → MongoDB → Redis → gateway → socket) | {:.0} | {:.2} | {:.2} | {} | {} |",
             y["target_rate"],
             num(y, &["delivered_per_sec"]),
             num(y, &["latency_ms", "p50"]),
             num(y, &["latency_ms", "p99"]),
-            y["errors"]
+            y["errors"],
+            micros(y, "database_cpu_us_per_message")
         );
     }
     let sat = get("rest-ramp", "omnibiz").and_then(|r| r["result"]["saturation_rate"].as_f64());
@@ -255,18 +261,19 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
         let last = r["result"]["steps"].as_array().and_then(|s| s.last()).map(|s| &s["result"]);
         let _ = writeln!(
             md,
-            "| `rest-ramp`: the highest offered REST rate with p99 ≤ {threshold} ms and nothing lost | {} | | | |",
+            "| `rest-ramp`: the highest offered REST rate with p99 ≤ {threshold} ms and nothing lost | {} | | | | |",
             sat.map_or("—".into(), |v| format!("{v:.0}")),
         );
         if let Some(l) = last {
             let _ = writeln!(
                 md,
-                "| (the ramp's last step: offered {}, delivered) | {:.0} | {:.2} | {:.2} | {} |",
+                "| (the ramp's last step: offered {}, delivered) | {:.0} | {:.2} | {:.2} | {} | {} |",
                 l["target_rate"],
                 num(l, &["delivered_per_sec"]),
                 num(l, &["latency_ms", "p50"]),
                 num(l, &["latency_ms", "p99"]),
-                l["errors"]
+                l["errors"],
+                micros(l, "database_cpu_us_per_message")
             );
         }
     }
@@ -287,6 +294,11 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
             100.0 * d / pair_rate
         );
     }
+}
+
+/// A per-message CPU figure in whole µs, or a dash when the run did not measure it.
+fn micros(x: &Value, key: &str) -> String {
+    x[key].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"))
 }
 
 fn plot_latency(by: &BTreeMap<(String, String), Value>, path: &Path) -> anyhow::Result<()> {

@@ -191,6 +191,16 @@ fn same_keys(a: &Document, b: &Document) -> bool {
     a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && num(va) == num(vb))
 }
 
+/// The indexes the store creates on `collection`, for tools that reproduce
+/// its writes (the load generator's database ceiling).
+pub fn index_models(collection: &str) -> Vec<IndexModel> {
+    wanted_indexes()
+        .into_iter()
+        .filter(|(c, _)| *c == collection)
+        .map(|(_, spec)| IndexModel::builder().keys(spec.keys.clone()).options(spec.options()).build())
+        .collect()
+}
+
 /// Every index, by collection.
 pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
     vec![
