@@ -193,6 +193,13 @@ async fn dashboard_and_servicemonitor_use_exported_metric_names() {
     for (name, _, _) in omnibiz_shared::telemetry::METRICS {
         assert!(names.contains(name), "{name} is documented but not exported");
     }
+    // The connect above was timed, into buckets that reach the 45 s deadline.
+    let handshakes = exported
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_handshake_duration_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(handshakes.is_some_and(|n| n >= 1.0), "handshake count: {handshakes:?}");
+    assert!(exported.contains("gateway_handshake_duration_seconds_bucket{le=\"45\"}"), "the deadline's bucket");
     c.disconnect();
     gw.stop().await;
     api.finish().await;

@@ -41,6 +41,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("gateway_events_out_total", "counter", "events sent to clients, by event name"),
     ("gateway_subscriptions", "gauge", "bus topics (Redis channels) this gateway is subscribed to"),
     ("gateway_delivery_latency_seconds", "histogram", "publish → local fan-out latency of new messages"),
+    (
+        "gateway_handshake_duration_seconds",
+        "histogram",
+        "connection opened → its first Socket.IO CONNECT accepted (bounded by the 45 s handshake deadline)",
+    ),
     ("gateway_slow_clients_dropped_total", "counter", "clients disconnected because their outgoing buffer was full"),
     ("gateway_rate_limited_total", "counter", "events refused by the per-principal rate limits, by event"),
     ("gateway_typing_expired_total", "counter", "typing states ended by the server-side 3 s expiry"),
@@ -120,13 +125,23 @@ pub fn register_metrics() {
 /// Latency buckets in seconds: 0.5 ms … 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Handshake buckets in seconds, up to the 45 s deadline.
+const HANDSHAKE_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0];
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            // A `Full` matcher wins over a `Suffix` one (the exporter tries them in that order).
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("gateway_handshake_duration_seconds".into()),
+                        HANDSHAKE_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(h) => h,

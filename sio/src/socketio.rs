@@ -80,6 +80,9 @@ pub trait Handler: Send + Sync + 'static {
     /// connect still in flight runs to its end, and a socket it accepted
     /// gets its [`Handler::disconnect`].
     fn handshake_timed_out(self: &Arc<Self>) {}
+    /// The connection's first namespace socket was accepted, this long after
+    /// the connection opened (what [`crate::Config::connect_timeout`] bounds).
+    fn handshake_completed(self: &Arc<Self>, _took: std::time::Duration) {}
 }
 
 /// A namespace socket: where to send packets for it.
@@ -231,6 +234,8 @@ pub struct SioConn<S> {
 struct Rest<S> {
     /// The outer token, until the first CONNECT.
     token: Option<String>,
+    /// When the connection opened (Engine.IO's handshake), until the first CONNECT succeeds.
+    opened: Instant,
     /// By when the first CONNECT must succeed.
     deadline: Option<Instant>,
     /// Sockets on other namespaces.
@@ -240,8 +245,9 @@ struct Rest<S> {
 
 impl<S> SioConn<S> {
     fn rest(&mut self) -> &mut Rest<S> {
-        self.rest
-            .get_or_insert_with(|| Box::new(Rest { token: None, deadline: None, others: Vec::new(), partial: None }))
+        self.rest.get_or_insert_with(|| {
+            Box::new(Rest { token: None, opened: Instant::now(), deadline: None, others: Vec::new(), partial: None })
+        })
     }
 
     /// Frees the side state once nothing is in it.
@@ -381,8 +387,14 @@ impl<H: Handler> Protocol for SocketIo<H> {
     type Update = Update<H::State>;
 
     fn open(&self, _outbox: &Arc<Outbox>, token: Option<String>, config: &Config) -> Self::Conn {
-        let rest =
-            Rest { token, deadline: Some(Instant::now() + config.connect_timeout), others: Vec::new(), partial: None };
+        let now = Instant::now();
+        let rest = Rest {
+            token,
+            opened: now,
+            deadline: Some(now + config.connect_timeout),
+            others: Vec::new(),
+            partial: None,
+        };
         SioConn { main: None, rest: Some(Box::new(rest)) }
     }
 
@@ -428,6 +440,9 @@ impl<H: Handler> Protocol for SocketIo<H> {
                 Some(n) => conn.rest().others.push((n, state)),
             }
             if let Some(r) = conn.rest.as_mut() {
+                if r.deadline.is_some() {
+                    self.handler.handshake_completed(r.opened.elapsed());
+                }
                 r.token = None;
                 r.deadline = None;
             }

@@ -77,4 +77,8 @@ impl Handler for GatewayHandler {
     fn handshake_timed_out(self: &Arc<Self>) {
         metrics::counter!("gateway_connections_refused_total", "reason" => "handshake_timeout").increment(1);
     }
+
+    fn handshake_completed(self: &Arc<Self>, took: std::time::Duration) {
+        metrics::histogram!("gateway_handshake_duration_seconds").record(took.as_secs_f64());
+    }
 }
