@@ -52,14 +52,20 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
     let mut md = String::new();
 
     let _ = writeln!(md, "### Idle connections (one gateway process each, same N)\n");
-    let _ = writeln!(md, "| system | connections | failed | server RSS KiB/conn | connect rate/s | server CPU s |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| system | connections | failed | server RSS KiB/conn | connect rate/s | connect p50 / p99 / max ms | server CPU s |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for ((s, l), r) in &by {
         if s == "connections" {
             let x = &r["result"];
+            let c = &x["connect_ms"];
+            let connect =
+                if c.is_object() { format!("{} / {} / {}", c["p50"], c["p99"], c["max"]) } else { "—".into() };
             let _ = writeln!(
                 md,
-                "| {l} | {} | {} | {:.2} | {:.0} | {:.2} |",
+                "| {l} | {} | {} | {:.2} | {:.0} | {connect} | {:.2} |",
                 x["connections"],
                 x["failed"],
                 num(x, &["server_rss_kib_per_connection"]),
