@@ -162,6 +162,14 @@ if [ "$FLEET" -gt 0 ]; then
   "$LT" connections --tokens "$OUT/tokens.json" "${URLS[@]}" --count "$FLEET" --workers "$(( (FLEET + 15999) / 16000 ))" \
     --sources "$FSRC" --concurrency 100 \
     --pids "$(IFS=,; echo "${FPIDS[*]}")" --label "omnibiz-fleet" --out "$RESULTS"
+  # The gateways' own timing of those handshakes (connection opened → first
+  # CONNECT accepted, what the 45 s deadline bounds), summed over the fleet.
+  for i in $(seq 1 "$GW"); do curl -sf "http://127.0.0.1:$(( 7300 + i ))/metrics" || true; done | awk '
+    /^gateway_handshake_duration_seconds_count / { n += $2 }
+    /^gateway_handshake_duration_seconds_sum / { s += $2 }
+    /^gateway_handshake_duration_seconds_bucket\{le="10"\} / { t += $2 }
+    /^gateway_connections_refused_total\{reason="handshake_timeout"\} / { r += $2 }
+    END { printf "{\"label\":\"omnibiz-fleet\",\"scenario\":\"fleet-handshakes\",\"params\":{},\"result\":{\"handshakes\":%d,\"mean_ms\":%.1f,\"over_10s\":%d,\"timed_out\":%d}}\n", n, (n ? 1000 * s / n : 0), n - t, r }' >>"$RESULTS"
   kill "${FPIDS[@]}" 2>/dev/null || true
 fi
 

@@ -3,11 +3,14 @@
 //!
 //! # Layout
 //! - `client`: a lean Socket.IO v5 / Engine.IO v4 websocket client.
-//! - `connections`: hold N clients (several worker processes), measure server RSS/CPU.
-//! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates.
+//! - `connections`: hold N clients (several worker processes), measure server RSS/CPU
+//!   and how long each connect took.
+//! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates,
+//!   and (`--db-pids`) the database's CPU per message.
 //! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
-//! - `raw_insert`: the database's insert rate for our message documents, the stored path's ceiling.
+//! - `raw_insert`: the database's insert rate for our message documents, the stored path's
+//!   ceiling, and its CPU per insert and per send pair.
 //! - `soak`: long mixed load with churn; memory and latency per window, losses.
 //! - `report`: terminal and Markdown tables, the SVG latency plot.
 //! - `tokens`, `procstat`: inputs and /proc sampling.

@@ -1,7 +1,8 @@
 //! `omnibiz-loadtest`: drives OmniBiz Messaging (or the Node.js reference
 //! peer, which speaks the same Socket.IO events) and reports what a user can
-//! measure: connections held and their server memory, delivered messages per
-//! second and per server CPU-second, end-to-end latency percentiles, losses.
+//! measure: connections held, their server memory and connect time, delivered
+//! messages per second and per server CPU-second, end-to-end latency
+//! percentiles, losses, and the database's CPU per stored message.
 //!
 //! Scenarios: `connections`, `fanout`, `rest-send`, `ramp` (socket or REST senders), `forwarding`,
 //! `redis-raw`, `raw-insert`, `soak`;

@@ -74,6 +74,18 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
     }
+    if let Some(h) = get("fleet-handshakes", "omnibiz-fleet") {
+        let x = &h["result"];
+        let _ = writeln!(
+            md,
+            "\nThe fleet's handshakes as its gateways timed them (connection opened → first CONNECT accepted): \
+             {}, mean {:.1} ms, {} over 10 s, {} past the 45 s deadline.",
+            x["handshakes"],
+            num(x, &["mean_ms"]),
+            x["over_10s"],
+            x["timed_out"]
+        );
+    }
     for (size, at) in [("", "at the full count"), ("@3k", "at 3 000 connections")] {
         for peer in PEERS {
             let (ours, theirs) = (format!("omnibiz{size}"), format!("{peer}{size}"));
