@@ -1,8 +1,9 @@
 //! `connections`: open N authenticated clients (each joins its conversation),
 //! hold them, and report connect rate, failures, how long each connect took
 //! (TCP connect → handshake → CONNECT → join acknowledged, once the client
-//! started it), and the servers' memory and CPU per connection. Runs as several worker processes (each process may
-//! hold ~19.9k sockets here) and spreads sockets over loopback source addresses.
+//! started it), and the servers' memory and CPU per connection. Runs as
+//! several worker processes (each process may hold ~19.9k sockets here) and
+//! spreads sockets over loopback source addresses.
 
 use std::io::{BufRead as _, Write as _};
 use std::net::IpAddr;
