@@ -213,6 +213,42 @@ struct Load {
     db_pids: Vec<u32>,
 }
 
+/// What the ramp does after a step.
+#[derive(Debug, PartialEq, Eq)]
+enum RampNext {
+    /// The step broke the threshold for the first time at its rate: run it again.
+    Retry,
+    /// It broke it twice in a row: the previous rate is the saturation rate.
+    Stop,
+    /// It held: record its rate and go one step up.
+    Raise,
+}
+
+/// The ramp's course: a step that breaks the threshold is run once more
+/// before the ramp ends (one 5 s step can catch a pause that is not the
+/// stack's limit).
+#[derive(Default)]
+struct RampCourse {
+    /// The step being run repeats one that broke the threshold.
+    retried: bool,
+}
+
+impl RampCourse {
+    fn after(&mut self, broke: bool) -> RampNext {
+        match (broke, self.retried) {
+            (true, false) => {
+                self.retried = true;
+                RampNext::Retry
+            }
+            (true, true) => RampNext::Stop,
+            (false, _) => {
+                self.retried = false;
+                RampNext::Raise
+            }
+        }
+    }
+}
+
 fn save(
     common_out: Option<&PathBuf>,
     label: &str,
@@ -298,7 +334,7 @@ async fn main() -> anyhow::Result<()> {
             let mut steps = Vec::new();
             let mut saturation = None;
             let sender = api.clone().map_or(fanout::Sender::Socket, fanout::Sender::Rest);
-            let mut retried = false;
+            let mut course = RampCourse::default();
             while rate <= max_rate {
                 let mut plan = fanout_plan(&common, &load, senders_url.clone(), sender.clone());
                 plan.rate = rate;
@@ -312,17 +348,15 @@ async fn main() -> anyhow::Result<()> {
                 );
                 let broke =
                     p99 > p99_ms || lost / sent > 0.001 || r["client_behind"].as_f64().unwrap_or(0.0) / sent > 0.01;
-                steps.push(json!({"rate": rate, "result": r, "retry": retried}));
-                if broke && !retried {
-                    retried = true;
-                    continue;
+                steps.push(json!({"rate": rate, "result": r, "retry": course.retried}));
+                match course.after(broke) {
+                    RampNext::Retry => {}
+                    RampNext::Stop => break,
+                    RampNext::Raise => {
+                        saturation = Some(rate);
+                        rate += step;
+                    }
                 }
-                if broke {
-                    break;
-                }
-                saturation = Some(rate);
-                retried = false;
-                rate += step;
             }
             let result = json!({"saturation_rate": saturation, "p99_threshold_ms": p99_ms, "steps": steps});
             let params = json!({"pairs": load.pairs, "start": load.rate, "step": step,
@@ -374,5 +408,22 @@ async fn main() -> anyhow::Result<()> {
             print!("{md}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RampCourse, RampNext};
+
+    #[test]
+    fn a_ramp_step_that_breaks_runs_once_more_and_two_in_a_row_end_it() {
+        let mut c = RampCourse::default();
+        assert_eq!(c.after(false), RampNext::Raise);
+        assert_eq!(c.after(true), RampNext::Retry, "a first break is run again");
+        assert!(c.retried);
+        assert_eq!(c.after(false), RampNext::Raise, "the retry held: the rate counts");
+        assert!(!c.retried);
+        assert_eq!(c.after(true), RampNext::Retry);
+        assert_eq!(c.after(true), RampNext::Stop, "two breaks in a row at one rate end the ramp");
     }
 }

@@ -236,41 +236,35 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
         md,
         "| what | rate/s | p50 ms | p99 ms | errors | database CPU µs per message |\n|---|---|---|---|---|---|"
     );
-    let _ = writeln!(
+    stored_row(
         md,
-        "| `raw-insert`: the driver inserting our message documents, {} in flight | {:.0} | {:.2} | {:.2} | {} | {} |",
-        x["concurrency"],
+        &format!("`raw-insert`: the driver inserting our message documents, {} in flight", x["concurrency"]),
         ceiling,
-        num(x, &["latency_ms", "p50"]),
-        num(x, &["latency_ms", "p99"]),
-        x["errors"],
-        micros(x, "server_cpu_us_per_insert")
+        x,
+        "server_cpu_us_per_insert",
     );
     let pairs = &x["send_pairs"];
     let pair_rate = num(pairs, &["pairs_per_sec"]);
     if pair_rate.is_finite() {
-        let _ = writeln!(
+        stored_row(
             md,
-            "| `raw-insert` send pairs: a send's `seq` update then its insert, back to back, {} in flight | {:.0} | {:.2} | {:.2} | {} | {} |",
-            x["concurrency"],
+            &format!(
+                "`raw-insert` send pairs: a send's `seq` update then its insert, back to back, {} in flight",
+                x["concurrency"]
+            ),
             pair_rate,
-            num(pairs, &["latency_ms", "p50"]),
-            num(pairs, &["latency_ms", "p99"]),
-            pairs["errors"],
-            micros(pairs, "server_cpu_us_per_pair")
+            pairs,
+            "server_cpu_us_per_pair",
         );
     }
     if let Some(r) = get("rest-send", "omnibiz") {
         let y = &r["result"];
-        let _ = writeln!(
+        stored_row(
             md,
-            "| `rest-send` offered {} (API → MongoDB → Redis → gateway → socket) | {:.0} | {:.2} | {:.2} | {} | {} |",
-            y["target_rate"],
+            &format!("`rest-send` offered {} (API → MongoDB → Redis → gateway → socket)", y["target_rate"]),
             num(y, &["delivered_per_sec"]),
-            num(y, &["latency_ms", "p50"]),
-            num(y, &["latency_ms", "p99"]),
-            y["errors"],
-            micros(y, "database_cpu_us_per_message")
+            y,
+            "database_cpu_us_per_message",
         );
     }
     let sat = get("rest-ramp", "omnibiz").and_then(|r| r["result"]["saturation_rate"].as_f64());
@@ -283,15 +277,12 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
             sat.map_or("—".into(), |v| format!("{v:.0}")),
         );
         if let Some(l) = last {
-            let _ = writeln!(
+            stored_row(
                 md,
-                "| (the ramp's last step: offered {}, delivered) | {:.0} | {:.2} | {:.2} | {} | {} |",
-                l["target_rate"],
+                &format!("(the ramp's last step: offered {}, delivered)", l["target_rate"]),
                 num(l, &["delivered_per_sec"]),
-                num(l, &["latency_ms", "p50"]),
-                num(l, &["latency_ms", "p99"]),
-                l["errors"],
-                micros(l, "database_cpu_us_per_message")
+                l,
+                "database_cpu_us_per_message",
             );
         }
     }
@@ -314,9 +305,18 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
     }
 }
 
-/// A per-message CPU figure in whole µs, or a dash when the run did not measure it.
-fn micros(x: &Value, key: &str) -> String {
-    x[key].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"))
+/// One row of the stored-path table: `x` has `latency_ms` and `errors`, and
+/// the database's CPU per message under `cpu_key` (a dash when the run did
+/// not measure it).
+fn stored_row(md: &mut String, what: &str, rate: f64, x: &Value, cpu_key: &str) {
+    let cpu = x[cpu_key].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"));
+    let _ = writeln!(
+        md,
+        "| {what} | {rate:.0} | {:.2} | {:.2} | {} | {cpu} |",
+        num(x, &["latency_ms", "p50"]),
+        num(x, &["latency_ms", "p99"]),
+        x["errors"]
+    );
 }
 
 fn plot_latency(by: &BTreeMap<(String, String), Value>, path: &Path) -> anyhow::Result<()> {

@@ -234,20 +234,24 @@ pub struct SioConn<S> {
 struct Rest<S> {
     /// The outer token, until the first CONNECT.
     token: Option<String>,
-    /// When the connection opened (Engine.IO's handshake), until the first CONNECT succeeds.
-    opened: Instant,
-    /// By when the first CONNECT must succeed.
-    deadline: Option<Instant>,
+    /// Until the first CONNECT succeeds.
+    handshake: Option<Handshake>,
     /// Sockets on other namespaces.
     others: Vec<(Arc<str>, S)>,
     partial: Option<Partial>,
 }
 
+/// A connection's Socket.IO handshake, from its opening to the first CONNECT accepted.
+struct Handshake {
+    opened: Instant,
+    /// `opened` + the configured connect timeout.
+    deadline: Instant,
+}
+
 impl<S> SioConn<S> {
     fn rest(&mut self) -> &mut Rest<S> {
-        self.rest.get_or_insert_with(|| {
-            Box::new(Rest { token: None, opened: Instant::now(), deadline: None, others: Vec::new(), partial: None })
-        })
+        self.rest
+            .get_or_insert_with(|| Box::new(Rest { token: None, handshake: None, others: Vec::new(), partial: None }))
     }
 
     /// Frees the side state once nothing is in it.
@@ -255,7 +259,7 @@ impl<S> SioConn<S> {
         if self
             .rest
             .as_ref()
-            .is_some_and(|r| r.token.is_none() && r.deadline.is_none() && r.others.is_empty() && r.partial.is_none())
+            .is_some_and(|r| r.token.is_none() && r.handshake.is_none() && r.others.is_empty() && r.partial.is_none())
         {
             self.rest = None;
         }
@@ -390,8 +394,7 @@ impl<H: Handler> Protocol for SocketIo<H> {
         let now = Instant::now();
         let rest = Rest {
             token,
-            opened: now,
-            deadline: Some(now + config.connect_timeout),
+            handshake: Some(Handshake { opened: now, deadline: now + config.connect_timeout }),
             others: Vec::new(),
             partial: None,
         };
@@ -440,18 +443,17 @@ impl<H: Handler> Protocol for SocketIo<H> {
                 Some(n) => conn.rest().others.push((n, state)),
             }
             if let Some(r) = conn.rest.as_mut() {
-                if r.deadline.is_some() {
-                    self.handler.handshake_completed(r.opened.elapsed());
+                if let Some(h) = r.handshake.take() {
+                    self.handler.handshake_completed(h.opened.elapsed());
                 }
                 r.token = None;
-                r.deadline = None;
             }
             conn.tidy();
         }
     }
 
     fn deadline(&self, conn: &Self::Conn) -> Option<Instant> {
-        conn.rest.as_ref()?.deadline
+        Some(conn.rest.as_ref()?.handshake.as_ref()?.deadline)
     }
 
     fn expired(&self, _conn: &Self::Conn) {
