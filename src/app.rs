@@ -24,22 +24,23 @@ use axum::Router;
 use omnibiz_api::console::ConsoleOptions;
 use omnibiz_api::{ApiState, HttpOptions, Readiness};
 use omnibiz_gateway::{Cluster, Gateway, GatewayConfig};
-use omnibiz_shared::auth::Verifier;
-use omnibiz_shared::bus::Bus;
-use omnibiz_shared::bus::local::LocalBus;
-use omnibiz_shared::bus::redis::RedisBus;
-use omnibiz_shared::config::Settings;
-use omnibiz_shared::directory::{Directory, RedisDirectory};
-use omnibiz_shared::files::{Files, FilesConfig, S3Location, sweeper};
-use omnibiz_shared::hooks::guard::Guard;
-use omnibiz_shared::hooks::worker::{Worker as HookWorker, WorkerConfig};
-use omnibiz_shared::presence::{LocalPresence, Presence, RedisPresence};
-use omnibiz_shared::service::Messaging;
-use omnibiz_shared::store::mongo::MongoStore;
-use omnibiz_shared::store::mongo::legacy::{Adopter, SchemaState};
-use omnibiz_shared::store::sqlite::SqliteStore;
-use omnibiz_shared::store::{Store, StoreError};
-use omnibiz_shared::telemetry;
+use omnibiz_service::auth::Verifier;
+use omnibiz_service::bus::Bus;
+use omnibiz_service::bus::local::LocalBus;
+use omnibiz_service::bus::redis::RedisBus;
+use omnibiz_service::config::Settings;
+use omnibiz_service::files::{Files, FilesConfig, S3Location};
+use omnibiz_service::jobs::{adopter, sweeper};
+use omnibiz_service::messaging::Messaging;
+use omnibiz_service::nodes::{Directory, RedisDirectory};
+use omnibiz_service::presence::{LocalPresence, Presence, RedisPresence};
+use omnibiz_service::telemetry;
+use omnibiz_service::webhooks::guard::Guard;
+use omnibiz_service::webhooks::worker::{Worker as HookWorker, WorkerConfig};
+use omnibiz_store::mongo::MongoStore;
+use omnibiz_store::mongo::legacy::SchemaState;
+use omnibiz_store::sqlite::SqliteStore;
+use omnibiz_store::{Store, StoreError};
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 
@@ -160,7 +161,7 @@ fn initialise_in_background(
                     readiness.set_store_initialised();
                     tracing::info!("mongodb ready: indexes in place, schema current");
                     if let Some((messaging, every, holder)) = adopter {
-                        run_adopter(mongo, messaging, every, holder).await;
+                        adopter::run(mongo, messaging, every, holder).await;
                     }
                     return;
                 }
@@ -177,27 +178,6 @@ fn initialise_in_background(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     });
-}
-
-/// Numbers and publishes what the Node service stores while both run
-/// (`store::mongo::legacy`), every `every`, for as long as the process lives.
-async fn run_adopter(mongo: MongoStore, messaging: Messaging, every: Duration, holder: String) {
-    let adopter = Adopter::new(mongo, &holder, (every * 20).max(Duration::from_secs(5)));
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match adopter.run_once().await {
-            Ok(adopted) => {
-                for a in &adopted {
-                    for m in &a.messages {
-                        messaging.publish_adopted(&a.conversation, m).await;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error.cause_chain = ?e, "legacy adopter pass failed; retrying"),
-        }
-    }
 }
 
 /// File storage for uploads: an S3 bucket when one is configured, else a
@@ -297,7 +277,7 @@ impl Application {
             messaging = messaging.with_files(Arc::clone(f));
             // The processes that take uploads sweep them; gateways don't.
             if target != Target::Gateway {
-                tokio::spawn(sweeper::run(Arc::clone(&opened.store), Arc::clone(f), Duration::from_secs(60)));
+                tokio::spawn(sweeper::run(opened.store.clone(), Arc::clone(f), Duration::from_secs(60)));
             }
         }
         // The processes that store messages deliver webhooks; gateways don't.
@@ -313,7 +293,7 @@ impl Application {
                 concurrency: 16,
                 guard: hook_guard,
             };
-            HookWorker::new(Arc::clone(&opened.store), Arc::clone(&presence), cfg)
+            HookWorker::new(opened.store.clone(), opened.store.clone(), Arc::clone(&presence), cfg)
                 .with_parties(messaging.parties_cache())
                 .spawn()
         });

@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use omnibiz::app::{self, Application, Target};
 use omnibiz::seed::{self, SeedPlan};
-use omnibiz_shared::auth::{Principal, mint_hs256};
-use omnibiz_shared::config::Settings;
-use omnibiz_shared::domain::{CustomerId, UserId, UserRole};
-use omnibiz_shared::store::mongo::legacy::MigrateOptions;
-use omnibiz_shared::telemetry;
+use omnibiz_domain::{CustomerId, UserId, UserRole};
+use omnibiz_service::auth::{Principal, mint_hs256};
+use omnibiz_service::config::Settings;
+use omnibiz_service::telemetry;
+use omnibiz_store::mongo::legacy::MigrateOptions;
 
 #[derive(Parser)]
 #[command(

@@ -1,5 +1,5 @@
 //! `omnibiz migrate`: prepares a MongoDB database the Node.js service wrote
-//! (see `omnibiz_shared::store::mongo::legacy` for what it does and why it
+//! (see `omnibiz_store::mongo::legacy` for what it does and why it
 //! is safe to run while both services write, to repeat, and to kill).
 
 use std::io::IsTerminal as _;
@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use omnibiz_shared::config::Settings;
-use omnibiz_shared::store::mongo::MongoStore;
-use omnibiz_shared::store::mongo::legacy::{MigrateOptions, MigratePlan, MigrateReport};
+use omnibiz_service::config::Settings;
+use omnibiz_store::mongo::MongoStore;
+use omnibiz_store::mongo::legacy::{MigrateOptions, MigratePlan, MigrateReport};
 use secrecy::ExposeSecret as _;
 
 /// Runs the migration (or, with `dry_run`, only reports it) and prints what it did.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use omnibiz_shared::config::Settings;
+use omnibiz_service::config::Settings;
 use rand::RngCore as _;
 use secrecy::ExposeSecret as _;
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use omnibiz_shared::auth::{Principal, mint_hs256};
-use omnibiz_shared::domain::{Customer, CustomerId, Side, User, UserId, UserRole};
-use omnibiz_shared::store::{NewMessage, Participants, Store};
+use omnibiz_domain::{Customer, CustomerId, Side, User, UserId, UserRole};
+use omnibiz_service::auth::{Principal, mint_hs256};
+use omnibiz_store::{NewMessage, Participants, Store};
 use rand::Rng as _;
 use serde_json::json;
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Backend, assert_error, business, keys, open, spawn_app};
-use omnibiz_shared::auth::Principal;
+use omnibiz_service::auth::Principal;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -309,7 +309,7 @@ async fn deny_matrix(backend: Backend) {
     let owner_id = a.owner.id;
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_shared::auth::unix_now() - 3600}),
+        &json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_service::auth::unix_now() - 3600}),
         &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
     )
     .expect("encode");
@@ -319,9 +319,9 @@ async fn deny_matrix(backend: Backend) {
         &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
     )
     .expect("encode");
-    let forged = omnibiz_shared::auth::mint_hs256(
+    let forged = omnibiz_service::auth::mint_hs256(
         b"not-the-secret",
-        &Principal::User { id: owner_id, role: omnibiz_shared::domain::UserRole::BusinessOwner },
+        &Principal::User { id: owner_id, role: omnibiz_domain::UserRole::BusinessOwner },
         3600,
     )
     .expect("mint");
@@ -342,11 +342,13 @@ async fn deny_matrix(backend: Backend) {
     let none_alg = format!(
         "{}.{}.",
         b64(json!({"alg": "none", "typ": "JWT"})),
-        b64(json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_shared::auth::unix_now() + 3600}))
+        b64(
+            json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_service::auth::unix_now() + 3600})
+        )
     );
     let unknown_user = common::token(&Principal::User {
-        id: omnibiz_shared::domain::UserId::new(),
-        role: omnibiz_shared::domain::UserRole::BusinessOwner,
+        id: omnibiz_domain::UserId::new(),
+        role: omnibiz_domain::UserRole::BusinessOwner,
     });
     let bad: Vec<(&str, Option<String>)> = vec![
         ("missing", None),

@@ -14,8 +14,9 @@ use common::s3::S3Server;
 use common::sio::SioClient;
 use common::{Backend, Business, TestApp, assert_error, business, open, settings, spawn_with};
 use omnibiz::app::Target;
-use omnibiz_shared::domain::UploadId;
-use omnibiz_shared::files::{Files, FilesConfig, S3Location, sweeper};
+use omnibiz_domain::UploadId;
+use omnibiz_service::files::{Files, FilesConfig, S3Location};
+use omnibiz_service::jobs::sweeper;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

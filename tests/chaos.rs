@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
 use common::{business, node_dir};
-use omnibiz_shared::domain::ConversationId;
-use omnibiz_shared::store::MessageQuery;
+use omnibiz_domain::ConversationId;
+use omnibiz_store::MessageQuery;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
@@ -138,7 +138,7 @@ impl NodeClients {
 }
 
 /// Every stored message of a conversation: seq → clientMessageId.
-async fn stored(store: &Arc<dyn omnibiz_shared::store::Store>, conv: &str) -> Vec<(i64, Option<String>)> {
+async fn stored(store: &Arc<dyn omnibiz_store::Store>, conv: &str) -> Vec<(i64, Option<String>)> {
     let id: ConversationId = conv.parse().expect("id");
     let mut out = Vec::new();
     let mut after = 0;

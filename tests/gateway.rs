@@ -306,15 +306,14 @@ async fn bad_tokens_are_refused_at_connect() {
     assert!(err.contains("missing"), "{err}");
     let err = SioClient::connect(&c.gw1.base, Some("garbage")).await.err().expect("refused");
     assert!(err.contains("invalid"), "{err}");
-    let forged = omnibiz_shared::auth::mint_hs256(
+    let forged = omnibiz_service::auth::mint_hs256(
         b"wrong-secret",
-        &omnibiz_shared::auth::Principal::Customer { id: b.customers[0].id },
+        &omnibiz_service::auth::Principal::Customer { id: b.customers[0].id },
         60,
     )
     .expect("mint");
     assert!(SioClient::connect(&c.gw1.base, Some(&forged)).await.is_err());
-    let unknown =
-        common::token(&omnibiz_shared::auth::Principal::Customer { id: omnibiz_shared::domain::CustomerId::new() });
+    let unknown = common::token(&omnibiz_service::auth::Principal::Customer { id: omnibiz_domain::CustomerId::new() });
     let err = SioClient::connect(&c.gw1.base, Some(&unknown)).await.err().expect("refused");
     assert!(err.contains("not found"), "{err}");
     // The token may also come as `?token=` (no auth payload).
@@ -361,7 +360,7 @@ async fn tight_gateway(max_connections: usize, socket_buffer: usize) -> (TestApp
     let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
     let s = common::settings(Backend::Mongo, dir.path(), &db);
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
-    let tight = omnibiz_shared::config::Settings { max_connections, socket_buffer, send_rate: 5, ..s };
+    let tight = omnibiz_service::config::Settings { max_connections, socket_buffer, send_rate: 5, ..s };
     let gw = spawn_with(Backend::Mongo, tight, Target::Gateway, dir).await;
     (api, gw)
 }
@@ -576,10 +575,10 @@ async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
     let stored = c
         .api
         .store
-        .append_message(omnibiz_shared::store::NewMessage {
+        .append_message(omnibiz_store::NewMessage {
             conversation_id: conv.parse().expect("id"),
             sender_id: b.customers[0].id.to_hex(),
-            sender_side: omnibiz_shared::domain::Side::Customer,
+            sender_side: omnibiz_domain::Side::Customer,
             sender_name: b.customers[0].name.clone(),
             content: "stored before the crash".into(),
             attachments: Vec::new(),

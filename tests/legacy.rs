@@ -16,9 +16,9 @@ use bson::{Document, doc};
 use common::sio::SioClient;
 use common::{eventually, mongo_uri, mongo_uri_for, node_dir, omnibiz_process, token};
 use futures_util::TryStreamExt as _;
-use omnibiz_shared::auth::Principal;
-use omnibiz_shared::domain::{CustomerId, UserId, UserRole};
-use omnibiz_shared::store::mongo::MongoStore;
+use omnibiz_domain::{CustomerId, UserId, UserRole};
+use omnibiz_service::auth::Principal;
+use omnibiz_store::mongo::MongoStore;
 use serde_json::{Value, json};
 
 /// The Node service's side: runs `tests/node/legacy/legacy.mjs`.

@@ -54,6 +54,10 @@ async fn fanout_through_serve_loses_nothing() {
 async fn raw_insert_measures_the_database_and_cleans_up() {
     use omnibiz_loadtest::raw_insert;
     let database = format!("omnibiz_raw_smoke_{}", std::process::id());
+    // The scenario copies the indexes our store creates, as a server would
+    // have made them on this database.
+    let store = omnibiz_store::mongo::MongoStore::connect(&common::mongo_uri(), Some(&database)).await.expect("store");
+    store.ensure_indexes().await.expect("indexes");
     let plan = raw_insert::Plan {
         uri: common::mongo_uri(),
         database: database.clone(),

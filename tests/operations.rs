@@ -190,7 +190,7 @@ async fn dashboard_and_servicemonitor_use_exported_metric_names() {
     assert!(wanted.len() >= 10, "found the references: {wanted:?}");
     let missing: Vec<&String> = wanted.iter().filter(|w| !names.contains(w.as_str())).collect();
     assert!(missing.is_empty(), "dashboard/ServiceMonitor use names nobody exports: {missing:?}");
-    for (name, _, _) in omnibiz_shared::telemetry::METRICS {
+    for (name, _, _) in omnibiz_service::telemetry::METRICS {
         assert!(names.contains(name), "{name} is documented but not exported");
     }
     // The connect above was timed, into buckets that reach the 45 s deadline.

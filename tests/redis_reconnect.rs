@@ -12,8 +12,8 @@ use common::cluster::TestCluster;
 use common::sio::SioClient;
 use common::{business, numsub_at};
 use fred::interfaces::ClientLike as _;
-use omnibiz_shared::domain::Side;
-use omnibiz_shared::store::NewMessage;
+use omnibiz_domain::Side;
+use omnibiz_store::NewMessage;
 use serde_json::json;
 
 const QUIET: Duration = Duration::from_millis(400);

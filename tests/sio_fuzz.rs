@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::sio::SioClient;
 use common::{SECRET, business};
-use omnibiz_shared::store::Store;
+use omnibiz_store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
@@ -51,10 +51,10 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (b, conv) = {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-            omnibiz_shared::store::sqlite::SqliteStore::open(&dir.path().join("omnibiz.db")).expect("sqlite"),
+            omnibiz_store::sqlite::SqliteStore::open(&dir.path().join("omnibiz.db")).expect("sqlite"),
         );
         let b = business(&store, "Fuzz", 2).await;
-        let who = omnibiz_shared::store::Participants::of(&b.owner, &b.customers[0]);
+        let who = omnibiz_store::Participants::of(&b.owner, &b.customers[0]);
         let (conv, _) = store.get_or_create_conversation(&who, chrono::Utc::now()).await.expect("conversation");
         (b, conv.id.to_hex())
     };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use common::{Backend, spawn_with};
 use omnibiz::app::{Application, Target};
-use omnibiz_shared::auth::{Principal, mint_hs256};
-use omnibiz_shared::config::Settings;
+use omnibiz_service::auth::{Principal, mint_hs256};
+use omnibiz_service::config::Settings;
 use reqwest::StatusCode;
 
 type Running = tokio::task::JoinHandle<anyhow::Result<()>>;

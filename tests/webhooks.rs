@@ -438,9 +438,8 @@ async fn private_targets_are_refused_unless_allowed() {
 async fn api_pods_killed_mid_delivery_lose_nothing() {
     let (rx, base) = Receiver::start().await;
     let db = format!("omnibiz_hooks_kill_{}", bson::oid::ObjectId::new());
-    let store: Arc<dyn omnibiz_shared::store::Store> = Arc::new(
-        omnibiz_shared::store::mongo::MongoStore::connect(&common::mongo_uri(), Some(&db)).await.expect("mongo"),
-    );
+    let store: Arc<dyn omnibiz_store::Store> =
+        Arc::new(omnibiz_store::mongo::MongoStore::connect(&common::mongo_uri(), Some(&db)).await.expect("mongo"));
     let b = business(&store, "Kill", 1).await;
     let (mut pod1, api1) = common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
     let http = reqwest::Client::new();

@@ -6,9 +6,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use omnibiz_shared::auth::AuthError;
-use omnibiz_shared::service::ServiceError;
-use omnibiz_shared::store::StoreError;
+use omnibiz_service::auth::AuthError;
+use omnibiz_service::messaging::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -84,17 +83,17 @@ impl IntoResponse for ApiError {
                     ServiceError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
                     ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                    ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-                    ServiceError::Store(StoreError::Other(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+                    ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 let message = match e {
-                    ServiceError::Store(inner) => {
+                    ServiceError::Unavailable(inner) => {
                         tracing::error!(error.cause_chain = ?inner, "store failure");
-                        if status == StatusCode::SERVICE_UNAVAILABLE {
-                            "storage is temporarily unavailable; retry shortly".to_owned()
-                        } else {
-                            "internal error".to_owned()
-                        }
+                        "storage is temporarily unavailable; retry shortly".to_owned()
+                    }
+                    ServiceError::Internal(inner) => {
+                        tracing::error!(error.cause_chain = ?inner, "store failure");
+                        "internal error".to_owned()
                     }
                     other => other.to_string(),
                 };

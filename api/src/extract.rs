@@ -4,8 +4,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use bytes::Bytes;
-use omnibiz_shared::auth::AuthError;
-use omnibiz_shared::service::Actor;
+use omnibiz_service::auth::AuthError;
+use omnibiz_service::messaging::Actor;
 use serde::de::DeserializeOwned;
 
 use crate::ApiState;

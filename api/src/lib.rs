@@ -12,7 +12,7 @@
 //!
 //! # How it works
 //! Handlers are thin: extract, parse into domain types, call
-//! [`omnibiz_shared::service::Messaging`], map the result. The HTTP stack
+//! [`omnibiz_service::messaging::Messaging`], map the result. The HTTP stack
 //! adds request ids (`x-request-id`, generated when absent), a trace span per
 //! request with the matched route, Prometheus metrics by matched route
 //! (`http_requests_total`, `http_request_duration_seconds`), CORS (see
@@ -38,8 +38,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use omnibiz_shared::auth::Verifier;
-use omnibiz_shared::service::Messaging;
+use omnibiz_service::auth::Verifier;
+use omnibiz_service::messaging::Messaging;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -85,12 +85,12 @@ impl Readiness {
         if self.is_draining() {
             return Err("shutting down".into());
         }
-        let store = messaging.store();
+        let kind = messaging.store_kind();
         let blocked = self.store_blocked.read().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(reason) = blocked {
-            return Err(format!("{}: {reason}", store.kind()));
+            return Err(format!("{kind}: {reason}"));
         }
-        store.ping().await.map_err(|e| format!("{} store unreachable: {e}", store.kind()))?;
+        messaging.ping_store().await.map_err(|e| format!("{kind} store unreachable: {e}"))?;
         let bus = messaging.bus();
         bus.ping().await.map_err(|e| format!("{} bus unreachable: {e}", bus.kind()))
     }

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use omnibiz_domain::views::{MessageView, raw_json};
+use omnibiz_domain::{ConversationId, Side};
 use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
 use omnibiz_gateway::{GatewayConfig, Hub};
-use omnibiz_shared::auth::{Principal, Verifier};
-use omnibiz_shared::bus::local::LocalBus;
-use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
-use omnibiz_shared::domain::{ConversationId, Side};
-use omnibiz_shared::presence::LocalPresence;
-use omnibiz_shared::service::Messaging;
-use omnibiz_shared::service::views::{MessageView, raw_json};
-use omnibiz_shared::store::NewMessage;
+use omnibiz_service::auth::{Principal, Verifier};
+use omnibiz_service::bus::local::LocalBus;
+use omnibiz_service::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_service::messaging::Messaging;
+use omnibiz_service::presence::LocalPresence;
+use omnibiz_store::NewMessage;
 use serde_json::json;
 
 /// A connection that only counts what it is sent.

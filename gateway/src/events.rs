@@ -2,8 +2,8 @@
 //! sometimes an object; both are accepted. Anything malformed is an error
 //! for that event only — never a panic or a dropped connection.
 
-use omnibiz_shared::domain::{AttachmentInput, ConversationId, MessageId};
-use omnibiz_shared::service::ServiceError;
+use omnibiz_domain::{AttachmentInput, ConversationId, MessageId};
+use omnibiz_service::messaging::ServiceError;
 use serde::Deserialize;
 use serde_json::Value;
 

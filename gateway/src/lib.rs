@@ -36,9 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use omnibiz_shared::auth::Verifier;
-use omnibiz_shared::presence::Presence;
-use omnibiz_shared::service::Messaging;
+use omnibiz_service::auth::Verifier;
+use omnibiz_service::messaging::Messaging;
+use omnibiz_service::presence::Presence;
 
 pub use hub::Hub;
 use omnibiz_sio::Locator;
@@ -128,7 +128,7 @@ impl Gateway {
         // Straight from the task reading the bus into the hub where the bus
         // can (Redis); else through its broadcast channel and a task.
         let weak = Arc::downgrade(&hub);
-        let sink: omnibiz_shared::bus::Sink = Arc::new(move |event| {
+        let sink: omnibiz_service::bus::Sink = Arc::new(move |event| {
             if let Some(h) = weak.upgrade() {
                 h.dispatch(event);
             }

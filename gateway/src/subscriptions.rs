@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use omnibiz_shared::bus::{Bus, BusError, Topic};
+use omnibiz_service::bus::{Bus, BusError, Topic};
 
 pub struct Subscriptions {
     bus: Arc<dyn Bus>,

@@ -8,18 +8,18 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
+use omnibiz_domain::views::MessageView;
+use omnibiz_domain::{ConversationId, Side, User};
 use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
 use omnibiz_gateway::{GatewayConfig, Hub};
-use omnibiz_shared::auth::{Principal, Verifier};
-use omnibiz_shared::bus::local::LocalBus;
-use omnibiz_shared::bus::{Envelope, EventKind, Published, Topic};
-use omnibiz_shared::domain::{ConversationId, Side, User};
-use omnibiz_shared::presence::LocalPresence;
-use omnibiz_shared::service::Messaging;
-use omnibiz_shared::service::views::MessageView;
-use omnibiz_shared::store::sqlite::SqliteStore;
-use omnibiz_shared::store::{NewMessage, Store as _};
+use omnibiz_service::auth::{Principal, Verifier};
+use omnibiz_service::bus::local::LocalBus;
+use omnibiz_service::bus::{Envelope, EventKind, Published, Topic};
+use omnibiz_service::messaging::Messaging;
+use omnibiz_service::presence::LocalPresence;
+use omnibiz_store::fixtures;
+use omnibiz_store::prelude::*;
+use omnibiz_store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 /// A connection that records the frames it is sent.
@@ -77,15 +77,9 @@ async fn setup(stored_before_join: usize) -> Setup {
 
 /// Stores a message from the owner without publishing it.
 async fn append(store: &SqliteStore, conv: ConversationId, owner: &User, text: &str) -> MessageView {
-    let msg = NewMessage {
-        conversation_id: conv,
-        sender_id: owner.id.to_hex(),
-        sender_side: Side::Owner,
+    let msg = omnibiz_store::NewMessage {
         sender_name: owner.name.clone(),
-        content: text.into(),
-        attachments: Vec::new(),
-        client_message_id: None,
-        created_at: Utc::now(),
+        ..fixtures::message(conv, Side::Owner, &owner.id.to_hex(), text)
     };
     let appended = store.append_message(msg).await.expect("append").expect("a participant's send is taken");
     MessageView::from(appended.message())

@@ -11,15 +11,20 @@
 //! indexes, then the insert), at the same concurrency: the database's
 //! ceiling for sends, with no HTTP, no JSON, no Redis, no gateway. Both
 //! phases report the database server's CPU per operation (`--pids`).
+//!
+//! The indexes are the ones our server created in the same database, read
+//! with `listIndexes` (see `copy_indexes`): run omnibiz on that database once
+//! before this scenario (`scripts/bench.sh` starts the API first).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt as _;
 use hdrhistogram::Histogram;
-use mongodb::Client;
+use mongodb::bson::Document;
 use mongodb::bson::{self, doc, oid::ObjectId};
-use omnibiz_shared::store::mongo::index_models;
+use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::{Value, json};
 
 pub struct Plan {
@@ -33,15 +38,48 @@ pub struct Plan {
     pub pids: Vec<u32>,
 }
 
+/// The write concern our store uses: wait for the journal unless the URI
+/// says otherwise (what any client of the server can ask for).
+fn durable_writes(opts: &mut mongodb::options::ClientOptions) {
+    let wc = opts.write_concern.get_or_insert_with(Default::default);
+    if wc.journal.is_none() {
+        wc.journal = Some(true);
+    }
+}
+
+/// Makes on `to` the indexes our server created on collection `from` of the
+/// same database, read back with `listIndexes` as any client can: the load
+/// generator needs nothing of ours but the wire protocol.
+async fn copy_indexes(db: &Database, from: &str, to: &Collection<Document>) -> anyhow::Result<()> {
+    let missing = || {
+        anyhow::anyhow!(
+            "`{from}` in database `{}` has no indexes of ours: start omnibiz (serve or api) on this database once \
+             first; it creates them",
+            db.name()
+        )
+    };
+    let listed = match db.collection::<Document>(from).list_indexes().await {
+        Ok(cursor) => cursor.try_collect::<Vec<IndexModel>>().await?,
+        Err(e) if matches!(&*e.kind, mongodb::error::ErrorKind::Command(ce) if ce.code == 26) => return Err(missing()),
+        Err(e) => return Err(e.into()),
+    };
+    let ours: Vec<IndexModel> = listed.into_iter().filter(|m| m.keys != bson::doc! {"_id": 1}).collect();
+    if ours.is_empty() {
+        return Err(missing());
+    }
+    to.create_indexes(ours).await?;
+    Ok(())
+}
+
 pub async fn run(plan: &Plan) -> anyhow::Result<Value> {
     let mut opts = mongodb::options::ClientOptions::parse(&plan.uri).await?;
-    omnibiz_shared::store::mongo::durable_writes(&mut opts);
+    durable_writes(&mut opts);
     let write_concern = format!("{:?}", opts.write_concern);
     let client = Client::with_options(opts)?;
     let db = client.database(&plan.database);
     let coll = db.collection::<bson::Document>("raw_insert_messages");
     coll.drop().await?;
-    coll.create_indexes(index_models("messages")).await?;
+    copy_indexes(&db, "messages", &coll).await?;
     let conversations: Arc<Vec<ObjectId>> = Arc::new((0..plan.conversations.max(1)).map(|_| ObjectId::new()).collect());
     let sender = ObjectId::new();
     let next = Arc::new(AtomicU64::new(0));
@@ -136,7 +174,7 @@ async fn send_pairs(
     convs.drop().await?;
     // The store's conversation indexes too: the `seq` update moves the
     // conversation in both parties' lists (`activityAt`).
-    convs.create_indexes(index_models("conversations")).await?;
+    copy_indexes(db, "conversations", &convs).await?;
     let now = bson::DateTime::now();
     let docs: Vec<bson::Document> = conversations
         .iter()

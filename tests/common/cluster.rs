@@ -233,9 +233,8 @@ impl TestCluster {
     }
 
     /// A store on the cluster's database, for fixtures and checks.
-    pub async fn store(&self) -> std::sync::Arc<dyn omnibiz_shared::store::Store> {
-        let m =
-            omnibiz_shared::store::mongo::MongoStore::connect(&self.mongo_uri(), Some(&self.db)).await.expect("mongo");
+    pub async fn store(&self) -> std::sync::Arc<dyn omnibiz_store::Store> {
+        let m = omnibiz_store::mongo::MongoStore::connect(&self.mongo_uri(), Some(&self.db)).await.expect("mongo");
         std::sync::Arc::new(m)
     }
 

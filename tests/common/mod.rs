@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use omnibiz::app::{Application, Target};
-use omnibiz_shared::auth::{Principal, mint_hs256};
-use omnibiz_shared::config::Settings;
-use omnibiz_shared::domain::{Customer, CustomerId, User, UserId, UserRole};
-use omnibiz_shared::store::Store;
-use omnibiz_shared::store::mongo::MongoStore;
-use omnibiz_shared::store::sqlite::SqliteStore;
+use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_service::auth::{Principal, mint_hs256};
+use omnibiz_service::config::Settings;
+use omnibiz_store::Store;
+use omnibiz_store::mongo::MongoStore;
+use omnibiz_store::sqlite::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ pub fn redis_url() -> String {
 
 pub fn init_logs() {
     if std::env::var("TEST_LOG").is_ok() {
-        omnibiz_shared::telemetry::init_tracing(omnibiz_shared::config::LogFormat::Text, "debug");
+        omnibiz_service::telemetry::init_tracing(omnibiz_service::config::LogFormat::Text, "debug");
     }
 }
 

@@ -50,7 +50,7 @@ impl S3Server {
     }
 
     /// Points in-process settings at this bucket.
-    pub fn apply(&self, s: &mut omnibiz_shared::config::Settings) {
+    pub fn apply(&self, s: &mut omnibiz_service::config::Settings) {
         s.s3_bucket = Some(self.bucket.clone());
         s.s3_endpoint = Some(self.endpoint());
         s.s3_access_key_id = Some("testing".into());

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use omnibiz_shared::auth::Principal;
+use omnibiz_service::auth::Principal;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use omnibiz_shared::domain::{Attachment, ConversationId, UploadId};
-use omnibiz_shared::files::{Variant, content_disposition};
+use omnibiz_domain::{Attachment, ConversationId, UploadId};
+use omnibiz_service::files::{Variant, content_disposition};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -149,7 +149,7 @@ pub(crate) async fn links(
         attachment,
         url,
         thumbnail_url,
-        expires_at: omnibiz_shared::service::views::iso(expires),
+        expires_at: omnibiz_domain::views::iso(expires),
     }))
 }
 
@@ -220,10 +220,12 @@ async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, vari
         s.messaging.visible_upload(&actor, id).await?
     } else {
         let (Some(expires), Some(sig)) = (link.expires, link.sig.as_deref()) else {
-            return Err(omnibiz_shared::auth::AuthError::Missing.into());
+            return Err(omnibiz_service::auth::AuthError::Missing.into());
         };
         let files = s.messaging.files().ok_or_else(|| {
-            ApiError::Service(omnibiz_shared::service::ServiceError::Disabled("file uploads are not configured".into()))
+            ApiError::Service(omnibiz_service::messaging::ServiceError::Disabled(
+                "file uploads are not configured".into(),
+            ))
         })?;
         if !files.verify(id, variant, expires, sig, Utc::now()) {
             return Err(ApiError::BadInput {
@@ -235,11 +237,11 @@ async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, vari
         s.messaging.upload_by_link(id).await?
     };
     if variant == Variant::Thumbnail && !upload.has_thumbnail {
-        return Err(ApiError::Service(omnibiz_shared::service::ServiceError::NotFound(
+        return Err(ApiError::Service(omnibiz_service::messaging::ServiceError::NotFound(
             "this attachment has no thumbnail".into(),
         )));
     }
-    let opened = files.open(id, variant).await.map_err(omnibiz_shared::service::ServiceError::from)?;
+    let opened = files.open(id, variant).await.map_err(omnibiz_service::messaging::ServiceError::from)?;
     let (mime, name) = match variant {
         Variant::Content => (upload.mime_type.clone(), upload.name.clone()),
         Variant::Thumbnail => ("image/jpeg".to_owned(), format!("{}.thumbnail.jpg", upload.name)),

@@ -5,10 +5,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use omnibiz_shared::domain::{ConversationId, ConversationStatus, CustomerId, Priority};
-use omnibiz_shared::service::views::{ConversationView, MessageView};
-use omnibiz_shared::service::{ConversationPage, MessagePage};
-use omnibiz_shared::store::ConversationPatch;
+use omnibiz_domain::ConversationPatch;
+use omnibiz_domain::views::{ConversationView, MessageView};
+use omnibiz_domain::{ConversationId, ConversationStatus, CustomerId, Priority};
+use omnibiz_service::messaging::{ConversationPage, MessagePage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -3,8 +3,8 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use omnibiz_shared::service::CustomerPage;
-use omnibiz_shared::service::views::CustomerView;
+use omnibiz_domain::views::CustomerView;
+use omnibiz_service::messaging::CustomerPage;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -5,9 +5,9 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post};
-use omnibiz_shared::domain::{AttachmentInput, MessageId};
-use omnibiz_shared::service::SendCommand;
-use omnibiz_shared::service::views::MessageView;
+use omnibiz_domain::views::MessageView;
+use omnibiz_domain::{AttachmentInput, MessageId};
+use omnibiz_service::messaging::SendCommand;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -58,7 +58,7 @@ pub(crate) struct SentResponse {
 
 impl MessageResponse {
     /// 201 with the message when it was stored now, 200 for a retry of a stored `clientMessageId`.
-    pub(crate) fn sent(sent: omnibiz_shared::service::Sent) -> (StatusCode, Json<SentResponse>) {
+    pub(crate) fn sent(sent: omnibiz_service::messaging::Sent) -> (StatusCode, Json<SentResponse>) {
         let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
         (status, Json(SentResponse { success: true, message: sent.json }))
     }

@@ -11,7 +11,7 @@ pub(crate) mod search;
 pub(crate) mod webhooks;
 
 use axum::Router;
-use omnibiz_shared::service::ReadReceipt;
+use omnibiz_service::messaging::ReadReceipt;
 use serde::Serialize;
 use utoipa::ToSchema;
 

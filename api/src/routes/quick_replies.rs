@@ -5,8 +5,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
-use omnibiz_shared::domain::QuickReplyId;
-use omnibiz_shared::service::{QuickReplyView, SendCommand};
+use omnibiz_domain::QuickReplyId;
+use omnibiz_service::messaging::{QuickReplyView, SendCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

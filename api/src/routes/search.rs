@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use omnibiz_shared::service::SearchHit;
+use omnibiz_service::messaging::SearchHit;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -1,12 +1,12 @@
 //! `/api/webhooks…`: a business owner's webhook endpoints, their delivery
-//! logs and manual redelivery (how deliveries work: `omnibiz_shared::hooks`).
+//! logs and manual redelivery (how deliveries work: `omnibiz_service::webhooks`).
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use omnibiz_shared::domain::EndpointId;
-use omnibiz_shared::service::webhooks::{DeliveryView, EndpointInput, EndpointView};
+use omnibiz_domain::EndpointId;
+use omnibiz_service::messaging::webhooks::{DeliveryView, EndpointInput, EndpointView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

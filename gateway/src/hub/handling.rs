@@ -1,7 +1,7 @@
 //! One parse + apply per client event; each answers an ack or an [`EventError`].
 
 use super::*;
-use omnibiz_shared::service::views::raw_json;
+use omnibiz_domain::views::raw_json;
 use serde_json::value::RawValue;
 
 /// A refused event: what the client is told (`message_error` / ack).
@@ -34,8 +34,8 @@ impl From<ServiceError> for EventError {
     fn from(e: ServiceError) -> Self {
         let code = e.code();
         let error = match &e {
-            ServiceError::Store(StoreError::Unavailable(_)) => "storage is temporarily unavailable".to_owned(),
-            ServiceError::Store(inner) => {
+            ServiceError::Unavailable(_) => "storage is temporarily unavailable".to_owned(),
+            ServiceError::Internal(inner) => {
                 tracing::error!(error.cause_chain = ?inner, "store failure in a socket event");
                 "internal error".to_owned()
             }
@@ -133,19 +133,8 @@ impl Hub {
         let floor = if self.config.relay_only || self.lock().rooms.contains_key(&conv_id) {
             conv.last_seq
         } else {
-            // Just below `lastSeq` first: an index range of at most 64 that
-            // costs the same at any history length; the newest of the whole
-            // conversation only when that range holds nothing.
-            let store = self.messaging.store();
-            let from = (conv.last_seq - 64).max(0);
-            let near = MessageQuery { conversation_id: conv_id, before: None, after: Some(from), limit: 64 };
-            match store.list_messages(&near).await.map_err(ServiceError::from)?.last() {
-                Some(m) => m.seq,
-                None => {
-                    let q = MessageQuery { conversation_id: conv_id, before: None, after: None, limit: 1 };
-                    store.list_messages(&q).await.map_err(ServiceError::from)?.last().map_or(0, |m| m.seq)
-                }
-            }
+            // The newest message actually stored (see `newest_stored_seq`).
+            self.messaging.newest_stored_seq(conv_id, conv.last_seq).await?
         };
         let already = {
             let mut ix = self.lock();
@@ -272,13 +261,13 @@ impl Hub {
             *n
         };
         let message = json!({
-            "id": omnibiz_shared::domain::MessageId::new().to_hex(),
+            "id": omnibiz_domain::MessageId::new().to_hex(),
             "conversationId": conv.to_hex(),
             "senderId": actor.principal.id_hex(),
             "senderName": actor.name,
             "senderRole": actor.side().role_name(),
             "content": cmd.body.as_str(),
-            "timestamp": omnibiz_shared::service::views::iso(chrono::Utc::now()),
+            "timestamp": omnibiz_domain::views::iso(chrono::Utc::now()),
             "status": "sent",
             "seq": seq,
             "attachments": cmd.attachments,

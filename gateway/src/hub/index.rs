@@ -1,7 +1,7 @@
 //! The local index: connections, rooms and their members, personal rooms.
 
 use super::*;
-use omnibiz_shared::domain::{CustomerId, Party, UserId};
+use omnibiz_domain::{CustomerId, Party, UserId};
 use smallvec::SmallVec;
 
 pub(super) struct Conn {

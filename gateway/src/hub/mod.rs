@@ -24,13 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use omnibiz_shared::auth::{AuthError, Verifier};
+use omnibiz_service::auth::{AuthError, Verifier};
 
-use omnibiz_shared::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
-use omnibiz_shared::domain::{ConversationId, ObjectId, Party, Side};
-use omnibiz_shared::presence::Presence;
-use omnibiz_shared::service::{Actor, Messaging, SendCommand, ServiceError};
-use omnibiz_shared::store::{MessageQuery, StoreError};
+use omnibiz_domain::{ConversationId, ObjectId, Party, Side};
+use omnibiz_service::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
+use omnibiz_service::messaging::{Actor, Messaging, SendCommand, ServiceError};
+use omnibiz_service::presence::Presence;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 

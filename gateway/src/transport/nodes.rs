@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omnibiz_shared::directory::Directory;
+use omnibiz_service::nodes::Directory;
 use omnibiz_sio::{BoxFuture, Locator};
 
 /// How long a looked-up address is reused.

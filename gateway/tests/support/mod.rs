@@ -1,14 +1,14 @@
 //! Shared by the hub tests and the criterion benches (`#[path]`-included):
 //! an embedded store with one business owner, one customer and their
-//! conversation.
+//! conversation, built by the workspace's one fixture builder
+//! (`omnibiz_store::fixtures`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use omnibiz_shared::domain::{Conversation, Customer, CustomerId, User, UserId, UserRole};
-use omnibiz_shared::store::sqlite::SqliteStore;
-use omnibiz_shared::store::{Participants, Store};
+use omnibiz_domain::{Conversation, Customer, User};
+use omnibiz_store::fixtures;
+use omnibiz_store::sqlite::SqliteStore;
 
 pub struct Pair {
     pub store: Arc<SqliteStore>,
@@ -19,29 +19,9 @@ pub struct Pair {
 
 pub async fn owner_customer_conversation() -> Pair {
     let store = Arc::new(SqliteStore::in_memory().expect("sqlite"));
-    let owner = User {
-        id: UserId::new(),
-        name: "Owner".into(),
-        email: "o@x.example".into(),
-        phone: None,
-        role: UserRole::BusinessOwner,
-        business_name: None,
-    };
-    store.insert_user(&owner).await.expect("user");
-    let customer = Customer {
-        id: CustomerId::new(),
-        name: "Customer".into(),
-        email: "c@x.example".into(),
-        phone: None,
-        invited_by: owner.id,
-        total_orders: 0,
-        total_spent: 0.0,
-        last_order_date: None,
-        last_login: None,
-        created_at: Utc::now(),
-    };
-    store.insert_customers(std::slice::from_ref(&customer)).await.expect("customer");
-    let (conversation, _) =
-        store.get_or_create_conversation(&Participants::of(&owner, &customer), Utc::now()).await.expect("conv");
+    let owner = User { email: "o@x.example".into(), phone: None, business_name: None, ..fixtures::owner("Owner") };
+    let customer = Customer { email: "c@x.example".into(), ..fixtures::customer(owner.id, "Customer") };
+    fixtures::insert_business(&*store, &owner, std::slice::from_ref(&customer)).await.expect("business");
+    let conversation = fixtures::conversation(&*store, &owner, &customer).await.expect("conv");
     Pair { store, owner, customer, conversation }
 }

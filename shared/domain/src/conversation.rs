@@ -1,0 +1,83 @@
+//! A conversation between one business owner and one customer.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, CustomerId, UserId};
+use crate::party::PerSide;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Active,
+    Archived,
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+str_enum!(ConversationStatus { Active => "active", Archived => "archived", Blocked => "blocked" });
+str_enum!(Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" });
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub business_owner_id: UserId,
+    pub customer_id: CustomerId,
+    pub status: ConversationStatus,
+    pub tags: Vec<String>,
+    pub priority: Priority,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<DateTime<Utc>>,
+    /// `seq` of the message in `last_message` (0 when none).
+    pub last_message_seq: i64,
+    /// Highest `seq` handed out in this conversation.
+    pub last_seq: i64,
+    pub unread: PerSide,
+    /// Highest `seq` each side has read.
+    pub read_seq: PerSide,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    /// A fresh, empty conversation between an owner and one of their customers.
+    pub fn new(owner: UserId, customer: CustomerId, now: DateTime<Utc>) -> Self {
+        Self {
+            id: ConversationId::new(),
+            business_owner_id: owner,
+            customer_id: customer,
+            status: ConversationStatus::Active,
+            tags: Vec::new(),
+            priority: Priority::Normal,
+            last_message: None,
+            last_message_time: None,
+            last_message_seq: 0,
+            last_seq: 0,
+            unread: PerSide::default(),
+            read_seq: PerSide::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The activity time lists are ordered by: the last message, else creation.
+    pub fn activity_time(&self) -> DateTime<Utc> {
+        self.last_message_time.unwrap_or(self.created_at)
+    }
+}
+
+/// Changes to a conversation's metadata; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPatch {
+    pub status: Option<ConversationStatus>,
+    pub tags: Option<Vec<String>>,
+    pub priority: Option<Priority>,
+}

@@ -1,0 +1,192 @@
+//! The JSON shapes clients see, shared by the REST API and the gateway. Field
+//! names are the seed's (camelCase); timestamps are ISO 8601 with milliseconds,
+//! like JavaScript's `toISOString()`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{Attachment, Conversation, Customer, Message, MessageStatus, Side, User};
+
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A view as JSON text, encoded once and then reused as is (spliced into
+/// bus envelopes, responses and frames, never decoded).
+pub fn raw_json<T: Serialize + ?Sized>(view: &T) -> Box<serde_json::value::RawValue> {
+    // Our views are plain structs of strings, numbers and vectors: encoding
+    // cannot fail; `null` keeps the function total.
+    serde_json::value::to_raw_value(view).unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
+}
+
+/// A message as clients see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: String,
+    pub conversation_id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    /// `business_owner` or `customer`.
+    pub sender_role: &'static str,
+    pub content: String,
+    /// When it was stored (ISO 8601).
+    pub timestamp: String,
+    pub status: MessageStatus,
+    /// Position in the conversation; strictly increasing. The cursor for paging and recovery.
+    pub seq: i64,
+    pub attachments: Vec<Attachment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+    /// When the sender last edited it (ISO 8601); absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted by its sender: `content` is empty and `attachments` too (the seed's field).
+    pub is_deleted: bool,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.to_hex(),
+            conversation_id: m.conversation_id.to_hex(),
+            sender_id: m.sender_id.clone(),
+            sender_name: m.sender_name.clone(),
+            sender_role: m.sender_side.role_name(),
+            content: m.content.clone(),
+            timestamp: iso(m.created_at),
+            status: m.status,
+            seq: m.seq,
+            attachments: m.attachments.clone(),
+            client_message_id: m.client_message_id.clone(),
+            edited_at: m.edited_at.map(iso),
+            is_deleted: m.deleted,
+        }
+    }
+}
+
+/// A conversation as one participant sees it: `name`/`email`/`phone` are the
+/// other side's, `unreadCount` is the viewer's.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<String>,
+    pub unread_count: i64,
+    pub is_online: bool,
+    /// Always `direct`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub customer_id: String,
+    pub business_owner_id: String,
+    pub status: crate::ConversationStatus,
+    pub tags: Vec<String>,
+    pub priority: crate::Priority,
+    /// Highest message `seq` so far.
+    pub last_seq: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Who is on the other side of a conversation, for the viewer.
+#[derive(Debug, Clone)]
+pub struct Counterpart {
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+}
+
+impl From<&Customer> for Counterpart {
+    fn from(c: &Customer) -> Self {
+        Self { name: c.name.clone(), email: c.email.clone(), phone: c.phone.clone() }
+    }
+}
+
+impl From<&User> for Counterpart {
+    fn from(u: &User) -> Self {
+        Self {
+            name: u.business_name.clone().unwrap_or_else(|| u.name.clone()),
+            email: u.email.clone(),
+            phone: u.phone.clone(),
+        }
+    }
+}
+
+impl Counterpart {
+    /// For a record that no longer exists.
+    pub fn unknown() -> Self {
+        Self { name: "Unknown".into(), email: String::new(), phone: None }
+    }
+}
+
+impl ConversationView {
+    pub fn new(c: &Conversation, viewer: Side, other: &Counterpart, is_online: bool) -> Self {
+        Self {
+            id: c.id.to_hex(),
+            name: other.name.clone(),
+            email: other.email.clone(),
+            phone: other.phone.clone(),
+            last_message: c.last_message.clone(),
+            last_message_time: c.last_message_time.map(iso),
+            unread_count: c.unread.get(viewer),
+            is_online,
+            kind: "direct",
+            customer_id: c.customer_id.to_hex(),
+            business_owner_id: c.business_owner_id.to_hex(),
+            status: c.status,
+            tags: c.tags.clone(),
+            priority: c.priority,
+            last_seq: c.last_seq,
+            created_at: iso(c.created_at),
+            updated_at: iso(c.updated_at),
+        }
+    }
+}
+
+/// A customer in the business owner's list, with order stats and chat state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub total_orders: i64,
+    pub total_spent: f64,
+    /// When the customer last signed in (the seed's `lastLogin`); null when never recorded.
+    pub last_login: Option<String>,
+    /// When the customer joined (the seed's `joinedDate`; the record's creation time).
+    pub joined_date: String,
+    pub last_order_date: Option<String>,
+    pub created_at: String,
+    pub has_conversation: bool,
+    pub conversation_id: Option<String>,
+    pub unread_count: i64,
+    pub is_online: bool,
+}
+
+impl CustomerView {
+    pub fn new(c: &Customer, conv: Option<&Conversation>, is_online: bool) -> Self {
+        Self {
+            id: c.id.to_hex(),
+            name: c.name.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            total_orders: c.total_orders,
+            total_spent: c.total_spent,
+            last_login: c.last_login.map(iso),
+            joined_date: iso(c.created_at),
+            last_order_date: c.last_order_date.map(iso),
+            created_at: iso(c.created_at),
+            has_conversation: conv.is_some(),
+            conversation_id: conv.map(|c| c.id.to_hex()),
+            unread_count: conv.map_or(0, |c| c.unread.get(Side::Owner)),
+            is_online,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Conversations: the list (with search by name), opening one, its messages, recovery, metadata changes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use crate::auth::{Access, Principal, can_reach_customer};
+use crate::bus::{EventKind, Topic};
+use omnibiz_domain::views::{ConversationView, Counterpart, MessageView};
+use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
+use omnibiz_store::{
+    ActivityCursor, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, Participants, Party,
+};
+
+use super::{
+    Actor, MAX_CONVERSATIONS_PAGE, MAX_MESSAGES_PAGE, Messaging, SEARCH_CUSTOMER_CAP, ServiceError, ServiceResult,
+    page_size,
+};
+
+pub(super) fn not_found_conversation() -> ServiceError {
+    ServiceError::NotFound("conversation not found".into())
+}
+
+/// Paging for the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPage {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub q: Option<String>,
+}
+
+/// Paging for messages of one conversation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessagePage {
+    pub limit: Option<usize>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+pub(super) fn encode_activity_cursor(c: &Conversation) -> String {
+    format!("{}_{}", c.activity_time().timestamp_millis(), c.id)
+}
+
+pub(super) fn decode_activity_cursor(s: &str) -> ServiceResult<ActivityCursor> {
+    let bad = || ServiceError::Invalid("cursor is malformed".into());
+    let (ms, id) = s.split_once('_').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(bad)?;
+    Ok(ActivityCursor { at, id: id.parse().map_err(|_| bad())? })
+}
+
+pub(super) fn matches_term(term: &str, fields: &[&str]) -> bool {
+    let t = term.to_lowercase();
+    fields.iter().any(|f| f.to_lowercase().contains(&t))
+}
+
+impl Messaging {
+    /// The conversation, if `actor` participates in it; else not found.
+    pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
+        let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
+        self.participants.remember(&conv);
+        match Access::of(&actor.principal, &conv) {
+            Access::Participant(side) => Ok((conv, side)),
+            Access::Hidden => Err(not_found_conversation()),
+        }
+    }
+
+    pub(super) async fn views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
+        let side = actor.side();
+        let counterparts: Vec<(Counterpart, String)> = match side {
+            Side::Owner => {
+                let ids: Vec<CustomerId> = convs.iter().map(|c| c.customer_id).collect();
+                let found: HashMap<CustomerId, Customer> =
+                    self.store.customers_by_ids(&ids).await?.into_iter().map(|c| (c.id, c)).collect();
+                convs
+                    .iter()
+                    .map(|c| {
+                        let cp = found.get(&c.customer_id).map_or_else(Counterpart::unknown, Counterpart::from);
+                        (cp, format!("customer:{}", c.customer_id))
+                    })
+                    .collect()
+            }
+            Side::Customer => {
+                let mut owners: HashMap<UserId, Option<User>> = HashMap::new();
+                for c in convs {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = owners.entry(c.business_owner_id) {
+                        slot.insert(self.store.get_user(c.business_owner_id).await?);
+                    }
+                }
+                convs
+                    .iter()
+                    .map(|c| {
+                        let owner = owners.get(&c.business_owner_id).and_then(Option::as_ref);
+                        (
+                            owner.map_or_else(Counterpart::unknown, Counterpart::from),
+                            format!("user:{}", c.business_owner_id),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        let rooms: Vec<String> = counterparts.iter().map(|(_, r)| r.clone()).collect();
+        let online = self.presence.online(&rooms).await;
+        Ok(convs
+            .iter()
+            .zip(counterparts.iter())
+            .zip(online)
+            .map(|((c, (cp, _)), on)| ConversationView::new(c, side, cp, on))
+            .collect())
+    }
+
+    /// The caller's conversations, most recent activity first.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn list_conversations(
+        &self,
+        actor: &Actor,
+        page: ConversationPage,
+    ) -> ServiceResult<(Vec<ConversationView>, Option<String>)> {
+        let limit = page_size(page.limit, MAX_CONVERSATIONS_PAGE)?;
+        let before = page.cursor.as_deref().map(decode_activity_cursor).transpose()?;
+        let term = omnibiz_domain::search_term(page.q.as_deref());
+        let (party, customers) = match actor.principal {
+            Principal::User { id, .. } => {
+                let customers = match &term {
+                    Some(t) => {
+                        let q =
+                            CustomerQuery { owner: id, q: Some(t.clone()), before: None, limit: SEARCH_CUSTOMER_CAP };
+                        Some(self.store.list_customers(&q).await?.into_iter().map(|c| c.id).collect())
+                    }
+                    None => None,
+                };
+                (Party::Owner(id), customers)
+            }
+            Principal::Customer { id } => {
+                if let (Some(t), Some(owner)) = (&term, actor.invited_by) {
+                    let user = self.store.get_user(owner).await?;
+                    let hit = user.is_some_and(|u| {
+                        let biz = u.business_name.unwrap_or_default();
+                        matches_term(t, &[&u.name, &biz, &u.email, u.phone.as_deref().unwrap_or("")])
+                    });
+                    if !hit {
+                        return Ok((Vec::new(), None));
+                    }
+                }
+                (Party::Customer(id), None)
+            }
+        };
+        let convs = self.store.list_conversations(&ConversationQuery { party, customers, before, limit }).await?;
+        let next = (convs.len() == limit).then(|| convs.last().map(encode_activity_cursor)).flatten();
+        Ok((self.views(actor, &convs).await?, next))
+    }
+
+    /// Create-or-get. A business owner names the customer; a customer gets the
+    /// conversation with the owner who invited them. Returns `true` when created.
+    #[instrument(skip_all, fields(principal = %actor.principal.room()))]
+    pub async fn open_conversation(
+        &self,
+        actor: &Actor,
+        customer: Option<CustomerId>,
+    ) -> ServiceResult<(ConversationView, bool)> {
+        let not_found_owner = || ServiceError::NotFound("business owner not found".into());
+        let (owner, customer) = match actor.principal {
+            Principal::User { id, .. } => {
+                let cid = customer.ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
+                let c = self.store.get_customer(cid).await?;
+                match c {
+                    Some(c) if can_reach_customer(&actor.principal, &c) => {
+                        (self.store.get_user(id).await?.ok_or_else(not_found_owner)?, c)
+                    }
+                    _ => return Err(ServiceError::NotFound("customer not found".into())),
+                }
+            }
+            Principal::Customer { id } => {
+                let owner = actor.invited_by.ok_or_else(not_found_owner)?;
+                let owner = self.store.get_user(owner).await?.ok_or_else(not_found_owner)?;
+                let me = self.store.get_customer(id).await?;
+                (owner, me.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?)
+            }
+        };
+        let who = Participants::of(&owner, &customer);
+        let (conv, created) = self.store.get_or_create_conversation(&who, Utc::now()).await?;
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
+        Ok((view, created))
+    }
+
+    /// One conversation and a page of its messages, oldest → newest. The
+    /// boolean says whether more messages exist in the paging direction.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn conversation_messages(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        page: MessagePage,
+    ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
+        let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
+        let (conv, _) = self.visible_conversation(actor, id).await?;
+        let q = MessageQuery { conversation_id: id, before: page.before, after: page.after, limit: limit + 1 };
+        let mut msgs = self.store.list_messages(&q).await?;
+        let more = msgs.len() > limit;
+        if more {
+            if page.after.is_some() {
+                msgs.truncate(limit);
+            } else {
+                msgs.remove(0);
+            }
+        }
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
+        Ok((view, msgs.iter().map(MessageView::from).collect(), more))
+    }
+
+    /// Messages after `after_seq`, oldest first, at most `limit` (recovery on rejoin).
+    pub async fn messages_after(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        after_seq: i64,
+        limit: usize,
+    ) -> ServiceResult<Vec<MessageView>> {
+        self.visible_conversation(actor, id).await?;
+        self.stored_after(id, after_seq, limit).await
+    }
+
+    /// Stored messages after `after_seq`, oldest first, with no visibility
+    /// check: for a gateway re-fetching what its already admitted members
+    /// may have missed while the bus was away. Never expose it to a client.
+    pub async fn stored_after(
+        &self,
+        id: ConversationId,
+        after_seq: i64,
+        limit: usize,
+    ) -> ServiceResult<Vec<MessageView>> {
+        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
+    }
+
+    /// Status, tags and priority; business owner only.
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn update_conversation(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> ServiceResult<ConversationView> {
+        let (_, side) = self.visible_conversation(actor, id).await?;
+        if side != Side::Owner {
+            return Err(ServiceError::Forbidden("only the business owner can change a conversation".into()));
+        }
+        if let Some(tags) = &patch.tags
+            && (tags.len() > 20 || tags.iter().any(|t| t.is_empty() || t.trim() != t || t.chars().count() > 50))
+        {
+            return Err(ServiceError::Invalid(
+                "tags: at most 20, each 1 to 50 characters without leading or trailing spaces".into(),
+            ));
+        }
+        let conv = self.store.update_conversation(id, &patch, Utc::now()).await?.ok_or_else(not_found_conversation)?;
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
+        let payload = serde_json::to_value(&view).unwrap_or_default();
+        self.publish(Topic::Conversation(id), EventKind::ConversationUpdated, Some(id), payload, None).await;
+        Ok(view)
+    }
+
+    /// The `seq` of the newest message of `id` actually stored, at most
+    /// `last_seq` (the conversation's counter, which a send in flight may
+    /// have taken before its insert landed): where a gateway starts a new
+    /// room, so that a landing insert still goes out live. Looks in the 64
+    /// seqs below `last_seq` first (an index range that costs the same at any
+    /// history length), the whole conversation only when that holds nothing.
+    pub async fn newest_stored_seq(&self, id: ConversationId, last_seq: i64) -> ServiceResult<i64> {
+        let from = (last_seq - 64).max(0);
+        let near = MessageQuery { conversation_id: id, before: None, after: Some(from), limit: 64 };
+        if let Some(m) = self.store.list_messages(&near).await?.last() {
+            return Ok(m.seq);
+        }
+        let q = MessageQuery { conversation_id: id, before: None, after: None, limit: 1 };
+        Ok(self.store.list_messages(&q).await?.last().map_or(0, |m| m.seq))
+    }
+}

@@ -1,0 +1,231 @@
+//! The messaging service: the one code path for every change, whether it
+//! comes from REST or from a socket. Handlers authenticate, parse input into
+//! domain types and call one function here.
+//!
+//! Every stored change is followed by a bus publish (store first, then
+//! publish). A failed publish is logged and counted, never turned into a
+//! failed request: the data is safe and clients recover by `seq`. A send
+//! retried with the same `clientMessageId` publishes the stored message
+//! again, so a process that died between storing and publishing loses no
+//! live delivery (gateways deliver each stored `seq` once).
+
+mod conversations;
+mod customers;
+mod edit;
+mod error;
+mod publishing;
+mod quick_replies;
+mod receipts;
+mod search;
+mod send;
+mod uploads;
+pub mod webhooks;
+
+pub use conversations::{ConversationPage, MessagePage};
+pub use customers::CustomerPage;
+pub use error::{ServiceError, ServiceResult};
+pub use quick_replies::{MAX_QUICK_REPLIES, QuickReplyView};
+pub use receipts::ReadReceipt;
+pub use search::{MAX_SEARCH_PAGE, SearchHit};
+pub use send::{SendCommand, Sent};
+
+use std::sync::Arc;
+
+use tracing::instrument;
+
+use crate::auth::Principal;
+use crate::bus::Bus;
+use crate::files::Files;
+use crate::presence::Presence;
+use omnibiz_domain::views;
+use omnibiz_domain::{Side, UserId};
+use omnibiz_store::Store;
+use omnibiz_store::parties::PartiesCache;
+/// Default and maximum page sizes.
+pub const MAX_CONVERSATIONS_PAGE: usize = 200;
+pub const MAX_MESSAGES_PAGE: usize = 500;
+pub const MAX_CUSTOMERS_PAGE: usize = 200;
+/// At most this many customers are considered when a conversation search matches by name.
+pub(super) const SEARCH_CUSTOMER_CAP: usize = 1000;
+/// Characters of a message shown in a notification.
+pub const PREVIEW_CHARS: usize = 100;
+/// How long a sender may edit or delete a message, unless configured otherwise.
+pub const DEFAULT_EDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// An authenticated principal with its stored record.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub principal: Principal,
+    pub name: String,
+    /// For a customer: the business owner who invited them.
+    pub invited_by: Option<UserId>,
+}
+
+impl Actor {
+    pub fn side(&self) -> Side {
+        self.principal.side()
+    }
+}
+
+pub(super) fn page_size(asked: Option<usize>, max: usize) -> ServiceResult<usize> {
+    match asked {
+        None => Ok(max),
+        Some(0) => Err(ServiceError::Invalid("limit must be at least 1".into())),
+        Some(n) => Ok(n.min(max)),
+    }
+}
+
+/// The messaging service. Cheap to clone.
+#[derive(Clone)]
+pub struct Messaging {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
+    /// Identifies this process in bus envelopes.
+    origin: Arc<str>,
+    /// Where webhook endpoints may point.
+    hook_guard: crate::webhooks::guard::Guard,
+    /// Where uploads go; `None` when file storage is not configured.
+    files: Option<Arc<Files>>,
+    /// How long after sending a sender may edit or delete; `None`: always.
+    edit_window: Option<std::time::Duration>,
+    /// Accounts behind tokens (name, inviting owner), for a short TTL.
+    accounts: Option<moka::sync::Cache<Principal, Arc<AccountEntry>>>,
+    /// Each conversation's two participants, which never change.
+    participants: Arc<PartiesCache>,
+}
+
+/// What [`Messaging::actor`] keeps of an account.
+#[derive(Debug)]
+struct AccountEntry {
+    name: String,
+    invited_by: Option<UserId>,
+}
+
+/// How long an account read for a token is reused, unless configured otherwise.
+pub const DEFAULT_ACCOUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most accounts the cache holds (≈ 100–200 bytes an entry).
+const CACHE_CAPACITY: u64 = 100_000;
+
+fn account_cache(ttl: std::time::Duration) -> Option<moka::sync::Cache<Principal, Arc<AccountEntry>>> {
+    (!ttl.is_zero()).then(|| moka::sync::Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(ttl).build())
+}
+
+impl Messaging {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, origin: &str) -> Self {
+        let hook_guard = crate::webhooks::guard::Guard { allow_private: false };
+        Self {
+            store,
+            bus,
+            presence,
+            origin: origin.into(),
+            hook_guard,
+            files: None,
+            edit_window: Some(DEFAULT_EDIT_WINDOW),
+            accounts: account_cache(DEFAULT_ACCOUNT_TTL),
+            participants: Arc::default(),
+        }
+    }
+
+    /// How long an account read for a token is reused (`0`: read it on every
+    /// request). Accounts are owned by the main app; a renamed or deleted
+    /// account is seen by this process within `ttl`.
+    #[must_use]
+    pub fn with_account_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.accounts = account_cache(ttl);
+        self
+    }
+
+    /// No account or participant cache: for a gateway, which loads an
+    /// account once per connection and knows the participants of the rooms
+    /// its sockets joined (see [`Messaging::send_from`]); a cache entry per
+    /// connected principal would cost ≈ 0.2 KiB each.
+    #[must_use]
+    pub fn without_caches(mut self) -> Self {
+        self.accounts = None;
+        self.participants = Arc::new(PartiesCache::disabled());
+        self
+    }
+
+    /// The participants cache, for the webhook worker of the same process.
+    pub fn parties_cache(&self) -> Arc<PartiesCache> {
+        Arc::clone(&self.participants)
+    }
+
+    /// Stores uploads in `files`.
+    #[must_use]
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// How long after sending a message its sender may edit or delete it (`None`: always).
+    #[must_use]
+    pub fn with_edit_window(mut self, window: Option<std::time::Duration>) -> Self {
+        self.edit_window = window;
+        self
+    }
+
+    /// File storage, when configured.
+    pub fn files(&self) -> Option<&Arc<Files>> {
+        self.files.as_ref()
+    }
+
+    /// Lets webhook endpoints point at private addresses (`webhook_allow_private`).
+    #[must_use]
+    pub fn with_hook_guard(mut self, guard: crate::webhooks::guard::Guard) -> Self {
+        self.hook_guard = guard;
+        self
+    }
+
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
+    }
+
+    /// Which store backs this service (`mongodb`, `sqlite`), for logs and `/readyz`.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// A cheap round trip to the store: `Err` says why it cannot be reached.
+    pub async fn ping_store(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Loads the account behind a verified token.
+    #[instrument(skip_all, fields(principal = %principal.room()))]
+    pub async fn actor(&self, principal: Principal) -> ServiceResult<Actor> {
+        if let Some(hit) = self.accounts.as_ref().and_then(|c| c.get(&principal)) {
+            return Ok(Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by });
+        }
+        let actor = self.read_actor(principal).await?;
+        if let Some(cache) = &self.accounts {
+            let entry = AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by };
+            cache.insert(principal, Arc::new(entry));
+        }
+        Ok(actor)
+    }
+
+    async fn read_actor(&self, principal: Principal) -> ServiceResult<Actor> {
+        match principal {
+            Principal::User { id, .. } => {
+                let user = self.store.get_user(id).await?;
+                let user = user.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                Ok(Actor { principal, name: user.name, invited_by: None })
+            }
+            Principal::Customer { id } => {
+                let c = self.store.get_customer(id).await?;
+                let c = c.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                Ok(Actor { principal, name: c.name, invited_by: Some(c.invited_by) })
+            }
+        }
+    }
+}

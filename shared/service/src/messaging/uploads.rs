@@ -1,0 +1,88 @@
+//! Uploads: streaming a file into storage for a conversation, and reading it back.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::instrument;
+
+use crate::files::Files;
+use omnibiz_domain::Upload;
+use omnibiz_domain::{Attachment, ConversationId, UploadId};
+
+use super::{Actor, Messaging, ServiceError, ServiceResult};
+
+use super::send::attachment_of;
+
+pub(super) fn files_disabled() -> ServiceError {
+    ServiceError::Disabled(
+        "file uploads are not configured on this server (set OMNIBIZ_S3_BUCKET, or OMNIBIZ_FILES_DIR)".into(),
+    )
+}
+
+impl Messaging {
+    /// Streams a file into storage for a conversation the caller is in, and
+    /// returns the attachment to put into a send (`{id}` is enough).
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %conversation))]
+    pub async fn upload<S, E>(
+        &self,
+        actor: &Actor,
+        conversation: ConversationId,
+        file_name: &str,
+        body: S,
+    ) -> ServiceResult<Attachment>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let files = self.files.as_ref().ok_or_else(files_disabled)?;
+        let (conv, side) = self.sendable(actor, conversation).await?;
+        let mut upload = Upload {
+            id: UploadId::new(),
+            conversation_id: conv.id,
+            uploader_id: actor.principal.id_hex(),
+            uploader_side: side,
+            name: Files::clean_name(file_name),
+            mime_type: "application/octet-stream".into(),
+            size: None,
+            has_thumbnail: false,
+            created_at: Utc::now(),
+            claim: None,
+            message_id: None,
+            confirmed: false,
+        };
+        // The record first: an object never exists without a record to clean it up by.
+        self.store.insert_upload(&upload).await?;
+        let stored = match files.store(upload.id, body).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Err(e) = self.store.delete_upload(upload.id).await {
+                    tracing::warn!(error.cause_chain = ?e, "removing a failed upload's record; the sweeper will");
+                }
+                metrics::counter!("uploads_refused_total").increment(1);
+                return Err(e.into());
+            }
+        };
+        self.store.finish_upload(upload.id, &stored.mime_type, stored.size, stored.has_thumbnail).await?;
+        metrics::counter!("uploads_stored_total").increment(1);
+        upload.mime_type = stored.mime_type;
+        upload.size = Some(stored.size);
+        upload.has_thumbnail = stored.has_thumbnail;
+        Ok(attachment_of(files, &upload))
+    }
+
+    /// An upload the caller may download (a participant of its conversation), with its storage.
+    pub async fn visible_upload(&self, actor: &Actor, id: UploadId) -> ServiceResult<(Upload, Arc<Files>)> {
+        let files = self.files.clone().ok_or_else(files_disabled)?;
+        let not_found = || ServiceError::NotFound("file not found".into());
+        let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some()).ok_or_else(not_found)?;
+        self.visible_conversation(actor, upload.conversation_id).await.map_err(|_| not_found())?;
+        Ok((upload, files))
+    }
+
+    /// An upload by id for a signed link (the signature already checked).
+    pub async fn upload_by_link(&self, id: UploadId) -> ServiceResult<(Upload, Arc<Files>)> {
+        let files = self.files.clone().ok_or_else(files_disabled)?;
+        let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some());
+        Ok((upload.ok_or_else(|| ServiceError::NotFound("file not found".into()))?, files))
+    }
+}

@@ -1,0 +1,401 @@
+//! The webhook worker: fans outbox events out into deliveries, and sends
+//! due deliveries. Any number of processes may run it on one store (see
+//! the module docs of [`crate::webhooks`] for the guarantees).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::StreamExt as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::guard::Guard;
+use super::{
+    Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck, retry_delay, signature,
+};
+use crate::presence::Presence;
+use omnibiz_domain::events::body;
+use omnibiz_domain::{CustomerId, Side, UserId};
+use omnibiz_store::parties::PartiesCache;
+use omnibiz_store::{ConversationStore, StoreResult, WebhookStore};
+
+/// Outbox events one fan-out pass takes at most. Under a backlog a pass's
+/// reads cost the store about the same for 100 events as for 1 000 (on the
+/// substitute MongoDB server their time grows with the number pending, not
+/// with the limit), so a backlog drains in few, large passes: 20 000
+/// pending messages took 2.7 s instead of 10–20 s with passes of 100 (see
+/// docs/bench-notes.md).
+const FAN_OUT_BATCH: usize = 1_000;
+
+/// Response bytes read at most; the rest is dropped unread.
+const RESPONSE_CAP: usize = 64 * 1024;
+/// Characters of a response kept in the log.
+const EXCERPT_CHARS: usize = 512;
+
+/// How the worker runs (`webhook_*` settings).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process: the lease holder's name.
+    pub holder: String,
+    /// Pause between passes when there was nothing to do; a fifth of it
+    /// after a pass that had work but was not full, so that a busy store is
+    /// read in batches and not once per message (see [`Worker::spawn`]).
+    pub poll: Duration,
+    /// Whole-request timeout (connect included).
+    pub timeout: Duration,
+    /// First retry delay; the schedule scales from it ([`super::RETRY_SCHEDULE`]).
+    pub retry_base: Duration,
+    /// `message.unread` fires this long after a message was stored.
+    pub unread_after: Duration,
+    /// Failed attempts in a row that disable an endpoint.
+    pub disable_after: i64,
+    /// Deliveries per second per business owner (bursts of twice that).
+    pub per_owner_rate: NonZeroU32,
+    /// Deliveries in flight per process.
+    pub concurrency: usize,
+    pub guard: Guard,
+}
+
+impl WorkerConfig {
+    /// A lease outlives any attempt: a holder that is still sending is never overtaken.
+    fn lease(&self) -> Duration {
+        self.timeout * 3 + Duration::from_secs(5)
+    }
+}
+
+/// Fans out and delivers.
+pub struct Worker {
+    /// The outbox, endpoints and deliveries.
+    store: Arc<dyn WebhookStore>,
+    /// Who an event's conversation is between, and what they read.
+    conversations: Arc<dyn ConversationStore>,
+    presence: Arc<dyn Presence>,
+    cfg: WorkerConfig,
+    client: reqwest::Client,
+    limiter: DefaultKeyedRateLimiter<UserId>,
+    /// Each conversation's two participants (they never change): an event's
+    /// fan-out reads its conversation once per process, not once per event.
+    parties: Arc<PartiesCache>,
+}
+
+impl Worker {
+    /// A worker on the webhook slice of a store, reading conversations from
+    /// `conversations` (the same store: pass one `Arc<dyn Store>` twice).
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        conversations: Arc<dyn ConversationStore>,
+        presence: Arc<dyn Presence>,
+        cfg: WorkerConfig,
+    ) -> Self {
+        let client = cfg.guard.client(cfg.timeout);
+        let burst = cfg.per_owner_rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        let limiter = RateLimiter::keyed(Quota::per_second(cfg.per_owner_rate).allow_burst(burst));
+        Self { store, conversations, presence, cfg, client, limiter, parties: Arc::default() }
+    }
+
+    /// Shares the process's participants cache (see [`crate::messaging::Messaging::parties_cache`]).
+    #[must_use]
+    pub fn with_parties(mut self, parties: Arc<PartiesCache>) -> Self {
+        self.parties = parties;
+        self
+    }
+
+    /// Runs until the task is dropped; store errors are logged and retried.
+    ///
+    /// Passes run back to back while they come back full, `poll / 5` apart
+    /// while they have some work, and `poll` apart when idle: a pass costs
+    /// the store its reads and one update whatever it carries, so at a
+    /// steady send rate below the worker's own, waiting a little lets each
+    /// pass take what arrived meanwhile instead of a message or two, at the
+    /// price of that much more delivery latency. (Under a backlog passes
+    /// are full and run back to back as before: at 1 800 REST sends/s
+    /// offered on one 2-core box the measured effect was within the noise.)
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut backoff = self.cfg.poll;
+            let mut last_error = String::new();
+            loop {
+                match (self.fan_out_once().await, self.deliver_once().await) {
+                    (Ok(events), Ok(sent)) => {
+                        backoff = self.cfg.poll;
+                        last_error.clear();
+                        if events + sent == 0 {
+                            tokio::time::sleep(self.cfg.poll).await;
+                        } else if events < FAN_OUT_BATCH && sent < self.cfg.concurrency.max(1) {
+                            tokio::time::sleep(self.cfg.poll / 5).await;
+                        }
+                    }
+                    (a, b) => {
+                        // A store that is down (or not migrated yet): back off, say so once.
+                        let e = [a.err(), b.err()].into_iter().flatten().map(|e| format!("{e:#}")).collect::<Vec<_>>();
+                        let e = e.join("; ");
+                        if e != last_error {
+                            tracing::warn!(error = %e, "webhook worker pass failed; retrying");
+                            last_error = e;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                self.limiter.retain_recent();
+            }
+        })
+    }
+
+    /// Turns pending outbox events into deliveries; the number of events handled.
+    pub async fn fan_out_once(&self) -> StoreResult<usize> {
+        let events = self.store.pending_events(FAN_OUT_BATCH).await?;
+        let mut endpoints: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
+        let mut batch = Vec::with_capacity(events.len());
+        for e in &events {
+            let Some((owner, customer)) = self.parties.get(&*self.conversations, e.conversation).await? else {
+                // Its conversation is gone: nothing to report to anyone.
+                batch.push((e.clone(), Vec::new()));
+                continue;
+            };
+            let eps = match endpoints.entry(owner) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.list_endpoints(owner).await?),
+            };
+            let deliveries = self.deliveries_for(e, owner, customer, eps);
+            batch.push((e.clone(), deliveries));
+            metrics::counter!("webhook_events_total", "type" => e.kind.as_str()).increment(1);
+        }
+        self.store.fan_out_all(&batch).await?;
+        Ok(events.len())
+    }
+
+    fn deliveries_for(&self, e: &OutboxEvent, owner: UserId, customer: CustomerId, eps: &[Endpoint]) -> Vec<Delivery> {
+        let now = Utc::now();
+        let customer = customer.to_hex();
+        let new = |ep: &Endpoint, id: &str, kind: HookEvent, due, check: Option<UnreadCheck>| Delivery {
+            id: format!("{id}.{}", ep.id.to_hex()),
+            endpoint: ep.id,
+            owner,
+            event_id: id.to_owned(),
+            kind,
+            conversation: e.conversation,
+            body: body(e, id, kind, owner, &customer),
+            status: if ep.enabled { DeliveryStatus::Pending } else { DeliveryStatus::Paused },
+            attempts: 0,
+            next_at: due,
+            created_at: now,
+            updated_at: now,
+            log: Vec::new(),
+            unread_check: check,
+        };
+        let mut out: Vec<Delivery> =
+            eps.iter().filter(|ep| ep.wants(e.kind)).map(|ep| new(ep, &e.id, e.kind, now, None)).collect();
+        if e.kind == HookEvent::MessageCreated {
+            // `message.unread`: due later, sent only if still unread and its recipient offline.
+            let seq = e.data["seq"].as_i64().unwrap_or(0);
+            let from_owner = e.data["senderRole"].as_str() != Some("customer");
+            let check = UnreadCheck { recipient_owner: !from_owner, seq };
+            let due = e.at + chrono::Duration::from_std(self.cfg.unread_after).unwrap_or_default();
+            let id = format!("unread_{}", e.id.trim_start_matches("msg_"));
+            out.extend(
+                eps.iter()
+                    .filter(|ep| ep.wants(HookEvent::MessageUnread))
+                    .map(|ep| new(ep, &id, HookEvent::MessageUnread, due, Some(check))),
+            );
+        }
+        out
+    }
+
+    /// Claims and sends due deliveries; the number handled.
+    pub async fn deliver_once(&self) -> StoreResult<usize> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.cfg.lease()).unwrap_or_default();
+        let claimed = self.store.claim_deliveries(&self.cfg.holder, now, now + lease, self.cfg.concurrency).await?;
+        let n = claimed.len();
+        let results: Vec<StoreResult<()>> = futures_util::stream::iter(claimed)
+            .map(|d| self.attempt(d))
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<StoreResult<Vec<()>>>()?;
+        Ok(n)
+    }
+
+    async fn attempt(&self, mut d: Delivery) -> StoreResult<()> {
+        let now = Utc::now();
+        let Some(ep) = self.store.get_endpoint(d.endpoint).await? else {
+            return Ok(()); // deleted with its deliveries; the lease expires unused
+        };
+        if !ep.enabled {
+            d.status = DeliveryStatus::Paused;
+            self.store.finish_delivery(&d, &self.cfg.holder, now).await?;
+            return Ok(());
+        }
+        if let Some(check) = d.unread_check
+            && let Some(why) = self.unread_no_longer_needed(&d, check).await?
+        {
+            d.status = DeliveryStatus::Skipped;
+            push_log(&mut d, Attempt { at: now, status: None, latency_ms: 0, error: Some(why.into()), response: None });
+            self.store.finish_delivery(&d, &self.cfg.holder, now).await?;
+            return Ok(());
+        }
+        if self.limiter.check_key(&d.owner).is_err() {
+            // Over the owner's rate: try again shortly; not an attempt.
+            d.next_at = now + chrono::Duration::milliseconds(200);
+            self.store.finish_delivery(&d, &self.cfg.holder, now).await?;
+            metrics::counter!("webhook_rate_limited_total").increment(1);
+            return Ok(());
+        }
+        let attempt = self.send(&ep, &d).await;
+        let ok = attempt.status.is_some_and(|s| (200..300).contains(&s));
+        metrics::counter!("webhook_attempts_total", "outcome" => if ok { "success" } else { "failure" }).increment(1);
+        metrics::histogram!("webhook_attempt_duration_seconds").record(attempt.latency_ms as f64 / 1000.0);
+        d.attempts += 1;
+        let summary = attempt_summary(&attempt);
+        push_log(&mut d, attempt);
+        let streak = self.store.endpoint_attempted(ep.id, ok).await?;
+        if ok {
+            d.status = DeliveryStatus::Succeeded;
+        } else {
+            match retry_delay(u32::try_from(d.attempts).unwrap_or(u32::MAX), self.cfg.retry_base) {
+                Some(delay) => {
+                    d.status = DeliveryStatus::Pending;
+                    d.next_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                }
+                None => d.status = DeliveryStatus::Failed,
+            }
+        }
+        self.store.finish_delivery(&d, &self.cfg.holder, Utc::now()).await?;
+        let reason = if d.status == DeliveryStatus::Failed {
+            Some(format!("every attempt of delivery {} over the retry schedule failed (last: {summary})", d.id))
+        } else if !ok && streak >= self.cfg.disable_after {
+            Some(format!("{streak} attempts in a row failed (last: {summary})"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason
+            && self.store.disable_endpoint(ep.id, &reason, Utc::now()).await?
+        {
+            metrics::counter!("webhook_endpoints_disabled_total").increment(1);
+            // The host only: receivers' URLs often carry tokens in their path or query.
+            let host =
+                reqwest::Url::parse(&ep.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+            tracing::warn!(endpoint = %ep.id, owner = %ep.owner, %host, %reason, "webhook endpoint disabled");
+        }
+        Ok(())
+    }
+
+    /// Why a due `message.unread` should not be sent, if it should not.
+    async fn unread_no_longer_needed(&self, d: &Delivery, check: UnreadCheck) -> StoreResult<Option<&'static str>> {
+        let Some(conv) = self.conversations.get_conversation(d.conversation).await? else {
+            return Ok(Some("not sent: the conversation is gone"));
+        };
+        let (side, room) = if check.recipient_owner {
+            (Side::Owner, format!("user:{}", conv.business_owner_id))
+        } else {
+            (Side::Customer, format!("customer:{}", conv.customer_id))
+        };
+        if conv.read_seq.get(side) >= check.seq {
+            return Ok(Some("not sent: the recipient has read the message"));
+        }
+        if self.presence.online(std::slice::from_ref(&room)).await.first().copied().unwrap_or(false) {
+            return Ok(Some("not sent: the recipient is online"));
+        }
+        Ok(None)
+    }
+
+    async fn send(&self, ep: &Endpoint, d: &Delivery) -> Attempt {
+        let at = Utc::now();
+        let start = Instant::now();
+        let failed = |error: String| Attempt {
+            at,
+            status: None,
+            latency_ms: start.elapsed().as_millis() as i64,
+            error: Some(error),
+            response: None,
+        };
+        let url = match self.cfg.guard.check(&ep.url, false).await {
+            Ok(u) => u,
+            Err(e) => return failed(e),
+        };
+        let t = at.timestamp();
+        let res = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("omnibiz-event-id", &d.event_id)
+            .header("omnibiz-event-type", d.kind.as_str())
+            .header("omnibiz-delivery-id", &d.id)
+            .header("omnibiz-delivery-attempt", (d.attempts + 1).to_string())
+            .header("omnibiz-signature", signature(&ep.secret, t, d.body.as_bytes()))
+            .body(d.body.clone())
+            .send()
+            .await;
+        let mut res = match res {
+            Ok(r) => r,
+            Err(e) => return failed(describe(&e)),
+        };
+        let status = res.status().as_u16();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut error = None;
+        loop {
+            match res.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_CAP.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if buf.len() >= RESPONSE_CAP {
+                        break; // the rest is dropped with the connection
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(format!("reading the response: {}", describe(&e)));
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
+        Attempt {
+            at,
+            status: Some(status),
+            latency_ms: start.elapsed().as_millis() as i64,
+            error,
+            response: (!excerpt.is_empty()).then_some(excerpt),
+        }
+    }
+}
+
+fn push_log(d: &mut Delivery, a: Attempt) {
+    d.log.push(a);
+    if d.log.len() > LOG_LIMIT {
+        let extra = d.log.len() - LOG_LIMIT;
+        d.log.drain(..extra);
+    }
+}
+
+fn attempt_summary(a: &Attempt) -> String {
+    match (a.status, &a.error) {
+        (Some(s), _) => format!("HTTP {s}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no response".into(),
+    }
+}
+
+/// A transport error in words an owner can act on (never the URL's query or secrets).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirects are not followed"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if cause.is_empty() { kind.to_owned() } else { format!("{kind}: {cause}") }
+}

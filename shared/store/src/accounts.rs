@@ -1,0 +1,15 @@
+//! Business owners (`users`) and their customers: read by the service; written by `seed` and tests (the main app owns them in production).
+
+use crate::{CustomerQuery, StoreResult};
+use async_trait::async_trait;
+use omnibiz_domain::{Customer, CustomerId, User, UserId};
+
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn insert_customers(&self, customers: &[Customer]) -> StoreResult<()>;
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
+    async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
+    async fn list_customers(&self, query: &CustomerQuery) -> StoreResult<Vec<Customer>>;
+}

@@ -1,0 +1,28 @@
+//! Conversations: one per owner and customer, created on first contact; listed by last activity.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, UserId};
+
+use crate::{ConversationQuery, Participants, StoreResult};
+
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// Returns the conversation of this pair, creating it when missing. Safe
+    /// under concurrency: parallel calls return the same conversation.
+    async fn get_or_create_conversation(
+        &self,
+        who: &Participants,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Conversation, bool)>;
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    async fn list_conversations(&self, query: &ConversationQuery) -> StoreResult<Vec<Conversation>>;
+    /// The owner's conversations with these customers (for the customer list).
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>>;
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: &ConversationPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
+}

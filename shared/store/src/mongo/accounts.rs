@@ -1,0 +1,96 @@
+//! [`AccountStore`] on MongoDB.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use mongodb::bson::{doc, oid::ObjectId};
+use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
+
+use super::codec::*;
+use super::{MongoStore, classify};
+use crate::prelude::*;
+use crate::{CustomerQuery, StoreError, StoreResult};
+
+#[async_trait]
+impl AccountStore for MongoStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        let d = doc! {
+            "_id": u.id.oid(), "name": &u.name, "email": &u.email, "phone": u.phone.clone(),
+            "role": u.role.as_str(), "businessName": u.business_name.clone(),
+        };
+        self.users
+            .replace_one(doc! {"_id": u.id.oid()}, d)
+            .upsert(true)
+            .await
+            .map(drop)
+            .map_err(|e| classify("inserting a user", e))
+    }
+
+    async fn insert_customers(&self, customers: &[Customer]) -> StoreResult<()> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        self.customers
+            .insert_many(customers.iter().map(cust_doc))
+            .ordered(false)
+            .await
+            .map(drop)
+            .map_err(|e| classify("inserting customers", e))
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let what = "reading a user";
+        let Some(d) = self.users.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))? else {
+            return Ok(None);
+        };
+        let x = Doc(&d);
+        Ok(Some(User {
+            id,
+            name: x.str("name").context(what)?,
+            email: x.opt_str("email").unwrap_or_default(),
+            phone: x.opt_str("phone"),
+            role: UserRole::parse(&x.opt_str("role").unwrap_or_default()),
+            business_name: x.opt_str("businessName"),
+        }))
+    }
+
+    async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>> {
+        let what = "reading a customer";
+        match self.customers.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))? {
+            Some(d) => Ok(Some(cust_from(&d).context(what)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>> {
+        let what = "reading customers";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let oids: Vec<ObjectId> = ids.iter().map(CustomerId::oid).collect();
+        let cursor = self.customers.find(doc! {"_id": {"$in": oids}}).await.map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
+    }
+
+    async fn list_customers(&self, q: &CustomerQuery) -> StoreResult<Vec<Customer>> {
+        let what = "listing customers";
+        let mut filter = doc! {"invitedBy": q.owner.oid()};
+        if let Some(before) = q.before {
+            filter.insert("_id", doc! {"$lt": before.oid()});
+        }
+        if let Some(term) = &q.q {
+            let re = regex_escape(term);
+            let m = |f: &str| doc! { f: {"$regex": &re, "$options": "i"} };
+            filter.insert("$or", vec![m("name"), m("email"), m("phone")]);
+        }
+        let cursor = self
+            .customers
+            .find(filter)
+            .sort(doc! {"_id": -1})
+            .limit(i64::try_from(q.limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
+    }
+}

@@ -1,0 +1,130 @@
+//! [`ConversationStore`] on MongoDB.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, doc, oid::ObjectId};
+use mongodb::options::ReturnDocument;
+use omnibiz_domain::webhook::HookEvent;
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, UserId, events};
+
+use super::codec::*;
+use super::schema::*;
+use super::{MongoStore, classify};
+use crate::prelude::*;
+use crate::{ConversationQuery, Participants, StoreResult};
+
+#[async_trait]
+impl ConversationStore for MongoStore {
+    async fn get_or_create_conversation(
+        &self,
+        who: &Participants,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Conversation, bool)> {
+        let what = "creating a conversation";
+        let fresh = Conversation::new(who.owner, who.customer, now);
+        let pair = doc! {"businessOwnerId": who.owner.oid(), "customerId": who.customer.oid()};
+        // What the seed's Conversation model writes (names, unreadCount, status,
+        // tags, priority, timestamps, `__v`), plus our `lastSeq`, `readSeq`
+        // and `activityAt`. `lastMessage` stays unset until the first message.
+        let on_insert = doc! {
+            "_id": fresh.id.oid(),
+            "businessOwnerName": &who.owner_name, "customerName": &who.customer_name,
+            "customerEmail": &who.customer_email, "customerPhone": who.customer_phone.clone(),
+            "unreadCount": {"businessOwner": 0_i32, "customer": 0_i32},
+            "status": fresh.status.as_str(), "tags": Vec::<String>::new(), "priority": fresh.priority.as_str(),
+            "lastSeq": 0_i64,
+            "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
+            "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now), "__v": 0_i32,
+            // The webhook outbox entry for `conversation.created`, atomic with the insert.
+            "hooks": {new_event_id(): hook_entry(HookEvent::ConversationCreated, now, doc! {})},
+            "hookPending": true,
+        };
+        let result = self
+            .conversations
+            .find_one_and_update(pair.clone(), doc! {"$setOnInsert": on_insert})
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await;
+        match result {
+            Ok(Some(d)) => {
+                let conv = conv_from(&d).context(what)?;
+                let created = conv.id == fresh.id;
+                return Ok((conv, created));
+            }
+            // A concurrent upsert won the race: read the winner's document.
+            Ok(None) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(classify(what, e)),
+        }
+        let conv = self.find_conv(pair).await?.context("conversation vanished after a concurrent create")?;
+        Ok((conv, false))
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.find_conv(doc! {"_id": id.oid()}).await
+    }
+
+    async fn list_conversations(&self, q: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
+        let mut filter = match q.party {
+            Party::Owner(id) => doc! {"businessOwnerId": id.oid()},
+            Party::Customer(id) => doc! {"customerId": id.oid()},
+        };
+        if let Some(cur) = q.before {
+            let at = date(cur.at);
+            filter.insert(
+                "$or",
+                vec![doc! {"activityAt": {"$lt": at}}, doc! {"activityAt": at, "_id": {"$lt": cur.id.oid()}}],
+            );
+        }
+        if let Some(customers) = &q.customers {
+            if customers.is_empty() {
+                return Ok(Vec::new());
+            }
+            let oids: Vec<ObjectId> = customers.iter().map(CustomerId::oid).collect();
+            filter.insert("customerId", doc! {"$in": oids});
+        }
+        self.find_convs(filter, Some(q.limit)).await
+    }
+
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>> {
+        if customers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let oids: Vec<ObjectId> = customers.iter().map(CustomerId::oid).collect();
+        self.find_convs(doc! {"businessOwnerId": owner.oid(), "customerId": {"$in": oids}}, None).await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: &ConversationPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let what = "updating a conversation";
+        let mut set = doc! {"updatedAt": date(now)};
+        if let Some(s) = patch.status {
+            set.insert("status", s.as_str());
+        }
+        if let Some(p) = patch.priority {
+            set.insert("priority", p.as_str());
+        }
+        if let Some(t) = &patch.tags {
+            set.insert("tags", t.clone());
+        }
+        // The webhook outbox entry for `conversation.updated`, atomic with the change.
+        let changes = bson::to_document(&events::conversation_updated_data(patch)).unwrap_or_default();
+        set.insert(format!("hooks.{}", new_event_id()), hook_entry(HookEvent::ConversationUpdated, now, changes));
+        set.insert("hookPending", true);
+        let d = self
+            .conversations
+            .find_one_and_update(doc! {"_id": id.oid()}, doc! {"$set": set})
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(match d {
+            Some(d) => Some(conv_from(&d).context(what)?),
+            None => None,
+        })
+    }
+}

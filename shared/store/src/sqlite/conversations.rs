@@ -1,0 +1,143 @@
+//! [`ConversationStore`] on SQLite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use omnibiz_domain::webhook::HookEvent;
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, UserId, events};
+use rusqlite::params;
+
+use super::codec::*;
+use super::schema::*;
+use super::{SqliteStore, find_conversation};
+use crate::prelude::*;
+use crate::{ConversationQuery, Participants, StoreResult};
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn get_or_create_conversation(
+        &self,
+        who: &Participants,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Conversation, bool)> {
+        let (owner, customer) = (who.owner, who.customer);
+        self.with("creating a conversation", move |c| {
+            let tx = c.transaction()?;
+            let fresh = Conversation::new(owner, customer, now);
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO conversations (id, business_owner_id, customer_id, status, tags, priority, \
+                 created_at, updated_at, activity_at) VALUES (?1,?2,?3,?4,'[]',?5,?6,?6,?6)",
+                params![
+                    fresh.id.to_hex(),
+                    owner.to_hex(),
+                    customer.to_hex(),
+                    fresh.status.as_str(),
+                    fresh.priority.as_str(),
+                    ms(now)
+                ],
+            )?;
+            let conv = tx.query_row(
+                &format!("SELECT {CONV_COLS} FROM conversations WHERE business_owner_id = ?1 AND customer_id = ?2"),
+                [owner.to_hex(), customer.to_hex()],
+                conv_row,
+            )?;
+            if inserted == 1 {
+                let data = serde_json::json!({});
+                record_event(
+                    &tx,
+                    &events::new_event_id(),
+                    HookEvent::ConversationCreated,
+                    &conv.id.to_hex(),
+                    now,
+                    &data,
+                )?;
+            }
+            tx.commit()?;
+            Ok((conv, inserted == 1))
+        })
+        .await
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.with("reading a conversation", move |c| find_conversation(c, &id.to_hex())).await
+    }
+
+    async fn list_conversations(&self, q: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
+        let q = q.clone();
+        self.with("listing conversations", move |c| {
+            let (col, who) = match q.party {
+                Party::Owner(id) => ("business_owner_id", id.to_hex()),
+                Party::Customer(id) => ("customer_id", id.to_hex()),
+            };
+            let mut sql = format!("SELECT {CONV_COLS} FROM conversations WHERE {col} = ?1");
+            let mut args: Vec<rusqlite::types::Value> = vec![who.into()];
+            if let Some(cur) = q.before {
+                args.push(ms(cur.at).into());
+                args.push(cur.id.to_hex().into());
+                let (a, b) = (args.len() - 1, args.len());
+                sql += &format!(" AND (activity_at < ?{a} OR (activity_at = ?{a} AND id < ?{b}))");
+            }
+            if let Some(customers) = &q.customers {
+                if customers.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let start = args.len() + 1;
+                let ph: Vec<String> = (start..start + customers.len()).map(|i| format!("?{i}")).collect();
+                args.extend(customers.iter().map(|c| c.to_hex().into()));
+                sql += &format!(" AND customer_id IN ({})", ph.join(","));
+            }
+            sql += &format!(" ORDER BY activity_at DESC, id DESC LIMIT {}", q.limit);
+            let mut stmt = c.prepare(&sql)?;
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), conv_row)?.collect()
+        })
+        .await
+    }
+
+    async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>> {
+        let mut args: Vec<String> = vec![owner.to_hex()];
+        args.extend(customers.iter().map(|c| c.to_hex()));
+        self.with("reading conversations of customers", move |c| {
+            if args.len() == 1 {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT {CONV_COLS} FROM conversations WHERE business_owner_id = ? AND customer_id IN ({})",
+                placeholders(args.len() - 1)
+            );
+            let mut stmt = c.prepare(&sql)?;
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), conv_row)?.collect()
+        })
+        .await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: &ConversationPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let patch = patch.clone();
+        self.with("updating a conversation", move |c| {
+            let tx = c.transaction()?;
+            let id = id.to_hex();
+            if let Some(s) = patch.status {
+                tx.execute("UPDATE conversations SET status = ?2 WHERE id = ?1", params![id, s.as_str()])?;
+            }
+            if let Some(p) = patch.priority {
+                tx.execute("UPDATE conversations SET priority = ?2 WHERE id = ?1", params![id, p.as_str()])?;
+            }
+            if let Some(t) = &patch.tags {
+                let tags = serde_json::to_string(t).unwrap_or_else(|_| "[]".into());
+                tx.execute("UPDATE conversations SET tags = ?2 WHERE id = ?1", params![id, tags])?;
+            }
+            tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![id, ms(now)])?;
+            let conv = find_conversation(&tx, &id)?;
+            if conv.is_some() {
+                let data = events::conversation_updated_data(&patch);
+                record_event(&tx, &events::new_event_id(), HookEvent::ConversationUpdated, &id, now, &data)?;
+            }
+            tx.commit()?;
+            Ok(conv)
+        })
+        .await
+    }
+}
