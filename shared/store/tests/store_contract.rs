@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use omnibiz_domain::EndpointId;
+use omnibiz_domain::events;
 use omnibiz_domain::webhook::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
 use omnibiz_domain::{
     Attachment, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId,
-    UserRole,
 };
+use omnibiz_store::fixtures;
 use omnibiz_store::mongo::MongoStore;
 use omnibiz_store::sqlite::SqliteStore;
 use omnibiz_store::{
@@ -51,42 +52,22 @@ async fn mongo() -> (Dyn, Guard) {
 }
 
 fn owner() -> User {
-    User {
-        id: UserId::new(),
-        name: "Ada Owner".into(),
-        email: "ada@shop.example".into(),
-        phone: Some("+1 555 0100".into()),
-        role: UserRole::BusinessOwner,
-        business_name: Some("Ada's Shop".into()),
-    }
+    User { email: "ada@shop.example".into(), business_name: Some("Ada's Shop".into()), ..fixtures::owner("Ada Owner") }
 }
 
 fn customer(owner: UserId, name: &str) -> Customer {
     Customer {
-        id: CustomerId::new(),
-        name: name.into(),
-        email: format!("{}@mail.example", name.to_lowercase().replace(' ', ".")),
         phone: Some("+1 555 0199".into()),
-        invited_by: owner,
         total_orders: 3,
         total_spent: 129.5,
         last_order_date: Some(Utc::now() - Duration::days(2)),
         last_login: Some(Utc::now() - Duration::hours(5)),
-        created_at: Utc::now(),
+        ..fixtures::customer(owner, name)
     }
 }
 
 fn new_message(conv: omnibiz_domain::ConversationId, from: Side, sender: &str, text: &str) -> NewMessage {
-    NewMessage {
-        conversation_id: conv,
-        sender_id: sender.into(),
-        sender_side: from,
-        sender_name: "someone".into(),
-        content: text.into(),
-        attachments: Vec::new(),
-        client_message_id: None,
-        created_at: Utc::now(),
-    }
+    fixtures::message(conv, from, sender, text)
 }
 
 async fn setup(store: &Dyn) -> (User, Customer) {
@@ -891,7 +872,54 @@ macro_rules! contract {
     };
 }
 
+/// When and from what a `message.created` body is built: at fan-out, from
+/// the message as it is then, the same on every store
+/// (`omnibiz_domain::events`). A message edited before its event goes out
+/// is reported with its new content; one deleted before, as deleted and
+/// without the content its sender took back.
+async fn message_created_is_built_at_fan_out_from_the_message_as_it_is(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let conv = fixtures::conversation(&*store, &o, &c).await.expect("conversation");
+    let from = c.id.to_hex();
+    let send = |text: &'static str| {
+        let store = Arc::clone(&store);
+        let msg = new_message(conv.id, Side::Customer, &from, text);
+        async move { store.append_message(msg).await.expect("append").expect("sent").into_message() }
+    };
+    let kept = send("where is my order?").await;
+    let edited = send("my adress is 1 Main St").await;
+    let deleted = send("my card number is 4111").await;
+    let later = Utc::now() + Duration::seconds(1);
+    store.edit_message(edited.id, conv.id, "my address is 1 Main St", later).await.expect("edit").expect("edited");
+    store.delete_message(deleted.id, conv.id, later).await.expect("delete").expect("deleted");
+
+    let pending = store.pending_events(100).await.expect("outbox");
+    let created = |id| {
+        let want = events::message_created_id(id);
+        pending.iter().find(|e| e.id == want).unwrap_or_else(|| panic!("no message.created for {id}: {pending:?}"))
+    };
+    let listed = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .await
+        .expect("list");
+    let as_now = |id| events::message_created_data(listed.iter().find(|m| m.id == id).expect("listed"));
+    for m in [&kept, &edited, &deleted] {
+        let e = created(m.id);
+        assert_eq!(e.kind, HookEvent::MessageCreated);
+        assert_eq!(e.conversation, conv.id);
+        assert_eq!(e.data, as_now(m.id), "built from the message as it is at fan-out");
+    }
+    assert_eq!(created(kept.id).data["content"], "where is my order?");
+    assert_eq!(created(edited.id).data["content"], "my address is 1 Main St");
+    assert!(created(edited.id).data["editedAt"].is_string());
+    let gone = &created(deleted.id).data;
+    assert_eq!(gone["isDeleted"], true);
+    assert_eq!(gone["content"], "", "a deleted message's content never goes out");
+    assert!(!gone.to_string().contains("4111"), "{gone}");
+}
+
 contract!(
+    message_created_is_built_at_fan_out_from_the_message_as_it_is,
     users_and_customers_round_trip,
     customer_list_pages_and_searches,
     create_or_get_is_idempotent_under_concurrency,
