@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use omnibiz_sio::{
-    BoxFuture, CloseReason, Config, Connect, DisconnectReason, Event, Frame, Handler, Message, Outbox, Protocol,
-    Socket, Work,
+    BoxFuture, CloseReason, Config, Connect, DisconnectReason, Event, Frame, Handler, Message, Outbox, Protocol, Socket,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -31,7 +30,12 @@ impl Protocol for Echo {
 
     fn open(&self, _: &Arc<Outbox>, _: Option<String>, _: &Config) {}
 
-    fn message(&self, _: &mut (), outbox: &Arc<Outbox>, msg: Message<'_>) -> Result<Option<Work<()>>, &'static str> {
+    fn message(
+        &self,
+        _: &mut (),
+        outbox: &Arc<Outbox>,
+        msg: Message<'_>,
+    ) -> Result<Option<BoxFuture<()>>, &'static str> {
         let frame = match msg {
             Message::Text(t) => Frame::text(format!("4{t}")),
             Message::Binary(b) => Frame::Binary(Bytes::from(b)),
@@ -46,7 +50,7 @@ impl Protocol for Echo {
         None
     }
 
-    fn close(&self, _: (), _: CloseReason) -> Option<Work<()>> {
+    fn close(&self, _: (), _: CloseReason) -> Option<BoxFuture<()>> {
         None
     }
 }

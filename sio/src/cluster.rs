@@ -25,7 +25,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::socketio::BoxFuture;
+use crate::BoxFuture;
 
 /// Marks a request one process forwarded to another.
 pub(crate) const FORWARDED: HeaderName = HeaderName::from_static("x-sio-forwarded");

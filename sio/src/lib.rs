@@ -10,9 +10,12 @@
 //! - `ws`: the server side of RFC 6455 framing — text and binary messages,
 //!   ping/pong, close — holding no buffer while a connection is idle and
 //!   writing frames with vectored I/O.
-//! - `engine`: Engine.IO — handshake, long-polling (with binary as base64),
-//!   WebSocket, the polling → websocket upgrade, the heartbeat; generic over
-//!   the [`Protocol`] on top.
+//! - `engine`: Engine.IO, generic over the [`Protocol`] on top: `config`,
+//!   session ids (`sid`), the server's state and shared responses
+//!   (`server`), request dispatch (`engine/mod.rs`), and the two transports,
+//!   `transport/polling.rs` (long-polling, binary as base64, the heartbeat)
+//!   and `transport/websocket.rs` (WebSocket and the polling → websocket
+//!   upgrade).
 //! - `socketio`: Socket.IO — packet codec, namespaces, acks, binary
 //!   attachments, the connect timeout — as a [`Protocol`] for a [`Handler`].
 //! - `outbox`: a connection's bounded outgoing queue ([`Outbox`]).
@@ -59,12 +62,18 @@ mod outbox;
 mod socketio;
 mod ws;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use cluster::Locator;
-pub use engine::{Config, Message, Protocol, Work, router, router_with};
+pub use engine::{Config, Message, Protocol, router, router_with};
 pub use outbox::{CloseReason, Frame, Outbox, SendError};
-pub use socketio::{BoxFuture, Connect, DisconnectReason, Event, Handler, SioConn, Socket, SocketIo, Update};
+pub use socketio::{Connect, DisconnectReason, Event, Handler, SioConn, Socket, SocketIo, Update};
+
+/// Work that runs to its end on its own: a protocol's handling of one
+/// message, a handler's reply, a locator's lookup. The crate's one future alias.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The Socket.IO routes at `path` (usually `/socket.io`) for `handler`;
 /// with a `locator`, as one process of several (see [`Locator`]).

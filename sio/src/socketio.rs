@@ -2,19 +2,15 @@
 //! packets, namespaces, acks, binary attachments — and the [`Handler`]
 //! trait the application implements.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::engine::{Config, Message, Protocol, Work, new_sid};
+use crate::BoxFuture;
+use crate::engine::{Config, Message, Protocol, new_sid};
 use crate::outbox::{CloseReason, Frame, Outbox, SendError};
-
-/// A boxed future, as handlers return them.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Most binary attachments one packet may announce.
 const MAX_ATTACHMENTS: usize = 64;
@@ -299,7 +295,7 @@ impl<H: Handler> SocketIo<H> {
         outbox: &Arc<Outbox>,
         packet: Packet,
         binary: Vec<Bytes>,
-    ) -> Option<Work<Update<H::State>>> {
+    ) -> Option<BoxFuture<Update<H::State>>> {
         match packet.kind {
             0 => {
                 let socket = Self::socket(outbox, &packet.nsp);
@@ -360,7 +356,7 @@ impl<H: Handler> SocketIo<H> {
                     Box::pin(async move {
                         f.await;
                         Update::None
-                    }) as Work<_>
+                    }) as BoxFuture<_>
                 })
             }
             2 | 5 => {
@@ -406,7 +402,7 @@ impl<H: Handler> Protocol for SocketIo<H> {
         conn: &mut Self::Conn,
         outbox: &Arc<Outbox>,
         msg: Message<'_>,
-    ) -> Result<Option<Work<Self::Update>>, &'static str> {
+    ) -> Result<Option<BoxFuture<Self::Update>>, &'static str> {
         match msg {
             Message::Text(t) => {
                 if conn.rest.as_ref().is_some_and(|r| r.partial.is_some()) {
@@ -460,7 +456,7 @@ impl<H: Handler> Protocol for SocketIo<H> {
         self.handler.handshake_timed_out();
     }
 
-    fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<Work<()>> {
+    fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<BoxFuture<()>> {
         let mut states: Vec<H::State> = conn.main.into_iter().collect();
         if let Some(rest) = conn.rest {
             states.extend(rest.others.into_iter().map(|(_, s)| s));

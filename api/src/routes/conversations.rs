@@ -12,7 +12,7 @@ use omnibiz_service::messaging::{ConversationPage, MessagePage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ListParams, ReadResponse};
+use super::params::{ListParams, ReadResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json, OptionalJson, Query};

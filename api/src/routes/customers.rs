@@ -8,7 +8,7 @@ use omnibiz_service::messaging::CustomerPage;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::CustomerListParams;
+use super::params::CustomerListParams;
 use crate::ApiState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Authed, Json, Query};

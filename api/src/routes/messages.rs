@@ -11,7 +11,7 @@ use omnibiz_service::messaging::SendCommand;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ReadResponse;
+use super::params::ReadResponse;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Authed, Json};

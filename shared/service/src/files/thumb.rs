@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use image::{ImageReader, Limits};
 
-use super::FileError;
+use super::error::FileError;
 
 /// The longest side of a thumbnail.
 const SIDE: u32 = 320;

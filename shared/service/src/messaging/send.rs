@@ -5,8 +5,6 @@ use tracing::instrument;
 
 use crate::auth::Access;
 use crate::bus::{EventKind, Topic};
-use crate::files::{Files, Variant};
-use omnibiz_domain::Upload;
 use omnibiz_domain::views::{self, MessageView};
 use omnibiz_domain::{
     Attachment, AttachmentInput, ClientMessageId, Conversation, ConversationId, CustomerId, MAX_ATTACHMENTS,
@@ -18,19 +16,7 @@ use super::{Actor, Messaging, PREVIEW_CHARS, ServiceError, ServiceResult};
 
 use super::conversations::not_found_conversation;
 use super::publishing::recipient_topic;
-use super::uploads::files_disabled;
-
-/// How an upload appears in a message: the seed's fields, its id, and our URLs.
-pub(super) fn attachment_of(files: &Files, u: &Upload) -> Attachment {
-    Attachment {
-        id: Some(u.id.to_hex()),
-        url: files.url(u.id, Variant::Content),
-        name: u.name.clone(),
-        mime_type: u.mime_type.clone(),
-        size: u.size.unwrap_or(0),
-        thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
-    }
-}
+use super::uploads::{attachment_of, files_disabled};
 
 /// A send request, already parsed into domain types.
 #[derive(Debug, Clone)]

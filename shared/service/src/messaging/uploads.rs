@@ -5,13 +5,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use tracing::instrument;
 
-use crate::files::Files;
+use crate::files::{Files, Variant};
 use omnibiz_domain::Upload;
 use omnibiz_domain::{Attachment, ConversationId, UploadId};
 
 use super::{Actor, Messaging, ServiceError, ServiceResult};
-
-use super::send::attachment_of;
 
 pub(super) fn files_disabled() -> ServiceError {
     ServiceError::Disabled(
@@ -84,5 +82,17 @@ impl Messaging {
         let files = self.files.clone().ok_or_else(files_disabled)?;
         let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some());
         Ok((upload.ok_or_else(|| ServiceError::NotFound("file not found".into()))?, files))
+    }
+}
+
+/// How an upload appears in a message: the seed's fields, its id, and our URLs.
+pub(super) fn attachment_of(files: &Files, u: &Upload) -> Attachment {
+    Attachment {
+        id: Some(u.id.to_hex()),
+        url: files.url(u.id, Variant::Content),
+        name: u.name.clone(),
+        mime_type: u.mime_type.clone(),
+        size: u.size.unwrap_or(0),
+        thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
     }
 }

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use mongodb::bson::{doc, oid::ObjectId};
 use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
 
+use super::MongoStore;
 use super::codec::*;
-use super::{MongoStore, classify};
+use super::errors::*;
 use crate::prelude::*;
 use crate::{CustomerQuery, StoreError, StoreResult};
 

@@ -12,7 +12,7 @@ use omnibiz_domain::{
     Priority, QuickReply, Shortcut, Side, Upload,
 };
 
-use super::classify;
+use super::errors::classify;
 use crate::StoreResult;
 
 pub(super) fn side_key(side: Side) -> &'static str {

@@ -8,9 +8,9 @@ use mongodb::options::ReturnDocument;
 use omnibiz_domain::webhook::HookEvent;
 use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, UserId, events};
 
+use super::MongoStore;
 use super::codec::*;
-use super::schema::*;
-use super::{MongoStore, classify};
+use super::errors::*;
 use crate::prelude::*;
 use crate::{ConversationQuery, Participants, StoreResult};
 

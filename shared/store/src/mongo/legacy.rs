@@ -53,7 +53,8 @@ use futures_util::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
 
-use super::{Doc, MongoStore, classify, collect, conv_from, date, is_duplicate_key, msg_from, wanted_indexes};
+use super::errors::{classify, is_duplicate_key};
+use super::{Doc, MongoStore, collect, conv_from, date, msg_from, wanted_indexes};
 use crate::{StoreError, StoreResult};
 use omnibiz_domain::{Conversation, Message, Side};
 

@@ -10,8 +10,9 @@ use omnibiz_domain::webhook::HookEvent;
 use omnibiz_domain::{ConversationId, Message, MessageId, Party, Side, events};
 
 use super::codec::*;
+use super::errors::*;
 use super::inserts;
-use super::{MongoStore, READ_STATUS_SLACK, classify};
+use super::{MongoStore, READ_STATUS_SLACK};
 use crate::prelude::*;
 use crate::{Appended, DELETED_PREVIEW, MessageQuery, NewMessage, ReadOutcome, StoreError, StoreResult};
 

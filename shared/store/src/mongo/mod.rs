@@ -39,14 +39,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
 use mongodb::bson::{Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
-use mongodb::{Client, Collection, Database};
+use mongodb::{Client, Collection, Database, IndexModel};
 
 mod accounts;
 mod codec;
 mod conversations;
+mod errors;
 mod inserts;
 pub mod legacy;
 mod messages;
@@ -56,6 +58,7 @@ mod uploads;
 mod webhooks;
 
 use codec::*;
+use errors::*;
 use schema::*;
 pub use schema::{durable_writes, index_models};
 
@@ -96,16 +99,6 @@ pub(super) const APPEND_SLOTS: u32 = 16;
 /// How far below a reader's previous read position `mark_read` re-checks
 /// message statuses: enough for every append in flight on 16 pods.
 pub(super) const READ_STATUS_SLACK: i64 = 16 * APPEND_SLOTS as i64;
-
-pub(super) fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
-    metrics::counter!("store_errors_total", "backend" => "mongodb").increment(1);
-    let unavailable = matches!(
-        *e.kind,
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
-    );
-    let err = anyhow::Error::new(e).context(what);
-    if unavailable { StoreError::Unavailable(err) } else { StoreError::Other(err) }
-}
 
 impl MongoStore {
     /// Connects lazily (the driver retries in the background) and creates the
@@ -183,6 +176,50 @@ impl MongoStore {
     }
 }
 
+impl MongoStore {
+    /// Creates every index the store relies on (idempotent). Each unique
+    /// index on a field the Node service does not write (`seq`,
+    /// `clientMessageId`) is partial, so its documents cannot block the build.
+    /// An error names the index and the server's reason.
+    pub async fn ensure_indexes(&self) -> StoreResult<()> {
+        for (coll, spec) in wanted_indexes() {
+            let model = IndexModel::builder().keys(spec.keys.clone()).options(spec.options()).build();
+            let collection = self.db.collection::<Document>(coll);
+            let what = format!("creating index {} on {coll}", spec.name());
+            match collection.create_index(model).await {
+                Ok(_) => {}
+                Err(e) if is_options_conflict(&e) && self.has_stricter_index(coll, &spec).await => {
+                    tracing::warn!(
+                        index = %spec.name(), collection = coll,
+                        "kept the full unique index of an earlier release; `omnibiz migrate` makes it partial, \
+                         which the Node service's documents (no `seq`) need"
+                    );
+                }
+                Err(e) => return Err(index_error(&what, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `coll` has an index of this name, keys and uniqueness without
+    /// the partial filter (our first release built `seq` that way).
+    async fn has_stricter_index(&self, coll: &str, spec: &IndexSpec) -> bool {
+        let Ok(existing) = self.indexes(coll).await else { return false };
+        existing.iter().any(|m| spec.named_like(m) && is_unique(m) && same_keys(&m.keys, &spec.keys))
+    }
+
+    /// `listIndexes` of a collection (none when it does not exist yet).
+    pub(crate) async fn indexes(&self, coll: &str) -> StoreResult<Vec<IndexModel>> {
+        let what = "listing indexes";
+        let cursor = match self.db.collection::<Document>(coll).list_indexes().await {
+            Ok(c) => c,
+            Err(e) if matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 26) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(what, e)),
+        };
+        cursor.try_collect().await.map_err(|e| classify(what, e))
+    }
+}
+
 #[async_trait]
 impl Store for MongoStore {
     fn kind(&self) -> &'static str {
@@ -191,16 +228,6 @@ impl Store for MongoStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.db.run_command(doc! {"ping": 1}).await.map(drop).map_err(|e| classify("pinging MongoDB", e))
-    }
-}
-
-/// An `insert_many` that failed only because some documents already existed.
-pub(super) fn only_duplicates(e: &mongodb::error::Error) -> bool {
-    match &*e.kind {
-        ErrorKind::InsertMany(im) => {
-            im.write_concern_error.is_none() && im.write_errors.iter().flatten().all(|we| we.code == 11000)
-        }
-        _ => is_duplicate_key(e),
     }
 }
 

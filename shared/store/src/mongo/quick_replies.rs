@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use mongodb::bson::doc;
 use omnibiz_domain::{QuickReply, QuickReplyId, UserId};
 
+use super::MongoStore;
 use super::codec::*;
-use super::schema::*;
-use super::{MongoStore, classify};
+use super::errors::*;
 use crate::prelude::*;
 use crate::{StoreError, StoreResult};
 

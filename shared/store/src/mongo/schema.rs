@@ -1,31 +1,8 @@
 //! The indexes the store creates and checks, and the write concern.
 
-use futures_util::TryStreamExt as _;
 use mongodb::IndexModel;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
-
-use super::{MongoStore, classify};
-use crate::{StoreError, StoreResult};
-
-/// Like [`classify`], with a message that says which index failed and why.
-pub(super) fn index_error(what: &str, e: mongodb::error::Error) -> StoreError {
-    let hint = match &*e.kind {
-        ErrorKind::Command(ce) if ce.code == 11000 => {
-            " (documents already in the collection violate it; `omnibiz migrate --dry-run` lists them)"
-        }
-        ErrorKind::Command(ce) if ce.code == 85 || ce.code == 86 => {
-            " (an older definition of it exists: `omnibiz migrate` replaces it)"
-        }
-        _ => "",
-    };
-    let what = format!("{what}{hint}");
-    match classify("creating indexes", e) {
-        StoreError::Unavailable(err) => StoreError::Unavailable(err.context(what)),
-        StoreError::Other(err) => StoreError::Other(err.context(what)),
-    }
-}
 
 /// An index the store relies on.
 pub(crate) struct IndexSpec {
@@ -51,7 +28,7 @@ impl IndexSpec {
     pub(crate) fn name(&self) -> String {
         self.keys.iter().map(|(k, v)| format!("{k}_{v}")).collect::<Vec<_>>().join("_")
     }
-    fn options(&self) -> IndexOptions {
+    pub(super) fn options(&self) -> IndexOptions {
         let mut o = IndexOptions::builder().name(self.name()).build();
         if self.unique {
             o.unique = Some(true);
@@ -128,19 +105,6 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
     ]
 }
 
-pub(super) fn is_options_conflict(e: &mongodb::error::Error) -> bool {
-    matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 85 || ce.code == 86)
-}
-
-pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    match &*e.kind {
-        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
-        ErrorKind::Command(ce) => ce.code == 11000,
-        ErrorKind::InsertMany(im) => im.write_errors.iter().flatten().any(|we| we.code == 11000),
-        _ => false,
-    }
-}
-
 /// The store's write concern: an acknowledged write must survive a crash of
 /// the server, so wait for the journal (`j: true`) unless the URI sets a
 /// journal option of its own. Without it a SIGKILLed server lost messages it
@@ -150,50 +114,6 @@ pub fn durable_writes(opts: &mut ClientOptions) {
     let wc = opts.write_concern.get_or_insert_with(Default::default);
     if wc.journal.is_none() {
         wc.journal = Some(true);
-    }
-}
-
-impl MongoStore {
-    /// Creates every index the store relies on (idempotent). Each unique
-    /// index on a field the Node service does not write (`seq`,
-    /// `clientMessageId`) is partial, so its documents cannot block the build.
-    /// An error names the index and the server's reason.
-    pub async fn ensure_indexes(&self) -> StoreResult<()> {
-        for (coll, spec) in wanted_indexes() {
-            let model = IndexModel::builder().keys(spec.keys.clone()).options(spec.options()).build();
-            let collection = self.db.collection::<Document>(coll);
-            let what = format!("creating index {} on {coll}", spec.name());
-            match collection.create_index(model).await {
-                Ok(_) => {}
-                Err(e) if is_options_conflict(&e) && self.has_stricter_index(coll, &spec).await => {
-                    tracing::warn!(
-                        index = %spec.name(), collection = coll,
-                        "kept the full unique index of an earlier release; `omnibiz migrate` makes it partial, \
-                         which the Node service's documents (no `seq`) need"
-                    );
-                }
-                Err(e) => return Err(index_error(&what, e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `coll` has an index of this name, keys and uniqueness without
-    /// the partial filter (our first release built `seq` that way).
-    async fn has_stricter_index(&self, coll: &str, spec: &IndexSpec) -> bool {
-        let Ok(existing) = self.indexes(coll).await else { return false };
-        existing.iter().any(|m| spec.named_like(m) && is_unique(m) && same_keys(&m.keys, &spec.keys))
-    }
-
-    /// `listIndexes` of a collection (none when it does not exist yet).
-    pub(crate) async fn indexes(&self, coll: &str) -> StoreResult<Vec<IndexModel>> {
-        let what = "listing indexes";
-        let cursor = match self.db.collection::<Document>(coll).list_indexes().await {
-            Ok(c) => c,
-            Err(e) if matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 26) => return Ok(Vec::new()),
-            Err(e) => return Err(classify(what, e)),
-        };
-        cursor.try_collect().await.map_err(|e| classify(what, e))
     }
 }
 

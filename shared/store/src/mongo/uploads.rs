@@ -7,8 +7,9 @@ use mongodb::bson::{doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
 use omnibiz_domain::{ConversationId, MessageId, Upload, UploadId};
 
+use super::MongoStore;
 use super::codec::*;
-use super::{MongoStore, classify};
+use super::errors::*;
 use crate::prelude::*;
 use crate::{StoreError, StoreResult};
 

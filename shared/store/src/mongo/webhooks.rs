@@ -8,8 +8,9 @@ use mongodb::options::ReturnDocument;
 use omnibiz_domain::webhook::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
 use omnibiz_domain::{ConversationId, EndpointId, UserId, events};
 
+use super::MongoStore;
 use super::codec::*;
-use super::{MongoStore, classify, only_duplicates};
+use super::errors::*;
 use crate::StoreResult;
 use crate::prelude::*;
 
