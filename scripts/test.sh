@@ -44,6 +44,8 @@ scripts/k8s-validate.sh
 if [ "${CI:-}" = "true" ]; then
   echo "[test] cargo fmt --check"
   cargo fmt --all -- --check
+  echo "[test] module circles (scripts/module-cycles.py)"
+  python3 scripts/module-cycles.py
   echo "[test] cargo clippy"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi

@@ -25,6 +25,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod limits;
+mod openapi;
 mod routes;
 
 use std::sync::Arc;
@@ -141,6 +142,7 @@ impl Modify for BearerAuth {
         routes::quick_replies::list, routes::quick_replies::create, routes::quick_replies::update,
         routes::quick_replies::remove, routes::quick_replies::send,
     ),
+    components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth),
     tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
         (name = "customers"), (name = "account"), (name = "webhooks")),

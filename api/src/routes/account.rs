@@ -7,8 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{Authed, Json};
+use crate::openapi::Unauthorized;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/messages/me", get(me))
@@ -27,7 +28,7 @@ pub(crate) struct MeResponse {
 
 /// The account the token belongs to: a client checks a token with it and learns which side it is on.
 #[utoipa::path(get, path = "/api/messages/me", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = MeResponse), Unauthorized))]
 pub(crate) async fn me(Authed(actor): Authed) -> ApiResult<Json<MeResponse>> {
     let role = match actor.principal {
         Principal::User { role, .. } => role.as_str(),

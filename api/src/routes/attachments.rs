@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, Query};
+use crate::openapi::{NotConfigured, ReadErrors, Unavailable, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -59,9 +60,7 @@ pub(crate) struct UploadResponse {
 #[utoipa::path(post, path = "/api/messages/conversations/{conversationId}/attachments", tag = "attachments",
     params(("conversationId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     request_body(content = UploadForm, content_type = "multipart/form-data"), security(("bearer" = [])),
-    responses((status = 201, body = UploadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = UploadResponse), WriteErrors, UploadErrors, NotConfigured, Unavailable))]
 pub(crate) async fn upload(
     state: State<ApiState>,
     actor: Authed,
@@ -124,8 +123,7 @@ pub(crate) struct LinksResponse {
 /// Short-lived signed links to an attachment (participants of its conversation only).
 #[utoipa::path(get, path = "/api/messages/attachments/{uploadId}", tag = "attachments",
     params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = LinksResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+    responses((status = 200, body = LinksResponse), ReadErrors, NotConfigured))]
 pub(crate) async fn links(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -171,9 +169,7 @@ pub(crate) struct LinkParams {
 #[utoipa::path(get, path = "/api/messages/attachments/{uploadId}/content", tag = "attachments",
     params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), LinkParams),
     security((), ("bearer" = [])),
-    responses((status = 200, description = "The file, with the type sniffed at upload", content_type = "*/*"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 501, body = ErrorBody)))]
+    responses((status = 200, description = "The file, with the type sniffed at upload", content_type = "*/*"), ReadErrors, NotConfigured))]
 pub(crate) async fn content(
     State(s): State<ApiState>,
     Path(upload_id): Path<String>,
@@ -187,9 +183,7 @@ pub(crate) async fn content(
 #[utoipa::path(get, path = "/api/messages/attachments/{uploadId}/thumbnail", tag = "attachments",
     params(("uploadId" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), LinkParams),
     security((), ("bearer" = [])),
-    responses((status = 200, description = "The thumbnail", content_type = "image/jpeg"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 501, body = ErrorBody)))]
+    responses((status = 200, description = "The thumbnail", content_type = "image/jpeg"), ReadErrors, NotConfigured))]
 pub(crate) async fn thumbnail(
     State(s): State<ApiState>,
     Path(upload_id): Path<String>,

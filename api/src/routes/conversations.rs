@@ -14,8 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::params::{ListParams, ReadResponse};
 use crate::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, OptionalJson, Query};
+use crate::openapi::{BadRequest, ReadErrors, Unauthorized, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -40,7 +41,7 @@ pub(crate) struct ConversationsResponse {
 /// The caller's conversations, most recent activity first.
 #[utoipa::path(get, path = "/api/messages/conversations", tag = "conversations", params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, body = ConversationsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ConversationsResponse), BadRequest, Unauthorized))]
 pub(crate) async fn list(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -71,8 +72,7 @@ pub(crate) struct ConversationResponse {
 /// business that invited the caller (customer). 201 when created, 200 when it existed.
 #[utoipa::path(post, path = "/api/messages/conversations", tag = "conversations", request_body(content = Option<OpenBody>),
     security(("bearer" = [])),
-    responses((status = 201, body = ConversationResponse), (status = 200, body = ConversationResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = ConversationResponse), (status = 200, body = ConversationResponse), ReadErrors))]
 pub(crate) async fn open(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -113,8 +113,7 @@ pub(crate) struct MessagesResponse {
 /// A conversation and a page of its messages (the latest page by default).
 #[utoipa::path(get, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), MessageParams),
     security(("bearer" = [])),
-    responses((status = 200, body = MessagesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MessagesResponse), ReadErrors))]
 pub(crate) async fn show(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -147,9 +146,7 @@ pub(crate) struct Tag(String);
 /// Change status (active/archived/blocked), tags or priority. Business owner only.
 #[utoipa::path(patch, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     request_body = PatchBody, security(("bearer" = [])),
-    responses((status = 200, body = ConversationResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody)))]
+    responses((status = 200, body = ConversationResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn update(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -165,8 +162,7 @@ pub(crate) async fn update(
 /// Mark every message of the conversation read for the caller.
 #[utoipa::path(post, path = "/api/messages/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
-    responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ReadResponse), ReadErrors))]
 pub(crate) async fn read_all(
     State(s): State<ApiState>,
     Authed(actor): Authed,

@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use super::params::CustomerListParams;
 use crate::ApiState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{Authed, Json, Query};
+use crate::openapi::{BadRequest, Forbidden, Unauthorized};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/messages/customers", get(list))
@@ -27,8 +28,7 @@ pub(crate) struct CustomersResponse {
 
 /// Customers invited by the caller, newest first, with order stats and chat state. Business owners only.
 #[utoipa::path(get, path = "/api/messages/customers", tag = "customers", params(CustomerListParams), security(("bearer" = [])),
-    responses((status = 200, body = CustomersResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = CustomersResponse), BadRequest, Unauthorized, Forbidden))]
 pub(crate) async fn list(
     State(s): State<ApiState>,
     Authed(actor): Authed,

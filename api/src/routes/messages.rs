@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 
 use super::params::ReadResponse;
 use crate::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
+use crate::openapi::{ReadErrors, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -66,9 +67,7 @@ impl MessageResponse {
 
 /// Send a message. 201 when stored, 200 when it is a retry of a stored `clientMessageId`.
 #[utoipa::path(post, path = "/api/messages/send", tag = "messages", request_body = SendBody, security(("bearer" = [])),
-    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -82,8 +81,7 @@ pub(crate) async fn send(
 /// Mark this message and every earlier one read for the caller.
 #[utoipa::path(post, path = "/api/messages/{messageId}/read", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
-    responses((status = 200, body = ReadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ReadResponse), ReadErrors))]
 pub(crate) async fn read(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -106,9 +104,7 @@ pub(crate) struct EditBody {
 /// the room gets `message_updated`.
 #[utoipa::path(patch, path = "/api/messages/{messageId}", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     request_body = EditBody, security(("bearer" = [])),
-    responses((status = 200, body = MessageResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody)))]
+    responses((status = 200, body = MessageResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn edit(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -125,8 +121,7 @@ pub(crate) async fn edit(
 /// and the room gets `message_deleted`.
 #[utoipa::path(delete, path = "/api/messages/{messageId}", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
-    responses((status = 200, body = MessageResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MessageResponse), WriteErrors))]
 pub(crate) async fn delete(
     State(s): State<ApiState>,
     Authed(actor): Authed,

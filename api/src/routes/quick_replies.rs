@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 
 use super::messages::{MessageResponse, SentResponse};
 use crate::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
+use crate::openapi::{BadRequest, Conflict, Forbidden, Unauthorized, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -75,7 +76,7 @@ fn reply_id(raw: &str) -> ApiResult<QuickReplyId> {
 
 /// Your quick replies, by shortcut (business owners only).
 #[utoipa::path(get, path = "/api/quick-replies", tag = "quick replies", security(("bearer" = [])),
-    responses((status = 200, body = ListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ListResponse), Unauthorized, Forbidden))]
 pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> ApiResult<Json<ListResponse>> {
     let quick_replies = s.messaging.list_quick_replies(&actor).await?;
     Ok(Json(ListResponse { success: true, quick_replies }))
@@ -83,9 +84,7 @@ pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> Ap
 
 /// Save a quick reply; 409 when you already have that shortcut.
 #[utoipa::path(post, path = "/api/quick-replies", tag = "quick replies", request_body = QuickReplyCreateBody, security(("bearer" = [])),
-    responses((status = 201, body = ReplyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = ReplyResponse), BadRequest, Unauthorized, Forbidden, Conflict, UploadErrors))]
 pub(crate) async fn create(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -98,9 +97,7 @@ pub(crate) async fn create(
 /// Change a quick reply's shortcut or content.
 #[utoipa::path(patch, path = "/api/quick-replies/{id}", tag = "quick replies", request_body = QuickReplyUpdateBody,
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = ReplyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 200, body = ReplyResponse), WriteErrors, Conflict, UploadErrors))]
 pub(crate) async fn update(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -116,8 +113,7 @@ pub(crate) async fn update(
 /// Delete a quick reply.
 #[utoipa::path(delete, path = "/api/quick-replies/{id}", tag = "quick replies",
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = QuickReplyDeleted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = QuickReplyDeleted), WriteErrors))]
 pub(crate) async fn remove(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -131,9 +127,7 @@ pub(crate) async fn remove(
 /// with its content): 201, or 200 for a retry of a stored `clientMessageId`.
 #[utoipa::path(post, path = "/api/quick-replies/{id}/send", tag = "quick replies", request_body = QuickReplySendBody,
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,

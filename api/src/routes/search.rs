@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
 use crate::extract::{Authed, Json, Query};
+use crate::openapi::{BadRequest, Unauthorized};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/messages/search", get(search))
@@ -47,7 +48,7 @@ pub(crate) struct SearchResponse {
 /// are never found. Each result has the message, its conversation, and a
 /// snippet with the matches as character ranges.
 #[utoipa::path(get, path = "/api/messages/search", tag = "messages", params(SearchParams), security(("bearer" = [])),
-    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SearchResponse), BadRequest, Unauthorized))]
 pub(crate) async fn search(
     State(s): State<ApiState>,
     Authed(actor): Authed,

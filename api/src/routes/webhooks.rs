@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, Query};
+use crate::openapi::{BadRequest, Forbidden, Unauthorized, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -106,8 +107,7 @@ pub(crate) struct DeliveryParams {
 
 /// Create a webhook endpoint. Business owners only. The response carries the signing secret, once.
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateBody, security(("bearer" = [])),
-    responses((status = 201, body = CreatedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = CreatedResponse), BadRequest, Unauthorized, Forbidden, UploadErrors))]
 pub(crate) async fn create(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -120,15 +120,14 @@ pub(crate) async fn create(
 
 /// The caller's webhook endpoints. Business owners only.
 #[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", security(("bearer" = [])),
-    responses((status = 200, body = WebhooksResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = WebhooksResponse), Unauthorized, Forbidden))]
 pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> ApiResult<Json<WebhooksResponse>> {
     Ok(Json(WebhooksResponse { success: true, webhooks: s.messaging.list_endpoints(&actor).await? }))
 }
 
 /// One endpoint, with `disabledReason` when deliveries kept failing.
 #[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = WebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WebhookResponse), WriteErrors))]
 pub(crate) async fn show(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -141,9 +140,7 @@ pub(crate) async fn show(
 /// Change an endpoint's URL, events, description, or enable/disable it.
 #[utoipa::path(patch, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), request_body = UpdateBody,
     security(("bearer" = [])),
-    responses((status = 200, body = WebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody)))]
+    responses((status = 200, body = WebhookResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn update(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -157,8 +154,7 @@ pub(crate) async fn update(
 
 /// Delete an endpoint and its delivery log.
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = DeletedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeletedResponse), WriteErrors))]
 pub(crate) async fn remove(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -171,8 +167,7 @@ pub(crate) async fn remove(
 /// An endpoint's deliveries, newest first, each with its attempt log.
 #[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), DeliveryParams),
     security(("bearer" = [])),
-    responses((status = 200, body = DeliveriesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeliveriesResponse), WriteErrors))]
 pub(crate) async fn deliveries(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -189,8 +184,7 @@ pub(crate) async fn deliveries(
 /// Send a delivery again now: same event id and body, a new attempt in its log.
 #[utoipa::path(post, path = "/api/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks",
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), ("delivery" = String, Path, pattern = "^[a-z]+_[0-9a-f]{24}\\.[0-9a-f]{24}$")), security(("bearer" = [])),
-    responses((status = 200, body = DeliveryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryResponse), WriteErrors))]
 pub(crate) async fn redeliver(
     State(s): State<ApiState>,
     Authed(actor): Authed,

@@ -24,292 +24,201 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting, with its default.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
+/// Declares every setting once — name and type, documentation (which names
+/// its environment variable), default, and the conventional variable name
+/// it is also read from — and generates [`Settings`], its `Default`, and the
+/// key lists `load` reads the environment with.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident : $ty:ty = $default:expr $(, env $plain:literal)?;
+    )*) => {
+        /// Every setting, with its default (see the `settings!` table below:
+        /// grouped by concern, each declared once).
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Settings {
+            $($(#[doc = $doc])* pub $name: $ty,)*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self { $($name: $default,)* }
+            }
+        }
+
+        /// Every setting's key (for `OMNIBIZ_<KEY>`).
+        const KEYS: &[&str] = &[$(stringify!($name)),*];
+
+        /// Conventional variable names accepted without the `OMNIBIZ_` prefix.
+        const PLAIN_ENV: &[&str] = &[$($($plain,)?)*];
+    };
+}
+
+settings! {
+    // --- Listening, logs, browsers and the console.
     /// Address to listen on. `HOST`, default `0.0.0.0`.
-    pub host: IpAddr,
+    host: IpAddr = IpAddr::from([0, 0, 0, 0]), env "HOST";
     /// Port to listen on. `PORT`, default 5000.
-    pub port: u16,
-    /// MongoDB connection string. `MONGODB_URI`; unset = embedded SQLite (serve only).
-    pub mongodb_uri: Option<SecretString>,
-    /// Database name when the URI names none. `MONGODB_DATABASE`, default `omnibiz`.
-    pub mongodb_database: Option<String>,
-    /// Redis URL. `REDIS_URL`; unset = in-process bus (serve only).
-    pub redis_url: Option<SecretString>,
-    /// HS256 secret shared with the main app. `JWT_SECRET`; in `serve` mode a
-    /// generated one is kept in the data dir when unset.
-    pub jwt_secret: Option<SecretString>,
-    /// PEM file with an RS256 public key, accepted in addition to HS256. `JWT_PUBLIC_KEY_FILE`.
-    pub jwt_public_key_file: Option<PathBuf>,
+    port: u16 = 5000, env "PORT";
     /// Where the embedded database and generated secret live. `DATA_DIR`, default `./data`.
-    pub data_dir: PathBuf,
+    data_dir: PathBuf = PathBuf::from("./data"), env "DATA_DIR";
     /// `text` or `json`. `LOG_FORMAT`.
-    pub log_format: LogFormat,
+    log_format: LogFormat = LogFormat::Text, env "LOG_FORMAT";
     /// Default log filter when `RUST_LOG` is unset. `LOG_LEVEL`, default `info`.
-    pub log_level: String,
+    log_level: String = "info".into(), env "LOG_LEVEL";
     /// Allowed CORS origins, comma-separated, or `*`. `CORS_ORIGINS`, default `*`.
-    pub cors_origins: String,
+    cors_origins: String = "*".into(), env "CORS_ORIGINS";
     /// Largest accepted request body in bytes. `OMNIBIZ_BODY_LIMIT_BYTES`, default 65536.
-    pub body_limit_bytes: usize,
+    body_limit_bytes: usize = 64 * 1024;
     /// Per-request timeout in seconds. `OMNIBIZ_REQUEST_TIMEOUT_SECS`, default 30.
-    pub request_timeout_secs: u64,
+    request_timeout_secs: u64 = 30;
     /// Seconds to finish in-flight requests and drain sockets after SIGTERM
     /// (keep it below the pod's terminationGracePeriodSeconds). `OMNIBIZ_SHUTDOWN_GRACE_SECS`, default 20.
-    pub shutdown_grace_secs: u64,
-    /// Seconds over which a stopping gateway spreads its disconnects. `OMNIBIZ_DRAIN_SECS`, default 15.
-    pub drain_secs: u64,
-    /// Use Redis Cluster sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`). `OMNIBIZ_REDIS_SHARDED`, default false.
-    pub redis_sharded: bool,
-    /// Connections one gateway accepts. `OMNIBIZ_MAX_CONNECTIONS`, default 19000.
-    pub max_connections: usize,
-    /// Outgoing packets queued per socket before it is dropped as slow. `OMNIBIZ_SOCKET_BUFFER`, default 256.
-    pub socket_buffer: usize,
-    /// Seconds between Engine.IO pings to each socket (keep it below load
-    /// balancers' idle timeouts). `OMNIBIZ_PING_INTERVAL_SECS`, default 25.
-    pub ping_interval_secs: u64,
-    /// Seconds a socket has to answer a ping before it is dropped. `OMNIBIZ_PING_TIMEOUT_SECS`, default 20.
-    pub ping_timeout_secs: u64,
-    /// `send_message` per principal per second (bursts twice that). `OMNIBIZ_SEND_RATE`, default 20.
-    pub send_rate: u32,
-    /// `typing_start` per principal per second (bursts twice that). `OMNIBIZ_TYPING_RATE`, default 5.
-    pub typing_rate: u32,
-    /// Seconds a gateway's presence claim lasts without a heartbeat. `OMNIBIZ_PRESENCE_TTL_SECS`, default 30.
-    pub presence_ttl_secs: u64,
-    /// Benchmarks only: socket sends are relayed without being stored, to
-    /// compare like with like against the database-less Node peer.
-    /// `OMNIBIZ_BENCH_RELAY_ONLY`, default false. Never enable in production.
-    pub bench_relay_only: bool,
+    shutdown_grace_secs: u64 = 20;
+    /// Serve the web console (owner inbox, customer chat) at `/`.
+    /// `OMNIBIZ_CONSOLE`; unset = on for `serve`, off for `api`/`gateway` pods.
+    console: Option<bool> = None;
+    /// Where the console's Socket.IO client connects, when not to the origin
+    /// that served it (e.g. a console on an `api` pod without an ingress in
+    /// front). `OMNIBIZ_CONSOLE_SOCKET_URL`; unset = the same origin.
+    console_socket_url: Option<String> = None;
+    /// Public base URL of the API (`https://chat.example.com`), put in front
+    /// of attachment URLs; relative URLs when unset. `OMNIBIZ_PUBLIC_URL`.
+    public_url: Option<String> = None;
+
+    // --- Storage (MongoDB; embedded SQLite when unset) and the legacy adopter.
+    /// MongoDB connection string. `MONGODB_URI`; unset = embedded SQLite (serve only).
+    mongodb_uri: Option<SecretString> = None, env "MONGODB_URI";
+    /// Database name when the URI names none. `MONGODB_DATABASE`, default `omnibiz`.
+    mongodb_database: Option<String> = None, env "MONGODB_DATABASE";
     /// Milliseconds between the legacy adopter's passes on MongoDB: how
     /// quickly a message the Node service stores during a rolling migration
     /// is numbered and delivered (see docs/migration.md). 0 turns the adopter
     /// off (once the Node service is gone). `OMNIBIZ_LEGACY_ADOPT_INTERVAL_MS`, default 500.
-    pub legacy_adopt_interval_ms: u64,
-    /// `host:port` at which other gateways reach this one, to forward
-    /// polling requests for the sessions it holds (no load-balancer
-    /// affinity needed). In Kubernetes `$(POD_IP):8080`.
-    /// `OMNIBIZ_ADVERTISE_ADDR`; unset = the listen address (loopback when it is `0.0.0.0`).
-    pub advertise_addr: Option<String>,
-    /// Serve the web console (owner inbox, customer chat) at `/`.
-    /// `OMNIBIZ_CONSOLE`; unset = on for `serve`, off for `api`/`gateway` pods.
-    pub console: Option<bool>,
-    /// Where the console's Socket.IO client connects, when not to the origin
-    /// that served it (e.g. a console on an `api` pod without an ingress in
-    /// front). `OMNIBIZ_CONSOLE_SOCKET_URL`; unset = the same origin.
-    pub console_socket_url: Option<String>,
-    /// Run the webhook worker (fan-out and deliveries) in `serve` and `api`.
-    /// `OMNIBIZ_WEBHOOK_WORKER`, default true.
-    pub webhook_worker: bool,
-    /// Let webhooks reach private, loopback and link-local addresses
-    /// (on-premises receivers, tests). `OMNIBIZ_WEBHOOK_ALLOW_PRIVATE`, default false.
-    pub webhook_allow_private: bool,
-    /// Whole-request timeout of a delivery. `OMNIBIZ_WEBHOOK_TIMEOUT_MS`, default 10000.
-    pub webhook_timeout_ms: u64,
-    /// First retry delay; the schedule (about a day) scales from it.
-    /// `OMNIBIZ_WEBHOOK_RETRY_BASE_MS`, default 10000.
-    pub webhook_retry_base_ms: u64,
-    /// `message.unread` fires this long after a message was stored if its
-    /// recipient is offline and has not read it. `OMNIBIZ_WEBHOOK_UNREAD_AFTER_MS`, default 300000.
-    pub webhook_unread_after_ms: u64,
-    /// Failed attempts in a row that disable an endpoint. `OMNIBIZ_WEBHOOK_DISABLE_AFTER`, default 100.
-    pub webhook_disable_after: i64,
-    /// Deliveries per second per business owner. `OMNIBIZ_WEBHOOK_RATE`, default 20.
-    pub webhook_rate: u32,
-    /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
-    pub webhook_poll_ms: u64,
+    legacy_adopt_interval_ms: u64 = 500;
+
+    // --- Bus and presence (Redis; in-process when unset).
+    /// Redis URL. `REDIS_URL`; unset = in-process bus (serve only).
+    redis_url: Option<SecretString> = None, env "REDIS_URL";
+    /// Use Redis Cluster sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`). `OMNIBIZ_REDIS_SHARDED`, default false.
+    redis_sharded: bool = false;
+    /// Seconds a gateway's presence claim lasts without a heartbeat. `OMNIBIZ_PRESENCE_TTL_SECS`, default 30.
+    presence_ttl_secs: u64 = 30;
+
+    // --- Authentication.
+    /// HS256 secret shared with the main app. `JWT_SECRET`; in `serve` mode a
+    /// generated one is kept in the data dir when unset.
+    jwt_secret: Option<SecretString> = None, env "JWT_SECRET";
+    /// PEM file with an RS256 public key, accepted in addition to HS256. `JWT_PUBLIC_KEY_FILE`.
+    jwt_public_key_file: Option<PathBuf> = None, env "JWT_PUBLIC_KEY_FILE";
     /// Seconds of clock skew allowed on a token's `exp`/`nbf`. `OMNIBIZ_JWT_LEEWAY_SECS`, default 30.
-    pub jwt_leeway_secs: u64,
-    /// Conversations one socket may have joined at once. `OMNIBIZ_MAX_ROOMS_PER_SOCKET`, default 100.
-    pub max_rooms_per_socket: usize,
-    /// Socket connections per account per second (bursts of twice that). `OMNIBIZ_CONNECT_RATE`, default 10.
-    pub connect_rate: u32,
-    /// Largest message a socket client may send, in bytes (socket.io's
-    /// `maxHttpBufferSize`; larger closes the connection). `OMNIBIZ_MAX_PAYLOAD_BYTES`, default 131072.
-    pub max_payload_bytes: usize,
-    /// New socket connections per client IP per second (bursts of twice
-    /// that). `OMNIBIZ_CONNECT_RATE_PER_IP`, default 50.
-    pub connect_rate_per_ip: u32,
-    /// Proxies in front that append the client address to `X-Forwarded-For`
-    /// (behind an ingress: 1); 0 uses the TCP peer address. `OMNIBIZ_TRUSTED_PROXY_HOPS`, default 0.
-    pub trusted_proxy_hops: usize,
-    /// Where uploads are kept on local disk. `OMNIBIZ_FILES_DIR`; `serve`
-    /// defaults to `<data_dir>/files`. Ignored when an S3 bucket is set.
-    pub files_dir: Option<PathBuf>,
-    /// S3-compatible bucket for uploads (pods). `OMNIBIZ_S3_BUCKET`.
-    pub s3_bucket: Option<String>,
-    /// The S3 endpoint for S3-compatible servers (MinIO, Ceph, …); AWS when
-    /// unset. `OMNIBIZ_S3_ENDPOINT`.
-    pub s3_endpoint: Option<String>,
-    /// `OMNIBIZ_S3_REGION`, default `us-east-1`.
-    pub s3_region: String,
-    /// `OMNIBIZ_S3_ACCESS_KEY_ID`; else `AWS_ACCESS_KEY_ID` and the usual AWS sources.
-    pub s3_access_key_id: Option<String>,
-    /// `OMNIBIZ_S3_SECRET_ACCESS_KEY`; else `AWS_SECRET_ACCESS_KEY`.
-    pub s3_secret_access_key: Option<SecretString>,
-    /// Largest upload in bytes. `OMNIBIZ_UPLOAD_MAX_BYTES`, default 10485760 (10 MiB).
-    pub upload_max_bytes: u64,
-    /// Comma-separated media types accepted, as sniffed from the content.
-    /// `OMNIBIZ_UPLOAD_TYPES`, default images (PNG, JPEG, GIF, WebP) and PDF.
-    pub upload_types: String,
-    /// Uploads not attached to a message are deleted after this many seconds.
-    /// `OMNIBIZ_UPLOAD_ORPHAN_SECS`, default 86400.
-    pub upload_orphan_secs: u64,
-    /// Lifetime of a signed download link. `OMNIBIZ_FILES_LINK_TTL_SECS`, default 300.
-    pub files_link_ttl_secs: u64,
-    /// Key that signs download links; every pod needs the same one.
-    /// `OMNIBIZ_FILES_SIGNING_KEY`; derived from the JWT secret when unset.
-    pub files_signing_key: Option<SecretString>,
-    /// Public base URL of the API (`https://chat.example.com`), put in front
-    /// of attachment URLs; relative URLs when unset. `OMNIBIZ_PUBLIC_URL`.
-    pub public_url: Option<String>,
-    /// Seconds after sending during which a sender may edit or delete a
-    /// message; 0 for no limit. `OMNIBIZ_EDIT_WINDOW_SECS`, default 900.
-    pub edit_window_secs: u64,
+    jwt_leeway_secs: u64 = 30;
     /// Seconds an account read for a token (its name, its inviting owner) is
     /// reused before it is read again; 0 reads it on every request. Accounts
     /// belong to the main app: a renamed or deleted account is seen within
     /// this time. `OMNIBIZ_ACCOUNT_CACHE_SECS`, default 30.
-    pub account_cache_secs: u64,
+    account_cache_secs: u64 = 30;
+
+    // --- Gateway connections.
+    /// Connections one gateway accepts. `OMNIBIZ_MAX_CONNECTIONS`, default 19000.
+    max_connections: usize = 19_000;
+    /// Outgoing packets queued per socket before it is dropped as slow. `OMNIBIZ_SOCKET_BUFFER`, default 256.
+    socket_buffer: usize = 256;
+    /// Seconds between Engine.IO pings to each socket (keep it below load
+    /// balancers' idle timeouts). `OMNIBIZ_PING_INTERVAL_SECS`, default 25.
+    ping_interval_secs: u64 = 25;
+    /// Seconds a socket has to answer a ping before it is dropped. `OMNIBIZ_PING_TIMEOUT_SECS`, default 20.
+    ping_timeout_secs: u64 = 20;
+    /// Seconds over which a stopping gateway spreads its disconnects. `OMNIBIZ_DRAIN_SECS`, default 15.
+    drain_secs: u64 = 15;
+    /// `host:port` at which other gateways reach this one, to forward
+    /// polling requests for the sessions it holds (no load-balancer
+    /// affinity needed). In Kubernetes `$(POD_IP):8080`.
+    /// `OMNIBIZ_ADVERTISE_ADDR`; unset = the listen address (loopback when it is `0.0.0.0`).
+    advertise_addr: Option<String> = None;
+    /// Conversations one socket may have joined at once. `OMNIBIZ_MAX_ROOMS_PER_SOCKET`, default 100.
+    max_rooms_per_socket: usize = 100;
+    /// Largest message a socket client may send, in bytes (socket.io's
+    /// `maxHttpBufferSize`; larger closes the connection). `OMNIBIZ_MAX_PAYLOAD_BYTES`, default 131072.
+    max_payload_bytes: usize = 128 * 1024;
+
+    // --- Abuse limits.
+    /// `send_message` per principal per second (bursts twice that). `OMNIBIZ_SEND_RATE`, default 20.
+    send_rate: u32 = 20;
+    /// `typing_start` per principal per second (bursts twice that). `OMNIBIZ_TYPING_RATE`, default 5.
+    typing_rate: u32 = 5;
+    /// Socket connections per account per second (bursts of twice that). `OMNIBIZ_CONNECT_RATE`, default 10.
+    connect_rate: u32 = 10;
+    /// New socket connections per client IP per second (bursts of twice
+    /// that). `OMNIBIZ_CONNECT_RATE_PER_IP`, default 50.
+    connect_rate_per_ip: u32 = 50;
+    /// Proxies in front that append the client address to `X-Forwarded-For`
+    /// (behind an ingress: 1); 0 uses the TCP peer address. `OMNIBIZ_TRUSTED_PROXY_HOPS`, default 0.
+    trusted_proxy_hops: usize = 0;
+
+    // --- Messages.
+    /// Seconds after sending during which a sender may edit or delete a
+    /// message; 0 for no limit. `OMNIBIZ_EDIT_WINDOW_SECS`, default 900.
+    edit_window_secs: u64 = 900;
+
+    // --- Webhooks.
+    /// Run the webhook worker (fan-out and deliveries) in `serve` and `api`.
+    /// `OMNIBIZ_WEBHOOK_WORKER`, default true.
+    webhook_worker: bool = true;
+    /// Let webhooks reach private, loopback and link-local addresses
+    /// (on-premises receivers, tests). `OMNIBIZ_WEBHOOK_ALLOW_PRIVATE`, default false.
+    webhook_allow_private: bool = false;
+    /// Whole-request timeout of a delivery. `OMNIBIZ_WEBHOOK_TIMEOUT_MS`, default 10000.
+    webhook_timeout_ms: u64 = 10_000;
+    /// First retry delay; the schedule (about a day) scales from it.
+    /// `OMNIBIZ_WEBHOOK_RETRY_BASE_MS`, default 10000.
+    webhook_retry_base_ms: u64 = 10_000;
+    /// `message.unread` fires this long after a message was stored if its
+    /// recipient is offline and has not read it. `OMNIBIZ_WEBHOOK_UNREAD_AFTER_MS`, default 300000.
+    webhook_unread_after_ms: u64 = 300_000;
+    /// Failed attempts in a row that disable an endpoint. `OMNIBIZ_WEBHOOK_DISABLE_AFTER`, default 100.
+    webhook_disable_after: i64 = 100;
+    /// Deliveries per second per business owner. `OMNIBIZ_WEBHOOK_RATE`, default 20.
+    webhook_rate: u32 = 20;
+    /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
+    webhook_poll_ms: u64 = 250;
+
+    // --- Files (S3-compatible bucket, or a local directory).
+    /// Where uploads are kept on local disk. `OMNIBIZ_FILES_DIR`; `serve`
+    /// defaults to `<data_dir>/files`. Ignored when an S3 bucket is set.
+    files_dir: Option<PathBuf> = None;
+    /// S3-compatible bucket for uploads (pods). `OMNIBIZ_S3_BUCKET`.
+    s3_bucket: Option<String> = None;
+    /// The S3 endpoint for S3-compatible servers (MinIO, Ceph, …); AWS when
+    /// unset. `OMNIBIZ_S3_ENDPOINT`.
+    s3_endpoint: Option<String> = None;
+    /// `OMNIBIZ_S3_REGION`, default `us-east-1`.
+    s3_region: String = "us-east-1".into();
+    /// `OMNIBIZ_S3_ACCESS_KEY_ID`; else `AWS_ACCESS_KEY_ID` and the usual AWS sources.
+    s3_access_key_id: Option<String> = None;
+    /// `OMNIBIZ_S3_SECRET_ACCESS_KEY`; else `AWS_SECRET_ACCESS_KEY`.
+    s3_secret_access_key: Option<SecretString> = None;
+    /// Largest upload in bytes. `OMNIBIZ_UPLOAD_MAX_BYTES`, default 10485760 (10 MiB).
+    upload_max_bytes: u64 = 10 * 1024 * 1024;
+    /// Comma-separated media types accepted, as sniffed from the content.
+    /// `OMNIBIZ_UPLOAD_TYPES`, default images (PNG, JPEG, GIF, WebP) and PDF.
+    upload_types: String = crate::files::DEFAULT_TYPES.into();
+    /// Uploads not attached to a message are deleted after this many seconds.
+    /// `OMNIBIZ_UPLOAD_ORPHAN_SECS`, default 86400.
+    upload_orphan_secs: u64 = 24 * 3600;
+    /// Lifetime of a signed download link. `OMNIBIZ_FILES_LINK_TTL_SECS`, default 300.
+    files_link_ttl_secs: u64 = 300;
+    /// Key that signs download links; every pod needs the same one.
+    /// `OMNIBIZ_FILES_SIGNING_KEY`; derived from the JWT secret when unset.
+    files_signing_key: Option<SecretString> = None;
+
+    // --- Benchmarks only.
+    /// Benchmarks only: socket sends are relayed without being stored, to
+    /// compare like with like against the database-less Node peer.
+    /// `OMNIBIZ_BENCH_RELAY_ONLY`, default false. Never enable in production.
+    bench_relay_only: bool = false;
 }
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            host: IpAddr::from([0, 0, 0, 0]),
-            port: 5000,
-            mongodb_uri: None,
-            mongodb_database: None,
-            redis_url: None,
-            jwt_secret: None,
-            jwt_public_key_file: None,
-            data_dir: PathBuf::from("./data"),
-            log_format: LogFormat::Text,
-            log_level: "info".into(),
-            cors_origins: "*".into(),
-            body_limit_bytes: 64 * 1024,
-            request_timeout_secs: 30,
-            shutdown_grace_secs: 20,
-            drain_secs: 15,
-            redis_sharded: false,
-            max_connections: 19_000,
-            socket_buffer: 256,
-            ping_interval_secs: 25,
-            ping_timeout_secs: 20,
-            send_rate: 20,
-            typing_rate: 5,
-            presence_ttl_secs: 30,
-            bench_relay_only: false,
-            legacy_adopt_interval_ms: 500,
-            advertise_addr: None,
-            console: None,
-            console_socket_url: None,
-            webhook_worker: true,
-            webhook_allow_private: false,
-            webhook_timeout_ms: 10_000,
-            webhook_retry_base_ms: 10_000,
-            webhook_unread_after_ms: 300_000,
-            webhook_disable_after: 100,
-            webhook_rate: 20,
-            webhook_poll_ms: 250,
-            jwt_leeway_secs: 30,
-            max_rooms_per_socket: 100,
-            connect_rate: 10,
-            max_payload_bytes: 128 * 1024,
-            connect_rate_per_ip: 50,
-            trusted_proxy_hops: 0,
-            files_dir: None,
-            s3_bucket: None,
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
-            upload_max_bytes: 10 * 1024 * 1024,
-            upload_types: crate::files::DEFAULT_TYPES.into(),
-            upload_orphan_secs: 24 * 3600,
-            files_link_ttl_secs: 300,
-            files_signing_key: None,
-            public_url: None,
-            edit_window_secs: 900,
-            account_cache_secs: 30,
-        }
-    }
-}
-
-/// Conventional variable names accepted without the `OMNIBIZ_` prefix.
-const PLAIN_ENV: &[&str] = &[
-    "HOST",
-    "PORT",
-    "MONGODB_URI",
-    "MONGODB_DATABASE",
-    "REDIS_URL",
-    "JWT_SECRET",
-    "JWT_PUBLIC_KEY_FILE",
-    "DATA_DIR",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
-    "CORS_ORIGINS",
-];
-
-/// Every setting's key (for `OMNIBIZ_<KEY>`).
-const KEYS: &[&str] = &[
-    "host",
-    "port",
-    "mongodb_uri",
-    "mongodb_database",
-    "redis_url",
-    "jwt_secret",
-    "jwt_public_key_file",
-    "data_dir",
-    "log_format",
-    "log_level",
-    "cors_origins",
-    "body_limit_bytes",
-    "request_timeout_secs",
-    "shutdown_grace_secs",
-    "drain_secs",
-    "redis_sharded",
-    "max_connections",
-    "socket_buffer",
-    "ping_interval_secs",
-    "ping_timeout_secs",
-    "send_rate",
-    "typing_rate",
-    "presence_ttl_secs",
-    "bench_relay_only",
-    "legacy_adopt_interval_ms",
-    "advertise_addr",
-    "console",
-    "console_socket_url",
-    "webhook_worker",
-    "webhook_allow_private",
-    "webhook_timeout_ms",
-    "webhook_retry_base_ms",
-    "webhook_unread_after_ms",
-    "webhook_disable_after",
-    "webhook_rate",
-    "webhook_poll_ms",
-    "jwt_leeway_secs",
-    "max_rooms_per_socket",
-    "connect_rate",
-    "max_payload_bytes",
-    "connect_rate_per_ip",
-    "trusted_proxy_hops",
-    "files_dir",
-    "s3_bucket",
-    "s3_endpoint",
-    "s3_region",
-    "s3_access_key_id",
-    "s3_secret_access_key",
-    "upload_max_bytes",
-    "upload_types",
-    "upload_orphan_secs",
-    "files_link_ttl_secs",
-    "files_signing_key",
-    "public_url",
-    "edit_window_secs",
-    "account_cache_secs",
-];
 
 fn non_empty(s: Option<SecretString>) -> Option<SecretString> {
     s.filter(|v| !v.expose_secret().trim().is_empty())
