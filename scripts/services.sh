@@ -131,12 +131,12 @@ stop() {
 
 env_lines() { cat "$RUN"/*.env 2>/dev/null || true; }
 
-# Debian's Chromium, driven by playwright-core in tests/browser.rs.
+# Debian's Chromium, driven by playwright-core in tests/e2e/browser.rs.
 ensure_browser() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
-# An S3-protocol server for the attachment tests (tests/attachments.rs start
+# An S3-protocol server for the attachment tests (tests/e2e/attachments.rs start
 # their own, on free ports): moto's server from PyPI, pinned, in its own venv.
 MOTO_VERSION=5.2.5
 ensure_moto() {

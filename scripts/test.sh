@@ -22,7 +22,7 @@ export OMNIBIZ_REDIS_CLUSTER=1
 eval "$(scripts/services.sh start)"
 # Third-party artefacts the tests run against, exact versions from the
 # lockfile: the official socket.io-client, mongoose (the seed's models,
-# tests/legacy.rs) and playwright-core (tests/browser.rs and tests/console.rs,
+# tests/e2e/legacy.rs) and playwright-core (tests/e2e/browser.rs and tests/e2e/console.rs,
 # which drive Debian's chromium: no browser download).
 scripts/services.sh browser
 eval "$(scripts/services.sh chaos-tools)"

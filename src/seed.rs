@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use omnibiz_domain::{Customer, CustomerId, Side, User, UserId, UserRole};
+use omnibiz_domain::{Customer, Side, User};
 use omnibiz_service::auth::{Principal, mint_hs256};
-use omnibiz_store::{NewMessage, Participants, Store};
+use omnibiz_store::{NewMessage, Participants, Store, fixtures};
 use rand::Rng as _;
 use serde_json::json;
 
@@ -50,29 +50,26 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
     let mut rng = rand::rng();
     let mut owners_json = Vec::with_capacity(plan.owners);
     for o in 0..plan.owners {
+        let name = if plan.owners == 1 { "Demo Owner".into() } else { format!("Owner {o}") };
         let owner = User {
-            id: UserId::new(),
-            name: if plan.owners == 1 { "Demo Owner".into() } else { format!("Owner {o}") },
             email: format!("owner{o}@demo.omnibiz.example"),
             phone: Some(format!("+1 555 01{:02}", o % 100)),
-            role: UserRole::BusinessOwner,
             business_name: Some(if plan.owners == 1 { "Demo Coffee Co.".into() } else { format!("Shop {o}") }),
+            ..fixtures::owner(&name)
         };
         store.insert_user(&owner).await.context("inserting an owner")?;
         bar.inc(1);
         let now = Utc::now();
         let customers: Vec<Customer> = (0..plan.customers_per_owner)
             .map(|i| Customer {
-                id: CustomerId::new(),
-                name: person(i),
                 email: format!("customer{i}.o{o}@demo.omnibiz.example"),
                 phone: Some(format!("+1 555 {:04}", i % 10_000)),
-                invited_by: owner.id,
                 total_orders: rng.random_range(0..40),
                 total_spent: f64::from(rng.random_range(0..500_000)) / 100.0,
                 last_order_date: Some(now - Duration::hours(rng.random_range(1..2000))),
                 last_login: Some(now - Duration::minutes(rng.random_range(5..20_000))),
                 created_at: now,
+                ..fixtures::customer(owner.id, &person(i))
             })
             .collect();
         for chunk in customers.chunks(1000) {
@@ -102,16 +99,7 @@ pub async fn run(store: Arc<dyn Store>, secret: &[u8], plan: &SeedPlan) -> anyho
                         Side::Owner => (owner.id.to_hex(), owner.name.clone()),
                         Side::Customer => (c.id.to_hex(), c.name.clone()),
                     };
-                    let m = NewMessage {
-                        conversation_id: conv.id,
-                        sender_id,
-                        sender_side: side,
-                        sender_name,
-                        content: text.into(),
-                        attachments: Vec::new(),
-                        client_message_id: None,
-                        created_at: Utc::now(),
-                    };
+                    let m = NewMessage { sender_name, ..fixtures::message(conv.id, side, &sender_id, text) };
                     store
                         .append_message(m)
                         .await

@@ -88,7 +88,7 @@ pub(super) struct Gap {
 /// taken but never stored (a writer that died between taking it and
 /// inserting, a lost idempotency race) never comes. Long enough for the
 /// slow inserts of a database that just came back under a backlog
-/// (tests/chaos.rs); a write slower still is delivered late, not lost.
+/// (tests/e2e/chaos.rs); a write slower still is delivered late, not lost.
 pub(super) const GAP_GIVE_UP: Duration = Duration::from_secs(5);
 
 /// How long a seq given up on is remembered, to deliver it late if it comes.

@@ -108,7 +108,7 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
 /// The store's write concern: an acknowledged write must survive a crash of
 /// the server, so wait for the journal (`j: true`) unless the URI sets a
 /// journal option of its own. Without it a SIGKILLed server lost messages it
-/// had already acknowledged (tests/chaos.rs). `w` stays the server's default
+/// had already acknowledged (tests/e2e/chaos.rs). `w` stays the server's default
 /// (`majority` on replica sets). Public so `raw-insert` writes the same way.
 pub fn durable_writes(opts: &mut ClientOptions) {
     let wc = opts.write_concern.get_or_insert_with(Default::default);

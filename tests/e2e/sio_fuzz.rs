@@ -6,12 +6,10 @@
 //! process is alive, serves a normal client, logged no panic, and its
 //! memory came back down.
 
-mod common;
-
 use std::time::Duration;
 
-use common::sio::SioClient;
-use common::{SECRET, business};
+use crate::common::sio::SioClient;
+use crate::common::{SECRET, business};
 use omnibiz_store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -67,7 +65,7 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
         .env("PORT", "0")
         .env("LOG_LEVEL", "warn")
         // This tests what the server does with bad input, not its connection
-        // limits (tests/limits.rs): the fuzz clients reconnect a lot.
+        // limits (tests/e2e/limits.rs): the fuzz clients reconnect a lot.
         .env("OMNIBIZ_CONNECT_RATE", "100000")
         .env("OMNIBIZ_CONNECT_RATE_PER_IP", "100000")
         .env_remove("MONGODB_URI")

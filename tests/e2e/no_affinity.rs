@@ -7,13 +7,13 @@
 //! reconnects through the balancer and recovers by `seq`: every message
 //! once, in order.
 
-mod common;
-
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with};
+use crate::common::{
+    Backend, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with,
+};
 use omnibiz::app::Target;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};

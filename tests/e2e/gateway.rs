@@ -1,13 +1,11 @@
 //! The gateway end to end: an API and two gateways on one Redis and one
 //! MongoDB (all on port 0), driven by a Socket.IO client.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sio::SioClient;
-use common::{Backend, Business, TestApp, business, open, spawn_with};
+use crate::common::sio::SioClient;
+use crate::common::{Backend, Business, TestApp, business, open, spawn_with};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
@@ -20,7 +18,7 @@ struct Cluster {
 async fn cluster() -> Cluster {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
-    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let s = crate::common::settings(Backend::Mongo, dir.path(), &db);
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
     let gw1 = spawn_with(Backend::Mongo, s.clone(), Target::Gateway, Arc::clone(&dir)).await;
     let gw2 = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
@@ -209,23 +207,25 @@ async fn a_gateway_subscribes_only_while_it_has_members() {
     let b = business(&c.api.store, "Subs", 1).await;
     let conv = open(&c.api, &b, 0).await;
     let channel = format!("omnibiz:{{conv:{conv}}}");
-    assert_eq!(common::numsub(&channel).await, 0);
+    assert_eq!(crate::common::numsub(&channel).await, 0);
     let mut owner = client(&c.gw1, &b.owner_token).await;
     join(&mut owner, &conv).await;
-    assert_eq!(common::numsub(&channel).await, 1, "only gateway 1 has a member");
+    assert_eq!(crate::common::numsub(&channel).await, 1, "only gateway 1 has a member");
     let mut second = client(&c.gw1, &b.owner_token).await;
     join(&mut second, &conv).await;
-    assert_eq!(common::numsub(&channel).await, 1, "one subscription per gateway, however many members");
+    assert_eq!(crate::common::numsub(&channel).await, 1, "one subscription per gateway, however many members");
     let mut cust = client(&c.gw2, &b.customer_tokens[0]).await;
     join(&mut cust, &conv).await;
-    assert_eq!(common::numsub(&channel).await, 2);
+    assert_eq!(crate::common::numsub(&channel).await, 2);
     cust.call("leave_conversation", json!({"conversationId": conv})).await;
-    assert_eq!(common::numsub(&channel).await, 1, "gateway 2 unsubscribed after its last member left");
+    assert_eq!(crate::common::numsub(&channel).await, 1, "gateway 2 unsubscribed after its last member left");
     owner.call("leave_conversation", json!(conv)).await;
-    assert_eq!(common::numsub(&channel).await, 1, "gateway 1 still has a member");
+    assert_eq!(crate::common::numsub(&channel).await, 1, "gateway 1 still has a member");
     second.disconnect();
-    let gone =
-        common::eventually(50, Duration::from_millis(50), || async { common::numsub(&channel).await == 0 }).await;
+    let gone = crate::common::eventually(50, Duration::from_millis(50), || async {
+        crate::common::numsub(&channel).await == 0
+    })
+    .await;
     assert!(gone, "a disconnect releases the last subscription");
     // And a message now reaches no gateway's sockets: gateway 2's client stays quiet.
     c.api.send(&b.owner_token, &conv, "nobody listens").await;
@@ -287,7 +287,7 @@ async fn cross_tenant_and_malformed_events_are_refused_without_leaks() {
     for garbage in ["42[\"join_conversation\"", "42[]"] {
         let rogue = client(&c.gw2, &a.customer_tokens[0]).await;
         rogue.raw(garbage);
-        let closed = common::eventually(50, Duration::from_millis(20), || async { rogue.is_closed() }).await;
+        let closed = crate::common::eventually(50, Duration::from_millis(20), || async { rogue.is_closed() }).await;
         assert!(closed, "an unparseable packet ({garbage}) closes that client");
     }
     let ack = me.call("send_message", json!({"conversationId": conv, "message": "still works"})).await;
@@ -313,7 +313,8 @@ async fn bad_tokens_are_refused_at_connect() {
     )
     .expect("mint");
     assert!(SioClient::connect(&c.gw1.base, Some(&forged)).await.is_err());
-    let unknown = common::token(&omnibiz_service::auth::Principal::Customer { id: omnibiz_domain::CustomerId::new() });
+    let unknown =
+        crate::common::token(&omnibiz_service::auth::Principal::Customer { id: omnibiz_domain::CustomerId::new() });
     let err = SioClient::connect(&c.gw1.base, Some(&unknown)).await.err().expect("refused");
     assert!(err.contains("not found"), "{err}");
     // The token may also come as `?token=` (no auth payload).
@@ -333,7 +334,7 @@ async fn users_of_a_killed_gateway_go_offline_within_the_ttl() {
     let b = business(&c.api.store, "Crash", 1).await;
     let conv = open(&c.api, &b, 0).await;
     let db = c.api.settings.mongodb_database.clone().expect("db");
-    let (mut child, base) = common::gateway_process(&db, &[("OMNIBIZ_PRESENCE_TTL_SECS", "3")]).await;
+    let (mut child, base) = crate::common::gateway_process(&db, &[("OMNIBIZ_PRESENCE_TTL_SECS", "3")]).await;
     let mut cust = SioClient::connect(&base, Some(&b.customer_tokens[0])).await.expect("connect to the child");
     join(&mut cust, &conv).await;
     let online = |v: Vec<Value>| v[0]["isOnline"] == true;
@@ -358,7 +359,7 @@ async fn users_of_a_killed_gateway_go_offline_within_the_ttl() {
 async fn tight_gateway(max_connections: usize, socket_buffer: usize) -> (TestApp, TestApp) {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
-    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let s = crate::common::settings(Backend::Mongo, dir.path(), &db);
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
     let tight = omnibiz_service::config::Settings { max_connections, socket_buffer, send_rate: 5, ..s };
     let gw = spawn_with(Backend::Mongo, tight, Target::Gateway, dir).await;
@@ -421,9 +422,10 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
 
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
-    let api = spawn_with(Backend::Mongo, common::settings(Backend::Mongo, dir.path(), &db), Target::Api, dir).await;
+    let api =
+        spawn_with(Backend::Mongo, crate::common::settings(Backend::Mongo, dir.path(), &db), Target::Api, dir).await;
     // A gateway process of its own, so that its metrics are its own.
-    let (mut gw, gw_base) = common::gateway_process(&db, &[("OMNIBIZ_SOCKET_BUFFER", "8")]).await;
+    let (mut gw, gw_base) = crate::common::gateway_process(&db, &[("OMNIBIZ_SOCKET_BUFFER", "8")]).await;
     let b = business(&api.store, "Slow", 1).await;
     let conv = open(&api, &b, 0).await;
     // A raw client that joins and then never reads again.
@@ -462,7 +464,7 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
     // And it let go of the connection at once, though its frames cannot
     // drain (the client still reads nothing): the ping timeout, the only
     // other way out, is 45 s away.
-    let released = common::eventually(100, Duration::from_millis(100), || async {
+    let released = crate::common::eventually(100, Duration::from_millis(100), || async {
         metric_at(&gw_base, "gateway_connections").await == 0.0
     })
     .await;
@@ -494,7 +496,7 @@ async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let mut s = common::settings(Backend::Sqlite, dir.path(), "heartbeat");
+    let mut s = crate::common::settings(Backend::Sqlite, dir.path(), "heartbeat");
     s.ping_interval_secs = 1;
     s.ping_timeout_secs = 1;
     let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
@@ -537,7 +539,7 @@ async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_messages_cross_the_websocket_intact() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let s = common::settings(Backend::Sqlite, dir.path(), "long");
+    let s = crate::common::settings(Backend::Sqlite, dir.path(), "long");
     let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
     let b = business(&app.store, "Long", 1).await;
     let conv = open(&app, &b, 0).await;
@@ -552,7 +554,7 @@ async fn long_messages_cross_the_websocket_intact() {
     assert_eq!(got["content"].as_str(), Some(long.trim_end()), "byte for byte (trailing space trimmed)");
     // Past the 128 KiB limit: that socket is closed, the other is untouched.
     cust.raw(&format!("42[\"send_message\",{{\"content\":\"{}\"}}]", "x".repeat(200 * 1024)));
-    let closed = common::eventually(50, Duration::from_millis(100), || async { cust.is_closed() }).await;
+    let closed = crate::common::eventually(50, Duration::from_millis(100), || async { cust.is_closed() }).await;
     assert!(closed, "an oversized frame closes the connection");
     let ack = owner.call("send_message", json!({"conversationId": conv, "content": "still fine"})).await;
     assert_eq!(ack["ok"], true, "{ack}");

@@ -68,10 +68,6 @@ impl Proc {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(tokio::process::Child::id)
-    }
-
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

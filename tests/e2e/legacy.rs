@@ -6,15 +6,13 @@
 //! by those models, and messages the Node service keeps writing while we run
 //! adopted, served and delivered live — once, whatever the number of pods.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::sio::SioClient;
+use crate::common::{eventually, mongo_uri, mongo_uri_for, node_dir, omnibiz_process, token};
 use bson::{Document, doc};
-use common::sio::SioClient;
-use common::{eventually, mongo_uri, mongo_uri_for, node_dir, omnibiz_process, token};
 use futures_util::TryStreamExt as _;
 use omnibiz_domain::{CustomerId, UserId, UserRole};
 use omnibiz_service::auth::Principal;

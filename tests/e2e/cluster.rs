@@ -1,12 +1,10 @@
 //! Sharded pub/sub on a real 3-master Redis Cluster (started by
 //! scripts/test.sh from Debian's redis-server): an API and two gateways.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::sio::SioClient;
-use common::{Backend, business, open, spawn_with};
+use crate::common::sio::SioClient;
+use crate::common::{Backend, business, open, spawn_with};
 use omnibiz::app::Target;
 use serde_json::json;
 
@@ -16,7 +14,7 @@ async fn sharded_pub_sub_on_a_redis_cluster() {
         .expect("REDIS_CLUSTER_URL is not set: run scripts/test.sh, which starts a 3-master Redis Cluster");
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let db = format!("omnibiz_cluster_{}", bson::oid::ObjectId::new());
-    let mut s = common::settings(Backend::Mongo, dir.path(), &db);
+    let mut s = crate::common::settings(Backend::Mongo, dir.path(), &db);
     s.redis_url = Some(url.into());
     s.redis_sharded = true;
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;

@@ -2,14 +2,12 @@
 //! a real SIGTERM), a second signal cutting a drain short, and the
 //! dashboard/ServiceMonitor using only metric names the binaries export.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sio::SioClient;
-use common::{Backend, business, open, spawn_with};
+use crate::common::sio::SioClient;
+use crate::common::{Backend, business, open, spawn_with};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
@@ -17,7 +15,7 @@ use serde_json::{Value, json};
 async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let db = format!("omnibiz_drain_{}", bson::oid::ObjectId::new());
-    let s = common::settings(Backend::Mongo, dir.path(), &db);
+    let s = crate::common::settings(Backend::Mongo, dir.path(), &db);
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
     let other = spawn_with(Backend::Mongo, s, Target::Gateway, Arc::clone(&dir)).await;
     let b = business(&api.store, "Drain", 8).await;
@@ -26,7 +24,7 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
         convs.push(open(&api, &b, i).await);
     }
     let (mut child, base) =
-        common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "2"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "6")]).await;
+        crate::common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "2"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "6")]).await;
     let mut clients = Vec::new();
     for (i, conv) in convs.iter().enumerate() {
         let mut c = SioClient::connect(&base, Some(&b.customer_tokens[i])).await.expect("connect");
@@ -117,11 +115,12 @@ async fn sigterm_drains_a_gateway_and_clients_lose_nothing_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_signal_ends_a_long_drain_at_once() {
-    let api = common::spawn_app(Backend::Mongo).await;
+    let api = crate::common::spawn_app(Backend::Mongo).await;
     let db = api.settings.mongodb_database.clone().expect("a fresh database per test");
     let b = business(&api.store, "Impatient", 3).await;
     let (mut child, base) =
-        common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "30"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "40")]).await;
+        crate::common::gateway_process(&db, &[("OMNIBIZ_DRAIN_SECS", "30"), ("OMNIBIZ_SHUTDOWN_GRACE_SECS", "40")])
+            .await;
     let mut clients = Vec::new();
     for token in &b.customer_tokens {
         clients.push(SioClient::connect(&base, Some(token)).await.expect("connect"));
@@ -132,7 +131,7 @@ async fn a_second_signal_ends_a_long_drain_at_once() {
     // The first signal starts a 30 s drain: one client goes at once, the others later.
     let closed = || clients.iter().filter(|c| c.is_closed()).count();
     assert!(
-        common::eventually(100, Duration::from_millis(20), || async { closed() > 0 }).await,
+        crate::common::eventually(100, Duration::from_millis(20), || async { closed() > 0 }).await,
         "the drain never started"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -168,7 +167,7 @@ fn referenced_metrics() -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_and_servicemonitor_use_exported_metric_names() {
-    let (api, gw) = common::api_and_gateway("metrics").await;
+    let (api, gw) = crate::common::api_and_gateway("metrics").await;
     let b = business(&api.store, "Metrics", 1).await;
     let conv = open(&api, &b, 0).await;
     let mut c = SioClient::connect(&gw.base, Some(&b.customer_tokens[0])).await.expect("connect");
@@ -210,7 +209,7 @@ async fn dashboard_and_servicemonitor_use_exported_metric_names() {
 /// a new pod's panels show 0, not "no data".
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_series_exist_from_the_first_scrape() {
-    let app = common::spawn_app(Backend::Sqlite).await;
+    let app = crate::common::spawn_app(Backend::Sqlite).await;
     let scrape = app.http.get(app.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
     let names: HashSet<&str> = scrape
         .lines()

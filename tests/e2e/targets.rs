@@ -1,11 +1,9 @@
 //! Target wiring: the generated secret of `serve`, and `api` refusing to
 //! run without MongoDB or becoming ready while it is unreachable.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Backend, spawn_with};
+use crate::common::{Backend, spawn_with};
 use omnibiz::app::{Application, Target};
 use omnibiz_service::auth::{Principal, mint_hs256};
 use omnibiz_service::config::Settings;
@@ -28,7 +26,7 @@ async fn start_api(settings: &Settings) -> (String, tokio::sync::oneshot::Sender
 #[tokio::test]
 async fn serve_without_jwt_secret_generates_and_keeps_one() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let mut settings = common::settings(Backend::Sqlite, dir.path(), "unused");
+    let mut settings = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
     settings.jwt_secret = None;
     let app = spawn_with(Backend::Sqlite, settings, Target::Serve, Arc::clone(&dir)).await;
     let path = omnibiz::secret::secret_path(dir.path());
@@ -39,7 +37,7 @@ async fn serve_without_jwt_secret_generates_and_keeps_one() {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
     }
-    let b = common::business(&app.store, "Gen", 1).await;
+    let b = crate::common::business(&app.store, "Gen", 1).await;
     let token =
         mint_hs256(secret.as_bytes(), &Principal::User { id: b.owner.id, role: b.owner.role }, 600).expect("mint");
     let (s, _) = app.get("/api/messages/conversations", &token).await;
@@ -63,7 +61,7 @@ async fn api_requires_mongodb_and_jwt_secret() {
     };
     let err = Application::build(&settings, Target::Api).await.err().expect("refused");
     assert!(format!("{err:#}").contains("MONGODB_URI"), "{err:#}");
-    let settings = Settings { jwt_secret: None, mongodb_uri: Some(common::mongo_uri().into()), ..settings };
+    let settings = Settings { jwt_secret: None, mongodb_uri: Some(crate::common::mongo_uri().into()), ..settings };
     let err = Application::build(&settings, Target::Api).await.err().expect("refused");
     assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
 }
@@ -75,12 +73,12 @@ async fn api_is_not_ready_while_mongodb_is_unreachable() {
         host: [127, 0, 0, 1].into(),
         port: 0,
         data_dir: dir.path().to_path_buf(),
-        jwt_secret: Some(common::SECRET.to_owned().into()),
+        jwt_secret: Some(crate::common::SECRET.to_owned().into()),
         // Nothing listens on port 9 (discard) here.
         mongodb_uri: Some(
             "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=200".to_owned().into(),
         ),
-        redis_url: Some(common::redis_url().into()),
+        redis_url: Some(crate::common::redis_url().into()),
         ..Settings::default()
     };
     let (base, tx, task) = start_api(&settings).await;
@@ -100,7 +98,7 @@ async fn api_is_not_ready_while_mongodb_is_unreachable() {
 async fn api_is_not_ready_while_redis_is_unreachable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings =
-        common::settings(Backend::Mongo, dir.path(), &format!("omnibiz_t_{}", bson::oid::ObjectId::new()));
+        crate::common::settings(Backend::Mongo, dir.path(), &format!("omnibiz_t_{}", bson::oid::ObjectId::new()));
     // Nothing listens on port 9 here.
     settings.redis_url = Some("redis://127.0.0.1:9".to_owned().into());
     let (base, tx, task) = start_api(&settings).await;
@@ -123,7 +121,7 @@ async fn api_is_not_ready_while_redis_is_unreachable() {
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let mut settings = common::settings(Backend::Sqlite, dir.path(), "unused");
+    let mut settings = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
     settings.cors_origins = "https://app.example".into();
     let app = spawn_with(Backend::Sqlite, settings, Target::Serve, dir).await;
     let preflight = |origin: &'static str| {

@@ -2,13 +2,11 @@
 //! connection attempts per account, the largest socket message, and the
 //! clock-skew leeway on tokens.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sio::SioClient;
-use common::{Backend, SECRET, TestApp, business, open, settings, spawn_with};
+use crate::common::sio::SioClient;
+use crate::common::{Backend, SECRET, TestApp, business, open, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::json;
 
@@ -80,7 +78,7 @@ async fn a_socket_message_above_the_limit_closes_that_connection_only() {
     let big = SioClient::connect(&app.base, Some(&b.customer_tokens[0])).await.expect("connect");
     big.emit("send_message", json!({"conversationId": conv, "message": "y".repeat(10_000)}));
     assert!(
-        common::eventually(50, Duration::from_millis(100), || async { big.is_closed() }).await,
+        crate::common::eventually(50, Duration::from_millis(100), || async { big.is_closed() }).await,
         "a 10 KB message over a 4 KB limit closes the connection"
     );
     let ack = ok.call("send_message", json!({"conversationId": conv, "message": "others unaffected"})).await;

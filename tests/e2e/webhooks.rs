@@ -5,18 +5,16 @@
 //! SIGKILLed mid-delivery and another started — every event delivered,
 //! never two sends of one delivery at the same time.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::sio::SioClient;
+use crate::common::{Backend, TestApp, assert_error, business, eventually, open, settings, spawn_with};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::sio::SioClient;
-use common::{Backend, TestApp, assert_error, business, eventually, open, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
@@ -438,10 +436,11 @@ async fn private_targets_are_refused_unless_allowed() {
 async fn api_pods_killed_mid_delivery_lose_nothing() {
     let (rx, base) = Receiver::start().await;
     let db = format!("omnibiz_hooks_kill_{}", bson::oid::ObjectId::new());
-    let store: Arc<dyn omnibiz_store::Store> =
-        Arc::new(omnibiz_store::mongo::MongoStore::connect(&common::mongo_uri(), Some(&db)).await.expect("mongo"));
+    let store: Arc<dyn omnibiz_store::Store> = Arc::new(
+        omnibiz_store::mongo::MongoStore::connect(&crate::common::mongo_uri(), Some(&db)).await.expect("mongo"),
+    );
     let b = business(&store, "Kill", 1).await;
-    let (mut pod1, api1) = common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
+    let (mut pod1, api1) = crate::common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
     let http = reqwest::Client::new();
     let ready = |base: String| {
         let http = http.clone();
@@ -487,11 +486,11 @@ async fn api_pods_killed_mid_delivery_lose_nothing() {
     }
     // Pod 1 is delivering; pod 2 joins and both drain the outbox.
     rx.wait_for("/slow", "deliveries under way", |h| h.len() >= 5).await;
-    let (_pod2, api2) = common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
+    let (_pod2, api2) = crate::common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
     assert!(ready(api2.clone()).await, "pod 2 ready");
     // Kill pod 1 without warning while it holds leased deliveries (each
     // takes the receiver 700 ms): its holder name carries its pid.
-    let leases = mongodb::Client::with_uri_str(common::mongo_uri())
+    let leases = mongodb::Client::with_uri_str(crate::common::mongo_uri())
         .await
         .expect("mongo")
         .database(&db)
@@ -512,7 +511,7 @@ async fn api_pods_killed_mid_delivery_lose_nothing() {
     let _ = pod1.wait().await;
     let orphaned = held_by_pod1().await;
     assert!(orphaned > 0, "the kill left deliveries leased by the dead pod");
-    let (_pod3, _) = common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
+    let (_pod3, _) = crate::common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
     let hits = rx
         .wait_for("/slow", "every message delivered", |h| {
             h.iter().map(|h| h.headers["omnibiz-event-id"].clone()).collect::<HashSet<_>>().len() >= N

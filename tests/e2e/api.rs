@@ -1,8 +1,6 @@
 //! REST API end to end, against the embedded store and against MongoDB.
 
-mod common;
-
-use common::{Backend, assert_error, business, keys, open, spawn_app};
+use crate::common::{Backend, assert_error, business, keys, open, spawn_app};
 use omnibiz_service::auth::Principal;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -310,13 +308,13 @@ async fn deny_matrix(backend: Backend) {
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_service::auth::unix_now() - 3600}),
-        &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(crate::common::SECRET.as_bytes()),
     )
     .expect("encode");
     let no_exp = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({"id": owner_id.to_hex()}),
-        &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(crate::common::SECRET.as_bytes()),
     )
     .expect("encode");
     let forged = omnibiz_service::auth::mint_hs256(
@@ -346,7 +344,7 @@ async fn deny_matrix(backend: Backend) {
             json!({"id": owner_id.to_hex(), "role": "business_owner", "exp": omnibiz_service::auth::unix_now() + 3600})
         )
     );
-    let unknown_user = common::token(&Principal::User {
+    let unknown_user = crate::common::token(&Principal::User {
         id: omnibiz_domain::UserId::new(),
         role: omnibiz_domain::UserRole::BusinessOwner,
     });
@@ -569,7 +567,7 @@ async fn data_survives_a_restart(backend: Backend) {
     let backend_kind = app.backend;
     let (settings, dir) = app.stop().await;
     let target = if backend_kind == Backend::Mongo { omnibiz::app::Target::Api } else { omnibiz::app::Target::Serve };
-    let app = common::spawn_with(backend_kind, settings, target, dir).await;
+    let app = crate::common::spawn_with(backend_kind, settings, target, dir).await;
     let (s, page) = app.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert_eq!(page["messages"][0]["content"], "remember me");

@@ -7,11 +7,9 @@
 //! `target/console-screens/` (`OMNIBIZ_UPDATE_SCREENSHOTS=1` writes the
 //! README's, under `docs/`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{node_dir, omnibiz_process};
+use crate::common::{node_dir, omnibiz_process};
 use serde_json::Value;
 
 fn chromium() -> String {

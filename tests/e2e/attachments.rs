@@ -3,16 +3,14 @@
 //! matrix of every new endpoint; the sweeper; edit and delete, with their
 //! events across two gateway processes.
 
-mod common;
-
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::cluster::TestCluster;
-use common::s3::S3Server;
-use common::sio::SioClient;
-use common::{Backend, Business, TestApp, assert_error, business, open, settings, spawn_with};
+use crate::common::cluster::TestCluster;
+use crate::common::s3::S3Server;
+use crate::common::sio::SioClient;
+use crate::common::{Backend, Business, TestApp, assert_error, business, open, settings, spawn_with};
 use omnibiz::app::Target;
 use omnibiz_domain::UploadId;
 use omnibiz_service::files::{Files, FilesConfig, S3Location};
@@ -351,7 +349,7 @@ async fn edits_and_deletes_reach_both_gateways() {
     let api = cluster.api_urls()[0].clone();
     let gws = cluster.gateway_urls();
     let http = reqwest::Client::new();
-    let conv = common::cluster::open_over_http(&api, &a.owner_token, &a.customers[0].id.to_hex()).await;
+    let conv = crate::common::cluster::open_over_http(&api, &a.owner_token, &a.customers[0].id.to_hex()).await;
     let mut owner = SioClient::connect(&gws[0], Some(&a.owner_token)).await.expect("owner socket");
     let mut customer = SioClient::connect(&gws[1], Some(&a.customer_tokens[0])).await.expect("customer socket");
     for c in [&mut owner, &mut customer] {

@@ -1,11 +1,9 @@
 //! Keeps the load generator from rotting: a few hundred messages through
 //! `omnibiz serve` with its fanout scenario, and zero losses.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Backend, business, open, spawn_app};
+use crate::common::{Backend, business, open, spawn_app};
 use omnibiz_loadtest::fanout::{self, Plan, Sender};
 use omnibiz_loadtest::tokens::Pair;
 
@@ -56,10 +54,11 @@ async fn raw_insert_measures_the_database_and_cleans_up() {
     let database = format!("omnibiz_raw_smoke_{}", std::process::id());
     // The scenario copies the indexes our store creates, as a server would
     // have made them on this database.
-    let store = omnibiz_store::mongo::MongoStore::connect(&common::mongo_uri(), Some(&database)).await.expect("store");
+    let store =
+        omnibiz_store::mongo::MongoStore::connect(&crate::common::mongo_uri(), Some(&database)).await.expect("store");
     store.ensure_indexes().await.expect("indexes");
     let plan = raw_insert::Plan {
-        uri: common::mongo_uri(),
+        uri: crate::common::mongo_uri(),
         database: database.clone(),
         concurrency: 4,
         duration: Duration::from_secs(1),
@@ -77,7 +76,7 @@ async fn raw_insert_measures_the_database_and_cleans_up() {
     assert_eq!(r["send_pairs"]["errors"], 0, "{r}");
     assert!(r["server_cpu_us_per_insert"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     assert!(r["send_pairs"]["server_cpu_us_per_pair"].as_f64().is_some_and(|v| v > 0.0), "{r}");
-    let client = mongodb::Client::with_uri_str(common::mongo_uri()).await.expect("client");
+    let client = mongodb::Client::with_uri_str(crate::common::mongo_uri()).await.expect("client");
     let db = client.database(&database);
     let left = db.list_collection_names().await.expect("collections");
     assert!(left.iter().all(|c| !c.starts_with("raw_insert")), "{left:?}");

@@ -2,9 +2,7 @@
 //! process, in-process bus): websocket, polling, and polling with upgrade.
 //! `scripts/test.sh` installs the client from npm into `tests/node`.
 
-mod common;
-
-use common::{Backend, business, open, seed_flow, spawn_app};
+use crate::common::{Backend, business, open, seed_flow, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_seed_flow_over_every_transport() {

@@ -2,7 +2,7 @@
 //! PyPI, installed by `scripts/services.sh s3-tools`), started on a free
 //! port with one bucket. It speaks the S3 wire protocol, so the application
 //! talks to it through its real S3 client code.
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::path::PathBuf;
 

@@ -10,15 +10,13 @@
 //! stored message of its conversation, once each, in strictly increasing
 //! `seq`. It prints the figures.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::TestCluster;
-use common::{business, node_dir};
+use crate::common::cluster::TestCluster;
+use crate::common::{business, node_dir};
 use omnibiz_domain::ConversationId;
 use omnibiz_store::MessageQuery;
 use serde_json::{Value, json};
@@ -164,7 +162,7 @@ async fn nothing_lost_duplicated_or_out_of_order_under_faults() {
     let apis = Arc::new(c.api_urls());
     let mut convs = Vec::new();
     for cust in &b.customers {
-        convs.push(common::cluster::open_over_http(&apis[0], &b.owner_token, &cust.id.to_hex()).await);
+        convs.push(crate::common::cluster::open_over_http(&apis[0], &b.owner_token, &cust.id.to_hex()).await);
     }
     // The slow consumer stalls its own event loop: it runs in a process of its own.
     let spec =

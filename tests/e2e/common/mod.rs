@@ -1,19 +1,19 @@
 //! Test harness: builds the same `Application` the binary runs, on port 0,
 //! with a fresh database per test (a temporary SQLite file, or a fresh
 //! MongoDB database on the server in `MONGODB_URI`), and typed helpers.
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use omnibiz::app::{Application, Target};
-use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_domain::{Customer, User};
 use omnibiz_service::auth::{Principal, mint_hs256};
 use omnibiz_service::config::Settings;
-use omnibiz_store::Store;
 use omnibiz_store::mongo::MongoStore;
 use omnibiz_store::sqlite::SqliteStore;
+use omnibiz_store::{Store, fixtures};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -199,30 +199,20 @@ pub struct Business {
 }
 
 pub async fn business(store: &Arc<dyn Store>, name: &str, customers: usize) -> Business {
-    let owner = User {
-        id: UserId::new(),
-        name: format!("{name} Owner"),
-        email: format!("{}@biz.example", name.to_lowercase()),
-        phone: Some("+1 555 0100".into()),
-        role: UserRole::BusinessOwner,
-        business_name: Some(format!("{name} Ltd")),
-    };
-    store.insert_user(&owner).await.expect("insert owner");
+    let owner =
+        User { email: format!("{}@biz.example", name.to_lowercase()), ..fixtures::owner(&format!("{name} Owner")) };
     let cs: Vec<Customer> = (0..customers)
         .map(|i| Customer {
-            id: CustomerId::new(),
-            name: format!("{name} Customer {i}"),
             email: format!("c{i}@{}.example", name.to_lowercase()),
             phone: Some(format!("+44 20 7946 000{i}")),
-            invited_by: owner.id,
             total_orders: i as i64,
             total_spent: 10.0 * i as f64,
             last_order_date: Some(Utc::now()),
             last_login: Some(Utc::now()),
-            created_at: Utc::now(),
+            ..fixtures::customer(owner.id, &format!("{name} Customer {i}"))
         })
         .collect();
-    store.insert_customers(&cs).await.expect("insert customers");
+    fixtures::insert_business(store.as_ref(), &owner, &cs).await.expect("insert business");
     let owner_token = token(&Principal::User { id: owner.id, role: owner.role });
     let customer_tokens = cs.iter().map(|c| token(&Principal::Customer { id: c.id })).collect();
     Business { owner, owner_token, customers: cs, customer_tokens }
@@ -257,7 +247,6 @@ pub fn keys(v: &Value) -> Vec<String> {
 }
 
 /// Runs each listed async test function once per backend.
-#[macro_export]
 macro_rules! per_backend {
     ($($case:ident),* $(,)?) => {
         mod sqlite {

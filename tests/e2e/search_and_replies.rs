@@ -3,10 +3,8 @@
 //! matrix), phrase and prefix matching, snippets, paging; quick replies'
 //! CRUD, who may use them, and sending one.
 
-mod common;
-
-use common::sio::SioClient;
-use common::{Backend, assert_error, business, open, settings, spawn_app, spawn_with};
+use crate::common::sio::SioClient;
+use crate::common::{Backend, assert_error, business, open, settings, spawn_app, spawn_with};
 use omnibiz::app::Target;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -4,13 +4,11 @@
 //! `TestCluster` (its own Redis and MongoDB-compatible server, `api` and
 //! `gateway` processes), so `CLIENT KILL TYPE pubsub` touches no other test.
 
-mod common;
-
 use std::time::Duration;
 
-use common::cluster::TestCluster;
-use common::sio::SioClient;
-use common::{business, numsub_at};
+use crate::common::cluster::TestCluster;
+use crate::common::sio::SioClient;
+use crate::common::{business, numsub_at};
 use fred::interfaces::ClientLike as _;
 use omnibiz_domain::Side;
 use omnibiz_store::NewMessage;
@@ -25,7 +23,7 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
     let (api, gw, redis) = (cluster.api_urls()[0].clone(), cluster.gateway_urls()[0].clone(), cluster.redis_url());
     let http = reqwest::Client::new();
     let b = business(&store, "Resub", 1).await;
-    let conv = common::cluster::open_over_http(&api, &b.owner_token, &b.customers[0].id.to_hex()).await;
+    let conv = crate::common::cluster::open_over_http(&api, &b.owner_token, &b.customers[0].id.to_hex()).await;
     let channel = format!("omnibiz:{{conv:{conv}}}");
     let mut cust = SioClient::connect(&gw, Some(&b.customer_tokens[0])).await.expect("connect");
     assert_eq!(cust.call("join_conversation", json!(conv)).await["ok"], true);
@@ -52,7 +50,8 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
     let _: i64 = admin.custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "pubsub"]).await.expect("client kill");
     let _ = admin.quit().await;
     let back =
-        common::eventually(100, Duration::from_millis(100), || async { numsub_at(&redis, &channel).await == 1 }).await;
+        crate::common::eventually(100, Duration::from_millis(100), || async { numsub_at(&redis, &channel).await == 1 })
+            .await;
     assert!(back, "the gateway resubscribed by itself");
     let got = cust.expect("message_received").await;
     assert_eq!(got["content"], "stored while Redis was away", "resynced to the live socket, no rejoin");

@@ -7,14 +7,12 @@
 //! blocked after the participants were cached is refused with 403.
 //! Runs on a `TestCluster` (real MongoDB-compatible server, Redis, processes).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::business;
-use common::cluster::TestCluster;
-use common::sio::SioClient;
+use crate::common::business;
+use crate::common::cluster::TestCluster;
+use crate::common::sio::SioClient;
 use serde_json::{Value, json};
 
 /// The database server's own operation counters (`serverStatus.opcounters`:
@@ -45,7 +43,7 @@ async fn a_rest_send_is_two_database_commands_and_a_retry_leaves_no_gap() {
     let (api, gw) = (cluster.api_urls()[0].clone(), cluster.gateway_urls()[0].clone());
     let http = reqwest::Client::new();
     let b = business(&store, "Trips", 1).await;
-    let conv = common::cluster::open_over_http(&api, &b.owner_token, &b.customers[0].id.to_hex()).await;
+    let conv = crate::common::cluster::open_over_http(&api, &b.owner_token, &b.customers[0].id.to_hex()).await;
     let mut cust = SioClient::connect(&gw, Some(&b.customer_tokens[0])).await.expect("connect");
     assert_eq!(cust.call("join_conversation", json!(conv)).await["ok"], true);
 

@@ -6,11 +6,9 @@
 //! `api` + `gateway` pair; with and without credentials; from a refused
 //! origin. `scripts/test.sh` installs chromium and the npm packages.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Backend, Business, business, node_dir, open, settings, spawn_with};
+use crate::common::{Backend, Business, business, node_dir, open, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
