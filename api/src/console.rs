@@ -26,6 +26,17 @@ use axum::routing::get;
 const INDEX: &str = include_str!("../console/index.html");
 const APP_JS: &str = include_str!("../console/app.js");
 const APP_CSS: &str = include_str!("../console/app.css");
+/// The page's ES modules (`/console/js/<name>.js`), imported by `app.js`.
+const MODULES: &[(&str, &str)] = &[
+    ("chat", include_str!("../console/js/chat.js")),
+    ("composer", include_str!("../console/js/composer.js")),
+    ("connection", include_str!("../console/js/connection.js")),
+    ("dom", include_str!("../console/js/dom.js")),
+    ("inbox", include_str!("../console/js/inbox.js")),
+    ("rest", include_str!("../console/js/rest.js")),
+    ("session", include_str!("../console/js/session.js")),
+    ("state", include_str!("../console/js/state.js")),
+];
 const SOCKET_IO_JS: &str = include_str!("../console/vendor/socket.io.esm.min.js");
 
 /// How the console is served.
@@ -56,6 +67,7 @@ struct Assets {
     app_js: Asset,
     app_css: Asset,
     socket_io: Asset,
+    modules: Vec<(String, Asset)>,
     csp: HeaderValue,
 }
 
@@ -90,6 +102,10 @@ impl Assets {
             app_js: Asset::new(APP_JS, "text/javascript; charset=utf-8"),
             app_css: Asset::new(APP_CSS, "text/css; charset=utf-8"),
             socket_io: Asset::new(SOCKET_IO_JS, "text/javascript; charset=utf-8"),
+            modules: MODULES
+                .iter()
+                .map(|(name, js)| (format!("/console/js/{name}.js"), Asset::new(*js, "text/javascript; charset=utf-8")))
+                .collect(),
             csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
         }
     }
@@ -100,7 +116,10 @@ impl Assets {
             "/console/app.js" => &self.app_js,
             "/console/app.css" => &self.app_css,
             "/console/vendor/socket.io.esm.min.js" => &self.socket_io,
-            _ => return StatusCode::NOT_FOUND.into_response(),
+            path => match self.modules.iter().find(|(p, _)| p == path) {
+                Some((_, asset)) => asset,
+                None => return StatusCode::NOT_FOUND.into_response(),
+            },
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
@@ -133,6 +152,39 @@ pub fn router(opts: &ConsoleOptions) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `import … from "./…"` of the page resolves to an asset served
+    /// here: a module added to `api/console/js/` must be listed in `MODULES`.
+    #[test]
+    fn every_module_the_page_imports_is_served() {
+        let assets = Assets::new(&ConsoleOptions::default());
+        let sources = std::iter::once(("/console/app.js".to_owned(), APP_JS))
+            .chain(MODULES.iter().map(|(n, js)| (format!("/console/js/{n}.js"), *js)));
+        let mut imports = 0;
+        for (path, js) in sources {
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            for spec in
+                js.lines().filter_map(|l| l.strip_prefix("import ")?.split(" from \"").nth(1)?.strip_suffix("\";"))
+            {
+                let mut parts: Vec<&str> = dir.split('/').collect();
+                for seg in spec.split('/') {
+                    match seg {
+                        "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        s => parts.push(s),
+                    }
+                }
+                let target = parts.join("/");
+                let uri: Uri = target.parse().expect("uri");
+                let r = assets.serve(&uri, &HeaderMap::new());
+                assert_eq!(r.status(), StatusCode::OK, "{path} imports {spec} ({target}), which is not served");
+                imports += 1;
+            }
+        }
+        assert!(imports >= 20, "the page's modules import one another: {imports}");
+    }
 
     #[test]
     fn socket_origin_is_allowed_for_http_and_websocket() {

@@ -134,7 +134,13 @@ async fn the_console_is_served_safely_and_only_where_enabled() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     let html = page.text().await.expect("body");
     assert!(html.contains("/console/app.js") && !html.contains("{{SOCKET_URL}}"), "{html}");
-    for asset in ["/console/app.js", "/console/app.css", "/console/vendor/socket.io.esm.min.js"] {
+    for asset in [
+        "/console/app.js",
+        "/console/js/session.js",
+        "/console/js/chat.js",
+        "/console/app.css",
+        "/console/vendor/socket.io.esm.min.js",
+    ] {
         let r = http.get(format!("{base}{asset}")).send().await.expect("asset");
         assert_eq!(r.status(), 200, "{asset}");
         let etag = r.headers()["etag"].clone();

@@ -199,8 +199,11 @@ pub struct Business {
 }
 
 pub async fn business(store: &Arc<dyn Store>, name: &str, customers: usize) -> Business {
-    let owner =
-        User { email: format!("{}@biz.example", name.to_lowercase()), ..fixtures::owner(&format!("{name} Owner")) };
+    let owner = User {
+        email: format!("{}@biz.example", name.to_lowercase()),
+        business_name: Some(format!("{name} Ltd")),
+        ..fixtures::owner(&format!("{name} Owner"))
+    };
     let cs: Vec<Customer> = (0..customers)
         .map(|i| Customer {
             email: format!("c{i}@{}.example", name.to_lowercase()),

@@ -1,0 +1,340 @@
+// The open conversation: its message log, statuses, edits and deletes, receipts, typing and presence.
+
+import { failed } from "./composer.js";
+import { joinOpen, refreshOpen } from "./connection.js";
+import { debounce, el, showError, toast, when } from "./dom.js";
+import { fillMeta, loadConversations, renderConversations } from "./inbox.js";
+import { api } from "./rest.js";
+import { $, PAGE, TYPING_IDLE_MS, state } from "./state.js";
+
+export function openState(conv) {
+  return {
+    id: conv?.id || null,
+    conv,
+    bySeq: new Map(), // seq -> <li>
+    pending: new Map(), // clientMessageId -> <li>
+    highest: 0, // highest seq shown: the lastSeq for a rejoin
+    lowest: Infinity,
+    hasOlder: false,
+    readSent: 0,
+  };
+}
+
+export async function openConversation(id) {
+  const prev = state.open;
+  if (prev?.id && prev.id !== id && state.socket?.connected) state.socket.emit("leave_conversation", { conversationId: prev.id });
+  const r = await api("GET", `/api/messages/conversations/${id}?limit=${PAGE}`).catch((e) => {
+    showError($("chat-error"), `Could not open the conversation: ${e.message}`);
+    return null;
+  });
+  if (!r) return;
+  state.open = openState(r.conversation);
+  state.open.hasOlder = r.hasMore;
+  showChat(r.conversation);
+  for (const m of r.messages) onMessage(m, { quiet: true });
+  scrollToEnd();
+  joinOpen();
+  markRead();
+  const c = state.conversations.get(id);
+  if (c) c.unreadCount = 0;
+  renderConversations();
+  $("app").dataset.view = "chat";
+}
+
+export function showChat(conv) {
+  $("messages").replaceChildren();
+  $("chat-empty").hidden = !!conv;
+  $("composer").hidden = false;
+  $("typing").textContent = "";
+  showError($("chat-error"), "");
+  $("older").hidden = !state.open.hasOlder;
+  $("conv-meta").hidden = !(state.owner && conv);
+  if (conv) {
+    $("chat-title").textContent = conv.name;
+    setPresence(conv.isOnline);
+    if (state.owner) fillMeta(conv);
+  }
+}
+
+export function setPresence(online) {
+  const o = state.open;
+  if (!o?.conv) return;
+  o.conv.isOnline = online;
+  const contact = [o.conv.email, o.conv.phone].filter(Boolean).join(" · ");
+  $("chat-sub").textContent = `${online ? "● online" : "○ offline"}${contact ? ` · ${contact}` : ""}`;
+}
+
+export async function openCustomerChat() {
+  const r = await api("GET", "/api/messages/conversations");
+  const conv = r.conversations[0];
+  if (!conv) {
+    if (!state.open) {
+      state.open = openState(null);
+      showChat(null);
+      $("chat-title").textContent = "Messages";
+      $("chat-sub").textContent = "Send your first message: it starts the conversation with the business.";
+      $("chat-empty").hidden = true;
+    }
+    return;
+  }
+  if (state.open?.id === conv.id) return;
+  await openConversation(conv.id);
+}
+
+export function scrollToEnd() {
+  const log = $("messages");
+  log.scrollTop = log.scrollHeight;
+}
+
+export function isMine(m) {
+  return m.senderId === state.me.id;
+}
+
+export const STATUS_TEXT = { sending: "Sending…", sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not sent" };
+export const TICKS = { sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+
+export function messageNode(m, status) {
+  const mine = isMine(m) || status === "sending";
+  const li = el("li", { class: `msg${mine ? " mine" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
+  li.append(el("span", { class: "content", text: m.content }));
+  li.append(el("div", { class: "files" }));
+  const meta = el("span", { class: "meta-line" });
+  meta.append(el("span", { class: "visually-hidden", text: mine ? "You, " : `${m.senderName}, ` }));
+  meta.append(el("time", { datetime: m.timestamp || "", text: when(m.timestamp || new Date().toISOString()) }));
+  meta.append(el("span", { class: "edited", text: "" }));
+  if (mine) meta.append(el("span", { class: "tick", "aria-label": STATUS_TEXT[status], title: STATUS_TEXT[status], text: TICKS[status] }));
+  if (mine && m.id && !m.isDeleted) {
+    meta.append(
+      el("button", { type: "button", class: "link-button edit", onclick: () => startEdit(li), text: "Edit" }),
+      el("button", { type: "button", class: "link-button delete", onclick: () => deleteMessage(li), text: "Delete" }),
+    );
+  }
+  li.append(meta);
+  fillMessage(li, m);
+  return li;
+}
+
+// Content, files, the edit mark and the deletion of a stored message.
+export function fillMessage(li, m) {
+  if (m.isDeleted) {
+    li.classList.add("deleted");
+    li.querySelector(".content").textContent = "This message was deleted";
+    li.querySelector(".files").replaceChildren();
+    for (const b of li.querySelectorAll(".edit, .delete")) b.remove();
+    return;
+  }
+  li.querySelector(".content").textContent = m.content;
+  li.querySelector(".edited").textContent = m.editedAt ? " · edited" : "";
+  const files = li.querySelector(".files");
+  files.replaceChildren();
+  for (const a of m.attachments || []) files.append(attachmentNode(a));
+}
+
+export function sizeText(n) {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+}
+
+// An attachment: uploads get short-lived signed links (the page's token is
+// never put in a URL); links to files elsewhere are shown as links.
+export function attachmentNode(a) {
+  const label = `${a.name} (${sizeText(a.size || 0)})`;
+  if (!a.id) return el("a", { class: "file", href: a.url, rel: "noopener noreferrer", target: "_blank", text: label });
+  const link = el("a", { class: "file", rel: "noopener noreferrer", target: "_blank", text: label });
+  const box = el("span", { class: "attachment" });
+  if (a.thumbnailUrl) box.append(el("img", { class: "thumb", alt: a.name, width: "160" }));
+  box.append(link);
+  api("GET", `/api/messages/attachments/${a.id}`)
+    .then((r) => {
+      link.href = r.url;
+      const img = box.querySelector("img");
+      if (img && r.thumbnailUrl) img.src = r.thumbnailUrl;
+    })
+    .catch((e) => link.append(` — unavailable: ${e.message}`));
+  return box;
+}
+
+export function startEdit(li) {
+  if (li.querySelector("form.edit-form")) return;
+  const content = li.querySelector(".content");
+  const box = el("textarea", { rows: "2", maxlength: "5000", "aria-label": "Edit message" });
+  box.value = content.textContent;
+  const form = el(
+    "form",
+    { class: "edit-form" },
+    box,
+    el("button", { type: "submit", text: "Save" }),
+    el("button", { type: "button", onclick: () => form.remove(), text: "Cancel" }),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("PATCH", `/api/messages/${li.dataset.id}`, { content: box.value });
+      fillMessage(li, r.message);
+      form.remove();
+    } catch (err) {
+      showError($("chat-error"), `Could not edit: ${err.message}`);
+    }
+  });
+  content.after(form);
+  box.focus();
+}
+
+export async function deleteMessage(li) {
+  try {
+    const r = await api("DELETE", `/api/messages/${li.dataset.id}`);
+    fillMessage(li, r.message);
+  } catch (e) {
+    showError($("chat-error"), `Could not delete: ${e.message}`);
+  }
+}
+
+export function onMessageChanged(m) {
+  const o = state.open;
+  if (!o || o.id !== m.conversationId) return;
+  const li = o.bySeq.get(m.seq);
+  if (li) fillMessage(li, m);
+}
+
+export function onMessageDeleted(p) {
+  onMessageChanged({ conversationId: p.conversationId, seq: p.seq, isDeleted: true });
+}
+
+export function setStatus(li, status) {
+  const rank = { sending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
+  if ((rank[li.dataset.status] ?? 0) > rank[status]) return; // statuses only move forward
+  li.dataset.status = status;
+  const t = li.querySelector(".tick");
+  if (t) {
+    t.textContent = TICKS[status];
+    t.setAttribute("aria-label", STATUS_TEXT[status]);
+    t.title = STATUS_TEXT[status];
+  }
+}
+
+// A stored message from the socket, a replay, REST, or our own ack.
+export function onMessage(m, { quiet = false } = {}) {
+  if (!m?.conversationId) return;
+  if (state.owner) bumpConversation(m);
+  const o = state.open;
+  if (!o || o.id !== m.conversationId) return;
+  if (o.bySeq.has(m.seq)) {
+    const known = o.bySeq.get(m.seq);
+    if (isMine(m)) setStatus(known, m.status);
+    if (m.editedAt || m.isDeleted) fillMessage(known, m); // a change seen while polling
+    return;
+  }
+  let li = m.clientMessageId && o.pending.get(m.clientMessageId);
+  if (li) {
+    o.pending.delete(m.clientMessageId);
+    li.remove();
+  }
+  li = messageNode(m, m.status);
+  // Insert in seq order (almost always at the end).
+  const log = $("messages");
+  let after = null;
+  for (const [seq, node] of o.bySeq) if (seq < m.seq && (!after || seq > Number(after.dataset.seq))) after = node;
+  const firstPending = o.pending.size ? o.pending.values().next().value : null;
+  if (m.seq > o.highest) log.insertBefore(li, firstPending);
+  else if (after) after.after(li);
+  else log.prepend(li);
+  o.bySeq.set(m.seq, li);
+  o.highest = Math.max(o.highest, m.seq);
+  o.lowest = Math.min(o.lowest, m.seq);
+  if (!isMine(m)) {
+    $("typing").textContent = "";
+    if (!quiet && state.socket?.connected && m.status === "sent") {
+      state.socket.emit("message_delivered", { conversationId: m.conversationId, messageId: m.id });
+    }
+    markRead();
+  }
+  if (!quiet) scrollToEnd();
+}
+
+export function bumpConversation(m) {
+  const c = state.conversations.get(m.conversationId);
+  if (!c) return;
+  if (!c.lastMessageTime || m.timestamp >= c.lastMessageTime) {
+    c.lastMessage = m.content;
+    c.lastMessageTime = m.timestamp;
+    state.convOrder = [m.conversationId, ...state.convOrder.filter((x) => x !== m.conversationId)];
+    renderConversations();
+  }
+}
+
+export const markRead = debounce(async () => {
+  const o = state.open;
+  if (!o?.id || document.visibilityState !== "visible" || o.highest <= o.readSent) return;
+  const seq = o.highest;
+  o.readSent = seq;
+  if (state.socket?.connected) {
+    state.socket.emit("mark_read", { conversationId: o.id, seq }, () => {});
+  } else {
+    await api("POST", `/api/messages/conversations/${o.id}/read`).catch(() => {
+      o.readSent = 0;
+    });
+  }
+}, 250);
+document.addEventListener("visibilitychange", () => markRead());
+
+export function onStatus(p) {
+  const o = state.open;
+  if (!o || o.id !== p.conversationId) return;
+  for (const li of o.bySeq.values()) if (li.dataset.id === p.messageId) setStatus(li, p.status);
+}
+
+export function onRead(p) {
+  const o = state.open;
+  if (p.readerId === state.me.id) {
+    const c = state.conversations.get(p.conversationId);
+    if (c && c.unreadCount) {
+      c.unreadCount = 0;
+      renderConversations();
+    }
+    return;
+  }
+  if (!o || o.id !== p.conversationId) return;
+  for (const [seq, li] of o.bySeq) if (seq <= p.upToSeq && li.classList.contains("mine")) setStatus(li, "read");
+}
+
+export function onNotification(n) {
+  if (state.open?.id === n.conversationId && document.visibilityState === "visible") return;
+  if (state.owner) {
+    const c = state.conversations.get(n.conversationId);
+    if (c) {
+      c.unreadCount = (c.unreadCount || 0) + 1;
+      c.lastMessage = n.preview;
+      c.lastMessageTime = new Date().toISOString();
+      state.convOrder = [n.conversationId, ...state.convOrder.filter((x) => x !== n.conversationId)];
+      renderConversations();
+    } else {
+      loadConversations().catch(() => {}); // a conversation the customer just started
+    }
+  } else if (!state.open?.id) {
+    openCustomerChat().catch(() => {}); // the business started the conversation
+  }
+  toast(`New message from ${n.from}: ${n.preview}`);
+}
+
+export function onTyping(p, on) {
+  const o = state.open;
+  if (!o || o.id !== p.conversationId || p.userId === state.me.id) return;
+  clearTimeout(state.theirTypingTimer);
+  $("typing").textContent = on ? `${p.userName || o.conv?.name || "They"} is typing…` : "";
+  // A start whose stop got lost clears itself, as the server's does.
+  if (on) state.theirTypingTimer = setTimeout(() => ($("typing").textContent = ""), TYPING_IDLE_MS + 1000);
+}
+
+// `presence` says the other side joined or left this conversation; leaving
+// it is not going offline, so that case asks the server.
+export function onPresence(p) {
+  const o = state.open;
+  if (o?.conv && p.userId !== state.me.id && o.id === p.conversationId) {
+    if (p.online) setPresence(true);
+    else refreshOpen().catch(() => {});
+  }
+  const c = state.conversations.get(p.conversationId);
+  if (c && p.userId === c.customerId) {
+    c.isOnline = !!p.online;
+    renderConversations();
+  }
+}

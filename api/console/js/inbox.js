@@ -1,0 +1,251 @@
+// The owner inbox: tabs, the conversation and customer lists, search, conversation metadata.
+
+import { openConversation } from "./chat.js";
+import { debounce, el, money, showError, when } from "./dom.js";
+import { api } from "./rest.js";
+import { $, SEARCH_DEBOUNCE_MS, state } from "./state.js";
+
+export function wireInbox() {
+  const tabs = [$("tab-conversations"), $("tab-customers")];
+  const select = (tab) => {
+    for (const t of tabs) {
+      const on = t === tab;
+      t.setAttribute("aria-selected", String(on));
+      t.tabIndex = on ? 0 : -1;
+      $(t.getAttribute("aria-controls")).hidden = !on;
+    }
+    state.tab = tab === tabs[0] ? "conversations" : "customers";
+    reloadTab();
+  };
+  for (const t of tabs) {
+    t.addEventListener("click", () => select(t));
+    t.addEventListener("keydown", (e) => {
+      if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
+      const next = tabs[(tabs.indexOf(t) + 1) % 2];
+      next.focus();
+      select(next);
+    });
+  }
+  $("search").addEventListener("input", debounce(reloadTab, SEARCH_DEBOUNCE_MS));
+  $("conversations-more").addEventListener("click", () => loadConversations({ more: true }));
+  $("customers-more").addEventListener("click", () => loadCustomers({ more: true }));
+  $("back").addEventListener("click", () => {
+    $("app").dataset.view = "list";
+    $("search").focus();
+  });
+  for (const id of ["conv-status", "conv-priority"]) $(id).addEventListener("change", saveMeta);
+  $("conv-tags").addEventListener("change", saveMeta);
+  $("conv-meta").addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveMeta();
+  });
+}
+
+export function reloadTab() {
+  const run = state.tab === "conversations" ? loadConversations() : loadCustomers();
+  run.catch(() => {});
+  if (state.tab === "conversations") searchMessages().catch(() => {});
+}
+
+// Message text search (GET /api/messages/search) under the conversation
+// list; the matches come as character ranges and are marked with <mark>
+// elements, never by putting the user's text into HTML.
+export async function searchMessages() {
+  const q = $("search").value.trim();
+  const box = $("message-results-box");
+  if (!q) {
+    box.hidden = true;
+    return;
+  }
+  const r = await api("GET", `/api/messages/search?${new URLSearchParams({ q, limit: "20" })}`);
+  if ($("search").value.trim() !== q) return; // typed on meanwhile
+  $("message-results").replaceChildren(
+    ...r.results.map((hit) => {
+      const text = [...hit.snippet];
+      const parts = [];
+      let at = 0;
+      for (const h of hit.highlights) {
+        if (h.start > at) parts.push(text.slice(at, h.start).join(""));
+        parts.push(el("mark", { text: text.slice(h.start, h.end).join("") }));
+        at = h.end;
+      }
+      if (at < text.length) parts.push(text.slice(at).join(""));
+      return el(
+        "li",
+        {},
+        el(
+          "button",
+          { type: "button", class: "item hit", onclick: () => openConversation(hit.conversationId) },
+          el("span", { class: "name", text: hit.conversationName }),
+          el("span", { class: "time", text: when(hit.message.timestamp) }),
+          el("span", { class: "preview" }, ...parts),
+        ),
+      );
+    }),
+  );
+  box.hidden = false;
+  $("message-results-title").textContent = r.results.length ? "Messages" : "No messages match";
+}
+
+export function query(cursor) {
+  const p = new URLSearchParams();
+  const q = $("search").value.trim();
+  if (q) p.set("q", q);
+  if (cursor) p.set("cursor", cursor);
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+export async function loadConversations({ more = false } = {}) {
+  if (!state.owner) return;
+  let r;
+  try {
+    r = await api("GET", `/api/messages/conversations${query(more ? state.convCursor : null)}`);
+  } catch (e) {
+    showError($("list-error"), `Conversations could not be loaded: ${e.message}`);
+    throw e;
+  }
+  showError($("list-error"), "");
+  if (!more) {
+    state.conversations = new Map();
+    state.convOrder = [];
+  }
+  for (const c of r.conversations) {
+    if (state.open?.id === c.id) c.unreadCount = 0; // being read right now
+    state.conversations.set(c.id, c);
+    state.convOrder.push(c.id);
+  }
+  state.convCursor = r.nextCursor;
+  renderConversations();
+}
+
+export function renderConversations() {
+  const list = $("conversation-list");
+  list.replaceChildren(
+    ...state.convOrder.map((id) => {
+      const c = state.conversations.get(id);
+      const current = state.open?.id === id;
+      const chips = [];
+      if (c.status !== "active") chips.push(el("span", { class: "chip", text: c.status }));
+      if (c.priority !== "normal") chips.push(el("span", { class: `chip ${c.priority}`, text: c.priority }));
+      for (const t of c.tags || []) chips.push(el("span", { class: "chip", text: `#${t}` }));
+      const label = `${c.name}${c.isOnline ? ", online" : ""}${c.unreadCount ? `, ${c.unreadCount} unread` : ""}`;
+      return el(
+        "li",
+        { "data-conversation": id },
+        el(
+          "button",
+          { type: "button", class: "item", "aria-current": current ? "true" : null, "aria-label": label, onclick: () => openConversation(id) },
+          el("span", { class: `dot${c.isOnline ? " online" : ""}`, "aria-hidden": "true" }),
+          el("span", { class: "name", text: c.name }),
+          c.unreadCount
+            ? el("span", { class: "badge", "data-unread": String(c.unreadCount), text: String(c.unreadCount) })
+            : el("span", { class: "time", text: when(c.lastMessageTime) }),
+          el("span", { class: "preview", text: c.lastMessage || "No messages yet" }),
+          chips.length ? el("span", { class: "tagline" }, ...chips) : null,
+        ),
+      );
+    }),
+  );
+  $("conversations-empty").hidden = state.convOrder.length > 0;
+  $("conversations-more").hidden = !state.convCursor;
+  const total = [...state.conversations.values()].reduce((n, c) => n + (c.unreadCount || 0), 0);
+  $("total-unread").hidden = total === 0;
+  $("total-unread").textContent = String(total);
+  $("total-unread").setAttribute("aria-label", `${total} unread`);
+}
+
+export async function loadCustomers({ more = false } = {}) {
+  let r;
+  try {
+    r = await api("GET", `/api/messages/customers${query(more ? state.customerCursor : null)}`);
+  } catch (e) {
+    showError($("list-error"), `Customers could not be loaded: ${e.message}`);
+    throw e;
+  }
+  showError($("list-error"), "");
+  state.customers = more ? state.customers.concat(r.customers) : r.customers;
+  state.customerCursor = r.nextCursor;
+  const list = $("customer-list");
+  list.replaceChildren(
+    ...state.customers.map((c) => {
+      const stats = [
+        `${c.totalOrders} orders`,
+        `${money.format(c.totalSpent)} spent`,
+        `last login ${c.lastLogin ? when(c.lastLogin) : "never"}`,
+        `joined ${when(c.joinedDate)}`,
+      ].join(" · ");
+      const action = c.hasConversation
+        ? `Open chat${c.unreadCount ? ` (${c.unreadCount} unread)` : ""}`
+        : "Start conversation";
+      return el(
+        "li",
+        { class: "customer-row", "data-customer": c.id },
+        el("span", { class: "name" }, el("span", { class: `dot${c.isOnline ? " online" : ""}`, "aria-hidden": "true" }), " ", c.name,
+          el("span", { class: "visually-hidden", text: c.isOnline ? ", online" : "" })),
+        el("button", { type: "button", "aria-label": `${action} with ${c.name}`, onclick: () => startConversation(c) , text: action }),
+        el("span", { class: "stats", text: `${c.email}${c.phone ? ` · ${c.phone}` : ""}` }),
+        el("span", { class: "stats", text: stats }),
+      );
+    }),
+  );
+  $("customers-empty").hidden = state.customers.length > 0;
+  $("customers-more").hidden = !state.customerCursor;
+}
+
+export async function startConversation(c) {
+  try {
+    const r = await api("POST", "/api/messages/conversations", {
+      customerId: c.id,
+      customerName: c.name,
+      customerEmail: c.email,
+      customerPhone: c.phone || undefined,
+    });
+    const conv = r.conversation;
+    if (!state.conversations.has(conv.id)) {
+      state.conversations.set(conv.id, conv);
+      state.convOrder.unshift(conv.id);
+    }
+    await openConversation(conv.id);
+    $("compose").focus();
+  } catch (e) {
+    showError($("list-error"), `Could not start the conversation: ${e.message}`);
+  }
+}
+
+export async function saveMeta() {
+  const o = state.open;
+  if (!o?.id || !state.owner) return;
+  const tags = $("conv-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+  try {
+    const r = await api("PATCH", `/api/messages/conversations/${o.id}`, {
+      status: $("conv-status").value,
+      priority: $("conv-priority").value,
+      tags,
+    });
+    onConversationUpdated(r.conversation);
+    showError($("chat-error"), "");
+  } catch (e) {
+    showError($("chat-error"), `Could not save: ${e.message}`);
+  }
+}
+
+export function onConversationUpdated(c) {
+  if (!c?.id) return;
+  const known = state.conversations.get(c.id);
+  if (known) {
+    Object.assign(known, { status: c.status, priority: c.priority, tags: c.tags });
+    renderConversations();
+  }
+  if (state.open?.id === c.id && state.owner) fillMeta(c);
+}
+
+export function fillMeta(c) {
+  // A field being edited keeps what the user is typing.
+  const set = (id, v) => {
+    if (document.activeElement !== $(id)) $(id).value = v;
+  };
+  set("conv-status", c.status);
+  set("conv-priority", c.priority);
+  set("conv-tags", (c.tags || []).join(", "));
+}

@@ -1,0 +1,93 @@
+// Signing in (a pasted token or a `seed` link's `#token=`), and out.
+
+import { openCustomerChat } from "./chat.js";
+import { wireChat } from "./composer.js";
+import { connectSocket } from "./connection.js";
+import { showError } from "./dom.js";
+import { loadConversations, wireInbox } from "./inbox.js";
+import { api } from "./rest.js";
+import { $, TOKEN_KEY, state } from "./state.js";
+
+export function boot() {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const fromLink = frag.get("token");
+  if (fromLink) {
+    sessionStorage.setItem(TOKEN_KEY, fromLink);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  $("signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const t = $("token").value.trim();
+    if (!t) return showError($("signin-error"), "Paste a token first.");
+    signIn(t);
+  });
+  $("token").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("signin-form").requestSubmit();
+    }
+  });
+  $("signout").addEventListener("click", signOut);
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) signIn(saved);
+  else showSignIn();
+}
+
+export function showSignIn(error) {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("signout").hidden = true;
+  $("conn").hidden = true;
+  $("who").textContent = "";
+  showError($("signin-error"), error || "");
+  $("token").focus();
+}
+
+export async function signIn(token) {
+  state.token = token;
+  let me;
+  try {
+    me = await api("GET", "/api/messages/me");
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    return showSignIn(e.status === 401 ? `This token was refused: ${e.message}` : `Could not sign in: ${e.message}`);
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  showError($("signin-error"), "");
+  state.me = me;
+  state.owner = me.role !== "customer";
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("app").classList.toggle("customer", !state.owner);
+  $("app").dataset.view = "list";
+  $("signout").hidden = false;
+  $("who").textContent = `${me.name} · ${state.owner ? "business owner" : "customer"}`;
+  wireChat();
+  if (state.owner) {
+    wireInbox();
+    await loadConversations();
+    loadQuickReplies();
+  } else {
+    await openCustomerChat();
+  }
+  connectSocket();
+}
+
+// An owner's quick replies: typing `/shortcut` and sending sends the reply.
+export async function loadQuickReplies() {
+  try {
+    const r = await api("GET", "/api/quick-replies");
+    state.quickReplies = new Map(r.quickReplies.map((q) => [q.shortcut, q.content]));
+    if (state.quickReplies.size) {
+      $("compose").placeholder = `Write a message… (Enter sends; quick replies: ${[...state.quickReplies.keys()].map((k) => `/${k}`).join(" ")})`;
+    }
+  } catch {
+    state.quickReplies = new Map(); // the console works without them
+  }
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+}

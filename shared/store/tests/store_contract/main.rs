@@ -1,0 +1,138 @@
+//! One contract suite, run against every `Store` implementation: embedded
+//! SQLite (a temporary file) and MongoDB (`MONGODB_URI`, a fresh database per
+//! test; `scripts/test.sh` starts a real server).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use omnibiz_domain::EndpointId;
+use omnibiz_domain::events;
+use omnibiz_domain::webhook::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
+use omnibiz_domain::{
+    Attachment, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId,
+};
+use omnibiz_store::fixtures;
+use omnibiz_store::mongo::MongoStore;
+use omnibiz_store::sqlite::SqliteStore;
+use omnibiz_store::{
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party, Store,
+};
+
+mod accounts;
+mod conversations;
+mod messages;
+mod uploads;
+mod webhooks;
+
+use accounts::*;
+use conversations::*;
+use messages::*;
+use uploads::*;
+use webhooks::*;
+
+type Dyn = Arc<dyn Store>;
+
+/// Keeps a backend's resources alive for the test and cleans up afterwards.
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Mongo(MongoStore),
+}
+
+impl Guard {
+    async fn finish(self) {
+        if let Guard::Mongo(m) = self {
+            m.drop_database().await.expect("dropping the test database");
+        }
+    }
+}
+
+fn sqlite() -> (Dyn, Guard) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("test.db")).expect("open sqlite");
+    (Arc::new(store), Guard::Sqlite(dir))
+}
+
+async fn mongo() -> (Dyn, Guard) {
+    let uri = std::env::var("MONGODB_URI")
+        .expect("MONGODB_URI is not set: run scripts/test.sh, which starts a MongoDB-compatible server");
+    let db = format!("omnibiz_contract_{}", bson::oid::ObjectId::new());
+    let store = MongoStore::connect(&uri, Some(&db)).await.expect("connect to MongoDB");
+    store.ensure_indexes().await.expect("create indexes");
+    // Index creation must be idempotent.
+    store.ensure_indexes().await.expect("create indexes again");
+    (Arc::new(store.clone()), Guard::Mongo(store))
+}
+
+fn owner() -> User {
+    User { email: "ada@shop.example".into(), business_name: Some("Ada's Shop".into()), ..fixtures::owner("Ada Owner") }
+}
+
+fn customer(owner: UserId, name: &str) -> Customer {
+    Customer {
+        phone: Some("+1 555 0199".into()),
+        total_orders: 3,
+        total_spent: 129.5,
+        last_order_date: Some(Utc::now() - Duration::days(2)),
+        last_login: Some(Utc::now() - Duration::hours(5)),
+        ..fixtures::customer(owner, name)
+    }
+}
+
+fn new_message(conv: omnibiz_domain::ConversationId, from: Side, sender: &str, text: &str) -> NewMessage {
+    fixtures::message(conv, from, sender, text)
+}
+
+async fn setup(store: &Dyn) -> (User, Customer) {
+    let o = owner();
+    store.insert_user(&o).await.expect("insert user");
+    let c = customer(o.id, "Carl Customer");
+    store.insert_customers(std::slice::from_ref(&c)).await.expect("insert customer");
+    (o, c)
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = super::sqlite();
+                    super::$case(store).await;
+                    guard.finish().await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = super::mongo().await;
+                    super::$case(store).await;
+                    guard.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    message_created_is_built_at_fan_out_from_the_message_as_it_is,
+    users_and_customers_round_trip,
+    customer_list_pages_and_searches,
+    create_or_get_is_idempotent_under_concurrency,
+    parallel_appends_get_distinct_increasing_seqs,
+    client_message_id_stores_once,
+    append_checks_the_sender_and_a_retry_leaves_no_trace,
+    new_messages_and_retries_together_each_get_their_own_outcome,
+    message_pages_by_seq,
+    mark_read_resets_unread_and_never_moves_back,
+    conversation_list_orders_by_activity_with_cursor,
+    conversation_patch,
+    webhook_outbox_records_each_change_once,
+    uploads_are_claimed_once_and_confirmed,
+    edit_and_delete_keep_history_honest,
+    quick_replies_keep_one_shortcut_per_owner,
+    search_finds_candidates_in_the_partys_conversations,
+    message_changes_record_their_webhook_events,
+    an_outbox_backlog_drains_in_passes_each_event_once,
+);
