@@ -95,7 +95,7 @@ impl FromRequestParts<ApiState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let principal = state.verifier.verify(bearer(parts)?)?;
-        Ok(Self(state.messaging.actor(principal).await?))
+        let session = state.verifier.verify_session(bearer(parts)?)?;
+        Ok(Self(state.messaging.session_actor(&session).await?))
     }
 }

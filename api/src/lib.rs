@@ -140,7 +140,7 @@ impl Modify for BearerAuth {
         routes::messages::edit, routes::messages::delete, routes::attachments::upload, routes::attachments::links,
         routes::attachments::content, routes::attachments::thumbnail, routes::search::search,
         routes::quick_replies::list, routes::quick_replies::create, routes::quick_replies::update,
-        routes::quick_replies::remove, routes::quick_replies::send,
+        routes::quick_replies::remove, routes::quick_replies::send, routes::sessions::revoke,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use omnibiz_domain::views::{MessageView, raw_json};
 use omnibiz_domain::{ConversationId, Side};
+use omnibiz_gateway::hub::Admission;
 use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
 use omnibiz_gateway::{GatewayConfig, Hub};
 use omnibiz_service::auth::{Principal, Verifier};
@@ -133,7 +134,8 @@ fn room_fanout(c: &mut Criterion) {
         let hub = Hub::new(messaging, verifier, Arc::new(LocalPresence::default()), config);
         // 1000 sockets of the customer in one room: the fan-out of one message.
         for _ in 0..1000 {
-            let id = hub.register(Arc::new(Counting(AtomicU64::new(0))), actor.clone());
+            let admitted = Admission { actor: actor.clone(), expires_at: u64::MAX };
+            let id = hub.register(Arc::new(Counting(AtomicU64::new(0))), admitted);
             let reply = hub.handle(id, "join_conversation", json!(conv.id.to_hex())).await.expect("reply");
             assert!(reply.ack.get().starts_with(r#"{"ok":true"#), "{}", reply.ack);
         }

@@ -140,6 +140,7 @@ impl Gateway {
             hub::spawn_resync(Arc::downgrade(&hub), resyncs);
         }
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
+        hub::spawn_session_expiry(Arc::downgrade(&hub), Duration::from_secs(1));
         let locator = cluster.map(|c| {
             let locator = NodeLocator::new(Arc::clone(&c.directory));
             spawn_announcer(c, locator.node().to_owned(), heartbeat);

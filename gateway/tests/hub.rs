@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use omnibiz_domain::views::MessageView;
 use omnibiz_domain::{ConversationId, Side, User};
+use omnibiz_gateway::hub::Admission;
 use omnibiz_gateway::transport::{CloseReason, Connection, OutEvent, SendError};
 use omnibiz_gateway::{GatewayConfig, Hub};
 use omnibiz_service::auth::{Principal, Verifier};
@@ -68,7 +69,8 @@ async fn setup(stored_before_join: usize) -> Setup {
     let verifier = Arc::new(Verifier::new(b"hub-test", None).expect("verifier"));
     let hub = Hub::new(messaging, verifier, Arc::new(LocalPresence::default()), GatewayConfig::default());
     let socket = Arc::new(Recording::default());
-    let id = hub.register(Arc::clone(&socket) as Arc<dyn Connection>, actor);
+    let admitted = Admission { actor, expires_at: u64::MAX };
+    let id = hub.register(Arc::clone(&socket) as Arc<dyn Connection>, admitted);
     let reply = hub.handle(id, "join_conversation", json!(conv.id.to_hex())).await.expect("reply");
     let ack: serde_json::Value = serde_json::from_str(reply.ack.get()).expect("an ack is JSON");
     assert_eq!(ack["ok"], true, "{ack}");

@@ -26,6 +26,7 @@ mod node_client;
 mod operations;
 mod redis_reconnect;
 mod search_and_replies;
+mod sessions;
 mod sio_fuzz;
 mod stored_path;
 mod targets;

@@ -9,6 +9,7 @@ pub(crate) mod messages;
 mod params;
 pub(crate) mod quick_replies;
 pub(crate) mod search;
+pub(crate) mod sessions;
 pub(crate) mod webhooks;
 
 use axum::Router;
@@ -25,4 +26,5 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(attachments::router())
         .merge(search::router())
         .merge(quick_replies::router())
+        .merge(sessions::router())
 }

@@ -159,6 +159,14 @@ impl Hub {
                 }
             }
             Topic::Principal(party) => {
+                if env.kind == EventKind::SessionRevoked {
+                    for id in personal.get(party).map(|p| p.conns.as_slice()).unwrap_or_default() {
+                        if let Some(conn) = conns.get(id) {
+                            sessions::end_session(&conn.handle, SessionEnd::Revoked);
+                        }
+                    }
+                    return;
+                }
                 let name = match env.kind {
                     EventKind::Notification => "new_message_notification",
                     EventKind::Presence => "presence",

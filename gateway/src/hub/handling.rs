@@ -1,8 +1,9 @@
 //! One parse + apply per client event; each answers an ack or an [`EventError`].
 
-use super::*;
 use omnibiz_domain::views::raw_json;
 use serde_json::value::RawValue;
+
+use super::*;
 
 /// A refused event: what the client is told (`message_error` / ack).
 #[derive(Debug, Clone)]
@@ -118,6 +119,10 @@ impl Hub {
             "edit_message" | "delete_message" => match self.change(&actor, &data, event == "edit_message").await {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, true),
+            },
+            "refresh_token" => match self.refresh(id, &actor, &data).await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, false),
             },
             _ => return None,
         };

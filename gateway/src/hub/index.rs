@@ -1,8 +1,9 @@
 //! The local index: connections, rooms and their members, personal rooms.
 
-use super::*;
 use omnibiz_domain::{CustomerId, Party, UserId};
 use smallvec::SmallVec;
+
+use super::*;
 
 pub(super) struct Conn {
     pub(super) handle: Arc<dyn Connection>,
@@ -10,6 +11,8 @@ pub(super) struct Conn {
     pub(super) actor: Arc<Actor>,
     /// Conversations joined (a handful at most).
     pub(super) joined: Joined,
+    /// When its session ends (its token's `exp`, Unix seconds; see `sessions`).
+    pub(super) expires_at: u64,
 }
 
 /// A connection's conversations: usually one, kept inline (no allocation).

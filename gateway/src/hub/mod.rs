@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use omnibiz_service::auth::{AuthError, Verifier};
-
 use omnibiz_domain::{ConversationId, ObjectId, Party, Side};
+use omnibiz_service::auth::{AuthError, Verifier};
 use omnibiz_service::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
 use omnibiz_service::messaging::{Actor, Messaging, SendCommand, ServiceError};
 use omnibiz_service::presence::Presence;
@@ -50,6 +49,7 @@ pub const EVENTS: &[&str] = &[
     "message_delivered",
     "edit_message",
     "delete_message",
+    "refresh_token",
 ];
 
 /// The server → client events the hub sends (the `gateway_events_out_total` labels).
@@ -69,6 +69,10 @@ pub const OUT_EVENTS: &[&str] = &[
 /// Registers the labelled series the dashboard queries, at zero, so a new
 /// pod's panels read 0 rather than "no data" before the first event.
 fn register_series() {
+    for reason in ["token_expired", "revoked"] {
+        metrics::counter!("gateway_sessions_ended_total", "reason" => reason).increment(0);
+    }
+    metrics::counter!("gateway_sessions_refreshed_total").increment(0);
     for e in EVENTS.iter().chain(&["unknown"]) {
         metrics::counter!("gateway_events_in_total", "event" => *e).increment(0);
     }
@@ -81,10 +85,12 @@ mod fanout;
 mod handling;
 mod index;
 mod recovery;
+mod sessions;
 mod tasks;
 
 pub use handling::{EventError, Reply};
 use index::{Conn, Index, Joined, Member, Order, Recovery, Room, leave_room, member_mut};
+pub use sessions::{SessionEnd, spawn_session_expiry};
 pub use tasks::{spawn_dispatcher, spawn_heartbeat, spawn_resync};
 
 pub struct Hub {
@@ -106,6 +112,14 @@ pub struct Hub {
     typing_limit: DefaultKeyedRateLimiter<Party>,
     /// Connection attempts per principal.
     connect_limit: DefaultKeyedRateLimiter<Party>,
+}
+
+/// An admitted connection: the account, and when its token expires.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub actor: Actor,
+    /// The token's `exp` (Unix seconds); the session ends then plus the leeway.
+    pub expires_at: u64,
 }
 
 fn quota(per_sec: u32) -> Quota {
@@ -154,7 +168,7 @@ impl Hub {
 
     /// Checks a connection attempt: capacity, token, account. The error text
     /// is what the client's `connect_error` shows.
-    pub async fn admit(&self, token: Option<&str>) -> Result<Actor, String> {
+    pub async fn admit(&self, token: Option<&str>) -> Result<Admission, String> {
         if self.draining.load(Ordering::Acquire) {
             metrics::counter!("gateway_connections_refused_total", "reason" => "draining").increment(1);
             return Err("gateway shutting down, reconnect".into());
@@ -163,30 +177,32 @@ impl Hub {
             metrics::counter!("gateway_connections_refused_total", "reason" => "capacity").increment(1);
             return Err("gateway at capacity, retry another".into());
         }
-        let principal = self.verifier.verify(token.unwrap_or("")).map_err(|e: AuthError| {
+        let session = self.verifier.verify_session(token.unwrap_or("")).map_err(|e: AuthError| {
             metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
             e.to_string()
         })?;
-        if self.connect_limit.check_key(&principal.party()).is_err() {
+        if self.connect_limit.check_key(&session.principal.party()).is_err() {
             metrics::counter!("gateway_connections_refused_total", "reason" => "rate").increment(1);
             return Err("too many connection attempts for this account; retry in a few seconds".into());
         }
-        self.messaging.actor(principal).await.map_err(|e| match e {
+        let actor = self.messaging.session_actor(&session).await.map_err(|e| match e {
             ServiceError::Unauthorized(m) => m,
             other => EventError::from(other).error,
-        })
+        })?;
+        Ok(Admission { actor, expires_at: session.expires_at })
     }
 
     /// Registers an admitted connection in the index, synchronously, so
     /// events that arrive right after the handshake find it. Then call
     /// [`Hub::connected`] to join the personal room's topic and count for presence.
-    pub fn register(&self, handle: Arc<dyn Connection>, actor: Actor) -> ConnId {
+    pub fn register(&self, handle: Arc<dyn Connection>, admitted: Admission) -> ConnId {
+        let Admission { actor, expires_at } = admitted;
         // Starts at 1; 2^64 registrations never wrap in practice.
         let id = ConnId::new(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(ConnId::MIN);
         let party = actor.principal.party();
         {
             let mut ix = self.lock();
-            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Joined::new() });
+            ix.conns.insert(id, Conn { handle, actor: Arc::new(actor), joined: Joined::new(), expires_at });
             ix.personal.entry(party).or_default().conns.push(id);
         }
         let n = self.live.fetch_add(1, Ordering::Relaxed) + 1;

@@ -57,6 +57,12 @@ impl OutEvent {
         Arc::new(Self { name, frame: Bytes::from(out) })
     }
 
+    /// `41`: a Socket.IO DISCONNECT of the default namespace (the server ends
+    /// the session; socket.io clients do not reconnect by themselves).
+    pub fn disconnect() -> Arc<Self> {
+        Arc::new(Self { name: "disconnect", frame: Bytes::from_static(b"41") })
+    }
+
     /// `42["name",data]`: an Engine.IO MESSAGE carrying a Socket.IO v5 EVENT
     /// for the default namespace, as UTF-8. Cloning the result shares the bytes.
     pub fn frame(&self) -> &Bytes {

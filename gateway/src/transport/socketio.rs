@@ -36,9 +36,9 @@ impl Handler for GatewayHandler {
         Box::pin(async move {
             let token = token_from_auth(&c.auth).or(c.token);
             match hub.admit(token.as_deref()).await {
-                Ok(actor) => {
+                Ok(admitted) => {
                     let handle: Arc<dyn Connection> = Arc::clone(c.socket.outbox()) as Arc<dyn Connection>;
-                    Ok(hub.register(handle, actor))
+                    Ok(hub.register(handle, admitted))
                 }
                 Err(message) => Err(json!({ "message": message })),
             }

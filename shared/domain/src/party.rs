@@ -1,8 +1,7 @@
 //! Who takes part in a conversation: a [`Party`] by id, a [`Side`], per-side counters.
 
-use serde::{Deserialize, Serialize};
-
 use bson::oid::ObjectId;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, UserId};
 

@@ -36,6 +36,8 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "connection attempts refused, by reason (auth, capacity, draining, rate, ip_rate, handshake_timeout)",
     ),
+    ("gateway_sessions_ended_total", "counter", "sockets ended with session_ended, by reason (token_expired, revoked)"),
+    ("gateway_sessions_refreshed_total", "counter", "refresh_token calls that extended a session"),
     ("gateway_joins_total", "counter", "successful join_conversation events"),
     ("gateway_events_in_total", "counter", "client events received, by event name"),
     ("gateway_events_out_total", "counter", "events sent to clients, by event name"),

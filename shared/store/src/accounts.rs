@@ -1,8 +1,9 @@
 //! Business owners (`users`) and their customers: read by the service; written by `seed` and tests (the main app owns them in production).
 
-use crate::{CustomerQuery, StoreResult};
 use async_trait::async_trait;
 use omnibiz_domain::{Customer, CustomerId, User, UserId};
+
+use crate::{CustomerQuery, StoreResult};
 
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {

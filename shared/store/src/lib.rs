@@ -1,6 +1,6 @@
 //! Storage: the [`Store`] trait, the sum of one trait per aggregate
 //! ([`AccountStore`], [`ConversationStore`], [`MessageStore`], [`UploadStore`],
-//! [`QuickReplyStore`], [`WebhookStore`]), and its two implementations, laid
+//! [`QuickReplyStore`], [`WebhookStore`], [`SessionStore`]), and its two implementations, laid
 //! out file for file by aggregate:
 //!
 //! - [`mongo::MongoStore`]: MongoDB (production; `omnibiz api` / `gateway`).
@@ -30,6 +30,7 @@ mod messages;
 pub mod mongo;
 pub mod parties;
 mod quick_replies;
+mod sessions;
 pub mod sqlite;
 mod uploads;
 mod webhooks;
@@ -42,6 +43,7 @@ pub use conversations::ConversationStore;
 pub use messages::MessageStore;
 pub use omnibiz_domain::ConversationPatch;
 pub use quick_replies::QuickReplyStore;
+pub use sessions::SessionStore;
 pub use uploads::UploadStore;
 pub use webhooks::WebhookStore;
 
@@ -49,7 +51,9 @@ use omnibiz_domain::{Attachment, ConversationId, Customer, CustomerId, Message, 
 
 /// The store traits, for calling their methods on an `Arc<dyn Store>`.
 pub mod prelude {
-    pub use crate::{AccountStore, ConversationStore, MessageStore, QuickReplyStore, Store, UploadStore, WebhookStore};
+    pub use crate::{
+        AccountStore, ConversationStore, MessageStore, QuickReplyStore, SessionStore, Store, UploadStore, WebhookStore,
+    };
 }
 
 /// A store failure. `Unavailable` means the backend could not be reached (503);
@@ -206,7 +210,16 @@ pub struct ReadOutcome {
 /// converts into any of them.
 #[async_trait]
 pub trait Store:
-    AccountStore + ConversationStore + MessageStore + UploadStore + QuickReplyStore + WebhookStore + Send + Sync + 'static
+    AccountStore
+    + ConversationStore
+    + MessageStore
+    + UploadStore
+    + QuickReplyStore
+    + WebhookStore
+    + SessionStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is, for logs and `/readyz`.
     fn kind(&self) -> &'static str;

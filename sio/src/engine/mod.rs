@@ -31,13 +31,13 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper::upgrade::OnUpgrade;
+use server::{EioQuery, Server, bad_request, outer_token};
+use transport::polling::{finish, handle_post, handshake_polling, poll};
+use transport::websocket::{Session, open_websocket};
 
 use crate::cluster::{self, Locator};
 use crate::outbox::CloseReason;
 use crate::ws::{self};
-use server::{EioQuery, Server, bad_request, outer_token};
-use transport::polling::{finish, handle_post, handshake_polling, poll};
-use transport::websocket::{Session, open_websocket};
 
 /// The Engine.IO routes at `path` (e.g. `/socket.io`), with and without the
 /// trailing slash, for any method (others than GET/POST answer 400, as the

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::BoxFuture;
-use crate::outbox::{CloseReason, Outbox};
 use tokio::time::Instant;
 
 use super::config::Config;
+use crate::BoxFuture;
+use crate::outbox::{CloseReason, Outbox};
 
 /// An Engine.IO message from the client (the MESSAGE type digit removed).
 #[derive(Debug, PartialEq, Eq)]

@@ -16,9 +16,8 @@ pub use policy::{Access, can_reach_customer};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde_json::{Map, Value};
-
 use omnibiz_domain::{CustomerId, Party, Side, UserId, UserRole};
+use serde_json::{Map, Value};
 
 /// Seconds of clock skew tolerated on `exp`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -72,9 +71,22 @@ pub enum AuthError {
     UnknownSubject,
 }
 
+/// A verified token: who it names, and the times that bound its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub principal: Principal,
+    /// Its `exp`, in Unix seconds: a connection opened with it ends then
+    /// (plus the leeway) unless a fresh token extends it.
+    pub expires_at: u64,
+    /// Its `iat`, in Unix seconds, when the token has one: a token issued
+    /// before its principal's sessions were revoked is refused.
+    pub issued_at: Option<u64>,
+}
+
 /// Verifies tokens. Cheap to clone behind an `Arc`.
 pub struct Verifier {
     keys: Vec<(DecodingKey, Validation)>,
+    leeway: u64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -106,11 +118,21 @@ impl Verifier {
                 DecodingKey::from_rsa_pem(pem).map_err(|e| anyhow::anyhow!("reading the RS256 public key: {e}"))?;
             keys.push((key, validation(Algorithm::RS256, leeway)));
         }
-        Ok(Self { keys })
+        Ok(Self { keys, leeway })
+    }
+
+    /// Seconds of clock skew allowed on `exp` (and so past it, on a session).
+    pub fn leeway(&self) -> u64 {
+        self.leeway
     }
 
     /// Checks signature and expiry, then reads the principal from the claims.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_session(token).map(|s| s.principal)
+    }
+
+    /// [`Verifier::verify`], keeping the token's `exp` and `iat`.
+    pub fn verify_session(&self, token: &str) -> Result<Session, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -122,7 +144,10 @@ impl Verifier {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid,
         })?;
-        principal_from_claims(&data.claims)
+        let time = |k: &str| data.claims.get(k).and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
+        // `exp` is a required claim of the validation: present and numeric here.
+        let expires_at = time("exp").ok_or(AuthError::Invalid)?;
+        Ok(Session { principal: principal_from_claims(&data.claims)?, expires_at, issued_at: time("iat") })
     }
 }
 
@@ -211,5 +236,17 @@ mod tests {
         assert_eq!(v.verify(&wrong), Err(AuthError::Invalid));
         assert_eq!(v.verify(""), Err(AuthError::Missing));
         assert_eq!(v.verify("garbage.token.here"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_session_keeps_the_tokens_times() {
+        let v = Verifier::with_leeway(b"secret", None, 7).expect("verifier");
+        assert_eq!(v.leeway(), 7);
+        let p = Principal::User { id: UserId::new(), role: UserRole::BusinessOwner };
+        let before = unix_now();
+        let s = v.verify_session(&mint_hs256(b"secret", &p, 90).expect("mint")).expect("session");
+        assert_eq!(s.principal, p);
+        assert!((before + 90..=unix_now() + 90).contains(&s.expires_at), "{s:?}");
+        assert!(s.issued_at.is_some_and(|t| (before..=unix_now()).contains(&t)), "{s:?}");
     }
 }

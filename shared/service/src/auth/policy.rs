@@ -10,8 +10,9 @@
 //!
 //! "Not visible" is answered as not found, so ids of other tenants leak nothing.
 
-use super::Principal;
 use omnibiz_domain::{Conversation, Customer, CustomerId, Side, UserId};
+
+use super::Principal;
 
 /// What a principal may do with a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! In-process bus for the single-node `serve` mode: a broadcast channel that
 //! every in-process consumer (the embedded gateway) reads.
 
-use async_trait::async_trait;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{Bus, BusError, Envelope, Published, Topic};

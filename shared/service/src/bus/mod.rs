@@ -37,11 +37,11 @@ pub mod redis;
 use std::borrow::Cow;
 
 use async_trait::async_trait;
+use omnibiz_domain::{ConversationId, Party};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::auth::Principal;
-use omnibiz_domain::{ConversationId, Party};
 
 /// Current envelope version.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -109,6 +109,11 @@ pub enum EventKind {
     /// A principal came online or went offline; payload = `{userId, online}`.
     #[serde(rename = "presence")]
     Presence,
+    /// A principal's sessions were revoked: gateways close its sockets;
+    /// payload = `{reason, revokedAt}`. Other services may publish it too
+    /// (an account deleted or blocked in the main app).
+    #[serde(rename = "session.revoked")]
+    SessionRevoked,
 }
 
 /// The versioned bus envelope (see the module docs).

@@ -44,9 +44,8 @@ use futures_util::{Stream, StreamExt as _};
 use hmac::{Hmac, Mac as _};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, WriteMultipart};
-use sha2::Sha256;
-
 use omnibiz_domain::UploadId;
+use sha2::Sha256;
 
 /// Bytes read before deciding the type.
 const SNIFF_BYTES: usize = 8 * 1024;

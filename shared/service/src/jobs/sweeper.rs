@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-
 use omnibiz_store::UploadStore;
 
 use crate::files::Files;

@@ -3,20 +3,19 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tracing::instrument;
-
-use crate::auth::{Access, Principal, can_reach_customer};
-use crate::bus::{EventKind, Topic};
 use omnibiz_domain::views::{ConversationView, Counterpart, MessageView};
 use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
 use omnibiz_store::{
     ActivityCursor, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, Participants, Party,
 };
+use tracing::instrument;
 
 use super::{
     Actor, MAX_CONVERSATIONS_PAGE, MAX_MESSAGES_PAGE, Messaging, SEARCH_CUSTOMER_CAP, ServiceError, ServiceResult,
     page_size,
 };
+use crate::auth::{Access, Principal, can_reach_customer};
+use crate::bus::{EventKind, Topic};
 
 pub(super) fn not_found_conversation() -> ServiceError {
     ServiceError::NotFound("conversation not found".into())

@@ -2,14 +2,13 @@
 
 use std::collections::HashMap;
 
-use tracing::instrument;
-
-use crate::auth::Principal;
 use omnibiz_domain::views::CustomerView;
 use omnibiz_domain::{Conversation, CustomerId};
 use omnibiz_store::CustomerQuery;
+use tracing::instrument;
 
 use super::{Actor, MAX_CUSTOMERS_PAGE, Messaging, ServiceError, ServiceResult, page_size};
+use crate::auth::Principal;
 
 /// Paging for the customer list.
 #[derive(Debug, Clone, Default)]

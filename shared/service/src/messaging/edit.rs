@@ -1,14 +1,13 @@
 //! Editing and deleting one's own recent messages.
 
 use chrono::Utc;
+use omnibiz_domain::views::MessageView;
+use omnibiz_domain::{Conversation, Message, MessageBody, MessageId, UploadId};
 use serde_json::json;
 use tracing::instrument;
 
-use crate::bus::{EventKind, Topic};
-use omnibiz_domain::views::MessageView;
-use omnibiz_domain::{Conversation, Message, MessageBody, MessageId, UploadId};
-
 use super::{Actor, Messaging, ServiceError, ServiceResult};
+use crate::bus::{EventKind, Topic};
 
 impl Messaging {
     /// The caller's own message, within the edit window.

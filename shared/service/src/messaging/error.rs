@@ -1,7 +1,8 @@
 //! Why a call failed, as one type every handler maps to HTTP and socket errors.
 
-use crate::files::FileError;
 use omnibiz_store::StoreError;
+
+use crate::files::FileError;
 
 /// Why a call failed. Each variant maps to one HTTP status and one socket code.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@ mod quick_replies;
 mod receipts;
 mod search;
 mod send;
+mod sessions;
 mod uploads;
 pub mod webhooks;
 
@@ -31,16 +32,17 @@ pub use send::{SendCommand, Sent};
 
 use std::sync::Arc;
 
+use omnibiz_domain::views;
+use omnibiz_domain::{Side, UserId};
+use omnibiz_store::Store;
+use omnibiz_store::parties::PartiesCache;
 use tracing::instrument;
 
 use crate::auth::Principal;
 use crate::bus::Bus;
 use crate::files::Files;
 use crate::presence::Presence;
-use omnibiz_domain::views;
-use omnibiz_domain::{Side, UserId};
-use omnibiz_store::Store;
-use omnibiz_store::parties::PartiesCache;
+
 /// Default and maximum page sizes.
 pub const MAX_CONVERSATIONS_PAGE: usize = 200;
 pub const MAX_MESSAGES_PAGE: usize = 500;
@@ -100,6 +102,8 @@ pub struct Messaging {
 struct AccountEntry {
     name: String,
     invited_by: Option<UserId>,
+    /// When the principal's sessions were last revoked (Unix seconds).
+    revoked_at: Option<i64>,
 }
 
 /// How long an account read for a token is reused, unless configured otherwise.
@@ -203,15 +207,36 @@ impl Messaging {
     /// Loads the account behind a verified token.
     #[instrument(skip_all, fields(principal = %principal.room()))]
     pub async fn actor(&self, principal: Principal) -> ServiceResult<Actor> {
+        Ok(self.account(principal).await?.0)
+    }
+
+    /// The account, and when its sessions were last revoked (Unix seconds):
+    /// read together, and cached together for the account TTL.
+    pub(super) async fn account(&self, principal: Principal) -> ServiceResult<(Actor, Option<i64>)> {
         if let Some(hit) = self.accounts.as_ref().and_then(|c| c.get(&principal)) {
-            return Ok(Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by });
+            return Ok((Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by }, hit.revoked_at));
         }
-        let actor = self.read_actor(principal).await?;
+        let (actor, revoked) =
+            tokio::join!(self.read_actor(principal), self.store.sessions_revoked_at(principal.party()));
+        let (actor, revoked_at) = (actor?, revoked?.map(|t| t.timestamp()));
         if let Some(cache) = &self.accounts {
-            let entry = AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by };
+            let entry = AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by, revoked_at };
             cache.insert(principal, Arc::new(entry));
         }
-        Ok(actor)
+        Ok((actor, revoked_at))
+    }
+
+    /// Forgets what this process cached of `party`'s account.
+    pub(super) fn forget_account(&self, party: omnibiz_domain::Party) {
+        let Some(cache) = &self.accounts else { return };
+        match party {
+            omnibiz_domain::Party::Owner(id) => {
+                for role in [omnibiz_domain::UserRole::BusinessOwner, omnibiz_domain::UserRole::Admin] {
+                    cache.invalidate(&Principal::User { id, role });
+                }
+            }
+            omnibiz_domain::Party::Customer(id) => cache.invalidate(&Principal::Customer { id }),
+        }
     }
 
     async fn read_actor(&self, principal: Principal) -> ServiceResult<Actor> {

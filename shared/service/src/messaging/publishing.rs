@@ -1,11 +1,11 @@
 //! Publishing stored changes on the bus (after the store, never instead).
 
-use crate::bus::{Envelope, EventKind, Topic};
 use omnibiz_domain::views::{self, MessageView};
 use omnibiz_domain::{Conversation, ConversationId, CustomerId, Message, Side, UserId};
 use omnibiz_store::Party;
 
 use super::{Messaging, PREVIEW_CHARS};
+use crate::bus::{Envelope, EventKind, Topic};
 
 /// The personal topic of the participant who did not send.
 pub(super) fn recipient_topic(sender: Side, owner: UserId, customer: CustomerId) -> Topic {

@@ -1,12 +1,11 @@
 //! Quick replies: an owner's saved answers, sent by `/shortcut`.
 
 use chrono::Utc;
-
-use crate::auth::Principal;
 use omnibiz_domain::views::{self};
 use omnibiz_domain::{MessageBody, UserId};
 
 use super::{Actor, Messaging, ServiceError, ServiceResult};
+use crate::auth::Principal;
 
 pub(super) fn shortcut_taken(s: &omnibiz_domain::Shortcut) -> ServiceError {
     ServiceError::Conflict(format!("you already have a quick reply /{}", s.as_str()))

@@ -1,13 +1,12 @@
 //! Read and delivery receipts.
 
+use omnibiz_domain::{Conversation, ConversationId, MessageId, Side};
+use omnibiz_store::ReadOutcome;
 use serde_json::json;
 use tracing::instrument;
 
-use crate::bus::{EventKind, Topic};
-use omnibiz_domain::{Conversation, ConversationId, MessageId, Side};
-use omnibiz_store::ReadOutcome;
-
 use super::{Actor, Messaging, ServiceError, ServiceResult};
+use crate::bus::{EventKind, Topic};
 
 /// Outcome of a mark-read.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -1,14 +1,13 @@
 //! Full-text search over the messages a caller can see.
 
 use chrono::{DateTime, Utc};
-use tracing::instrument;
-
-use crate::auth::Principal;
 use omnibiz_domain::views::MessageView;
 use omnibiz_domain::{Conversation, Message, MessageId};
 use omnibiz_store::Party;
+use tracing::instrument;
 
 use super::{Actor, Messaging, ServiceError, ServiceResult, page_size};
+use crate::auth::Principal;
 
 /// One message found by a search, with where it is and why it matched.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -1,22 +1,20 @@
 //! Sending a message: validation, the store's atomic append, attachments, and the publish.
 
 use chrono::Utc;
-use tracing::instrument;
-
-use crate::auth::Access;
-use crate::bus::{EventKind, Topic};
 use omnibiz_domain::views::{self, MessageView};
 use omnibiz_domain::{
     Attachment, AttachmentInput, ClientMessageId, Conversation, ConversationId, CustomerId, MAX_ATTACHMENTS,
     MessageBody, MessageId, Side, UploadId, UserId,
 };
 use omnibiz_store::{Appended, NewMessage};
-
-use super::{Actor, Messaging, PREVIEW_CHARS, ServiceError, ServiceResult};
+use tracing::instrument;
 
 use super::conversations::not_found_conversation;
 use super::publishing::recipient_topic;
 use super::uploads::{attachment_of, files_disabled};
+use super::{Actor, Messaging, PREVIEW_CHARS, ServiceError, ServiceResult};
+use crate::auth::Access;
+use crate::bus::{EventKind, Topic};
 
 /// A send request, already parsed into domain types.
 #[derive(Debug, Clone)]

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tracing::instrument;
-
-use crate::files::{Files, Variant};
 use omnibiz_domain::Upload;
 use omnibiz_domain::{Attachment, ConversationId, UploadId};
+use tracing::instrument;
 
 use super::{Actor, Messaging, ServiceError, ServiceResult};
+use crate::files::{Files, Variant};
 
 pub(super) fn files_disabled() -> ServiceError {
     ServiceError::Disabled(

@@ -2,6 +2,7 @@
 //! (see [`crate::webhooks`] for how events reach them).
 
 use chrono::{DateTime, Utc};
+use omnibiz_domain::{EndpointId, UserId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -9,7 +10,6 @@ use super::views::iso;
 use super::{Actor, Messaging, ServiceError, ServiceResult};
 use crate::auth::Principal;
 use crate::webhooks::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, new_secret};
-use omnibiz_domain::{EndpointId, UserId};
 
 /// Endpoints one owner may have.
 pub const MAX_ENDPOINTS: usize = 20;

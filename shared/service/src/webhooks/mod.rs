@@ -49,9 +49,10 @@
 pub mod guard;
 pub mod worker;
 
+use std::time::Duration;
+
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
-use std::time::Duration;
 
 pub use omnibiz_domain::webhook::{
     Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck,

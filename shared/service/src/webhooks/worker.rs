@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::StreamExt as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use omnibiz_domain::events::body;
+use omnibiz_domain::{CustomerId, Side, UserId};
+use omnibiz_store::parties::PartiesCache;
+use omnibiz_store::{ConversationStore, StoreResult, WebhookStore};
 
 use super::guard::Guard;
 use super::{
     Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck, retry_delay, signature,
 };
 use crate::presence::Presence;
-use omnibiz_domain::events::body;
-use omnibiz_domain::{CustomerId, Side, UserId};
-use omnibiz_store::parties::PartiesCache;
-use omnibiz_store::{ConversationStore, StoreResult, WebhookStore};
 
 /// Outbox events one fan-out pass takes at most. Under a backlog a pass's
 /// reads cost the store about the same for 100 events as for 1 000 (on the

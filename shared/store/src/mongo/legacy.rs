@@ -52,11 +52,11 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
+use omnibiz_domain::{Conversation, Message, Side};
 
 use super::errors::{classify, is_duplicate_key};
 use super::{Doc, MongoStore, collect, conv_from, date, msg_from, wanted_indexes};
 use crate::{StoreError, StoreResult};
-use omnibiz_domain::{Conversation, Message, Side};
 
 /// Our bookkeeping collection: the schema marker and the adopter's lease.
 pub const META: &str = "omnibiz_meta";

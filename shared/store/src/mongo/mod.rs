@@ -54,6 +54,7 @@ pub mod legacy;
 mod messages;
 mod quick_replies;
 mod schema;
+mod sessions;
 mod uploads;
 mod webhooks;
 
@@ -80,6 +81,7 @@ pub struct MongoStore {
     uploads: Collection<Document>,
     replies: Collection<Document>,
     deliveries: Collection<Document>,
+    revocations: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
     appends: Appends,
@@ -133,6 +135,7 @@ impl MongoStore {
             uploads: db.collection("uploads"),
             replies: db.collection("quick_replies"),
             deliveries: db.collection("webhook_deliveries"),
+            revocations: db.collection("session_revocations"),
             appends,
             db,
         };

@@ -17,6 +17,7 @@ mod conversations;
 mod messages;
 mod quick_replies;
 mod schema;
+mod sessions;
 mod uploads;
 mod webhooks;
 

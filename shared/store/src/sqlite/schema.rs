@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS hook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS hook_deliveries_due ON hook_deliveries (status, next_at);
 CREATE INDEX IF NOT EXISTS hook_deliveries_endpoint ON hook_deliveries (endpoint_id, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS session_revocations (party TEXT PRIMARY KEY, at INTEGER NOT NULL);
 "#;
 
 pub(super) const ENDPOINT_COLS: &str = "id, owner, url, secret, events, description, enabled, disabled_reason, failure_streak, \

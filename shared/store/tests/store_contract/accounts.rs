@@ -46,3 +46,20 @@ pub(crate) async fn customer_list_pages_and_searches(store: Dyn) {
     assert_eq!(hit("mail.example").await, 5, "email matches");
     assert_eq!(hit("zzz").await, 0);
 }
+
+/// A revocation is kept per principal and only ever moves forward in time.
+pub(crate) async fn session_revocations_move_forward_only(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let owner = omnibiz_domain::Party::Owner(o.id);
+    let customer = omnibiz_domain::Party::Customer(c.id);
+    assert_eq!(store.sessions_revoked_at(owner).await.expect("read"), None, "never revoked");
+    let t1 = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+    store.revoke_sessions(owner, t1).await.expect("revoke");
+    assert_eq!(store.sessions_revoked_at(owner).await.expect("read"), Some(t1));
+    assert_eq!(store.sessions_revoked_at(customer).await.expect("read"), None, "one principal's only");
+    store.revoke_sessions(owner, t1 - Duration::hours(1)).await.expect("an older one");
+    assert_eq!(store.sessions_revoked_at(owner).await.expect("read"), Some(t1), "never moves back");
+    let t2 = t1 + Duration::seconds(5);
+    store.revoke_sessions(owner, t2).await.expect("a newer one");
+    assert_eq!(store.sessions_revoked_at(owner).await.expect("read"), Some(t2));
+}

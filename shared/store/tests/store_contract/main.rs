@@ -118,6 +118,7 @@ macro_rules! contract {
 contract!(
     message_created_is_built_at_fan_out_from_the_message_as_it_is,
     users_and_customers_round_trip,
+    session_revocations_move_forward_only,
     customer_list_pages_and_searches,
     create_or_get_is_idempotent_under_concurrency,
     parallel_appends_get_distinct_increasing_seqs,
