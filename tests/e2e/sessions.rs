@@ -85,6 +85,14 @@ async fn a_revoked_principal_is_disconnected_on_every_gateway() {
     let revoke = |tok: &str, body: serde_json::Value| {
         http.post(format!("{api}/api/sessions/revoke")).bearer_auth(tok.to_owned()).json(&body).send()
     };
+    for bad in [
+        json!({"customerId": "nope"}),
+        json!({"userId": b.owner.id.to_hex(), "customerId": b.customers[0].id.to_hex()}),
+        json!({"who": 1}),
+    ] {
+        let r = revoke(&b.owner_token, bad.clone()).await.expect("revoke");
+        assert_eq!(r.status(), 400, "{bad}");
+    }
     let r = revoke(&other.owner_token, json!({"customerId": b.customers[0].id.to_hex()})).await.expect("revoke");
     assert_eq!(r.status(), 404, "not their customer");
     let r = revoke(&b.owner_token, json!({"customerId": b.customers[0].id.to_hex()})).await.expect("revoke");

@@ -44,7 +44,7 @@ pub(crate) struct RevokeResponse {
 /// and tokens issued until now stop working (API pods see it within the
 /// account cache time). Yourself, or a customer you invited; anyone else is 404.
 #[utoipa::path(post, path = "/api/sessions/revoke", tag = "account", security(("bearer" = [])),
-    request_body(content = RevokeBody, description = "Empty to end your own sessions"),
+    request_body(content = Option<RevokeBody>, description = "Empty to end your own sessions"),
     responses((status = 200, body = RevokeResponse), ReadErrors))]
 pub(crate) async fn revoke(
     State(state): State<ApiState>,
@@ -54,7 +54,9 @@ pub(crate) async fn revoke(
     let body: RevokeBody = if body.iter().all(u8::is_ascii_whitespace) {
         RevokeBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?
+        serde_json::from_slice::<Option<RevokeBody>>(&body)
+            .map_err(|e| ApiError::invalid(format!("body: {e}")))?
+            .unwrap_or_default()
     };
     let target = match (body.user_id.as_deref(), body.customer_id.as_deref()) {
         (None, None) => actor.principal.party(),
