@@ -97,16 +97,10 @@ impl Hub {
 
 /// Ends expired sessions every `every`, until the hub is dropped.
 pub fn spawn_session_expiry(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(hub) = hub.upgrade() else { return };
-            let n = hub.expire_sessions(unix_now());
-            if n > 0 {
-                tracing::info!(connections = n, "ended sessions whose token expired");
-            }
+    super::tasks::spawn_every(hub, every, |hub| async move {
+        let n = hub.expire_sessions(unix_now());
+        if n > 0 {
+            tracing::info!(connections = n, "ended sessions whose token expired");
         }
     })
 }

@@ -2,18 +2,29 @@
 
 use super::*;
 
-/// Keeps presence alive and limiter memory bounded, until the hub is dropped.
-pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
+/// Runs `work` every `every` (the first time at once), until the hub is dropped.
+pub(super) fn spawn_every<F, Fut>(hub: std::sync::Weak<Hub>, every: Duration, work: F) -> JoinHandle<()>
+where
+    F: Fn(Arc<Hub>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let Some(hub) = hub.upgrade() else { return };
-            let rooms = hub.personal_rooms();
-            hub.presence.refresh(&rooms).await;
-            hub.prune_limiters();
+            work(hub).await;
         }
+    })
+}
+
+/// Keeps presence alive and limiter memory bounded, until the hub is dropped.
+pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
+    spawn_every(hub, every, |hub| async move {
+        let rooms = hub.personal_rooms();
+        hub.presence.refresh(&rooms).await;
+        hub.prune_limiters();
     })
 }
 
