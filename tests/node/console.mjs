@@ -76,6 +76,16 @@ async function person(name, { viewport = { width: 1280, height: 800 } } = {}) {
   net.restore = () => {
     net.blocked = false;
   };
+  // Resolves once the client runs on a websocket again. Cutting before that
+  // would leave a long-poll request of the polling transport in flight, which
+  // the cut cannot end (a real network failure would), so the client would
+  // notice only after the heartbeat's timeout: seen when the machine is busy
+  // and the upgrade is slow.
+  net.upgraded = async () => {
+    const deadline = Date.now() + WAIT;
+    while (net.sockets.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (net.sockets.size === 0) fail("the client never upgraded to a websocket");
+  };
   const page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
   // Failed requests while the test itself cuts this person's network are expected.
@@ -286,6 +296,7 @@ try {
 
   await item("10. fallback to API when socket unavailable", async () => {
     // Only the socket is unreachable (REST works): the page says so, sends over REST and polls.
+    await customer.net.upgraded();
     customer.net.cut();
     await until(c, () => document.querySelector("#conn")?.dataset.state === "rest", null, "REST mode shown");
     out.figures.restModeLabel = await c.locator("#conn").textContent();
