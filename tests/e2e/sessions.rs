@@ -112,6 +112,11 @@ async fn a_revoked_principal_is_disconnected_on_every_gateway() {
     assert!(again.is_err_and(|e| e.contains("revoked")), "the revoked token cannot reconnect");
     let me = http.get(format!("{api}/api/messages/me")).bearer_auth(&old).send().await.expect("me");
     assert_eq!(me.status(), 401);
+    // Downloads check the token on a path of their own: the same refusal there
+    // (an unrevoked token gets past authentication — here 501, no file storage — a revoked one 401).
+    let file = format!("{api}/api/messages/attachments/{}/content", omnibiz_domain::ObjectId::new().to_hex());
+    let download = http.get(&file).bearer_auth(&old).send().await.expect("download");
+    assert_eq!(download.status(), 401);
     // A token issued after the revocation works (issued a second later: same-second tokens count as revoked).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = token(&Principal::Customer { id: b.customers[0].id });

@@ -209,8 +209,9 @@ async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, vari
         return Err(ApiError::invalid("expires must be a time in seconds and sig 64 lowercase hex digits"));
     }
     let (upload, files) = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-        let principal = s.verifier.verify(crate::extract::bearer(parts)?)?;
-        let actor = s.messaging.actor(principal).await?;
+        // The same check as every other route (`Authed`): a revoked session downloads nothing.
+        let session = s.verifier.verify_session(crate::extract::bearer(parts)?)?;
+        let actor = s.messaging.session_actor(&session).await?;
         s.messaging.visible_upload(&actor, id).await?
     } else {
         let (Some(expires), Some(sig)) = (link.expires, link.sig.as_deref()) else {

@@ -26,11 +26,6 @@ pub(super) fn date(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_chrono(t)
 }
 
-/// A fresh outbox event id.
-pub(super) fn new_event_id() -> String {
-    omnibiz_domain::events::new_event_id()
-}
-
 /// An entry of a conversation's `hooks` map (the webhook outbox).
 pub(super) fn hook_entry(kind: HookEvent, at: DateTime<Utc>, data: Document) -> Document {
     doc! {"kind": kind.as_str(), "at": date(at), "data": data}

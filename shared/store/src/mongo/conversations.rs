@@ -37,7 +37,7 @@ impl ConversationStore for MongoStore {
             "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
             "createdAt": date(now), "updatedAt": date(now), "activityAt": date(now), "__v": 0_i32,
             // The webhook outbox entry for `conversation.created`, atomic with the insert.
-            "hooks": {new_event_id(): hook_entry(HookEvent::ConversationCreated, now, doc! {})},
+            "hooks": {events::new_event_id(): hook_entry(HookEvent::ConversationCreated, now, doc! {})},
             "hookPending": true,
         };
         let result = self
@@ -114,7 +114,10 @@ impl ConversationStore for MongoStore {
         }
         // The webhook outbox entry for `conversation.updated`, atomic with the change.
         let changes = bson::to_document(&events::conversation_updated_data(patch)).unwrap_or_default();
-        set.insert(format!("hooks.{}", new_event_id()), hook_entry(HookEvent::ConversationUpdated, now, changes));
+        set.insert(
+            format!("hooks.{}", events::new_event_id()),
+            hook_entry(HookEvent::ConversationUpdated, now, changes),
+        );
         set.insert("hookPending", true);
         let d = self
             .conversations

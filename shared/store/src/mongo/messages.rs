@@ -141,7 +141,7 @@ impl MessageStore for MongoStore {
             .conversations
             .find_one_and_update(
                 doc! {"_id": conv, &read_key: {"$not": {"$gte": up_to}}},
-                doc! {"$max": {&read_key: up_to}, "$set": {format!("hooks.{}", new_event_id()): event, "hookPending": true}},
+                doc! {"$max": {&read_key: up_to}, "$set": {format!("hooks.{}", events::new_event_id()): event, "hookPending": true}},
             )
             .return_document(ReturnDocument::Before)
             .await
