@@ -31,6 +31,7 @@ use omnibiz_service::bus::redis::RedisBus;
 use omnibiz_service::config::Settings;
 use omnibiz_service::files::{Files, FilesConfig, S3Location};
 use omnibiz_service::jobs::{adopter, sweeper};
+use omnibiz_service::limits::Limits;
 use omnibiz_service::messaging::Messaging;
 use omnibiz_service::nodes::{Directory, RedisDirectory};
 use omnibiz_service::presence::{LocalPresence, Presence, RedisPresence};
@@ -268,7 +269,17 @@ impl Application {
         let mut messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
             .with_hook_guard(hook_guard)
             .with_edit_window(edit_window)
-            .with_account_ttl(Duration::from_secs(settings.account_cache_secs));
+            .with_account_ttl(Duration::from_secs(settings.account_cache_secs))
+            .with_limits(Limits::new(settings.rates()).with_upload_concurrency(settings.upload_concurrency));
+        // Rate-limit buckets of principals that went quiet are forgotten every minute.
+        let pruned = messaging.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                pruned.prune_limits();
+            }
+        });
         if target == Target::Gateway {
             // Accounts load once per connection; rooms know their participants.
             messaging = messaging.without_caches();
@@ -325,14 +336,12 @@ impl Application {
                 let config = GatewayConfig {
                     max_connections: settings.max_connections,
                     max_buffer: settings.socket_buffer,
-                    send_per_sec: settings.send_rate,
-                    typing_per_sec: settings.typing_rate,
                     heartbeat: Duration::from_secs(settings.presence_ttl_secs) / 3,
                     relay_only: settings.bench_relay_only,
                     ping_interval: Duration::from_secs(settings.ping_interval_secs),
                     ping_timeout: Duration::from_secs(settings.ping_timeout_secs),
                     max_rooms_per_socket: settings.max_rooms_per_socket,
-                    connect_per_sec: settings.connect_rate,
+                    max_sockets_per_principal: settings.max_sockets_per_principal,
                     max_payload: settings.max_payload_bytes,
                     ..GatewayConfig::default()
                 };

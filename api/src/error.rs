@@ -4,7 +4,8 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use omnibiz_service::auth::AuthError;
 use omnibiz_service::messaging::ServiceError;
@@ -84,6 +85,7 @@ impl IntoResponse for ApiError {
                     ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
                     ServiceError::Conflict(_) => StatusCode::CONFLICT,
                     ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                     ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 let message = match e {
@@ -101,7 +103,11 @@ impl IntoResponse for ApiError {
             }
             Self::BadInput { status, message, code } => (*status, *code, message.clone()),
         };
-        (status, Json(ErrorBody { success: false, message, code })).into_response()
+        let mut res = (status, Json(ErrorBody { success: false, message, code })).into_response();
+        if let Self::Service(ServiceError::RateLimited(limited)) = &self {
+            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs()));
+        }
+        res
     }
 }
 

@@ -1,10 +1,12 @@
 //! Extractors that turn every malformed input into the API's error shape.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use omnibiz_service::auth::AuthError;
+use omnibiz_service::limits::Action;
 use omnibiz_service::messaging::Actor;
 use serde::de::DeserializeOwned;
 
@@ -94,8 +96,26 @@ pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
 impl FromRequestParts<ApiState> for Authed {
     type Rejection = ApiError;
 
+    /// Verifies the token, loads the account, then takes one unit from the
+    /// caller's bucket for this route (429 `RATE_LIMITED` with `Retry-After`
+    /// when it is empty).
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let session = state.verifier.verify_session(bearer(parts)?)?;
-        Ok(Self(state.messaging.session_actor(&session).await?))
+        let actor = state.messaging.session_actor(&session).await?;
+        let route = parts.extensions.get::<MatchedPath>().map_or("", MatchedPath::as_str);
+        state.messaging.check_rate(actor.principal.party(), action_of(&parts.method, route))?;
+        Ok(Self(actor))
+    }
+}
+
+/// The kind of work behind a route, which picks the rate-limit bucket.
+pub fn action_of(method: &Method, route: &str) -> Action {
+    match route {
+        "/api/messages/send" | "/api/quick-replies/{id}/send" => Action::Send,
+        "/api/messages/{message_id}/read" | "/api/messages/conversations/{id}/read" => Action::Receipt,
+        "/api/messages/search" => Action::Search,
+        "/api/messages/conversations/{conversation_id}/attachments" => Action::Upload,
+        _ if method == Method::GET || method == Method::HEAD => Action::Read,
+        _ => Action::Write,
     }
 }

@@ -48,6 +48,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_redoc::{Redoc, Servable as _};
 
+use openapi::RateLimitedResponses;
+
 pub use error::{ApiError, ApiResult};
 
 /// Whether this process should receive traffic.
@@ -143,7 +145,7 @@ impl Modify for BearerAuth {
         routes::quick_replies::remove, routes::quick_replies::send, routes::sessions::revoke,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimitedResponses),
     tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
         (name = "customers"), (name = "account"), (name = "webhooks")),
 )]

@@ -49,3 +49,30 @@ error_sets! {
     /// Storage cannot be reached now: 503.
     Unavailable = [503];
 }
+
+/// Adds 429 (with `Retry-After`) to every operation that takes a token: each
+/// of them draws from one of the caller's rate-limit buckets (see `Authed`).
+pub(crate) struct RateLimitedResponses;
+
+impl utoipa::Modify for RateLimitedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        let retry_after = utoipa::openapi::HeaderBuilder::new()
+            .schema(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer))
+            .description(Some("Seconds until the caller's bucket for this kind of request has room again"))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("Too many requests of this kind from this caller (`RATE_LIMITED`)")
+            .content("application/json", content)
+            .header("Retry-After", retry_after)
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                if op.responses.responses.contains_key("401") {
+                    op.responses.responses.insert("429".into(), RefOr::T(response.clone()));
+                }
+            }
+        }
+    }
+}

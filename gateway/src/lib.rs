@@ -52,10 +52,6 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Outgoing packets queued per socket before it is dropped as slow.
     pub max_buffer: usize,
-    /// `send_message` per principal per second (bursts of twice that).
-    pub send_per_sec: u32,
-    /// `typing_start` per principal per second (bursts of twice that).
-    pub typing_per_sec: u32,
     /// A typing state with no stop ends after this.
     pub typing_expiry: Duration,
     /// How often presence is re-asserted (a third of its TTL).
@@ -70,8 +66,9 @@ pub struct GatewayConfig {
     pub ping_timeout: Duration,
     /// Conversations one connection may have joined at once.
     pub max_rooms_per_socket: usize,
-    /// Connections per principal per second (bursts of twice that).
-    pub connect_per_sec: u32,
+    /// Sockets one principal may hold open at once, across every gateway
+    /// (rates per principal are the messaging service's [`omnibiz_service::limits`]).
+    pub max_sockets_per_principal: usize,
     /// Largest message a client may send (socket.io's `maxHttpBufferSize`).
     pub max_payload: usize,
 }
@@ -81,8 +78,6 @@ impl Default for GatewayConfig {
         Self {
             max_connections: 19_000,
             max_buffer: 256,
-            send_per_sec: 20,
-            typing_per_sec: 5,
             typing_expiry: Duration::from_secs(3),
             heartbeat: Duration::from_secs(10),
             replay_page: 100,
@@ -90,7 +85,7 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             max_rooms_per_socket: 100,
-            connect_per_sec: 10,
+            max_sockets_per_principal: 20,
             max_payload: 128 * 1024,
         }
     }

@@ -212,6 +212,7 @@ async fn download(s: &ApiState, raw: &str, link: LinkParams, parts: &Parts, vari
         // The same check as every other route (`Authed`): a revoked session downloads nothing.
         let session = s.verifier.verify_session(crate::extract::bearer(parts)?)?;
         let actor = s.messaging.session_actor(&session).await?;
+        s.messaging.check_rate(actor.principal.party(), omnibiz_service::limits::Action::Read)?;
         s.messaging.visible_upload(&actor, id).await?
     } else {
         let (Some(expires), Some(sig)) = (link.expires, link.sig.as_deref()) else {

@@ -11,19 +11,28 @@ pub struct EventError {
     pub error: String,
     pub code: &'static str,
     pub client_message_id: Option<String>,
+    /// For `RATE_LIMITED`: milliseconds until the event would be accepted.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl EventError {
     pub(super) fn new(code: &'static str, error: impl Into<String>) -> Self {
-        Self { error: error.into(), code, client_message_id: None }
+        Self { error: error.into(), code, client_message_id: None, retry_after_ms: None }
     }
 
     pub fn ack(&self) -> Value {
-        json!({"ok": false, "error": self.error, "code": self.code})
+        let mut v = json!({"ok": false, "error": self.error, "code": self.code});
+        if let Some(ms) = self.retry_after_ms {
+            v["retryAfterMs"] = json!(ms);
+        }
+        v
     }
 
     pub fn message_error(&self) -> Value {
-        let mut v = json!({"error": self.error, "code": self.code});
+        let mut v = self.ack();
+        if let Value::Object(m) = &mut v {
+            m.remove("ok");
+        }
         if let Some(c) = &self.client_message_id {
             v["clientMessageId"] = json!(c);
         }
@@ -34,6 +43,10 @@ impl EventError {
 impl From<ServiceError> for EventError {
     fn from(e: ServiceError) -> Self {
         let code = e.code();
+        let retry_after_ms = match &e {
+            ServiceError::RateLimited(l) => Some(u64::try_from(l.retry_after.as_millis()).unwrap_or(u64::MAX).max(1)),
+            _ => None,
+        };
         let error = match &e {
             ServiceError::Unavailable(_) => "storage is temporarily unavailable".to_owned(),
             ServiceError::Internal(inner) => {
@@ -42,7 +55,13 @@ impl From<ServiceError> for EventError {
             }
             other => other.to_string(),
         };
-        Self { error, code, client_message_id: None }
+        Self { error, code, client_message_id: None, retry_after_ms }
+    }
+}
+
+impl From<omnibiz_service::limits::RateLimited> for EventError {
+    fn from(l: omnibiz_service::limits::RateLimited) -> Self {
+        ServiceError::from(l).into()
     }
 }
 
@@ -76,6 +95,18 @@ impl Reply {
     }
 }
 
+/// The rate-limit bucket of each client event (`None`: not limited here).
+fn action_of(event: &str) -> Option<Action> {
+    Some(match event {
+        "join_conversation" | "leave_conversation" => Action::Join,
+        "send_message" => Action::Send,
+        "typing_start" | "typing_stop" => Action::Typing,
+        "mark_read" | "message_delivered" => Action::Receipt,
+        "edit_message" | "delete_message" | "refresh_token" => Action::Write,
+        _ => return None,
+    })
+}
+
 // The index is sized for hundreds of thousands of idle sockets: small vectors
 // instead of per-socket hash sets, recovery state boxed only while in use.
 impl Hub {
@@ -85,6 +116,17 @@ impl Hub {
         let label = EVENTS.iter().copied().find(|e| *e == event).unwrap_or("unknown");
         metrics::counter!("gateway_events_in_total", "event" => label).increment(1);
         let actor = self.actor_of(id)?;
+        if let Some(action) = action_of(event)
+            && let Err(limited) = self.messaging.check_rate(actor.principal.party(), action)
+        {
+            metrics::counter!("gateway_rate_limited_total", "event" => label).increment(1);
+            let mut e = EventError::from(limited);
+            if event == "send_message" {
+                e.client_message_id = events::client_message_id(&data);
+            }
+            // Typing is best-effort and frequent: the ack says it, no `message_error`.
+            return Some(Reply::failed(&e, !event.starts_with("typing")));
+        }
         let reply = match event {
             "join_conversation" => match self.join(id, &actor, &data).await {
                 Ok(v) => Reply::ok(v),
@@ -224,10 +266,6 @@ impl Hub {
             e.client_message_id.clone_from(&cmid);
             e
         };
-        if self.send_limit.check_key(&actor.principal.party()).is_err() {
-            metrics::counter!("gateway_rate_limited_total", "event" => "send_message").increment(1);
-            return Err(with_id(EventError::new("RATE_LIMITED", "sending too fast; slow down")));
-        }
         let p = events::send(data).map_err(|e| with_id(e.into()))?;
         let content = match &p.quick_reply {
             Some(key) if p.content.trim().is_empty() => {
@@ -297,10 +335,6 @@ impl Hub {
             self.messaging.visible_conversation(actor, conv).await?;
         }
         if start {
-            if self.typing_limit.check_key(&actor.principal.party()).is_err() {
-                metrics::counter!("gateway_rate_limited_total", "event" => "typing").increment(1);
-                return Err(EventError::new("RATE_LIMITED", "typing events too fast"));
-            }
             self.publish_typing(actor, conv, true).await;
             self.arm_typing_expiry(id, actor.clone(), conv);
         } else {

@@ -18,15 +18,14 @@
 //! which keeps per-socket order equal to bus order.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_domain::{ConversationId, ObjectId, Party, Side};
 use omnibiz_service::auth::{AuthError, Verifier};
 use omnibiz_service::bus::{Envelope, EventKind, PayloadMeta, Published, Resync, Topic};
+use omnibiz_service::limits::Action;
 use omnibiz_service::messaging::{Actor, Messaging, SendCommand, ServiceError};
 use omnibiz_service::presence::Presence;
 use serde_json::{Value, json};
@@ -69,6 +68,9 @@ pub const OUT_EVENTS: &[&str] = &[
 /// Registers the labelled series the dashboard queries, at zero, so a new
 /// pod's panels read 0 rather than "no data" before the first event.
 fn register_series() {
+    for reason in ["draining", "capacity", "auth", "rate", "principal_cap"] {
+        metrics::counter!("gateway_connections_refused_total", "reason" => reason).increment(0);
+    }
     for reason in ["token_expired", "revoked"] {
         metrics::counter!("gateway_sessions_ended_total", "reason" => reason).increment(0);
     }
@@ -106,12 +108,8 @@ pub struct Hub {
     live: AtomicUsize,
     /// Set on shutdown: new connections are refused while existing ones are moved away.
     draining: std::sync::atomic::AtomicBool,
-    send_limit: DefaultKeyedRateLimiter<Party>,
     /// Per-conversation counters of the relay-only benchmark mode.
     relay_seq: Mutex<HashMap<ConversationId, i64>>,
-    typing_limit: DefaultKeyedRateLimiter<Party>,
-    /// Connection attempts per principal.
-    connect_limit: DefaultKeyedRateLimiter<Party>,
 }
 
 /// An admitted connection: the account, and when its token expires.
@@ -120,11 +118,6 @@ pub struct Admission {
     pub actor: Actor,
     /// The token's `exp` (Unix seconds); the session ends then plus the leeway.
     pub expires_at: u64,
-}
-
-fn quota(per_sec: u32) -> Quota {
-    let n = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_second(n).allow_burst(n.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> EventError {
@@ -142,9 +135,6 @@ impl Hub {
         let subs = Subscriptions::new(Arc::clone(messaging.bus()));
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
-            send_limit: RateLimiter::keyed(quota(config.send_per_sec)),
-            typing_limit: RateLimiter::keyed(quota(config.typing_per_sec)),
-            connect_limit: RateLimiter::keyed(quota(config.connect_per_sec)),
             messaging,
             verifier,
             presence,
@@ -181,9 +171,17 @@ impl Hub {
             metrics::counter!("gateway_connections_refused_total", "reason" => "auth").increment(1);
             e.to_string()
         })?;
-        if self.connect_limit.check_key(&session.principal.party()).is_err() {
+        let party = session.principal.party();
+        if self.messaging.check_rate(party, Action::Connect).is_err() {
             metrics::counter!("gateway_connections_refused_total", "reason" => "rate").increment(1);
             return Err("too many connection attempts for this account; retry in a few seconds".into());
+        }
+        let here = self.lock().personal.get(&party).map_or(0, |p| p.conns.len());
+        let max = self.config.max_sockets_per_principal;
+        // Counted here first: a principal at the cap on this gateway costs no Redis read.
+        if here >= max || here + self.presence.elsewhere(&party.room()).await >= max {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "principal_cap").increment(1);
+            return Err(format!("this account already has {max} connections open; close one first"));
         }
         let actor = self.messaging.session_actor(&session).await.map_err(|e| match e {
             ServiceError::Unauthorized(m) => m,
@@ -213,25 +211,24 @@ impl Hub {
     /// Second half of connecting: the first local connection of a principal
     /// subscribes its personal topic and marks it online.
     pub async fn connected(&self, id: ConnId) {
-        let party = {
+        let (party, first, count) = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.get(&id) else { return };
             let party = conn.actor.principal.party();
             let Some(p) = ix.personal.get_mut(&party) else { return };
-            if std::mem::replace(&mut p.live, true) {
-                return; // another local connection of this principal did it
-            }
-            party
+            // Only the first local connection of a principal subscribes.
+            (party, !std::mem::replace(&mut p.live, true), p.conns.len())
         };
-        if let Err(e) = self.subs.acquire(&Topic::Principal(party)).await {
+        if first && let Err(e) = self.subs.acquire(&Topic::Principal(party)).await {
             tracing::warn!(error.cause_chain = ?e, "personal room subscription failed; notifications may be missed");
         }
-        self.presence.set_local(&party.room(), true).await;
+        // Every connection updates the count other gateways cap against.
+        self.presence.set_local(&party.room(), count).await;
     }
 
     /// Forgets a connection: leaves its rooms, stops its typing, updates presence.
     pub async fn disconnected(&self, id: ConnId) {
-        let (conn, rooms_left, last_personal, typing) = {
+        let (conn, rooms_left, last_personal, typing, remaining) = {
             let mut ix = self.lock();
             let Some(conn) = ix.conns.remove(&id) else { return };
             // Every membership holds one subscription reference, released below.
@@ -240,12 +237,12 @@ impl Hub {
                 leave_room(&mut ix.rooms, *c, id);
             }
             let personal = conn.actor.principal.party();
-            let last = match ix.personal.get_mut(&personal) {
+            let (last, remaining) = match ix.personal.get_mut(&personal) {
                 Some(p) => {
                     p.conns.retain(|c| *c != id);
-                    p.conns.is_empty()
+                    (p.conns.is_empty(), p.conns.len())
                 }
-                None => false,
+                None => (false, 0),
             };
             let last = last && ix.personal.remove(&personal).is_some_and(|p| p.live);
             let typing: Vec<ConversationId> =
@@ -255,7 +252,7 @@ impl Hub {
                     t.abort();
                 }
             }
-            (conn, left, last, typing)
+            (conn, left, last, typing, remaining)
         };
         let n = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
         metrics::gauge!("gateway_connections").set(n as f64);
@@ -268,17 +265,19 @@ impl Hub {
         if last_personal {
             let party = conn.actor.principal.party();
             self.subs.release(&Topic::Principal(party)).await;
-            self.presence.set_local(&party.room(), false).await;
+            self.presence.set_local(&party.room(), 0).await;
             for c in &conn.joined {
                 self.publish_presence(&conn.actor, *c, false).await;
             }
+        } else if remaining > 0 {
+            self.presence.set_local(&conn.actor.principal.party().room(), remaining).await;
         }
     }
 
-    /// Every personal room held here (for the presence heartbeat).
-    pub fn personal_rooms(&self) -> Vec<String> {
-        let parties: Vec<Party> = self.lock().personal.keys().copied().collect();
-        parties.into_iter().map(Party::room).collect()
+    /// Every personal room held here, with its connection count (for the presence heartbeat).
+    pub fn personal_rooms(&self) -> Vec<(String, usize)> {
+        let parties: Vec<(Party, usize)> = self.lock().personal.iter().map(|(p, e)| (*p, e.conns.len())).collect();
+        parties.into_iter().map(|(p, n)| (p.room(), n)).collect()
     }
 
     /// Shutdown: refuses new connections, then closes the existing ones spread
@@ -311,13 +310,6 @@ impl Hub {
     fn local_source(&self, env: &Envelope) -> Option<ConnId> {
         let rest = env.source.as_deref()?.strip_prefix(self.messaging.origin())?;
         rest.strip_prefix('/')?.parse().ok()
-    }
-
-    /// Forgets rate-limiter state of principals that went quiet (memory bound).
-    pub fn prune_limiters(&self) {
-        self.send_limit.retain_recent();
-        self.typing_limit.retain_recent();
-        self.connect_limit.retain_recent();
     }
 }
 

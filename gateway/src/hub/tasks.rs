@@ -19,12 +19,11 @@ where
     })
 }
 
-/// Keeps presence alive and limiter memory bounded, until the hub is dropped.
+/// Keeps presence alive, until the hub is dropped.
 pub fn spawn_heartbeat(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
     spawn_every(hub, every, |hub| async move {
         let rooms = hub.personal_rooms();
         hub.presence.refresh(&rooms).await;
-        hub.prune_limiters();
     })
 }
 

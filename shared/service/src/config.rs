@@ -143,13 +143,33 @@ settings! {
     /// `maxHttpBufferSize`; larger closes the connection). `OMNIBIZ_MAX_PAYLOAD_BYTES`, default 131072.
     max_payload_bytes: usize = 128 * 1024;
 
-    // --- Abuse limits.
-    /// `send_message` per principal per second (bursts twice that). `OMNIBIZ_SEND_RATE`, default 20.
+    // --- Abuse limits: per principal per second and per process, bursts of
+    // twice the rate (see `omnibiz_service::limits`); REST and sockets share them.
+    /// Messages sent (REST send, quick reply send, `send_message`). `OMNIBIZ_SEND_RATE`, default 20.
     send_rate: u32 = 20;
-    /// `typing_start` per principal per second (bursts twice that). `OMNIBIZ_TYPING_RATE`, default 5.
+    /// `typing_start` and `typing_stop`. `OMNIBIZ_TYPING_RATE`, default 5.
     typing_rate: u32 = 5;
-    /// Socket connections per account per second (bursts of twice that). `OMNIBIZ_CONNECT_RATE`, default 10.
+    /// Socket connections. `OMNIBIZ_CONNECT_RATE`, default 10.
     connect_rate: u32 = 10;
+    /// Changes: edits, deletes, conversation and quick-reply changes,
+    /// webhooks, revocations, token refreshes. `OMNIBIZ_WRITE_RATE`, default 20.
+    write_rate: u32 = 20;
+    /// Read receipts and delivery acks (REST and socket). `OMNIBIZ_RECEIPT_RATE`, default 100.
+    receipt_rate: u32 = 100;
+    /// REST reads (lists, resources, file links and downloads). `OMNIBIZ_READ_RATE`, default 50.
+    read_rate: u32 = 50;
+    /// Searches. `OMNIBIZ_SEARCH_RATE`, default 5.
+    search_rate: u32 = 5;
+    /// Uploads. `OMNIBIZ_UPLOAD_RATE`, default 5.
+    upload_rate: u32 = 5;
+    /// `join_conversation` and `leave_conversation`. `OMNIBIZ_JOIN_RATE`, default 20.
+    join_rate: u32 = 20;
+    /// Sockets one principal may hold open at once, across every gateway.
+    /// `OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL`, default 20.
+    max_sockets_per_principal: usize = 20;
+    /// Uploads one principal may have in flight at once in one process.
+    /// `OMNIBIZ_UPLOAD_CONCURRENCY`, default 2.
+    upload_concurrency: usize = 2;
     /// New socket connections per client IP per second (bursts of twice
     /// that). `OMNIBIZ_CONNECT_RATE_PER_IP`, default 50.
     connect_rate_per_ip: u32 = 50;
@@ -285,11 +305,15 @@ impl Settings {
         }
         if self.max_rooms_per_socket == 0
             || self.connect_rate == 0
+            || [self.send_rate, self.typing_rate, self.write_rate, self.receipt_rate, self.read_rate].contains(&0)
+            || [self.search_rate, self.upload_rate, self.join_rate].contains(&0)
+            || self.max_sockets_per_principal == 0
+            || self.upload_concurrency == 0
             || self.connect_rate_per_ip == 0
             || self.max_payload_bytes < 1024
         {
             bail!(
-                "max_rooms_per_socket, connect_rate and connect_rate_per_ip must be at least 1, max_payload_bytes at least 1024"
+                "max_rooms_per_socket, max_sockets_per_principal, upload_concurrency and every *_rate must be at least 1, max_payload_bytes at least 1024"
             );
         }
         if self.jwt_leeway_secs > 600 {
@@ -327,6 +351,21 @@ impl Settings {
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
+    }
+
+    /// The per-principal rate limits.
+    pub fn rates(&self) -> crate::limits::Rates {
+        crate::limits::Rates {
+            send: self.send_rate,
+            write: self.write_rate,
+            receipt: self.receipt_rate,
+            read: self.read_rate,
+            search: self.search_rate,
+            upload: self.upload_rate,
+            typing: self.typing_rate,
+            join: self.join_rate,
+            connect: self.connect_rate,
+        }
     }
 
     /// CORS origins; `None` means any origin.

@@ -26,6 +26,7 @@ pub mod bus;
 pub mod config;
 pub mod files;
 pub mod jobs;
+pub mod limits;
 pub mod messaging;
 pub mod nodes;
 pub mod presence;

@@ -4,9 +4,13 @@
 //! `user:<id>` / `customer:<id>`) and tells the [`Presence`] backend when it
 //! starts or stops holding one. The API reads it for `isOnline`.
 //!
+//! It also counts them, so the cap on sockets per principal holds across
+//! gateways ([`Presence::elsewhere`]).
+//!
 //! Redis layout ([`RedisPresence`]): one hash per principal,
 //! `omnibiz:presence:{<room>}`, field = gateway id, value = the Unix time in
-//! milliseconds until which that gateway vouches for the principal. Each
+//! milliseconds until which that gateway vouches for the principal, and
+//! field `<gateway id>#n` = how many sockets of it that gateway holds. Each
 //! gateway refreshes its fields on a heartbeat; a principal is online while
 //! any field is in the future. A gateway that dies without cleaning up simply
 //! stops refreshing, so its users go offline by themselves within the TTL.
@@ -25,10 +29,12 @@ use fred::interfaces::{HashesInterface as _, KeysInterface as _};
 pub trait Presence: Send + Sync + 'static {
     /// For each room, whether at least one connection of it is open anywhere.
     async fn online(&self, rooms: &[String]) -> Vec<bool>;
-    /// This process now holds connections of `room` (`true`) or none (`false`).
-    async fn set_local(&self, room: &str, present: bool);
-    /// Heartbeat: re-asserts every room this process holds.
-    async fn refresh(&self, rooms: &[String]);
+    /// This process now holds `count` connections of `room` (0: none).
+    async fn set_local(&self, room: &str, count: usize);
+    /// Heartbeat: re-asserts every room this process holds, with its count.
+    async fn refresh(&self, rooms: &[(String, usize)]);
+    /// Connections of `room` held by *other* live processes.
+    async fn elsewhere(&self, room: &str) -> usize;
 }
 
 /// Single-process presence (the `serve` default).
@@ -45,16 +51,20 @@ impl Presence for LocalPresence {
         rooms.iter().map(|r| set.contains(r)).collect()
     }
 
-    async fn set_local(&self, room: &str, present: bool) {
+    async fn set_local(&self, room: &str, count: usize) {
         let mut set = self.online.lock().unwrap_or_else(|p| p.into_inner());
-        if present {
+        if count > 0 {
             set.insert(room.to_owned());
         } else {
             set.remove(room);
         }
     }
 
-    async fn refresh(&self, _rooms: &[String]) {}
+    async fn refresh(&self, _rooms: &[(String, usize)]) {}
+
+    async fn elsewhere(&self, _room: &str) -> usize {
+        0
+    }
 }
 
 /// Presence shared through Redis (see the module docs).
@@ -84,16 +94,23 @@ impl RedisPresence {
         tracing::warn!(error = %e, "presence update failed");
     }
 
-    async fn vouch(&self, rooms: &[String]) {
+    fn count_field(&self) -> String {
+        format!("{}#n", self.gateway)
+    }
+
+    async fn vouch(&self, rooms: &[(String, usize)]) {
         if rooms.is_empty() {
             return;
         }
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let until = now_ms() + ttl_ms;
+        let count_field = self.count_field();
         let pipe = self.client.pipeline();
-        for room in rooms {
+        for (room, count) in rooms {
             let k = key(room);
-            let _: Result<(), _> = pipe.hset(&k, (self.gateway.as_str(), until)).await;
+            let count = i64::try_from(*count).unwrap_or(i64::MAX);
+            let fields = vec![(self.gateway.clone(), until), (count_field.clone(), count)];
+            let _: Result<(), _> = pipe.hset(&k, fields).await;
             let _: Result<(), _> = pipe.pexpire(&k, ttl_ms * 2, None).await;
         }
         if let Err(e) = pipe.all::<()>().await {
@@ -114,7 +131,7 @@ impl Presence for RedisPresence {
         }
         let now = now_ms();
         match pipe.all::<Vec<HashMap<String, i64>>>().await {
-            Ok(maps) => maps.iter().map(|m| m.values().any(|&until| until > now)).collect(),
+            Ok(maps) => maps.iter().map(|m| m.iter().any(|(g, &until)| !g.ends_with("#n") && until > now)).collect(),
             Err(e) => {
                 Self::failed(&e);
                 vec![false; rooms.len()]
@@ -122,19 +139,41 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn set_local(&self, room: &str, present: bool) {
-        if present {
-            self.vouch(&[room.to_owned()]).await;
-        } else if let Err(e) = self.client.hdel::<(), _, _>(key(room), self.gateway.as_str()).await {
+    async fn set_local(&self, room: &str, count: usize) {
+        if count > 0 {
+            self.vouch(&[(room.to_owned(), count)]).await;
+        } else if let Err(e) =
+            self.client.hdel::<(), _, _>(key(room), vec![self.gateway.clone(), self.count_field()]).await
+        {
             Self::failed(&e);
         }
     }
 
-    async fn refresh(&self, rooms: &[String]) {
+    async fn refresh(&self, rooms: &[(String, usize)]) {
         for chunk in rooms.chunks(500) {
             self.vouch(chunk).await;
         }
     }
+
+    async fn elsewhere(&self, room: &str) -> usize {
+        match self.client.hgetall::<HashMap<String, i64>, _>(key(room)).await {
+            Ok(m) => count_elsewhere(&m, &self.gateway, now_ms()),
+            Err(e) => {
+                // Unknown: the per-gateway part of the cap still holds.
+                Self::failed(&e);
+                0
+            }
+        }
+    }
+}
+
+/// Sockets held by live gateways other than `me` in one presence hash. A
+/// gateway that vouches without a count (an older version) counts as one.
+fn count_elsewhere(hash: &HashMap<String, i64>, me: &str, now: i64) -> usize {
+    hash.iter()
+        .filter(|(g, until)| !g.ends_with("#n") && g.as_str() != me && **until > now)
+        .map(|(g, _)| hash.get(&format!("{g}#n")).map_or(1, |n| usize::try_from(*n).unwrap_or(0)))
+        .sum()
 }
 
 #[cfg(test)]
@@ -144,9 +183,26 @@ mod tests {
     #[tokio::test]
     async fn local_presence_tracks_rooms() {
         let p = LocalPresence::default();
-        p.set_local("user:a", true).await;
+        p.set_local("user:a", 2).await;
         assert_eq!(p.online(&["user:a".into(), "user:b".into()]).await, vec![true, false]);
-        p.set_local("user:a", false).await;
+        p.set_local("user:a", 0).await;
         assert_eq!(p.online(&["user:a".into()]).await, vec![false]);
+    }
+
+    #[test]
+    fn counts_elsewhere_skip_this_gateway_and_dead_ones() {
+        let hash: HashMap<String, i64> = [
+            ("me", 2000),
+            ("me#n", 7),
+            ("live", 2000),
+            ("live#n", 3),
+            ("dead", 500),
+            ("dead#n", 9),
+            ("old-version", 2000),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(count_elsewhere(&hash, "me", 1000), 3 + 1);
     }
 }

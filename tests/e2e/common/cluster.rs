@@ -155,7 +155,7 @@ impl TestCluster {
             ("OMNIBIZ_SHUTDOWN_GRACE_SECS".into(), "3".into()),
             ("OMNIBIZ_DRAIN_SECS".into(), "1".into()),
         ];
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env.extend(super::GENEROUS_RATES.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_omnibiz"));
         for (target, n) in [("api", apis), ("gateway", gateways)] {
             for i in 0..n {

@@ -132,8 +132,10 @@ pub struct Files {
     describe: String,
     key: Vec<u8>,
     pub config: FilesConfig,
-    /// Thumbnails decode whole images: a few at a time.
-    decoding: tokio::sync::Semaphore,
+    /// Thumbnails decode whole images: a few at a time. A permit is held by
+    /// the decode itself, not by the request that started it: a client that
+    /// disconnects mid-decode does not free a slot while the memory is in use.
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Files {
@@ -153,9 +155,12 @@ pub struct S3Location {
     pub secret_access_key: Option<String>,
 }
 
+/// Thumbnail decodes at once per process (each may allocate up to 256 MiB).
+pub const DECODES: usize = 2;
+
 impl Files {
     fn new(objects: Arc<dyn ObjectStore>, describe: String, key: &[u8], config: FilesConfig) -> Self {
-        Self { objects, describe, key: key.to_vec(), config, decoding: tokio::sync::Semaphore::new(2) }
+        Self { objects, describe, key: key.to_vec(), config, decoding: Arc::new(tokio::sync::Semaphore::new(DECODES)) }
     }
 
     /// Files in a local directory (created if missing).
@@ -303,11 +308,14 @@ impl Files {
     }
 
     async fn thumbnail(&self, id: UploadId) -> Result<(), FileError> {
-        let _permit = self.decoding.acquire().await.map_err(|e| FileError::Storage(e.into()))?;
+        let permit = Arc::clone(&self.decoding).acquire_owned().await.map_err(|e| FileError::Storage(e.into()))?;
         let bytes = self.objects.get(&object_path(id)).await?.bytes().await?;
-        let jpeg = tokio::task::spawn_blocking(move || thumb::make(&bytes))
-            .await
-            .map_err(|e| FileError::Storage(e.into()))??;
+        let jpeg = tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            thumb::make(&bytes)
+        })
+        .await
+        .map_err(|e| FileError::Storage(e.into()))??;
         self.objects.put(&thumb_path(id), jpeg.into()).await?;
         Ok(())
     }

@@ -31,6 +31,9 @@ pub enum ServiceError {
     /// 409: the change clashes with existing data (a quick reply's shortcut).
     #[error("{0}")]
     Conflict(String),
+    /// 429: the caller's rate limit for this kind of work is used up.
+    #[error(transparent)]
+    RateLimited(#[from] crate::limits::RateLimited),
     /// 503: storage (the database, or file storage) cannot be reached now.
     #[error("store unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -51,6 +54,7 @@ impl ServiceError {
             Self::UnsupportedType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Disabled(_) => "NOT_CONFIGURED",
             Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited(_) => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }

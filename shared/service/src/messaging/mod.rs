@@ -41,6 +41,7 @@ use tracing::instrument;
 use crate::auth::Principal;
 use crate::bus::Bus;
 use crate::files::Files;
+use crate::limits::{Action, Limits};
 use crate::presence::Presence;
 
 /// Default and maximum page sizes.
@@ -95,6 +96,8 @@ pub struct Messaging {
     accounts: Option<moka::sync::Cache<Principal, Arc<AccountEntry>>>,
     /// Each conversation's two participants, which never change.
     participants: Arc<PartiesCache>,
+    /// Per-principal rate limits, shared by REST and sockets in one process.
+    limits: Arc<Limits>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -128,6 +131,7 @@ impl Messaging {
             edit_window: Some(DEFAULT_EDIT_WINDOW),
             accounts: account_cache(DEFAULT_ACCOUNT_TTL),
             participants: Arc::default(),
+            limits: Arc::default(),
         }
     }
 
@@ -168,6 +172,25 @@ impl Messaging {
     pub fn with_edit_window(mut self, window: Option<std::time::Duration>) -> Self {
         self.edit_window = window;
         self
+    }
+
+    /// Per-principal rate limits (one set per process: give the API and the
+    /// gateway of one process the same `Messaging` so they share buckets).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Takes one unit of `action` from the caller's bucket, or refuses with
+    /// [`ServiceError::RateLimited`] (429 / `RATE_LIMITED`).
+    pub fn check_rate(&self, party: omnibiz_domain::Party, action: Action) -> ServiceResult<()> {
+        Ok(self.limits.check(party, action)?)
+    }
+
+    /// Forgets the buckets of principals that went quiet (call every minute or so).
+    pub fn prune_limits(&self) {
+        self.limits.prune();
     }
 
     /// File storage, when configured.

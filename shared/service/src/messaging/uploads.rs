@@ -32,6 +32,8 @@ impl Messaging {
         E: std::fmt::Display,
     {
         let files = self.files.as_ref().ok_or_else(files_disabled)?;
+        // Held until this function returns or its caller drops it (a client gone mid-upload).
+        let _slot = self.limits.upload_slot(actor.principal.party())?;
         let (conv, side) = self.sendable(actor, conversation).await?;
         let mut upload = Upload {
             id: UploadId::new(),
