@@ -169,6 +169,7 @@ fn initialise_in_background(
                 Ok(SchemaState::NeedsMigration(reason)) => reason,
                 Err(StoreError::Unavailable(e)) => format!("mongodb not reachable: {e:#}"),
                 Err(StoreError::Other(e)) => format!("{e:#}"),
+                Err(StoreError::TimedOut(e)) => e,
             };
             if reason != last_reason {
                 tracing::error!(reason = %reason, "mongodb not usable yet; /readyz fails until it is (retrying)");

@@ -84,7 +84,7 @@ impl IntoResponse for ApiError {
                     ServiceError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
                     ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                    ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ServiceError::Unavailable(_) | ServiceError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
                     ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                     ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };

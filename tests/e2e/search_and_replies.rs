@@ -214,4 +214,39 @@ async fn quick_replies_belong_to_their_owner(backend: Backend) {
     app.finish().await;
 }
 
-per_backend!(search_finds_only_your_own_messages, quick_replies_belong_to_their_owner);
+/// Messages crafted against a backtracking pattern (a word repeated a
+/// thousand times) and a phrase of that word: the search answers within the
+/// store's time limit (MongoDB used to try every way of spreading the
+/// phrase's words over each message), and a phrase over the word limit is a
+/// clear 400.
+async fn crafted_phrases_cannot_stall_search(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let a = business(&app.store, "Crafted", 1).await;
+    let c = open(&app, &a, 0).await;
+    let crafted = "a ".repeat(1000);
+    for _ in 0..40 {
+        let (s, body) = app.send(&a.customer_tokens[0], &c, &crafted).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    app.send(&a.customer_tokens[0], &c, "a a a a a a a zzz at the end").await;
+    let started = std::time::Instant::now();
+    let url = format!("/api/messages/search?q={}", urlencode("\"a a a a a a a zzz\""));
+    let (s, body) = app.get(&url, &a.owner_token).await;
+    let took = started.elapsed();
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let found: Vec<&str> =
+        body["results"].as_array().expect("results").iter().filter_map(|h| h["message"]["content"].as_str()).collect();
+    assert_eq!(found, vec!["a a a a a a a zzz at the end"], "{body}");
+    assert!(took < std::time::Duration::from_secs(5), "a crafted phrase took {took:?}");
+    let url = format!("/api/messages/search?q={}", urlencode(&format!("\"{}\"", "a ".repeat(9))));
+    let (s, body) = app.get(&url, &a.owner_token).await;
+    assert_error(s, &body, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("at most 8 words")), "{body}");
+    app.finish().await;
+}
+
+per_backend!(
+    search_finds_only_your_own_messages,
+    quick_replies_belong_to_their_owner,
+    crafted_phrases_cannot_stall_search
+);

@@ -9,6 +9,8 @@ use serde::Serialize;
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Most terms in one query.
 pub const MAX_TERMS: usize = 8;
+/// Most words in one quoted phrase.
+pub const MAX_PHRASE_WORDS: usize = 8;
 /// Characters of context shown around the first match.
 const CONTEXT_CHARS: usize = 60;
 
@@ -62,6 +64,9 @@ impl SearchQuery {
                 match ws.len() {
                     0 => {}
                     1 => terms.push(Term::Prefix(ws.into_iter().next().unwrap_or_default())),
+                    n if n > MAX_PHRASE_WORDS => {
+                        return Err(format!("a quoted phrase has at most {MAX_PHRASE_WORDS} words, this one {n}"));
+                    }
                     _ => terms.push(Term::Phrase(ws)),
                 }
             } else {
@@ -190,6 +195,9 @@ mod tests {
         );
         assert!(q("  \"\" ,,, ").terms.is_empty(), "nothing to look for");
         assert_eq!(q(&"a ".repeat(12)).terms.len(), MAX_TERMS);
+        let long = format!("\"{}\"", "w ".repeat(MAX_PHRASE_WORDS + 1));
+        assert!(SearchQuery::parse(&long).is_err_and(|e| e.contains("at most 8 words")));
+        assert_eq!(q(&format!("\"{}\"", "w ".repeat(MAX_PHRASE_WORDS))).terms.len(), 1);
         assert!(SearchQuery::parse("").is_err());
         assert!(SearchQuery::parse(&"x".repeat(201)).is_err());
     }

@@ -62,6 +62,9 @@ pub mod prelude {
 pub enum StoreError {
     #[error("store unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// The query ran past its time limit (a search the database gave up on).
+    #[error("{0}")]
+    TimedOut(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

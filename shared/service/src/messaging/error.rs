@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// 429: the caller's rate limit for this kind of work is used up.
     #[error(transparent)]
     RateLimited(#[from] crate::limits::RateLimited),
+    /// 503: the query ran past its time limit (narrow it down and retry).
+    #[error("{0}")]
+    TimedOut(String),
     /// 503: storage (the database, or file storage) cannot be reached now.
     #[error("store unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -55,6 +58,7 @@ impl ServiceError {
             Self::Disabled(_) => "NOT_CONFIGURED",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited(_) => "RATE_LIMITED",
+            Self::TimedOut(_) => "QUERY_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -82,6 +86,7 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
             StoreError::Other(cause) => Self::Internal(cause),
+            StoreError::TimedOut(what) => Self::TimedOut(what),
         }
     }
 }

@@ -7,6 +7,10 @@ use crate::StoreError;
 
 pub(super) fn classify(what: &'static str, e: mongodb::error::Error) -> StoreError {
     metrics::counter!("store_errors_total", "backend" => "mongodb").increment(1);
+    // MaxTimeMSExpired: the query's own time limit, not the database's health.
+    if matches!(&*e.kind, ErrorKind::Command(ce) if ce.code == 50) {
+        return StoreError::TimedOut(format!("{what}: the database stopped the query at its time limit"));
+    }
     let unavailable = matches!(
         *e.kind,
         ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
@@ -30,6 +34,7 @@ pub(super) fn index_error(what: &str, e: mongodb::error::Error) -> StoreError {
     match classify("creating indexes", e) {
         StoreError::Unavailable(err) => StoreError::Unavailable(err.context(what)),
         StoreError::Other(err) => StoreError::Other(err.context(what)),
+        timed_out @ StoreError::TimedOut(_) => timed_out,
     }
 }
 

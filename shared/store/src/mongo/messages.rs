@@ -332,14 +332,8 @@ impl MessageStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let terms: Vec<Document> = query
-            .terms
-            .iter()
-            .map(|t| {
-                let pattern = t.words().iter().map(|w| regex_escape(w)).collect::<Vec<_>>().join(".*?");
-                doc! {"content": {"$regex": pattern, "$options": "i"}}
-            })
-            .collect();
+        let terms: Vec<Document> =
+            word_patterns(query).into_iter().map(|p| doc! {"content": {"$regex": p, "$options": "i"}}).collect();
         let mut filter = doc! {
             "conversationId": {"$in": ids}, "seq": {"$gt": 0_i64}, "isDeleted": {"$ne": true}, "$and": terms,
         };
@@ -354,12 +348,25 @@ impl MessageStore for MongoStore {
             .find(filter)
             .sort(doc! {"createdAt": -1, "_id": -1})
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .max_time(SEARCH_TIME_LIMIT)
             .await
             .map_err(|e| classify(what, e))?;
         let docs = collect(what, cursor).await?;
         docs.iter().map(|d| msg_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 }
+
+/// The candidate filter of a search: one literal pattern per word of every
+/// term — no quantifier, group or alternation, nothing to backtrack, so each
+/// costs a substring scan however the messages and the query are crafted
+/// (words joined by `.*?` cost up to length^words per message). Phrases'
+/// order and adjacency are checked by the caller on the candidates.
+fn word_patterns(query: &SearchQuery) -> Vec<String> {
+    query.terms.iter().flat_map(|t| t.words()).map(regex_escape).collect()
+}
+
+/// How long the database may spend on one search before it gives up (`maxTimeMS`).
+const SEARCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl MongoStore {
     /// Reverts the conversation update of an append whose message turned out
@@ -406,5 +413,28 @@ impl MongoStore {
                 .map_err(|e| classify(what, e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_patterns_are_literals_that_cannot_backtrack() {
+        let q = SearchQuery::parse(r#""a a a a a a a zzz" (x+)+ .* [ab]{2,} "a|b" ship"#).expect("parse");
+        let patterns = word_patterns(&q);
+        assert!(!patterns.is_empty());
+        for p in &patterns {
+            // Outside an escape, no character with a meaning in a pattern.
+            let mut escaped = false;
+            for ch in p.chars() {
+                if !escaped && "*+?{}()|[].^$".contains(ch) {
+                    panic!("{p:?} is not a literal");
+                }
+                escaped = !escaped && ch == '\\';
+            }
+        }
+        assert_eq!(patterns[..8], ["a", "a", "a", "a", "a", "a", "a", "zzz"]);
     }
 }
