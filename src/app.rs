@@ -302,7 +302,8 @@ impl Application {
                 unread_after: Duration::from_millis(settings.webhook_unread_after_ms),
                 disable_after: settings.webhook_disable_after,
                 per_owner_rate: NonZeroU32::new(settings.webhook_rate).unwrap_or(NonZeroU32::MIN),
-                concurrency: 16,
+                concurrency: settings.webhook_concurrency,
+                per_owner_concurrency: settings.webhook_owner_concurrency,
                 guard: hook_guard,
             };
             HookWorker::new(opened.store.clone(), opened.store.clone(), Arc::clone(&presence), cfg)

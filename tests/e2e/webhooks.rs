@@ -77,7 +77,8 @@ impl Receiver {
 }
 
 /// `/ok` 200; `/fail-twice` 500, 500, then 200; `/always-500`; `/slow` 200
-/// after 700 ms; `/timeout` answers after 5 s; `/big` a 1 MiB body.
+/// after 700 ms; `/tarpit` 200 after 900 ms (just inside the tests' 1 s
+/// timeout); `/timeout` answers after 5 s; `/big` a 1 MiB body.
 async fn hook(
     State(r): State<Receiver>,
     Path(path): Path<String>,
@@ -116,6 +117,10 @@ async fn hook(
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(700)).await;
             (StatusCode::OK, "ok".to_owned())
+        }
+        "/tarpit" => {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            (StatusCode::OK, "eventually".to_owned())
         }
         "/timeout" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -408,6 +413,37 @@ async fn unread_only_when_offline_and_unread_on_sqlite() {
 #[tokio::test]
 async fn unread_only_when_offline_and_unread_on_mongodb() {
     unread_only_when_offline_and_unread(Backend::Mongo).await;
+}
+
+/// An owner whose 20 receivers each take 0.9 s (a tarpit: every delivery
+/// succeeds, slowly, so nothing gets disabled) and who has 60 deliveries
+/// due first holds at most its share of the worker's slots: another
+/// owner's delivery goes out at once, not after the backlog (3–4 s when
+/// the worker claimed 16 by due time and waited for all of them); the
+/// tarpit owner's deliveries all arrive too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tarpit_owner_does_not_delay_other_owners() {
+    let app = app(Backend::Sqlite).await;
+    let (rx, base) = Receiver::start().await;
+    let slow = business(&app.store, "Tarpit", 1).await;
+    let calm = business(&app.store, "Calm", 1).await;
+    for _ in 0..20 {
+        create(&app, &slow.owner_token, format!("{base}/tarpit"), Some(&["message.created"])).await;
+    }
+    create(&app, &calm.owner_token, format!("{base}/calm"), Some(&["message.created"])).await;
+    let (sc, cc) = (open(&app, &slow, 0).await, open(&app, &calm, 0).await);
+    for i in 0..3 {
+        app.send(&slow.customer_tokens[0], &sc, &format!("backlog {i}")).await;
+    }
+    rx.wait_for("/tarpit", "the tarpit is busy", |h| h.len() >= 4).await;
+    let sent = std::time::Instant::now();
+    app.send(&calm.customer_tokens[0], &cc, "hello").await;
+    rx.wait_for("/calm", "the calm owner's delivery", |h| !h.is_empty()).await;
+    let waited = sent.elapsed();
+    assert!(waited < Duration::from_millis(1500), "the calm owner waited {waited:?} behind the tarpit");
+    assert!(rx.hits("/tarpit").len() < 60, "sent before the backlog was through");
+    rx.wait_for("/tarpit", "every tarpit delivery", |h| h.len() >= 60).await;
+    app.finish().await;
 }
 
 #[tokio::test]

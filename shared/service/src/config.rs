@@ -201,6 +201,11 @@ settings! {
     webhook_disable_after: i64 = 100;
     /// Deliveries per second per business owner. `OMNIBIZ_WEBHOOK_RATE`, default 20.
     webhook_rate: u32 = 20;
+    /// Deliveries one process sends at once. `OMNIBIZ_WEBHOOK_CONCURRENCY`, default 16.
+    webhook_concurrency: usize = 16;
+    /// Deliveries of one business owner one process sends at once: the most
+    /// a slow or failing receiver can hold up. `OMNIBIZ_WEBHOOK_OWNER_CONCURRENCY`, default 4.
+    webhook_owner_concurrency: usize = 4;
     /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
     webhook_poll_ms: u64 = 250;
 
@@ -300,8 +305,14 @@ impl Settings {
         if self.webhook_timeout_ms < 100 || self.webhook_retry_base_ms == 0 || self.webhook_poll_ms == 0 {
             bail!("webhook_timeout_ms must be at least 100, webhook_retry_base_ms and webhook_poll_ms at least 1");
         }
-        if self.webhook_rate == 0 || self.webhook_disable_after < 1 {
-            bail!("webhook_rate and webhook_disable_after must be at least 1");
+        if self.webhook_rate == 0
+            || self.webhook_disable_after < 1
+            || self.webhook_concurrency == 0
+            || self.webhook_owner_concurrency == 0
+        {
+            bail!(
+                "webhook_rate, webhook_disable_after, webhook_concurrency and webhook_owner_concurrency must be at least 1"
+            );
         }
         if self.max_rooms_per_socket == 0
             || self.connect_rate == 0

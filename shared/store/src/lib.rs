@@ -45,7 +45,7 @@ pub use omnibiz_domain::ConversationPatch;
 pub use quick_replies::QuickReplyStore;
 pub use sessions::SessionStore;
 pub use uploads::UploadStore;
-pub use webhooks::WebhookStore;
+pub use webhooks::{OwnerShare, WebhookStore};
 
 use omnibiz_domain::{Attachment, ConversationId, Customer, CustomerId, Message, MessageId, Side, User, UserId};
 

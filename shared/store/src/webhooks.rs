@@ -1,11 +1,34 @@
 //! Webhook endpoints, the outbox and deliveries (see `omnibiz_service::webhooks`). `append_message`, a created `get_or_create_conversation`, `update_conversation`, an advancing `mark_read`, an edit and a delete record their outbox event atomically with the change; event ids and bodies come from `omnibiz_domain::events`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::webhook::{Delivery, DeliveryStatus, Endpoint, OutboxEvent};
 use omnibiz_domain::{EndpointId, UserId};
 
 use crate::StoreResult;
+
+/// How many deliveries of each owner one claim may take: up to
+/// `per_owner` in flight per owner, counting the `held` ones the claimer
+/// is still sending.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerShare {
+    pub per_owner: usize,
+    pub held: HashMap<UserId, usize>,
+}
+
+impl OwnerShare {
+    /// No per-owner bound.
+    pub fn unlimited() -> Self {
+        Self { per_owner: usize::MAX, held: HashMap::new() }
+    }
+
+    /// How many more of `owner`'s deliveries may be taken, given `taken` already in this claim.
+    pub fn room(&self, owner: UserId, taken: usize) -> usize {
+        self.per_owner.saturating_sub(self.held.get(&owner).copied().unwrap_or(0)).saturating_sub(taken)
+    }
+}
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
@@ -34,13 +57,16 @@ pub trait WebhookStore: Send + Sync + 'static {
         Ok(())
     }
     /// Leases up to `limit` pending deliveries due by `now` whose lease (if
-    /// any) expired: one holder at a time.
+    /// any) expired — one holder at a time — the earliest due first, but no
+    /// more of one owner's than `share` leaves room for: an owner with a
+    /// backlog (or slow receivers) cannot take every slot.
     async fn claim_deliveries(
         &self,
         holder: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        share: &OwnerShare,
     ) -> StoreResult<Vec<Delivery>>;
     /// Writes an attempt's outcome (status, next time, log, attempt count)
     /// and releases the lease — only while `holder` still holds it.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures_util::StreamExt as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_domain::events::body;
 use omnibiz_domain::{CustomerId, Side, UserId};
 use omnibiz_store::parties::PartiesCache;
-use omnibiz_store::{ConversationStore, StoreResult, WebhookStore};
+use omnibiz_store::{ConversationStore, OwnerShare, StoreResult, WebhookStore};
+use tokio::task::JoinSet;
 
 use super::guard::Guard;
 use super::{
@@ -55,6 +55,9 @@ pub struct WorkerConfig {
     pub per_owner_rate: NonZeroU32,
     /// Deliveries in flight per process.
     pub concurrency: usize,
+    /// Deliveries of one business owner in flight per process: the most
+    /// slots one owner's receivers (slow, failing or many) can hold.
+    pub per_owner_concurrency: usize,
     pub guard: Guard,
 }
 
@@ -104,27 +107,50 @@ impl Worker {
 
     /// Runs until the task is dropped; store errors are logged and retried.
     ///
-    /// Passes run back to back while they come back full, `poll / 5` apart
-    /// while they have some work, and `poll` apart when idle: a pass costs
-    /// the store its reads and one update whatever it carries, so at a
-    /// steady send rate below the worker's own, waiting a little lets each
+    /// Deliveries are sent as tasks of their own, up to `concurrency` at
+    /// once and `per_owner_concurrency` of one business owner: a slot is
+    /// claimed again as soon as it frees, so a slow receiver holds only
+    /// its owner's slots and never makes a pass wait for it.
+    ///
+    /// Fan-out passes run back to back while they come back full, `poll / 5`
+    /// apart while they have some work, and `poll` apart when idle: a pass
+    /// costs the store its reads and one update whatever it carries, so at
+    /// a steady send rate below the worker's own, waiting a little lets each
     /// pass take what arrived meanwhile instead of a message or two, at the
     /// price of that much more delivery latency. (Under a backlog passes
     /// are full and run back to back as before: at 1 800 REST sends/s
     /// offered on one 2-core box the measured effect was within the noise.)
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let me = Arc::new(self);
         tokio::spawn(async move {
-            let mut backoff = self.cfg.poll;
+            // Dropped with this task: in-flight attempts are aborted, their leases expire.
+            let mut running: JoinSet<(UserId, StoreResult<()>)> = JoinSet::new();
+            let mut share = OwnerShare { per_owner: me.cfg.per_owner_concurrency.max(1), held: HashMap::new() };
+            let mut backoff = me.cfg.poll;
             let mut last_error = String::new();
             loop {
-                match (self.fan_out_once().await, self.deliver_once().await) {
-                    (Ok(events), Ok(sent)) => {
-                        backoff = self.cfg.poll;
+                while let Some(done) = running.try_join_next() {
+                    me.finished(done, &mut share);
+                }
+                let fanned = me.fan_out_once().await;
+                let free = me.cfg.concurrency.max(1).saturating_sub(running.len());
+                let claimed = if free == 0 { Ok(Vec::new()) } else { me.claim(free, &share).await };
+                let pause = match (fanned, claimed) {
+                    (Ok(events), Ok(claimed)) => {
+                        backoff = me.cfg.poll;
                         last_error.clear();
-                        if events + sent == 0 {
-                            tokio::time::sleep(self.cfg.poll).await;
-                        } else if events < FAN_OUT_BATCH && sent < self.cfg.concurrency.max(1) {
-                            tokio::time::sleep(self.cfg.poll / 5).await;
+                        let n = claimed.len();
+                        for d in claimed {
+                            *share.held.entry(d.owner).or_default() += 1;
+                            let worker = Arc::clone(&me);
+                            running.spawn(async move { (d.owner, worker.attempt(d).await) });
+                        }
+                        if events + n == 0 {
+                            me.cfg.poll
+                        } else if events < FAN_OUT_BATCH && n < free {
+                            me.cfg.poll / 5
+                        } else {
+                            Duration::ZERO
                         }
                     }
                     (a, b) => {
@@ -135,13 +161,48 @@ impl Worker {
                             tracing::warn!(error = %e, "webhook worker pass failed; retrying");
                             last_error = e;
                         }
-                        tokio::time::sleep(backoff).await;
+                        let pause = backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
+                        pause
+                    }
+                };
+                me.limiter.retain_recent();
+                // Wake for the pause, or as soon as a slot frees while all are taken.
+                if !pause.is_zero() || running.len() >= me.cfg.concurrency.max(1) {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        Some(done) = running.join_next(), if !running.is_empty() => me.finished(done, &mut share),
                     }
                 }
-                self.limiter.retain_recent();
             }
         })
+    }
+
+    /// Books a finished attempt: its owner's slot is free again.
+    fn finished(&self, done: Result<(UserId, StoreResult<()>), tokio::task::JoinError>, share: &mut OwnerShare) {
+        let (owner, outcome) = match done {
+            Ok(v) => v,
+            Err(e) => {
+                // A panicking attempt: its lease expires and another pass retries it.
+                tracing::error!(error = %e, "webhook attempt task failed");
+                return;
+            }
+        };
+        if let Some(n) = share.held.get_mut(&owner) {
+            *n -= 1;
+            if *n == 0 {
+                share.held.remove(&owner);
+            }
+        }
+        if let Err(e) = outcome {
+            tracing::warn!(error = %format!("{e:#}"), "recording a webhook attempt failed; its lease expires and it is retried");
+        }
+    }
+
+    async fn claim(&self, n: usize, share: &OwnerShare) -> StoreResult<Vec<Delivery>> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.cfg.lease()).unwrap_or_default();
+        self.store.claim_deliveries(&self.cfg.holder, now, now + lease, n, share).await
     }
 
     /// Turns pending outbox events into deliveries; the number of events handled.
@@ -202,21 +263,6 @@ impl Worker {
             );
         }
         out
-    }
-
-    /// Claims and sends due deliveries; the number handled.
-    pub async fn deliver_once(&self) -> StoreResult<usize> {
-        let now = Utc::now();
-        let lease = chrono::Duration::from_std(self.cfg.lease()).unwrap_or_default();
-        let claimed = self.store.claim_deliveries(&self.cfg.holder, now, now + lease, self.cfg.concurrency).await?;
-        let n = claimed.len();
-        let results: Vec<StoreResult<()>> = futures_util::stream::iter(claimed)
-            .map(|d| self.attempt(d))
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
-        results.into_iter().collect::<StoreResult<Vec<()>>>()?;
-        Ok(n)
     }
 
     async fn attempt(&self, mut d: Delivery) -> StoreResult<()> {

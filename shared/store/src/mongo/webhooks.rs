@@ -1,6 +1,8 @@
 //! [`WebhookStore`] on MongoDB.
 
 use anyhow::Context as _;
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, Bson, doc};
@@ -11,8 +13,8 @@ use omnibiz_domain::{ConversationId, EndpointId, UserId, events};
 use super::MongoStore;
 use super::codec::*;
 use super::errors::*;
-use crate::StoreResult;
 use crate::prelude::*;
+use crate::{OwnerShare, StoreResult};
 
 #[async_trait]
 impl WebhookStore for MongoStore {
@@ -195,19 +197,25 @@ impl WebhookStore for MongoStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        share: &OwnerShare,
     ) -> StoreResult<Vec<Delivery>> {
         let what = "claiming webhook deliveries";
-        let mut out = Vec::new();
+        let mut out: Vec<Delivery> = Vec::new();
+        let mut taken: HashMap<UserId, usize> = HashMap::new();
+        // Owners with no room left are skipped by the query itself.
+        let mut full: Vec<bson::oid::ObjectId> =
+            share.held.keys().filter(|o| share.room(**o, 0) == 0).map(|o| o.oid()).collect();
         while out.len() < limit {
+            let mut filter = doc! {
+                "status": "pending", "nextAt": {"$lte": date(now)},
+                "$or": [{"leaseUntil": null}, {"leaseUntil": {"$lte": date(now)}}],
+            };
+            if !full.is_empty() {
+                filter.insert("owner", doc! {"$nin": full.clone()});
+            }
             let claimed = self
                 .deliveries
-                .find_one_and_update(
-                    doc! {
-                        "status": "pending", "nextAt": {"$lte": date(now)},
-                        "$or": [{"leaseUntil": null}, {"leaseUntil": {"$lte": date(now)}}],
-                    },
-                    doc! {"$set": {"leaseUntil": date(lease_until), "leaseHolder": holder}},
-                )
+                .find_one_and_update(filter, doc! {"$set": {"leaseUntil": date(lease_until), "leaseHolder": holder}})
                 .sort(doc! {"nextAt": 1})
                 .return_document(ReturnDocument::After)
                 .await
@@ -215,7 +223,13 @@ impl WebhookStore for MongoStore {
             match claimed {
                 // A lease that ends before `now` would match again: never hand one out twice.
                 Some(d) if !out.iter().any(|x: &Delivery| Some(x.id.as_str()) == d.get_str("_id").ok()) => {
-                    out.push(delivery_from(&d).context(what)?);
+                    let d = delivery_from(&d).context(what)?;
+                    let n = taken.entry(d.owner).or_default();
+                    *n += 1;
+                    if share.room(d.owner, *n) == 0 {
+                        full.push(d.owner.oid());
+                    }
+                    out.push(d);
                 }
                 _ => break,
             }

@@ -1,5 +1,7 @@
 //! [`WebhookStore`] on SQLite.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::webhook::{Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent};
@@ -9,8 +11,8 @@ use rusqlite::{OptionalExtension, params};
 use super::SqliteStore;
 use super::codec::*;
 use super::schema::*;
-use crate::StoreResult;
 use crate::prelude::*;
+use crate::{OwnerShare, StoreResult};
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
@@ -200,16 +202,53 @@ impl WebhookStore for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        share: &OwnerShare,
     ) -> StoreResult<Vec<Delivery>> {
         let holder = holder.to_owned();
+        let share = share.clone();
         self.with("claiming webhook deliveries", move |c| {
-            let mut stmt = c.prepare(&format!(
-                "UPDATE hook_deliveries SET lease_until = ?1, lease_holder = ?2 WHERE id IN (\
-                 SELECT id FROM hook_deliveries WHERE status = 'pending' AND next_at <= ?3 \
-                 AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY next_at LIMIT {limit}) \
-                 RETURNING {DELIVERY_COLS}"
-            ))?;
-            stmt.query_map(params![ms(lease_until), holder, ms(now)], delivery_row)?.collect()
+            let tx = c.transaction()?;
+            // The earliest due of each owner first (at most `per_owner` each:
+            // a backlog of one owner is not read in full), then picked in due
+            // order within each owner's room.
+            let per_owner = i64::try_from(share.per_owner).unwrap_or(i64::MAX);
+            let candidates: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, owner FROM (SELECT id, owner, next_at, ROW_NUMBER() OVER \
+                     (PARTITION BY owner ORDER BY next_at) AS nth FROM hook_deliveries WHERE status = 'pending' \
+                     AND next_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)) WHERE nth <= ?2 \
+                     ORDER BY next_at",
+                )?;
+                stmt.query_map(params![ms(now), per_owner], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let mut taken: HashMap<String, usize> = HashMap::new();
+            let mut ids = Vec::new();
+            for (id, owner) in candidates {
+                if ids.len() == limit {
+                    break;
+                }
+                let n = taken.entry(owner.clone()).or_default();
+                let room =
+                    owner.parse::<omnibiz_domain::ObjectId>().map_or(share.per_owner, |o| share.room(UserId(o), *n));
+                if room > 0 {
+                    *n += 1;
+                    ids.push(id);
+                }
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            {
+                let mut stmt = tx.prepare(&format!(
+                    "UPDATE hook_deliveries SET lease_until = ?1, lease_holder = ?2 WHERE id = ?3 \
+                     RETURNING {DELIVERY_COLS}"
+                ))?;
+                for id in ids {
+                    out.extend(stmt.query_map(params![ms(lease_until), holder, id], delivery_row)?);
+                }
+            }
+            let out: Vec<Delivery> = out.into_iter().collect::<rusqlite::Result<_>>()?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
     }

@@ -15,7 +15,8 @@ use omnibiz_store::fixtures;
 use omnibiz_store::mongo::MongoStore;
 use omnibiz_store::sqlite::SqliteStore;
 use omnibiz_store::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, Participants, Party, Store,
+    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, OwnerShare, Participants,
+    Party, Store,
 };
 
 mod accounts;
@@ -130,6 +131,7 @@ contract!(
     conversation_list_orders_by_activity_with_cursor,
     conversation_patch,
     webhook_outbox_records_each_change_once,
+    claims_share_out_among_owners,
     uploads_are_claimed_once_and_confirmed,
     edit_and_delete_keep_history_honest,
     quick_replies_keep_one_shortcut_per_owner,

@@ -68,14 +68,18 @@ pub(crate) async fn webhook_outbox_records_each_change_once(store: Dyn) {
 
     // Leases: two claimers never get the same delivery; the holder alone finishes it.
     let later = Utc::now() + Duration::seconds(30);
+    let any = OwnerShare::unlimited();
     let (a, b) = tokio::join!(
-        store.claim_deliveries("a", Utc::now(), later, 3),
-        store.claim_deliveries("b", Utc::now(), later, 3)
+        store.claim_deliveries("a", Utc::now(), later, 3, &any),
+        store.claim_deliveries("b", Utc::now(), later, 3, &any)
     );
     let (a, b) = (a.expect("claim a"), b.expect("claim b"));
     assert_eq!(a.len() + b.len(), 4, "every due delivery claimed once");
     assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)), "no delivery claimed twice");
-    assert!(store.claim_deliveries("c", Utc::now(), later, 10).await.expect("claim c").is_empty(), "leased");
+    assert!(
+        store.claim_deliveries("c", Utc::now(), later, 10, &OwnerShare::unlimited()).await.expect("claim c").is_empty(),
+        "leased"
+    );
     let mut d = a.first().or(b.first()).expect("one").clone();
     let holder = if a.iter().any(|x| x.id == d.id) { "a" } else { "b" };
     d.status = DeliveryStatus::Succeeded;
@@ -86,10 +90,71 @@ pub(crate) async fn webhook_outbox_records_each_change_once(store: Dyn) {
     assert_eq!((got.status, got.attempts), (DeliveryStatus::Succeeded, 1));
     // An expired lease is claimed again.
     let expired = store
-        .claim_deliveries("d", Utc::now() + Duration::seconds(31), later + Duration::seconds(60), 10)
+        .claim_deliveries(
+            "d",
+            Utc::now() + Duration::seconds(31),
+            later + Duration::seconds(60),
+            10,
+            &OwnerShare::unlimited(),
+        )
         .await
         .expect("claim d");
     assert_eq!(expired.len(), 3, "the unfinished ones, once their lease expired");
+}
+
+/// A claim takes the earliest due first but at most each owner's room: an
+/// owner with a backlog due earlier does not take every slot, and one whose
+/// slots are all held gets none.
+pub(crate) async fn claims_share_out_among_owners(store: Dyn) {
+    let (busy, calm) = (UserId(bson::oid::ObjectId::new()), UserId(bson::oid::ObjectId::new()));
+    let endpoint = EndpointId::new();
+    let now = Utc::now();
+    let delivery = |owner: UserId, i: i64| {
+        let at = now - Duration::seconds(100 - i);
+        Delivery {
+            id: format!("d{i}.{}", owner.to_hex()),
+            endpoint,
+            owner,
+            event_id: format!("e{i}"),
+            kind: HookEvent::MessageCreated,
+            conversation: ConversationId::new(),
+            body: "{}".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_at: at,
+            created_at: at,
+            updated_at: at,
+            log: Vec::new(),
+            unread_check: None,
+        }
+    };
+    // The busy owner's ten are all due before the calm owner's two.
+    let mut all: Vec<Delivery> = (0..10).map(|i| delivery(busy, i)).collect();
+    all.extend((50..52).map(|i| delivery(calm, i)));
+    let event = OutboxEvent {
+        id: "e-share".into(),
+        kind: HookEvent::MessageCreated,
+        conversation: ConversationId::new(),
+        at: now,
+        data: serde_json::json!({}),
+    };
+    store.fan_out(&event, &all).await.expect("fan out");
+    let later = now + Duration::seconds(30);
+    let share = OwnerShare { per_owner: 3, held: [(busy, 1)].into_iter().collect() };
+    let got = store.claim_deliveries("a", now, later, 6, &share).await.expect("claim");
+    let of = |o: UserId| got.iter().filter(|d| d.owner == o).count();
+    assert_eq!((of(busy), of(calm)), (2, 2), "busy: 3 minus the one held; calm: both: {got:#?}");
+    assert!(
+        got.iter()
+            .filter(|d| d.owner == busy)
+            .all(|d| d.id == "d0.".to_owned() + &busy.to_hex() || d.id == "d1.".to_owned() + &busy.to_hex()),
+        "the earliest due: {got:#?}"
+    );
+    let full = OwnerShare { per_owner: 3, held: [(busy, 3)].into_iter().collect() };
+    assert!(
+        store.claim_deliveries("b", now, later, 6, &full).await.expect("claim").is_empty(),
+        "busy has no room, calm's are leased"
+    );
 }
 
 pub(crate) async fn message_changes_record_their_webhook_events(store: Dyn) {
