@@ -18,7 +18,7 @@ BIN=${1:-${CARGO_TARGET_DIR:-target}/debug/omnibiz}
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export DATA_DIR=$work HOST=127.0.0.1 PORT=$port JWT_SECRET=schemathesis-$RANDOM-$RANDOM-secret LOG_LEVEL=error
+export DATA_DIR=$work HOST=127.0.0.1 PORT=$port JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))') LOG_LEVEL=error
 unset MONGODB_URI REDIS_URL
 # Thousands of requests from two tokens: the rate limits (tested on their own
 # in tests/e2e/rate_limits.rs; a 429 is documented on every operation) would

@@ -24,7 +24,7 @@ use axum::Router;
 use omnibiz_api::console::ConsoleOptions;
 use omnibiz_api::{ApiState, HttpOptions, Readiness};
 use omnibiz_gateway::{Cluster, Gateway, GatewayConfig};
-use omnibiz_service::auth::Verifier;
+use omnibiz_service::auth::{KeyConfig, Verifier};
 use omnibiz_service::bus::Bus;
 use omnibiz_service::bus::local::LocalBus;
 use omnibiz_service::bus::redis::RedisBus;
@@ -185,10 +185,19 @@ fn initialise_in_background(
 /// File storage for uploads: an S3 bucket when one is configured, else a
 /// directory (`files_dir`; `serve` defaults to `<data_dir>/files`), else none.
 /// Links are signed with `files_signing_key`, or a key derived from the JWT secret.
-fn open_files(settings: &Settings, target: Target, jwt_secret: &[u8]) -> anyhow::Result<Option<Files>> {
-    let key: Vec<u8> = match &settings.files_signing_key {
-        Some(k) => k.expose_secret().as_bytes().to_vec(),
-        None => Files::derive_key(jwt_secret),
+fn open_files(settings: &Settings, target: Target, jwt_secret: Option<&[u8]>) -> anyhow::Result<Option<Files>> {
+    let key = || -> anyhow::Result<Vec<u8>> {
+        match (&settings.files_signing_key, jwt_secret) {
+            (Some(k), _) => {
+                let k = k.expose_secret().as_bytes();
+                secret::check_strength(k, "OMNIBIZ_FILES_SIGNING_KEY")?;
+                Ok(k.to_vec())
+            }
+            (None, Some(jwt)) => Ok(Files::derive_key(jwt)),
+            (None, None) => anyhow::bail!(
+                "uploads need OMNIBIZ_FILES_SIGNING_KEY (the same on every pod) when there is no JWT_SECRET to derive it from"
+            ),
+        }
     };
     let config = FilesConfig {
         max_bytes: settings.upload_max_bytes,
@@ -205,14 +214,14 @@ fn open_files(settings: &Settings, target: Target, jwt_secret: &[u8]) -> anyhow:
             access_key_id: settings.s3_access_key_id.clone(),
             secret_access_key: settings.s3_secret_access_key.as_ref().map(|s| s.expose_secret().to_owned()),
         };
-        return Files::s3(&at, &key, config).map(Some);
+        return Files::s3(&at, &key()?, config).map(Some);
     }
     let dir = match (&settings.files_dir, target) {
         (Some(d), _) => d.clone(),
         (None, Target::Serve) => settings.data_dir.join("files"),
         (None, _) => return Ok(None),
     };
-    Files::local(&dir, &key, config).map(Some)
+    Files::local(&dir, &key()?, config).map(Some)
 }
 
 /// A unique name for this application in bus envelopes and presence:
@@ -250,10 +259,26 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 impl Application {
     pub async fn build(settings: &Settings, target: Target) -> anyhow::Result<Self> {
-        let (secret, source) = secret::jwt_secret(settings, target == Target::Serve)?;
+        let (hs256, rs256) = settings.jwt_algorithms()?;
+        let serve = target == Target::Serve;
+        // The HS256 secret, when HS256 is on or (serve, else JWT_SECRET) download links derive their key from it.
+        let derive_links = settings.files_signing_key.is_none() && (serve || settings.jwt_secret.is_some());
+        let jwt = if hs256 || derive_links { Some(secret::jwt_secret(settings, serve)?) } else { None };
+        let public_key = if rs256 { settings.jwt_public_key()? } else { None };
         let prometheus = telemetry::prometheus();
         telemetry::register_metrics();
-        let verifier = Verifier::with_leeway(&secret, settings.jwt_public_key()?.as_deref(), settings.jwt_leeway_secs)?;
+        let verifier = Verifier::from_config(&KeyConfig {
+            hs256_secret: jwt.as_ref().filter(|_| hs256).map(|(s, _)| s.as_slice()),
+            rs256_public_pem: public_key.as_deref(),
+            leeway: settings.jwt_leeway_secs,
+            issuer: settings.jwt_issuer.as_deref(),
+            audience: settings.jwt_audience.as_deref(),
+        })?;
+        let source = match (&jwt, hs256) {
+            (Some((_, source)), true) => source.clone(),
+            _ => SecretSource::None,
+        };
+        let secret = jwt.map(|(s, _)| s);
         let opened = open_store(settings, target).await?;
         let readiness = Arc::new(Readiness::default());
         let origin = origin(target);
@@ -265,7 +290,7 @@ impl Application {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
         let hook_guard = Guard { allow_private: settings.webhook_allow_private };
-        let files = open_files(settings, target, &secret)?.map(Arc::new);
+        let files = open_files(settings, target, secret.as_deref())?.map(Arc::new);
         let edit_window = (settings.edit_window_secs > 0).then(|| Duration::from_secs(settings.edit_window_secs));
         let mut messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
             .with_hook_guard(hook_guard)
@@ -472,6 +497,7 @@ fn banner(target: Target, addr: SocketAddr, on: &Backends<'_>, secret: &SecretSo
     let base = format!("http://{host}:{}", addr.port());
     let secret_line = match secret {
         SecretSource::Env => "JWT secret: from JWT_SECRET".to_owned(),
+        SecretSource::None => "JWT: RS256 tokens only (JWT_PUBLIC_KEY_FILE)".to_owned(),
         SecretSource::Generated(p) => {
             format!("JWT secret: none given, so generated one and saved it in {}", p.display())
         }

@@ -56,7 +56,7 @@ async fn api_requires_mongodb_and_jwt_secret() {
     let settings = Settings {
         port: 0,
         data_dir: dir.path().to_path_buf(),
-        jwt_secret: Some("s".to_owned().into()),
+        jwt_secret: Some(crate::common::SECRET.to_owned().into()),
         ..Settings::default()
     };
     let err = Application::build(&settings, Target::Api).await.err().expect("refused");
@@ -64,6 +64,64 @@ async fn api_requires_mongodb_and_jwt_secret() {
     let settings = Settings { jwt_secret: None, mongodb_uri: Some(crate::common::mongo_uri().into()), ..settings };
     let err = Application::build(&settings, Target::Api).await.err().expect("refused");
     assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
+}
+
+/// The `omnibiz` binary refuses to start on the k8s template's placeholder
+/// secret or a short one, saying why; a strong one starts.
+#[tokio::test]
+async fn startup_refuses_a_placeholder_or_short_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (secret, why) in [
+        ("change-me-to-the-main-app-secret", "placeholder"),
+        ("set-by-your-secret-store", "placeholder"),
+        ("only-twenty-bytes-xx", "at least 32"),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"))
+            .arg("serve")
+            .env("JWT_SECRET", secret)
+            .env("DATA_DIR", dir.path())
+            .env("PORT", "0")
+            .env_remove("MONGODB_URI")
+            .env_remove("REDIS_URL")
+            .output()
+            .await
+            .expect("run omnibiz");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{secret}: started");
+        assert!(stderr.contains(why) && stderr.contains("openssl rand"), "{secret}: {stderr}");
+    }
+}
+
+/// HS256 is opt-in: a pod configured for RS256 only needs no JWT_SECRET and
+/// refuses HS256 tokens (even ones signed with a secret it was given for
+/// download links); pinned `iss`/`aud` are enforced; RS256 tokens work.
+#[tokio::test]
+async fn rs256_only_pods_refuse_hs256_tokens() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shared/service/tests/fixtures");
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut settings = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
+    settings.jwt_public_key_file = Some(fixtures.join("rs256-public.pem"));
+    settings.jwt_algorithms = Some("RS256".into());
+    settings.jwt_issuer = Some("https://app.omnibiz.example".into());
+    settings.jwt_audience = Some("messaging".into());
+    let app = spawn_with(Backend::Sqlite, settings, Target::Serve, dir).await;
+    let b = crate::common::business(&app.store, "Rsa", 0).await;
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join("rs256-private.pem")).expect("key")).expect("pem");
+    let exp = omnibiz_service::auth::unix_now() + 600;
+    let rs =
+        |claims: serde_json::Value| jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).expect("sign");
+    let good = serde_json::json!({"id": b.owner.id.to_hex(), "role": "business_owner", "exp": exp,
+        "iss": "https://app.omnibiz.example", "aud": "messaging"});
+    let (s, body) = app.get("/api/messages/me", &rs(good.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let mut foreign = good.clone();
+    foreign["aud"] = "billing".into();
+    let (s, _) = app.get("/api/messages/me", &rs(foreign)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "another audience");
+    let (s, _) = app.get("/api/messages/me", &b.owner_token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "HS256 with the test secret (given to this app) is not accepted");
+    app.finish().await;
 }
 
 #[tokio::test]

@@ -110,8 +110,16 @@ settings! {
     /// HS256 secret shared with the main app. `JWT_SECRET`; in `serve` mode a
     /// generated one is kept in the data dir when unset.
     jwt_secret: Option<SecretString> = None, env "JWT_SECRET";
-    /// PEM file with an RS256 public key, accepted in addition to HS256. `JWT_PUBLIC_KEY_FILE`.
+    /// PEM file with an RS256 public key: RS256 tokens are accepted with it. `JWT_PUBLIC_KEY_FILE`.
     jwt_public_key_file: Option<PathBuf> = None, env "JWT_PUBLIC_KEY_FILE";
+    /// Comma-separated token algorithms to accept (`HS256`, `RS256`); each
+    /// needs its key. Unset: every algorithm whose key is given (HS256 with
+    /// `JWT_SECRET`, RS256 with `JWT_PUBLIC_KEY_FILE`). `OMNIBIZ_JWT_ALGORITHMS`.
+    jwt_algorithms: Option<String> = None;
+    /// When set, tokens must carry this issuer (`iss`). `OMNIBIZ_JWT_ISSUER`.
+    jwt_issuer: Option<String> = None;
+    /// When set, tokens must name this audience (`aud`). `OMNIBIZ_JWT_AUDIENCE`.
+    jwt_audience: Option<String> = None;
     /// Seconds of clock skew allowed on a token's `exp`/`nbf`. `OMNIBIZ_JWT_LEEWAY_SECS`, default 30.
     jwt_leeway_secs: u64 = 30;
     /// Seconds an account read for a token (its name, its inviting owner) is
@@ -270,6 +278,9 @@ impl Settings {
         self.mongodb_uri = non_empty(self.mongodb_uri);
         self.redis_url = non_empty(self.redis_url);
         self.jwt_secret = non_empty(self.jwt_secret);
+        self.jwt_issuer = self.jwt_issuer.filter(|v| !v.trim().is_empty());
+        self.jwt_audience = self.jwt_audience.filter(|v| !v.trim().is_empty());
+        self.jwt_algorithms()?;
         if let Some(uri) = &self.mongodb_uri {
             let u = uri.expose_secret();
             if !(u.starts_with("mongodb://") || u.starts_with("mongodb+srv://")) {
@@ -386,6 +397,30 @@ impl Settings {
             return None;
         }
         Some(raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+    }
+
+    /// Which token algorithms to accept: (HS256, RS256).
+    pub fn jwt_algorithms(&self) -> anyhow::Result<(bool, bool)> {
+        let Some(list) = self.jwt_algorithms.as_deref().filter(|l| !l.trim().is_empty()) else {
+            let rs = self.jwt_public_key_file.is_some();
+            // With neither key, HS256 (serve generates its secret; pods are told to set one).
+            return Ok((self.jwt_secret.is_some() || !rs, rs));
+        };
+        let (mut hs, mut rs) = (false, false);
+        for alg in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match alg.to_ascii_uppercase().as_str() {
+                "HS256" => hs = true,
+                "RS256" => rs = true,
+                other => bail!("OMNIBIZ_JWT_ALGORITHMS: {other:?} is not supported; use HS256, RS256 or both"),
+            }
+        }
+        if !(hs || rs) {
+            bail!("OMNIBIZ_JWT_ALGORITHMS names no algorithm; use HS256, RS256 or both");
+        }
+        if rs && self.jwt_public_key_file.is_none() {
+            bail!("OMNIBIZ_JWT_ALGORITHMS enables RS256, which needs JWT_PUBLIC_KEY_FILE");
+        }
+        Ok((hs, rs))
     }
 
     /// The RS256 public key, read from `jwt_public_key_file` when set.

@@ -5,9 +5,11 @@
 //! - a **customer**: a `customerId` claim, or `type: "customer"` with `id`/`sub`;
 //! - a **user** (business owner or admin): `id`, `userId` or `sub`, plus `role`.
 //!
-//! `exp` is required and enforced with a small leeway. HS256 uses the shared
-//! `JWT_SECRET`; RS256 uses a PEM public key. Every other algorithm (including
-//! `none`) is refused.
+//! `exp` is required and enforced with a small leeway, as is `nbf` when
+//! present; `iss` and `aud` are checked when pinned ([`KeyConfig`]). Each
+//! algorithm is accepted only when configured: HS256 with the shared
+//! `JWT_SECRET`, RS256 with a PEM public key. Every other algorithm
+//! (including `none`) is refused.
 
 mod policy;
 
@@ -67,6 +69,8 @@ pub enum AuthError {
     Expired,
     #[error("invalid authentication token")]
     Invalid,
+    #[error("authentication token not valid yet (nbf)")]
+    NotYetValid,
     #[error("token does not identify a user or customer")]
     UnknownSubject,
 }
@@ -95,13 +99,45 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-fn validation(alg: Algorithm, leeway: u64) -> Validation {
-    let mut v = Validation::new(alg);
-    v.leeway = leeway;
-    v.validate_exp = true;
-    v.set_required_spec_claims(&["exp"]);
-    v.validate_aud = false;
-    v
+/// What a [`Verifier`] accepts: each algorithm only with its key given.
+#[derive(Debug, Clone, Default)]
+pub struct KeyConfig<'a> {
+    /// HS256 tokens signed with this secret.
+    pub hs256_secret: Option<&'a [u8]>,
+    /// RS256 tokens signed with the private half of this PEM public key.
+    pub rs256_public_pem: Option<&'a [u8]>,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub leeway: u64,
+    /// When set, tokens must carry this `iss`.
+    pub issuer: Option<&'a str>,
+    /// When set, tokens must name this audience in `aud`.
+    pub audience: Option<&'a str>,
+}
+
+impl KeyConfig<'_> {
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.leeway;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match self.issuer {
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => v.iss = None,
+        }
+        match self.audience {
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => v.validate_aud = false,
+        }
+        v.set_required_spec_claims(&required);
+        v
+    }
 }
 
 impl Verifier {
@@ -112,13 +148,30 @@ impl Verifier {
 
     /// [`Verifier::new`] with `leeway` seconds of clock skew allowed on `exp` and `nbf`.
     pub fn with_leeway(secret: &[u8], rsa_public_pem: Option<&[u8]>, leeway: u64) -> anyhow::Result<Self> {
-        let mut keys = vec![(DecodingKey::from_secret(secret), validation(Algorithm::HS256, leeway))];
-        if let Some(pem) = rsa_public_pem {
+        Self::from_config(&KeyConfig {
+            hs256_secret: Some(secret),
+            rs256_public_pem: rsa_public_pem,
+            leeway,
+            ..KeyConfig::default()
+        })
+    }
+
+    /// Accepts exactly the algorithms whose key `config` gives (at least one).
+    pub fn from_config(config: &KeyConfig<'_>) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        if let Some(secret) = config.hs256_secret {
+            keys.push((DecodingKey::from_secret(secret), config.validation(Algorithm::HS256)));
+        }
+        if let Some(pem) = config.rs256_public_pem {
             let key =
                 DecodingKey::from_rsa_pem(pem).map_err(|e| anyhow::anyhow!("reading the RS256 public key: {e}"))?;
-            keys.push((key, validation(Algorithm::RS256, leeway)));
+            keys.push((key, config.validation(Algorithm::RS256)));
         }
-        Ok(Self { keys, leeway })
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "no token algorithm is enabled: give JWT_SECRET (HS256) or JWT_PUBLIC_KEY_FILE (RS256)"
+        );
+        Ok(Self { keys, leeway: config.leeway })
     }
 
     /// Seconds of clock skew allowed on `exp` (and so past it, on a session).
@@ -142,6 +195,7 @@ impl Verifier {
             self.keys.iter().find(|(_, v)| v.algorithms.contains(&header.alg)).ok_or(AuthError::Invalid)?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             _ => AuthError::Invalid,
         })?;
         let time = |k: &str| data.claims.get(k).and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
@@ -236,6 +290,49 @@ mod tests {
         assert_eq!(v.verify(&wrong), Err(AuthError::Invalid));
         assert_eq!(v.verify(""), Err(AuthError::Missing));
         assert_eq!(v.verify("garbage.token.here"), Err(AuthError::Invalid));
+    }
+
+    fn signed(claims: Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"secret"))
+            .expect("sign")
+    }
+
+    #[test]
+    fn nbf_is_checked_and_iss_and_aud_when_pinned() {
+        let id = UserId::new().to_hex();
+        let now = unix_now();
+        let open = Verifier::from_config(&KeyConfig { hs256_secret: Some(b"secret"), leeway: 5, ..Default::default() })
+            .expect("verifier");
+        let early = signed(json!({"id": id, "exp": now + 600, "nbf": now + 120}));
+        assert_eq!(open.verify(&early), Err(AuthError::NotYetValid));
+        assert!(open.verify(&signed(json!({"id": id, "exp": now + 600, "nbf": now + 2}))).is_ok(), "within leeway");
+        assert!(open.verify(&signed(json!({"id": id, "exp": now + 600, "iss": "anyone"}))).is_ok(), "not pinned");
+
+        let pinned = Verifier::from_config(&KeyConfig {
+            hs256_secret: Some(b"secret"),
+            leeway: 5,
+            issuer: Some("https://app.omnibiz.example"),
+            audience: Some("messaging"),
+            ..Default::default()
+        })
+        .expect("verifier");
+        let good = json!({"id": id, "exp": now + 600, "iss": "https://app.omnibiz.example", "aud": "messaging"});
+        assert!(pinned.verify(&signed(good.clone())).is_ok());
+        for (k, v) in [("iss", json!("https://evil.example")), ("aud", json!("billing")), ("aud", json!(["billing"]))] {
+            let mut c = good.clone();
+            c[k] = v;
+            assert_eq!(pinned.verify(&signed(c.clone())), Err(AuthError::Invalid), "{c}");
+        }
+        for k in ["iss", "aud"] {
+            let mut c = good.clone();
+            c.as_object_mut().expect("object").remove(k);
+            assert_eq!(pinned.verify(&signed(c)), Err(AuthError::Invalid), "{k} missing");
+        }
+    }
+
+    #[test]
+    fn only_configured_algorithms_are_accepted() {
+        assert!(Verifier::from_config(&KeyConfig::default()).is_err(), "nothing enabled is a start-up error");
     }
 
     #[test]
