@@ -242,6 +242,8 @@ pub struct Application {
     gateway: Option<Gateway>,
     /// The webhook worker, stopped with the server.
     hooks: Option<tokio::task::JoinHandle<()>>,
+    /// How long a client may take to send a request's headers.
+    header_timeout: Duration,
 }
 
 /// Connections waiting to be accepted, per listener (the kernel caps it at
@@ -369,6 +371,7 @@ impl Application {
                     ping_timeout: Duration::from_secs(settings.ping_timeout_secs),
                     max_rooms_per_socket: settings.max_rooms_per_socket,
                     max_sockets_per_principal: settings.max_sockets_per_principal,
+                    connect_packet_timeout: Duration::from_secs(settings.connect_timeout_secs),
                     max_payload: settings.max_payload_bytes,
                     ..GatewayConfig::default()
                 };
@@ -408,7 +411,8 @@ impl Application {
         let banner = banner(target, local, &facts, &source, console.is_some());
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
-        Ok(Self { listener, router, readiness, grace, drain, banner, gateway, hooks })
+        let header_timeout = Duration::from_secs(settings.header_timeout_secs);
+        Ok(Self { listener, router, readiness, grace, drain, banner, gateway, hooks, header_timeout })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -451,8 +455,7 @@ impl Application {
             let _ = stopped_tx.send(());
         };
         // The peer address feeds the per-IP connection limit (`api::limits`).
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        let serve = crate::http::serve(self.listener, self.router, self.header_timeout, signal);
         let grace = self.grace;
         let finished = async move {
             serve.await.context("serving HTTP")?;

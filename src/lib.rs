@@ -9,6 +9,7 @@
 //! - [`secret`]: the JWT secret of the single-node mode.
 
 pub mod app;
+pub mod http;
 pub mod migrate;
 pub mod secret;
 pub mod seed;

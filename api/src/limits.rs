@@ -8,6 +8,9 @@
 //! The address is the TCP peer's, or — behind `trusted_proxy_hops` proxies
 //! (an ingress: 1) — the one that many entries from the right of
 //! `X-Forwarded-For`, which the client cannot forge past a proxy that appends.
+//! IPv6 addresses count by their /64 (one subscriber's network: a client
+//! walking its own /64 is still one client); IPv4-mapped ones as IPv4.
+//! Addresses that went quiet are forgotten every minute.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -48,6 +51,17 @@ pub fn client_ip(req: &Request, hops: usize) -> Option<IpAddr> {
     forwarded.len().checked_sub(hops).and_then(|i| forwarded[i].parse().ok()).or(peer)
 }
 
+/// What one client is, for the limit: an IPv4 address, or an IPv6 /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 fn is_handshake(req: &Request) -> bool {
     req.uri().path().starts_with("/socket.io")
         && !req.uri().query().unwrap_or("").split('&').any(|kv| kv.starts_with("sid="))
@@ -58,15 +72,23 @@ pub fn for_sockets(router: Router, limit: IpLimit) -> Router {
     let burst = limit.per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter: Arc<DefaultKeyedRateLimiter<IpAddr>> =
         Arc::new(RateLimiter::keyed(Quota::per_second(limit.per_sec).allow_burst(burst)));
+    let weak = Arc::downgrade(&limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(l) = weak.upgrade() else { return };
+            l.retain_recent();
+        }
+    });
     router.layer(middleware::from_fn(move |req: Request, next: Next| {
         let limiter = Arc::clone(&limiter);
         async move {
             if is_handshake(&req)
                 && let Some(ip) = client_ip(&req, limit.trusted_proxy_hops)
-                && limiter.check_key(&ip).is_err()
+                && limiter.check_key(&client_key(ip)).is_err()
             {
                 metrics::counter!("gateway_connections_refused_total", "reason" => "ip_rate").increment(1);
-                limiter.retain_recent();
                 return too_many();
             }
             next.run(req).await
@@ -106,6 +128,15 @@ mod tests {
         assert_eq!(client_ip(&r, 1), Some("1.2.3.4".parse().expect("ip")), "the entry the ingress appended");
         assert_eq!(client_ip(&r, 2), Some("6.6.6.6".parse().expect("ip")));
         assert_eq!(client_ip(&r, 5), Some("10.0.0.9".parse().expect("ip")), "too few entries: the peer");
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let k = |s: &str| client_key(s.parse().expect("ip"));
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:ffff:ffff:ffff:ffff"), "one /64");
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"), "another /64");
+        assert_eq!(k("::ffff:10.0.0.1"), k("10.0.0.1"));
+        assert_eq!(k("10.0.0.1"), "10.0.0.1".parse::<IpAddr>().expect("ip"));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct GatewayConfig {
     pub max_sockets_per_principal: usize,
     /// Largest message a client may send (socket.io's `maxHttpBufferSize`).
     pub max_payload: usize,
+    /// Time a new connection has to send its CONNECT (sign in).
+    pub connect_packet_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -87,6 +89,7 @@ impl Default for GatewayConfig {
             max_rooms_per_socket: 100,
             max_sockets_per_principal: 20,
             max_payload: 128 * 1024,
+            connect_packet_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,6 +119,7 @@ impl Gateway {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             max_payload: config.max_payload,
+            connect_packet_timeout: config.connect_packet_timeout,
             ..Default::default()
         };
         let bus = Arc::clone(messaging.bus());

@@ -108,6 +108,7 @@ async fn main() -> std::io::Result<()> {
         max_payload: 1_000_000,
         max_buffer: 1024,
         connect_timeout: Duration::from_secs(1),
+        connect_packet_timeout: Duration::from_secs(1),
     };
     let app = omnibiz_sio::router(Echo, config, "/engine.io")
         .merge(omnibiz_sio::socket_io(Arc::new(EchoHandler), config, "/socket.io", None))

@@ -3,6 +3,7 @@
 //! trait the application implements.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -79,6 +80,13 @@ pub trait Handler: Send + Sync + 'static {
     /// The connection's first namespace socket was accepted, this long after
     /// the connection opened (what [`crate::Config::connect_timeout`] bounds).
     fn handshake_completed(self: &Arc<Self>, _took: std::time::Duration) {}
+
+    /// Whether to refuse a new connection (503) while `pending` others are
+    /// still in their handshake (opened, first CONNECT not accepted yet):
+    /// lets the application count them against its capacity.
+    fn at_capacity(&self, _pending: usize) -> bool {
+        false
+    }
 }
 
 /// A namespace socket: where to send packets for it.
@@ -240,8 +248,22 @@ struct Rest<S> {
 /// A connection's Socket.IO handshake, from its opening to the first CONNECT accepted.
 struct Handshake {
     opened: Instant,
-    /// `opened` + the configured connect timeout.
+    /// `opened` + the time allowed to send CONNECT; once it came, `opened`
+    /// + the whole connect timeout.
     deadline: Instant,
+    /// The whole connect timeout, for when the CONNECT comes.
+    allowance: std::time::Duration,
+    /// Counts this connection as one in handshake while it lives.
+    _pending: Pending,
+}
+
+/// One connection in handshake, counted in [`SocketIo`]'s pending total.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<S> SioConn<S> {
@@ -278,11 +300,13 @@ pub enum Update<S> {
 /// The Socket.IO protocol over Engine.IO, for a [`Handler`].
 pub struct SocketIo<H: Handler> {
     handler: Arc<H>,
+    /// Connections opened whose first CONNECT is not accepted yet.
+    pending: Arc<AtomicUsize>,
 }
 
 impl<H: Handler> SocketIo<H> {
     pub fn new(handler: Arc<H>) -> Self {
-        Self { handler }
+        Self { handler, pending: Arc::default() }
     }
 
     fn socket(outbox: &Arc<Outbox>, nsp: &str) -> Socket {
@@ -306,6 +330,10 @@ impl<H: Handler> SocketIo<H> {
                 }
                 if conn.state(&packet.nsp).is_some() {
                     return None; // already connected there
+                }
+                // The CONNECT came: the rest of the allowance is the application's.
+                if let Some(h) = conn.rest.as_mut().and_then(|r| r.handshake.as_mut()) {
+                    h.deadline = h.deadline.max(h.opened + h.allowance);
                 }
                 let token = conn.rest.as_mut().and_then(|r| r.token.clone());
                 let connect = Connect {
@@ -388,12 +416,14 @@ impl<H: Handler> Protocol for SocketIo<H> {
 
     fn open(&self, _outbox: &Arc<Outbox>, token: Option<String>, config: &Config) -> Self::Conn {
         let now = Instant::now();
-        let rest = Rest {
-            token,
-            handshake: Some(Handshake { opened: now, deadline: now + config.connect_timeout }),
-            others: Vec::new(),
-            partial: None,
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let handshake = Handshake {
+            opened: now,
+            deadline: now + config.connect_packet_timeout.min(config.connect_timeout),
+            allowance: config.connect_timeout,
+            _pending: Pending(Arc::clone(&self.pending)),
         };
+        let rest = Rest { token, handshake: Some(handshake), others: Vec::new(), partial: None };
         SioConn { main: None, rest: Some(Box::new(rest)) }
     }
 
@@ -413,6 +443,10 @@ impl<H: Handler> Protocol for SocketIo<H> {
                     return Err("CONNECT_ERROR from a client");
                 }
                 if packet.attachments > 0 {
+                    // Nothing is buffered for a client that has not signed in.
+                    if conn.main.is_none() && conn.rest.as_ref().is_none_or(|r| r.others.is_empty()) {
+                        return Err("a binary packet before CONNECT");
+                    }
                     conn.rest().partial = Some(Partial { packet, binary: Vec::new() });
                     return Ok(None);
                 }
@@ -454,6 +488,10 @@ impl<H: Handler> Protocol for SocketIo<H> {
 
     fn expired(&self, _conn: &Self::Conn) {
         self.handler.handshake_timed_out();
+    }
+
+    fn at_capacity(&self) -> bool {
+        self.handler.at_capacity(self.pending.load(Ordering::Relaxed))
     }
 
     fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<BoxFuture<()>> {

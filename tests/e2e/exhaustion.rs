@@ -119,3 +119,126 @@ async fn uploaders_who_walk_away_do_not_multiply_thumbnail_decodes() {
     drop(server);
     mongo.drop_database().await.expect("drop test database");
 }
+
+async fn small_app(max_connections: usize) -> crate::common::TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut s = crate::common::settings(crate::common::Backend::Sqlite, dir.path(), "exhaustion");
+    s.max_connections = max_connections;
+    s.connect_timeout_secs = 2;
+    s.header_timeout_secs = 2;
+    crate::common::spawn_with(crate::common::Backend::Sqlite, s, omnibiz::app::Target::Serve, dir).await
+}
+
+/// Connections that trickle their request headers (a byte every 300 ms,
+/// never finishing) are closed once the header timeout (2 s here) passes;
+/// the server keeps answering everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = small_app(100).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    let trickle = slow.into_iter().map(|mut s| {
+        tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            for _ in 0..40 {
+                // Closed by the server: a write fails or a read sees the end.
+                if s.write_all(b"X").await.is_err() {
+                    return true;
+                }
+                if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                    match r {
+                        Ok(0) | Err(_) => return true,
+                        Ok(_) => {} // a 408, then the close
+                    }
+                }
+            }
+            false
+        })
+    });
+    let trickle: Vec<_> = trickle.collect();
+    let healthy = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(healthy.status(), 200, "others are served meanwhile");
+    for t in trickle {
+        assert!(t.await.expect("task"), "a slow-header connection was still open after 12 s");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "closed after {took:?}; the header timeout is 2 s");
+    app.finish().await;
+}
+
+async fn handshake(http: &reqwest::Client, base: &str) -> reqwest::Response {
+    http.get(format!("{base}/socket.io/?EIO=4&transport=polling")).send().await.expect("handshake")
+}
+
+fn sid_of(open: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&open[1..]).expect("open packet");
+    v["sid"].as_str().expect("sid").to_owned()
+}
+
+/// Engine.IO sessions that never send CONNECT count against the
+/// connection cap (the 11th handshake of a 10-connection gateway is 503)
+/// and end after the connect timeout (2 s here), after which a client signs
+/// in; a binary packet before CONNECT ends its session; a second POST while
+/// one is in flight ends the session (nothing buffered per extra POST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_never_sign_in_are_bounded() {
+    let app = small_app(10).await;
+    let b = business(&app.store, "Flood", 0).await;
+    for _ in 0..10 {
+        let r = handshake(&app.http, &app.base).await;
+        assert_eq!(r.status(), 200);
+    }
+    let refused = handshake(&app.http, &app.base).await;
+    assert_eq!(refused.status(), 503, "pre-CONNECT sessions fill the cap");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(crate::common::sio::SioClient::connect(&app.base, Some(&b.owner_token)).await.is_err(), "full");
+    let mut signed_in = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(c) = crate::common::sio::SioClient::connect(&app.base, Some(&b.owner_token)).await {
+            signed_in = Some(c);
+            break;
+        }
+    }
+    assert!(signed_in.is_some(), "the silent sessions ended after the connect timeout");
+
+    // A binary packet before CONNECT: the session ends.
+    let open = handshake(&app.http, &app.base).await.text().await.expect("open");
+    let sid = sid_of(&open);
+    let url = format!("{}/socket.io/?EIO=4&transport=polling&sid={sid}", app.base);
+    let r = app.http.post(&url).body(r#"451-["x",{"_placeholder":true,"num":0}]"#).send().await.expect("post");
+    assert_eq!(r.status(), 400);
+    let r = app.http.get(&url).send().await.expect("poll");
+    assert_eq!(r.status(), 400, "the session is gone");
+
+    // Overlapping POSTs: the first sends its body slowly; the second is refused and ends the session.
+    let open = handshake(&app.http, &app.base).await.text().await.expect("open");
+    let url = format!("{}/socket.io/?EIO=4&transport=polling&sid={}", app.base, sid_of(&open));
+    let slow_body = futures_util::stream::unfold(0, |i| async move {
+        if i == 2 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some((Ok::<_, std::io::Error>(bytes_of(if i == 0 { "4" } else { "0" })), i + 1))
+    });
+    let first = tokio::spawn({
+        let (http, url) = (app.http.clone(), url.clone());
+        async move { http.post(url).body(reqwest::Body::wrap_stream(slow_body)).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = app.http.post(&url).body("40").send().await.expect("post");
+    assert_eq!(second.status(), 400, "a second POST while one is in flight");
+    let _ = first.await;
+    app.finish().await;
+}
+
+fn bytes_of(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}

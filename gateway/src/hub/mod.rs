@@ -156,6 +156,11 @@ impl Hub {
         self.live.load(Ordering::Relaxed)
     }
 
+    /// Connections this gateway accepts (admitted and in handshake together).
+    pub fn max_connections(&self) -> usize {
+        self.config.max_connections
+    }
+
     /// Checks a connection attempt: capacity, token, account. The error text
     /// is what the client's `connect_error` shows.
     pub async fn admit(&self, token: Option<&str>) -> Result<Admission, String> {

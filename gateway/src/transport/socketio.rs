@@ -78,6 +78,16 @@ impl Handler for GatewayHandler {
         metrics::counter!("gateway_connections_refused_total", "reason" => "handshake_timeout").increment(1);
     }
 
+    /// Connections still in their handshake count against the cap too: a
+    /// flood that never signs in cannot hold more than the gateway's capacity.
+    fn at_capacity(&self, pending: usize) -> bool {
+        let full = self.hub.connections() + pending >= self.hub.max_connections();
+        if full {
+            metrics::counter!("gateway_connections_refused_total", "reason" => "capacity").increment(1);
+        }
+        full
+    }
+
     fn handshake_completed(self: &Arc<Self>, took: std::time::Duration) {
         metrics::histogram!("gateway_handshake_duration_seconds").record(took.as_secs_f64());
     }

@@ -145,6 +145,13 @@ settings! {
     /// affinity needed). In Kubernetes `$(POD_IP):8080`.
     /// `OMNIBIZ_ADVERTISE_ADDR`; unset = the listen address (loopback when it is `0.0.0.0`).
     advertise_addr: Option<String> = None;
+    /// Seconds a new connection has to send its Socket.IO CONNECT (sign in);
+    /// connections in their handshake count against `max_connections`.
+    /// `OMNIBIZ_CONNECT_TIMEOUT_SECS`, default 10.
+    connect_timeout_secs: u64 = 10;
+    /// Seconds a client has to send a request's headers; slower connections
+    /// are closed. `OMNIBIZ_HEADER_TIMEOUT_SECS`, default 10.
+    header_timeout_secs: u64 = 10;
     /// Conversations one socket may have joined at once. `OMNIBIZ_MAX_ROOMS_PER_SOCKET`, default 100.
     max_rooms_per_socket: usize = 100;
     /// Largest message a socket client may send, in bytes (socket.io's
@@ -305,8 +312,14 @@ impl Settings {
         if self.socket_buffer == 0 || self.max_connections == 0 {
             bail!("socket_buffer and max_connections must be at least 1");
         }
-        if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
-            bail!("ping_interval_secs and ping_timeout_secs must be at least 1");
+        if self.ping_interval_secs == 0
+            || self.ping_timeout_secs == 0
+            || self.connect_timeout_secs == 0
+            || self.header_timeout_secs == 0
+        {
+            bail!(
+                "ping_interval_secs, ping_timeout_secs, connect_timeout_secs and header_timeout_secs must be at least 1"
+            );
         }
         if let Some(url) = &self.console_socket_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

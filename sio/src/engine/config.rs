@@ -16,6 +16,10 @@ pub struct Config {
     /// reference server, so that a connect waiting on a busy database
     /// during a reconnect storm is not cut and retried (which adds load).
     pub connect_timeout: Duration,
+    /// Time a client has to *send* its CONNECT after opening (within
+    /// `connect_timeout`): a connection that never signs in is dropped
+    /// early rather than held for the whole handshake allowance.
+    pub connect_packet_timeout: Duration,
 }
 
 impl Default for Config {
@@ -26,6 +30,7 @@ impl Default for Config {
             max_payload: 128 * 1024,
             max_buffer: 256,
             connect_timeout: Duration::from_secs(45),
+            connect_packet_timeout: Duration::from_secs(10),
         }
     }
 }

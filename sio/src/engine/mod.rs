@@ -31,7 +31,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper::upgrade::OnUpgrade;
-use server::{EioQuery, Server, bad_request, outer_token};
+use server::{EioQuery, PollSession, Server, at_capacity, bad_request, outer_token};
 use transport::polling::{finish, handle_post, handshake_polling, poll};
 use transport::websocket::{Session, open_websocket};
 
@@ -94,6 +94,9 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
             drop(req);
             // A sid this process does not hold (any more) is accepted and
             // closed at once, as the reference server does.
+            if sid.is_none() && srv.protocol.at_capacity() {
+                return at_capacity();
+            }
             let existing = match sid {
                 Some(sid) => match srv.session(&sid) {
                     Some(s) if !s.upgraded.load(Ordering::Acquire) => Some(Some((sid, s))),
@@ -130,6 +133,7 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
                 .body(axum::body::Body::empty())
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
+        (Some("polling"), None) if srv.protocol.at_capacity() => at_capacity(),
         (Some("polling"), None) => handshake_polling(&srv, outer),
         (Some("polling"), Some(sid)) => poll(&srv, &sid).await,
         _ => bad_request("Transport unknown"),
@@ -149,6 +153,14 @@ async fn on_post<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, req: Request) ->
         finish(&srv, &sid, &session, CloseReason::Timeout, None).await;
         return bad_request("Session ID unknown");
     }
+    // One POST at a time per session, as the reference server enforces: a
+    // second one while the first is read or handled ends the session
+    // (else each would hold its body while waiting for the first).
+    if session.posting.swap(true, Ordering::AcqRel) {
+        finish(&srv, &sid, &session, CloseReason::ProtocolError, None).await;
+        return bad_request("data request overlap from client");
+    }
+    let posting = Posting(Arc::clone(&session));
     let max = srv.config.max_payload;
     let Ok(body) = axum::body::to_bytes(req.into_body(), max).await else {
         // Too large, or the body broke off: the session cannot be trusted.
@@ -159,6 +171,18 @@ async fn on_post<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, req: Request) ->
     // up on the request (hyper then drops this handler) does not cancel
     // work in flight, e.g. a connect the application has already accepted,
     // whose disconnect would otherwise never come.
-    let handled = tokio::spawn(handle_post(srv, sid, session, body));
+    let handled = tokio::spawn(async move {
+        let _posting = posting;
+        handle_post(srv, sid, session, body).await
+    });
     handled.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A POST of a polling session in flight; dropping it allows the next.
+struct Posting<P: Protocol>(Arc<PollSession<P>>);
+
+impl<P: Protocol> Drop for Posting<P> {
+    fn drop(&mut self) {
+        self.0.posting.store(false, Ordering::Release);
+    }
 }

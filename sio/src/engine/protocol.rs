@@ -41,4 +41,9 @@ pub trait Protocol: Send + Sync + 'static {
     fn expired(&self, _conn: &Self::Conn) {}
     /// The connection ended; work to run (telling the application).
     fn close(&self, conn: Self::Conn, reason: CloseReason) -> Option<BoxFuture<()>>;
+    /// Whether a new connection would exceed what the application accepts
+    /// (asked before each handshake; `true` answers 503).
+    fn at_capacity(&self) -> bool {
+        false
+    }
 }

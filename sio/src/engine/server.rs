@@ -34,6 +34,8 @@ pub(crate) struct PollSession<P: Protocol> {
     pub(crate) conn: tokio::sync::Mutex<Option<P::Conn>>,
     /// A GET is waiting (at most one at a time).
     pub(crate) polling: AtomicBool,
+    /// A POST is being read or handled (at most one at a time).
+    pub(crate) posting: AtomicBool,
     /// Moved to websocket: polling requests are refused from now on.
     pub(crate) upgraded: AtomicBool,
     /// A websocket probe succeeded: GETs answer a noop at once until the
@@ -90,6 +92,12 @@ pub(crate) fn bad_request(msg: &'static str) -> Response {
         _ => 3,
     };
     (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": code, "message": msg}))).into_response()
+}
+
+/// A handshake refused because the application is full (503, so balancers and clients retry elsewhere).
+pub(crate) fn at_capacity() -> Response {
+    let body = serde_json::json!({"code": 3, "message": "Server at capacity; retry shortly"});
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")], axum::Json(body)).into_response()
 }
 
 pub(crate) fn text(body: String) -> Response {

@@ -88,6 +88,7 @@ pub(crate) fn handshake_polling<P: Protocol>(srv: &Arc<Server<P>>, outer_token: 
         outbox,
         conn: tokio::sync::Mutex::new(Some(conn)),
         polling: AtomicBool::new(false),
+        posting: AtomicBool::new(false),
         upgraded: AtomicBool::new(false),
         upgrading: AtomicBool::new(false),
         pong_by: Mutex::new(None),
