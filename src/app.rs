@@ -157,7 +157,10 @@ fn initialise_in_background(
                 Ok(()) => mongo.schema_state(&format!("omnibiz {}", target.name())).await,
                 Err(e) => Err(e),
             };
-            let reason = match outcome {
+            // `/readyz` is public: it says what is wrong in our words (the
+            // outermost context); the driver's text, which may name hosts
+            // and users, goes to the log only.
+            let (reason, detail) = match outcome {
                 Ok(SchemaState::Ready) => {
                     readiness.set_store_initialised();
                     tracing::info!("mongodb ready: indexes in place, schema current");
@@ -166,14 +169,14 @@ fn initialise_in_background(
                     }
                     return;
                 }
-                Ok(SchemaState::NeedsMigration(reason)) => reason,
-                Err(StoreError::Unavailable(e)) => format!("mongodb not reachable: {e:#}"),
-                Err(StoreError::Other(e)) => format!("{e:#}"),
-                Err(StoreError::TimedOut(e)) => e,
+                Ok(SchemaState::NeedsMigration(reason)) => (reason.clone(), reason),
+                Err(StoreError::Unavailable(e)) => ("mongodb not reachable".to_owned(), format!("{e:#}")),
+                Err(StoreError::Other(e)) => (format!("{e}"), format!("{e:#}")),
+                Err(StoreError::TimedOut(e)) => (e.clone(), e),
             };
-            if reason != last_reason {
-                tracing::error!(reason = %reason, "mongodb not usable yet; /readyz fails until it is (retrying)");
-                last_reason.clone_from(&reason);
+            if detail != last_reason {
+                tracing::error!(reason = %detail, "mongodb not usable yet; /readyz fails until it is (retrying)");
+                last_reason.clone_from(&detail);
             }
             readiness.set_store_blocked(reason);
             tokio::time::sleep(delay).await;
@@ -372,6 +375,7 @@ impl Application {
                     max_rooms_per_socket: settings.max_rooms_per_socket,
                     max_sockets_per_principal: settings.max_sockets_per_principal,
                     connect_packet_timeout: Duration::from_secs(settings.connect_timeout_secs),
+                    query_token: settings.allow_query_token,
                     max_payload: settings.max_payload_bytes,
                     ..GatewayConfig::default()
                 };

@@ -93,9 +93,16 @@ impl Readiness {
         if let Some(reason) = blocked {
             return Err(format!("{kind}: {reason}"));
         }
-        messaging.ping_store().await.map_err(|e| format!("{kind} store unreachable: {e}"))?;
+        // The public answer names the component; the error text is logged.
+        messaging.ping_store().await.map_err(|e| {
+            tracing::warn!(error = %e, "readiness: {kind} store unreachable");
+            format!("{kind} store unreachable")
+        })?;
         let bus = messaging.bus();
-        bus.ping().await.map_err(|e| format!("{} bus unreachable: {e}", bus.kind()))
+        bus.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "readiness: {} bus unreachable", bus.kind());
+            format!("{} bus unreachable", bus.kind())
+        })
     }
 }
 

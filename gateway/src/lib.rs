@@ -13,7 +13,8 @@
 //! - `events`: parsing of incoming payloads.
 //!
 //! # How it works
-//! A client connects with a JWT (`auth.token`, `Authorization` or `?token=`);
+//! A client connects with a JWT (`auth.token`, `Authorization`, or `?token=`
+//! when `allow_query_token` is set);
 //! the hub verifies it, loads the account and joins the socket to its
 //! personal room. `join_conversation` checks participation, subscribes this
 //! gateway to the conversation's bus topic if it is the first local member,
@@ -73,6 +74,8 @@ pub struct GatewayConfig {
     pub max_payload: usize,
     /// Time a new connection has to send its CONNECT (sign in).
     pub connect_packet_timeout: Duration,
+    /// Accept a token in the `?token=` query parameter (it lands in proxy logs).
+    pub query_token: bool,
 }
 
 impl Default for GatewayConfig {
@@ -90,6 +93,7 @@ impl Default for GatewayConfig {
             max_sockets_per_principal: 20,
             max_payload: 128 * 1024,
             connect_packet_timeout: Duration::from_secs(10),
+            query_token: false,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Gateway {
             ping_timeout: config.ping_timeout,
             max_payload: config.max_payload,
             connect_packet_timeout: config.connect_packet_timeout,
+            query_token: config.query_token,
             ..Default::default()
         };
         let bus = Arc::clone(messaging.bus());

@@ -109,6 +109,7 @@ async fn main() -> std::io::Result<()> {
         max_buffer: 1024,
         connect_timeout: Duration::from_secs(1),
         connect_packet_timeout: Duration::from_secs(1),
+        query_token: false,
     };
     let app = omnibiz_sio::router(Echo, config, "/engine.io")
         .merge(omnibiz_sio::socket_io(Arc::new(EchoHandler), config, "/socket.io", None))

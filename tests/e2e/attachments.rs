@@ -278,6 +278,12 @@ async fn serve_keeps_files_on_local_disk() {
     let id = att["id"].as_str().expect("id").to_owned();
     let on_disk = dir.path().join("files").join("uploads").join(&id);
     assert_eq!(std::fs::read(&on_disk).expect("file on disk"), image);
+    // Not sent yet: the uploader's own, not the other side's (404, as for any id they cannot see).
+    for path in [format!("/api/messages/attachments/{id}"), format!("/api/messages/attachments/{id}/content")] {
+        let r = fetch(&app, &path, Some(&a.customer_tokens[0])).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} before the message went out");
+        assert_eq!(fetch(&app, &path, Some(&a.owner_token)).await.status(), StatusCode::OK, "{path}: the uploader's");
+    }
     let (status, sent) = send_with(&app, &a.owner_token, &conv, json!([{"id": id}]), None).await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
     let r = fetch(&app, &format!("/api/messages/attachments/{id}/content"), Some(&a.customer_tokens[0])).await;

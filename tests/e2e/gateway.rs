@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::sio::SioClient;
-use crate::common::{Backend, Business, TestApp, business, open, spawn_with};
+use crate::common::{Backend, Business, TestApp, business, open, settings, spawn_with};
 use omnibiz::app::Target;
 use serde_json::{Value, json};
 
@@ -317,14 +317,22 @@ async fn bad_tokens_are_refused_at_connect() {
         crate::common::token(&omnibiz_service::auth::Principal::Customer { id: omnibiz_domain::CustomerId::new() });
     let err = SioClient::connect(&c.gw1.base, Some(&unknown)).await.err().expect("refused");
     assert!(err.contains("not found"), "{err}");
-    // The token may also come as `?token=` (no auth payload).
-    let mut q = SioClient::connect_with_query_token(&c.gw1.base, &b.owner_token).await.expect("query token");
+    // `?token=` (it lands in proxy logs) is off unless OMNIBIZ_ALLOW_QUERY_TOKEN is set.
+    let err = SioClient::connect_with_query_token(&c.gw1.base, &b.owner_token).await.err().expect("refused");
+    assert!(err.contains("missing"), "{err}");
+    c.finish().await;
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut s = settings(Backend::Sqlite, dir.path(), "query_token");
+    s.allow_query_token = true;
+    let app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+    let b = business(&app.store, "Query", 0).await;
+    let mut q = SioClient::connect_with_query_token(&app.base, &b.owner_token).await.expect("query token allowed");
     assert_eq!(
         q.call("join_conversation", json!({"conversationId": "65a1b2c3d4e5f60718293a4b"})).await["code"],
         "NOT_FOUND"
     );
     q.disconnect();
-    c.finish().await;
+    app.finish().await;
 }
 
 /// A real `omnibiz gateway` process, killed with SIGKILL: its users go offline by themselves.
@@ -361,7 +369,7 @@ async fn tight_gateway(max_connections: usize, socket_buffer: usize) -> (TestApp
     let db = format!("omnibiz_gw_{}", bson::oid::ObjectId::new());
     let s = crate::common::settings(Backend::Mongo, dir.path(), &db);
     let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
-    let tight = omnibiz_service::config::Settings { max_connections, socket_buffer, send_rate: 5, ..s };
+    let tight = omnibiz_service::config::Settings { max_connections, socket_buffer, send_rate: 5, typing_rate: 5, ..s };
     let gw = spawn_with(Backend::Mongo, tight, Target::Gateway, dir).await;
     (api, gw)
 }
@@ -373,8 +381,9 @@ async fn connection_cap_and_send_rate_limit() {
     let conv = open(&api, &b, 0).await;
     let mut one = client(&gw, &b.owner_token).await;
     let two = client(&gw, &b.customer_tokens[0]).await;
+    // Refused at the Engine.IO handshake, before any token is read: 503.
     let err = SioClient::connect(&gw.base, Some(&b.owner_token)).await.err().expect("third refused");
-    assert!(err.contains("capacity"), "{err}");
+    assert!(err.contains("503"), "{err}");
     two.disconnect();
     let mut admitted = None;
     for _ in 0..50 {

@@ -19,6 +19,7 @@ mod cluster;
 mod console;
 mod exhaustion;
 mod gateway;
+mod hardening;
 mod legacy;
 mod limits;
 mod loadtest_smoke;

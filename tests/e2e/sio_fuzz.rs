@@ -143,6 +143,9 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
                         client.emit("join_conversation", random_value(&mut rng));
                         client.emit("mark_read", random_value(&mut rng));
                         client.emit("message_delivered", random_value(&mut rng));
+                        client.emit("edit_message", random_value(&mut rng));
+                        client.emit("delete_message", random_value(&mut rng));
+                        client.emit("refresh_token", random_value(&mut rng));
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
@@ -160,6 +163,8 @@ async fn hostile_socket_io_input_crashes_nothing_and_memory_comes_back() {
     // Still alive and serving.
     assert!(child.try_wait().expect("wait").is_none(), "the server process exited");
     assert_eq!(http.get(format!("{base}/healthz")).send().await.expect("healthz").status(), 200);
+    // The fuzzers emptied their principals' rate-limit buckets; they refill within 2 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut normal = SioClient::connect(&base, Some(&b.owner_token)).await.expect("a normal client still connects");
     assert_eq!(normal.call("join_conversation", json!(conv)).await["ok"], true);
     let ack = normal.call("send_message", json!({"conversationId": conv, "message": "still here"})).await;

@@ -89,6 +89,7 @@ impl Hub {
     pub fn dispatch(&self, published: &Published) {
         let env = &published.envelope;
         let mut dropped = Vec::new();
+        let mut blocked = Vec::new();
         let mut ix = self.lock();
         let Index { conns, rooms, personal, .. } = &mut *ix;
         match &published.topic {
@@ -170,6 +171,8 @@ impl Hub {
                 let name = match env.kind {
                     EventKind::Notification => "new_message_notification",
                     EventKind::Presence => "presence",
+                    // Per side (the owner's view carries internal triage): on each principal's own topic.
+                    EventKind::ConversationUpdated => "conversation_updated",
                     _ => return,
                 };
                 let Some(p) = personal.get(party) else { return };
@@ -179,9 +182,30 @@ impl Hub {
                         self.deliver(&conn.handle, &e);
                     }
                 }
+                // A customer's conversation blocked: their sockets leave its room at once.
+                if env.kind == EventKind::ConversationUpdated
+                    && matches!(party, Party::Customer(_))
+                    && let Some(conv) = env.conversation_id.as_deref().and_then(|c| c.parse::<ConversationId>().ok())
+                    && serde_json::from_str::<Value>(env.payload.get()).is_ok_and(|v| v["status"] == "blocked")
+                {
+                    for id in &p.conns {
+                        if let Some(conn) = conns.get(id).filter(|c| c.joined.contains(&conv)) {
+                            blocked.push((*id, Arc::clone(&conn.actor), conv));
+                        }
+                    }
+                }
             }
         }
         drop(ix);
+        if !blocked.is_empty()
+            && let Some(hub) = self.me.upgrade()
+        {
+            tokio::spawn(async move {
+                for (id, actor, conv) in blocked {
+                    hub.leave(id, &actor, conv).await;
+                }
+            });
+        }
         if !dropped.is_empty() {
             tracing::info!(count = dropped.len(), "dropped slow clients");
         }

@@ -173,7 +173,7 @@ impl Hub {
 
     pub(super) async fn join(&self, id: ConnId, actor: &Actor, data: &Value) -> Result<Value, EventError> {
         let (conv_id, last_seq) = events::join(data)?;
-        let (conv, _) = self.messaging.visible_conversation(actor, conv_id).await?;
+        let (conv, _) = self.messaging.usable_conversation(actor, conv_id).await?;
         // A new room starts after the newest *stored* message, not after
         // `lastSeq`: a seq taken by a send whose insert is still in flight
         // must still go out live when it lands.
@@ -332,7 +332,7 @@ impl Hub {
         let conv = events::conversation(data)?;
         let joined = self.lock().conns.get(&id).is_some_and(|c| c.joined.contains(&conv));
         if !joined {
-            self.messaging.visible_conversation(actor, conv).await?;
+            self.messaging.usable_conversation(actor, conv).await?;
         }
         if start {
             self.publish_typing(actor, conv, true).await;

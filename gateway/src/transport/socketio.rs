@@ -1,7 +1,7 @@
 //! The gateway as a Socket.IO application: [`GatewayHandler`] implements
 //! [`omnibiz_sio::Handler`] over the [`Hub`]. Connect authenticates (the
-//! `auth.token` of the CONNECT packet, else the `Authorization` header or
-//! `?token=`) and registers the connection's outbox with the hub; each
+//! `auth.token` of the CONNECT packet, else the `Authorization` header or,
+//! when allowed, `?token=`) and registers the connection's outbox with the hub; each
 //! event goes to [`Hub::handle`], whose reply comes back as the event's ack
 //! and, on failure, a `message_error`.
 

@@ -67,7 +67,8 @@ impl From<&Message> for MessageView {
 }
 
 /// A conversation as one participant sees it: `name`/`email`/`phone` are the
-/// other side's, `unreadCount` is the viewer's.
+/// other side's, `unreadCount` is the viewer's; `tags` and `priority` are
+/// the business's internal triage and appear in the owner's view only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationView {
@@ -85,8 +86,12 @@ pub struct ConversationView {
     pub customer_id: String,
     pub business_owner_id: String,
     pub status: crate::ConversationStatus,
-    pub tags: Vec<String>,
-    pub priority: crate::Priority,
+    /// The business's own labels: in the owner's view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// The business's own triage: in the owner's view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<crate::Priority>,
     /// Highest message `seq` so far.
     pub last_seq: i64,
     pub created_at: String,
@@ -139,8 +144,8 @@ impl ConversationView {
             customer_id: c.customer_id.to_hex(),
             business_owner_id: c.business_owner_id.to_hex(),
             status: c.status,
-            tags: c.tags.clone(),
-            priority: c.priority,
+            tags: (viewer == Side::Owner).then(|| c.tags.clone()),
+            priority: (viewer == Side::Owner).then_some(c.priority),
             last_seq: c.last_seq,
             created_at: iso(c.created_at),
             updated_at: iso(c.updated_at),

@@ -149,6 +149,10 @@ settings! {
     /// connections in their handshake count against `max_connections`.
     /// `OMNIBIZ_CONNECT_TIMEOUT_SECS`, default 10.
     connect_timeout_secs: u64 = 10;
+    /// Accept a socket token in the `?token=` query parameter (query strings
+    /// land in proxy and access logs; `auth.token` and `Authorization` are
+    /// always accepted). `OMNIBIZ_ALLOW_QUERY_TOKEN`, default false.
+    allow_query_token: bool = false;
     /// Seconds a client has to send a request's headers; slower connections
     /// are closed. `OMNIBIZ_HEADER_TIMEOUT_SECS`, default 10.
     header_timeout_secs: u64 = 10;

@@ -20,6 +20,10 @@ pub struct Config {
     /// `connect_timeout`): a connection that never signs in is dropped
     /// early rather than held for the whole handshake allowance.
     pub connect_packet_timeout: Duration,
+    /// Also take a bearer token from the `token` query parameter (else
+    /// only from `Authorization` and the CONNECT payload): query strings
+    /// end up in proxy and access logs, so it is off unless a client needs it.
+    pub query_token: bool,
 }
 
 impl Default for Config {
@@ -31,6 +35,7 @@ impl Default for Config {
             max_buffer: 256,
             connect_timeout: Duration::from_secs(45),
             connect_packet_timeout: Duration::from_secs(10),
+            query_token: false,
         }
     }
 }

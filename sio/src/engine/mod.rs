@@ -82,7 +82,7 @@ async fn on_request<P: Protocol>(
 }
 
 async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request) -> Response {
-    let outer = outer_token(req.headers(), q.token.as_deref());
+    let outer = outer_token(req.headers(), q.token.as_deref().filter(|_| srv.config.query_token));
     match (q.transport.as_deref(), q.sid) {
         (Some("websocket"), sid) => {
             let (accept, on_upgrade) = match (ws::handshake(req.headers()), req.extensions_mut().remove::<OnUpgrade>())

@@ -65,8 +65,21 @@ impl Messaging {
         }
     }
 
+    /// [`Messaging::visible_conversation`], for taking part in it now: a
+    /// customer whose conversation the business blocked may not read it,
+    /// join it, type, edit or send receipts in it (403); the owner still may.
+    pub async fn usable_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
+        let (conv, side) = self.visible_conversation(actor, id).await?;
+        refuse_if_blocked(&conv, side)?;
+        Ok((conv, side))
+    }
+
     pub(super) async fn views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
-        let side = actor.side();
+        self.views_for(actor.side(), convs).await
+    }
+
+    /// The conversations as the participant on `side` sees them.
+    async fn views_for(&self, side: Side, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
         let counterparts: Vec<(Counterpart, String)> = match side {
             Side::Owner => {
                 let ids: Vec<CustomerId> = convs.iter().map(|c| c.customer_id).collect();
@@ -193,7 +206,7 @@ impl Messaging {
         page: MessagePage,
     ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
         let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
-        let (conv, _) = self.visible_conversation(actor, id).await?;
+        let (conv, _) = self.usable_conversation(actor, id).await?;
         let q = MessageQuery { conversation_id: id, before: page.before, after: page.after, limit: limit + 1 };
         let mut msgs = self.store.list_messages(&q).await?;
         let more = msgs.len() > limit;
@@ -216,7 +229,7 @@ impl Messaging {
         after_seq: i64,
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
-        self.visible_conversation(actor, id).await?;
+        self.usable_conversation(actor, id).await?;
         self.stored_after(id, after_seq, limit).await
     }
 
@@ -253,9 +266,18 @@ impl Messaging {
             ));
         }
         let conv = self.store.update_conversation(id, &patch, Utc::now()).await?.ok_or_else(not_found_conversation)?;
-        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
-        let payload = serde_json::to_value(&view).unwrap_or_default();
-        self.publish(Topic::Conversation(id), EventKind::ConversationUpdated, Some(id), payload, None).await;
+        // Each side hears of it in its own view, on its own topic: the
+        // customer's carries neither the business's tags and priority nor
+        // the owner's unread count and the customer's own contact details.
+        let one = std::slice::from_ref(&conv);
+        let view = self.views(actor, one).await?.remove(0);
+        let customer_view = self.views_for(Side::Customer, one).await?.remove(0);
+        for (party, v) in
+            [(Party::Owner(conv.business_owner_id), &view), (Party::Customer(conv.customer_id), &customer_view)]
+        {
+            let payload = serde_json::to_value(v).unwrap_or_default();
+            self.publish(Topic::Principal(party), EventKind::ConversationUpdated, Some(id), payload, None).await;
+        }
         Ok(view)
     }
 
@@ -274,4 +296,12 @@ impl Messaging {
         let q = MessageQuery { conversation_id: id, before: None, after: None, limit: 1 };
         Ok(self.store.list_messages(&q).await?.last().map_or(0, |m| m.seq))
     }
+}
+
+/// A blocked conversation is closed to its customer.
+pub(super) fn refuse_if_blocked(conv: &Conversation, side: Side) -> ServiceResult<()> {
+    if side == Side::Customer && conv.status == omnibiz_domain::ConversationStatus::Blocked {
+        return Err(ServiceError::Forbidden("this conversation is blocked".into()));
+    }
+    Ok(())
 }

@@ -19,7 +19,8 @@ impl Messaging {
     ) -> ServiceResult<(Message, Conversation)> {
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(id).await?.ok_or_else(not_found)?;
-        let (conv, _) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        super::conversations::refuse_if_blocked(&conv, side)?;
         if msg.sender_id != actor.principal.id_hex() {
             return Err(ServiceError::Forbidden(format!("only its sender can {verb} a message")));
         }

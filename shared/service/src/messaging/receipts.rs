@@ -41,6 +41,7 @@ impl Messaging {
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
         let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        super::conversations::refuse_if_blocked(&conv, side)?;
         self.read_up_to(actor, &conv, side, msg.seq).await
     }
 
@@ -52,7 +53,7 @@ impl Messaging {
         id: ConversationId,
         seq: Option<i64>,
     ) -> ServiceResult<ReadReceipt> {
-        let (conv, side) = self.visible_conversation(actor, id).await?;
+        let (conv, side) = self.usable_conversation(actor, id).await?;
         let up_to = seq.unwrap_or(conv.last_seq).min(conv.last_seq);
         self.read_up_to(actor, &conv, side, up_to).await
     }
@@ -61,7 +62,7 @@ impl Messaging {
     /// as `message_status`. Only the recipient may say so; repeating is harmless.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), message = %message))]
     pub async fn mark_delivered(&self, actor: &Actor, id: ConversationId, message: MessageId) -> ServiceResult<bool> {
-        let (conv, side) = self.visible_conversation(actor, id).await?;
+        let (conv, side) = self.usable_conversation(actor, id).await?;
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
         if msg.conversation_id != conv.id {

@@ -74,7 +74,14 @@ impl Messaging {
         let files = self.files.clone().ok_or_else(files_disabled)?;
         let not_found = || ServiceError::NotFound("file not found".into());
         let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some()).ok_or_else(not_found)?;
-        self.visible_conversation(actor, upload.conversation_id).await.map_err(|_| not_found())?;
+        let (conv, side) = self.visible_conversation(actor, upload.conversation_id).await.map_err(|_| not_found())?;
+        // The other side sees a file once it went out in a message, not while
+        // its uploader has only uploaded it (it may never be sent).
+        let mine = upload.uploader_id == actor.principal.id_hex();
+        if !(mine || (upload.message_id.is_some() && upload.confirmed)) {
+            return Err(not_found());
+        }
+        super::conversations::refuse_if_blocked(&conv, side)?;
         Ok((upload, files))
     }
 

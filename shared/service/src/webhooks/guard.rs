@@ -18,7 +18,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => internal_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return internal_v4(v4);
             }
             let seg0 = v6.segments()[0];
@@ -27,10 +27,27 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (seg0 & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (seg0 == 0x64 && v6.segments()[1] == 0xff9b && v6.segments()[2] == 1) // local-use NAT64 64:ff9b:1::/48
                 || (seg0 == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
                 || v6 == Ipv6Addr::from([0, 0, 0, 0, 0, 0xffff, 0, 0])
         }
     }
+}
+
+/// The IPv4 address an IPv6 one carries and reaches: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but still
+/// routed by some stacks), and NAT64 (`64:ff9b::/96` and the local-use
+/// `64:ff9b:1::/48`), whose gateway forwards to the embedded address.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let [.., a, b, c, d] = v6.octets();
+    let low = Ipv4Addr::new(a, b, c, d);
+    let compatible = s[..6].iter().all(|x| *x == 0) && u32::from(low) > 1; // not :: or ::1
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
+    (compatible || nat64).then_some(low)
 }
 
 fn internal_v4(v4: Ipv4Addr) -> bool {
@@ -107,6 +124,8 @@ impl Guard {
     /// targets are allowed) a resolver that drops internal addresses.
     pub fn client(&self, timeout: Duration) -> reqwest::Client {
         let mut b = reqwest::Client::builder()
+            // HTTP(S)_PROXY would send deliveries past the address rule (the proxy resolves and connects).
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
@@ -158,10 +177,16 @@ mod tests {
             "fd00::1",
             "::ffff:10.0.0.1",
             "224.0.0.1",
+            // NAT64 and IPv4-compatible forms of internal IPv4 addresses.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::7f00:1",
+            "::10.0.0.1",
+            "::127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().expect("ip")), "{ip}");
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111", "172.32.0.1"] {
+        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111", "172.32.0.1", "64:ff9b::1.1.1.1"] {
             assert!(!is_internal(ip.parse().expect("ip")), "{ip}");
         }
     }
