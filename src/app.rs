@@ -37,6 +37,7 @@ use omnibiz_service::nodes::{Directory, RedisDirectory};
 use omnibiz_service::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_service::telemetry;
 use omnibiz_service::webhooks::guard::Guard;
+use omnibiz_service::webhooks::sealing::SecretBox;
 use omnibiz_service::webhooks::worker::{Worker as HookWorker, WorkerConfig};
 use omnibiz_store::mongo::MongoStore;
 use omnibiz_store::mongo::legacy::SchemaState;
@@ -185,6 +186,24 @@ fn initialise_in_background(
     });
 }
 
+/// Reseals the webhook secrets not under the current key (after a rotation,
+/// or stored before sealing); retries while the store cannot be reached.
+async fn reseal_hook_secrets(store: Arc<dyn omnibiz_store::Store>, secrets: Arc<SecretBox>) {
+    for _ in 0..60 {
+        match HookWorker::reseal_all(store.as_ref(), &secrets).await {
+            Ok(0) => return,
+            Ok(n) => {
+                tracing::info!(resealed = n, key = secrets.current(), "webhook secrets resealed under the current key");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "resealing webhook secrets: store not ready; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
 /// File storage for uploads: an S3 bucket when one is configured, else a
 /// directory (`files_dir`; `serve` defaults to `<data_dir>/files`), else none.
 /// Links are signed with `files_signing_key`, or a key derived from the JWT secret.
@@ -295,6 +314,15 @@ impl Application {
             tracing::warn!("OMNIBIZ_BENCH_RELAY_ONLY is set: socket messages are NOT stored (benchmarks only)");
         }
         let hook_guard = Guard { allow_private: settings.webhook_allow_private };
+        // Webhook secrets are sealed at rest by the processes that store them (not gateways).
+        let hook_secrets = match (target, &settings.webhook_secret_keys, secret.as_deref()) {
+            (Target::Gateway, ..) => None,
+            (_, Some(spec), _) => Some(Arc::new(SecretBox::from_spec(spec.expose_secret())?)),
+            (_, None, Some(jwt)) => Some(Arc::new(SecretBox::derived(jwt))),
+            (_, None, None) => anyhow::bail!(
+                "webhook secrets are sealed with OMNIBIZ_WEBHOOK_SECRET_KEYS, or a key derived from JWT_SECRET: set one"
+            ),
+        };
         let files = open_files(settings, target, secret.as_deref())?.map(Arc::new);
         let edit_window = (settings.edit_window_secs > 0).then(|| Duration::from_secs(settings.edit_window_secs));
         let mut messaging = Messaging::new(Arc::clone(&opened.store), Arc::clone(&bus), Arc::clone(&presence), &origin)
@@ -315,6 +343,10 @@ impl Application {
             // Accounts load once per connection; rooms know their participants.
             messaging = messaging.without_caches();
         }
+        if let Some(b) = &hook_secrets {
+            messaging = messaging.with_hook_secrets(Arc::clone(b));
+            tokio::spawn(reseal_hook_secrets(opened.store.clone(), Arc::clone(b)));
+        }
         if let Some(f) = &files {
             messaging = messaging.with_files(Arc::clone(f));
             // The processes that take uploads sweep them; gateways don't.
@@ -334,6 +366,7 @@ impl Application {
                 per_owner_rate: NonZeroU32::new(settings.webhook_rate).unwrap_or(NonZeroU32::MIN),
                 concurrency: settings.webhook_concurrency,
                 per_owner_concurrency: settings.webhook_owner_concurrency,
+                secrets: hook_secrets.clone(),
                 guard: hook_guard,
             };
             HookWorker::new(opened.store.clone(), opened.store.clone(), Arc::clone(&presence), cfg)

@@ -226,6 +226,9 @@ async fn every_event_and_failure_mode(backend: Backend) {
     let (status, body) = app.get("/api/webhooks", &b.customer_tokens[0]).await;
     assert_error(status, &body, StatusCode::FORBIDDEN);
     let (ok_id, secret) = create(&app, owner, format!("{base}/ok"), None).await;
+    // At rest the secret is sealed (a database copy cannot sign); deliveries are signed with it all the same.
+    let stored = app.store.get_endpoint(ok_id.parse().expect("id")).await.expect("get").expect("stored").secret;
+    assert!(stored.starts_with("sealed:v1:jwt:") && !stored.contains(&secret[6..]), "{stored}");
     for (method, path) in [
         (reqwest::Method::GET, format!("/api/webhooks/{ok_id}")),
         (reqwest::Method::PATCH, format!("/api/webhooks/{ok_id}")),
@@ -444,6 +447,132 @@ async fn a_tarpit_owner_does_not_delay_other_owners() {
     assert!(rx.hits("/tarpit").len() < 60, "sent before the backlog was through");
     rx.wait_for("/tarpit", "every tarpit delivery", |h| h.len() >= 60).await;
     app.finish().await;
+}
+
+/// Rotating the sealing key: a secret sealed under `k1` still signs after
+/// `k2` is put first, is resealed under `k2` at start, and keeps signing
+/// once `k1` is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_secret_keys_rotate_without_losing_an_endpoint() {
+    // 32 bytes of 0x01 and of 0x02, in base64.
+    let key = |id: &str, b: u8| {
+        let b64 = if b == 1 {
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+        } else {
+            "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+        };
+        format!("{id}:{b64}")
+    };
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut s = settings(Backend::Sqlite, dir.path(), "rotate");
+    (s.webhook_allow_private, s.webhook_poll_ms, s.webhook_timeout_ms) = (true, 50, 1000);
+    s.webhook_secret_keys = Some(key("k1", 1).into());
+    let mut app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+    let (rx, base) = Receiver::start().await;
+    let b = business(&app.store, "Rotate", 1).await;
+    let (id, secret) = create(&app, &b.owner_token, format!("{base}/rotated"), Some(&["message.created"])).await;
+    let id: omnibiz_domain::EndpointId = id.parse().expect("id");
+    let sealed_under = |store: Arc<dyn omnibiz_store::Store>, want: &'static str| async move {
+        store.get_endpoint(id).await.expect("get").expect("stored").secret.starts_with(want)
+    };
+    assert!(sealed_under(Arc::clone(&app.store), "sealed:v1:k1:").await);
+    let conv = open(&app, &b, 0).await;
+    app.send(&b.customer_tokens[0], &conv, "under k1").await;
+    verify_with_python(&secret, &rx.wait_for("/rotated", "first delivery", |h| h.len() == 1).await);
+
+    // k2 first with k1 kept, then k2 alone.
+    for keys in [format!("{},{}", key("k2", 2), key("k1", 1)), key("k2", 2)] {
+        let (mut s, dir) = app.stop().await;
+        s.webhook_secret_keys = Some(keys.into());
+        app = spawn_with(Backend::Sqlite, s, Target::Serve, dir).await;
+        let store = Arc::clone(&app.store);
+        let resealed =
+            eventually(50, Duration::from_millis(100), || sealed_under(Arc::clone(&store), "sealed:v1:k2:")).await;
+        assert!(resealed, "resealed under the new key at start");
+        let n = rx.hits("/rotated").len();
+        app.send(&b.customer_tokens[0], &conv, "after rotation").await;
+        verify_with_python(&secret, &rx.wait_for("/rotated", "a delivery after rotation", |h| h.len() == n + 1).await);
+    }
+    app.finish().await;
+}
+
+/// The webhook client ignores HTTP(S)_PROXY: a proxy would connect on its
+/// behalf, past the address guard. An `omnibiz serve` process with both set
+/// (to a listener that counts connections) delivers straight to the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_never_go_through_an_environment_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn omnibiz_store::Store> =
+        Arc::new(omnibiz_store::sqlite::SqliteStore::open(&dir.path().join("omnibiz.db")).expect("sqlite"));
+    let b = business(&store, "Proxied", 1).await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&proxied);
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"));
+    cmd.arg("serve")
+        .env("DATA_DIR", dir.path())
+        .env("JWT_SECRET", crate::common::SECRET)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_LEVEL", "warn")
+        .env("OMNIBIZ_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("OMNIBIZ_WEBHOOK_POLL_MS", "50")
+        .env("OMNIBIZ_WEBHOOK_RETRY_BASE_MS", "100000")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        cmd.env(var, &proxy_url);
+    }
+    for var in ["NO_PROXY", "no_proxy", "MONGODB_URI", "REDIS_URL"] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let banner = loop {
+        let line = lines.next_line().await.expect("read").expect("banner");
+        if line.contains("listening on") {
+            break line;
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = banner.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let (rx, receiver) = Receiver::start().await;
+    let r = http
+        .post(format!("{base}/api/webhooks"))
+        .bearer_auth(&b.owner_token)
+        .json(&json!({"url": format!("{receiver}/direct"), "events": ["message.created"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = http
+        .post(format!("{base}/api/messages/conversations"))
+        .bearer_auth(&b.owner_token)
+        .json(&json!({"customerId": b.customers[0].id.to_hex()}))
+        .send()
+        .await
+        .expect("open");
+    let conv = r.json::<Value>().await.expect("json")["conversation"]["id"].as_str().expect("id").to_owned();
+    let r = http
+        .post(format!("{base}/api/messages/send"))
+        .bearer_auth(&b.customer_tokens[0])
+        .json(&json!({"conversationId": conv, "content": "hello"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    rx.wait_for("/direct", "the delivery, straight to the receiver", |h| h.len() == 1).await;
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing went to the proxy");
+    child.kill().await.expect("kill");
 }
 
 #[tokio::test]

@@ -225,6 +225,11 @@ settings! {
     /// Deliveries of one business owner one process sends at once: the most
     /// a slow or failing receiver can hold up. `OMNIBIZ_WEBHOOK_OWNER_CONCURRENCY`, default 4.
     webhook_owner_concurrency: usize = 4;
+    /// Keys that seal webhook signing secrets at rest: `id:base64-of-32-bytes`,
+    /// comma-separated; the first seals, all open (rotation: put a new one
+    /// first, restart, then drop the old). `OMNIBIZ_WEBHOOK_SECRET_KEYS`;
+    /// unset: one derived from `JWT_SECRET`.
+    webhook_secret_keys: Option<SecretString> = None;
     /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
     webhook_poll_ms: u64 = 250;
 
@@ -360,6 +365,7 @@ impl Settings {
         }
         self.s3_secret_access_key = non_empty(self.s3_secret_access_key);
         self.files_signing_key = non_empty(self.files_signing_key);
+        self.webhook_secret_keys = non_empty(self.webhook_secret_keys);
         self.s3_bucket = self.s3_bucket.filter(|b| !b.trim().is_empty());
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -37,6 +37,10 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn get_endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>>;
     /// Saves everything but the id, owner, secret and creation time; false when it is gone.
     async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool>;
+    /// Replaces an endpoint's stored secret (resealing it); false when it is gone.
+    async fn set_endpoint_secret(&self, id: EndpointId, secret: &str) -> StoreResult<bool>;
+    /// Every endpoint's id and stored secret (for resealing them all).
+    async fn endpoint_secrets(&self) -> StoreResult<Vec<(EndpointId, String)>>;
     /// Deletes the endpoint and its deliveries.
     async fn delete_endpoint(&self, id: EndpointId) -> StoreResult<bool>;
     /// Counts a failed attempt (`ok` false) or resets the streak; the streak after the call.

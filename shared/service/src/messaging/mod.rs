@@ -98,6 +98,8 @@ pub struct Messaging {
     participants: Arc<PartiesCache>,
     /// Per-principal rate limits, shared by REST and sockets in one process.
     limits: Arc<Limits>,
+    /// Seals webhook signing secrets at rest; `None` stores them as they are.
+    hook_secrets: Option<Arc<crate::webhooks::sealing::SecretBox>>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -132,6 +134,7 @@ impl Messaging {
             accounts: account_cache(DEFAULT_ACCOUNT_TTL),
             participants: Arc::default(),
             limits: Arc::default(),
+            hook_secrets: None,
         }
     }
 
@@ -191,6 +194,13 @@ impl Messaging {
     /// Forgets the buckets of principals that went quiet (call every minute or so).
     pub fn prune_limits(&self) {
         self.limits.prune();
+    }
+
+    /// Seals webhook signing secrets with `secrets` before storing them.
+    #[must_use]
+    pub fn with_hook_secrets(mut self, secrets: Arc<crate::webhooks::sealing::SecretBox>) -> Self {
+        self.hook_secrets = Some(secrets);
+        self
     }
 
     /// File storage, when configured.

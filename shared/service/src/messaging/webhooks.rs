@@ -173,11 +173,13 @@ impl Messaging {
             return Err(ServiceError::Invalid(format!("at most {MAX_ENDPOINTS} webhook endpoints per business")));
         }
         let now = Utc::now();
+        let secret = new_secret();
+        let stored = self.hook_secrets.as_ref().map_or_else(|| secret.clone(), |b| b.seal(&secret));
         let e = Endpoint {
             id: EndpointId::new(),
             owner,
             url,
-            secret: new_secret(),
+            secret: stored,
             events,
             description,
             enabled: input.enabled.unwrap_or(true),
@@ -187,7 +189,7 @@ impl Messaging {
             updated_at: now,
         };
         self.store.insert_endpoint(&e).await?;
-        Ok((EndpointView::from(&e), e.secret))
+        Ok((EndpointView::from(&e), secret))
     }
 
     pub async fn list_endpoints(&self, actor: &Actor) -> ServiceResult<Vec<EndpointView>> {

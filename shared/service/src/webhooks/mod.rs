@@ -44,9 +44,11 @@
 //! configured, checked when an endpoint is saved and again on every
 //! connection (DNS answers are filtered, so rebinding does not help); no
 //! redirects; connect and total timeouts; at most 64 KiB of a response is
-//! read. Secrets are never logged (`Debug` redacts them).
+//! read. Secrets are never logged (`Debug` redacts them), and are stored
+//! sealed ([`sealing`]).
 
 pub mod guard;
+pub mod sealing;
 pub mod worker;
 
 use std::time::Duration;

@@ -58,6 +58,9 @@ pub struct WorkerConfig {
     /// Deliveries of one business owner in flight per process: the most
     /// slots one owner's receivers (slow, failing or many) can hold.
     pub per_owner_concurrency: usize,
+    /// Opens the endpoints' sealed secrets (and reseals those under an
+    /// older key); `None` reads them as stored.
+    pub secrets: Option<Arc<super::sealing::SecretBox>>,
     pub guard: Guard,
 }
 
@@ -178,6 +181,29 @@ impl Worker {
         })
     }
 
+    /// Reseals every stored secret that is not under the current key (run
+    /// at start: after a key rotation, or for secrets stored before
+    /// sealing); the number resealed.
+    pub async fn reseal_all(store: &dyn WebhookStore, secrets: &super::sealing::SecretBox) -> StoreResult<usize> {
+        let mut n = 0;
+        for (id, stored) in store.endpoint_secrets().await? {
+            if !secrets.needs_reseal(&stored) {
+                continue;
+            }
+            match secrets.open(&stored) {
+                Ok(plain) => {
+                    if store.set_endpoint_secret(id, &secrets.seal(&plain)).await? {
+                        n += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(endpoint = %id, error = %e, "a webhook secret cannot be opened with the configured keys")
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Books a finished attempt: its owner's slot is free again.
     fn finished(&self, done: Result<(UserId, StoreResult<()>), tokio::task::JoinError>, share: &mut OwnerShare) {
         let (owner, outcome) = match done {
@@ -290,7 +316,10 @@ impl Worker {
             metrics::counter!("webhook_rate_limited_total").increment(1);
             return Ok(());
         }
-        let attempt = self.send(&ep, &d).await;
+        let attempt = match self.secret_of(&ep).await {
+            Ok(secret) => self.send(&ep, &secret, &d).await,
+            Err(why) => Attempt { at: now, status: None, latency_ms: 0, error: Some(why), response: None },
+        };
         let ok = attempt.status.is_some_and(|s| (200..300).contains(&s));
         metrics::counter!("webhook_attempts_total", "outcome" => if ok { "success" } else { "failure" }).increment(1);
         metrics::histogram!("webhook_attempt_duration_seconds").record(attempt.latency_ms as f64 / 1000.0);
@@ -348,7 +377,19 @@ impl Worker {
         Ok(None)
     }
 
-    async fn send(&self, ep: &Endpoint, d: &Delivery) -> Attempt {
+    /// The endpoint's signing secret, opened; resealed under the current key when it is not.
+    async fn secret_of(&self, ep: &Endpoint) -> Result<String, String> {
+        let Some(secrets) = &self.cfg.secrets else { return Ok(ep.secret.clone()) };
+        let secret = secrets.open(&ep.secret).map_err(|e| format!("the endpoint's signing secret: {e}"))?;
+        if secrets.needs_reseal(&ep.secret)
+            && let Err(e) = self.store.set_endpoint_secret(ep.id, &secrets.seal(&secret)).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), endpoint = %ep.id, "resealing a webhook secret failed; retried next time");
+        }
+        Ok(secret)
+    }
+
+    async fn send(&self, ep: &Endpoint, secret: &str, d: &Delivery) -> Attempt {
         let at = Utc::now();
         let start = Instant::now();
         let failed = |error: String| Attempt {
@@ -371,7 +412,7 @@ impl Worker {
             .header("omnibiz-event-type", d.kind.as_str())
             .header("omnibiz-delivery-id", &d.id)
             .header("omnibiz-delivery-attempt", (d.attempts + 1).to_string())
-            .header("omnibiz-signature", signature(&ep.secret, t, d.body.as_bytes()))
+            .header("omnibiz-signature", signature(secret, t, d.body.as_bytes()))
             .body(d.body.clone())
             .send()
             .await;

@@ -43,6 +43,33 @@ impl WebhookStore for MongoStore {
         Ok(d.as_ref().map(endpoint_from).transpose().context(what)?)
     }
 
+    async fn set_endpoint_secret(&self, id: EndpointId, secret: &str) -> StoreResult<bool> {
+        let what = "resealing a webhook secret";
+        let r = self
+            .endpoints
+            .update_one(doc! {"_id": id.oid()}, doc! {"$set": {"secret": secret}})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn endpoint_secrets(&self) -> StoreResult<Vec<(EndpointId, String)>> {
+        let what = "reading webhook secrets";
+        let cursor = self
+            .endpoints
+            .find(doc! {})
+            .projection(doc! {"_id": 1, "secret": 1})
+            .await
+            .map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some((EndpointId::from(d.get_object_id("_id").ok()?), d.get_str("secret").ok()?.to_owned()))
+            })
+            .collect())
+    }
+
     async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool> {
         let events: Vec<&str> = e.events.iter().map(|x| x.as_str()).collect();
         let r = self

@@ -62,6 +62,32 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
+    async fn set_endpoint_secret(&self, id: EndpointId, secret: &str) -> StoreResult<bool> {
+        let secret = secret.to_owned();
+        self.with("resealing a webhook secret", move |c| {
+            c.execute("UPDATE hook_endpoints SET secret = ?2 WHERE id = ?1", params![id.to_hex(), secret])
+                .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn endpoint_secrets(&self) -> StoreResult<Vec<(EndpointId, String)>> {
+        self.with("reading webhook secrets", move |c| {
+            let mut stmt = c.prepare("SELECT id, secret FROM hook_endpoints ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, secret) = row?;
+                // Ids are written by us: one that does not parse is skipped, not fatal.
+                if let Ok(id) = id.parse::<EndpointId>() {
+                    out.push((id, secret));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool> {
         let e = e.clone();
         self.with("saving a webhook endpoint", move |c| {

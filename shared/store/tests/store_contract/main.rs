@@ -132,6 +132,7 @@ contract!(
     conversation_patch,
     webhook_outbox_records_each_change_once,
     claims_share_out_among_owners,
+    endpoint_secrets_can_be_resealed,
     uploads_are_claimed_once_and_confirmed,
     edit_and_delete_keep_history_honest,
     quick_replies_keep_one_shortcut_per_owner,

@@ -283,3 +283,34 @@ pub(crate) async fn message_created_is_built_at_fan_out_from_the_message_as_it_i
     assert_eq!(gone["content"], "", "a deleted message's content never goes out");
     assert!(!gone.to_string().contains("4111"), "{gone}");
 }
+
+/// Secrets are replaced in place (resealing) and listed for a full pass.
+pub(crate) async fn endpoint_secrets_can_be_resealed(store: Dyn) {
+    let now = Utc::now();
+    let endpoint = |secret: &str| omnibiz_domain::webhook::Endpoint {
+        id: EndpointId::new(),
+        owner: UserId(bson::oid::ObjectId::new()),
+        url: "https://example.com/hook".into(),
+        secret: secret.into(),
+        events: vec![HookEvent::MessageCreated],
+        description: String::new(),
+        enabled: true,
+        disabled_reason: None,
+        failure_streak: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let (a, b) = (endpoint("whsec_plain"), endpoint("sealed:v1:k1:AAAA"));
+    store.insert_endpoint(&a).await.expect("insert");
+    store.insert_endpoint(&b).await.expect("insert");
+    let mut all = store.endpoint_secrets().await.expect("secrets");
+    all.sort_by_key(|(id, _)| id.to_hex());
+    let mut want = vec![(a.id, a.secret.clone()), (b.id, b.secret.clone())];
+    want.sort_by_key(|(id, _)| id.to_hex());
+    assert_eq!(all, want);
+    assert!(store.set_endpoint_secret(a.id, "sealed:v1:k2:BBBB").await.expect("set"));
+    assert!(!store.set_endpoint_secret(EndpointId::new(), "x").await.expect("set"), "no such endpoint");
+    let got = store.get_endpoint(a.id).await.expect("get").expect("exists");
+    assert_eq!(got.secret, "sealed:v1:k2:BBBB");
+    assert_eq!((got.url, got.events), (a.url, a.events), "nothing else changed");
+}
