@@ -409,6 +409,7 @@ impl Application {
                     max_sockets_per_principal: settings.max_sockets_per_principal,
                     connect_packet_timeout: Duration::from_secs(settings.connect_timeout_secs),
                     query_token: settings.allow_query_token,
+                    account_check: Duration::from_secs(settings.account_check_secs),
                     max_payload: settings.max_payload_bytes,
                     ..GatewayConfig::default()
                 };

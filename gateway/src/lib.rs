@@ -76,6 +76,8 @@ pub struct GatewayConfig {
     pub connect_packet_timeout: Duration,
     /// Accept a token in the `?token=` query parameter (it lands in proxy logs).
     pub query_token: bool,
+    /// How often the accounts of connected principals are checked (deleted ones end their sessions).
+    pub account_check: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -94,6 +96,7 @@ impl Default for GatewayConfig {
             max_payload: 128 * 1024,
             connect_packet_timeout: Duration::from_secs(10),
             query_token: false,
+            account_check: Duration::from_secs(30),
         }
     }
 }
@@ -118,6 +121,7 @@ impl Gateway {
     ) -> Self {
         let resyncs = messaging.bus().resyncs();
         let heartbeat = config.heartbeat;
+        let account_check = config.account_check;
         let opts = omnibiz_sio::Config {
             max_buffer: config.max_buffer,
             ping_interval: config.ping_interval,
@@ -145,6 +149,7 @@ impl Gateway {
         }
         hub::spawn_heartbeat(Arc::downgrade(&hub), heartbeat);
         hub::spawn_session_expiry(Arc::downgrade(&hub), Duration::from_secs(1));
+        hub::spawn_account_check(Arc::downgrade(&hub), account_check);
         let locator = cluster.map(|c| {
             let locator = NodeLocator::new(Arc::clone(&c.directory));
             spawn_announcer(c, locator.node().to_owned(), heartbeat);

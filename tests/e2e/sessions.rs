@@ -122,3 +122,29 @@ async fn a_revoked_principal_is_disconnected_on_every_gateway() {
     let fresh = token(&Principal::Customer { id: b.customers[0].id });
     SioClient::connect(&gws[1], Some(&fresh)).await.expect("a fresh token connects");
 }
+
+/// An account deleted in the main app's database (not through us) ends its
+/// sockets within the account check interval (1 s here), told why; other
+/// principals stay connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_is_disconnected() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_deleted_{}", bson::oid::ObjectId::new());
+    let mut s = settings(Backend::Mongo, dir.path(), &db);
+    s.account_check_secs = 1;
+    let api = spawn_with(Backend::Mongo, s.clone(), Target::Api, Arc::clone(&dir)).await;
+    let gw = spawn_with(Backend::Mongo, s, Target::Gateway, dir).await;
+    let b = business(&api.store, "Deleted", 2).await;
+    let mut doomed = SioClient::connect(&gw.base, Some(&b.customer_tokens[0])).await.expect("connect");
+    let mut kept = SioClient::connect(&gw.base, Some(&b.customer_tokens[1])).await.expect("connect");
+    let client = mongodb::Client::with_uri_str(crate::common::mongo_uri()).await.expect("mongo");
+    let customers = client.database(&db).collection::<bson::Document>("customers");
+    let gone = customers.delete_one(bson::doc! {"_id": b.customers[0].id.oid()}).await.expect("delete");
+    assert_eq!(gone.deleted_count, 1);
+    let told = doomed.try_expect("session_ended", Duration::from_secs(6)).await.expect("told why");
+    assert_eq!(told["reason"], "account_deleted", "{told}");
+    assert!(kept.try_expect("session_ended", Duration::from_millis(1500)).await.is_none(), "only that account");
+    assert!(!kept.is_closed());
+    gw.stop().await;
+    api.finish().await;
+}

@@ -71,7 +71,7 @@ fn register_series() {
     for reason in ["draining", "capacity", "auth", "rate", "principal_cap"] {
         metrics::counter!("gateway_connections_refused_total", "reason" => reason).increment(0);
     }
-    for reason in ["token_expired", "revoked"] {
+    for reason in ["token_expired", "revoked", "account_deleted"] {
         metrics::counter!("gateway_sessions_ended_total", "reason" => reason).increment(0);
     }
     metrics::counter!("gateway_sessions_refreshed_total").increment(0);
@@ -92,7 +92,7 @@ mod tasks;
 
 pub use handling::{EventError, Reply};
 use index::{Conn, Index, Joined, Member, Order, Recovery, Room, leave_room, member_mut};
-pub use sessions::{SessionEnd, spawn_session_expiry};
+pub use sessions::{SessionEnd, spawn_account_check, spawn_session_expiry};
 pub use tasks::{spawn_dispatcher, spawn_heartbeat, spawn_resync};
 
 pub struct Hub {

@@ -17,6 +17,8 @@ pub enum SessionEnd {
     Expired,
     /// The principal's sessions were revoked.
     Revoked,
+    /// The account was deleted (in the main app).
+    AccountDeleted,
 }
 
 impl SessionEnd {
@@ -24,6 +26,7 @@ impl SessionEnd {
         match self {
             Self::Expired => "token_expired",
             Self::Revoked => "revoked",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 
@@ -33,6 +36,7 @@ impl SessionEnd {
                 "your session expired: connect again with a fresh token (send refresh_token before it ends)"
             }
             Self::Revoked => "your sessions were ended: sign in again",
+            Self::AccountDeleted => "this account no longer exists",
         }
     }
 }
@@ -61,6 +65,19 @@ impl Hub {
             .collect();
         for h in &ended {
             end_session(h, SessionEnd::Expired);
+        }
+        ended.len()
+    }
+
+    /// Ends every local connection of `party`; returns how many.
+    pub fn end_sessions_of(&self, party: Party, why: SessionEnd) -> usize {
+        let ended: Vec<Arc<dyn Connection>> = {
+            let ix = self.lock();
+            let ids = ix.personal.get(&party).map(|p| p.conns.clone()).unwrap_or_default();
+            ids.iter().filter_map(|id| ix.conns.get(id)).map(|c| Arc::clone(&c.handle)).collect()
+        };
+        for h in &ended {
+            end_session(h, why);
         }
         ended.len()
     }
@@ -96,6 +113,28 @@ impl Hub {
 }
 
 /// Ends expired sessions every `every`, until the hub is dropped.
+/// Re-checks, every `every`, that the accounts of this gateway's connected
+/// principals still exist, and ends the sessions of those that do not
+/// (accounts belong to the main app, which deletes them without telling
+/// us; it can end them at once by publishing `session.revoked` instead).
+pub fn spawn_account_check(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
+    super::tasks::spawn_every(hub, every, |hub| async move {
+        let parties: Vec<Party> = hub.lock().personal.keys().copied().collect();
+        if parties.is_empty() {
+            return;
+        }
+        match hub.messaging.accounts_gone(&parties).await {
+            Ok(gone) => {
+                for party in gone {
+                    let n = hub.end_sessions_of(party, SessionEnd::AccountDeleted);
+                    tracing::info!(principal = %party.room(), connections = n, "account deleted: sessions ended");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "checking connected accounts failed; retrying next round"),
+        }
+    })
+}
+
 pub fn spawn_session_expiry(hub: std::sync::Weak<Hub>, every: Duration) -> JoinHandle<()> {
     super::tasks::spawn_every(hub, every, |hub| async move {
         let n = hub.expire_sessions(unix_now());

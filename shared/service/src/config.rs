@@ -153,6 +153,10 @@ settings! {
     /// land in proxy and access logs; `auth.token` and `Authorization` are
     /// always accepted). `OMNIBIZ_ALLOW_QUERY_TOKEN`, default false.
     allow_query_token: bool = false;
+    /// Seconds between checks that connected accounts still exist: sockets of
+    /// an account deleted in the main app end within this.
+    /// `OMNIBIZ_ACCOUNT_CHECK_SECS`, default 30.
+    account_check_secs: u64 = 30;
     /// Seconds a client has to send a request's headers; slower connections
     /// are closed. `OMNIBIZ_HEADER_TIMEOUT_SECS`, default 10.
     header_timeout_secs: u64 = 10;
@@ -325,9 +329,10 @@ impl Settings {
             || self.ping_timeout_secs == 0
             || self.connect_timeout_secs == 0
             || self.header_timeout_secs == 0
+            || self.account_check_secs == 0
         {
             bail!(
-                "ping_interval_secs, ping_timeout_secs, connect_timeout_secs and header_timeout_secs must be at least 1"
+                "ping_interval_secs, ping_timeout_secs, connect_timeout_secs, header_timeout_secs and account_check_secs must be at least 1"
             );
         }
         if let Some(url) = &self.console_socket_url

@@ -1,7 +1,9 @@
 //! Business owners (`users`) and their customers: read by the service; written by `seed` and tests (the main app owns them in production).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
-use omnibiz_domain::{Customer, CustomerId, User, UserId};
+use omnibiz_domain::{Customer, CustomerId, Party, User, UserId};
 
 use crate::{CustomerQuery, StoreResult};
 
@@ -13,4 +15,7 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<Customer>>;
     async fn customers_by_ids(&self, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
     async fn list_customers(&self, query: &CustomerQuery) -> StoreResult<Vec<Customer>>;
+    /// Which of these accounts still exist (ids only: cheap for a batch of
+    /// connected principals a gateway re-checks).
+    async fn existing_accounts(&self, parties: &[Party]) -> StoreResult<HashSet<Party>>;
 }

@@ -17,6 +17,17 @@ use crate::auth::{Principal, Session};
 use crate::bus::{EventKind, Topic};
 
 impl Messaging {
+    /// Which of `parties` have no account any more (deleted in the main
+    /// app): a gateway ends their sockets. Reads ids only, in batches.
+    pub async fn accounts_gone(&self, parties: &[Party]) -> ServiceResult<Vec<Party>> {
+        let mut gone = Vec::new();
+        for chunk in parties.chunks(500) {
+            let found = self.store.existing_accounts(chunk).await?;
+            gone.extend(chunk.iter().filter(|p| !found.contains(p)).copied());
+        }
+        Ok(gone)
+    }
+
     /// The actor behind a verified token, when its session may go on: the
     /// account exists, and the token was issued after the principal's
     /// sessions were last revoked (tokens issued in the same second as a

@@ -1,9 +1,11 @@
 //! [`AccountStore`] on MongoDB.
 
+use std::collections::HashSet;
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use mongodb::bson::{doc, oid::ObjectId};
-use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_domain::{Customer, CustomerId, Party, Side, User, UserId, UserRole};
 
 use super::MongoStore;
 use super::codec::*;
@@ -71,6 +73,29 @@ impl AccountStore for MongoStore {
         let cursor = self.customers.find(doc! {"_id": {"$in": oids}}).await.map_err(|e| classify(what, e))?;
         let docs = collect(what, cursor).await?;
         docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
+    }
+
+    async fn existing_accounts(&self, parties: &[Party]) -> StoreResult<HashSet<Party>> {
+        let what = "checking accounts";
+        let mut found = HashSet::new();
+        for side in [Side::Owner, Side::Customer] {
+            let oids: Vec<ObjectId> = parties.iter().filter(|p| p.side() == side).map(|p| p.oid()).collect();
+            if oids.is_empty() {
+                continue;
+            }
+            let coll = if side == Side::Owner { &self.users } else { &self.customers };
+            let cursor = coll
+                .find(doc! {"_id": {"$in": oids}})
+                .projection(doc! {"_id": 1})
+                .await
+                .map_err(|e| classify(what, e))?;
+            for d in collect(what, cursor).await? {
+                if let Ok(oid) = d.get_object_id("_id") {
+                    found.insert(Party::of(side, oid));
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn list_customers(&self, q: &CustomerQuery) -> StoreResult<Vec<Customer>> {

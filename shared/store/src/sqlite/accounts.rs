@@ -1,7 +1,9 @@
 //! [`AccountStore`] on SQLite.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
-use omnibiz_domain::{Customer, CustomerId, User, UserId, UserRole};
+use omnibiz_domain::{Customer, CustomerId, Party, Side, User, UserId, UserRole};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
@@ -90,6 +92,30 @@ impl AccountStore for SqliteStore {
             let sql = format!("SELECT {CUST_COLS} FROM customers WHERE id IN ({})", placeholders(ids.len()));
             let mut stmt = c.prepare(&sql)?;
             stmt.query_map(rusqlite::params_from_iter(ids.iter()), cust_row)?.collect()
+        })
+        .await
+    }
+
+    async fn existing_accounts(&self, parties: &[Party]) -> StoreResult<HashSet<Party>> {
+        let parties = parties.to_vec();
+        self.with("checking accounts", move |c| {
+            let mut found = HashSet::new();
+            for side in [Side::Owner, Side::Customer] {
+                let ids: Vec<String> = parties.iter().filter(|p| p.side() == side).map(|p| p.oid().to_hex()).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let table = if side == Side::Owner { "users" } else { "customers" };
+                let sql = format!("SELECT id FROM {table} WHERE id IN ({})", placeholders(ids.len()));
+                let mut stmt = c.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |r| r.get::<_, String>(0))?;
+                for id in rows {
+                    if let Ok(oid) = id?.parse::<omnibiz_domain::ObjectId>() {
+                        found.insert(Party::of(side, oid));
+                    }
+                }
+            }
+            Ok(found)
         })
         .await
     }

@@ -12,6 +12,12 @@ pub(crate) async fn users_and_customers_round_trip(store: Dyn) {
     assert!((got.total_spent - 129.5).abs() < 1e-9);
     assert!(store.get_user(UserId::new()).await.expect("get").is_none());
     assert_eq!(store.customers_by_ids(&[c.id, CustomerId::new()]).await.expect("by ids").len(), 1);
+    // Which accounts still exist, by id, both kinds in one call.
+    let (ghost_owner, ghost_customer) = (Party::Owner(UserId::new()), Party::Customer(CustomerId::new()));
+    let asked = [Party::Owner(o.id), Party::Customer(c.id), ghost_owner, ghost_customer];
+    let found = store.existing_accounts(&asked).await.expect("existing");
+    assert_eq!(found, [Party::Owner(o.id), Party::Customer(c.id)].into_iter().collect());
+    assert!(store.existing_accounts(&[]).await.expect("none asked").is_empty());
 }
 
 pub(crate) async fn customer_list_pages_and_searches(store: Dyn) {
