@@ -150,6 +150,7 @@ impl Modify for BearerAuth {
         routes::attachments::content, routes::attachments::thumbnail, routes::search::search,
         routes::quick_replies::list, routes::quick_replies::create, routes::quick_replies::update,
         routes::quick_replies::remove, routes::quick_replies::send, routes::sessions::revoke,
+        routes::reactions::add, routes::reactions::remove,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth, &RateLimitedResponses),

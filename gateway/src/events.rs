@@ -101,6 +101,14 @@ pub fn message_edit(v: &Value) -> Result<(MessageId, Option<String>), ServiceErr
     Ok((id, content))
 }
 
+/// `add_reaction` / `remove_reaction`: `{messageId, emoji}`.
+pub fn reaction(v: &Value) -> Result<(MessageId, String), ServiceError> {
+    let raw = v.get("messageId").and_then(Value::as_str).ok_or_else(|| invalid("messageId is required"))?;
+    let id = raw.parse().map_err(|e| invalid(format!("messageId: {e}")))?;
+    let emoji = v.get("emoji").and_then(Value::as_str).ok_or_else(|| invalid("emoji is required"))?;
+    Ok((id, emoji.to_owned()))
+}
+
 pub fn delivered(v: &Value) -> Result<(ConversationId, MessageId), ServiceError> {
     let conv = conversation(v)?;
     let raw = v.get("messageId").and_then(Value::as_str).ok_or_else(|| invalid("messageId is required"))?;

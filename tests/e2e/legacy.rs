@@ -252,6 +252,9 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
     assert_eq!(got["content"], "hi from omnibiz");
     let our_seq = got["seq"].as_i64().expect("seq");
     assert!(our_seq > *first.values().max().expect("max"), "after the legacy history");
+    // A reaction adds a field the seed's schema does not know: its models must still accept the document.
+    let ack = owner_sock.call("add_reaction", json!({"messageId": got["id"], "emoji": "👍"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
 
     // What we wrote, read back through the seed's models: valid and shown right.
     let after = node.run(&["verify", &conv0]).await;

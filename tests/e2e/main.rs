@@ -27,6 +27,7 @@ mod no_affinity;
 mod node_client;
 mod operations;
 mod rate_limits;
+mod reactions;
 mod redis_reconnect;
 mod search_and_replies;
 mod sessions;

@@ -58,6 +58,10 @@ pub(crate) struct SentResponse {
 }
 
 impl MessageResponse {
+    pub(crate) fn new(message: MessageView) -> Self {
+        Self { success: true, message }
+    }
+
     /// 201 with the message when it was stored now, 200 for a retry of a stored `clientMessageId`.
     pub(crate) fn sent(sent: omnibiz_service::messaging::Sent) -> (StatusCode, Json<SentResponse>) {
         let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod messages;
 mod params;
 pub(crate) mod quick_replies;
+pub(crate) mod reactions;
 pub(crate) mod search;
 pub(crate) mod sessions;
 pub(crate) mod webhooks;
@@ -26,5 +27,6 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(attachments::router())
         .merge(search::router())
         .merge(quick_replies::router())
+        .merge(reactions::router())
         .merge(sessions::router())
 }

@@ -128,6 +128,8 @@ impl Hub {
                         EventKind::ConversationUpdated => Some("conversation_updated"),
                         EventKind::MessageUpdated => Some("message_updated"),
                         EventKind::MessageDeleted => Some("message_deleted"),
+                        EventKind::ReactionAdded => Some("reaction_added"),
+                        EventKind::ReactionRemoved => Some("reaction_removed"),
                         _ => None,
                     };
                     let shared = simple.map(|name| OutEvent::raw(name, &env.payload));

@@ -102,7 +102,7 @@ fn action_of(event: &str) -> Option<Action> {
         "send_message" => Action::Send,
         "typing_start" | "typing_stop" => Action::Typing,
         "mark_read" | "message_delivered" => Action::Receipt,
-        "edit_message" | "delete_message" | "refresh_token" => Action::Write,
+        "edit_message" | "delete_message" | "refresh_token" | "add_reaction" | "remove_reaction" => Action::Write,
         _ => return None,
     })
 }
@@ -159,6 +159,10 @@ impl Hub {
                 Err(e) => Reply::failed(&e, true),
             },
             "edit_message" | "delete_message" => match self.change(&actor, &data, event == "edit_message").await {
+                Ok(v) => Reply::ok(v),
+                Err(e) => Reply::failed(&e, true),
+            },
+            "add_reaction" | "remove_reaction" => match self.reaction(&actor, &data, event == "add_reaction").await {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, true),
             },
@@ -397,6 +401,13 @@ impl Hub {
         } else {
             self.messaging.delete_message(actor, id).await?
         };
+        Ok(json!({"message": message}))
+    }
+
+    /// `add_reaction` / `remove_reaction {messageId, emoji}`: the room hears `reaction_added` / `reaction_removed`.
+    pub(super) async fn reaction(&self, actor: &Actor, data: &Value, add: bool) -> Result<Value, EventError> {
+        let (id, emoji) = events::reaction(data)?;
+        let message = self.messaging.react(actor, id, &emoji, add).await?;
         Ok(json!({"message": message}))
     }
 

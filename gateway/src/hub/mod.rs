@@ -49,6 +49,8 @@ pub const EVENTS: &[&str] = &[
     "edit_message",
     "delete_message",
     "refresh_token",
+    "add_reaction",
+    "remove_reaction",
 ];
 
 /// The server → client events the hub sends (the `gateway_events_out_total` labels).
@@ -63,6 +65,8 @@ pub const OUT_EVENTS: &[&str] = &[
     "presence",
     "conversation_updated",
     "message_error",
+    "reaction_added",
+    "reaction_removed",
 ];
 
 /// Registers the labelled series the dashboard queries, at zero, so a new

@@ -11,6 +11,7 @@
 //! | `message.read` | [`new_event_id`] | with the change ([`message_read_data`]) |
 //! | `conversation.created` | [`new_event_id`] | with the change (empty) |
 //! | `conversation.updated` | [`new_event_id`] | with the change ([`conversation_updated_data`]) |
+//! | `message.reaction` | [`reaction_event_id`] | with the change ([`reaction_data`]) |
 //!
 //! `message.created` is built at fan-out on both stores: an edit made before
 //! the fan-out is in the body, and a message deleted before it goes out as
@@ -97,9 +98,23 @@ pub fn change_event_id(kind: HookEvent, message: MessageId, at: DateTime<Utc>) -
     format!("{tag}_{}_{}", message.to_hex(), at.timestamp_micros())
 }
 
-/// The message a `message.updated` / `message.deleted` event id names.
+/// The event id of a reaction added or removed (a BSON-safe key, unique per change).
+pub fn reaction_event_id(message: MessageId, at: DateTime<Utc>) -> String {
+    format!("rct_{}_{}", message.to_hex(), at.timestamp_micros())
+}
+
+/// `message.reaction`'s data: which emoji, by whom, added or removed.
+pub fn reaction_data(message: &Message, emoji: &str, by: crate::Party, added: bool, at: DateTime<Utc>) -> Value {
+    json!({
+        "messageId": message.id.to_hex(), "conversationId": message.conversation_id.to_hex(),
+        "emoji": emoji, "action": if added { "added" } else { "removed" },
+        "userId": by.oid().to_hex(), "userRole": by.side().role_name(), "at": iso(at),
+    })
+}
+
+/// The message a `message.updated` / `message.deleted` / `message.reaction` event id names.
 pub fn changed_message_of_event(id: &str) -> Option<MessageId> {
-    let rest = id.strip_prefix("upd_").or_else(|| id.strip_prefix("del_"))?;
+    let rest = id.strip_prefix("upd_").or_else(|| id.strip_prefix("del_")).or_else(|| id.strip_prefix("rct_"))?;
     rest.split('_').next()?.parse().ok()
 }
 
@@ -132,5 +147,6 @@ mod tests {
             assert_eq!(changed_message_of_event(&change_event_id(kind, id, at)), Some(id));
         }
         assert_eq!(changed_message_of_event(&message_created_id(id)), None);
+        assert_eq!(changed_message_of_event(&reaction_event_id(id, at)), Some(id));
     }
 }

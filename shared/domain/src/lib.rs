@@ -36,7 +36,10 @@ pub use account::{Customer, User, UserRole};
 pub use bson::oid::ObjectId;
 pub use conversation::{Conversation, ConversationPatch, ConversationStatus, Priority};
 pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
-pub use message::{Attachment, AttachmentInput, AttachmentLink, MAX_ATTACHMENTS, Message, MessageStatus};
+pub use message::{
+    Attachment, AttachmentInput, AttachmentLink, MAX_ATTACHMENTS, MAX_DISTINCT_REACTIONS, Message, MessageStatus,
+    Reaction, parse_emoji,
+};
 pub use party::{Party, PerSide, Side};
 pub use quick_reply::{QuickReply, Shortcut};
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};

@@ -160,11 +160,48 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
     /// Deleted by its sender: content and attachments are gone (the seed's `isDeleted`).
     pub deleted: bool,
+    /// Emoji reactions, oldest first: at most one of each emoji per person.
+    pub reactions: Vec<Reaction>,
+}
+
+/// One person's emoji reaction to a message. A reaction is not a message:
+/// it moves neither the conversation's preview nor its unread counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub by: crate::Party,
+    pub at: DateTime<Utc>,
+}
+
+/// Most distinct emoji one message may carry.
+pub const MAX_DISTINCT_REACTIONS: usize = 20;
+
+/// An emoji as the Unicode emoji list knows it (with or without a skin
+/// tone, flags and ZWJ sequences included), normalised to its fully
+/// qualified form; anything else — text, several emoji, a bare modifier —
+/// is refused.
+pub fn parse_emoji(raw: &str) -> Result<String, String> {
+    let e = emojis::get(raw.trim()).ok_or_else(|| "emoji: must be a single emoji (e.g. 👍)".to_owned())?;
+    Ok(e.as_str().to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_single_emoji_are_reactions() {
+        for ok in ["👍", "👍🏽", "❤️", "🇫🇷", "👨‍👩‍👧", "🎉"] {
+            assert!(parse_emoji(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "a", "ok", "👍👍", "🏽", "<script>", "👍 ", "\u{200d}"] {
+            if bad == "👍 " {
+                assert!(parse_emoji(bad).is_ok(), "surrounding space is trimmed");
+                continue;
+            }
+            assert!(parse_emoji(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn att(url: &str) -> Attachment {
         Attachment {

@@ -44,6 +44,36 @@ pub struct MessageView {
     pub edited_at: Option<String>,
     /// Deleted by its sender: `content` is empty and `attachments` too (the seed's field).
     pub is_deleted: bool,
+    /// Emoji reactions, in the order each emoji was first used; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+}
+
+/// One emoji on a message: how many reacted with it, and who (so each
+/// reader sees whether they did: their own id is in `reactedBy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: usize,
+    /// Ids of the people who reacted with it (a user's or a customer's).
+    pub reacted_by: Vec<String>,
+}
+
+/// Reactions grouped by emoji, in first-use order.
+pub fn reaction_views(reactions: &[crate::Reaction]) -> Vec<ReactionView> {
+    let mut out: Vec<ReactionView> = Vec::new();
+    for r in reactions {
+        let who = r.by.oid().to_hex();
+        match out.iter_mut().find(|v| v.emoji == r.emoji) {
+            Some(v) => {
+                v.count += 1;
+                v.reacted_by.push(who);
+            }
+            None => out.push(ReactionView { emoji: r.emoji.clone(), count: 1, reacted_by: vec![who] }),
+        }
+    }
+    out
 }
 
 impl From<&Message> for MessageView {
@@ -62,6 +92,7 @@ impl From<&Message> for MessageView {
             client_message_id: m.client_message_id.clone(),
             edited_at: m.edited_at.map(iso),
             is_deleted: m.deleted,
+            reactions: reaction_views(&m.reactions),
         }
     }
 }

@@ -23,10 +23,12 @@ pub enum HookEvent {
     MessageUpdated,
     #[serde(rename = "message.deleted")]
     MessageDeleted,
+    #[serde(rename = "message.reaction")]
+    MessageReaction,
 }
 
 impl HookEvent {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::MessageCreated,
         Self::MessageRead,
         Self::MessageUnread,
@@ -34,6 +36,7 @@ impl HookEvent {
         Self::ConversationUpdated,
         Self::MessageUpdated,
         Self::MessageDeleted,
+        Self::MessageReaction,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +47,7 @@ impl HookEvent {
             Self::ConversationUpdated => "conversation.updated",
             Self::MessageUpdated => "message.updated",
             Self::MessageDeleted => "message.deleted",
+            Self::MessageReaction => "message.reaction",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {

@@ -169,6 +169,7 @@ impl NewMessage {
             created_at: chrono::SubsecRound::trunc_subsecs(self.created_at, 3),
             edited_at: None,
             deleted: false,
+            reactions: Vec::new(),
         }
     }
 }

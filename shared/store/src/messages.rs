@@ -43,6 +43,21 @@ pub trait MessageStore: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Message>>;
 
+    /// Adds (`add`) or removes `by`'s `emoji` reaction on message `id` of
+    /// `conversation`, recording a `message.reaction` outbox event with the
+    /// change; `Some((message, changed))` — `changed` false when it was
+    /// already so — or `None` when the message is missing or deleted.
+    /// Neither the conversation's preview nor its unread counts move.
+    async fn react(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        by: Party,
+        emoji: &str,
+        add: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(Message, bool)>>;
+
     /// Messages of `party`'s conversations that may match `query`, newest
     /// first, before the `(created_at, id)` cursor; deleted ones never. A
     /// store may return candidates that do not match (the caller checks

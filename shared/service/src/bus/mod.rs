@@ -114,6 +114,13 @@ pub enum EventKind {
     /// (an account deleted or blocked in the main app).
     #[serde(rename = "session.revoked")]
     SessionRevoked,
+    /// Someone reacted to a message (`reaction_added`); payload =
+    /// `{conversationId, messageId, emoji, userId, userRole, reactions}`.
+    #[serde(rename = "reaction.added")]
+    ReactionAdded,
+    /// A reaction was taken back (`reaction_removed`); same payload.
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved,
 }
 
 /// The versioned bus envelope (see the module docs).

@@ -15,6 +15,7 @@ mod edit;
 mod error;
 mod publishing;
 mod quick_replies;
+mod reactions;
 mod receipts;
 mod search;
 mod send;

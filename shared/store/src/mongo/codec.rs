@@ -236,8 +236,26 @@ pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {
         status: x.opt_str("status").and_then(|s| MessageStatus::parse(&s)).unwrap_or(MessageStatus::Sent),
         created_at: x.date("createdAt").unwrap_or_default(),
         edited_at: x.date("editedAt"),
+        reactions: if deleted { Vec::new() } else { reactions_from(d) },
         deleted,
     })
+}
+
+/// A message document's `reactions`: `[{emoji, userId, userRole, createdAt}]`
+/// (entries that do not parse are skipped: the Node service never writes them).
+fn reactions_from(d: &Document) -> Vec<omnibiz_domain::Reaction> {
+    let Ok(list) = d.get_array("reactions") else { return Vec::new() };
+    list.iter()
+        .filter_map(|b| {
+            let r = b.as_document()?;
+            let side = Side::from_role_name(r.get_str("userRole").ok()?)?;
+            Some(omnibiz_domain::Reaction {
+                emoji: r.get_str("emoji").ok()?.to_owned(),
+                by: omnibiz_domain::Party::of(side, r.get_object_id("userId").ok()?),
+                at: r.get_datetime("createdAt").ok()?.to_chrono(),
+            })
+        })
+        .collect()
 }
 
 pub(super) fn reply_from(d: &Document) -> anyhow::Result<QuickReply> {

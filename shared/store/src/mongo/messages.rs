@@ -271,8 +271,9 @@ impl MessageStore for MongoStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Message>> {
         let what = "deleting a message";
-        let set =
-            doc! {"content": "", "attachments": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at)};
+        let set = doc! {
+            "content": "", "attachments": [], "reactions": [], "isDeleted": true, "editedAt": date(at), "updatedAt": date(at),
+        };
         let deleted_set = change_set(set, HookEvent::MessageDeleted, id, conversation, None, at);
         let filter = doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}};
         let d = self
@@ -305,6 +306,61 @@ impl MessageStore for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         Ok(Some(m))
+    }
+
+    async fn react(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        by: Party,
+        emoji: &str,
+        add: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(Message, bool)>> {
+        let what = "reacting to a message";
+        let mine = doc! {"emoji": emoji, "userId": by.oid()};
+        let mut filter = doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}};
+        // Only a change matches: the event is recorded exactly when the list changes.
+        let change = if add {
+            filter.insert("reactions", doc! {"$not": {"$elemMatch": mine.clone()}});
+            let entry = doc! {
+                "emoji": emoji, "userId": by.oid(), "userRole": by.side().role_name(), "createdAt": date(at),
+            };
+            doc! {"$push": {"reactions": entry}}
+        } else {
+            filter.insert("reactions", doc! {"$elemMatch": mine.clone()});
+            doc! {"$pull": {"reactions": mine}}
+        };
+        // The event's data needs the message: read it first (its conversation and sender do not change).
+        let Some(before) = self
+            .messages
+            .find_one(doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}})
+            .await
+            .map_err(|e| classify(what, e))?
+        else {
+            return Ok(None);
+        };
+        let before = msg_from(&before).context(what)?;
+        let data = bson::to_document(&events::reaction_data(&before, emoji, by, add, at)).unwrap_or_default();
+        let mut update = change;
+        update.insert(
+            "$set",
+            doc! {
+                format!("hooks.{}", events::reaction_event_id(id, at)): hook_entry(HookEvent::MessageReaction, at, data),
+                "hookPending": true,
+            },
+        );
+        let changed = self
+            .messages
+            .find_one_and_update(filter, update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        match changed {
+            Some(d) => Ok(Some((msg_from(&d).context(what)?, true))),
+            // Already so (or deleted meanwhile): read it as it is.
+            None => Ok(self.get_message(id).await?.filter(|m| m.conversation_id == conversation).map(|m| (m, false))),
+        }
     }
 
     async fn search_messages(

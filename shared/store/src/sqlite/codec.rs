@@ -66,7 +66,40 @@ pub(super) fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         created_at: from_ms(row.get(10)?),
         edited_at: row.get::<_, Option<i64>>(11)?.map(from_ms),
         deleted: row.get(12)?,
+        // Filled in by `with_reactions` (another table).
+        reactions: Vec::new(),
     })
+}
+
+/// Fills in the reactions of `messages` from the `reactions` table.
+pub(super) fn with_reactions(c: &rusqlite::Connection, mut messages: Vec<Message>) -> rusqlite::Result<Vec<Message>> {
+    if messages.is_empty() {
+        return Ok(messages);
+    }
+    let ids: Vec<String> = messages.iter().map(|m| m.id.to_hex()).collect();
+    let sql = format!(
+        "SELECT message_id, emoji, by_id, side, at FROM reactions WHERE message_id IN ({}) ORDER BY at, rowid",
+        placeholders(ids.len())
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |r| {
+        let side: String = r.get(3)?;
+        let by: String = r.get(2)?;
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, by, side, r.get::<_, i64>(4)?))
+    })?;
+    for row in rows {
+        let (mid, emoji, by, side, at) = row?;
+        let Ok(oid) = by.parse::<omnibiz_domain::ObjectId>() else { continue };
+        let side = Side::from_role_name(&side).unwrap_or(Side::Customer);
+        if let Some(m) = messages.iter_mut().find(|m| m.id.to_hex() == mid) {
+            m.reactions.push(omnibiz_domain::Reaction {
+                emoji,
+                by: omnibiz_domain::Party::of(side, oid),
+                at: from_ms(at),
+            });
+        }
+    }
+    Ok(messages)
 }
 
 pub(super) const REPLY_COLS: &str = "id, owner, shortcut, content, created_at, updated_at";

@@ -89,12 +89,14 @@ impl MessageStore for SqliteStore {
 
     async fn get_message(&self, id: MessageId) -> StoreResult<Option<Message>> {
         self.with("reading a message", move |c| {
-            c.query_row(
-                &format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND deleted = 0"),
-                [id.to_hex()],
-                msg_row,
-            )
-            .optional()
+            let m = c
+                .query_row(
+                    &format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND deleted = 0"),
+                    [id.to_hex()],
+                    msg_row,
+                )
+                .optional()?;
+            Ok(with_reactions(c, m.into_iter().collect())?.pop())
         })
         .await
     }
@@ -117,7 +119,7 @@ impl MessageStore for SqliteStore {
             if q.after.is_none() {
                 out.reverse();
             }
-            Ok(out)
+            with_reactions(c, out)
         })
         .await
     }
@@ -221,6 +223,8 @@ impl MessageStore for SqliteStore {
                 )
                 .optional()?;
             if let Some(m) = &m {
+                // What is left of a deleted message carries no reactions either.
+                tx.execute("DELETE FROM reactions WHERE message_id = ?1", [m.id.to_hex()])?;
                 let (owner_unread, _) = side_cols(Side::Owner);
                 let (customer_unread, _) = side_cols(Side::Customer);
                 // An unread message that is deleted no longer counts as unread.
@@ -243,6 +247,50 @@ impl MessageStore for SqliteStore {
             }
             tx.commit()?;
             Ok(m)
+        })
+        .await
+    }
+
+    async fn react(
+        &self,
+        id: MessageId,
+        conversation: ConversationId,
+        by: Party,
+        emoji: &str,
+        add: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(Message, bool)>> {
+        let emoji = emoji.to_owned();
+        self.with("reacting to a message", move |c| {
+            let tx = c.transaction()?;
+            let m = tx
+                .query_row(
+                    &format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND conversation_id = ?2 AND deleted = 0"),
+                    params![id.to_hex(), conversation.to_hex()],
+                    msg_row,
+                )
+                .optional()?;
+            let Some(m) = m else { return Ok(None) };
+            let who = by.oid().to_hex();
+            let changed = if add {
+                tx.execute(
+                    "INSERT OR IGNORE INTO reactions (message_id, emoji, by_id, side, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id.to_hex(), emoji, who, by.side().role_name(), ms(at)],
+                )?
+            } else {
+                tx.execute(
+                    "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND by_id = ?3",
+                    params![id.to_hex(), emoji, who],
+                )?
+            } == 1;
+            if changed {
+                let data = events::reaction_data(&m, &emoji, by, add, at);
+                let conv = m.conversation_id.to_hex();
+                record_event(&tx, &events::reaction_event_id(m.id, at), HookEvent::MessageReaction, &conv, at, &data)?;
+            }
+            let m = with_reactions(&tx, vec![m])?.pop();
+            tx.commit()?;
+            Ok(m.map(|m| (m, changed)))
         })
         .await
     }
@@ -274,7 +322,7 @@ impl MessageStore for SqliteStore {
             );
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(params![fts, who, at, id, i64::try_from(limit).unwrap_or(i64::MAX)], msg_row)?;
-            rows.collect()
+            with_reactions(c, rows.collect::<Result<_, _>>()?)
         })
         .await
     }

@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS hook_deliveries (
 CREATE INDEX IF NOT EXISTS hook_deliveries_due ON hook_deliveries (status, next_at);
 CREATE INDEX IF NOT EXISTS hook_deliveries_endpoint ON hook_deliveries (endpoint_id, created_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS session_revocations (party TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reactions (
+    message_id TEXT NOT NULL, emoji TEXT NOT NULL, by_id TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, emoji, by_id)
+);
 "#;
 
 pub(super) const ENDPOINT_COLS: &str = "id, owner, url, secret, events, description, enabled, disabled_reason, failure_streak, \

@@ -135,6 +135,7 @@ contract!(
     endpoint_secrets_can_be_resealed,
     uploads_are_claimed_once_and_confirmed,
     edit_and_delete_keep_history_honest,
+    reactions_toggle_once_per_person_and_record_their_events,
     quick_replies_keep_one_shortcut_per_owner,
     search_finds_candidates_in_the_partys_conversations,
     message_changes_record_their_webhook_events,

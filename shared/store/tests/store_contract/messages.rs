@@ -316,3 +316,69 @@ pub(crate) async fn search_finds_candidates_in_the_partys_conversations(store: D
     let q2 = SearchQuery::parse("nairobi").expect("query");
     assert_eq!(store.search_messages(Party::Customer(c.id), &q2, None, 50).await.expect("search").len(), 1);
 }
+
+/// Reactions: one of each emoji per person, each change recorded once as a
+/// `message.reaction` event, read back with the message (pages and by id),
+/// gone with a deleted message; neither the preview nor the unread counts move.
+pub(crate) async fn reactions_toggle_once_per_person_and_record_their_events(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
+    let m = store
+        .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "where is my order?"))
+        .await
+        .expect("append")
+        .expect("taken")
+        .into_message();
+    for e in store.pending_events(100).await.expect("pending") {
+        store.fan_out(&e, &[]).await.expect("drain");
+    }
+    let before = store.get_conversation(conv.id).await.expect("get").expect("conv");
+    let (owner, customer) = (Party::Owner(o.id), Party::Customer(c.id));
+    let react = |by, emoji: &'static str, add| {
+        let store = store.clone();
+        async move { store.react(m.id, conv.id, by, emoji, add, Utc::now()).await.expect("react") }
+    };
+    let (_, changed) = react(owner, "👍", true).await.expect("message");
+    assert!(changed);
+    let (_, changed) = react(owner, "👍", true).await.expect("message");
+    assert!(!changed, "one of each emoji per person");
+    react(customer, "👍", true).await.expect("message");
+    let (now, _) = react(customer, "🎉", true).await.expect("message");
+    let got: Vec<(&str, Party)> = now.reactions.iter().map(|r| (r.emoji.as_str(), r.by)).collect();
+    assert_eq!(got, vec![("👍", owner), ("👍", customer), ("🎉", customer)]);
+    let (now, changed) = react(owner, "👍", false).await.expect("message");
+    assert!(changed);
+    assert_eq!(now.reactions.len(), 2);
+    assert!(!react(owner, "👍", false).await.expect("message").1, "nothing to take back");
+
+    let listed = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .await
+        .expect("list");
+    assert_eq!(listed[0].reactions, now.reactions, "pages carry them");
+    assert_eq!(store.get_message(m.id).await.expect("get").expect("message").reactions, now.reactions);
+    let events = store.pending_events(100).await.expect("pending");
+    let reactions: Vec<&OutboxEvent> = events.iter().filter(|e| e.kind == HookEvent::MessageReaction).collect();
+    assert_eq!(reactions.len(), 4, "one event per change, none for no-ops: {events:#?}");
+    let actions: Vec<&str> = reactions.iter().filter_map(|e| e.data["action"].as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "added").count(), 3);
+    assert!(reactions.iter().all(|e| e.data["messageId"] == m.id.to_hex().as_str()));
+    for e in &events {
+        store.fan_out(e, &[]).await.expect("fan out");
+    }
+    assert!(store.pending_events(100).await.expect("pending").is_empty(), "reaction events clear like edits");
+    let after = store.get_conversation(conv.id).await.expect("get").expect("conv");
+    assert_eq!(
+        (after.last_message, after.unread, after.last_seq),
+        (before.last_message, before.unread, before.last_seq),
+        "a reaction is not a message"
+    );
+
+    store.delete_message(m.id, conv.id, Utc::now()).await.expect("delete").expect("deleted");
+    assert!(react(owner, "👍", true).await.is_none(), "no reacting to a deleted message");
+    let listed = store
+        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .await
+        .expect("list");
+    assert!(listed[0].reactions.is_empty(), "a deleted message keeps none");
+}
