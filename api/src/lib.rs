@@ -142,7 +142,8 @@ impl Modify for BearerAuth {
         Every response carries `success`; errors are `{success:false, message, code}`."),
     paths(
         routes::conversations::list, routes::conversations::open, routes::conversations::show,
-        routes::conversations::update, routes::conversations::read_all,
+        routes::conversations::update, routes::conversations::read_all, routes::conversations::archive,
+        routes::conversations::unarchive,
         routes::messages::send, routes::messages::read, routes::customers::list, routes::account::me,
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::show, routes::webhooks::update,
         routes::webhooks::remove, routes::webhooks::deliveries, routes::webhooks::redeliver,

@@ -12,6 +12,7 @@
 mod common;
 
 mod api;
+mod archiving;
 mod attachments;
 mod browser;
 mod chaos;

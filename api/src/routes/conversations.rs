@@ -12,7 +12,7 @@ use omnibiz_service::messaging::{ConversationPage, MessagePage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::params::{ListParams, ReadResponse};
+use super::params::{ListFilter, ListParams, ReadResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, OptionalJson, Query};
@@ -23,6 +23,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/messages/conversations", get(list).post(open))
         .route("/api/messages/conversations/{id}", get(show).patch(update))
         .route("/api/messages/conversations/{id}/read", post(read_all))
+        .route("/api/messages/conversations/{id}/archive", post(archive))
+        .route("/api/messages/conversations/{id}/unarchive", post(unarchive))
 }
 
 pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
@@ -36,6 +38,15 @@ pub(crate) struct ConversationsResponse {
     conversations: Vec<ConversationView>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
+    /// The caller's conversations by their own archive, whatever the filter.
+    counts: ListCounts,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListCounts {
+    active: u64,
+    archived: u64,
+    all: u64,
 }
 
 /// The caller's conversations, most recent activity first.
@@ -47,9 +58,16 @@ pub(crate) async fn list(
     Authed(actor): Authed,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<ConversationsResponse>> {
-    let page = ConversationPage { limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)), cursor: p.cursor, q: p.q };
+    let page = ConversationPage {
+        limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)),
+        cursor: p.cursor,
+        q: p.q,
+        archived: ListFilter::archived(p.filter),
+    };
     let (conversations, next_cursor) = s.messaging.list_conversations(&actor, page).await?;
-    Ok(Json(ConversationsResponse { success: true, conversations, next_cursor }))
+    let c = s.messaging.conversation_counts(&actor).await?;
+    let counts = ListCounts { active: c.active, archived: c.archived, all: c.active + c.archived };
+    Ok(Json(ConversationsResponse { success: true, conversations, next_cursor, counts }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,4 +189,33 @@ pub(crate) async fn read_all(
     let id = conversation_id(&id)?;
     let receipt = s.messaging.mark_read_up_to(&actor, id, None).await?;
     Ok(Json(ReadResponse::from(receipt)))
+}
+
+/// Archive the conversation for yourself: the other side's view is not
+/// touched, and a new message from them brings it back. Your sockets hear
+/// `conversation_updated`.
+#[utoipa::path(post, path = "/api/messages/conversations/{id}/archive", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConversationResponse), ReadErrors))]
+pub(crate) async fn archive(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationResponse>> {
+    let conversation = s.messaging.set_archived(&actor, conversation_id(&id)?, true).await?;
+    Ok(Json(ConversationResponse { success: true, conversation }))
+}
+
+/// Bring an archived conversation back for yourself (for the business, this
+/// also reopens a conversation whose `status` is `archived`).
+#[utoipa::path(post, path = "/api/messages/conversations/{id}/unarchive", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConversationResponse), ReadErrors))]
+pub(crate) async fn unarchive(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationResponse>> {
+    let conversation = s.messaging.set_archived(&actor, conversation_id(&id)?, false).await?;
+    Ok(Json(ConversationResponse { success: true, conversation }))
 }

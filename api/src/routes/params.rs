@@ -16,6 +16,27 @@ pub(crate) struct ListParams {
     pub(crate) cursor: Option<String>,
     /// Case-insensitive search on name, email or phone (of the other side, for conversations).
     pub(crate) q: Option<String>,
+    /// Which conversations: `all` (the default, as the seed lists them), `active` or `archived` (for the caller).
+    pub(crate) filter: Option<ListFilter>,
+}
+
+/// The conversation list's filter by the caller's own archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ListFilter {
+    All,
+    Active,
+    Archived,
+}
+
+impl ListFilter {
+    pub(crate) fn archived(filter: Option<Self>) -> Option<bool> {
+        match filter {
+            None | Some(Self::All) => None,
+            Some(Self::Active) => Some(false),
+            Some(Self::Archived) => Some(true),
+        }
+    }
 }
 
 /// Paging and search of the customer list.

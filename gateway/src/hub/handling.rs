@@ -103,6 +103,7 @@ fn action_of(event: &str) -> Option<Action> {
         "typing_start" | "typing_stop" => Action::Typing,
         "mark_read" | "message_delivered" => Action::Receipt,
         "edit_message" | "delete_message" | "refresh_token" | "add_reaction" | "remove_reaction" => Action::Write,
+        "archive_conversation" | "unarchive_conversation" => Action::Write,
         _ => return None,
     })
 }
@@ -166,6 +167,16 @@ impl Hub {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, true),
             },
+            "archive_conversation" | "unarchive_conversation" => {
+                let archive = event == "archive_conversation";
+                match events::conversation(&data) {
+                    Ok(c) => match self.messaging.set_archived(&actor, c, archive).await {
+                        Ok(v) => Reply::ok(json!({"conversation": v})),
+                        Err(e) => Reply::failed(&e.into(), true),
+                    },
+                    Err(e) => Reply::failed(&e.into(), true),
+                }
+            }
             "refresh_token" => match self.refresh(id, &actor, &data).await {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, false),

@@ -51,6 +51,8 @@ pub const EVENTS: &[&str] = &[
     "refresh_token",
     "add_reaction",
     "remove_reaction",
+    "archive_conversation",
+    "unarchive_conversation",
 ];
 
 /// The server → client events the hub sends (the `gateway_events_out_total` labels).

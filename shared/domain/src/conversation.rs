@@ -45,9 +45,35 @@ pub struct Conversation {
     pub read_seq: PerSide,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Which side archived it for itself.
+    pub archived: Archived,
+}
+
+/// Who archived a conversation for themselves. Each side's own: archiving
+/// does not touch the other side's view, and a new message from the other
+/// side brings it back for its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Archived {
+    pub owner: bool,
+    pub customer: bool,
+}
+
+impl Archived {
+    pub fn get(self, side: crate::Side) -> bool {
+        match side {
+            crate::Side::Owner => self.owner,
+            crate::Side::Customer => self.customer,
+        }
+    }
 }
 
 impl Conversation {
+    /// Whether `side` sees it as archived: its own flag, or — for the
+    /// business — the seed's conversation-level `status: archived`.
+    pub fn archived_for(&self, side: crate::Side) -> bool {
+        self.archived.get(side) || (side == crate::Side::Owner && self.status == ConversationStatus::Archived)
+    }
+
     /// A fresh, empty conversation between an owner and one of their customers.
     pub fn new(owner: UserId, customer: CustomerId, now: DateTime<Utc>) -> Self {
         Self {
@@ -65,6 +91,7 @@ impl Conversation {
             read_seq: PerSide::default(),
             created_at: now,
             updated_at: now,
+            archived: Archived::default(),
         }
     }
 

@@ -34,7 +34,7 @@ pub mod webhook;
 
 pub use account::{Customer, User, UserRole};
 pub use bson::oid::ObjectId;
-pub use conversation::{Conversation, ConversationPatch, ConversationStatus, Priority};
+pub use conversation::{Archived, Conversation, ConversationPatch, ConversationStatus, Priority};
 pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
 pub use message::{
     Attachment, AttachmentInput, AttachmentLink, MAX_ATTACHMENTS, MAX_DISTINCT_REACTIONS, Message, MessageStatus,

@@ -123,6 +123,9 @@ pub struct ConversationView {
     /// The business's own triage: in the owner's view only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<crate::Priority>,
+    /// Archived by the viewer (their own choice; for the business also the
+    /// seed's `status: archived`).
+    pub archived: bool,
     /// Highest message `seq` so far.
     pub last_seq: i64,
     pub created_at: String,
@@ -177,6 +180,7 @@ impl ConversationView {
             status: c.status,
             tags: (viewer == Side::Owner).then(|| c.tags.clone()),
             priority: (viewer == Side::Owner).then_some(c.priority),
+            archived: c.archived_for(viewer),
             last_seq: c.last_seq,
             created_at: iso(c.created_at),
             updated_at: iso(c.updated_at),

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, UserId};
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId};
 
-use crate::{ConversationQuery, Participants, StoreResult};
+use crate::{ConversationCounts, ConversationQuery, Participants, StoreResult};
 
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
@@ -19,6 +19,18 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn list_conversations(&self, query: &ConversationQuery) -> StoreResult<Vec<Conversation>>;
     /// The owner's conversations with these customers (for the customer list).
     async fn conversations_with(&self, owner: UserId, customers: &[CustomerId]) -> StoreResult<Vec<Conversation>>;
+    /// Archives (or unarchives) the conversation for `side` only; unarchiving
+    /// it for the owner also reopens a conversation whose status is
+    /// `archived`. `None` when it does not exist.
+    async fn set_archived(
+        &self,
+        id: ConversationId,
+        side: Side,
+        archived: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
+    /// The party's conversations, active and archived for them.
+    async fn conversation_counts(&self, party: Party) -> StoreResult<ConversationCounts>;
     async fn update_conversation(
         &self,
         id: ConversationId,

@@ -88,7 +88,16 @@ pub struct ConversationQuery {
     pub customers: Option<Vec<CustomerId>>,
     /// Only conversations older than this position.
     pub before: Option<ActivityCursor>,
+    /// Only those the party has archived (`Some(true)`) or not (`Some(false)`); all when `None`.
+    pub archived: Option<bool>,
     pub limit: usize,
+}
+
+/// How many conversations a party has, active and archived (for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConversationCounts {
+    pub active: u64,
+    pub archived: u64,
 }
 
 /// A page of messages, always returned oldest → newest.

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use omnibiz_domain::views::{ConversationView, Counterpart, MessageView};
 use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
 use omnibiz_store::{
-    ActivityCursor, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, Participants, Party,
+    ActivityCursor, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
+    Participants, Party,
 };
 use tracing::instrument;
 
@@ -27,6 +28,8 @@ pub struct ConversationPage {
     pub limit: Option<usize>,
     pub cursor: Option<String>,
     pub q: Option<String>,
+    /// Only the caller's archived (`Some(true)`) or active (`Some(false)`) ones; all when `None`.
+    pub archived: Option<bool>,
 }
 
 /// Paging for messages of one conversation.
@@ -158,7 +161,8 @@ impl Messaging {
                 (Party::Customer(id), None)
             }
         };
-        let convs = self.store.list_conversations(&ConversationQuery { party, customers, before, limit }).await?;
+        let q = ConversationQuery { party, customers, before, archived: page.archived, limit };
+        let convs = self.store.list_conversations(&q).await?;
         let next = (convs.len() == limit).then(|| convs.last().map(encode_activity_cursor)).flatten();
         Ok((self.views(actor, &convs).await?, next))
     }
@@ -244,6 +248,31 @@ impl Messaging {
     ) -> ServiceResult<Vec<MessageView>> {
         let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
         Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
+    }
+
+    /// How many conversations the caller has, active and archived (for them).
+    pub async fn conversation_counts(&self, actor: &Actor) -> ServiceResult<ConversationCounts> {
+        Ok(self.store.conversation_counts(actor.principal.party()).await?)
+    }
+
+    /// Archives (`archived`) or unarchives the conversation for the caller
+    /// only; their own sockets hear `conversation_updated` in their view.
+    /// A new message from the other side brings it back (the stores do it
+    /// with the append).
+    #[instrument(skip_all, fields(principal = %actor.principal.room(), conversation = %id))]
+    pub async fn set_archived(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        archived: bool,
+    ) -> ServiceResult<ConversationView> {
+        let (_, side) = self.visible_conversation(actor, id).await?;
+        let conv = self.store.set_archived(id, side, archived, Utc::now()).await?.ok_or_else(not_found_conversation)?;
+        let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
+        let payload = serde_json::to_value(&view).unwrap_or_default();
+        let topic = Topic::Principal(actor.principal.party());
+        self.publish(topic, EventKind::ConversationUpdated, Some(id), payload, None).await;
+        Ok(view)
     }
 
     /// Status, tags and priority; business owner only.

@@ -208,7 +208,22 @@ pub(super) fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
         read_seq: x.per_side("readSeq"),
         created_at: created,
         updated_at: x.date("updatedAt").unwrap_or(created),
+        archived: omnibiz_domain::Archived {
+            owner: d.get_document("archived").ok().and_then(|a| a.get_bool("businessOwner").ok()).unwrap_or(false),
+            customer: d.get_document("archived").ok().and_then(|a| a.get_bool("customer").ok()).unwrap_or(false),
+        },
     })
+}
+
+/// The filter for "archived for `side`" (or not): for the business, its own
+/// flag or the seed's `status: archived`.
+pub(super) fn archived_filter(side: Side, archived: bool) -> Document {
+    match (side, archived) {
+        (Side::Owner, true) => doc! {"$or": [{"archived.businessOwner": true}, {"status": "archived"}]},
+        (Side::Owner, false) => doc! {"archived.businessOwner": {"$ne": true}, "status": {"$ne": "archived"}},
+        (Side::Customer, true) => doc! {"archived.customer": true},
+        (Side::Customer, false) => doc! {"archived.customer": {"$ne": true}},
+    }
 }
 
 pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {

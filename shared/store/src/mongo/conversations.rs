@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
 use omnibiz_domain::webhook::HookEvent;
-use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, UserId, events};
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId, events};
 
 use super::MongoStore;
 use super::codec::*;
 use super::errors::*;
 use crate::prelude::*;
-use crate::{ConversationQuery, Participants, StoreResult};
+use crate::{ConversationCounts, ConversationQuery, Participants, StoreError, StoreResult};
 
 #[async_trait]
 impl ConversationStore for MongoStore {
@@ -84,6 +84,11 @@ impl ConversationStore for MongoStore {
             let oids: Vec<ObjectId> = customers.iter().map(CustomerId::oid).collect();
             filter.insert("customerId", doc! {"$in": oids});
         }
+        if let Some(archived) = q.archived {
+            // Both may use `$or` (the cursor's): combine under `$and`.
+            let cond = archived_filter(q.party.side(), archived);
+            filter = doc! {"$and": [filter, cond]};
+        }
         self.find_convs(filter, Some(q.limit)).await
     }
 
@@ -93,6 +98,48 @@ impl ConversationStore for MongoStore {
         }
         let oids: Vec<ObjectId> = customers.iter().map(CustomerId::oid).collect();
         self.find_convs(doc! {"businessOwnerId": owner.oid(), "customerId": {"$in": oids}}, None).await
+    }
+
+    async fn set_archived(
+        &self,
+        id: ConversationId,
+        side: Side,
+        archived: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let what = "archiving a conversation";
+        let key = if side == Side::Owner { "archived.businessOwner" } else { "archived.customer" };
+        let set = doc! {key: archived, "updatedAt": date(now)};
+        let filter = doc! {"_id": id.oid()};
+        if side == Side::Owner && !archived {
+            // Unarchiving reopens what the seed's status had archived.
+            self.conversations
+                .update_one(doc! {"_id": id.oid(), "status": "archived"}, doc! {"$set": {"status": "active"}})
+                .await
+                .map_err(|e| classify(what, e))?;
+        }
+        let d = self
+            .conversations
+            .find_one_and_update(filter, doc! {"$set": set})
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        d.as_ref().map(conv_from).transpose().context(what).map_err(StoreError::Other)
+    }
+
+    async fn conversation_counts(&self, party: Party) -> StoreResult<ConversationCounts> {
+        let what = "counting conversations";
+        let mine = match party {
+            Party::Owner(id) => doc! {"businessOwnerId": id.oid()},
+            Party::Customer(id) => doc! {"customerId": id.oid()},
+        };
+        let all = self.conversations.count_documents(mine.clone()).await.map_err(|e| classify(what, e))?;
+        let archived = self
+            .conversations
+            .count_documents(doc! {"$and": [mine, archived_filter(party.side(), true)]})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(ConversationCounts { active: all.saturating_sub(archived), archived })
     }
 
     async fn update_conversation(

@@ -28,6 +28,17 @@ impl MessageStore for MongoStore {
         };
         let unread_key = format!("unreadCount.{}", side_key(m.sender_side.other()));
         let at = date(m.created_at);
+        let mut set = doc! {
+            "lastMessage": {"content": &m.content, "senderId": sender_oid, "timestamp": at},
+            "lastMessageTime": at, "activityAt": at, "updatedAt": at,
+            // A new message brings the conversation back for its recipient...
+            format!("archived.{}", side_key(m.sender_side.other())): false,
+        };
+        if m.sender_side == Side::Customer {
+            // ...and a customer's reopens the seed's `status: archived` (the
+            // filter below excludes `blocked`, so this only moves `archived`).
+            set.insert("status", "active");
+        }
         // Between taking a seq and storing its message, a gateway holds the
         // messages after it (the delivery contract). Under a backlog — a
         // database that just came back — that window must not include
@@ -42,13 +53,7 @@ impl MessageStore for MongoStore {
             .conversations
             .find_one_and_update(
                 doc! {"_id": conv, party_key: sender_oid, "status": {"$ne": "blocked"}},
-                doc! {
-                    "$inc": {"lastSeq": 1_i64, &unread_key: 1_i32},
-                    "$set": {
-                        "lastMessage": {"content": &m.content, "senderId": sender_oid, "timestamp": at},
-                        "lastMessageTime": at, "activityAt": at, "updatedAt": at,
-                    },
-                },
+                doc! {"$inc": {"lastSeq": 1_i64, &unread_key: 1_i32}, "$set": set},
             )
             .projection(doc! {"lastSeq": 1})
             .return_document(ReturnDocument::After)

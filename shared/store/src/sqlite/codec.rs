@@ -46,6 +46,7 @@ pub(super) fn conv_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         read_seq: PerSide { owner: row.get(12)?, customer: row.get(13)? },
         created_at: from_ms(row.get(14)?),
         updated_at: from_ms(row.get(15)?),
+        archived: omnibiz_domain::Archived { owner: row.get(16)?, customer: row.get(17)? },
     })
 }
 

@@ -3,14 +3,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::webhook::HookEvent;
-use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, UserId, events};
+use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId, events};
 use rusqlite::params;
 
 use super::codec::*;
 use super::schema::*;
 use super::{SqliteStore, find_conversation};
 use crate::prelude::*;
-use crate::{ConversationQuery, Participants, StoreResult};
+use crate::{ConversationCounts, ConversationQuery, Participants, StoreResult};
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
@@ -76,6 +76,10 @@ impl ConversationStore for SqliteStore {
                 let (a, b) = (args.len() - 1, args.len());
                 sql += &format!(" AND (activity_at < ?{a} OR (activity_at = ?{a} AND id < ?{b}))");
             }
+            if let Some(archived) = q.archived {
+                sql += " AND ";
+                sql += archived_clause(q.party.side(), archived);
+            }
             if let Some(customers) = &q.customers {
                 if customers.is_empty() {
                     return Ok(Vec::new());
@@ -105,6 +109,50 @@ impl ConversationStore for SqliteStore {
             );
             let mut stmt = c.prepare(&sql)?;
             stmt.query_map(rusqlite::params_from_iter(args.iter()), conv_row)?.collect()
+        })
+        .await
+    }
+
+    async fn set_archived(
+        &self,
+        id: ConversationId,
+        side: Side,
+        archived: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        self.with("archiving a conversation", move |c| {
+            let tx = c.transaction()?;
+            let id = id.to_hex();
+            let col = if side == Side::Owner { "archived_owner" } else { "archived_customer" };
+            tx.execute(
+                &format!("UPDATE conversations SET {col} = ?2, updated_at = ?3 WHERE id = ?1"),
+                params![id, archived, ms(now)],
+            )?;
+            if side == Side::Owner && !archived {
+                // Unarchiving reopens what the seed's status had archived.
+                tx.execute("UPDATE conversations SET status = 'active' WHERE id = ?1 AND status = 'archived'", [&id])?;
+            }
+            let conv = find_conversation(&tx, &id)?;
+            tx.commit()?;
+            Ok(conv)
+        })
+        .await
+    }
+
+    async fn conversation_counts(&self, party: Party) -> StoreResult<ConversationCounts> {
+        self.with("counting conversations", move |c| {
+            let (col, who) = match party {
+                Party::Owner(id) => ("business_owner_id", id.to_hex()),
+                Party::Customer(id) => ("customer_id", id.to_hex()),
+            };
+            let archived = archived_clause(party.side(), true);
+            let (all, arch): (i64, i64) = c.query_row(
+                &format!("SELECT COUNT(*), COALESCE(SUM(CASE WHEN {archived} THEN 1 ELSE 0 END), 0) FROM conversations WHERE {col} = ?1"),
+                [who],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (all, arch) = (u64::try_from(all).unwrap_or(0), u64::try_from(arch).unwrap_or(0));
+            Ok(ConversationCounts { active: all - arch.min(all), archived: arch })
         })
         .await
     }
@@ -139,5 +187,16 @@ impl ConversationStore for SqliteStore {
             Ok(conv)
         })
         .await
+    }
+}
+
+/// The SQL condition for "archived for `side`" (or not): for the business,
+/// its own flag or the seed's `status = 'archived'`.
+fn archived_clause(side: Side, archived: bool) -> &'static str {
+    match (side, archived) {
+        (Side::Owner, true) => "(archived_owner = 1 OR status = 'archived')",
+        (Side::Owner, false) => "(archived_owner = 0 AND status != 'archived')",
+        (Side::Customer, true) => "archived_customer = 1",
+        (Side::Customer, false) => "archived_customer = 0",
     }
 }

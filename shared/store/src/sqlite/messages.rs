@@ -51,11 +51,19 @@ impl MessageStore for SqliteStore {
             }
             let (unread_col, _) = side_cols(m.sender_side.other());
             let at = ms(m.created_at);
+            // A new message brings the conversation back for its recipient;
+            // a customer's also reopens the seed's `status: archived`.
+            let (unarchive, reopen) = match m.sender_side {
+                Side::Owner => ("archived_customer = 0", ""),
+                Side::Customer => {
+                    ("archived_owner = 0", ", status = CASE WHEN status = 'archived' THEN 'active' ELSE status END")
+                }
+            };
             let seq: i64 = tx.query_row(
                 &format!(
                     "UPDATE conversations SET last_seq = last_seq + 1, {unread_col} = {unread_col} + 1, \
                      last_message = ?2, last_message_time = ?3, last_message_seq = last_seq + 1, \
-                     activity_at = ?3, updated_at = ?3 WHERE id = ?1 RETURNING last_seq"
+                     activity_at = ?3, updated_at = ?3, {unarchive}{reopen} WHERE id = ?1 RETURNING last_seq"
                 ),
                 params![conv_id, m.content, at],
                 |r| r.get(0),

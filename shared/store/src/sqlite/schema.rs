@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     unread_owner INTEGER NOT NULL DEFAULT 0, unread_customer INTEGER NOT NULL DEFAULT 0,
     read_seq_owner INTEGER NOT NULL DEFAULT 0, read_seq_customer INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, activity_at INTEGER NOT NULL,
+    archived_owner INTEGER NOT NULL DEFAULT 0, archived_customer INTEGER NOT NULL DEFAULT 0,
     UNIQUE (business_owner_id, customer_id)
 );
 CREATE INDEX IF NOT EXISTS conversations_owner_activity ON conversations (business_owner_id, activity_at DESC, id DESC);
@@ -88,7 +89,7 @@ pub(super) const DELIVERY_COLS: &str = "id, endpoint_id, owner, event_id, kind, 
 
 pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, priority, last_message, \
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
-    read_seq_customer, created_at, updated_at";
+    read_seq_customer, created_at, updated_at, archived_owner, archived_customer";
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
     client_message_id, status, created_at, edited_at, deleted";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
@@ -108,6 +109,12 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     if !has_edited_at {
         conn.execute("ALTER TABLE messages ADD COLUMN edited_at INTEGER", [])?;
         conn.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0", [])?;
+    }
+    let has_archived =
+        conn.prepare("SELECT 1 FROM pragma_table_info('conversations') WHERE name = 'archived_owner'")?.exists([])?;
+    if !has_archived {
+        conn.execute("ALTER TABLE conversations ADD COLUMN archived_owner INTEGER NOT NULL DEFAULT 0", [])?;
+        conn.execute("ALTER TABLE conversations ADD COLUMN archived_customer INTEGER NOT NULL DEFAULT 0", [])?;
     }
     Ok(())
 }

@@ -20,7 +20,13 @@ pub(crate) async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
     assert_eq!(ids.len(), 1, "20 parallel creates give one conversation");
     assert_eq!(created, 1, "exactly one call reports creating it");
     let all = store
-        .list_conversations(&ConversationQuery { party: Party::Owner(o.id), customers: None, before: None, limit: 50 })
+        .list_conversations(&ConversationQuery {
+            party: Party::Owner(o.id),
+            customers: None,
+            before: None,
+            archived: None,
+            limit: 50,
+        })
         .await
         .expect("list");
     assert_eq!(all.len(), 1);
@@ -86,7 +92,13 @@ pub(crate) async fn conversation_list_orders_by_activity_with_cursor(store: Dyn)
         .await
         .expect("append")
         .expect("taken");
-    let q = |before, customers| ConversationQuery { party: Party::Owner(o.id), customers, before, limit: 2 };
+    let q = |before, customers| ConversationQuery {
+        party: Party::Owner(o.id),
+        customers,
+        before,
+        archived: None,
+        limit: 2,
+    };
     let mut order = Vec::new();
     let mut before = None;
     loop {
@@ -105,6 +117,7 @@ pub(crate) async fn conversation_list_orders_by_activity_with_cursor(store: Dyn)
             party: Party::Customer(cs[1].id),
             customers: None,
             before: None,
+            archived: None,
             limit: 9,
         })
         .await
@@ -139,4 +152,60 @@ pub(crate) async fn conversation_patch(store: Dyn) {
     assert_eq!(got.priority, Priority::Low);
     let missing = omnibiz_domain::ConversationId::new();
     assert!(store.update_conversation(missing, &patch, Utc::now()).await.expect("update").is_none());
+}
+
+/// Archiving is each side's own: lists filter and count by it, the other
+/// side is untouched, a message from the other side brings it back for its
+/// recipient (a customer's also reopens the seed's `status: archived`), and
+/// the owner's unarchive reopens that status too.
+pub(crate) async fn archiving_is_per_side_and_a_new_message_brings_it_back(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let c2 = customer(o.id, "Second Customer");
+    store.insert_customers(std::slice::from_ref(&c2)).await.expect("insert");
+    let now = Utc::now();
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), now).await.expect("create");
+    store.get_or_create_conversation(&Participants::of(&o, &c2), now).await.expect("create");
+    let (owner, cust) = (Party::Owner(o.id), Party::Customer(c.id));
+    let list = |party, archived| {
+        let store = store.clone();
+        async move {
+            let q = ConversationQuery { party, customers: None, before: None, archived, limit: 50 };
+            store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    let got = store.set_archived(conv.id, Side::Owner, true, Utc::now()).await.expect("archive").expect("exists");
+    assert!(got.archived_for(Side::Owner) && !got.archived_for(Side::Customer));
+    assert_eq!(list(owner, Some(true)).await, vec![conv.id]);
+    assert_eq!(list(owner, Some(false)).await.len(), 1);
+    assert_eq!(list(owner, None).await.len(), 2);
+    assert_eq!(list(cust, Some(false)).await, vec![conv.id], "the customer's view is untouched");
+    assert_eq!(store.conversation_counts(owner).await.expect("counts"), ConversationCounts { active: 1, archived: 1 });
+    assert_eq!(store.conversation_counts(cust).await.expect("counts"), ConversationCounts { active: 1, archived: 0 });
+
+    // The owner's own message does not unarchive it for the owner; the customer's does.
+    store.append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "bye")).await.expect("append");
+    assert_eq!(list(owner, Some(true)).await, vec![conv.id]);
+    store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "one more thing")).await.expect("append");
+    assert!(list(owner, Some(true)).await.is_empty(), "the recipient gets it back");
+
+    // The customer archives; the owner's message brings it back for them.
+    store.set_archived(conv.id, Side::Customer, true, Utc::now()).await.expect("archive");
+    assert_eq!(list(cust, Some(true)).await, vec![conv.id]);
+    store.append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "answer")).await.expect("append");
+    assert!(list(cust, Some(true)).await.is_empty());
+
+    // The seed's status: archived counts as archived for the business; a
+    // customer's message or the owner's unarchive reopens it.
+    let patch = ConversationPatch { status: Some(ConversationStatus::Archived), ..Default::default() };
+    store.update_conversation(conv.id, &patch, Utc::now()).await.expect("status");
+    assert_eq!(list(owner, Some(true)).await, vec![conv.id]);
+    assert_eq!(list(cust, Some(true)).await.len(), 0, "not for the customer");
+    store.append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "hello?")).await.expect("append");
+    let now = store.get_conversation(conv.id).await.expect("get").expect("conv");
+    assert_eq!(now.status, ConversationStatus::Active);
+    store.update_conversation(conv.id, &patch, Utc::now()).await.expect("status");
+    let back = store.set_archived(conv.id, Side::Owner, false, Utc::now()).await.expect("unarchive").expect("conv");
+    assert_eq!(back.status, ConversationStatus::Active);
+    assert!(!back.archived_for(Side::Owner));
+    assert!(store.set_archived(ConversationId::new(), Side::Owner, true, Utc::now()).await.expect("none").is_none());
 }

@@ -15,8 +15,8 @@ use omnibiz_store::fixtures;
 use omnibiz_store::mongo::MongoStore;
 use omnibiz_store::sqlite::SqliteStore;
 use omnibiz_store::{
-    Appended, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage, OwnerShare, Participants,
-    Party, Store,
+    Appended, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery, NewMessage,
+    OwnerShare, Participants, Party, Store,
 };
 
 mod accounts;
@@ -130,6 +130,7 @@ contract!(
     mark_read_resets_unread_and_never_moves_back,
     conversation_list_orders_by_activity_with_cursor,
     conversation_patch,
+    archiving_is_per_side_and_a_new_message_brings_it_back,
     webhook_outbox_records_each_change_once,
     claims_share_out_among_owners,
     endpoint_secrets_can_be_resealed,
