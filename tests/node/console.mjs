@@ -436,6 +436,40 @@ try {
     await msgLocator(c, "Thank you for shopping with us!").waitFor({ timeout: WAIT });
   });
 
+  await item("beyond the seed: reactions and archiving", async () => {
+    await compose(c).fill("Got it, thanks a lot");
+    await c.keyboard.press("Enter");
+    const theirs = msgLocator(o, "Got it, thanks a lot");
+    await theirs.waitFor({ timeout: WAIT });
+    // The owner reacts from the picker; the customer sees the chip live.
+    await theirs.getByRole("button", { name: "React", exact: true }).click();
+    await theirs.getByRole("menuitem", { name: "React with 👍" }).click();
+    const chip = (page) => msgLocator(page, "Got it, thanks a lot").locator("button.reaction", { hasText: "👍" });
+    await until(c, () => [...document.querySelectorAll("#messages li.msg")].some((li) => /Got it, thanks a lot/.test(li.textContent) && li.querySelector("button.reaction")?.textContent === "👍 1"), null, "the customer sees the owner's 👍");
+    if ((await chip(o).getAttribute("aria-pressed")) !== "true") fail("the owner's own reaction is pressed");
+    // The customer adds theirs by clicking the chip: 2 on both pages; clicking again takes it back.
+    await chip(c).click();
+    await until(o, () => [...document.querySelectorAll("#messages li.msg button.reaction")].some((b) => b.textContent === "👍 2"), null, "the owner sees 👍 2");
+    await chip(c).click();
+    await until(o, () => [...document.querySelectorAll("#messages li.msg button.reaction")].some((b) => b.textContent === "👍 1"), null, "back to 👍 1");
+    // Archiving is the owner's own: the list filter moves it; a new customer message brings it back.
+    await o.getByRole("button", { name: "Archive", exact: true }).click();
+    await until(o, () => document.querySelector("#archive")?.textContent === "Unarchive", null, "archived");
+    await o.getByLabel("Show").selectOption("archived");
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).waitFor({ timeout: WAIT });
+    await o.getByLabel("Show").selectOption("active");
+    await until(o, (name) => ![...document.querySelectorAll("#conversation-list li")].some((li) => li.textContent.includes(name)), env.CUSTOMER_NAME, "not among the active");
+    const label = await o.locator("#conv-filter option[value=archived]").textContent();
+    if (!/\(1\)/.test(label)) fail(`the filter counts the archived one: ${label}`);
+    if ((await c.locator("#archive").textContent()) !== "Archive") fail("the customer's view is untouched");
+    await compose(c).fill("One more question");
+    await c.keyboard.press("Enter");
+    await msgLocator(o, "One more question").waitFor({ timeout: WAIT });
+    await o.getByLabel("Show").selectOption("active");
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).waitFor({ timeout: WAIT });
+    await o.getByLabel("Show").selectOption("all");
+  });
+
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
   out.ok = true;
 } catch (e) {

@@ -3,7 +3,7 @@
 import { failed } from "./composer.js";
 import { joinOpen, refreshOpen } from "./connection.js";
 import { debounce, el, showError, toast, when } from "./dom.js";
-import { fillMeta, loadConversations, renderConversations } from "./inbox.js";
+import { fillMeta, loadConversations, renderConversations, showArchived } from "./inbox.js";
 import { api } from "./rest.js";
 import { $, PAGE, TYPING_IDLE_MS, state } from "./state.js";
 
@@ -54,6 +54,7 @@ export function showChat(conv) {
     setPresence(conv.isOnline);
     if (state.owner) fillMeta(conv);
   }
+  showArchived(!!conv?.archived);
 }
 
 export function setPresence(online) {
@@ -98,11 +99,15 @@ export function messageNode(m, status) {
   const li = el("li", { class: `msg${mine ? " mine" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
   li.append(el("span", { class: "content", text: m.content }));
   li.append(el("div", { class: "files" }));
+  li.append(el("div", { class: "reactions", role: "group", "aria-label": "Reactions" }));
   const meta = el("span", { class: "meta-line" });
   meta.append(el("span", { class: "visually-hidden", text: mine ? "You, " : `${m.senderName}, ` }));
   meta.append(el("time", { datetime: m.timestamp || "", text: when(m.timestamp || new Date().toISOString()) }));
   meta.append(el("span", { class: "edited", text: "" }));
   if (mine) meta.append(el("span", { class: "tick", "aria-label": STATUS_TEXT[status], title: STATUS_TEXT[status], text: TICKS[status] }));
+  if (m.id && !m.isDeleted) {
+    meta.append(el("button", { type: "button", class: "link-button react", "aria-haspopup": "true", onclick: () => togglePicker(li), text: "React" }));
+  }
   if (mine && m.id && !m.isDeleted) {
     meta.append(
       el("button", { type: "button", class: "link-button edit", onclick: () => startEdit(li), text: "Edit" }),
@@ -120,14 +125,68 @@ export function fillMessage(li, m) {
     li.classList.add("deleted");
     li.querySelector(".content").textContent = "This message was deleted";
     li.querySelector(".files").replaceChildren();
-    for (const b of li.querySelectorAll(".edit, .delete")) b.remove();
+    li.querySelector(".reactions").replaceChildren();
+    for (const b of li.querySelectorAll(".edit, .delete, .react, .picker")) b.remove();
     return;
   }
+  fillReactions(li, m.reactions);
   li.querySelector(".content").textContent = m.content;
   li.querySelector(".edited").textContent = m.editedAt ? " · edited" : "";
   const files = li.querySelector(".files");
   files.replaceChildren();
   for (const a of m.attachments || []) files.append(attachmentNode(a));
+}
+
+// The quick picks of the reaction picker; any emoji works over the API.
+export const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+// A message's reaction chips: the emoji and its count, pressed when it is mine.
+export function fillReactions(li, reactions = []) {
+  const box = li.querySelector(".reactions");
+  if (!box) return;
+  box.replaceChildren(
+    ...reactions.map((r) => {
+      const mine = (r.reactedBy || []).includes(state.me.id);
+      return el("button", {
+        type: "button",
+        class: `reaction${mine ? " mine" : ""}`,
+        "aria-pressed": mine ? "true" : "false",
+        "aria-label": `${r.emoji} ${r.count}${mine ? ", including you" : ""}`,
+        onclick: () => react(li, r.emoji, !mine),
+        text: `${r.emoji} ${r.count}`,
+      });
+    }),
+  );
+}
+
+export function togglePicker(li) {
+  const open = li.querySelector(".picker");
+  if (open) return open.remove();
+  const picker = el(
+    "div",
+    { class: "picker", role: "menu", "aria-label": "Pick a reaction" },
+    ...QUICK_REACTIONS.map((e) =>
+      el("button", { type: "button", role: "menuitem", "aria-label": `React with ${e}`, onclick: () => { picker.remove(); react(li, e, true); }, text: e }),
+    ),
+  );
+  li.querySelector(".meta-line").after(picker);
+}
+
+export async function react(li, emoji, add) {
+  try {
+    const r = await api(add ? "PUT" : "DELETE", `/api/messages/${li.dataset.id}/reactions/${encodeURIComponent(emoji)}`);
+    fillReactions(li, r.message.reactions);
+  } catch (e) {
+    showError($("chat-error"), `Could not react: ${e.message}`);
+  }
+}
+
+// `reaction_added` / `reaction_removed`: the message's reactions after the change.
+export function onReaction(p) {
+  const o = state.open;
+  if (!o || o.id !== p.conversationId) return;
+  const li = $("messages").querySelector(`li[data-id="${p.messageId}"]`);
+  if (li) fillReactions(li, p.reactions);
 }
 
 export function sizeText(n) {

@@ -1,7 +1,7 @@
 // The connection: the socket, its events, and the REST fallback (send over REST and poll while the socket is down).
 
 import { io } from "../vendor/socket.io.esm.min.js";
-import { onMessage, onMessageChanged, onMessageDeleted, onNotification, onPresence, onRead, onStatus, onTyping, openCustomerChat, setPresence } from "./chat.js";
+import { onMessage, onMessageChanged, onMessageDeleted, onNotification, onPresence, onReaction, onRead, onStatus, onTyping, openCustomerChat, setPresence } from "./chat.js";
 import { showError } from "./dom.js";
 import { loadConversations, onConversationUpdated } from "./inbox.js";
 import { api } from "./rest.js";
@@ -50,6 +50,8 @@ export function connectSocket() {
   socket.on("conversation_updated", onConversationUpdated);
   socket.on("message_updated", onMessageChanged);
   socket.on("message_deleted", onMessageDeleted);
+  socket.on("reaction_added", onReaction);
+  socket.on("reaction_removed", onReaction);
   socket.on("message_error", (p) => showError($("chat-error"), p?.error || "The server refused a message."));
 }
 

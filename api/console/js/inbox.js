@@ -28,6 +28,8 @@ export function wireInbox() {
   }
   $("search").addEventListener("input", debounce(reloadTab, SEARCH_DEBOUNCE_MS));
   $("conversations-more").addEventListener("click", () => loadConversations({ more: true }));
+  $("conv-filter").addEventListener("change", () => loadConversations());
+  $("archive").addEventListener("click", toggleArchived);
   $("customers-more").addEventListener("click", () => loadCustomers({ more: true }));
   $("back").addEventListener("click", () => {
     $("app").dataset.view = "list";
@@ -100,7 +102,10 @@ export async function loadConversations({ more = false } = {}) {
   if (!state.owner) return;
   let r;
   try {
-    r = await api("GET", `/api/messages/conversations${query(more ? state.convCursor : null)}`);
+    const q = query(more ? state.convCursor : null);
+    const filter = $("conv-filter").value;
+    const sep = q ? "&" : "?";
+    r = await api("GET", `/api/messages/conversations${q}${filter === "all" ? "" : `${sep}filter=${filter}`}`);
   } catch (e) {
     showError($("list-error"), `Conversations could not be loaded: ${e.message}`);
     throw e;
@@ -116,6 +121,12 @@ export async function loadConversations({ more = false } = {}) {
     state.convOrder.push(c.id);
   }
   state.convCursor = r.nextCursor;
+  if (r.counts) {
+    for (const o of $("conv-filter").options) {
+      const n = r.counts[o.value];
+      o.textContent = `${o.value[0].toUpperCase()}${o.value.slice(1)}${n === undefined ? "" : ` (${n})`}`;
+    }
+  }
   renderConversations();
 }
 
@@ -234,10 +245,13 @@ export function onConversationUpdated(c) {
   if (!c?.id) return;
   const known = state.conversations.get(c.id);
   if (known) {
-    Object.assign(known, { status: c.status, priority: c.priority, tags: c.tags });
+    Object.assign(known, { status: c.status, priority: c.priority, tags: c.tags, archived: c.archived });
     renderConversations();
   }
-  if (state.open?.id === c.id && state.owner) fillMeta(c);
+  if (state.open?.id === c.id) {
+    if (state.owner) fillMeta(c);
+    showArchived(c.archived);
+  }
 }
 
 export function fillMeta(c) {
@@ -248,4 +262,25 @@ export function fillMeta(c) {
   set("conv-status", c.status);
   set("conv-priority", c.priority);
   set("conv-tags", (c.tags || []).join(", "));
+}
+
+// The chat header's archive button, for the conversation open now (each side archives for itself).
+export function showArchived(archived) {
+  const b = $("archive");
+  b.hidden = !state.open?.id;
+  b.textContent = archived ? "Unarchive" : "Archive";
+  b.dataset.archived = archived ? "true" : "false";
+}
+
+export async function toggleArchived() {
+  const id = state.open?.id;
+  if (!id) return;
+  const archive = $("archive").dataset.archived !== "true";
+  try {
+    const r = await api("POST", `/api/messages/conversations/${id}/${archive ? "archive" : "unarchive"}`);
+    onConversationUpdated(r.conversation);
+    if (state.owner) await loadConversations();
+  } catch (e) {
+    showError($("chat-error"), `Could not ${archive ? "archive" : "unarchive"}: ${e.message}`);
+  }
 }
