@@ -263,11 +263,16 @@ async fn every_event_and_failure_mode(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app.post(&format!("/api/messages/conversations/{conv}/read"), owner, json!({})).await;
     assert_eq!(status, StatusCode::OK);
+    let thumbs = "%F0%9F%91%8D"; // 👍
+    let (status, _) = app
+        .call(reqwest::Method::PUT, &format!("/api/messages/{message_id}/reactions/{thumbs}"), Some(owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
 
     let hits = rx
-        .wait_for("/ok", "all four events", |h| {
+        .wait_for("/ok", "all five events", |h| {
             let kinds: HashSet<String> = h.iter().map(Hit::kind).collect();
-            ["conversation.created", "message.created", "conversation.updated", "message.read"]
+            ["conversation.created", "message.created", "conversation.updated", "message.read", "message.reaction"]
                 .iter()
                 .all(|k| kinds.contains(*k))
         })
@@ -282,6 +287,16 @@ async fn every_event_and_failure_mode(backend: Backend) {
     let created = hits.iter().find(|h| h.kind() == "message.created").expect("message.created").json();
     assert_eq!(created["data"]["id"], message_id.as_str());
     assert_eq!(created["data"]["content"], "Is my order ready?");
+    let reaction = hits.iter().find(|h| h.kind() == "message.reaction").expect("reaction").json();
+    assert_eq!(
+        (
+            reaction["data"]["emoji"].as_str(),
+            reaction["data"]["action"].as_str(),
+            reaction["data"]["messageId"].as_str()
+        ),
+        (Some("👍"), Some("added"), Some(message_id.as_str())),
+        "{reaction}"
+    );
     let updated = hits.iter().find(|h| h.kind() == "conversation.updated").expect("updated").json();
     assert_eq!(updated["data"]["priority"], "high", "{updated}");
     let read = hits.iter().find(|h| h.kind() == "message.read").expect("read").json();
