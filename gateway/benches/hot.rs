@@ -54,6 +54,7 @@ fn message_view(seq: i64) -> MessageView {
         attachments: Vec::new(),
         client_message_id: Some("c-6b0639874735d08995c181b0".into()),
         created_at: chrono::Utc::now(),
+        reply_to: None,
     };
     MessageView::from(&new.into_stored(seq))
 }

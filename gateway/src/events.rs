@@ -56,6 +56,8 @@ pub struct SendPayload {
     #[serde(default)]
     pub attachments: Vec<AttachmentInput>,
     pub client_message_id: Option<String>,
+    /// The id of an earlier message of this conversation to reply to.
+    pub reply_to: Option<String>,
 }
 
 pub fn send(v: Value) -> Result<SendPayload, ServiceError> {

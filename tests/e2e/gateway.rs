@@ -595,6 +595,7 @@ async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
             attachments: Vec::new(),
             client_message_id: Some("crash-1".into()),
             created_at: chrono::Utc::now(),
+            reply_to: None,
         })
         .await
         .expect("append")

@@ -30,6 +30,7 @@ mod operations;
 mod rate_limits;
 mod reactions;
 mod redis_reconnect;
+mod replies;
 mod search_and_replies;
 mod sessions;
 mod sio_fuzz;

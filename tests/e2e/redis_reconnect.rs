@@ -39,6 +39,7 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
         attachments: Vec::new(),
         client_message_id: None,
         created_at: chrono::Utc::now(),
+        reply_to: None,
     };
     store.append_message(missed).await.expect("append").expect("a participant's send is taken");
     assert!(cust.try_expect("message_received", QUIET).await.is_none(), "not published, not delivered (yet)");

@@ -115,6 +115,9 @@ pub(crate) struct MessageParams {
     before: Option<i64>,
     /// Only messages with a larger `seq` (catch up).
     after: Option<i64>,
+    /// A page centred on this `seq` (jump to a quoted message); `before`/`after` are then ignored.
+    #[param(minimum = 0)]
+    around: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -139,8 +142,12 @@ pub(crate) async fn show(
     Query(p): Query<MessageParams>,
 ) -> ApiResult<Json<MessagesResponse>> {
     let id = conversation_id(&id)?;
-    let page =
-        MessagePage { limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)), before: p.before, after: p.after };
+    let page = MessagePage {
+        limit: p.limit.map(|l| usize::try_from(l).unwrap_or(0)),
+        before: p.before,
+        after: p.after,
+        around: p.around,
+    };
     let (conversation, messages, has_more) = s.messaging.conversation_messages(&actor, id, page).await?;
     Ok(Json(MessagesResponse { success: true, conversation, messages, has_more }))
 }

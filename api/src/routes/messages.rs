@@ -41,6 +41,9 @@ pub(crate) struct SendBody {
     /// Idempotency key: a retry with the same value returns the stored message.
     #[schema(pattern = "^[!-~]{1,64}$")]
     client_message_id: Option<String>,
+    /// The id of an earlier message of this conversation to reply to (quoted in `replyTo`).
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
+    reply_to: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,7 +81,8 @@ pub(crate) async fn send(
     Json(body): Json<SendBody>,
 ) -> ApiResult<(StatusCode, Json<SentResponse>)> {
     let cmd =
-        SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?;
+        SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?
+            .replying_to(body.reply_to.as_deref())?;
     Ok(MessageResponse::sent(s.messaging.send(&actor, cmd).await?))
 }
 

@@ -289,6 +289,7 @@ impl Hub {
             _ => p.content,
         };
         let cmd = SendCommand::parse(&p.conversation_id, &content, p.attachments, p.client_message_id.as_deref())
+            .and_then(|c| c.replying_to(p.reply_to.as_deref()))
             .map_err(|e| with_id(e.into()))?;
         let source = format!("{}/{id}", self.messaging.origin());
         if self.config.relay_only {

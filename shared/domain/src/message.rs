@@ -162,6 +162,8 @@ pub struct Message {
     pub deleted: bool,
     /// Emoji reactions, oldest first: at most one of each emoji per person.
     pub reactions: Vec<Reaction>,
+    /// The earlier message of the same conversation this one replies to.
+    pub reply_to: Option<crate::MessageId>,
 }
 
 /// One person's emoji reaction to a message. A reaction is not a message:

@@ -47,6 +47,69 @@ pub struct MessageView {
     /// Emoji reactions, in the order each emoji was first used; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionView>,
+    /// The message this one replies to, as it is now (absent when not a reply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<QuoteView>,
+}
+
+/// What a reply shows of the message it quotes, read when the reply is:
+/// an edit of the original shows, a deleted original says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuoteView {
+    pub message_id: String,
+    /// The original's position: jump to it with `GET …/conversations/{id}?around=<seq>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    /// The original's first characters (up to 100), or its first file's name when it has no text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    /// The original's first attachment's thumbnail, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    /// The original was deleted: nothing of it is shown.
+    pub is_deleted: bool,
+}
+
+impl QuoteView {
+    /// Only the id (before the original is read).
+    pub fn id_only(id: crate::MessageId) -> Self {
+        Self {
+            message_id: id.to_hex(),
+            seq: None,
+            sender_id: None,
+            sender_name: None,
+            excerpt: None,
+            thumbnail_url: None,
+            is_deleted: false,
+        }
+    }
+
+    /// The quote of `original` as it is; `None` reads as deleted.
+    pub fn of(id: crate::MessageId, original: Option<&Message>) -> Self {
+        let Some(m) = original.filter(|m| !m.deleted) else {
+            return Self { is_deleted: true, ..Self::id_only(id) };
+        };
+        let first = m.attachments.first();
+        let excerpt = if m.content.trim().is_empty() {
+            first.map(|a| a.name.clone())
+        } else {
+            Some(crate::preview(&m.content, 100))
+        };
+        Self {
+            message_id: m.id.to_hex(),
+            seq: Some(m.seq),
+            sender_id: Some(m.sender_id.clone()),
+            sender_name: Some(m.sender_name.clone()),
+            excerpt,
+            thumbnail_url: first.and_then(|a| a.thumbnail_url.clone()),
+            is_deleted: false,
+        }
+    }
 }
 
 /// One emoji on a message: how many reacted with it, and who (so each
@@ -93,6 +156,7 @@ impl From<&Message> for MessageView {
             edited_at: m.edited_at.map(iso),
             is_deleted: m.deleted,
             reactions: reaction_views(&m.reactions),
+            reply_to: m.reply_to.map(QuoteView::id_only),
         }
     }
 }

@@ -62,6 +62,7 @@ pub fn message_at(conversation: ConversationId, side: Side, sender: &str, text: 
         attachments: Vec::new(),
         client_message_id: None,
         created_at: at,
+        reply_to: None,
     }
 }
 

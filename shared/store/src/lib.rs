@@ -158,6 +158,8 @@ pub struct NewMessage {
     pub attachments: Vec<Attachment>,
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The message it replies to (checked by the caller: same conversation).
+    pub reply_to: Option<MessageId>,
 }
 
 impl NewMessage {
@@ -179,6 +181,7 @@ impl NewMessage {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            reply_to: self.reply_to,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct MessagePage {
     pub limit: Option<usize>,
     pub before: Option<i64>,
     pub after: Option<i64>,
+    /// A page centred on this `seq` (`before`/`after` ignored).
+    pub around: Option<i64>,
 }
 
 pub(super) fn encode_activity_cursor(c: &Conversation) -> String {
@@ -211,6 +213,28 @@ impl Messaging {
     ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
         let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
         let (conv, _) = self.usable_conversation(actor, id).await?;
+        if let Some(seq) = page.around {
+            // The half up to and including `seq` (one more to know whether older ones exist), then the rest after it.
+            let older_n = limit.div_ceil(2);
+            let q = MessageQuery {
+                conversation_id: id,
+                before: Some(seq.saturating_add(1)),
+                after: None,
+                limit: older_n + 1,
+            };
+            let mut msgs = self.store.list_messages(&q).await?;
+            let more = msgs.len() > older_n;
+            if more {
+                msgs.remove(0);
+            }
+            let newer = limit - older_n;
+            if newer > 0 {
+                let q = MessageQuery { conversation_id: id, before: None, after: Some(seq), limit: newer };
+                msgs.extend(self.store.list_messages(&q).await?);
+            }
+            let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
+            return Ok((view, self.message_views(&msgs).await?, more));
+        }
         let q = MessageQuery { conversation_id: id, before: page.before, after: page.after, limit: limit + 1 };
         let mut msgs = self.store.list_messages(&q).await?;
         let more = msgs.len() > limit;
@@ -222,7 +246,7 @@ impl Messaging {
             }
         }
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
-        Ok((view, msgs.iter().map(MessageView::from).collect(), more))
+        Ok((view, self.message_views(&msgs).await?, more))
     }
 
     /// Messages after `after_seq`, oldest first, at most `limit` (recovery on rejoin).
@@ -234,7 +258,36 @@ impl Messaging {
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
         self.usable_conversation(actor, id).await?;
-        self.stored_after(id, after_seq, limit).await
+        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        let msgs = self.store.list_messages(&q).await?;
+        self.message_views(&msgs).await
+    }
+
+    /// Views of messages with the messages they reply to as they are now
+    /// (one read per distinct original; a deleted or missing one shows as deleted).
+    pub(super) async fn message_views(&self, msgs: &[omnibiz_domain::Message]) -> ServiceResult<Vec<MessageView>> {
+        let mut originals: HashMap<omnibiz_domain::MessageId, Option<omnibiz_domain::Message>> = HashMap::new();
+        for r in msgs.iter().filter_map(|m| m.reply_to) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = originals.entry(r) {
+                // Known in this page already: no read.
+                let here = msgs.iter().find(|m| m.id == r).cloned();
+                slot.insert(match here {
+                    Some(m) => Some(m),
+                    None => self.store.get_message(r).await?,
+                });
+            }
+        }
+        Ok(msgs
+            .iter()
+            .map(|m| {
+                let mut v = MessageView::from(m);
+                if let Some(r) = m.reply_to {
+                    v.reply_to =
+                        Some(omnibiz_domain::views::QuoteView::of(r, originals.get(&r).and_then(Option::as_ref)));
+                }
+                v
+            })
+            .collect())
     }
 
     /// Stored messages after `after_seq`, oldest first, with no visibility

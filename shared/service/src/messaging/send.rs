@@ -23,6 +23,8 @@ pub struct SendCommand {
     pub body: MessageBody,
     pub attachments: Vec<AttachmentInput>,
     pub client_message_id: Option<ClientMessageId>,
+    /// An earlier message of the same conversation this one replies to.
+    pub reply_to: Option<MessageId>,
 }
 
 impl SendCommand {
@@ -50,7 +52,15 @@ impl SendCommand {
         }
         let client_message_id =
             client_message_id.map(ClientMessageId::parse).transpose().map_err(ServiceError::Invalid)?;
-        Ok(Self { conversation_id, body, attachments, client_message_id })
+        Ok(Self { conversation_id, body, attachments, client_message_id, reply_to: None })
+    }
+
+    /// Makes it a reply to `raw` (a message id), when given.
+    pub fn replying_to(mut self, raw: Option<&str>) -> ServiceResult<Self> {
+        self.reply_to = raw
+            .map(|r| r.parse::<MessageId>().map_err(|e| ServiceError::Invalid(format!("replyTo: {e}"))))
+            .transpose()?;
+        Ok(self)
     }
 }
 
@@ -102,6 +112,16 @@ impl Messaging {
             // that takes messages now, so a refused send strands no file.
             self.sendable(actor, conv).await?;
         }
+        // A reply quotes a message of this conversation that is still there.
+        let quoted = match cmd.reply_to {
+            Some(r) => {
+                let original = self.store.get_message(r).await?.filter(|m| m.conversation_id == conv);
+                Some(original.ok_or_else(|| {
+                    ServiceError::Invalid("replyTo: not a message of this conversation (or it was deleted)".into())
+                })?)
+            }
+            None => None,
+        };
         let preview = cmd.body.preview(PREVIEW_CHARS);
         let cmid = cmd.client_message_id.map(|c| c.as_str().to_owned());
         let (attachments, uploads) = self.resolve_attachments(actor, conv, cmd.attachments, cmid.as_deref()).await?;
@@ -114,6 +134,7 @@ impl Messaging {
             attachments,
             client_message_id: cmid,
             created_at: Utc::now(),
+            reply_to: cmd.reply_to,
         };
         let Some(appended) = self.store.append_message(new).await? else {
             // Refused by the store's own check: read the conversation to say why.
@@ -133,7 +154,10 @@ impl Messaging {
             }
         }
         let created = matches!(appended, Appended::Created(_));
-        let message = MessageView::from(appended.message());
+        let mut message = MessageView::from(appended.message());
+        if let (Some(q), Some(r)) = (&quoted, appended.message().reply_to) {
+            message.reply_to = Some(views::QuoteView::of(r, Some(q)));
+        }
         // The one encoding of this message: the bus envelope, the REST
         // response, the sender's ack and `message_sent` all reuse it.
         let json = views::raw_json(&message);

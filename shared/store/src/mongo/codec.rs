@@ -252,6 +252,7 @@ pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {
         created_at: x.date("createdAt").unwrap_or_default(),
         edited_at: x.date("editedAt"),
         reactions: if deleted { Vec::new() } else { reactions_from(d) },
+        reply_to: d.get_object_id("replyTo").ok().map(Into::into),
         deleted,
     })
 }

@@ -79,6 +79,9 @@ impl MessageStore for MongoStore {
         if let Some(cmid) = &msg.client_message_id {
             d.insert("clientMessageId", cmid);
         }
+        if let Some(r) = msg.reply_to {
+            d.insert("replyTo", r.oid());
+        }
         if let Err(e) = self.appends.inserter.insert(d).await {
             if let (true, Some(cmid)) = (e.is_duplicate_key(), &msg.client_message_id) {
                 // A retry of a stored message, found by the unique index rather

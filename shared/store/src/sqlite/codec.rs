@@ -69,6 +69,7 @@ pub(super) fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         deleted: row.get(12)?,
         // Filled in by `with_reactions` (another table).
         reactions: Vec::new(),
+        reply_to: row.get::<_, Option<String>>(13)?.and_then(|s| s.parse().ok()),
     })
 }
 

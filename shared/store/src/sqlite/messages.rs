@@ -70,7 +70,7 @@ impl MessageStore for SqliteStore {
             )?;
             let msg = m.into_stored(seq);
             tx.execute(
-                &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0)"),
+                &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12)"),
                 params![
                     msg.id.to_hex(),
                     conv_id,
@@ -82,7 +82,8 @@ impl MessageStore for SqliteStore {
                     serde_json::to_string(&msg.attachments).unwrap_or_else(|_| "[]".into()),
                     msg.client_message_id,
                     msg.status.as_str(),
-                    at
+                    at,
+                    msg.reply_to.map(|r| r.to_hex())
                 ],
             )?;
             // The body is built at fan-out, from the message as it is then

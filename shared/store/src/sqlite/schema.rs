@@ -91,7 +91,7 @@ pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, 
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
     read_seq_customer, created_at, updated_at, archived_owner, archived_customer";
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
-    client_message_id, status, created_at, edited_at, deleted";
+    client_message_id, status, created_at, edited_at, deleted, reply_to";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
     created_at, claim, message_id, confirmed";
 pub(super) const CUST_COLS: &str =
@@ -109,6 +109,11 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     if !has_edited_at {
         conn.execute("ALTER TABLE messages ADD COLUMN edited_at INTEGER", [])?;
         conn.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0", [])?;
+    }
+    let has_reply_to =
+        conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'reply_to'")?.exists([])?;
+    if !has_reply_to {
+        conn.execute("ALTER TABLE messages ADD COLUMN reply_to TEXT", [])?;
     }
     let has_archived =
         conn.prepare("SELECT 1 FROM pragma_table_info('conversations') WHERE name = 'archived_owner'")?.exists([])?;
