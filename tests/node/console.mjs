@@ -338,6 +338,9 @@ try {
     // Nothing on the customer's phone-width page overflows sideways.
     const overflow = await c.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     if (overflow > 0) fail(`customer page overflows by ${overflow}px at 390px`);
+    // The composer's hint fits its box on a phone (the long one was clipped mid-line).
+    const hint = await c.locator("#compose").getAttribute("placeholder");
+    if (hint.length > 30) fail(`a phone gets the short hint: ${hint}`);
     if (SHOTS) {
       await o.screenshot({ path: `${SHOTS}/console-owner.png` });
       await c.screenshot({ path: `${SHOTS}/console-customer.png` });
@@ -468,6 +471,15 @@ try {
     await o.getByLabel("Show").selectOption("active");
     await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).waitFor({ timeout: WAIT });
     await o.getByLabel("Show").selectOption("all");
+    // A reply quotes the message it answers, on both pages.
+    await msgLocator(c, "Thank you for shopping with us!").getByRole("button", { name: "Reply", exact: true }).click();
+    await compose(c).fill("You are welcome too");
+    await c.keyboard.press("Enter");
+    const answer = msgLocator(o, "You are welcome too");
+    await answer.waitFor({ timeout: WAIT });
+    const quoted = await answer.locator(".quote-jump").textContent();
+    if (!quoted.includes("Thank you for shopping with us!")) fail(`the reply quotes the original: ${quoted}`);
+    if (!(await c.locator("#reply-bar").isHidden())) fail("the reply bar closes after sending");
   });
 
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);

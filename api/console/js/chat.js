@@ -48,6 +48,7 @@ export function showChat(conv) {
   $("typing").textContent = "";
   showError($("chat-error"), "");
   $("older").hidden = !state.open.hasOlder;
+  cancelReply();
   $("conv-meta").hidden = !(state.owner && conv);
   if (conv) {
     $("chat-title").textContent = conv.name;
@@ -97,6 +98,7 @@ export const TICKS = { sending: "…", sent: "✓", delivered: "✓✓", read: "
 export function messageNode(m, status) {
   const mine = isMine(m) || status === "sending";
   const li = el("li", { class: `msg${mine ? " mine" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
+  li.append(el("blockquote", { class: "quote", hidden: true }));
   li.append(el("span", { class: "content", text: m.content }));
   li.append(el("div", { class: "files" }));
   li.append(el("div", { class: "reactions", role: "group", "aria-label": "Reactions" }));
@@ -106,6 +108,7 @@ export function messageNode(m, status) {
   meta.append(el("span", { class: "edited", text: "" }));
   if (mine) meta.append(el("span", { class: "tick", "aria-label": STATUS_TEXT[status], title: STATUS_TEXT[status], text: TICKS[status] }));
   if (m.id && !m.isDeleted) {
+    meta.append(el("button", { type: "button", class: "link-button reply", onclick: () => startReply(m), text: "Reply" }));
     meta.append(el("button", { type: "button", class: "link-button react", "aria-haspopup": "true", onclick: () => togglePicker(li), text: "React" }));
   }
   if (mine && m.id && !m.isDeleted) {
@@ -126,15 +129,63 @@ export function fillMessage(li, m) {
     li.querySelector(".content").textContent = "This message was deleted";
     li.querySelector(".files").replaceChildren();
     li.querySelector(".reactions").replaceChildren();
-    for (const b of li.querySelectorAll(".edit, .delete, .react, .picker")) b.remove();
+    for (const b of li.querySelectorAll(".edit, .delete, .react, .reply, .picker")) b.remove();
     return;
   }
   fillReactions(li, m.reactions);
+  fillQuote(li, m.replyTo);
   li.querySelector(".content").textContent = m.content;
   li.querySelector(".edited").textContent = m.editedAt ? " · edited" : "";
   const files = li.querySelector(".files");
   files.replaceChildren();
   for (const a of m.attachments || []) files.append(attachmentNode(a));
+}
+
+// What a reply quotes: who and the start of it, or that it was deleted; a click jumps to the original.
+export function fillQuote(li, q) {
+  const box = li.querySelector(".quote");
+  if (!box || !q) return;
+  box.hidden = false;
+  box.replaceChildren(
+    el("button", {
+      type: "button",
+      class: "quote-jump",
+      "aria-label": q.isDeleted ? "Reply to a deleted message" : `Reply to ${q.senderName}: ${q.excerpt || ""}`,
+      onclick: () => jumpTo(q),
+      text: q.isDeleted ? "Deleted message" : `${q.senderName}: ${q.excerpt || ""}`,
+    }),
+  );
+}
+
+export async function jumpTo(q) {
+  const o = state.open;
+  if (!o?.id || q.isDeleted) return;
+  const find = () => $("messages").querySelector(`li[data-id="${q.messageId}"]`);
+  if (!find() && Number.isFinite(q.seq)) {
+    try {
+      const r = await api("GET", `/api/messages/conversations/${o.id}?around=${q.seq}&limit=${PAGE}`);
+      for (const m of r.messages) onMessage(m, { quiet: true });
+    } catch (e) {
+      return showError($("chat-error"), `Could not load the quoted message: ${e.message}`);
+    }
+  }
+  const li = find();
+  if (!li) return;
+  li.scrollIntoView({ block: "center" });
+  li.classList.add("flash");
+  setTimeout(() => li.classList.remove("flash"), 1500);
+}
+
+export function startReply(m) {
+  state.replyTo = { id: m.id, who: isMine(m) ? "yourself" : m.senderName, excerpt: (m.content || "").slice(0, 80) };
+  $("reply-text").textContent = `Replying to ${state.replyTo.who}: ${state.replyTo.excerpt}`;
+  $("reply-bar").hidden = false;
+  $("compose").focus();
+}
+
+export function cancelReply() {
+  state.replyTo = null;
+  $("reply-bar").hidden = true;
 }
 
 // The quick picks of the reaction picker; any emoji works over the API.

@@ -1,12 +1,26 @@
 // Composing and sending: text, quick replies, files, retries, older pages.
 
-import { TICKS, messageNode, onMessage, openConversation, scrollToEnd, setStatus } from "./chat.js";
+import { TICKS, cancelReply, messageNode, onMessage, openConversation, scrollToEnd, setStatus } from "./chat.js";
 import { el, randomId, showError } from "./dom.js";
 import { ApiError, api } from "./rest.js";
 import { $, ACK_TIMEOUT_MS, PAGE, TYPING_IDLE_MS, state } from "./state.js";
 
+// The composer's hint, short enough for the box it is in: on a phone's width
+// the long one was clipped mid-line inside the three-line box.
+const NARROW = window.matchMedia("(max-width: 600px)");
+
+export function composerHint() {
+  const shortcuts = [...(state.quickReplies?.keys() || [])].map((k) => `/${k}`).join(" ");
+  const hint = NARROW.matches
+    ? `Message…${shortcuts ? ` (${shortcuts})` : ""}`
+    : `Write a message… (Enter sends, Shift+Enter for a new line${shortcuts ? `; quick replies: ${shortcuts}` : ""})`;
+  $("compose").placeholder = hint;
+}
+
 export function wireChat() {
   const box = $("compose");
+  composerHint();
+  NARROW.addEventListener("change", composerHint);
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     let text = box.value.trim();
@@ -25,6 +39,7 @@ export function wireChat() {
   });
   box.addEventListener("input", onComposeInput);
   $("older").addEventListener("click", loadOlder);
+  $("reply-cancel").addEventListener("click", cancelReply);
   $("attach-file").addEventListener("change", async (e) => {
     const file = e.target.files?.[0];
     e.target.value = "";
@@ -100,6 +115,13 @@ export async function send(content, clientMessageId = randomId(), pendingNode = 
   $("messages").append(li);
   scrollToEnd();
   const body = { conversationId: o.id, content, clientMessageId, attachments };
+  if (state.replyTo && !pendingNode) {
+    body.replyTo = state.replyTo.id;
+    li.dataset.replyTo = state.replyTo.id;
+    cancelReply();
+  } else if (li.dataset.replyTo) {
+    body.replyTo = li.dataset.replyTo; // a retry keeps its quote
+  }
   if (state.socket?.connected) {
     try {
       const ack = await state.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("send_message", body);

@@ -1,7 +1,7 @@
 // Signing in (a pasted token or a `seed` link's `#token=`), and out.
 
 import { openCustomerChat } from "./chat.js";
-import { wireChat } from "./composer.js";
+import { composerHint, wireChat } from "./composer.js";
 import { connectSocket } from "./connection.js";
 import { showError } from "./dom.js";
 import { loadConversations, wireInbox } from "./inbox.js";
@@ -79,9 +79,7 @@ export async function loadQuickReplies() {
   try {
     const r = await api("GET", "/api/quick-replies");
     state.quickReplies = new Map(r.quickReplies.map((q) => [q.shortcut, q.content]));
-    if (state.quickReplies.size) {
-      $("compose").placeholder = `Write a message… (Enter sends; quick replies: ${[...state.quickReplies.keys()].map((k) => `/${k}`).join(" ")})`;
-    }
+    composerHint();
   } catch {
     state.quickReplies = new Map(); // the console works without them
   }

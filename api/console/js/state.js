@@ -27,4 +27,5 @@ export const state = {
   typingTimer: null,
   theirTypingTimer: null,
   quickReplies: new Map(), // shortcut -> content (owners)
+  replyTo: null, // {id, who, excerpt} while composing a reply
 };
