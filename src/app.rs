@@ -329,7 +329,8 @@ impl Application {
             .with_hook_guard(hook_guard)
             .with_edit_window(edit_window)
             .with_account_ttl(Duration::from_secs(settings.account_cache_secs))
-            .with_limits(Limits::new(settings.rates()).with_upload_concurrency(settings.upload_concurrency));
+            .with_limits(Limits::new(settings.rates()).with_upload_concurrency(settings.upload_concurrency))
+            .with_link_previews(settings.link_previews);
         // Rate-limit buckets of principals that went quiet are forgotten every minute.
         let pruned = messaging.clone();
         tokio::spawn(async move {

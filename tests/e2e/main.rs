@@ -23,6 +23,7 @@ mod gateway;
 mod hardening;
 mod legacy;
 mod limits;
+mod link_previews;
 mod loadtest_smoke;
 mod no_affinity;
 mod node_client;

@@ -101,6 +101,7 @@ export function messageNode(m, status) {
   li.append(el("blockquote", { class: "quote", hidden: true }));
   li.append(el("span", { class: "content", text: m.content }));
   li.append(el("div", { class: "files" }));
+  li.append(el("div", { class: "card-box" }));
   li.append(el("div", { class: "reactions", role: "group", "aria-label": "Reactions" }));
   const meta = el("span", { class: "meta-line" });
   meta.append(el("span", { class: "visually-hidden", text: mine ? "You, " : `${m.senderName}, ` }));
@@ -134,11 +135,32 @@ export function fillMessage(li, m) {
   }
   fillReactions(li, m.reactions);
   fillQuote(li, m.replyTo);
+  fillCard(li, m.linkPreview);
   li.querySelector(".content").textContent = m.content;
   li.querySelector(".edited").textContent = m.editedAt ? " · edited" : "";
   const files = li.querySelector(".files");
   files.replaceChildren();
   for (const a of m.attachments || []) files.append(attachmentNode(a));
+}
+
+// A link's card (made by the server; its image comes from us, never from the site).
+export function fillCard(li, p) {
+  const box = li.querySelector(".card-box");
+  if (!box || !p) return;
+  const card = el("a", { class: "link-card", href: p.url, rel: "noopener noreferrer nofollow", target: "_blank" });
+  if (p.imageId) {
+    const img = el("img", { alt: "", width: "64", height: "64" });
+    card.append(img);
+    api("GET", `/api/messages/attachments/${p.imageId}`)
+      .then((r) => (img.src = r.thumbnailUrl || r.url))
+      .catch(() => img.remove());
+  }
+  const text = el("span", { class: "card-text" });
+  if (p.siteName) text.append(el("small", { text: p.siteName }));
+  if (p.title) text.append(el("strong", { text: p.title }));
+  if (p.description) text.append(el("span", { text: p.description }));
+  card.append(text);
+  box.replaceChildren(card);
 }
 
 // What a reply quotes: who and the start of it, or that it was deleted; a click jumps to the original.

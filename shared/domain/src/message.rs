@@ -164,6 +164,26 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The earlier message of the same conversation this one replies to.
     pub reply_to: Option<crate::MessageId>,
+    /// What its first link points to, fetched after it was stored.
+    pub link_preview: Option<LinkPreview>,
+}
+
+/// A message's first link as a card: read from the page's OpenGraph tags
+/// (else its `<title>` and description) by the server, never by readers'
+/// browsers; its image is stored with the message's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPreview {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    /// The page's image, stored here: get a signed link with `GET /api/messages/attachments/{imageId}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 /// One person's emoji reaction to a message. A reaction is not a message:

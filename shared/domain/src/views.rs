@@ -50,6 +50,9 @@ pub struct MessageView {
     /// The message this one replies to, as it is now (absent when not a reply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<QuoteView>,
+    /// A card for its first link, once fetched (a `message_updated` brings it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_preview: Option<crate::message::LinkPreview>,
 }
 
 /// What a reply shows of the message it quotes, read when the reply is:
@@ -157,6 +160,7 @@ impl From<&Message> for MessageView {
             is_deleted: m.deleted,
             reactions: reaction_views(&m.reactions),
             reply_to: m.reply_to.map(QuoteView::id_only),
+            link_preview: if m.deleted { None } else { m.link_preview.clone() },
         }
     }
 }

@@ -224,6 +224,10 @@ settings! {
     webhook_disable_after: i64 = 100;
     /// Deliveries per second per business owner. `OMNIBIZ_WEBHOOK_RATE`, default 20.
     webhook_rate: u32 = 20;
+    /// Make link previews of the first link of each message (fetched through
+    /// the webhooks' address guard: `OMNIBIZ_WEBHOOK_ALLOW_PRIVATE` applies).
+    /// `OMNIBIZ_LINK_PREVIEWS`, default true.
+    link_previews: bool = true;
     /// Deliveries one process sends at once. `OMNIBIZ_WEBHOOK_CONCURRENCY`, default 16.
     webhook_concurrency: usize = 16;
     /// Deliveries of one business owner one process sends at once: the most

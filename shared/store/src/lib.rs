@@ -182,6 +182,7 @@ impl NewMessage {
             deleted: false,
             reactions: Vec::new(),
             reply_to: self.reply_to,
+            link_preview: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::search::SearchQuery;
-use omnibiz_domain::{ConversationId, Message, MessageId, Party, Side};
+use omnibiz_domain::{ConversationId, LinkPreview, Message, MessageId, Party, Side};
 
 use crate::{Appended, MessageQuery, NewMessage, ReadOutcome, StoreResult};
 
@@ -57,6 +57,9 @@ pub trait MessageStore: Send + Sync + 'static {
         add: bool,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<(Message, bool)>>;
+
+    /// Sets the link preview of a message that is not deleted; `None` otherwise.
+    async fn set_link_preview(&self, id: MessageId, preview: &LinkPreview) -> StoreResult<Option<Message>>;
 
     /// Messages of `party`'s conversations that may match `query`, newest
     /// first, before the `(created_at, id)` cursor; deleted ones never. A

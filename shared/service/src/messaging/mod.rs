@@ -13,6 +13,7 @@ mod conversations;
 mod customers;
 mod edit;
 mod error;
+mod previews;
 mod publishing;
 mod quick_replies;
 mod reactions;
@@ -101,6 +102,9 @@ pub struct Messaging {
     limits: Arc<Limits>,
     /// Seals webhook signing secrets at rest; `None` stores them as they are.
     hook_secrets: Option<Arc<crate::webhooks::sealing::SecretBox>>,
+    /// Make link previews (the webhooks' address guard applies).
+    link_previews: bool,
+    previews: previews::PreviewCache,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -136,6 +140,8 @@ impl Messaging {
             participants: Arc::default(),
             limits: Arc::default(),
             hook_secrets: None,
+            link_previews: true,
+            previews: previews::cache(),
         }
     }
 
@@ -201,6 +207,13 @@ impl Messaging {
     #[must_use]
     pub fn with_hook_secrets(mut self, secrets: Arc<crate::webhooks::sealing::SecretBox>) -> Self {
         self.hook_secrets = Some(secrets);
+        self
+    }
+
+    /// Turns link previews off (`OMNIBIZ_LINK_PREVIEWS=false`).
+    #[must_use]
+    pub fn with_link_previews(mut self, on: bool) -> Self {
+        self.link_previews = on;
         self
     }
 

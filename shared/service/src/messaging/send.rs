@@ -165,6 +165,8 @@ impl Messaging {
             metrics::counter!("messages_stored_total").increment(1);
             let recipient = recipient_topic(side, owner, customer);
             self.publish_message(conv, recipient, side, &message, json.clone(), &actor.name, &preview, source).await;
+            // After the message is out: a link's card follows as a `message_updated`.
+            self.spawn_link_preview(appended.message());
         } else {
             // A retry of a stored message. Its first publish may never have
             // happened (the process died between store and publish): publish

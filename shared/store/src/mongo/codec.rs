@@ -253,6 +253,7 @@ pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {
         edited_at: x.date("editedAt"),
         reactions: if deleted { Vec::new() } else { reactions_from(d) },
         reply_to: d.get_object_id("replyTo").ok().map(Into::into),
+        link_preview: d.get_document("linkPreview").ok().and_then(|p| bson::from_document(p.clone()).ok()),
         deleted,
     })
 }

@@ -7,7 +7,7 @@ use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
 use omnibiz_domain::search::SearchQuery;
 use omnibiz_domain::webhook::HookEvent;
-use omnibiz_domain::{ConversationId, Message, MessageId, Party, Side, events};
+use omnibiz_domain::{ConversationId, LinkPreview, Message, MessageId, Party, Side, events};
 
 use super::codec::*;
 use super::errors::*;
@@ -314,6 +314,21 @@ impl MessageStore for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         Ok(Some(m))
+    }
+
+    async fn set_link_preview(&self, id: MessageId, preview: &LinkPreview) -> StoreResult<Option<Message>> {
+        let what = "storing a link preview";
+        let doc = bson::to_document(preview).context(what)?;
+        let d = self
+            .messages
+            .find_one_and_update(
+                doc! {"_id": id.oid(), "isDeleted": {"$ne": true}},
+                doc! {"$set": {"linkPreview": doc}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        d.as_ref().map(msg_from).transpose().context(what).map_err(StoreError::Other)
     }
 
     async fn react(

@@ -70,6 +70,7 @@ pub(super) fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         // Filled in by `with_reactions` (another table).
         reactions: Vec::new(),
         reply_to: row.get::<_, Option<String>>(13)?.and_then(|s| s.parse().ok()),
+        link_preview: row.get::<_, Option<String>>(14)?.and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 

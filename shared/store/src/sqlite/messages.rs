@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::search::SearchQuery;
 use omnibiz_domain::webhook::HookEvent;
-use omnibiz_domain::{ConversationId, Message, MessageId, Party, Side, events};
+use omnibiz_domain::{ConversationId, LinkPreview, Message, MessageId, Party, Side, events};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
@@ -70,7 +70,9 @@ impl MessageStore for SqliteStore {
             )?;
             let msg = m.into_stored(seq);
             tx.execute(
-                &format!("INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12)"),
+                &format!(
+                    "INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12,NULL)"
+                ),
                 params![
                     msg.id.to_hex(),
                     conv_id,
@@ -256,6 +258,23 @@ impl MessageStore for SqliteStore {
             }
             tx.commit()?;
             Ok(m)
+        })
+        .await
+    }
+
+    async fn set_link_preview(&self, id: MessageId, preview: &LinkPreview) -> StoreResult<Option<Message>> {
+        let json = serde_json::to_string(preview).unwrap_or_default();
+        self.with("storing a link preview", move |c| {
+            let m = c
+                .query_row(
+                    &format!(
+                        "UPDATE messages SET link_preview = ?2 WHERE id = ?1 AND deleted = 0 RETURNING {MSG_COLS}"
+                    ),
+                    params![id.to_hex(), json],
+                    msg_row,
+                )
+                .optional()?;
+            Ok(with_reactions(c, m.into_iter().collect())?.pop())
         })
         .await
     }

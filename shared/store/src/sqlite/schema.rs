@@ -91,7 +91,7 @@ pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, 
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
     read_seq_customer, created_at, updated_at, archived_owner, archived_customer";
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
-    client_message_id, status, created_at, edited_at, deleted, reply_to";
+    client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
     created_at, claim, message_id, confirmed";
 pub(super) const CUST_COLS: &str =
@@ -114,6 +114,11 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'reply_to'")?.exists([])?;
     if !has_reply_to {
         conn.execute("ALTER TABLE messages ADD COLUMN reply_to TEXT", [])?;
+    }
+    let has_preview =
+        conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'link_preview'")?.exists([])?;
+    if !has_preview {
+        conn.execute("ALTER TABLE messages ADD COLUMN link_preview TEXT", [])?;
     }
     let has_archived =
         conn.prepare("SELECT 1 FROM pragma_table_info('conversations') WHERE name = 'archived_owner'")?.exists([])?;
