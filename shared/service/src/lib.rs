@@ -27,6 +27,7 @@ pub mod config;
 pub mod files;
 pub mod jobs;
 pub mod limits;
+pub mod linkcards;
 pub mod messaging;
 pub mod nodes;
 pub mod presence;

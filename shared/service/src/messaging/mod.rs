@@ -104,7 +104,7 @@ pub struct Messaging {
     hook_secrets: Option<Arc<crate::webhooks::sealing::SecretBox>>,
     /// Make link previews (the webhooks' address guard applies).
     link_previews: bool,
-    previews: previews::PreviewCache,
+    previews: crate::linkcards::PreviewCache,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -141,7 +141,7 @@ impl Messaging {
             limits: Arc::default(),
             hook_secrets: None,
             link_previews: true,
-            previews: previews::cache(),
+            previews: crate::linkcards::cache(),
         }
     }
 
