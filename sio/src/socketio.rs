@@ -253,8 +253,9 @@ struct Handshake {
     deadline: Instant,
     /// The whole connect timeout, for when the CONNECT comes.
     allowance: std::time::Duration,
-    /// Counts this connection as one in handshake while it lives.
-    _pending: Pending,
+    /// Counts this connection as one in handshake until its CONNECT is
+    /// answered (then the application counts it, or it was refused).
+    pending: Option<Pending>,
 }
 
 /// One connection in handshake, counted in [`SocketIo`]'s pending total.
@@ -332,8 +333,10 @@ impl<H: Handler> SocketIo<H> {
                     return None; // already connected there
                 }
                 // The CONNECT came: the rest of the allowance is the application's.
+                let mut pending = None;
                 if let Some(h) = conn.rest.as_mut().and_then(|r| r.handshake.as_mut()) {
                     h.deadline = h.deadline.max(h.opened + h.allowance);
+                    pending = h.pending.take();
                 }
                 let token = conn.rest.as_mut().and_then(|r| r.token.clone());
                 let connect = Connect {
@@ -344,7 +347,11 @@ impl<H: Handler> SocketIo<H> {
                 };
                 let handler = Arc::clone(&self.handler);
                 Some(Box::pin(async move {
-                    match handler.connect(connect).await {
+                    let answer = handler.connect(connect).await;
+                    // Answered: no longer in handshake (an accepted one is the
+                    // application's to count before the client hears it).
+                    drop(pending);
+                    match answer {
                         Ok(state) => {
                             let ok = serde_json::json!({"sid": new_sid()});
                             let _ =
@@ -421,7 +428,7 @@ impl<H: Handler> Protocol for SocketIo<H> {
             opened: now,
             deadline: now + config.connect_packet_timeout.min(config.connect_timeout),
             allowance: config.connect_timeout,
-            _pending: Pending(Arc::clone(&self.pending)),
+            pending: Some(Pending(Arc::clone(&self.pending))),
         };
         let rest = Rest { token, handshake: Some(handshake), others: Vec::new(), partial: None };
         SioConn { main: None, rest: Some(Box::new(rest)) }

@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const CONVERSATION_KEYS: &[&str] = &[
+    "archived",
     "businessOwnerId",
     "createdAt",
     "customerId",
@@ -127,6 +128,9 @@ async fn every_endpoint_for_both_principals(backend: Backend) {
     assert_eq!(item["isOnline"], false);
     let (_, list) = app.get("/api/messages/conversations", cust).await;
     assert_eq!(list["conversations"].as_array().expect("array").len(), 1);
+    // The customer's view: the same keys but the business's own triage.
+    let theirs: Vec<&str> = CONVERSATION_KEYS.iter().copied().filter(|k| !matches!(*k, "tags" | "priority")).collect();
+    assert_eq!(keys(&list["conversations"][0]), sorted(&theirs));
     assert_eq!(list["conversations"][0]["unreadCount"], 1);
 
     // One conversation with its messages, oldest first.
