@@ -17,6 +17,7 @@ pub(crate) struct ListParams {
     /// Case-insensitive search on name, email or phone (of the other side, for conversations).
     pub(crate) q: Option<String>,
     /// Which conversations: `all` (the default, as the seed lists them), `active` or `archived` (for the caller).
+    #[param(inline)]
     pub(crate) filter: Option<ListFilter>,
 }
 

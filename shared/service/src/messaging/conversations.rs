@@ -214,6 +214,9 @@ impl Messaging {
         let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
         let (conv, _) = self.usable_conversation(actor, id).await?;
         if let Some(seq) = page.around {
+            if seq < 0 {
+                return Err(ServiceError::Invalid("around must be a seq (0 or more)".into()));
+            }
             // The half up to and including `seq` (one more to know whether older ones exist), then the rest after it.
             let older_n = limit.div_ceil(2);
             let q = MessageQuery {
