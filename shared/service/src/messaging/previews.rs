@@ -8,10 +8,9 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use futures_util::StreamExt as _;
 use omnibiz_domain::views::MessageView;
-use omnibiz_domain::{LinkPreview, Message, Upload, UploadId};
+use omnibiz_domain::{LinkPreview, Message, UploadId};
 
 use super::Messaging;
 use crate::bus::{EventKind, Topic};
@@ -109,31 +108,16 @@ impl Messaging {
     async fn store_preview_image(&self, message: &Message, img: &url::Url) -> anyhow::Result<UploadId> {
         let files = self.files.as_ref().ok_or_else(|| anyhow::anyhow!("file storage is not configured"))?;
         let (bytes, _) = self.fetch(img, MAX_IMAGE, |t| t.starts_with("image/")).await?;
-        let upload = Upload {
-            id: UploadId::new(),
-            conversation_id: message.conversation_id,
-            uploader_id: message.sender_id.clone(),
-            uploader_side: message.sender_side,
-            name: "preview".into(),
-            mime_type: "application/octet-stream".into(),
-            size: None,
-            has_thumbnail: false,
-            created_at: Utc::now(),
-            claim: None,
-            message_id: None,
-            confirmed: false,
-        };
-        self.store.insert_upload(&upload).await?;
         let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes)) });
-        let stored = match files.store(upload.id, Box::pin(body)).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.store.delete_upload(upload.id).await;
-                return Err(anyhow::anyhow!("{e}"));
-            }
-        };
-        anyhow::ensure!(stored.mime_type.starts_with("image/"), "the preview image is {}", stored.mime_type);
-        self.store.finish_upload(upload.id, &stored.mime_type, stored.size, stored.has_thumbnail).await?;
+        let m = message;
+        let upload = self
+            .store_file(files, m.conversation_id, &m.sender_id, m.sender_side, "preview", Box::pin(body))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !upload.mime_type.starts_with("image/") {
+            // Not an image after all (a PDF is an accepted upload type): the sweeper removes it.
+            anyhow::bail!("the preview image is {}", upload.mime_type);
+        }
         self.store.confirm_uploads(&[upload.id], message.id).await?;
         Ok(upload.id)
     }

@@ -35,12 +35,35 @@ impl Messaging {
         // Held until this function returns or its caller drops it (a client gone mid-upload).
         let _slot = self.limits.upload_slot(actor.principal.party())?;
         let (conv, side) = self.sendable(actor, conversation).await?;
+        let upload = self
+            .store_file(files, conv.id, &actor.principal.id_hex(), side, &Files::clean_name(file_name), body)
+            .await?;
+        Ok(attachment_of(files, &upload))
+    }
+
+    /// Stores a file for a conversation: its record first (an object never
+    /// exists without a record to clean it up by), then the bytes (type
+    /// sniffed, thumbnail made), then the record finished — or removed when
+    /// the bytes are refused. Uploads and link-preview images both go this way.
+    pub(super) async fn store_file<S, E>(
+        &self,
+        files: &Files,
+        conversation: ConversationId,
+        uploader_id: &str,
+        side: omnibiz_domain::Side,
+        name: &str,
+        body: S,
+    ) -> ServiceResult<Upload>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
         let mut upload = Upload {
             id: UploadId::new(),
-            conversation_id: conv.id,
-            uploader_id: actor.principal.id_hex(),
+            conversation_id: conversation,
+            uploader_id: uploader_id.to_owned(),
             uploader_side: side,
-            name: Files::clean_name(file_name),
+            name: name.to_owned(),
             mime_type: "application/octet-stream".into(),
             size: None,
             has_thumbnail: false,
@@ -49,7 +72,6 @@ impl Messaging {
             message_id: None,
             confirmed: false,
         };
-        // The record first: an object never exists without a record to clean it up by.
         self.store.insert_upload(&upload).await?;
         let stored = match files.store(upload.id, body).await {
             Ok(s) => s,
@@ -66,7 +88,7 @@ impl Messaging {
         upload.mime_type = stored.mime_type;
         upload.size = Some(stored.size);
         upload.has_thumbnail = stored.has_thumbnail;
-        Ok(attachment_of(files, &upload))
+        Ok(upload)
     }
 
     /// An upload the caller may download (a participant of its conversation), with its storage.
