@@ -104,9 +104,16 @@ pub fn reaction_event_id(message: MessageId, at: DateTime<Utc>) -> String {
 }
 
 /// `message.reaction`'s data: which emoji, by whom, added or removed.
-pub fn reaction_data(message: &Message, emoji: &str, by: crate::Party, added: bool, at: DateTime<Utc>) -> Value {
+pub fn reaction_data(
+    message: MessageId,
+    conversation: ConversationId,
+    emoji: &str,
+    by: crate::Party,
+    added: bool,
+    at: DateTime<Utc>,
+) -> Value {
     json!({
-        "messageId": message.id.to_hex(), "conversationId": message.conversation_id.to_hex(),
+        "messageId": message.to_hex(), "conversationId": conversation.to_hex(),
         "emoji": emoji, "action": if added { "added" } else { "removed" },
         "userId": by.oid().to_hex(), "userRole": by.side().role_name(), "at": iso(at),
     })

@@ -354,17 +354,7 @@ impl MessageStore for MongoStore {
             filter.insert("reactions", doc! {"$elemMatch": mine.clone()});
             doc! {"$pull": {"reactions": mine}}
         };
-        // The event's data needs the message: read it first (its conversation and sender do not change).
-        let Some(before) = self
-            .messages
-            .find_one(doc! {"_id": id.oid(), "conversationId": conversation.oid(), "isDeleted": {"$ne": true}})
-            .await
-            .map_err(|e| classify(what, e))?
-        else {
-            return Ok(None);
-        };
-        let before = msg_from(&before).context(what)?;
-        let data = bson::to_document(&events::reaction_data(&before, emoji, by, add, at)).unwrap_or_default();
+        let data = bson::to_document(&events::reaction_data(id, conversation, emoji, by, add, at)).unwrap_or_default();
         let mut update = change;
         update.insert(
             "$set",

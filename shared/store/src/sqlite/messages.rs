@@ -312,7 +312,7 @@ impl MessageStore for SqliteStore {
                 )?
             } == 1;
             if changed {
-                let data = events::reaction_data(&m, &emoji, by, add, at);
+                let data = events::reaction_data(m.id, m.conversation_id, &emoji, by, add, at);
                 let conv = m.conversation_id.to_hex();
                 record_event(&tx, &events::reaction_event_id(m.id, at), HookEvent::MessageReaction, &conv, at, &data)?;
             }
