@@ -227,6 +227,10 @@ fn open_files(settings: &Settings, target: Target, jwt_secret: Option<&[u8]>) ->
         public_url: settings.public_url.clone(),
         link_ttl: Duration::from_secs(settings.files_link_ttl_secs),
         orphan_after: Duration::from_secs(settings.upload_orphan_secs),
+        audio: omnibiz_service::files::audio::Limits {
+            max_duration: Duration::from_secs(settings.audio_max_secs),
+            ..Default::default()
+        },
     };
     if let Some(bucket) = &settings.s3_bucket {
         let at = S3Location {

@@ -37,4 +37,5 @@ mod sessions;
 mod sio_fuzz;
 mod stored_path;
 mod targets;
+mod voice;
 mod webhooks;

@@ -141,6 +141,7 @@ pub(crate) async fn links(
         mime_type: upload.mime_type.clone(),
         size: upload.size.unwrap_or(0),
         thumbnail_url: upload.has_thumbnail.then(|| files.url(id, Variant::Thumbnail)),
+        audio: upload.audio.clone(),
     };
     Ok(Json(LinksResponse {
         success: true,

@@ -37,8 +37,8 @@ pub use bson::oid::ObjectId;
 pub use conversation::{Archived, Conversation, ConversationPatch, ConversationStatus, Priority};
 pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
 pub use message::{
-    Attachment, AttachmentInput, AttachmentLink, LinkPreview, MAX_ATTACHMENTS, MAX_DISTINCT_REACTIONS, Message,
-    MessageStatus, Reaction, parse_emoji,
+    Attachment, AttachmentInput, AttachmentLink, AudioInfo, LinkPreview, MAX_ATTACHMENTS, MAX_DISTINCT_REACTIONS,
+    Message, MessageStatus, Reaction, parse_emoji,
 };
 pub use party::{Party, PerSide, Side};
 pub use quick_reply::{QuickReply, Shortcut};

@@ -45,6 +45,27 @@ pub struct Attachment {
     /// A small JPEG preview of an uploaded image (same access rules as `url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_url: Option<String>,
+    /// For an uploaded audio file (a voice message): its length and a
+    /// waveform to draw, computed by the server from the decoded audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioInfo>,
+}
+
+/// What the server measured of an uploaded audio file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioInfo {
+    /// Length in milliseconds.
+    pub duration_ms: u64,
+    /// Peak levels over equal slices of the recording, 0–100 (the loudest
+    /// slice is 100), for drawing; at most [`AudioInfo::WAVEFORM_POINTS`].
+    #[schema(max_items = 64)]
+    pub waveform: Vec<u8>,
+}
+
+impl AudioInfo {
+    /// Points in a waveform.
+    pub const WAVEFORM_POINTS: usize = 64;
 }
 
 /// An attachment in a send: either a file uploaded here, by its upload id
@@ -89,6 +110,7 @@ impl AttachmentLink {
             mime_type: self.mime_type,
             size: self.size,
             thumbnail_url: None,
+            audio: None,
         }
     }
 }
@@ -233,6 +255,7 @@ mod tests {
             mime_type: "image/png".into(),
             size: 10,
             thumbnail_url: None,
+            audio: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::{ConversationId, MessageId, UploadId};
+use crate::message::AudioInfo;
 use crate::party::Side;
 
 /// A stored upload's record.
@@ -21,6 +22,8 @@ pub struct Upload {
     /// Bytes; `None` while the upload is still being written.
     pub size: Option<u64>,
     pub has_thumbnail: bool,
+    /// Duration and waveform of an audio file.
+    pub audio: Option<AudioInfo>,
     pub created_at: DateTime<Utc>,
     /// Who claimed it: the claiming send's `clientMessageId`, or a one-off key.
     pub claim: Option<String>,

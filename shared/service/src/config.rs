@@ -259,8 +259,12 @@ settings! {
     /// Largest upload in bytes. `OMNIBIZ_UPLOAD_MAX_BYTES`, default 10485760 (10 MiB).
     upload_max_bytes: u64 = 10 * 1024 * 1024;
     /// Comma-separated media types accepted, as sniffed from the content.
-    /// `OMNIBIZ_UPLOAD_TYPES`, default images (PNG, JPEG, GIF, WebP) and PDF.
+    /// `OMNIBIZ_UPLOAD_TYPES`, default images (PNG, JPEG, GIF, WebP), PDF,
+    /// and audio for voice messages (WebM, Ogg, MP4, MP3).
     upload_types: String = crate::files::DEFAULT_TYPES.into();
+    /// Longest voice message (audio upload) in seconds; a longer recording
+    /// is refused. `OMNIBIZ_AUDIO_MAX_SECS`, default 900.
+    audio_max_secs: u64 = 900;
     /// Uploads not attached to a message are deleted after this many seconds.
     /// `OMNIBIZ_UPLOAD_ORPHAN_SECS`, default 86400.
     upload_orphan_secs: u64 = 24 * 3600;
@@ -386,8 +390,14 @@ impl Settings {
         {
             bail!("s3_endpoint must be an http:// or https:// URL, got {e:?}");
         }
-        if self.upload_max_bytes == 0 || self.files_link_ttl_secs == 0 || self.upload_orphan_secs < 60 {
-            bail!("upload_max_bytes and files_link_ttl_secs must be at least 1, upload_orphan_secs at least 60");
+        if self.upload_max_bytes == 0
+            || self.files_link_ttl_secs == 0
+            || self.audio_max_secs == 0
+            || self.upload_orphan_secs < 60
+        {
+            bail!(
+                "upload_max_bytes, files_link_ttl_secs and audio_max_secs must be at least 1, upload_orphan_secs at least 60"
+            );
         }
         if self.upload_type_list().is_empty() {
             bail!("upload_types names no media type");

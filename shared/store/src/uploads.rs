@@ -2,15 +2,22 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use omnibiz_domain::{ConversationId, MessageId, Upload, UploadId};
+use omnibiz_domain::{AudioInfo, ConversationId, MessageId, Upload, UploadId};
 
 use crate::StoreResult;
 
 #[async_trait]
 pub trait UploadStore: Send + Sync + 'static {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
-    /// The object is written: its sniffed type, size and thumbnail. False when the record is gone.
-    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool>;
+    /// The object is written: its sniffed type, size, thumbnail, and what its audio measured. False when the record is gone.
+    async fn finish_upload(
+        &self,
+        id: UploadId,
+        mime_type: &str,
+        size: u64,
+        has_thumbnail: bool,
+        audio: Option<&AudioInfo>,
+    ) -> StoreResult<bool>;
     async fn get_upload(&self, id: UploadId) -> StoreResult<Option<Upload>>;
     /// Claims a finished upload for a send: only the uploader's, only in its
     /// conversation, and only if unclaimed and unconfirmed, or claimed with

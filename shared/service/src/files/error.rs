@@ -11,6 +11,9 @@ pub enum FileError {
     Empty,
     #[error("the file is not a valid image: {0}")]
     BadImage(String),
+    /// An audio file that does not decode, or breaks a limit.
+    #[error("the file is not accepted as audio: {0}")]
+    BadAudio(#[from] super::audio::AudioError),
     /// The client's upload broke off or was malformed.
     #[error("the upload could not be read: {0}")]
     Client(String),

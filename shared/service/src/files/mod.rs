@@ -10,7 +10,9 @@
 //!   on their way to storage), and an upload over
 //!   the limit is aborted as soon as it passes it. Images are decoded once,
 //!   within pixel and memory limits, for a thumbnail: a file that says it is
-//!   an image and does not decode is refused.
+//!   an image and does not decode is refused. Audio (voice messages) is
+//!   decoded once, within time and length limits, for its duration and a
+//!   waveform ([`audio`]): a file that does not decode is refused.
 //! - **Records**: the store keeps an [`Upload`] per file, written *before*
 //!   the object, so every object has a record to clean it up by. A send
 //!   claims the uploads it attaches (only the uploader's, only in their
@@ -27,6 +29,7 @@
 //!   images inline, everything else as an attachment, always `nosniff` and a
 //!   sandboxing CSP.
 
+pub mod audio;
 mod error;
 mod thumb;
 
@@ -44,7 +47,7 @@ use futures_util::{Stream, StreamExt as _};
 use hmac::{Hmac, Mac as _};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, WriteMultipart};
-use omnibiz_domain::UploadId;
+use omnibiz_domain::{AudioInfo, UploadId};
 use sha2::Sha256;
 
 /// Bytes read before deciding the type.
@@ -53,7 +56,8 @@ const SNIFF_BYTES: usize = 8 * 1024;
 const MAX_NAME_CHARS: usize = 255;
 
 /// Types accepted when `OMNIBIZ_UPLOAD_TYPES` is not set.
-pub const DEFAULT_TYPES: &str = "image/png,image/jpeg,image/gif,image/webp,application/pdf";
+pub const DEFAULT_TYPES: &str =
+    "image/png,image/jpeg,image/gif,image/webp,application/pdf,audio/webm,audio/ogg,audio/mp4,audio/mpeg";
 
 /// Raster images: served inline and thumbnailed.
 pub fn is_raster_image(mime: &str) -> bool {
@@ -98,6 +102,8 @@ pub struct FilesConfig {
     pub link_ttl: Duration,
     /// An upload no message confirmed is deleted after this long.
     pub orphan_after: Duration,
+    /// Bounds of decoding an audio upload.
+    pub audio: audio::Limits,
 }
 
 impl Default for FilesConfig {
@@ -108,6 +114,7 @@ impl Default for FilesConfig {
             public_url: None,
             link_ttl: Duration::from_secs(300),
             orphan_after: Duration::from_secs(24 * 3600),
+            audio: audio::Limits::default(),
         }
     }
 }
@@ -118,6 +125,7 @@ pub struct Stored {
     pub mime_type: String,
     pub size: u64,
     pub has_thumbnail: bool,
+    pub audio: Option<AudioInfo>,
 }
 
 /// A file opened for download.
@@ -132,8 +140,8 @@ pub struct Files {
     describe: String,
     key: Vec<u8>,
     pub config: FilesConfig,
-    /// Thumbnails decode whole images: a few at a time. A permit is held by
-    /// the decode itself, not by the request that started it: a client that
+    /// Thumbnails and audio summaries decode whole files: a few at a time.
+    /// A permit is held by the decode itself, not by the request that started it: a client that
     /// disconnects mid-decode does not free a slot while the memory is in use.
     decoding: Arc<tokio::sync::Semaphore>,
 }
@@ -155,7 +163,7 @@ pub struct S3Location {
     pub secret_access_key: Option<String>,
 }
 
-/// Thumbnail decodes at once per process (each may allocate up to 256 MiB).
+/// Decodes (thumbnails, audio) at once per process (a thumbnail may allocate up to 256 MiB).
 pub const DECODES: usize = 2;
 
 impl Files {
@@ -252,14 +260,16 @@ impl Files {
         if head.is_empty() {
             return Err(FileError::Empty);
         }
-        let mime = sniff(&head)
-            .ok_or_else(|| FileError::Type("the file's type could not be recognised from its contents".to_owned()))?;
-        if !self.config.allowed_types.iter().any(|t| t == mime) {
-            return Err(FileError::Type(format!(
-                "files of type {mime} are not accepted (accepted: {})",
-                self.config.allowed_types.join(", ")
-            )));
-        }
+        let candidates = sniff_all(&head);
+        let Some(&mime) = candidates.iter().find(|m| self.config.allowed_types.iter().any(|t| t == *m)) else {
+            return Err(FileError::Type(match candidates.first() {
+                None => "the file's type could not be recognised from its contents".to_owned(),
+                Some(mime) => format!(
+                    "files of type {mime} are not accepted (accepted: {})",
+                    self.config.allowed_types.join(", ")
+                ),
+            }));
+        };
         let path = object_path(id);
         let upload = self.objects.put_multipart(&path).await?;
         let mut writer = WriteMultipart::new(upload);
@@ -295,16 +305,32 @@ impl Files {
         }
         writer.finish().await?;
         let mut has_thumbnail = false;
-        if is_raster_image(mime) {
-            match self.thumbnail(id).await {
-                Ok(()) => has_thumbnail = true,
-                Err(e) => {
-                    let _ = self.objects.delete(&path).await;
-                    return Err(e);
-                }
-            }
+        let mut audio = None;
+        let decoded = if is_raster_image(mime) {
+            self.thumbnail(id).await.map(|()| has_thumbnail = true)
+        } else if audio::Container::of_mime(mime).is_some() {
+            self.audio(id).await.map(|a| audio = Some(a))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = decoded {
+            let _ = self.objects.delete(&path).await;
+            return Err(e);
         }
-        Ok(Stored { mime_type: mime.to_owned(), size, has_thumbnail })
+        Ok(Stored { mime_type: mime.to_owned(), size, has_thumbnail, audio })
+    }
+
+    async fn audio(&self, id: UploadId) -> Result<AudioInfo, FileError> {
+        let permit = Arc::clone(&self.decoding).acquire_owned().await.map_err(|e| FileError::Storage(e.into()))?;
+        let bytes = self.objects.get(&object_path(id)).await?.bytes().await?;
+        let limits = self.config.audio;
+        let info = tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            audio::summarize(bytes, limits)
+        })
+        .await
+        .map_err(|e| FileError::Storage(e.into()))??;
+        Ok(info)
     }
 
     async fn thumbnail(&self, id: UploadId) -> Result<(), FileError> {
@@ -386,7 +412,17 @@ impl Files {
 
 /// The media type of a file from its first bytes, if recognised.
 pub fn sniff(head: &[u8]) -> Option<&'static str> {
-    infer::get(head).map(|t| t.mime_type())
+    sniff_all(head).first().copied()
+}
+
+/// What a file's first bytes may be, most specific first: an audio
+/// container as the audio type it is stored under (`audio/webm` rather
+/// than `video/webm`; a video inside is refused when it is decoded),
+/// then the general guess.
+fn sniff_all(head: &[u8]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = audio::Container::sniff(head).map(audio::Container::mime).into_iter().collect();
+    out.extend(infer::get(head).map(|t| t.mime_type()).filter(|m| !out.contains(m)));
+    out
 }
 
 /// `Content-Disposition` for a download: `inline` only for raster images;

@@ -72,7 +72,12 @@ impl From<FileError> for ServiceError {
         match e {
             FileError::TooLarge { .. } => Self::TooLarge(e.to_string()),
             FileError::Type(m) => Self::UnsupportedType(m),
-            FileError::Empty | FileError::BadImage(_) | FileError::Client(_) => Self::Invalid(e.to_string()),
+            FileError::BadAudio(crate::files::audio::AudioError::Unsupported(_)) => {
+                Self::UnsupportedType(e.to_string())
+            }
+            FileError::Empty | FileError::BadImage(_) | FileError::BadAudio(_) | FileError::Client(_) => {
+                Self::Invalid(e.to_string())
+            }
             FileError::Missing => Self::NotFound("file not found".into()),
             FileError::Storage(cause) => Self::Unavailable(cause.context("file storage")),
         }

@@ -67,6 +67,7 @@ impl Messaging {
             mime_type: "application/octet-stream".into(),
             size: None,
             has_thumbnail: false,
+            audio: None,
             created_at: Utc::now(),
             claim: None,
             message_id: None,
@@ -83,11 +84,14 @@ impl Messaging {
                 return Err(e.into());
             }
         };
-        self.store.finish_upload(upload.id, &stored.mime_type, stored.size, stored.has_thumbnail).await?;
+        self.store
+            .finish_upload(upload.id, &stored.mime_type, stored.size, stored.has_thumbnail, stored.audio.as_ref())
+            .await?;
         metrics::counter!("uploads_stored_total").increment(1);
         upload.mime_type = stored.mime_type;
         upload.size = Some(stored.size);
         upload.has_thumbnail = stored.has_thumbnail;
+        upload.audio = stored.audio;
         Ok(upload)
     }
 
@@ -124,5 +128,6 @@ pub(super) fn attachment_of(files: &Files, u: &Upload) -> Attachment {
         mime_type: u.mime_type.clone(),
         size: u.size.unwrap_or(0),
         thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
+        audio: u.audio.clone(),
     }
 }

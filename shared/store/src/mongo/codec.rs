@@ -293,8 +293,13 @@ pub(super) fn upload_doc(u: &Upload) -> Document {
         "uploaderRole": u.uploader_side.role_name(), "name": &u.name, "type": &u.mime_type,
         "size": u.size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)), "hasThumbnail": u.has_thumbnail,
         "createdAt": date(u.created_at), "claim": u.claim.clone(), "messageId": u.message_id.map(|m| m.oid()),
-        "confirmed": u.confirmed,
+        "confirmed": u.confirmed, "audio": audio_bson(u.audio.as_ref()),
     }
+}
+
+/// An upload's audio measurements as stored (`{durationMs, waveform}`), or null.
+pub(super) fn audio_bson(a: Option<&omnibiz_domain::AudioInfo>) -> Bson {
+    a.and_then(|a| bson::to_bson(a).ok()).unwrap_or(Bson::Null)
 }
 
 pub(super) fn upload_from(d: &Document) -> anyhow::Result<Upload> {
@@ -319,6 +324,10 @@ pub(super) fn upload_from(d: &Document) -> anyhow::Result<Upload> {
         claim: x.opt_str("claim"),
         message_id: d.get_object_id("messageId").ok().map(Into::into),
         confirmed: d.get_bool("confirmed").unwrap_or(false),
+        audio: match d.get("audio") {
+            Some(b @ Bson::Document(_)) => Some(bson::from_bson(b.clone()).context("field `audio`")?),
+            _ => None,
+        },
     })
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
-use omnibiz_domain::{ConversationId, MessageId, Upload, UploadId};
+use omnibiz_domain::{AudioInfo, ConversationId, MessageId, Upload, UploadId};
 
 use super::MongoStore;
 use super::codec::*;
@@ -20,13 +20,20 @@ impl UploadStore for MongoStore {
         Ok(())
     }
 
-    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool> {
+    async fn finish_upload(
+        &self,
+        id: UploadId,
+        mime_type: &str,
+        size: u64,
+        has_thumbnail: bool,
+        audio: Option<&AudioInfo>,
+    ) -> StoreResult<bool> {
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         let r = self
             .uploads
             .update_one(
                 doc! {"_id": id.oid()},
-                doc! {"$set": {"type": mime_type, "size": size, "hasThumbnail": has_thumbnail}},
+                doc! {"$set": {"type": mime_type, "size": size, "hasThumbnail": has_thumbnail, "audio": audio_bson(audio)}},
             )
             .await
             .map_err(|e| classify("recording an upload", e))?;

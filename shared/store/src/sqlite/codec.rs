@@ -138,6 +138,12 @@ pub(super) fn upload_row(row: &Row<'_>) -> rusqlite::Result<Upload> {
         claim: row.get(9)?,
         message_id: row.get::<_, Option<String>>(10)?.and_then(|s| s.parse().ok()),
         confirmed: row.get(11)?,
+        audio: match row.get::<_, Option<String>>(12)? {
+            Some(s) => Some(serde_json::from_str(&s).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(12, rusqlite::types::Type::Text, Box::new(e))
+            })?),
+            None => None,
+        },
     })
 }
 

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS quick_replies (
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, uploader_id TEXT NOT NULL, uploader_role TEXT NOT NULL,
     name TEXT NOT NULL, mime_type TEXT NOT NULL, size INTEGER, has_thumbnail INTEGER NOT NULL,
-    created_at INTEGER NOT NULL, claim TEXT, message_id TEXT, confirmed INTEGER NOT NULL DEFAULT 0
+    created_at INTEGER NOT NULL, claim TEXT, message_id TEXT, confirmed INTEGER NOT NULL DEFAULT 0, audio TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_unconfirmed ON uploads (confirmed, created_at);
 CREATE TABLE IF NOT EXISTS hook_events (
@@ -93,7 +93,7 @@ pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, 
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
     client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
-    created_at, claim, message_id, confirmed";
+    created_at, claim, message_id, confirmed, audio";
 pub(super) const CUST_COLS: &str =
     "id, name, email, phone, invited_by, total_orders, total_spent, last_order_date, created_at, last_login";
 
@@ -125,6 +125,10 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     if !has_archived {
         conn.execute("ALTER TABLE conversations ADD COLUMN archived_owner INTEGER NOT NULL DEFAULT 0", [])?;
         conn.execute("ALTER TABLE conversations ADD COLUMN archived_customer INTEGER NOT NULL DEFAULT 0", [])?;
+    }
+    let has_audio = conn.prepare("SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'audio'")?.exists([])?;
+    if !has_audio {
+        conn.execute("ALTER TABLE uploads ADD COLUMN audio TEXT", [])?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use omnibiz_domain::{ConversationId, MessageId, Upload, UploadId};
+use omnibiz_domain::{AudioInfo, ConversationId, MessageId, Upload, UploadId};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
@@ -17,7 +17,7 @@ impl UploadStore for SqliteStore {
         let u = u.clone();
         self.with("recording an upload", move |c| {
             c.execute(
-                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
+                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"),
                 params![
                     u.id.to_hex(),
                     u.conversation_id.to_hex(),
@@ -30,7 +30,12 @@ impl UploadStore for SqliteStore {
                     ms(u.created_at),
                     u.claim,
                     u.message_id.map(|m| m.to_hex()),
-                    u.confirmed
+                    u.confirmed,
+                    u.audio
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
                 ],
             )?;
             Ok(())
@@ -38,12 +43,20 @@ impl UploadStore for SqliteStore {
         .await
     }
 
-    async fn finish_upload(&self, id: UploadId, mime_type: &str, size: u64, has_thumbnail: bool) -> StoreResult<bool> {
+    async fn finish_upload(
+        &self,
+        id: UploadId,
+        mime_type: &str,
+        size: u64,
+        has_thumbnail: bool,
+        audio: Option<&AudioInfo>,
+    ) -> StoreResult<bool> {
         let mime = mime_type.to_owned();
+        let audio = audio.map(serde_json::to_string).transpose().map_err(|e| crate::StoreError::Other(e.into()))?;
         self.with("recording an upload", move |c| {
             let n = c.execute(
-                "UPDATE uploads SET mime_type = ?2, size = ?3, has_thumbnail = ?4 WHERE id = ?1",
-                params![id.to_hex(), mime, i64::try_from(size).unwrap_or(i64::MAX), has_thumbnail],
+                "UPDATE uploads SET mime_type = ?2, size = ?3, has_thumbnail = ?4, audio = ?5 WHERE id = ?1",
+                params![id.to_hex(), mime, i64::try_from(size).unwrap_or(i64::MAX), has_thumbnail, audio],
             )?;
             Ok(n == 1)
         })

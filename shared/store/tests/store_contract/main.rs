@@ -9,7 +9,8 @@ use omnibiz_domain::EndpointId;
 use omnibiz_domain::events;
 use omnibiz_domain::webhook::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
 use omnibiz_domain::{
-    Attachment, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side, User, UserId,
+    Attachment, AudioInfo, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side,
+    User, UserId,
 };
 use omnibiz_store::fixtures;
 use omnibiz_store::mongo::MongoStore;

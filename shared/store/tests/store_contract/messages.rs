@@ -46,6 +46,8 @@ pub(crate) async fn client_message_id_stores_once(store: Dyn) {
         mime_type: "image/png".into(),
         size: 42,
         thumbnail_url: None,
+        // Carried through both stores as written.
+        audio: Some(AudioInfo { duration_ms: 2500, waveform: vec![3, 100, 41] }),
     }];
     let first = store.append_message(m.clone()).await.expect("first").expect("taken");
     let Appended::Created(first) = first else { panic!("first send creates") };

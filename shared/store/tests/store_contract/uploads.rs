@@ -19,6 +19,7 @@ pub(crate) async fn uploads_are_claimed_once_and_confirmed(store: Dyn) {
         mime_type: "application/octet-stream".into(),
         size: None,
         has_thumbnail: false,
+        audio: None,
         created_at: Utc::now() - Duration::seconds(5),
         claim: None,
         message_id: None,
@@ -26,9 +27,16 @@ pub(crate) async fn uploads_are_claimed_once_and_confirmed(store: Dyn) {
     };
     store.insert_upload(&u).await.expect("insert");
     assert!(store.claim_upload(u.id, conv.id, &me, "k1").await.expect("claim").is_none(), "still being written");
-    assert!(store.finish_upload(u.id, "image/png", 1234, true).await.expect("finish"));
+    assert!(store.finish_upload(u.id, "image/png", 1234, true, None).await.expect("finish"));
     let got = store.get_upload(u.id).await.expect("get").expect("exists");
-    assert_eq!((got.mime_type.as_str(), got.size, got.has_thumbnail), ("image/png", Some(1234), true));
+    assert_eq!((got.mime_type.as_str(), got.size, got.has_thumbnail, got.audio), ("image/png", Some(1234), true, None));
+    // A voice message's measurements are kept with its record.
+    let voice = Upload { id: UploadId::new(), ..u.clone() };
+    store.insert_upload(&voice).await.expect("insert");
+    let info = AudioInfo { duration_ms: 1513, waveform: vec![0, 37, 100, 12] };
+    assert!(store.finish_upload(voice.id, "audio/webm", 4878, false, Some(&info)).await.expect("finish"));
+    assert_eq!(store.get_upload(voice.id).await.expect("get").expect("exists").audio, Some(info));
+    store.delete_upload(voice.id).await.expect("delete");
     assert!(
         store.claim_upload(u.id, conv.id, &o.id.to_hex(), "k1").await.expect("claim").is_none(),
         "not the uploader"
@@ -48,6 +56,7 @@ pub(crate) async fn uploads_are_claimed_once_and_confirmed(store: Dyn) {
         mime_type: "image/png".into(),
         size: 1234,
         thumbnail_url: None,
+        audio: None,
     }];
     let stored = store.append_message(m).await.expect("append").expect("taken").into_message();
     assert_eq!(store.message_with_upload(conv.id, u.id).await.expect("find"), Some(stored.id));
