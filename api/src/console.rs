@@ -36,6 +36,7 @@ const MODULES: &[(&str, &str)] = &[
     ("rest", include_str!("../console/js/rest.js")),
     ("session", include_str!("../console/js/session.js")),
     ("state", include_str!("../console/js/state.js")),
+    ("voice", include_str!("../console/js/voice.js")),
 ];
 const SOCKET_IO_JS: &str = include_str!("../console/vendor/socket.io.esm.min.js");
 
@@ -93,7 +94,7 @@ impl Assets {
         let socket_url = opts.socket_url.as_deref().unwrap_or_default();
         let index = INDEX.replace("{{SOCKET_URL}}", &attr(socket_url));
         let csp = format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; \
              connect-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             connect_sources(opts.socket_url.as_deref())
         );

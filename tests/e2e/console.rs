@@ -117,6 +117,13 @@ async fn the_seed_checklist_passes_in_a_real_browser() {
             .unwrap_or_else(|| panic!("checklist item {n} missing: {result}"));
         assert_eq!(r["ok"], true, "{name}: {r}");
     }
+    for name in [
+        "beyond the seed: attachments, edit, delete",
+        "beyond the seed: reactions and archiving",
+        "beyond the seed: voice messages",
+    ] {
+        assert_eq!(items.get(name).map(|r| &r["ok"]), Some(&Value::Bool(true)), "{name}: {result}");
+    }
     for shot in ["console-owner.png", "console-customer.png", "console-owner-phone.png"] {
         let len = std::fs::metadata(shots.join(shot)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 10_000, "{shot} written ({len} bytes)");

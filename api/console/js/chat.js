@@ -5,6 +5,7 @@ import { joinOpen, refreshOpen } from "./connection.js";
 import { debounce, el, showError, toast, when } from "./dom.js";
 import { fillMeta, loadConversations, renderConversations, showArchived } from "./inbox.js";
 import { api } from "./rest.js";
+import { voiceNode } from "./voice.js";
 import { $, PAGE, TYPING_IDLE_MS, state } from "./state.js";
 
 export function openState(conv) {
@@ -269,6 +270,7 @@ export function sizeText(n) {
 // An attachment: uploads get short-lived signed links (the page's token is
 // never put in a URL); links to files elsewhere are shown as links.
 export function attachmentNode(a) {
+  if (a.id && a.audio?.waveform) return voiceNode(a);
   const label = `${a.name} (${sizeText(a.size || 0)})`;
   if (!a.id) return el("a", { class: "file", href: a.url, rel: "noopener noreferrer", target: "_blank", text: label });
   const link = el("a", { class: "file", rel: "noopener noreferrer", target: "_blank", text: label });

@@ -1,9 +1,10 @@
-// Composing and sending: text, quick replies, files, retries, older pages.
+// Composing and sending: text, quick replies, files, voice messages, retries, older pages.
 
 import { TICKS, cancelReply, messageNode, onMessage, openConversation, scrollToEnd, setStatus } from "./chat.js";
 import { el, randomId, showError } from "./dom.js";
 import { ApiError, api } from "./rest.js";
 import { $, ACK_TIMEOUT_MS, PAGE, TYPING_IDLE_MS, state } from "./state.js";
+import { toggleRecording } from "./voice.js";
 
 // The composer's hint, short enough for the box it is in: on a phone's width
 // the long one was clipped mid-line inside the three-line box.
@@ -40,6 +41,7 @@ export function wireChat() {
   box.addEventListener("input", onComposeInput);
   $("older").addEventListener("click", loadOlder);
   $("reply-cancel").addEventListener("click", cancelReply);
+  $("record").addEventListener("click", () => toggleRecording(sendFile));
   $("attach-file").addEventListener("change", async (e) => {
     const file = e.target.files?.[0];
     e.target.value = "";
@@ -48,7 +50,7 @@ export function wireChat() {
 }
 
 // Upload first, then send the upload's id with the message.
-export async function sendFile(file) {
+export async function sendFile(file, caption = file.name) {
   showError($("chat-error"), "");
   let o = state.open;
   try {
@@ -68,7 +70,7 @@ export async function sendFile(file) {
     if (!res.ok || !data?.success) throw new ApiError(data?.message || `${res.status}`, res.status, data?.code);
     const text = $("compose").value.trim();
     $("compose").value = "";
-    await send(text || file.name, randomId(), null, [{ id: data.attachment.id }]);
+    await send(text || caption, randomId(), null, [{ id: data.attachment.id }]);
   } catch (err) {
     showError($("chat-error"), `Could not attach ${file.name}: ${err.message}`);
   }
