@@ -26,18 +26,7 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 }
 
 async fn upload_raw(app: &TestApp, token: &str, conv: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-    let form =
-        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()));
-    let r = app
-        .http
-        .post(app.url(&format!("/api/messages/conversations/{conv}/attachments")))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    let status = r.status();
-    (status, r.json().await.expect("JSON"))
+    crate::common::upload_file(&app.http, &app.url(""), token, conv, name, &bytes).await
 }
 
 async fn upload(app: &TestApp, token: &str, conv: &str, name: &str, bytes: Vec<u8>) -> Value {

@@ -7,10 +7,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::business;
 use crate::common::cluster::{TestCluster, open_over_http};
 use crate::common::s3::S3Server;
 use crate::common::sio::SioClient;
+use crate::common::{business, upload_file as upload};
 
 const FIXTURES: [(&str, &[u8], &str); 6] = [
     ("voice.webm", include_bytes!("../../shared/service/testdata/voice.webm"), "audio/webm"),
@@ -21,27 +21,6 @@ const FIXTURES: [(&str, &[u8], &str); 6] = [
     ("voice.mp3", include_bytes!("../../shared/service/testdata/voice.mp3"), "audio/mpeg"),
 ];
 const VIDEO: &[u8] = include_bytes!("../../shared/service/testdata/video.webm");
-
-async fn upload(
-    http: &reqwest::Client,
-    api: &str,
-    token: &str,
-    conv: &str,
-    name: &str,
-    bytes: &[u8],
-) -> (StatusCode, Value) {
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_owned()));
-    let r = http
-        .post(format!("{api}/api/messages/conversations/{conv}/attachments"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    let status = r.status();
-    (status, r.json().await.expect("JSON"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_messages_are_measured_and_reach_the_other_gateway() {

@@ -257,6 +257,29 @@ pub async fn open(app: &TestApp, b: &Business, i: usize) -> String {
 }
 
 /// Asserts the error shape and status.
+/// Uploads `bytes` as `name` into a conversation over REST (multipart, as
+/// browsers send it): the status and the JSON answer.
+pub async fn upload_file(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    conv: &str,
+    name: &str,
+    bytes: &[u8],
+) -> (StatusCode, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_owned()));
+    let r = http
+        .post(format!("{base}/api/messages/conversations/{conv}/attachments"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    let status = r.status();
+    (status, r.json().await.expect("JSON"))
+}
+
 pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
     assert_eq!(status, expected, "body: {body}");
     assert_eq!(body["success"], false, "{body}");
