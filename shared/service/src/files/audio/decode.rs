@@ -3,12 +3,14 @@
 use bytes::Bytes;
 use omnibiz_domain::AudioInfo;
 use opus_decoder::OpusDecoder;
-use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
 use symphonia::core::codecs::{CODEC_TYPE_AAC, CodecParameters, Decoder as _, DecoderOptions};
 use symphonia::core::formats::Packet;
 use symphonia::default::codecs::AacDecoder;
 
-use super::{AudioError, Codec, Container, Levels, Limits, Sink, invalid, mp3, mp4, ogg, webm};
+use super::container::Container;
+use super::levels::{Levels, push_buffer};
+use super::model::{AudioError, Codec, Limits, Sink, invalid};
+use super::{mp3, mp4, ogg, webm};
 
 /// Opus is decoded at 16 kHz, mono: plenty for a waveform and a duration,
 /// and cheaper than 48 kHz stereo.
@@ -91,19 +93,4 @@ impl Sink for Decoding {
             }
         }
     }
-}
-
-/// Adds a Symphonia buffer's frames to `levels` (the loudest channel of each).
-pub(super) fn push_buffer(levels: &mut Levels, buf: AudioBufferRef<'_>) -> Result<(), AudioError> {
-    let spec = *buf.spec();
-    let frames = buf.frames();
-    if frames == 0 {
-        return Ok(());
-    }
-    levels.rate(spec.rate)?;
-    let channels = spec.channels.count().max(1);
-    let mut samples = SampleBuffer::<f32>::new(frames as u64, spec);
-    samples.copy_interleaved_ref(buf);
-    levels.add_samples(frames as u64);
-    levels.push(samples.samples().chunks(channels).map(|f| f.iter().fold(0.0f32, |m, s| m.max(s.abs()))))
 }

@@ -11,8 +11,8 @@ use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::default::codecs::MpaDecoder;
 use symphonia::default::formats::MpaReader;
 
-use super::decode::push_buffer;
-use super::{AudioError, Levels, invalid};
+use super::levels::{Levels, push_buffer};
+use super::model::{AudioError, invalid};
 
 /// Whether `head` starts with an MPEG audio frame header (layer III).
 pub(super) fn frame_sync(head: &[u8]) -> bool {

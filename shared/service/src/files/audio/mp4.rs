@@ -4,7 +4,7 @@
 //! table is copied: entries are read where they lie, and every count is
 //! checked against the bytes its box really has.
 
-use super::{AudioError, Codec, Sink, invalid};
+use super::model::{AudioError, Codec, Sink, invalid, opus_config};
 
 /// A box: its type, its payload, and where it started in the file.
 #[derive(Clone, Copy)]
@@ -151,7 +151,7 @@ fn sample_entry(stsd: &[u8]) -> Result<Codec, AudioError> {
             let short = || invalid("the Opus track's dOps box is cut short");
             let channels = *d.get(1).ok_or_else(short)?;
             let pre_skip = u16::from_be_bytes([*d.get(2).ok_or_else(short)?, *d.get(3).ok_or_else(short)?]);
-            super::opus_config(channels, pre_skip, *d.get(10).ok_or_else(short)?)
+            opus_config(channels, pre_skip, *d.get(10).ok_or_else(short)?)
         }
         other => Err(AudioError::Unsupported(format!(
             "MP4 audio of type {} is not accepted (voice messages take Opus, AAC or MP3)",

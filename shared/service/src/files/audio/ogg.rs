@@ -2,7 +2,7 @@
 //! in memory, packets joined across pages, and the first Opus stream's
 //! audio packets handed on. Other logical streams are skipped.
 
-use super::{AudioError, Sink, invalid, opus_head};
+use super::model::{AudioError, Sink, invalid, opus_head};
 
 /// Longest Opus packet accepted: far above what an encoder writes
 /// (RFC 6716 caps a frame at 1275 bytes, a packet at 120 ms of them).

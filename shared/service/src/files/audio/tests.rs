@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::levels::waveform;
 use super::*;
+use omnibiz_domain::AudioInfo;
 
 const WEBM: &[u8] = include_bytes!("../../../testdata/voice.webm");
 const OGG_STEREO: &[u8] = include_bytes!("../../../testdata/voice.ogg");

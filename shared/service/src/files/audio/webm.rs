@@ -3,7 +3,7 @@
 //! `MediaRecorder` writes while it streams) are read to where the next
 //! top-level element starts; every other size must fit inside its parent.
 
-use super::{AudioError, Codec, Sink, invalid, opus_head};
+use super::model::{AudioError, Codec, Sink, invalid, opus_head};
 
 const EBML: u32 = 0x1A45_DFA3;
 const DOC_TYPE: u32 = 0x4282;
