@@ -99,7 +99,9 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
             }
             let existing = match sid {
                 Some(sid) => match srv.session(&sid) {
-                    Some(s) if !s.upgraded.load(Ordering::Acquire) => Some(Some((sid, s))),
+                    Some(s) if !s.upgraded.load(Ordering::Acquire) && !s.lingering.load(Ordering::Acquire) => {
+                        Some(Some((sid, s)))
+                    }
                     _ => Some(None),
                 },
                 None => None,
@@ -145,7 +147,9 @@ async fn on_post<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, req: Request) ->
         return bad_request("Transport unknown");
     }
     let Some(sid) = q.sid else { return bad_request("Session ID unknown") };
-    let Some(session) = srv.session(&sid) else { return bad_request("Session ID unknown") };
+    let Some(session) = srv.session(&sid).filter(|s| !s.lingering.load(Ordering::Acquire)) else {
+        return bad_request("Session ID unknown");
+    };
     if session.upgraded.load(Ordering::Acquire) {
         return bad_request("Bad request");
     }

@@ -43,6 +43,9 @@ pub(crate) struct PollSession<P: Protocol> {
     pub(crate) upgrading: AtomicBool,
     /// While a ping is unanswered: when the session times out.
     pub(crate) pong_by: Mutex<Option<Instant>>,
+    /// Closed by the client, kept for the poll its close may have overtaken
+    /// (see [`super::transport::polling::finish`]).
+    pub(crate) lingering: AtomicBool,
 }
 
 impl<P: Protocol> PollSession<P> {

@@ -92,6 +92,7 @@ pub(crate) fn handshake_polling<P: Protocol>(srv: &Arc<Server<P>>, outer_token: 
         upgraded: AtomicBool::new(false),
         upgrading: AtomicBool::new(false),
         pong_by: Mutex::new(None),
+        lingering: AtomicBool::new(false),
     });
     srv.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(sid.clone(), Arc::clone(&session));
     tokio::spawn(supervise_polling(Arc::clone(srv), sid.clone(), session));
@@ -163,6 +164,16 @@ pub(crate) async fn supervise_polling<P: Protocol>(srv: Arc<Server<P>>, sid: Str
 
 /// Ends a polling session: forgets it, closes its outbox (a waiting GET
 /// answers) and tells the protocol. `conn` when the caller already took it.
+///
+/// A session the client closed is not forgotten at once. Its requests
+/// travel on separate connections and are handled by separate tasks, so
+/// the POST carrying its CLOSE can be handled before a GET the client sent
+/// earlier (a browser polls again as soon as a poll answers, then runs the
+/// application's handler that closes). That GET is legitimate: it gets the
+/// noop a waiting GET would have got, not "Session ID unknown" (a 400 the
+/// browser logs as an error). The first GET to take the noop forgets the
+/// session; one never comes at most a heartbeat later (interval + timeout,
+/// the longest a request of a live client can be under way).
 pub(crate) async fn finish<P: Protocol>(
     srv: &Arc<Server<P>>,
     sid: &str,
@@ -170,7 +181,18 @@ pub(crate) async fn finish<P: Protocol>(
     reason: CloseReason,
     conn: Option<P::Conn>,
 ) {
-    srv.forget(sid);
+    if reason == CloseReason::ClientClosed {
+        if !session.lingering.swap(true, Ordering::AcqRel) {
+            let (srv, sid) = (Arc::clone(srv), sid.to_owned());
+            let grace = srv.config.ping_interval + srv.config.ping_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                srv.forget(&sid);
+            });
+        }
+    } else {
+        srv.forget(sid);
+    }
     session.outbox.close(reason);
     let conn = match conn {
         Some(c) => Some(c),
@@ -187,6 +209,11 @@ pub(crate) async fn finish<P: Protocol>(
 /// interval, so it never waits much longer than that).
 pub(crate) async fn poll<P: Protocol>(srv: &Arc<Server<P>>, sid: &str) -> Response {
     let Some(session) = srv.session(sid) else { return bad_request("Session ID unknown") };
+    if session.lingering.load(Ordering::Acquire) {
+        // The poll the client's close overtook (see `finish`): its noop, once.
+        srv.forget(sid);
+        return text("6".into());
+    }
     if session.upgraded.load(Ordering::Acquire) {
         return bad_request("Bad request");
     }
@@ -225,6 +252,10 @@ pub(crate) async fn poll<P: Protocol>(srv: &Arc<Server<P>>, sid: &str) -> Respon
         }
     };
     session.polling.store(false, Ordering::Release);
+    if closing.is_some() {
+        // This answer tells the client the session is over: nothing more to wait for.
+        srv.forget(sid);
+    }
     text(polling_payload(&frames, closing))
 }
 
