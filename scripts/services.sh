@@ -9,7 +9,8 @@
 # With OMNIBIZ_REDIS_CLUSTER=1 it also starts a 3-master Redis Cluster on ports
 # 7001-7003 (REDIS_CLUSTER_URL), for the sharded pub/sub tests.
 #
-# Usage: scripts/services.sh start|stop|env|browser   (browser: install Debian's chromium)
+# Usage: scripts/services.sh start|stop|env|browser|ops-tools
+#   (browser: install Debian's chromium; ops-tools: HAProxy, nginx, Prometheus)
 # When REDIS_URL / MONGODB_URI are already set, the matching service is left
 # alone and the given URL is used instead (e.g. a real mongod).
 set -euo pipefail
@@ -136,6 +137,15 @@ ensure_browser() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
+# Real balancers and Prometheus, run by the tests themselves on free ports
+# (tests/e2e/balancers.rs, tests/e2e/prometheus.rs): Debian's packages. The
+# packages' own services are not started (the tests start their own).
+ensure_ops_tools() {
+  command -v haproxy >/dev/null 2>&1 || apt_install haproxy
+  command -v nginx >/dev/null 2>&1 || apt_install nginx-light
+  command -v prometheus >/dev/null 2>&1 || apt_install prometheus
+}
+
 # An S3-protocol server for the attachment tests (tests/e2e/attachments.rs start
 # their own, on free ports): moto's server from PyPI, pinned, in its own venv.
 MOTO_VERSION=5.2.5
@@ -153,11 +163,12 @@ ensure_moto() {
 case "${1:-}" in
   start) start; env_lines ;;
   browser) ensure_browser ;;
+  ops-tools) ensure_ops_tools ;;
   # The chaos suite starts, kills and restarts its own Redis and MongoDB-compatible
   # server: make sure both programs are installed, whatever MONGODB_URI/REDIS_URL say.
   chaos-tools) ensure_redis; ensure_mongo; echo "export OMNIBIZ_SECANTUS_BIN=$TOOLS/bin/secantusd-rs" ;;
   s3-tools) ensure_moto ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env|browser|chaos-tools|s3-tools" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|browser|ops-tools|chaos-tools|s3-tools" >&2; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ eval "$(scripts/services.sh start)"
 # tests/e2e/legacy.rs) and playwright-core (tests/e2e/browser.rs and tests/e2e/console.rs,
 # which drive Debian's chromium: no browser download).
 scripts/services.sh browser
+scripts/services.sh ops-tools
 eval "$(scripts/services.sh chaos-tools)"
 eval "$(scripts/services.sh s3-tools)"
 if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
@@ -40,6 +41,9 @@ scripts/console-vendor.sh --check
 
 echo "[test] k8s manifests"
 scripts/k8s-validate.sh
+
+echo "[test] alerting rules: promtool check and unit tests"
+scripts/prometheus-rules.sh
 
 if [ "${CI:-}" = "true" ]; then
   echo "[test] cargo fmt --check"

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{
-    Backend, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with,
+    Backend, Business, TestApp, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings,
+    spawn_with,
 };
 use omnibiz::app::Target;
 use serde_json::Value;
@@ -68,15 +69,28 @@ async fn polling_clients_need_no_affinity_and_survive_a_gateway_dying() {
     let stats: Vec<u64> = reqwest::get(format!("{lb}/__stats")).await.expect("stats").json().await.expect("json");
     assert!(stats.iter().all(|&n| n > 0), "every gateway took requests: {stats:?}");
 
+    failover_through(&lb, &api, &b, &conv, &mut gateways).await;
+    api.finish().await;
+}
+
+/// A gateway process of a test: the child (taken when killed), its base URL, its node id.
+pub(crate) type Gateway = (Option<tokio::process::Child>, String, String);
+
+/// A polling customer behind the balancer at `lb`; the gateway holding its
+/// session is killed between two batches of REST sends. The client
+/// reconnects through the balancer and recovers by `seq`: every message
+/// once, in order.
+pub(crate) async fn failover_through(lb: &str, api: &TestApp, b: &Business, conv: &str, gateways: &mut [Gateway]) {
+    let dir = node_dir("socket.io-client");
     // A polling client, then the gateway holding its session dies.
     let (_, before) = api.get(&format!("/api/messages/conversations/{conv}"), &b.owner_token).await;
     let start = before["conversation"]["lastSeq"].as_i64().expect("lastSeq");
     let mut client = tokio::process::Command::new("node")
         .arg("failover.mjs")
         .current_dir(&dir)
-        .env("BASE", &lb)
+        .env("BASE", lb)
         .env("TOKEN", &b.customer_tokens[0])
-        .env("CONV", &conv)
+        .env("CONV", conv)
         // The join replays the `start` earlier messages, then 10 new ones.
         .env("EXPECT", (start + 10).to_string())
         .stdout(Stdio::piped())
@@ -90,13 +104,13 @@ async fn polling_clients_need_no_affinity_and_survive_a_gateway_dying() {
     let sid = ready["sid"].as_str().expect("sid");
     let owner_node = sid.split('.').next().expect("node part");
     for i in 0..5 {
-        let (s, _) = api.send(&b.owner_token, &conv, &format!("before the crash {i}")).await;
+        let (s, _) = api.send(&b.owner_token, conv, &format!("before the crash {i}")).await;
         assert_eq!(s, reqwest::StatusCode::CREATED);
     }
     let victim = gateways.iter_mut().find(|(_, _, n)| n == owner_node).expect("the sid names a gateway");
     victim.0.take().expect("child").kill().await.expect("kill the owner");
     for i in 0..5 {
-        let (s, _) = api.send(&b.owner_token, &conv, &format!("after the crash {i}")).await;
+        let (s, _) = api.send(&b.owner_token, conv, &format!("after the crash {i}")).await;
         assert_eq!(s, reqwest::StatusCode::CREATED);
     }
     let report = tokio::time::timeout(Duration::from_secs(40), async {
@@ -114,5 +128,4 @@ async fn polling_clients_need_no_affinity_and_survive_a_gateway_dying() {
     let fresh: Vec<i64> = seqs.iter().copied().filter(|&s| s > start).collect();
     assert_eq!(fresh, (start + 1..=start + 10).collect::<Vec<_>>(), "each once, in order: {report}");
     assert!(report["reconnects"].as_u64().is_some_and(|n| n >= 1), "it had to reconnect: {report}");
-    api.finish().await;
 }

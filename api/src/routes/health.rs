@@ -30,5 +30,5 @@ async fn readyz(State(s): State<ApiState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], omnibiz_service::telemetry::render_metrics(&s.metrics))
 }

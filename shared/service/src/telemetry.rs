@@ -85,6 +85,12 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "messages the Node.js service stored that this pod numbered and published (rolling migration)",
     ),
+    (
+        "legacy_adopter_lag_seconds",
+        "gauge",
+        "age of the oldest message the last adopter pass numbered (0 when it found none): how long Node's messages wait to go live",
+    ),
+    ("legacy_adopter_errors_total", "counter", "adopter passes that failed (retried on the next tick)"),
     ("webhook_events_total", "counter", "webhook outbox events fanned out into deliveries, by type"),
     ("webhook_attempts_total", "counter", "webhook delivery attempts, by outcome (success, failure)"),
     ("webhook_attempt_duration_seconds", "histogram", "time from sending a webhook to its response"),
@@ -131,6 +137,22 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 const HANDSHAKE_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0];
 
 /// The process-wide Prometheus recorder (installed on first use).
+/// The text of a scrape: every registered metric, plus the process's own
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_threads`, … named as
+/// Prometheus's own client libraries name them), read at each scrape.
+pub fn render_metrics(handle: &PrometheusHandle) -> String {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS
+        .get_or_init(|| {
+            let c = metrics_process::Collector::default();
+            c.describe();
+            c
+        })
+        .collect();
+    handle.render()
+}
+
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE

@@ -20,13 +20,19 @@ pub async fn run(mongo: MongoStore, messaging: Messaging, every: Duration, holde
         ticker.tick().await;
         match adopter.run_once().await {
             Ok(adopted) => {
+                let oldest = adopted.iter().flat_map(|a| a.messages.iter()).map(|m| m.created_at).min();
+                let lag = oldest.map_or(0.0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+                metrics::gauge!("legacy_adopter_lag_seconds").set(lag);
                 for a in &adopted {
                     for m in &a.messages {
                         messaging.publish_adopted(&a.conversation, m).await;
                     }
                 }
             }
-            Err(e) => tracing::warn!(error.cause_chain = ?e, "legacy adopter pass failed; retrying"),
+            Err(e) => {
+                metrics::counter!("legacy_adopter_errors_total").increment(1);
+                tracing::warn!(error.cause_chain = ?e, "legacy adopter pass failed; retrying");
+            }
         }
     }
 }
