@@ -93,8 +93,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_tracing(settings.log_format, &settings.log_level);
-    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let service = match &command {
+        Command::Serve => "omnibiz-serve",
+        Command::Api => "omnibiz-api",
+        Command::Gateway => "omnibiz-gateway",
+        _ => "omnibiz-cli",
+    };
+    let otlp = settings.otlp_endpoint.clone().map(|endpoint| telemetry::Otlp {
+        endpoint,
+        service: service.to_owned(),
+        sample_ratio: settings.trace_sample_ratio,
+    });
+    // Held to the end of `main`: dropping it flushes the spans still batched.
+    let _traces = telemetry::init_tracing(settings.log_format, &settings.log_level, otlp.as_ref());
+    match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error.cause_chain = ?e, "fatal");

@@ -200,7 +200,10 @@ pub fn router(state: ApiState, opts: &HttpOptions, extra: Router) -> Router {
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("http", method = %req.method(), route = route.as_deref().unwrap_or(req.uri().path()), request_id = %id)
+                let span = tracing::info_span!("http", method = %req.method(), route = route.as_deref().unwrap_or(req.uri().path()), request_id = %id);
+                // A caller's trace (W3C `traceparent`) is continued.
+                omnibiz_service::telemetry::follow(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())

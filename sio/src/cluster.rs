@@ -12,7 +12,7 @@
 //! another forwarded request wait behind it. The upgrade opens a connection
 //! of its own (it is spliced for the websocket's life, never reused).
 //!
-//! Costs (BENCHMARKS.md, "Polling without affinity"): what a forwarded poll
+//! Costs (BENCHMARKS.md, "Forwarding on pooled connections"): what a forwarded poll
 //! adds over a direct one in latency and CPU, before and after the pool; a
 //! websocket upgraded through another process stays spliced through it for
 //! its life (two sockets and 2 × 2 KiB of buffers there), so a balancer

@@ -39,5 +39,6 @@ mod sessions;
 mod sio_fuzz;
 mod stored_path;
 mod targets;
+mod traces;
 mod voice;
 mod webhooks;

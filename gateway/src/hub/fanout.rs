@@ -88,6 +88,12 @@ impl Hub {
     /// Fans one bus event out to the local sockets it concerns.
     pub fn dispatch(&self, published: &Published) {
         let env = &published.envelope;
+        // With traces on, delivering an event continues its publisher's trace.
+        let _span = env.traceparent.as_deref().map(|tp| {
+            let span = tracing::info_span!("bus.deliver", kind = ?env.kind);
+            omnibiz_service::telemetry::follow(&span, Some(tp));
+            span.entered()
+        });
         let mut dropped = Vec::new();
         let mut blocked = Vec::new();
         let mut ix = self.lock();

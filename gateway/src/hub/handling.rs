@@ -112,10 +112,20 @@ fn action_of(event: &str) -> Option<Action> {
 // instead of per-socket hash sets, recovery state boxed only while in use.
 impl Hub {
     /// Handles one incoming event. Unknown events are ignored (`None`).
+    /// With traces on, each event is a span (the root of a socket send's trace).
     pub async fn handle(&self, id: ConnId, event: &str, data: Value) -> Option<Reply> {
         // A static label: no allocation per event, and clients cannot mint label values.
         let label = EVENTS.iter().copied().find(|e| *e == event).unwrap_or("unknown");
         metrics::counter!("gateway_events_in_total", "event" => label).increment(1);
+        if omnibiz_service::telemetry::exporting() {
+            use tracing::Instrument as _;
+            let span = tracing::info_span!("socket.event", event = label);
+            return self.handle_event(id, event, label, data).instrument(span).await;
+        }
+        self.handle_event(id, event, label, data).await
+    }
+
+    async fn handle_event(&self, id: ConnId, event: &str, label: &'static str, data: Value) -> Option<Reply> {
         let actor = self.actor_of(id)?;
         if let Some(action) = action_of(event)
             && let Err(limited) = self.messaging.check_rate(actor.principal.party(), action)

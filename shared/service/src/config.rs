@@ -67,6 +67,13 @@ settings! {
     log_format: LogFormat = LogFormat::Text, env "LOG_FORMAT";
     /// Default log filter when `RUST_LOG` is unset. `LOG_LEVEL`, default `info`.
     log_level: String = "info".into(), env "LOG_LEVEL";
+    /// Where to send traces (OTLP over HTTP, e.g. `http://otel-collector:4318`;
+    /// `/v1/traces` is added). Unset: no traces. `OMNIBIZ_OTLP_ENDPOINT`.
+    otlp_endpoint: Option<String> = None;
+    /// The share of traces kept, 0–1 (a trace that arrives sampled, from a
+    /// `traceparent` header or a bus envelope, stays sampled).
+    /// `OMNIBIZ_TRACE_SAMPLE_RATIO`, default 0.1.
+    trace_sample_ratio: f64 = 0.1;
     /// Allowed CORS origins, comma-separated, or `*`. `CORS_ORIGINS`, default `*`.
     cors_origins: String = "*".into(), env "CORS_ORIGINS";
     /// Largest accepted request body in bytes. `OMNIBIZ_BODY_LIMIT_BYTES`, default 65536.
@@ -309,6 +316,15 @@ impl Settings {
         self.jwt_issuer = self.jwt_issuer.filter(|v| !v.trim().is_empty());
         self.jwt_audience = self.jwt_audience.filter(|v| !v.trim().is_empty());
         self.jwt_algorithms()?;
+        self.otlp_endpoint = self.otlp_endpoint.filter(|v| !v.trim().is_empty());
+        if let Some(e) = &self.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            bail!("OMNIBIZ_OTLP_ENDPOINT must be an http:// or https:// URL (OTLP over HTTP), not {e}");
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            bail!("OMNIBIZ_TRACE_SAMPLE_RATIO must be between 0 and 1");
+        }
         if let Some(uri) = &self.mongodb_uri {
             let u = uri.expose_secret();
             if !(u.starts_with("mongodb://") || u.starts_with("mongodb+srv://")) {

@@ -4,6 +4,15 @@
 //! for the full list.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -12,17 +21,121 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
+/// Where traces go (see [`init_tracing`]).
+#[derive(Debug, Clone)]
+pub struct Otlp {
+    /// OTLP/HTTP endpoint; `/v1/traces` is added.
+    pub endpoint: String,
+    /// `service.name` of this process's spans (`omnibiz-api`, `omnibiz-gateway`, …).
+    pub service: String,
+    /// Share of new traces kept (parent-based: a sampled parent is followed).
+    pub sample_ratio: f64,
+}
+
+/// Set once spans are exported: only then do publishes carry a
+/// `traceparent` (the hot path pays nothing otherwise).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Flushes the spans still batched when dropped (at the end of `main`).
+#[must_use = "dropping it flushes and stops the trace exporter"]
+pub struct TracingGuard(Option<SdkTracerProvider>);
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("flushing traces: {e}");
+        }
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG` wins over `default_level`.
+/// With `otlp`, spans are also exported as OpenTelemetry traces.
 /// Calling it twice is harmless (the second call does nothing).
-pub fn init_tracing(format: LogFormat, default_level: &str) {
+pub fn init_tracing(format: LogFormat, default_level: &str, otlp: Option<&Otlp>) -> TracingGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    let (provider, otel) = match otlp.map(tracer_provider).transpose() {
+        Ok(Some(p)) => {
+            let layer = tracing_opentelemetry::layer().with_tracer(p.tracer("omnibiz"));
+            (Some(p), Some(layer))
+        }
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("traces are off: {e:#}");
+            (None, None)
+        }
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = match format {
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
             .try_init(),
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init(),
     };
+    if installed.is_ok() && provider.is_some() {
+        EXPORTING.store(true, Ordering::Release);
+    }
+    TracingGuard(provider)
+}
+
+fn tracer_provider(o: &Otlp) -> anyhow::Result<SdkTracerProvider> {
+    let endpoint = format!("{}/v1/traces", o.endpoint.trim_end_matches('/').trim_end_matches("/v1/traces"));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(&endpoint)
+        .build()
+        .map_err(|e| anyhow::anyhow!("the OTLP exporter for {endpoint}: {e}"))?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(o.sample_ratio))))
+        .with_resource(Resource::builder().with_service_name(o.service.clone()).build())
+        .build())
+}
+
+/// The current span's W3C `traceparent`, when traces are exported and the
+/// span is sampled: what a bus envelope carries to the gateways.
+pub fn traceparent() -> Option<String> {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.is_valid() && sc.is_sampled())
+        .then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+}
+
+/// Parses a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+pub fn parse_traceparent(tp: &str) -> Option<SpanContext> {
+    let mut parts = tp.trim().split('-');
+    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00" || parts.next().is_some() || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    let trace_id = TraceId::from_hex(trace).ok()?;
+    let span_id = SpanId::from_hex(span).ok()?;
+    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?);
+    let sc = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
+    sc.is_valid().then_some(sc)
+}
+
+/// Makes `span` a child of the remote span `traceparent` names (a bus
+/// envelope's, a request header's); nothing when traces are off or the
+/// value does not parse.
+pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(sc) = traceparent.and_then(parse_traceparent) {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(sc));
+    }
+}
+
+/// Whether spans are exported (so callers can skip building spans nobody reads).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// Every metric the binaries export: name, kind, meaning. The operations guide
@@ -175,4 +288,34 @@ pub fn prometheus() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_parse_only_when_well_formed() {
+        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_carried_while_traces_are_off() {
+        let span = tracing::info_span!("x");
+        assert_eq!(span.in_scope(traceparent), None);
+    }
 }

@@ -36,7 +36,11 @@ pub fn redis_url() -> String {
 
 pub fn init_logs() {
     if std::env::var("TEST_LOG").is_ok() {
-        omnibiz_service::telemetry::init_tracing(omnibiz_service::config::LogFormat::Text, "debug");
+        std::mem::forget(omnibiz_service::telemetry::init_tracing(
+            omnibiz_service::config::LogFormat::Text,
+            "debug",
+            None,
+        ));
     }
 }
 

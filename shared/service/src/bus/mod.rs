@@ -138,6 +138,10 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub ts: i64,
+    /// W3C trace context of the publish, when traces are exported: the
+    /// delivering gateways' spans continue its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The client-shaped payload, kept as JSON text.
     pub payload: Box<RawValue>,
 }
@@ -187,6 +191,7 @@ impl Envelope {
             origin: None,
             source: None,
             ts: chrono::Utc::now().timestamp_millis(),
+            traceparent: None,
             payload,
         }
     }

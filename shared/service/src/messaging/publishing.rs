@@ -57,7 +57,16 @@ impl Messaging {
     pub(super) async fn publish_envelope(&self, topic: Topic, mut env: Envelope, source: Option<&str>) {
         env.origin = Some(self.origin.to_string());
         env.source = source.map(str::to_owned);
-        if let Err(e) = self.bus.publish(&topic, &env).await {
+        let published = if crate::telemetry::exporting() {
+            use tracing::Instrument as _;
+            let span = tracing::info_span!("bus.publish", channel = %topic.channel(), kind = ?env.kind);
+            // The gateways' delivery spans continue this one.
+            env.traceparent = span.in_scope(crate::telemetry::traceparent);
+            self.bus.publish(&topic, &env).instrument(span).await
+        } else {
+            self.bus.publish(&topic, &env).await
+        };
+        if let Err(e) = published {
             metrics::counter!("bus_publish_errors_total").increment(1);
             tracing::warn!(error.cause_chain = ?e, channel = %topic.channel(), "publish failed; clients will recover by seq");
         }

@@ -136,7 +136,11 @@ impl Messaging {
             created_at: Utc::now(),
             reply_to: cmd.reply_to,
         };
-        let Some(appended) = self.store.append_message(new).await? else {
+        let appended = {
+            use tracing::Instrument as _;
+            self.store.append_message(new).instrument(tracing::info_span!("store.append")).await?
+        };
+        let Some(appended) = appended else {
             // Refused by the store's own check: read the conversation to say why.
             self.sendable(actor, conv).await?;
             return Err(ServiceError::Conflict("the conversation changed while sending; send again".into()));
