@@ -334,7 +334,11 @@ impl Application {
             .with_edit_window(edit_window)
             .with_account_ttl(Duration::from_secs(settings.account_cache_secs))
             .with_limits(Limits::new(settings.rates()).with_upload_concurrency(settings.upload_concurrency))
-            .with_link_previews(settings.link_previews);
+            .with_link_previews(settings.link_previews)
+            .with_send_gate(omnibiz_service::overload::SendGate::new(
+                settings.send_concurrency,
+                Duration::from_millis(settings.send_queue_ms),
+            ));
         // Rate-limit buckets of principals that went quiet are forgotten every minute.
         let pruned = messaging.clone();
         tokio::spawn(async move {

@@ -84,7 +84,9 @@ impl IntoResponse for ApiError {
                     ServiceError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     ServiceError::Disabled(_) => StatusCode::NOT_IMPLEMENTED,
                     ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                    ServiceError::Unavailable(_) | ServiceError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ServiceError::Unavailable(_) | ServiceError::TimedOut(_) | ServiceError::Overloaded(_) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
                     ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                     ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
@@ -104,8 +106,14 @@ impl IntoResponse for ApiError {
             Self::BadInput { status, message, code } => (*status, *code, message.clone()),
         };
         let mut res = (status, Json(ErrorBody { success: false, message, code })).into_response();
-        if let Self::Service(ServiceError::RateLimited(limited)) = &self {
-            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs()));
+        match &self {
+            Self::Service(ServiceError::RateLimited(limited)) => {
+                res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs()));
+            }
+            Self::Service(ServiceError::Overloaded(o)) => {
+                res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(o.retry_after_secs()));
+            }
+            _ => {}
         }
         res
     }

@@ -29,6 +29,7 @@ mod loadtest_smoke;
 mod no_affinity;
 mod node_client;
 mod operations;
+mod overload;
 mod prometheus;
 mod rate_limits;
 mod reactions;

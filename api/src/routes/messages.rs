@@ -15,7 +15,7 @@ use super::params::ReadResponse;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
-use crate::openapi::{ReadErrors, UploadErrors, WriteErrors};
+use crate::openapi::{ReadErrors, Unavailable, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -72,9 +72,11 @@ impl MessageResponse {
     }
 }
 
-/// Send a message. 201 when stored, 200 when it is a retry of a stored `clientMessageId`.
+/// Send a message. 201 when stored, 200 when it is a retry of a stored `clientMessageId`;
+/// 503 `OVERLOADED` (with `Retry-After`) when the server is saturated: nothing was
+/// stored, retry with the same `clientMessageId`.
 #[utoipa::path(post, path = "/api/messages/send", tag = "messages", request_body = SendBody, security(("bearer" = [])),
-    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), WriteErrors, UploadErrors))]
+    responses((status = 201, body = MessageResponse), (status = 200, body = MessageResponse), WriteErrors, UploadErrors, Unavailable))]
 pub(crate) async fn send(
     State(s): State<ApiState>,
     Authed(actor): Authed,

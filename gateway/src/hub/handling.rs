@@ -45,6 +45,7 @@ impl From<ServiceError> for EventError {
         let code = e.code();
         let retry_after_ms = match &e {
             ServiceError::RateLimited(l) => Some(u64::try_from(l.retry_after.as_millis()).unwrap_or(u64::MAX).max(1)),
+            ServiceError::Overloaded(o) => Some(u64::try_from(o.retry_after.as_millis()).unwrap_or(u64::MAX).max(1)),
             _ => None,
         };
         let error = match &e {

@@ -197,6 +197,12 @@ settings! {
     /// Sockets one principal may hold open at once, across every gateway.
     /// `OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL`, default 20.
     max_sockets_per_principal: usize = 20;
+    /// Stored sends in flight at once per process (REST and socket): past
+    /// them a send waits `send_queue_ms` for a turn, then is refused 503
+    /// `OVERLOADED` before anything is stored. `OMNIBIZ_SEND_CONCURRENCY`, default 64.
+    send_concurrency: usize = 64;
+    /// How long a send may wait for a turn. `OMNIBIZ_SEND_QUEUE_MS`, default 50.
+    send_queue_ms: u64 = 50;
     /// Uploads one principal may have in flight at once in one process.
     /// `OMNIBIZ_UPLOAD_CONCURRENCY`, default 2.
     upload_concurrency: usize = 2;
@@ -382,11 +388,12 @@ impl Settings {
             || [self.search_rate, self.upload_rate, self.join_rate].contains(&0)
             || self.max_sockets_per_principal == 0
             || self.upload_concurrency == 0
+            || self.send_concurrency == 0
             || self.connect_rate_per_ip == 0
             || self.max_payload_bytes < 1024
         {
             bail!(
-                "max_rooms_per_socket, max_sockets_per_principal, upload_concurrency and every *_rate must be at least 1, max_payload_bytes at least 1024"
+                "max_rooms_per_socket, max_sockets_per_principal, upload_concurrency, send_concurrency and every *_rate must be at least 1, max_payload_bytes at least 1024"
             );
         }
         if self.jwt_leeway_secs > 600 {

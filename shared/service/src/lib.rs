@@ -30,6 +30,7 @@ pub mod limits;
 pub mod linkcards;
 pub mod messaging;
 pub mod nodes;
+pub mod overload;
 pub mod presence;
 pub mod telemetry;
 pub mod webhooks;

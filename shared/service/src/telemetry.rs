@@ -212,6 +212,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("uploads_stored_total", "counter", "files uploaded and stored"),
     ("uploads_refused_total", "counter", "uploads refused (type, size, undecodable image, broken stream)"),
     ("uploads_swept_total", "counter", "uploads never attached to a message, deleted by the sweeper"),
+    (
+        "sends_overloaded_total",
+        "counter",
+        "sends refused (503 / ack OVERLOADED) because the stored path was saturated; nothing was stored",
+    ),
 ];
 
 /// Describes every metric and registers the label-less ones at zero

@@ -56,6 +56,9 @@ pub const GENEROUS_RATES: &[(&str, &str)] = &[
     ("OMNIBIZ_UPLOAD_RATE", "100000"),
     ("OMNIBIZ_TYPING_RATE", "100000"),
     ("OMNIBIZ_JOIN_RATE", "100000"),
+    // Overload refusals are tested on their own (tests/e2e/overload.rs); a
+    // debug build under a parallel test run must not trip them elsewhere.
+    ("OMNIBIZ_SEND_CONCURRENCY", "100000"),
 ];
 
 pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) -> Settings {
@@ -69,6 +72,7 @@ pub fn settings(backend: Backend, data_dir: &std::path::Path, database: &str) ->
         upload_rate: generous,
         typing_rate: generous,
         join_rate: generous,
+        send_concurrency: 100_000,
         host: [127, 0, 0, 1].into(),
         port: 0,
         data_dir: data_dir.to_path_buf(),

@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// 429: the caller's rate limit for this kind of work is used up.
     #[error(transparent)]
     RateLimited(#[from] crate::limits::RateLimited),
+    /// 503: the stored path is saturated; nothing was stored (retry later, same `clientMessageId`).
+    #[error(transparent)]
+    Overloaded(#[from] crate::overload::Overloaded),
     /// 503: the query ran past its time limit (narrow it down and retry).
     #[error("{0}")]
     TimedOut(String),
@@ -58,6 +61,7 @@ impl ServiceError {
             Self::Disabled(_) => "NOT_CONFIGURED",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited(_) => "RATE_LIMITED",
+            Self::Overloaded(_) => "OVERLOADED",
             Self::TimedOut(_) => "QUERY_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",

@@ -105,6 +105,8 @@ pub struct Messaging {
     /// Make link previews (the webhooks' address guard applies).
     link_previews: bool,
     previews: crate::linkcards::PreviewCache,
+    /// Stored sends at once in this process (see [`crate::overload`]).
+    send_gate: crate::overload::SendGate,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -142,6 +144,7 @@ impl Messaging {
             hook_secrets: None,
             link_previews: true,
             previews: crate::linkcards::cache(),
+            send_gate: crate::overload::SendGate::unbounded(),
         }
     }
 
@@ -187,6 +190,13 @@ impl Messaging {
     /// Per-principal rate limits (one set per process: give the API and the
     /// gateway of one process the same `Messaging` so they share buckets).
     #[must_use]
+    /// Bounds stored sends in flight; past it, sends are refused early
+    /// ([`ServiceError::Overloaded`]) rather than queued without bound.
+    pub fn with_send_gate(mut self, gate: crate::overload::SendGate) -> Self {
+        self.send_gate = gate;
+        self
+    }
+
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = Arc::new(limits);
         self

@@ -98,6 +98,9 @@ impl Messaging {
         source: Option<&str>,
         parties: Option<(UserId, CustomerId)>,
     ) -> ServiceResult<Sent> {
+        // Held until the send is stored and published: a saturated store
+        // refuses new sends here, before anything is written.
+        let _slot = self.send_gate.admit().await?;
         let conv = cmd.conversation_id;
         let (owner, customer) = match parties {
             Some(p) => p,
