@@ -155,7 +155,14 @@ async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>, arrivals: A
 /// (`message_sent`) what it wrote before closing, as a client that cares
 /// about its messages would: closing with a backlog unread would have the
 /// kernel reset the connection and drop the unread messages with it.
-async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::Receiver<u64>, errors: Arc<AtomicU64>) {
+async fn socket_sender(
+    ws: client::Ws,
+    pair: usize,
+    conv: String,
+    mut rx: mpsc::Receiver<u64>,
+    errors: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+) {
     let (mut sink, mut stream) = ws.split();
     let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<()>();
     let errs = Arc::clone(&errors);
@@ -171,7 +178,12 @@ async fn socket_sender(ws: client::Ws, pair: usize, conv: String, mut rx: mpsc::
                     confirms.fetch_add(1, Ordering::Relaxed);
                 }
                 Incoming::Event(b) if b.starts_with("[\"message_error\"") => {
-                    errs.fetch_add(1, Ordering::Relaxed);
+                    // Refused at the door (the server is saturated): told, nothing stored.
+                    if b.contains("\"OVERLOADED\"") {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        errs.fetch_add(1, Ordering::Relaxed);
+                    }
                     confirms.fetch_add(1, Ordering::Relaxed);
                 }
                 Incoming::Closed => break,
@@ -222,13 +234,21 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         bar.inc(1);
     }
     let errors = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
     let mut senders: Vec<mpsc::Sender<u64>> = Vec::new();
     let http = reqwest::Client::new();
     if let Sender::Socket = plan.sender {
         for (i, pair) in pairs[..p].iter().enumerate() {
             let ws = connect_joined(&plan.senders_url, &pair.customer, &pair.conversation).await?;
             let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(socket_sender(ws, i, pair.conversation.clone(), rx, Arc::clone(&errors)));
+            tokio::spawn(socket_sender(
+                ws,
+                i,
+                pair.conversation.clone(),
+                rx,
+                Arc::clone(&errors),
+                Arc::clone(&refused),
+            ));
             senders.push(tx);
             bar.inc(1);
         }
@@ -285,20 +305,26 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
                         sent += 1;
                         continue;
                     };
-                    let (http, url, pair, errs) =
-                        (http.clone(), format!("{api}/api/messages/send"), pairs[i].clone(), Arc::clone(&errors));
+                    let (http, url, pair, errs, refusals) = (
+                        http.clone(),
+                        format!("{api}/api/messages/send"),
+                        pairs[i].clone(),
+                        Arc::clone(&errors),
+                        Arc::clone(&refused),
+                    );
                     let n = sent;
                     tokio::spawn(async move {
                         let body = json!({"conversationId": pair.conversation, "content": format!("load {n}"), "clientMessageId": stamp(i, n)});
-                        let ok = http
-                            .post(url)
-                            .bearer_auth(&pair.owner)
-                            .json(&body)
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status().is_success());
-                        if !ok {
-                            errs.fetch_add(1, Ordering::Relaxed);
+                        match http.post(url).bearer_auth(&pair.owner).json(&body).send().await {
+                            Ok(r) if r.status().is_success() => {}
+                            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                                let overloaded = r.text().await.is_ok_and(|t| t.contains("\"OVERLOADED\""));
+                                let counter = if overloaded { &refusals } else { &errs };
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => {
+                                errs.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         drop(permit);
                     });
@@ -316,7 +342,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     let mut drain = Drain::new(arrivals.count.load(Ordering::Relaxed));
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let expected = (sent - behind).saturating_sub(errors.load(Ordering::Relaxed));
+        let expected = (sent - behind).saturating_sub(errors.load(Ordering::Relaxed) + refused.load(Ordering::Relaxed));
         if drain.over(arrivals.count.load(Ordering::Relaxed), expected) {
             break;
         }
@@ -351,7 +377,9 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         "delivered": unique,
         "delivered_per_sec": unique as f64 / delivery_secs,
         "last_delivery_secs": last_delivery_secs,
-        "lost": attempted.saturating_sub(unique),
+        // Refused sends were told so and never stored: not lost.
+        "refused": refused.load(Ordering::Relaxed),
+        "lost": attempted.saturating_sub(unique + refused.load(Ordering::Relaxed)),
         "duplicates": duplicates,
         "errors": errors.load(Ordering::Relaxed) + recv_errors,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},
