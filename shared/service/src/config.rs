@@ -199,8 +199,10 @@ settings! {
     max_sockets_per_principal: usize = 20;
     /// Stored sends in flight at once per process (REST and socket): past
     /// them a send waits `send_queue_ms` for a turn, then is refused 503
-    /// `OVERLOADED` before anything is stored. `OMNIBIZ_SEND_CONCURRENCY`, default 64.
-    send_concurrency: usize = 64;
+    /// `OVERLOADED` before anything is stored. `OMNIBIZ_SEND_CONCURRENCY`,
+    /// default 16 (BENCHMARKS.md, "Overload": the depth that kept p99 near
+    /// 100 ms on the benchmark box; a database on machines of its own takes more).
+    send_concurrency: usize = 16;
     /// How long a send may wait for a turn. `OMNIBIZ_SEND_QUEUE_MS`, default 50.
     send_queue_ms: u64 = 50;
     /// Uploads one principal may have in flight at once in one process.
