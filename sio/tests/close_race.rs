@@ -6,49 +6,13 @@
 //! "Session ID unknown", which the browser logs as an error. Requests after
 //! that one still get 400, as the Engine.IO compliance suite requires.
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use omnibiz_sio::{BoxFuture, Config, Connect, DisconnectReason, Event, Handler, Socket, socket_io};
-use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-#[derive(Default)]
-struct Counting {
-    disconnected: AtomicUsize,
-}
-
-impl Handler for Counting {
-    type State = ();
-
-    fn connect(self: &Arc<Self>, _: Connect) -> BoxFuture<Result<(), Value>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn event(self: &Arc<Self>, (): &(), _: Socket, _: Event) -> BoxFuture<()> {
-        Box::pin(async {})
-    }
-
-    fn disconnect(self: &Arc<Self>, (): (), _: DisconnectReason) -> Option<BoxFuture<()>> {
-        self.disconnected.fetch_add(1, Ordering::SeqCst);
-        None
-    }
-}
-
-/// One HTTP/1.1 request on its own connection: the status code and the body.
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("response");
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
-}
+use common::{Accepting as Counting, http, sid_of};
+use omnibiz_sio::{Config, socket_io};
 
 #[tokio::test]
 async fn a_poll_overtaken_by_the_clients_close_gets_its_noop_once() {
@@ -59,7 +23,7 @@ async fn a_poll_overtaken_by_the_clients_close_gets_its_noop_once() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let (_, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-    let sid = open.split("\"sid\":\"").nth(1).and_then(|s| s.split('"').next()).expect("sid").to_owned();
+    let sid = sid_of(&open);
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     assert_eq!(http(addr, "POST", &path, "40").await, (200, "ok".into()));
     assert!(http(addr, "GET", &path, "").await.1.starts_with("40"), "the CONNECT's answer");
@@ -83,7 +47,7 @@ async fn a_post_after_the_clients_close_is_refused() {
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     let (_, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-    let sid = open.split("\"sid\":\"").nth(1).and_then(|s| s.split('"').next()).expect("sid").to_owned();
+    let sid = sid_of(&open);
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     assert_eq!(http(addr, "POST", &path, "1").await, (200, "ok".into()));
     let (status, body) = http(addr, "POST", &path, "40").await;

@@ -4,34 +4,17 @@
 //! opened its own), and a forwarded long-poll GET that waits never holds up
 //! the forwarded requests behind it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use omnibiz_sio::{BoxFuture, Config, Connect, DisconnectReason, Event, Handler, Locator, Socket, socket_io};
-use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use common::{Accepting, http, sid_of};
+use omnibiz_sio::{BoxFuture, Config, Locator, socket_io};
 use tokio::net::{TcpListener, TcpStream};
-
-struct Accepting;
-
-impl Handler for Accepting {
-    type State = ();
-
-    fn connect(self: &Arc<Self>, _: Connect) -> BoxFuture<Result<(), Value>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn event(self: &Arc<Self>, (): &(), _: Socket, _: Event) -> BoxFuture<()> {
-        Box::pin(async {})
-    }
-
-    fn disconnect(self: &Arc<Self>, (): (), _: DisconnectReason) -> Option<BoxFuture<()>> {
-        None
-    }
-}
 
 struct Static {
     node: String,
@@ -70,20 +53,6 @@ impl axum::serve::Listener for Counted {
     }
 }
 
-/// One HTTP/1.1 request on its own connection: the status code and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("response");
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_requests_share_connections_and_a_waiting_poll_blocks_none() {
     let (la, lb) =
@@ -91,8 +60,8 @@ async fn forwarded_requests_share_connections_and_a_waiting_poll_blocks_none() {
     let (a, b) = (la.local_addr().expect("a"), lb.local_addr().expect("b"));
     let peers: HashMap<String, SocketAddr> = [("a".to_owned(), a), ("b".to_owned(), b)].into();
     let locator = |node: &str| -> Arc<dyn Locator> { Arc::new(Static { node: node.into(), peers: peers.clone() }) };
-    let app_a = socket_io(Arc::new(Accepting), Config::default(), "/socket.io", Some(locator("a")));
-    let app_b = socket_io(Arc::new(Accepting), Config::default(), "/socket.io", Some(locator("b")));
+    let app_a = socket_io(Arc::new(Accepting::default()), Config::default(), "/socket.io", Some(locator("a")));
+    let app_b = socket_io(Arc::new(Accepting::default()), Config::default(), "/socket.io", Some(locator("b")));
     let accepted_by_b = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move { axum::serve(la, app_a).await });
     let counted = Counted { inner: lb, accepted: Arc::clone(&accepted_by_b) };
@@ -100,7 +69,7 @@ async fn forwarded_requests_share_connections_and_a_waiting_poll_blocks_none() {
 
     // A session B holds, then every request for it sent to A.
     let (_, open) = http(b, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-    let sid = open.split("\"sid\":\"").nth(1).and_then(|s| s.split('"').next()).expect("sid").to_owned();
+    let sid = sid_of(&open);
     assert!(sid.starts_with("b."), "{sid}");
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     assert_eq!(http(a, "POST", &path, "40").await, (200, "ok".into()));

@@ -3,6 +3,8 @@
 //! disconnect (before, the work was dropped with the connection and the
 //! application kept a socket that no longer existed).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use omnibiz_sio::{BoxFuture, Config, Connect, DisconnectReason, Event, Handler, Socket, socket_io};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -114,7 +116,7 @@ async fn a_polling_connect_whose_request_is_abandoned_is_still_accepted_then_dis
     let handler = Gated::new();
     let addr = serve(Arc::clone(&handler), Duration::from_millis(300)).await;
     let base = format!("http://{addr}/socket.io/?EIO=4&transport=polling");
-    let open = http(addr, "GET", &base.replace(&format!("http://{addr}"), ""), "").await;
+    let open = common::raw_http(addr, "GET", &base.replace(&format!("http://{addr}"), ""), "").await;
     let sid = open.split("\"sid\":\"").nth(1).and_then(|s| s.split('"').next()).expect("sid").to_owned();
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
 
@@ -130,21 +132,8 @@ async fn a_polling_connect_whose_request_is_abandoned_is_still_accepted_then_dis
     handler.gate.add_permits(1);
     // The CONNECT completed: the session is connected, and ends with its heartbeat
     // or a close; closing it tells the application.
-    let reply = http(addr, "POST", &path, "1").await;
+    let reply = common::raw_http(addr, "POST", &path, "1").await;
     assert!(reply.ends_with("ok"), "{reply}");
     eventually("the accepted socket's disconnect", || handler.disconnected.load(Ordering::SeqCst) == 1).await;
     assert_eq!(handler.timed_out.load(Ordering::SeqCst), 0, "a completed CONNECT is not a timeout");
-}
-
-/// One HTTP/1.1 request on its own connection; the whole response.
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("response");
-    out
 }
