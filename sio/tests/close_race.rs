@@ -14,13 +14,19 @@ use std::sync::atomic::Ordering;
 use common::{Accepting as Counting, http, sid_of};
 use omnibiz_sio::{Config, socket_io};
 
-#[tokio::test]
-async fn a_poll_overtaken_by_the_clients_close_gets_its_noop_once() {
+/// A server on a free port, with a handler that counts disconnects.
+async fn serve() -> (Arc<Counting>, std::net::SocketAddr) {
     let handler = Arc::new(Counting::default());
     let app = socket_io(Arc::clone(&handler), Config::default(), "/socket.io", None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (handler, addr)
+}
+
+#[tokio::test]
+async fn a_poll_overtaken_by_the_clients_close_gets_its_noop_once() {
+    let (handler, addr) = serve().await;
 
     let (_, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
     let sid = sid_of(&open);
@@ -41,11 +47,7 @@ async fn a_poll_overtaken_by_the_clients_close_gets_its_noop_once() {
 
 #[tokio::test]
 async fn a_post_after_the_clients_close_is_refused() {
-    let handler = Arc::new(Counting::default());
-    let app = socket_io(Arc::clone(&handler), Config::default(), "/socket.io", None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, addr) = serve().await;
     let (_, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
     let sid = sid_of(&open);
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");

