@@ -146,6 +146,24 @@ impl Balancer {
     }
 }
 
+impl Drop for Balancer {
+    /// nginx's workers outlive a master killed with SIGKILL (what
+    /// `kill_on_drop` sends) and keep the port: ask the master to stop them.
+    fn drop(&mut self) {
+        if self.access_log.is_some()
+            && let Some(pid) = self._child.id()
+        {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            for _ in 0..50 {
+                if matches!(self._child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 async fn node_json(script: &str, env: &[(&str, &str)]) -> Value {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script).current_dir(node_dir("socket.io-client"));
