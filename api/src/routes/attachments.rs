@@ -134,15 +134,7 @@ pub(crate) async fn links(
     let now = Utc::now();
     let (url, expires) = files.signed_url(id, Variant::Content, now);
     let thumbnail_url = upload.has_thumbnail.then(|| files.signed_url(id, Variant::Thumbnail, now).0);
-    let attachment = Attachment {
-        id: Some(id.to_hex()),
-        url: files.url(id, Variant::Content),
-        name: upload.name.clone(),
-        mime_type: upload.mime_type.clone(),
-        size: upload.size.unwrap_or(0),
-        thumbnail_url: upload.has_thumbnail.then(|| files.url(id, Variant::Thumbnail)),
-        audio: upload.audio.clone(),
-    };
+    let attachment = files.attachment(&upload);
     Ok(Json(LinksResponse {
         success: true,
         attachment,

@@ -395,6 +395,20 @@ impl Files {
         expires >= now.timestamp() && self.mac(id, variant, expires).verify_slice(&sig).is_ok()
     }
 
+    /// How an upload appears in a message: the seed's fields, its id, and our
+    /// URLs (stable ones: they need a token or a signature).
+    pub fn attachment(&self, u: &omnibiz_domain::Upload) -> omnibiz_domain::Attachment {
+        omnibiz_domain::Attachment {
+            id: Some(u.id.to_hex()),
+            url: self.url(u.id, Variant::Content),
+            name: u.name.clone(),
+            mime_type: u.mime_type.clone(),
+            size: u.size.unwrap_or(0),
+            thumbnail_url: u.has_thumbnail.then(|| self.url(u.id, Variant::Thumbnail)),
+            audio: u.audio.clone(),
+        }
+    }
+
     /// The stable URL put into a message (needs a token or a signature).
     pub fn url(&self, id: UploadId, variant: Variant) -> String {
         let base = self.config.public_url.as_deref().unwrap_or("").trim_end_matches('/');

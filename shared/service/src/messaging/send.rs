@@ -11,7 +11,7 @@ use tracing::instrument;
 
 use super::conversations::not_found_conversation;
 use super::publishing::recipient_topic;
-use super::uploads::{attachment_of, files_disabled};
+use super::uploads::files_disabled;
 use super::{Actor, Messaging, PREVIEW_CHARS, ServiceError, ServiceResult};
 use crate::auth::Access;
 use crate::bus::{EventKind, Topic};
@@ -233,7 +233,7 @@ impl Messaging {
                              or it is attached to another message"
                         ))
                     })?;
-                    out.push(attachment_of(files, &upload));
+                    out.push(files.attachment(&upload));
                     uploads.push(uid);
                 }
             }

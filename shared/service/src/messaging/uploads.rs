@@ -8,7 +8,7 @@ use omnibiz_domain::{Attachment, ConversationId, UploadId};
 use tracing::instrument;
 
 use super::{Actor, Messaging, ServiceError, ServiceResult};
-use crate::files::{Files, Variant};
+use crate::files::Files;
 
 pub(super) fn files_disabled() -> ServiceError {
     ServiceError::Disabled(
@@ -38,7 +38,7 @@ impl Messaging {
         let upload = self
             .store_file(files, conv.id, &actor.principal.id_hex(), side, &Files::clean_name(file_name), body)
             .await?;
-        Ok(attachment_of(files, &upload))
+        Ok(files.attachment(&upload))
     }
 
     /// Stores a file for a conversation: its record first (an object never
@@ -116,18 +116,5 @@ impl Messaging {
         let files = self.files.clone().ok_or_else(files_disabled)?;
         let upload = self.store.get_upload(id).await?.filter(|u| u.size.is_some());
         Ok((upload.ok_or_else(|| ServiceError::NotFound("file not found".into()))?, files))
-    }
-}
-
-/// How an upload appears in a message: the seed's fields, its id, and our URLs.
-pub(super) fn attachment_of(files: &Files, u: &Upload) -> Attachment {
-    Attachment {
-        id: Some(u.id.to_hex()),
-        url: files.url(u.id, Variant::Content),
-        name: u.name.clone(),
-        mime_type: u.mime_type.clone(),
-        size: u.size.unwrap_or(0),
-        thumbnail_url: u.has_thumbnail.then(|| files.url(u.id, Variant::Thumbnail)),
-        audio: u.audio.clone(),
     }
 }
