@@ -34,6 +34,8 @@ use omnibiz_service::jobs::{adopter, sweeper};
 use omnibiz_service::limits::Limits;
 use omnibiz_service::messaging::Messaging;
 use omnibiz_service::nodes::{Directory, RedisDirectory};
+use omnibiz_service::notify::webpush::Vapid;
+use omnibiz_service::notify::{Notifier, NotifyConfig};
 use omnibiz_service::presence::{LocalPresence, Presence, RedisPresence};
 use omnibiz_service::telemetry;
 use omnibiz_service::webhooks::guard::Guard;
@@ -184,6 +186,42 @@ fn initialise_in_background(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+/// Web Push and its settings (see `omnibiz_service::notify`): a key from
+/// the settings, or in `serve` one generated beside the JWT secret.
+fn notifier(
+    settings: &Settings,
+    target: Target,
+    guard: Guard,
+    store: Arc<dyn omnibiz_store::Store>,
+) -> anyhow::Result<Notifier> {
+    let serve = target == Target::Serve;
+    let vapid = match secret::vapid_private_key(settings, serve)? {
+        None => None,
+        Some(key) => {
+            let subject = match (&settings.vapid_subject, serve) {
+                (Some(s), _) => s.clone(),
+                (None, true) => "mailto:admin@localhost".to_owned(),
+                (None, false) => anyhow::bail!(
+                    "OMNIBIZ_VAPID_SUBJECT is required with OMNIBIZ_VAPID_PRIVATE_KEY (a mailto: or https: contact for push services)"
+                ),
+            };
+            Some(Arc::new(Vapid::from_private(&key, &subject).context("OMNIBIZ_VAPID_PRIVATE_KEY")?))
+        }
+    };
+    Ok(Notifier::new(
+        store,
+        NotifyConfig {
+            vapid,
+            push_delay: Duration::from_millis(settings.push_delay_ms),
+            push_ttl: Duration::from_secs(settings.push_ttl_secs),
+            max_subscriptions: settings.push_max_subscriptions,
+            retry_base: Duration::from_millis(settings.webhook_retry_base_ms),
+            timeout: Duration::from_millis(settings.webhook_timeout_ms),
+            guard,
+        },
+    ))
 }
 
 /// Reseals the webhook secrets not under the current key (after a rotation,
@@ -363,6 +401,14 @@ impl Application {
                 tokio::spawn(sweeper::run(opened.store.clone(), Arc::clone(f), Duration::from_secs(60)));
             }
         }
+        let notifier = if target == Target::Gateway {
+            None
+        } else {
+            Some(Arc::new(notifier(settings, target, hook_guard, opened.store.clone())?))
+        };
+        if let Some(n) = &notifier {
+            messaging = messaging.with_notifier(Arc::clone(n));
+        }
         // The processes that store messages deliver webhooks; gateways don't.
         let hooks = (target != Target::Gateway && settings.webhook_worker).then(|| {
             let cfg = WorkerConfig {
@@ -378,9 +424,13 @@ impl Application {
                 secrets: hook_secrets.clone(),
                 guard: hook_guard,
             };
-            HookWorker::new(opened.store.clone(), opened.store.clone(), Arc::clone(&presence), cfg)
-                .with_parties(messaging.parties_cache())
-                .spawn()
+            let worker = HookWorker::new(opened.store.clone(), opened.store.clone(), Arc::clone(&presence), cfg)
+                .with_parties(messaging.parties_cache());
+            match &notifier {
+                Some(n) => worker.with_notifier(Arc::clone(n)),
+                None => worker,
+            }
+            .spawn()
         });
         match opened.mongo.clone() {
             Some(m) => {

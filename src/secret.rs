@@ -89,6 +89,28 @@ pub fn jwt_secret(settings: &Settings, allow_generated: bool) -> anyhow::Result<
     Ok((hex.into_bytes(), SecretSource::Generated(path)))
 }
 
+/// The VAPID private key for Web Push: `OMNIBIZ_VAPID_PRIVATE_KEY`, else
+/// (when `allow_generated`: `serve`) the one in `<data_dir>/vapid.key`,
+/// generated on first start. `None`: pods without a key have no Web Push.
+pub fn vapid_private_key(settings: &Settings, allow_generated: bool) -> anyhow::Result<Option<String>> {
+    if let Some(k) = &settings.vapid_private_key {
+        return Ok(Some(k.expose_secret().trim().to_owned()));
+    }
+    if !allow_generated {
+        return Ok(None);
+    }
+    let path = settings.data_dir.join("vapid.key");
+    if path.exists() {
+        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(Some(s.trim().to_owned()));
+    }
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let key = omnibiz_service::notify::webpush::Vapid::generate_private();
+    write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a VAPID key for Web Push (keep it: browsers subscribed with it)");
+    Ok(Some(key))
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;

@@ -152,11 +152,13 @@ impl Modify for BearerAuth {
         routes::quick_replies::list, routes::quick_replies::create, routes::quick_replies::update,
         routes::quick_replies::remove, routes::quick_replies::send, routes::sessions::revoke,
         routes::reactions::add, routes::reactions::remove,
+        routes::notifications::push_key, routes::notifications::list, routes::notifications::subscribe,
+        routes::notifications::unsubscribe, routes::notifications::preferences, routes::notifications::set_preferences,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth, &RateLimitedResponses),
     tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
-        (name = "customers"), (name = "account"), (name = "webhooks")),
+        (name = "customers"), (name = "account"), (name = "webhooks"), (name = "notifications")),
 )]
 pub struct ApiDoc;
 

@@ -6,6 +6,7 @@ pub(crate) mod conversations;
 pub(crate) mod customers;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod notifications;
 mod params;
 pub(crate) mod quick_replies;
 pub(crate) mod reactions;
@@ -29,4 +30,5 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(quick_replies::router())
         .merge(reactions::router())
         .merge(sessions::router())
+        .merge(notifications::router())
 }

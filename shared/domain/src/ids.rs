@@ -104,3 +104,7 @@ object_id!(
     /// A business owner's webhook endpoint.
     EndpointId
 );
+object_id!(
+    /// A browser's Web Push subscription (see `omnibiz_service::notify`).
+    SubscriptionId
+);

@@ -24,6 +24,7 @@ pub mod conversation;
 pub mod events;
 pub mod ids;
 pub mod message;
+pub mod notification;
 pub mod party;
 pub mod quick_reply;
 pub mod search;
@@ -35,7 +36,9 @@ pub mod webhook;
 pub use account::{Customer, User, UserRole};
 pub use bson::oid::ObjectId;
 pub use conversation::{Archived, Conversation, ConversationPatch, ConversationStatus, Priority};
-pub use ids::{ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, UploadId, UserId};
+pub use ids::{
+    ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, SubscriptionId, UploadId, UserId,
+};
 pub use message::{
     Attachment, AttachmentInput, AttachmentLink, AudioInfo, LinkPreview, MAX_ATTACHMENTS, MAX_DISTINCT_REACTIONS,
     Message, MessageStatus, Reaction, parse_emoji,

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConversationId, EndpointId, UserId};
+use crate::ids::{ConversationId, EndpointId, SubscriptionId, UserId};
+use crate::party::{Party, Side};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -160,12 +161,57 @@ pub struct UnreadCheck {
     pub seq: i64,
 }
 
-/// One event for one endpoint.
+/// Where a delivery goes. Webhooks, push notifications and notification
+/// emails share the outbox, the leases, the retries and the per-owner
+/// fairness; only the last step differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A business owner's webhook endpoint.
+    Webhook(EndpointId),
+    /// One browser's push subscription.
+    Push(SubscriptionId),
+    /// An email to this person.
+    Email(Party),
+}
+
+impl Target {
+    /// The stored name of the channel (`webhook`, `push`, `email:owner`, `email:customer`).
+    pub fn channel(self) -> &'static str {
+        match self {
+            Self::Webhook(_) => "webhook",
+            Self::Push(_) => "push",
+            Self::Email(p) if p.side() == Side::Owner => "email:owner",
+            Self::Email(_) => "email:customer",
+        }
+    }
+
+    /// The id stored beside the channel.
+    pub fn oid(self) -> bson::oid::ObjectId {
+        match self {
+            Self::Webhook(id) => id.oid(),
+            Self::Push(id) => id.oid(),
+            Self::Email(p) => p.oid(),
+        }
+    }
+
+    /// The inverse of [`Target::channel`] and [`Target::oid`]; a missing channel is a webhook.
+    pub fn from_parts(channel: Option<&str>, id: bson::oid::ObjectId) -> Option<Self> {
+        Some(match channel.unwrap_or("webhook") {
+            "webhook" => Self::Webhook(EndpointId(id)),
+            "push" => Self::Push(SubscriptionId(id)),
+            "email:owner" => Self::Email(Party::of(Side::Owner, id)),
+            "email:customer" => Self::Email(Party::of(Side::Customer, id)),
+            _ => return None,
+        })
+    }
+}
+
+/// One event for one endpoint (or one browser, or one inbox: see [`Target`]).
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// `<event id>.<endpoint id>`.
+    /// `<event id>.<endpoint id>` for webhooks; see `omnibiz_service::notify` for the others.
     pub id: String,
-    pub endpoint: EndpointId,
+    pub target: Target,
     pub owner: UserId,
     pub event_id: String,
     pub kind: HookEvent,

@@ -256,6 +256,24 @@ settings! {
     /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
     webhook_poll_ms: u64 = 250;
 
+    // --- Notifications (sent by the webhook worker; see omnibiz_service::notify).
+    /// The VAPID private key (the 32-byte P-256 scalar, base64url, as
+    /// `web-push generate-vapid-keys` prints it). `OMNIBIZ_VAPID_PRIVATE_KEY`;
+    /// unset: `serve` generates one into `<data_dir>/vapid.key`, pods have no Web Push.
+    vapid_private_key: Option<SecretString> = None;
+    /// Who push services may write to about our traffic (`mailto:` or
+    /// `https:`). `OMNIBIZ_VAPID_SUBJECT`; required with a key in pods,
+    /// `serve` uses `mailto:admin@localhost`.
+    vapid_subject: Option<String> = None;
+    /// How long after a message its push is due (a reader who reads it
+    /// sooner gets none). `OMNIBIZ_PUSH_DELAY_MS`, default 2000.
+    push_delay_ms: u64 = 2_000;
+    /// How long a push service keeps a notification for an offline device.
+    /// `OMNIBIZ_PUSH_TTL_SECS`, default 86400.
+    push_ttl_secs: u64 = 86_400;
+    /// Browsers one person may subscribe. `OMNIBIZ_PUSH_MAX_SUBSCRIPTIONS`, default 10.
+    push_max_subscriptions: usize = 10;
+
     // --- Files (S3-compatible bucket, or a local directory).
     /// Where uploads are kept on local disk. `OMNIBIZ_FILES_DIR`; `serve`
     /// defaults to `<data_dir>/files`. Ignored when an S3 bucket is set.
@@ -375,6 +393,9 @@ impl Settings {
         if self.webhook_timeout_ms < 100 || self.webhook_retry_base_ms == 0 || self.webhook_poll_ms == 0 {
             bail!("webhook_timeout_ms must be at least 100, webhook_retry_base_ms and webhook_poll_ms at least 1");
         }
+        if self.push_ttl_secs == 0 || self.push_max_subscriptions == 0 {
+            bail!("push_ttl_secs and push_max_subscriptions must be at least 1");
+        }
         if self.webhook_rate == 0
             || self.webhook_disable_after < 1
             || self.webhook_concurrency == 0
@@ -404,6 +425,7 @@ impl Settings {
         self.s3_secret_access_key = non_empty(self.s3_secret_access_key);
         self.files_signing_key = non_empty(self.files_signing_key);
         self.webhook_secret_keys = non_empty(self.webhook_secret_keys);
+        self.vapid_private_key = non_empty(self.vapid_private_key);
         self.s3_bucket = self.s3_bucket.filter(|b| !b.trim().is_empty());
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

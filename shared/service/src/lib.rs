@@ -30,6 +30,7 @@ pub mod limits;
 pub mod linkcards;
 pub mod messaging;
 pub mod nodes;
+pub mod notify;
 pub mod overload;
 pub mod presence;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! Storage: the [`Store`] trait, the sum of one trait per aggregate
 //! ([`AccountStore`], [`ConversationStore`], [`MessageStore`], [`UploadStore`],
-//! [`QuickReplyStore`], [`WebhookStore`], [`SessionStore`]), and its two implementations, laid
+//! [`QuickReplyStore`], [`WebhookStore`], [`SessionStore`], [`NotificationStore`]), and its two implementations, laid
 //! out file for file by aggregate:
 //!
 //! - [`mongo::MongoStore`]: MongoDB (production; `omnibiz api` / `gateway`).
@@ -28,6 +28,7 @@ mod conversations;
 pub mod fixtures;
 mod messages;
 pub mod mongo;
+mod notifications;
 pub mod parties;
 mod quick_replies;
 mod sessions;
@@ -41,6 +42,7 @@ use chrono::{DateTime, Utc};
 pub use accounts::AccountStore;
 pub use conversations::ConversationStore;
 pub use messages::MessageStore;
+pub use notifications::NotificationStore;
 pub use omnibiz_domain::ConversationPatch;
 pub use quick_replies::QuickReplyStore;
 pub use sessions::SessionStore;
@@ -52,7 +54,8 @@ use omnibiz_domain::{Attachment, ConversationId, Customer, CustomerId, Message, 
 /// The store traits, for calling their methods on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::{
-        AccountStore, ConversationStore, MessageStore, QuickReplyStore, SessionStore, Store, UploadStore, WebhookStore,
+        AccountStore, ConversationStore, MessageStore, NotificationStore, QuickReplyStore, SessionStore, Store,
+        UploadStore, WebhookStore,
     };
 }
 
@@ -234,6 +237,7 @@ pub trait Store:
     + QuickReplyStore
     + WebhookStore
     + SessionStore
+    + NotificationStore
     + Send
     + Sync
     + 'static

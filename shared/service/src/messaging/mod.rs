@@ -13,6 +13,7 @@ mod conversations;
 mod customers;
 mod edit;
 mod error;
+mod notifications;
 mod previews;
 mod publishing;
 mod quick_replies;
@@ -27,6 +28,7 @@ pub mod webhooks;
 pub use conversations::{ConversationPage, MessagePage};
 pub use customers::CustomerPage;
 pub use error::{ServiceError, ServiceResult};
+pub use notifications::{SubscribeCommand, SubscriptionView};
 pub use quick_replies::{MAX_QUICK_REPLIES, QuickReplyView};
 pub use receipts::ReadReceipt;
 pub use search::{MAX_SEARCH_PAGE, SearchHit};
@@ -107,6 +109,8 @@ pub struct Messaging {
     previews: crate::linkcards::PreviewCache,
     /// Stored sends at once in this process (see [`crate::overload`]).
     send_gate: crate::overload::SendGate,
+    /// Web Push (its VAPID key, the endpoint rules); `None` when not configured.
+    notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -145,6 +149,7 @@ impl Messaging {
             link_previews: true,
             previews: crate::linkcards::cache(),
             send_gate: crate::overload::SendGate::unbounded(),
+            notifier: None,
         }
     }
 
@@ -234,6 +239,12 @@ impl Messaging {
 
     /// Lets webhook endpoints point at private addresses (`webhook_allow_private`).
     #[must_use]
+    /// Takes push subscriptions for this notifier (the one the webhook worker sends with).
+    pub fn with_notifier(mut self, notifier: Arc<crate::notify::Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
     pub fn with_hook_guard(mut self, guard: crate::webhooks::guard::Guard) -> Self {
         self.hook_guard = guard;
         self

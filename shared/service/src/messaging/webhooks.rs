@@ -271,7 +271,7 @@ impl Messaging {
         let e = self.own_endpoint(actor, id).await?;
         let not_found = || ServiceError::NotFound("delivery not found".into());
         let d = self.store.get_delivery(delivery).await?.ok_or_else(not_found)?;
-        if d.endpoint != e.id {
+        if d.target != omnibiz_domain::webhook::Target::Webhook(e.id) {
             return Err(not_found());
         }
         if !e.enabled {

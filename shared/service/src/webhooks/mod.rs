@@ -87,6 +87,43 @@ pub fn new_secret() -> String {
     format!("whsec_{}", hex::encode(bytes))
 }
 
+/// Adds an attempt to a delivery's log, keeping the latest [`LOG_LIMIT`].
+pub(crate) fn push_log(d: &mut Delivery, a: Attempt) {
+    d.log.push(a);
+    if d.log.len() > LOG_LIMIT {
+        let extra = d.log.len() - LOG_LIMIT;
+        d.log.drain(..extra);
+    }
+}
+
+pub(crate) fn attempt_summary(a: &Attempt) -> String {
+    match (a.status, &a.error) {
+        (Some(s), _) => format!("HTTP {s}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no response".into(),
+    }
+}
+
+/// A transport error in words an owner can act on (never the URL's query or secrets).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirects are not followed"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if cause.is_empty() { kind.to_owned() } else { format!("{kind}: {cause}") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

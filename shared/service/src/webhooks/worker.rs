@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_domain::events::body;
+use omnibiz_domain::webhook::Target;
 use omnibiz_domain::{CustomerId, Side, UserId};
 use omnibiz_store::parties::PartiesCache;
 use omnibiz_store::{ConversationStore, OwnerShare, StoreResult, WebhookStore};
@@ -17,8 +18,10 @@ use tokio::task::JoinSet;
 
 use super::guard::Guard;
 use super::{
-    Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, LOG_LIMIT, OutboxEvent, UnreadCheck, retry_delay, signature,
+    Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, OutboxEvent, UnreadCheck, attempt_summary, describe,
+    push_log, retry_delay, signature,
 };
+use crate::notify::Notifier;
 use crate::presence::Presence;
 
 /// Outbox events one fan-out pass takes at most. Under a backlog a pass's
@@ -84,6 +87,8 @@ pub struct Worker {
     /// Each conversation's two participants (they never change): an event's
     /// fan-out reads its conversation once per process, not once per event.
     parties: Arc<PartiesCache>,
+    /// Push notifications ride on the same outbox and deliveries.
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Worker {
@@ -98,13 +103,20 @@ impl Worker {
         let client = cfg.guard.client(cfg.timeout);
         let burst = cfg.per_owner_rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let limiter = RateLimiter::keyed(Quota::per_second(cfg.per_owner_rate).allow_burst(burst));
-        Self { store, conversations, presence, cfg, client, limiter, parties: Arc::default() }
+        Self { store, conversations, presence, cfg, client, limiter, parties: Arc::default(), notifier: None }
     }
 
     /// Shares the process's participants cache (see [`crate::messaging::Messaging::parties_cache`]).
     #[must_use]
     pub fn with_parties(mut self, parties: Arc<PartiesCache>) -> Self {
         self.parties = parties;
+        self
+    }
+
+    /// Plans and sends notifications with the webhooks (see [`crate::notify`]).
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -231,14 +243,23 @@ impl Worker {
         self.store.claim_deliveries(&self.cfg.holder, now, now + lease, n, share).await
     }
 
-    /// Turns pending outbox events into deliveries; the number of events handled.
+    /// Turns pending outbox events into deliveries (webhooks, and
+    /// notifications when a notifier is set); the number of events handled.
     pub async fn fan_out_once(&self) -> StoreResult<usize> {
         let events = self.store.pending_events(FAN_OUT_BATCH).await?;
+        let mut parties = Vec::with_capacity(events.len());
+        for e in &events {
+            // `None`: its conversation is gone, nothing to report to anyone.
+            parties.push(self.parties.get(&*self.conversations, e.conversation).await?);
+        }
+        let mut notifications = match &self.notifier {
+            Some(n) => n.plan(&events, &parties).await?,
+            None => vec![Vec::new(); events.len()],
+        };
         let mut endpoints: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
         let mut batch = Vec::with_capacity(events.len());
-        for e in &events {
-            let Some((owner, customer)) = self.parties.get(&*self.conversations, e.conversation).await? else {
-                // Its conversation is gone: nothing to report to anyone.
+        for (i, e) in events.iter().enumerate() {
+            let Some((owner, customer)) = parties[i] else {
                 batch.push((e.clone(), Vec::new()));
                 continue;
             };
@@ -246,7 +267,8 @@ impl Worker {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.list_endpoints(owner).await?),
             };
-            let deliveries = self.deliveries_for(e, owner, customer, eps);
+            let mut deliveries = self.deliveries_for(e, owner, customer, eps);
+            deliveries.append(&mut notifications[i]);
             batch.push((e.clone(), deliveries));
             metrics::counter!("webhook_events_total", "type" => e.kind.as_str()).increment(1);
         }
@@ -259,7 +281,7 @@ impl Worker {
         let customer = customer.to_hex();
         let new = |ep: &Endpoint, id: &str, kind: HookEvent, due, check: Option<UnreadCheck>| Delivery {
             id: format!("{id}.{}", ep.id.to_hex()),
-            endpoint: ep.id,
+            target: Target::Webhook(ep.id),
             owner,
             event_id: id.to_owned(),
             kind,
@@ -293,7 +315,12 @@ impl Worker {
 
     async fn attempt(&self, mut d: Delivery) -> StoreResult<()> {
         let now = Utc::now();
-        let Some(ep) = self.store.get_endpoint(d.endpoint).await? else {
+        let endpoint = match d.target {
+            Target::Webhook(id) => Some(id),
+            Target::Push(_) | Target::Email(_) => None,
+        };
+        let Some(endpoint) = endpoint else { return self.notify(d).await };
+        let Some(ep) = self.store.get_endpoint(endpoint).await? else {
             return Ok(()); // deleted with its deliveries; the lease expires unused
         };
         if !ep.enabled {
@@ -355,6 +382,34 @@ impl Worker {
                 reqwest::Url::parse(&ep.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
             tracing::warn!(endpoint = %ep.id, owner = %ep.owner, %host, %reason, "webhook endpoint disabled");
         }
+        Ok(())
+    }
+
+    /// A notification's attempt: the same unread condition as `message.unread`, then the notifier.
+    async fn notify(&self, mut d: Delivery) -> StoreResult<()> {
+        let now = Utc::now();
+        let Some(n) = &self.notifier else {
+            // A process without notifications leaves them to the others: not an attempt.
+            d.next_at = now + chrono::Duration::seconds(30);
+            self.store.finish_delivery(&d, &self.cfg.holder, now).await?;
+            return Ok(());
+        };
+        let unneeded = match d.unread_check {
+            Some(check) => self.unread_no_longer_needed(&d, check).await?,
+            None => None,
+        };
+        match unneeded {
+            Some(why) => {
+                d.status = DeliveryStatus::Skipped;
+                push_log(
+                    &mut d,
+                    Attempt { at: now, status: None, latency_ms: 0, error: Some(why.into()), response: None },
+                );
+                metrics::counter!("notifications_total", "channel" => "push", "outcome" => "skipped").increment(1);
+            }
+            None => n.attempt(&mut d).await?,
+        }
+        self.store.finish_delivery(&d, &self.cfg.holder, Utc::now()).await?;
         Ok(())
     }
 
@@ -449,40 +504,4 @@ impl Worker {
             response: (!excerpt.is_empty()).then_some(excerpt),
         }
     }
-}
-
-fn push_log(d: &mut Delivery, a: Attempt) {
-    d.log.push(a);
-    if d.log.len() > LOG_LIMIT {
-        let extra = d.log.len() - LOG_LIMIT;
-        d.log.drain(..extra);
-    }
-}
-
-fn attempt_summary(a: &Attempt) -> String {
-    match (a.status, &a.error) {
-        (Some(s), _) => format!("HTTP {s}"),
-        (None, Some(e)) => e.clone(),
-        (None, None) => "no response".into(),
-    }
-}
-
-/// A transport error in words an owner can act on (never the URL's query or secrets).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_redirect() {
-        "redirects are not followed"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        cause = s.to_string();
-        src = s.source();
-    }
-    if cause.is_empty() { kind.to_owned() } else { format!("{kind}: {cause}") }
 }

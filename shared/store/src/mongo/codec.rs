@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use mongodb::Collection;
 use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
-use omnibiz_domain::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, UnreadCheck};
+use omnibiz_domain::webhook::{Attempt, Delivery, DeliveryStatus, Endpoint, HookEvent, Target, UnreadCheck};
 use omnibiz_domain::{
     Attachment, Conversation, ConversationId, ConversationStatus, Customer, Message, MessageId, MessageStatus, PerSide,
     Priority, QuickReply, Shortcut, Side, Upload,
@@ -96,7 +96,7 @@ pub(super) fn endpoint_from(d: &Document) -> anyhow::Result<Endpoint> {
 
 pub(super) fn delivery_doc(d: &Delivery) -> anyhow::Result<Document> {
     Ok(doc! {
-        "_id": &d.id, "endpointId": d.endpoint.oid(), "owner": d.owner.oid(), "eventId": &d.event_id,
+        "_id": &d.id, "endpointId": d.target.oid(), "channel": d.target.channel(), "owner": d.owner.oid(), "eventId": &d.event_id,
         "kind": d.kind.as_str(), "conversationId": d.conversation.oid(), "body": &d.body,
         "status": d.status.as_str(), "attempts": d.attempts, "nextAt": date(d.next_at),
         "createdAt": date(d.created_at), "updatedAt": date(d.updated_at),
@@ -117,7 +117,7 @@ pub(super) fn delivery_from(d: &Document) -> anyhow::Result<Delivery> {
     };
     Ok(Delivery {
         id: x.str("_id")?,
-        endpoint: x.oid("endpointId")?.into(),
+        target: Target::from_parts(x.opt_str("channel").as_deref(), x.oid("endpointId")?).context("field `channel`")?,
         owner: x.oid("owner")?.into(),
         event_id: x.str("eventId")?,
         kind: HookEvent::parse(&x.str("kind")?).context("field `kind`")?,

@@ -52,6 +52,7 @@ mod errors;
 mod inserts;
 pub mod legacy;
 mod messages;
+mod notifications;
 mod quick_replies;
 mod schema;
 mod sessions;
@@ -82,6 +83,8 @@ pub struct MongoStore {
     replies: Collection<Document>,
     deliveries: Collection<Document>,
     revocations: Collection<Document>,
+    subscriptions: Collection<Document>,
+    preferences: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
     appends: Appends,
@@ -136,6 +139,8 @@ impl MongoStore {
             replies: db.collection("quick_replies"),
             deliveries: db.collection("webhook_deliveries"),
             revocations: db.collection("session_revocations"),
+            subscriptions: db.collection("push_subscriptions"),
+            preferences: db.collection("notification_prefs"),
             appends,
             db,
         };

@@ -102,6 +102,9 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("quick_replies", IndexSpec::new(doc! {"owner": 1, "shortcut": 1}).unique()),
         ("webhook_deliveries", IndexSpec::new(doc! {"status": 1, "nextAt": 1})),
         ("webhook_deliveries", IndexSpec::new(doc! {"endpointId": 1, "createdAt": -1, "_id": -1})),
+        // One browser belongs to one person; a person's browsers are listed.
+        ("push_subscriptions", IndexSpec::new(doc! {"endpoint": 1}).unique()),
+        ("push_subscriptions", IndexSpec::new(doc! {"party": 1, "createdAt": 1})),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Rows to and from the domain's types, and the outbox row written with a change.
 
 use chrono::{DateTime, TimeZone, Utc};
-use omnibiz_domain::webhook::{Delivery, DeliveryStatus, Endpoint, HookEvent};
+use omnibiz_domain::webhook::{Delivery, DeliveryStatus, Endpoint, HookEvent, Target};
 use omnibiz_domain::{
     Conversation, ConversationStatus, Customer, Message, MessageStatus, PerSide, Priority, QuickReply, Shortcut, Side,
     Upload,
@@ -219,9 +219,10 @@ pub(super) fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let kind: String = row.get(4)?;
     let status: String = row.get(7)?;
     let check: Option<String> = row.get(13)?;
+    let channel: String = row.get(14)?;
     Ok(Delivery {
         id: row.get(0)?,
-        endpoint: id(row, 1)?,
+        target: Target::from_parts(Some(&channel), id(row, 1)?).ok_or_else(|| bad(14, "unknown delivery channel"))?,
         owner: id(row, 2)?,
         event_id: row.get(3)?,
         kind: HookEvent::parse(&kind).ok_or_else(|| bad(4, "unknown event kind"))?,

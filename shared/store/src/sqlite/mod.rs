@@ -15,6 +15,7 @@ mod accounts;
 mod codec;
 mod conversations;
 mod messages;
+mod notifications;
 mod quick_replies;
 mod schema;
 mod sessions;

@@ -71,10 +71,16 @@ CREATE TABLE IF NOT EXISTS hook_deliveries (
     id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, owner TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
     conversation_id TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
     next_at INTEGER NOT NULL, lease_until INTEGER, lease_holder TEXT, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, log TEXT NOT NULL, unread_check TEXT
+    updated_at INTEGER NOT NULL, log TEXT NOT NULL, unread_check TEXT, channel TEXT NOT NULL DEFAULT 'webhook'
 );
 CREATE INDEX IF NOT EXISTS hook_deliveries_due ON hook_deliveries (status, next_at);
 CREATE INDEX IF NOT EXISTS hook_deliveries_endpoint ON hook_deliveries (endpoint_id, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    id TEXT PRIMARY KEY, party TEXT NOT NULL, endpoint TEXT NOT NULL UNIQUE, p256dh TEXT NOT NULL, auth TEXT NOT NULL,
+    user_agent TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS push_subscriptions_party ON push_subscriptions (party);
+CREATE TABLE IF NOT EXISTS notification_prefs (party TEXT PRIMARY KEY, prefs TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS session_revocations (party TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reactions (
     message_id TEXT NOT NULL, emoji TEXT NOT NULL, by_id TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL,
@@ -85,7 +91,7 @@ CREATE TABLE IF NOT EXISTS reactions (
 pub(super) const ENDPOINT_COLS: &str = "id, owner, url, secret, events, description, enabled, disabled_reason, failure_streak, \
     created_at, updated_at";
 pub(super) const DELIVERY_COLS: &str = "id, endpoint_id, owner, event_id, kind, conversation_id, body, status, attempts, next_at, \
-    created_at, updated_at, log, unread_check";
+    created_at, updated_at, log, unread_check, channel";
 
 pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, priority, last_message, \
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
@@ -129,6 +135,11 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     let has_audio = conn.prepare("SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'audio'")?.exists([])?;
     if !has_audio {
         conn.execute("ALTER TABLE uploads ADD COLUMN audio TEXT", [])?;
+    }
+    let has_channel =
+        conn.prepare("SELECT 1 FROM pragma_table_info('hook_deliveries') WHERE name = 'channel'")?.exists([])?;
+    if !has_channel {
+        conn.execute("ALTER TABLE hook_deliveries ADD COLUMN channel TEXT NOT NULL DEFAULT 'webhook'", [])?;
     }
     Ok(())
 }

@@ -196,11 +196,11 @@ impl WebhookStore for SqliteStore {
                 tx.execute(
                     &format!(
                         "INSERT OR IGNORE INTO hook_deliveries ({DELIVERY_COLS}) \
-                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
                     ),
                     params![
                         d.id,
-                        d.endpoint.to_hex(),
+                        d.target.oid().to_hex(),
                         d.owner.to_hex(),
                         d.event_id,
                         d.kind.as_str(),
@@ -213,6 +213,7 @@ impl WebhookStore for SqliteStore {
                         ms(d.updated_at),
                         serde_json::to_string(&d.log).unwrap_or_else(|_| "[]".into()),
                         d.unread_check.and_then(|u| serde_json::to_string(&u).ok()),
+                        d.target.channel(),
                     ],
                 )?;
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use omnibiz_domain::EndpointId;
 use omnibiz_domain::events;
-use omnibiz_domain::webhook::{Delivery, DeliveryStatus, HookEvent, OutboxEvent};
+use omnibiz_domain::webhook::{Delivery, DeliveryStatus, HookEvent, OutboxEvent, Target};
 use omnibiz_domain::{
     Attachment, AudioInfo, ConversationId, ConversationStatus, Customer, CustomerId, MessageStatus, Priority, Side,
     User, UserId,
@@ -23,12 +23,14 @@ use omnibiz_store::{
 mod accounts;
 mod conversations;
 mod messages;
+mod notifications;
 mod uploads;
 mod webhooks;
 
 use accounts::*;
 use conversations::*;
 use messages::*;
+use notifications::*;
 use uploads::*;
 use webhooks::*;
 
@@ -142,4 +144,7 @@ contract!(
     search_finds_candidates_in_the_partys_conversations,
     message_changes_record_their_webhook_events,
     an_outbox_backlog_drains_in_passes_each_event_once,
+    push_subscriptions_belong_to_one_person,
+    preferences_round_trip_and_default,
+    notification_deliveries_keep_their_target,
 );

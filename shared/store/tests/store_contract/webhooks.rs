@@ -43,7 +43,7 @@ pub(crate) async fn webhook_outbox_records_each_change_once(store: Dyn) {
     let endpoint = EndpointId::new();
     let delivery = |e: &OutboxEvent| Delivery {
         id: format!("{}.{}", e.id, endpoint.to_hex()),
-        endpoint,
+        target: Target::Webhook(endpoint),
         owner: o.id,
         event_id: e.id.clone(),
         kind: e.kind,
@@ -113,7 +113,7 @@ pub(crate) async fn claims_share_out_among_owners(store: Dyn) {
         let at = now - Duration::seconds(100 - i);
         Delivery {
             id: format!("d{i}.{}", owner.to_hex()),
-            endpoint,
+            target: Target::Webhook(endpoint),
             owner,
             event_id: format!("e{i}"),
             kind: HookEvent::MessageCreated,

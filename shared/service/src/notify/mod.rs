@@ -1,0 +1,371 @@
+//! Notifications for people who are not looking: Web Push to their
+//! browsers ([`webpush`]), with per-person preferences.
+//!
+//! # How a notification travels
+//! A stored message already records its `message.created` outbox event in
+//! the same write (see [`crate::webhooks`]). When the webhook worker fans a
+//! pass of events out, [`Notifier::plan`] adds one delivery per browser of
+//! the recipient — the participant who did not send it — beside the
+//! webhook deliveries, in the same store call. From there notifications
+//! share the webhook machinery: a lease per attempt (one holder at a time,
+//! on any number of pods), the retry schedule, per-owner fairness, and
+//! at-least-once delivery of a fixed id (`push_<message>.<subscription>`),
+//! so a pod killed mid-pass neither loses nor doubles one.
+//!
+//! # Who gets one
+//! Never the sender. A push is due [`NotifyConfig::push_delay`] after the
+//! message and is skipped, when due, if the recipient has read it, has a
+//! live socket (the console shows its own notification when its tab is
+//! hidden), turned push off, or muted the conversation. One conversation's
+//! burst collapses: within a pass only its latest message is planned, and
+//! a due push whose conversation has a newer message is dropped for that
+//! one's (`Topic` lets the push service replace a notification still
+//! waiting on it, too).
+//!
+//! # Safety
+//! A subscription's endpoint is a URL the browser (so: anyone with a
+//! token) chose. It passes the webhooks' address guard when saved and on
+//! every request — `https` and public addresses only, no redirects — or an
+//! attacker could aim our pods at the cluster's insides. A push service's
+//! 404 or 410 removes the subscription; 429, 5xx and transport failures are
+//! retried on the schedule while the message is still within its `TTL`.
+
+pub mod webpush;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use omnibiz_domain::notification::{PreviewMode, PushSubscription};
+use omnibiz_domain::webhook::Target;
+use omnibiz_domain::{ConversationId, CustomerId, Party, SubscriptionId, UserId};
+use omnibiz_store::{Store, StoreResult};
+use serde_json::{Value, json};
+
+use crate::webhooks::guard::Guard;
+use crate::webhooks::{
+    Attempt, Delivery, DeliveryStatus, HookEvent, OutboxEvent, UnreadCheck, describe, push_log, retry_delay,
+};
+use webpush::{Urgency, Vapid};
+
+/// How notifications go out (`push_*` settings).
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Our VAPID identity; `None` turns Web Push off (subscriptions are refused).
+    pub vapid: Option<Arc<Vapid>>,
+    /// How long after a message its push is due (a reader who reads it
+    /// sooner, on any device, gets none).
+    pub push_delay: Duration,
+    /// How long a push service keeps trying to reach an offline device.
+    pub push_ttl: Duration,
+    /// Browsers one person may subscribe.
+    pub max_subscriptions: usize,
+    /// The first retry delay (the webhooks' schedule scales from it).
+    pub retry_base: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub guard: Guard,
+}
+
+/// Plans and sends notifications (see the module docs).
+pub struct Notifier {
+    store: Arc<dyn Store>,
+    cfg: NotifyConfig,
+    client: reqwest::Client,
+}
+
+/// Characters of a message a `short` preview shows.
+const SHORT_PREVIEW: usize = 40;
+/// Characters of a message a `full` preview shows at most (a lock screen
+/// shows a few lines; the payload limit is checked after escaping).
+const FULL_PREVIEW: usize = 1_000;
+
+impl Notifier {
+    pub fn new(store: Arc<dyn Store>, cfg: NotifyConfig) -> Self {
+        let client = cfg.guard.client(cfg.timeout);
+        Self { store, cfg, client }
+    }
+
+    pub fn config(&self) -> &NotifyConfig {
+        &self.cfg
+    }
+
+    /// The notifications of a pass of outbox events: for each event (same
+    /// order), the deliveries to add beside its webhook deliveries.
+    /// `parties` is each event's conversation's owner and customer (`None`:
+    /// the conversation is gone).
+    pub async fn plan(
+        &self,
+        events: &[OutboxEvent],
+        parties: &[Option<(UserId, CustomerId)>],
+    ) -> StoreResult<Vec<Vec<Delivery>>> {
+        let mut out: Vec<Vec<Delivery>> = vec![Vec::new(); events.len()];
+        if self.cfg.vapid.is_none() {
+            return Ok(out);
+        }
+        // Within the pass, a conversation's latest message per recipient stands for its burst.
+        let mut latest: HashMap<(ConversationId, Party), usize> = HashMap::new();
+        for (i, (e, p)) in events.iter().zip(parties).enumerate() {
+            let Some((owner, customer)) = *p else { continue };
+            if e.kind != HookEvent::MessageCreated {
+                continue;
+            }
+            let recipient = recipient_of(e, owner, customer);
+            if let Some(older) = latest.insert((e.conversation, recipient), i) {
+                let _ = older;
+                metrics::counter!("notifications_total", "channel" => "push", "outcome" => "collapsed").increment(1);
+            }
+        }
+        let mut subs: HashMap<Party, Vec<PushSubscription>> = HashMap::new();
+        for ((conversation, recipient), i) in latest {
+            let e = &events[i];
+            let Some((owner, _)) = parties[i] else { continue };
+            let browsers = match subs.entry(recipient) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.subscriptions_of(recipient).await?),
+            };
+            let seq = e.data["seq"].as_i64().unwrap_or(0);
+            let message = e.id.trim_start_matches("msg_");
+            let now = Utc::now();
+            let due = e.at + chrono::Duration::from_std(self.cfg.push_delay).unwrap_or_default();
+            for s in browsers.iter() {
+                out[i].push(Delivery {
+                    id: format!("push_{message}.{}", s.id.to_hex()),
+                    target: Target::Push(s.id),
+                    owner,
+                    event_id: e.id.clone(),
+                    kind: HookEvent::MessageCreated,
+                    conversation,
+                    body: e.data.to_string(),
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_at: due,
+                    created_at: now,
+                    updated_at: now,
+                    log: Vec::new(),
+                    unread_check: Some(UnreadCheck {
+                        recipient_owner: recipient.side() == omnibiz_domain::Side::Owner,
+                        seq,
+                    }),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// One attempt at a notification delivery the worker claimed (its
+    /// unread condition already checked): sets its status, next time and log.
+    pub async fn attempt(&self, d: &mut Delivery) -> StoreResult<()> {
+        match d.target {
+            Target::Push(sid) => self.push(d, sid).await,
+            Target::Webhook(_) | Target::Email(_) => {
+                skip(d, "not a notification", "skipped");
+                Ok(())
+            }
+        }
+    }
+
+    async fn push(&self, d: &mut Delivery, sid: SubscriptionId) -> StoreResult<()> {
+        let Some(vapid) = self.cfg.vapid.clone() else {
+            skip(d, "not sent: Web Push is not configured on this deployment", "skipped");
+            return Ok(());
+        };
+        let Some(sub) = self.store.get_subscription(sid).await? else {
+            skip(d, "not sent: the subscription was removed", "skipped");
+            return Ok(());
+        };
+        let Some(conv) = self.store.get_conversation(d.conversation).await? else {
+            skip(d, "not sent: the conversation is gone", "skipped");
+            return Ok(());
+        };
+        let seq = d.unread_check.map_or(0, |c| c.seq);
+        if conv.last_seq > seq {
+            skip(d, "collapsed: a newer message of the conversation notifies instead", "collapsed");
+            return Ok(());
+        }
+        let prefs = self.store.preferences(sub.party).await?;
+        if !prefs.push {
+            skip(d, "not sent: the recipient turned push notifications off", "skipped");
+            return Ok(());
+        }
+        if prefs.is_muted(d.conversation) {
+            skip(d, "not sent: the recipient muted the conversation", "skipped");
+            return Ok(());
+        }
+        let view: Value = serde_json::from_str(&d.body).unwrap_or_default();
+        let payload = payload(&view, d.conversation, conv.unread.get(sub.party.side()), prefs.preview);
+        let topic = format!("c{}", d.conversation.to_hex());
+        let prepared = async {
+            let keys = webpush::browser_keys(&sub.p256dh, &sub.auth)?;
+            let url = self.check_endpoint(&sub.endpoint, false).await?;
+            webpush::request(&vapid, url.as_str(), &keys, &payload, self.cfg.push_ttl, Urgency::High, &topic)
+        }
+        .await;
+        let req = match prepared {
+            Ok(r) => r,
+            Err(why) => {
+                // Nothing a retry would change.
+                d.attempts += 1;
+                d.status = DeliveryStatus::Failed;
+                push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why), response: None });
+                count("failed");
+                return Ok(());
+            }
+        };
+        let attempt = self.send(req).await;
+        d.attempts += 1;
+        let status = attempt.status;
+        push_log(d, attempt);
+        match status {
+            Some(s) if (200..300).contains(&s) => {
+                d.status = DeliveryStatus::Succeeded;
+                count("sent");
+            }
+            Some(404 | 410) => {
+                // RFC 8030 §6.2: the subscription expired or was withdrawn; it never comes back.
+                self.store.delete_subscription(sid, None).await?;
+                d.status = DeliveryStatus::Skipped;
+                count("unsubscribed");
+            }
+            Some(429) | Some(500..=599) | None => {
+                let ttl = chrono::Duration::from_std(self.cfg.push_ttl).unwrap_or_default();
+                let next = retry_delay(u32::try_from(d.attempts).unwrap_or(u32::MAX), self.cfg.retry_base)
+                    .map(|delay| Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
+                    .filter(|at| *at < d.created_at + ttl);
+                match next {
+                    Some(at) => {
+                        d.status = DeliveryStatus::Pending;
+                        d.next_at = at;
+                        count("retried");
+                    }
+                    None => {
+                        d.status = DeliveryStatus::Failed;
+                        count("failed");
+                    }
+                }
+            }
+            Some(_) => {
+                // 400 (malformed), 401/403 (our VAPID key refused), 413: a retry sends the same.
+                d.status = DeliveryStatus::Failed;
+                count("failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// A push endpoint as the guard sees it, plus `https` unless private
+    /// targets are allowed (tests, on-premises push services). `resolve`
+    /// also resolves its name (when a subscription is saved).
+    pub async fn check_endpoint(&self, raw: &str, resolve: bool) -> Result<reqwest::Url, String> {
+        let url = self.cfg.guard.check(raw, resolve).await.map_err(|e| e.replacen("url:", "endpoint:", 1))?;
+        if url.scheme() != "https" && !self.cfg.guard.allow_private {
+            return Err("endpoint: must be an https:// URL (push services are)".into());
+        }
+        Ok(url)
+    }
+
+    async fn send(&self, req: http::Request<Vec<u8>>) -> Attempt {
+        let at = Utc::now();
+        let start = Instant::now();
+        let result = match reqwest::Request::try_from(req) {
+            Ok(r) => self.client.execute(r).await,
+            Err(e) => Err(e),
+        };
+        let latency_ms = start.elapsed().as_millis() as i64;
+        match result {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                // Push services answer with a short body at most; keep a little of it.
+                let text = tokio::time::timeout(Duration::from_secs(2), res.text()).await.ok().and_then(Result::ok);
+                let excerpt: Option<String> =
+                    text.map(|t| t.chars().take(256).collect::<String>()).filter(|t| !t.is_empty());
+                Attempt { at, status: Some(status), latency_ms, error: None, response: excerpt }
+            }
+            Err(e) => Attempt { at, status: None, latency_ms, error: Some(describe(&e)), response: None },
+        }
+    }
+}
+
+/// Who a message event is for: the participant who did not send it.
+fn recipient_of(e: &OutboxEvent, owner: UserId, customer: CustomerId) -> Party {
+    if e.data["senderRole"].as_str() == Some("customer") { Party::Owner(owner) } else { Party::Customer(customer) }
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("notifications_total", "channel" => "push", "outcome" => outcome).increment(1);
+}
+
+fn skip(d: &mut Delivery, why: &str, outcome: &'static str) {
+    d.status = DeliveryStatus::Skipped;
+    push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why.into()), response: None });
+    count(outcome);
+}
+
+/// The JSON a service worker receives: who wrote, a preview as the
+/// recipient chose, the conversation, its unread count, and where to open
+/// it — always within [`webpush::MAX_PAYLOAD`].
+pub fn payload(message: &Value, conversation: ConversationId, unread: i64, mode: PreviewMode) -> Vec<u8> {
+    let content = message["content"].as_str().unwrap_or_default();
+    let attachments = message["attachments"].as_array().map_or(0, Vec::len);
+    let voice = message["attachments"][0]["audio"].is_object();
+    let text = match (content.is_empty(), attachments, voice) {
+        (false, ..) => content.to_owned(),
+        (true, 0, _) => String::new(),
+        (true, _, true) => "Voice message".to_owned(),
+        (true, 1, false) => "Sent an attachment".to_owned(),
+        (true, n, false) => format!("Sent {n} attachments"),
+    };
+    let mut limit = match mode {
+        PreviewMode::Full => FULL_PREVIEW,
+        PreviewMode::Short => SHORT_PREVIEW,
+        PreviewMode::None => 0,
+    };
+    let title = omnibiz_domain::preview(message["senderName"].as_str().unwrap_or_default(), 100);
+    loop {
+        let body = if limit == 0 { "New message".to_owned() } else { omnibiz_domain::preview(&text, limit) };
+        let v = json!({
+            "type": "message",
+            "conversationId": conversation.to_hex(),
+            "messageId": message["_id"],
+            "seq": message["seq"],
+            "title": title,
+            "body": body,
+            "unread": unread,
+            "url": format!("/?conversation={}", conversation.to_hex()),
+        });
+        let bytes = v.to_string().into_bytes();
+        if bytes.len() <= webpush::MAX_PAYLOAD || limit == 0 {
+            return bytes;
+        }
+        limit /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_follow_the_preview_mode_and_fit_a_push_message() {
+        let c = ConversationId::new();
+        let m = json!({"_id": "m1", "seq": 4, "senderName": "Acme Support", "content": "Your order ships today", "attachments": []});
+        let full: Value = serde_json::from_slice(&payload(&m, c, 3, PreviewMode::Full)).expect("json");
+        assert_eq!(full["body"], "Your order ships today");
+        assert_eq!((full["title"].as_str(), full["unread"].as_i64()), (Some("Acme Support"), Some(3)));
+        let short: Value = serde_json::from_slice(&payload(&m, c, 3, PreviewMode::Short)).expect("json");
+        assert_eq!(short["body"], "Your order ships today");
+        let none: Value = serde_json::from_slice(&payload(&m, c, 3, PreviewMode::None)).expect("json");
+        assert_eq!(none["body"], "New message");
+        assert!(!none.to_string().contains("ships"));
+        // Characters that escape to six bytes each still fit.
+        let long = json!({"senderName": "x", "content": "\u{1}".repeat(5_000), "attachments": []});
+        assert!(payload(&long, c, 1, PreviewMode::Full).len() <= webpush::MAX_PAYLOAD);
+        let long = json!({"senderName": "x", "content": "é".repeat(5_000), "attachments": []});
+        let p: Value = serde_json::from_slice(&payload(&long, c, 1, PreviewMode::Short)).expect("json");
+        assert_eq!(p["body"].as_str().map(|s| s.chars().count()), Some(SHORT_PREVIEW + 1));
+        let voice = json!({"senderName": "x", "content": "", "attachments": [{"audio": {"durationMs": 1}}]});
+        let p: Value = serde_json::from_slice(&payload(&voice, c, 1, PreviewMode::Full)).expect("json");
+        assert_eq!(p["body"], "Voice message");
+    }
+}
