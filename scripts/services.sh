@@ -160,6 +160,22 @@ ensure_moto() {
   echo "export OMNIBIZ_MOTO_BIN=$venv/bin/moto_server"
 }
 
+# Independent implementations the notification tests check us against
+# (tests/push/receiver.py decrypts Web Push with Mozilla's http_ece and checks
+# VAPID with py_vapid; the email tests run aiosmtpd): pinned, in their own venv.
+NOTIFY_TOOLS="http-ece==1.2.1 py-vapid==1.9.6 aiosmtpd==1.4.6"
+ensure_notify_tools() {
+  local venv=$TOOLS/notify-venv
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.version" 2>/dev/null)" != "$NOTIFY_TOOLS" ]; then
+    log "installing $NOTIFY_TOOLS into $venv"
+    python3 -m venv "$venv" >&2
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $NOTIFY_TOOLS >&2
+    echo "$NOTIFY_TOOLS" >"$venv/.version"
+  fi
+  echo "export OMNIBIZ_NOTIFY_PYTHON=$venv/bin/python"
+}
+
 case "${1:-}" in
   start) start; env_lines ;;
   browser) ensure_browser ;;
@@ -168,7 +184,8 @@ case "${1:-}" in
   # server: make sure both programs are installed, whatever MONGODB_URI/REDIS_URL say.
   chaos-tools) ensure_redis; ensure_mongo; echo "export OMNIBIZ_SECANTUS_BIN=$TOOLS/bin/secantusd-rs" ;;
   s3-tools) ensure_moto ;;
+  notify-tools) ensure_notify_tools ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env|browser|ops-tools|chaos-tools|s3-tools" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|browser|ops-tools|chaos-tools|s3-tools|notify-tools" >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ scripts/services.sh browser
 scripts/services.sh ops-tools
 eval "$(scripts/services.sh chaos-tools)"
 eval "$(scripts/services.sh s3-tools)"
+eval "$(scripts/services.sh notify-tools)"
 if [ ! -d tests/node/node_modules/playwright-core ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "[test] npm ci in tests/node"
   (cd tests/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)

@@ -31,6 +31,7 @@ mod node_client;
 mod operations;
 mod overload;
 mod prometheus;
+mod push;
 mod rate_limits;
 mod reactions;
 mod redis_reconnect;

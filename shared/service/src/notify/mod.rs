@@ -258,11 +258,7 @@ impl Notifier {
     /// targets are allowed (tests, on-premises push services). `resolve`
     /// also resolves its name (when a subscription is saved).
     pub async fn check_endpoint(&self, raw: &str, resolve: bool) -> Result<reqwest::Url, String> {
-        let url = self.cfg.guard.check(raw, resolve).await.map_err(|e| e.replacen("url:", "endpoint:", 1))?;
-        if url.scheme() != "https" && !self.cfg.guard.allow_private {
-            return Err("endpoint: must be an https:// URL (push services are)".into());
-        }
-        Ok(url)
+        check_endpoint(self.cfg.guard, raw, resolve).await
     }
 
     async fn send(&self, req: http::Request<Vec<u8>>) -> Attempt {
@@ -285,6 +281,14 @@ impl Notifier {
             Err(e) => Attempt { at, status: None, latency_ms, error: Some(describe(&e)), response: None },
         }
     }
+}
+
+async fn check_endpoint(guard: Guard, raw: &str, resolve: bool) -> Result<reqwest::Url, String> {
+    let url = guard.check(raw, resolve).await.map_err(|e| e.replacen("url:", "endpoint:", 1))?;
+    if url.scheme() != "https" && !guard.allow_private {
+        return Err("endpoint: must be an https:// URL (push services are)".into());
+    }
+    Ok(url)
 }
 
 /// Who a message event is for: the participant who did not send it.
@@ -327,7 +331,7 @@ pub fn payload(message: &Value, conversation: ConversationId, unread: i64, mode:
         let v = json!({
             "type": "message",
             "conversationId": conversation.to_hex(),
-            "messageId": message["_id"],
+            "messageId": message["id"],
             "seq": message["seq"],
             "title": title,
             "body": body,
@@ -346,10 +350,29 @@ pub fn payload(message: &Value, conversation: ConversationId, unread: i64, mode:
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn endpoints_must_be_public_https() {
+        let strict = Guard { allow_private: false };
+        for bad in [
+            "http://push.example.com/x",
+            "https://127.0.0.1/x",
+            "https://169.254.169.254/latest",
+            "https://[::1]:8443/x",
+            "https://localhost/x",
+            "https://user:pw@push.example.com/x",
+        ] {
+            let e = check_endpoint(strict, bad, false).await.expect_err(bad);
+            assert!(e.starts_with("endpoint:"), "{bad}: {e}");
+        }
+        assert!(check_endpoint(strict, "https://fcm.googleapis.com/fcm/send/abc", false).await.is_ok());
+        let open = Guard { allow_private: true };
+        assert!(check_endpoint(open, "http://127.0.0.1:9/push/x", false).await.is_ok());
+    }
+
     #[test]
     fn payloads_follow_the_preview_mode_and_fit_a_push_message() {
         let c = ConversationId::new();
-        let m = json!({"_id": "m1", "seq": 4, "senderName": "Acme Support", "content": "Your order ships today", "attachments": []});
+        let m = json!({"id": "m1", "seq": 4, "senderName": "Acme Support", "content": "Your order ships today", "attachments": []});
         let full: Value = serde_json::from_slice(&payload(&m, c, 3, PreviewMode::Full)).expect("json");
         assert_eq!(full["body"], "Your order ships today");
         assert_eq!((full["title"].as_str(), full["unread"].as_i64()), (Some("Acme Support"), Some(3)));

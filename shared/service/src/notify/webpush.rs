@@ -4,15 +4,19 @@
 //! with `TTL`, `Urgency` and a `Topic` that collapses one conversation's
 //! notifications into one.
 //!
-//! The cryptography is `web-push-native`'s (RustCrypto's P-256, HKDF and
-//! AES-GCM); this module holds the keys, checks what browsers send us, and
-//! sets the headers.
+//! The encryption is `web-push-native`'s (RustCrypto's P-256, HKDF and
+//! AES-GCM); this module holds the keys, checks what browsers send us,
+//! signs the VAPID token and sets the headers. (The crate's own VAPID
+//! helper leaves the port out of the `aud` claim, which RFC 8292 says is
+//! the push resource's origin: a push service on a port other than 443
+//! refuses it; an independent verifier in tests/push caught it.)
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use web_push_native::jwt_simple::algorithms::ES256KeyPair;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256KeyPairLike as _, ES256KeyPair};
+use web_push_native::jwt_simple::claims::Claims;
 use web_push_native::p256::PublicKey;
 use web_push_native::{Auth, WebPushBuilder};
 
@@ -124,13 +128,19 @@ pub fn request(
         ));
     }
     debug_assert!(topic.len() <= 32 && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint: {e}"))?;
     let uri: http::Uri = endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
     let mut req = WebPushBuilder::new(uri, keys.p256dh, keys.auth)
-        .with_valid_duration(SIGNATURE_LIFETIME)
-        .with_vapid(&vapid.pair, &vapid.subject)
         .build(payload.to_vec())
         .map_err(|e| format!("encrypting the notification: {e}"))?;
+    // RFC 8292 §2: `aud` is the origin (scheme, host and any port), `exp` within 24 h, `sub` a contact.
+    let claims = Claims::create(SIGNATURE_LIFETIME.into())
+        .with_audience(url.origin().ascii_serialization())
+        .with_subject(&vapid.subject);
+    let token = vapid.pair.sign(claims).map_err(|e| format!("signing the VAPID token: {e}"))?;
+    let authorization = format!("vapid t={token}, k={}", vapid.public);
     let h = req.headers_mut();
+    h.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&authorization).map_err(|e| e.to_string())?);
     h.insert("ttl", http::HeaderValue::from(ttl.as_secs()));
     h.insert(
         "urgency",
@@ -161,7 +171,7 @@ mod tests {
         let keys = browser_keys(&point, &auth).expect("keys");
         let req = request(
             &vapid,
-            "https://push.example.net/send/abc",
+            "https://push.example.net:8443/send/abc",
             &keys,
             b"{\"hello\":1}",
             Duration::from_secs(600),
@@ -175,6 +185,12 @@ mod tests {
         assert_eq!(req.headers()["content-encoding"], "aes128gcm");
         let authz = req.headers()["authorization"].to_str().expect("ascii");
         assert!(authz.starts_with("vapid t=") && authz.ends_with(&format!("k={}", vapid.public_key())), "{authz}");
+        let token = authz.trim_start_matches("vapid t=").split(',').next().expect("token");
+        let claims = token.split('.').nth(1).expect("claims");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).expect("b64")).expect("json");
+        assert_eq!(claims["aud"], "https://push.example.net:8443", "the origin, port included");
+        assert_eq!(claims["sub"], "mailto:ops@example.com");
         let plain = web_push_native::decrypt(req.body().clone(), &browser, &Auth::from([7u8; 16])).expect("decrypts");
         assert_eq!(plain, b"{\"hello\":1}");
     }

@@ -1,0 +1,271 @@
+//! Web Push against a stand-in push service that decrypts with an
+//! independent implementation (`tests/push/receiver.py`: Mozilla's
+//! `http_ece` and `py_vapid`, from PyPI): on both stores, a message to an
+//! offline person reaches each of their browsers once, readable and
+//! signed; 410 removes a subscription; a 500 is retried once and not
+//! duplicated; nothing goes to the sender, to someone connected, to a
+//! reader who read in time, or into a muted conversation; a burst
+//! collapses; the preview follows the reader's choice.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::common::sio::SioClient;
+use crate::common::{Backend, TestApp, assert_error, business, eventually, open, settings, spawn_with};
+use omnibiz::app::Target;
+
+/// The Python with `http_ece` and `py_vapid` (`scripts/services.sh notify-tools`).
+fn python() -> String {
+    std::env::var("OMNIBIZ_NOTIFY_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+struct PushService {
+    base: String,
+    http: reqwest::Client,
+    _child: tokio::process::Child,
+}
+
+impl PushService {
+    async fn start() -> Self {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/push/receiver.py");
+        let mut child = tokio::process::Command::new(python())
+            .arg(script)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the push receiver (OMNIBIZ_NOTIFY_PYTHON: a Python with http_ece and py_vapid)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the receiver starts")
+            .expect("read")
+            .expect("a line");
+        let port = serde_json::from_str::<Value>(&first).expect("json")["port"].as_u64().expect("port");
+        Self { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), _child: child }
+    }
+
+    /// A browser's subscription (`PushSubscription.toJSON()`) with its own keys.
+    async fn browser(&self, mode: &str) -> Value {
+        self.http.get(format!("{}/new?mode={mode}", self.base)).send().await.expect("new").json().await.expect("json")
+    }
+
+    async fn received(&self) -> Vec<Value> {
+        let r = self.http.get(format!("{}/received", self.base)).send().await.expect("received");
+        r.json().await.expect("json")
+    }
+
+    /// What the subscription with this endpoint received.
+    async fn for_browser(&self, sub: &Value) -> Vec<Value> {
+        let id = sub["endpoint"].as_str().expect("endpoint").rsplit('/').next().expect("id").to_owned();
+        self.received().await.into_iter().filter(|r| r["subscription"] == id.as_str()).collect()
+    }
+
+    async fn wait_for(&self, sub: &Value, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..300 {
+            let got = self.for_browser(sub).await;
+            if pred(&got) {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what}: the push service got {:#?}", self.for_browser(sub).await);
+    }
+}
+
+async fn app(backend: Backend) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let db = format!("omnibiz_push_{}", bson::oid::ObjectId::new());
+    let mut s = settings(backend, dir.path(), &db);
+    s.webhook_allow_private = true;
+    s.webhook_timeout_ms = 2000;
+    s.webhook_retry_base_ms = 200;
+    s.webhook_poll_ms = 50;
+    s.push_delay_ms = 1_000;
+    if backend == Backend::Mongo {
+        // A configured key, as pods have (on SQLite, `serve` generates one).
+        s.vapid_private_key = Some(omnibiz_service::notify::webpush::Vapid::generate_private().into());
+        s.vapid_subject = Some("mailto:ops@example.com".into());
+    }
+    spawn_with(backend, s, Target::Serve, dir).await
+}
+
+async fn subscribe(app: &TestApp, token: &str, sub: &Value) -> (StatusCode, Value) {
+    app.post("/api/notifications/subscriptions", token, sub.clone()).await
+}
+
+/// Waits long enough for a push that is not coming to have come (due after
+/// 1 s, worker passes every 50 ms): a negative check that a positive one
+/// with the same timing makes meaningful.
+async fn quiet_period() {
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+}
+
+fn check_push(r: &Value, public_key: &str, conv: &str) {
+    assert_eq!(r["vapid"]["ok"], true, "VAPID checked by py_vapid: {r:#}");
+    assert_eq!(r["vapid"]["k"], public_key, "signed with the key we publish: {r:#}");
+    assert!(r.get("decryptError").is_none(), "decrypted by http_ece: {r:#}");
+    assert_eq!(r["contentEncoding"], "aes128gcm");
+    assert_eq!(r["ttl"], "86400");
+    assert_eq!(r["urgency"], "high");
+    assert_eq!(r["topic"], format!("c{conv}"), "one topic per conversation");
+    assert!(r["bodyBytes"].as_u64().expect("size") <= 4096, "within RFC 8291's 4 KiB");
+    assert_eq!(r["payload"]["conversationId"], conv);
+}
+
+async fn web_push(backend: Backend) {
+    let push = PushService::start().await;
+    let app = app(backend).await;
+    let b = business(&app.store, "Pushy", 3).await;
+    let (owner, c0, c1, c2) = (&b.owner_token, &b.customer_tokens[0], &b.customer_tokens[1], &b.customer_tokens[2]);
+    let (conv0, conv1, conv2) = (open(&app, &b, 0).await, open(&app, &b, 1).await, open(&app, &b, 2).await);
+
+    let (status, key) = app.call(Method::GET, "/api/notifications/push-key", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let public_key = key["publicKey"].as_str().expect("publicKey").to_owned();
+
+    // Subscriptions: created, the same browser again is an update, and nobody else's to remove.
+    let (a, flaky, gone, d, owner_sub) = (
+        push.browser("ok").await,
+        push.browser("flaky").await,
+        push.browser("gone").await,
+        push.browser("ok").await,
+        push.browser("ok").await,
+    );
+    let (status, body) = subscribe(&app, c0, &a).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let a_id = body["subscription"]["id"].as_str().expect("id").to_owned();
+    let (status, again) = subscribe(&app, c0, &a).await;
+    assert_eq!((status, again["subscription"]["id"].as_str()), (StatusCode::OK, Some(a_id.as_str())));
+    assert_eq!(subscribe(&app, c0, &flaky).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe(&app, c1, &gone).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe(&app, c2, &d).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe(&app, owner, &owner_sub).await.0, StatusCode::CREATED);
+    let (_, mine) = app.get("/api/notifications/subscriptions", c0).await;
+    assert_eq!(mine["subscriptions"].as_array().map(Vec::len), Some(2), "{mine}");
+    let path = format!("/api/notifications/subscriptions/{a_id}");
+    let (status, body) = app.call(Method::DELETE, &path, Some(c1), None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    // Bad input: clear 400s.
+    let mut bad = a.clone();
+    bad["keys"]["p256dh"] = json!("AAAA");
+    let (status, body) = subscribe(&app, c0, &bad).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap_or_default().contains("p256dh"), "{body}");
+    let (status, body) = subscribe(&app, c0, &json!({"endpoint": "ftp://x.example/1", "keys": a["keys"]})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+
+    // 1. The owner writes; customer 0 is offline: each browser gets one push, readable and signed.
+    let (status, sent) = app.send(owner, &conv0, "Your order ships today").await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let got = push.wait_for(&a, "a push for browser A", |r| !r.is_empty()).await;
+    check_push(&got[0], &public_key, &conv0);
+    let p = &got[0]["payload"];
+    assert_eq!(p["title"], "Pushy Owner", "the sender's name: {p}");
+    assert_eq!(p["body"], "Your order ships today");
+    assert_eq!(p["messageId"], sent["message"]["id"]);
+    assert_eq!((p["unread"].as_i64(), p["seq"].clone()), (Some(1), sent["message"]["seq"].clone()), "{p}");
+    // The flaky browser: 500, retried once, then 201 — two attempts, one notification.
+    let got = push.wait_for(&flaky, "a retried push", |r| r.len() >= 2).await;
+    assert_eq!(got.iter().map(|r| r["answered"].as_u64()).collect::<Vec<_>>(), vec![Some(500), Some(201)]);
+    assert_eq!(got[1]["payload"], got[0]["payload"], "the retry carries the same notification");
+    check_push(&got[1], &public_key, &conv0);
+
+    // 2. 410 Gone removes the subscription.
+    app.send(owner, &conv1, "Hello customer 1").await;
+    push.wait_for(&gone, "the push answered 410", |r| r.len() == 1).await;
+    let removed = eventually(100, Duration::from_millis(100), || async {
+        let (_, l) = app.get("/api/notifications/subscriptions", c1).await;
+        l["subscriptions"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert!(removed, "a subscription the push service says is gone is removed");
+
+    // 3. Read in time: none. Connected: none. Offline and unread: one (so the quiet periods mean something).
+    let (_, m) = app.send(owner, &conv2, "read me quickly").await;
+    let mid = m["message"]["id"].as_str().expect("id").to_owned();
+    let (status, _) = app.post(&format!("/api/messages/{mid}/read"), c2, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let socket = SioClient::connect(&app.base, Some(c2)).await.expect("customer 2 connects");
+    app.send(owner, &conv2, "you are online").await;
+    quiet_period().await;
+    assert!(push.for_browser(&d).await.is_empty(), "read in time, or connected: no push");
+    socket.disconnect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.send(owner, &conv2, "now you are away").await;
+    let got = push.wait_for(&d, "a push once offline", |r| !r.is_empty()).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["payload"]["body"], "now you are away");
+
+    // 4. Never to the sender: customer 0 writes; the owner's browser hears, customer 0's do not.
+    let before = push.for_browser(&a).await.len();
+    app.send(c0, &conv0, "Thanks!").await;
+    let got = push.wait_for(&owner_sub, "the owner's push", |r| !r.is_empty()).await;
+    assert_eq!(got[0]["payload"]["title"], "Pushy Customer 0");
+    check_push(&got[0], &public_key, &conv0);
+    quiet_period().await;
+    assert_eq!(push.for_browser(&a).await.len(), before, "the sender's own browser hears nothing");
+
+    // 5. A burst collapses: 15 messages, at most a few pushes, the last with the whole count.
+    let before = push.for_browser(&a).await.len();
+    let mut last = Value::Null;
+    for i in 0..15 {
+        last = app.send(owner, &conv0, &format!("burst {i}")).await.1;
+    }
+    let want_seq = last["message"]["seq"].clone();
+    let got = push.wait_for(&a, "the burst's last push", |r| r.iter().any(|x| x["payload"]["seq"] == want_seq)).await;
+    quiet_period().await;
+    let burst: Vec<Value> = push.for_browser(&a).await.split_off(before);
+    assert!((1..=3).contains(&burst.len()), "15 messages collapse into a few pushes: {}", burst.len());
+    let final_push = &got.last().expect("one")["payload"];
+    assert_eq!(final_push["body"], "burst 14");
+    // The unread count is the recipient's, as the conversation has it.
+    let (_, conv) = app.get(&format!("/api/messages/conversations/{conv0}"), c0).await;
+    let unread = conv["conversation"]["unreadCount"].as_i64().expect("unreadCount");
+    assert!(unread >= 15, "{conv}");
+    assert_eq!(final_push["unread"].as_i64(), Some(unread), "{final_push}");
+
+    // 6. Preferences: no preview for privacy, then muted.
+    let (status, body) =
+        app.call(Method::PUT, "/api/notifications/preferences", Some(c0), Some(json!({"preview": "none"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = push.for_browser(&a).await.len();
+    app.send(owner, &conv0, "a secret code 4321").await;
+    let got = push.wait_for(&a, "a push without preview", |r| r.len() > before).await;
+    assert_eq!(got[before]["payload"]["body"], "New message");
+    assert!(!got[before]["payload"].to_string().contains("4321"));
+    let (status, body) =
+        app.call(Method::PUT, "/api/notifications/preferences", Some(c0), Some(json!({"muted": [conv1]}))).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST); // not customer 0's conversation
+    let (status, body) =
+        app.call(Method::PUT, "/api/notifications/preferences", Some(c0), Some(json!({"muted": [conv0]}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        app.call(Method::PUT, "/api/notifications/preferences", Some(c0), Some(json!({"emailDelaySecs": 300}))).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN);
+    let before = push.for_browser(&a).await.len();
+    app.send(owner, &conv0, "muted now").await;
+    quiet_period().await;
+    assert_eq!(push.for_browser(&a).await.len(), before, "a muted conversation notifies nothing");
+
+    // Unsubscribing: one's own, once.
+    let (status, _) = app.call(Method::DELETE, &path, Some(c0), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.call(Method::DELETE, &path, Some(c0), None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_push_on_sqlite() {
+    web_push(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_push_on_mongodb() {
+    web_push(Backend::Mongo).await;
+}
