@@ -34,6 +34,7 @@ use omnibiz_service::jobs::{adopter, sweeper};
 use omnibiz_service::limits::Limits;
 use omnibiz_service::messaging::Messaging;
 use omnibiz_service::nodes::{Directory, RedisDirectory};
+use omnibiz_service::notify::email::{MailConfig, Mailer, Transport as MailTransport};
 use omnibiz_service::notify::webpush::Vapid;
 use omnibiz_service::notify::{Notifier, NotifyConfig};
 use omnibiz_service::presence::{LocalPresence, Presence, RedisPresence};
@@ -195,6 +196,8 @@ fn notifier(
     target: Target,
     guard: Guard,
     store: Arc<dyn omnibiz_store::Store>,
+    jwt_secret: Option<&[u8]>,
+    local: std::net::SocketAddr,
 ) -> anyhow::Result<Notifier> {
     let serve = target == Target::Serve;
     let vapid = match secret::vapid_private_key(settings, serve)? {
@@ -210,7 +213,7 @@ fn notifier(
             Some(Arc::new(Vapid::from_private(&key, &subject).context("OMNIBIZ_VAPID_PRIVATE_KEY")?))
         }
     };
-    Ok(Notifier::new(
+    let notifier = Notifier::new(
         store,
         NotifyConfig {
             vapid,
@@ -221,7 +224,57 @@ fn notifier(
             timeout: Duration::from_millis(settings.webhook_timeout_ms),
             guard,
         },
-    ))
+    );
+    Ok(match mailer(settings, target, jwt_secret, local)? {
+        Some(m) => notifier.with_mailer(Arc::new(m)),
+        None => notifier,
+    })
+}
+
+/// Notification emails: over SMTP when `OMNIBIZ_SMTP_URL` is set; in
+/// `serve` without it, appended to a file; otherwise none.
+fn mailer(
+    settings: &Settings,
+    target: Target,
+    jwt_secret: Option<&[u8]>,
+    local: std::net::SocketAddr,
+) -> anyhow::Result<Option<Mailer>> {
+    let (transport, from) = match (&settings.smtp_url, target) {
+        (Some(url), _) => {
+            let timeout = Duration::from_millis(settings.webhook_timeout_ms.max(5_000));
+            let smtp = MailTransport::smtp(url.expose_secret(), timeout).context("OMNIBIZ_SMTP_URL")?;
+            let from = settings.mail_from.clone().context("OMNIBIZ_MAIL_FROM is required with OMNIBIZ_SMTP_URL")?;
+            (smtp, from)
+        }
+        (None, Target::Serve) => {
+            let path = settings.mail_log.clone().unwrap_or_else(|| settings.data_dir.join("mail.log"));
+            let from = settings.mail_from.clone().unwrap_or_else(|| "OmniBiz <notifications@localhost>".into());
+            (MailTransport::File(path), from)
+        }
+        (None, _) => return Ok(None),
+    };
+    let from = from.parse().with_context(|| format!("OMNIBIZ_MAIL_FROM: {from:?} is not a mailbox"))?;
+    let key = match (&settings.mail_signing_key, jwt_secret) {
+        (Some(k), _) => {
+            let k = k.expose_secret().as_bytes();
+            secret::check_strength(k, "OMNIBIZ_MAIL_SIGNING_KEY")?;
+            Mailer::derive_key(k)
+        }
+        (None, Some(jwt)) => Mailer::derive_key(jwt),
+        (None, None) => anyhow::bail!(
+            "notification emails need OMNIBIZ_MAIL_SIGNING_KEY (the same on every pod) when there is no JWT_SECRET"
+        ),
+    };
+    let link_base = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let cfg = MailConfig {
+        from,
+        default_delay: Duration::from_secs(settings.email_delay_secs),
+        link_base,
+        reply_domain: settings.mail_reply_domain.clone(),
+        reply_ttl: Duration::from_secs(settings.mail_reply_ttl_days * 86_400),
+        inbound_secret: settings.inbound_email_secret.clone(),
+    };
+    Ok(Some(Mailer::new(cfg, transport, key)))
 }
 
 /// Reseals the webhook secrets not under the current key (after a rotation,
@@ -404,7 +457,7 @@ impl Application {
         let notifier = if target == Target::Gateway {
             None
         } else {
-            Some(Arc::new(notifier(settings, target, hook_guard, opened.store.clone())?))
+            Some(Arc::new(notifier(settings, target, hook_guard, opened.store.clone(), secret.as_deref(), local)?))
         };
         if let Some(n) = &notifier {
             messaging = messaging.with_notifier(Arc::clone(n));

@@ -154,6 +154,8 @@ impl Modify for BearerAuth {
         routes::reactions::add, routes::reactions::remove,
         routes::notifications::push_key, routes::notifications::list, routes::notifications::subscribe,
         routes::notifications::unsubscribe, routes::notifications::preferences, routes::notifications::set_preferences,
+        routes::notifications::inbound_email, routes::notifications::unsubscribe_email,
+        routes::notifications::unsubscribe_page,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth, &RateLimitedResponses),

@@ -19,6 +19,7 @@ mod browser;
 mod chaos;
 mod cluster;
 mod console;
+mod email;
 mod exhaustion;
 mod gateway;
 mod hardening;

@@ -3,19 +3,23 @@
 //! (how notifications travel: `omnibiz_service::notify`).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{delete, get};
+use axum::response::Html;
+use axum::routing::{delete, get, post};
+use base64::Engine as _;
 use omnibiz_domain::SubscriptionId;
 use omnibiz_domain::notification::Preferences;
 use omnibiz_service::messaging::{SubscribeCommand, SubscriptionView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::messages::{MessageResponse, SentResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
-use crate::openapi::{BadRequest, Conflict, Forbidden, NotConfigured, ReadErrors, Unauthorized};
+use crate::openapi::{BadRequest, Conflict, Forbidden, NotConfigured, ReadErrors, Unauthorized, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -23,6 +27,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/notifications/subscriptions", get(list).post(subscribe))
         .route("/api/notifications/subscriptions/{id}", delete(unsubscribe))
         .route("/api/notifications/preferences", get(preferences).put(set_preferences))
+        .route("/api/notifications/inbound-email", post(inbound_email))
+        .route("/api/notifications/unsubscribe", get(unsubscribe_page).post(unsubscribe_email))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,4 +154,72 @@ pub(crate) async fn set_preferences(
 ) -> ApiResult<Json<PreferencesResponse>> {
     let preferences = s.messaging.set_notification_preferences(&actor, body).await?;
     Ok(Json(PreferencesResponse { success: true, preferences }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct UnsubscribeQuery {
+    /// The token of the email's unsubscribe link.
+    t: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UnsubscribedEmail {
+    success: bool,
+}
+
+/// The inbound secret from `Authorization: Bearer <secret>` or a basic-auth password.
+fn inbound_credential(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_owned());
+    }
+    let basic = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    decoded.split_once(':').map(|(_, password)| password.to_owned())
+}
+
+/// An emailed reply, as the mail provider forwards it: the raw message
+/// (`message/rfc822`). Stored as a message from the person its signed
+/// reply address names and delivered live (201). 400: not an email, no
+/// reply address of ours, an automatic reply, nothing new above the
+/// quote; 403: a forged or expired address, or a `From` that is not its
+/// person's; 409: the same email again (`Message-ID`); 401: the inbound
+/// secret is missing or wrong (when one is configured).
+#[utoipa::path(post, path = "/api/notifications/inbound-email", tag = "notifications",
+    request_body(content = String, content_type = "message/rfc822"),
+    responses((status = 201, body = MessageResponse), WriteErrors, Conflict, NotConfigured))]
+pub(crate) async fn inbound_email(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<SentResponse>)> {
+    let sent = s.messaging.reply_by_email(&raw, inbound_credential(&headers).as_deref()).await?;
+    Ok(MessageResponse::sent(sent))
+}
+
+/// One-click unsubscribe (RFC 8058): the mail client posts
+/// `List-Unsubscribe=One-Click` here; email notifications are turned off.
+#[utoipa::path(post, path = "/api/notifications/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, body = UnsubscribedEmail), Forbidden, NotConfigured))]
+pub(crate) async fn unsubscribe_email(
+    State(s): State<ApiState>,
+    Query(q): Query<UnsubscribeQuery>,
+) -> ApiResult<Json<UnsubscribedEmail>> {
+    s.messaging.unsubscribe_email(&q.t).await?;
+    Ok(Json(UnsubscribedEmail { success: true }))
+}
+
+/// The unsubscribe link opened in a browser: a page with a button (a
+/// `GET` changes nothing, so link scanners do not unsubscribe anyone).
+#[utoipa::path(get, path = "/api/notifications/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, description = "An HTML page with the button", content_type = "text/html")))]
+pub(crate) async fn unsubscribe_page(Query(q): Query<UnsubscribeQuery>) -> Html<String> {
+    let token: String = q.t.chars().filter(|c| c.is_ascii_hexdigit() || *c == '.').collect();
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Stop emails</title>\
+         <form method=post action=\"/api/notifications/unsubscribe?t={token}\" \
+         onsubmit=\"event.preventDefault();fetch(this.action,{{method:'POST'}}).then(r=>this.outerHTML=r.ok?'<p>Done: no more emails.</p>':'<p>That link did not work.</p>')\">\
+         <p>Stop notification emails from this conversation service?</p><button>Stop emails</button></form>"
+    ))
 }

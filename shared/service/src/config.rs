@@ -273,6 +273,34 @@ settings! {
     push_ttl_secs: u64 = 86_400;
     /// Browsers one person may subscribe. `OMNIBIZ_PUSH_MAX_SUBSCRIPTIONS`, default 10.
     push_max_subscriptions: usize = 10;
+    /// Where notification emails go: `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://…:465`, or `smtp://host:25` (no TLS: a local relay only).
+    /// `OMNIBIZ_SMTP_URL`; unset: pods send no email, `serve` appends them
+    /// to `OMNIBIZ_MAIL_LOG`.
+    smtp_url: Option<SecretString> = None;
+    /// `From:` of notification emails (`OmniBiz <notify@example.com>`; the
+    /// business's name replaces the display name for customers).
+    /// `OMNIBIZ_MAIL_FROM`; required with `OMNIBIZ_SMTP_URL`.
+    mail_from: Option<String> = None;
+    /// `serve` without SMTP: the file emails are appended to. `OMNIBIZ_MAIL_LOG`,
+    /// default `<data_dir>/mail.log`.
+    mail_log: Option<PathBuf> = None;
+    /// How long a message stays unread before it is emailed (a business can
+    /// choose its own, 60–86400). `OMNIBIZ_EMAIL_DELAY_SECS`, default 300.
+    email_delay_secs: u64 = 300;
+    /// Replies go to `r-<signed token>@<this domain>`, whose inbound mail the
+    /// provider posts to `/api/notifications/inbound-email`.
+    /// `OMNIBIZ_MAIL_REPLY_DOMAIN`; unset: no reply by email.
+    mail_reply_domain: Option<String> = None;
+    /// How long a reply address stays valid. `OMNIBIZ_MAIL_REPLY_TTL_DAYS`, default 30.
+    mail_reply_ttl_days: u64 = 30;
+    /// Signs reply addresses and unsubscribe links (32+ bytes, the same on
+    /// every pod). `OMNIBIZ_MAIL_SIGNING_KEY`; unset: derived from `JWT_SECRET`.
+    mail_signing_key: Option<SecretString> = None;
+    /// When set, `/api/notifications/inbound-email` requires it as a bearer
+    /// token or a basic-auth password (put it in the provider's webhook URL).
+    /// `OMNIBIZ_INBOUND_EMAIL_SECRET`.
+    inbound_email_secret: Option<SecretString> = None;
 
     // --- Files (S3-compatible bucket, or a local directory).
     /// Where uploads are kept on local disk. `OMNIBIZ_FILES_DIR`; `serve`
@@ -396,6 +424,12 @@ impl Settings {
         if self.push_ttl_secs == 0 || self.push_max_subscriptions == 0 {
             bail!("push_ttl_secs and push_max_subscriptions must be at least 1");
         }
+        if self.email_delay_secs > 86_400 {
+            bail!("email_delay_secs must be at most 86400 (a day)");
+        }
+        if self.mail_reply_ttl_days == 0 {
+            bail!("mail_reply_ttl_days must be at least 1");
+        }
         if self.webhook_rate == 0
             || self.webhook_disable_after < 1
             || self.webhook_concurrency == 0
@@ -426,6 +460,9 @@ impl Settings {
         self.files_signing_key = non_empty(self.files_signing_key);
         self.webhook_secret_keys = non_empty(self.webhook_secret_keys);
         self.vapid_private_key = non_empty(self.vapid_private_key);
+        self.smtp_url = non_empty(self.smtp_url);
+        self.mail_signing_key = non_empty(self.mail_signing_key);
+        self.inbound_email_secret = non_empty(self.inbound_email_secret);
         self.s3_bucket = self.s3_bucket.filter(|b| !b.trim().is_empty());
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -145,3 +145,144 @@ impl Messaging {
         Ok(p)
     }
 }
+
+/// Why an inbound email was refused: logged with the reason, answered with
+/// a status (400 malformed, 403 not signed for this sender, 409 seen before).
+fn refuse_reply(status: ServiceError, detail: &str) -> ServiceError {
+    tracing::warn!(reason = %detail, "inbound email refused");
+    status
+}
+
+impl Messaging {
+    fn mailer(&self) -> ServiceResult<&std::sync::Arc<crate::notify::email::Mailer>> {
+        self.notifier
+            .as_ref()
+            .and_then(|n| n.mailer())
+            .ok_or_else(|| ServiceError::Disabled("notification emails are not configured on this server".into()))
+    }
+
+    /// Stores an emailed reply (the raw message, as mail providers forward
+    /// inbound mail) as a message from the person its signed reply address
+    /// names, live to the other side like any other. Refused: no reply
+    /// address of ours, a forged or expired one, a `From` that is not that
+    /// person's address, an automatic reply, nothing new written, or an
+    /// email already received (same `Message-ID`).
+    pub async fn reply_by_email(&self, raw: &[u8], credential: Option<&str>) -> ServiceResult<super::Sent> {
+        let mailer = self.mailer()?;
+        if !mailer.inbound_allowed(credential) {
+            return Err(refuse_reply(
+                ServiceError::Unauthorized(
+                    "inbound email needs OMNIBIZ_INBOUND_EMAIL_SECRET (bearer or basic auth)".into(),
+                ),
+                "wrong or missing inbound secret",
+            ));
+        }
+        let Some(domain) = mailer.config().reply_domain.clone() else {
+            return Err(ServiceError::Disabled("reply by email is off (OMNIBIZ_MAIL_REPLY_DOMAIN is not set)".into()));
+        };
+        let email = mail_parser::MessageParser::default()
+            .parse(raw)
+            .ok_or_else(|| ServiceError::Invalid("not an email (RFC 5322 headers expected)".into()))?;
+        let auto = email.header_raw("Auto-Submitted").is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
+            || email.header_raw("Precedence").is_some_and(|v| {
+                matches!(v.trim().to_ascii_lowercase().as_str(), "bulk" | "junk" | "list" | "auto_reply")
+            })
+            || email.header_raw("X-Autoreply").is_some()
+            || email.header_raw("X-Autorespond").is_some();
+        if auto {
+            return Err(refuse_reply(
+                ServiceError::Invalid("an automatic reply (Auto-Submitted/Precedence) is not a message".into()),
+                "automatic reply",
+            ));
+        }
+        // Our address among the recipients (forwarders may keep it in Delivered-To only).
+        let mut candidates: Vec<String> = Vec::new();
+        for list in [email.to(), email.cc()].into_iter().flatten() {
+            candidates.extend(list.iter().filter_map(|a| a.address()).map(str::to_owned));
+        }
+        for h in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+            if let Some(v) = email.header_raw(h) {
+                candidates.push(v.trim().trim_matches(['<', '>']).to_owned());
+            }
+        }
+        let ours = candidates.iter().find_map(|a| {
+            let (local, d) = a.rsplit_once('@')?;
+            (d.eq_ignore_ascii_case(&domain) && local.to_ascii_lowercase().starts_with("r-")).then(|| local.to_owned())
+        });
+        let Some(local) = ours else {
+            return Err(refuse_reply(
+                ServiceError::Invalid(format!("no reply address of ours (r-…@{domain}) among the recipients")),
+                "no reply address",
+            ));
+        };
+        let now = chrono::Utc::now();
+        let reply = mailer.check_reply_token(&local, now).map_err(|e| {
+            let why = match e {
+                crate::notify::email::TokenError::Expired => {
+                    "the reply address has expired; answer in the conversation"
+                }
+                crate::notify::email::TokenError::Forged => "the reply address is not one we signed",
+                crate::notify::email::TokenError::Malformed => "the reply address is malformed",
+            };
+            refuse_reply(ServiceError::Forbidden(why.into()), why)
+        })?;
+        let conv = self.store.get_conversation(reply.conversation).await?.ok_or_else(|| {
+            refuse_reply(ServiceError::NotFound("the conversation is gone".into()), "conversation gone")
+        })?;
+        let (principal, address) = match reply.side {
+            Side::Owner => {
+                let u = self.store.get_user(conv.business_owner_id).await?;
+                let role = u.as_ref().map(|u| u.role).unwrap_or(omnibiz_domain::UserRole::BusinessOwner);
+                (crate::auth::Principal::User { id: conv.business_owner_id, role }, u.map(|u| u.email))
+            }
+            Side::Customer => (
+                crate::auth::Principal::Customer { id: conv.customer_id },
+                self.store.get_customer(conv.customer_id).await?.map(|c| c.email),
+            ),
+        };
+        let from = email.from().and_then(|f| f.first()).and_then(|a| a.address()).unwrap_or_default();
+        let expected = address.unwrap_or_default();
+        if expected.trim().is_empty() || !from.trim().eq_ignore_ascii_case(expected.trim()) {
+            return Err(refuse_reply(
+                ServiceError::Forbidden("this reply address belongs to someone else's email address".into()),
+                &format!("From {from:?} is not the address the reply address was made for"),
+            ));
+        }
+        let body = email.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+        let text = crate::notify::email::reply_text(&body);
+        if text.is_empty() {
+            return Err(ServiceError::Invalid("the reply has no new text above the quoted email".into()));
+        }
+        // A replayed email (the same Message-ID) is the same message: stored once, refused after.
+        let key = email.message_id().map(|id| {
+            use sha2::Digest as _;
+            format!("email-{}", &hex::encode(sha2::Sha256::digest(id.as_bytes()))[..40])
+        });
+        let actor = self.actor(principal).await?;
+        let cmd = super::SendCommand::parse(&conv.id.to_hex(), &text, Vec::new(), key.as_deref())?;
+        let sent = self.send(&actor, cmd).await?;
+        if !sent.created {
+            return Err(refuse_reply(
+                ServiceError::Conflict("this email was received already".into()),
+                "replayed email (same Message-ID)",
+            ));
+        }
+        crate::notify::count("email", "replied");
+        Ok(sent)
+    }
+
+    /// One-click unsubscribe (RFC 8058): turns the token's person's email notifications off.
+    pub async fn unsubscribe_email(&self, token: &str) -> ServiceResult<()> {
+        let mailer = self.mailer()?;
+        let party = mailer
+            .check_unsubscribe_token(token)
+            .map_err(|_| ServiceError::Forbidden("this unsubscribe link is not one we made".into()))?;
+        let mut p = self.store.preferences(party).await?;
+        if p.email {
+            p.email = false;
+            self.store.set_preferences(party, &p).await?;
+            crate::notify::count("email", "unsubscribed");
+        }
+        Ok(())
+    }
+}

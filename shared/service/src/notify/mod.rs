@@ -1,5 +1,6 @@
 //! Notifications for people who are not looking: Web Push to their
-//! browsers ([`webpush`]), with per-person preferences.
+//! browsers ([`webpush`]) within seconds, an email when messages stay
+//! unread ([`email`], which people can answer), with per-person preferences.
 //!
 //! # How a notification travels
 //! A stored message already records its `message.created` outbox event in
@@ -22,6 +23,18 @@
 //! one's (`Topic` lets the push service replace a notification still
 //! waiting on it, too).
 //!
+//! # Email
+//! One per conversation burst: the delivery's id names the recipient's
+//! first unread message (`mail_<conversation>_<side>_<seq>`), so every
+//! message until they read takes the same one, due the business's email
+//! delay after the first (default [`email::MailConfig::default_delay`]).
+//! When due it is skipped if read, turned off or muted; looked at again a
+//! delay later while the recipient is connected (they may leave without
+//! reading; for up to a day); postponed past the business's quiet hours;
+//! and otherwise reports the
+//! latest unread messages with a signed reply address and a one-click
+//! unsubscribe link (RFC 8058).
+//!
 //! # Safety
 //! A subscription's endpoint is a URL the browser (so: anyone with a
 //! token) chose. It passes the webhooks' address guard when saved and on
@@ -30,23 +43,25 @@
 //! 404 or 410 removes the subscription; 429, 5xx and transport failures are
 //! retried on the schedule while the message is still within its `TTL`.
 
+pub mod email;
 pub mod webpush;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use omnibiz_domain::notification::{PreviewMode, PushSubscription};
+use chrono::{DateTime, Utc};
+use omnibiz_domain::notification::{Preferences, PreviewMode, PushSubscription};
 use omnibiz_domain::webhook::Target;
 use omnibiz_domain::{ConversationId, CustomerId, Party, SubscriptionId, UserId};
-use omnibiz_store::{Store, StoreResult};
+use omnibiz_store::{MessageQuery, Store, StoreResult};
 use serde_json::{Value, json};
 
 use crate::webhooks::guard::Guard;
 use crate::webhooks::{
     Attempt, Delivery, DeliveryStatus, HookEvent, OutboxEvent, UnreadCheck, describe, push_log, retry_delay,
 };
+use email::{Burst, Line, Mailer};
 use webpush::{Urgency, Vapid};
 
 /// How notifications go out (`push_*` settings).
@@ -73,6 +88,8 @@ pub struct Notifier {
     store: Arc<dyn Store>,
     cfg: NotifyConfig,
     client: reqwest::Client,
+    /// Notification emails; `None` when not configured.
+    mailer: Option<Arc<Mailer>>,
 }
 
 /// Characters of a message a `short` preview shows.
@@ -84,11 +101,22 @@ const FULL_PREVIEW: usize = 1_000;
 impl Notifier {
     pub fn new(store: Arc<dyn Store>, cfg: NotifyConfig) -> Self {
         let client = cfg.guard.client(cfg.timeout);
-        Self { store, cfg, client }
+        Self { store, cfg, client, mailer: None }
+    }
+
+    /// Sends notification emails with this mailer.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     pub fn config(&self) -> &NotifyConfig {
         &self.cfg
+    }
+
+    pub fn mailer(&self) -> Option<&Arc<Mailer>> {
+        self.mailer.as_ref()
     }
 
     /// The notifications of a pass of outbox events: for each event (same
@@ -101,57 +129,95 @@ impl Notifier {
         parties: &[Option<(UserId, CustomerId)>],
     ) -> StoreResult<Vec<Vec<Delivery>>> {
         let mut out: Vec<Vec<Delivery>> = vec![Vec::new(); events.len()];
-        if self.cfg.vapid.is_none() {
+        let push = self.cfg.vapid.is_some();
+        if !push && self.mailer.is_none() {
             return Ok(out);
         }
         // Within the pass, a conversation's latest message per recipient stands for its burst.
-        let mut latest: HashMap<(ConversationId, Party), usize> = HashMap::new();
+        let mut latest: HashMap<(ConversationId, Party), (usize, DateTime<Utc>)> = HashMap::new();
         for (i, (e, p)) in events.iter().zip(parties).enumerate() {
             let Some((owner, customer)) = *p else { continue };
             if e.kind != HookEvent::MessageCreated {
                 continue;
             }
             let recipient = recipient_of(e, owner, customer);
-            if let Some(older) = latest.insert((e.conversation, recipient), i) {
-                let _ = older;
-                metrics::counter!("notifications_total", "channel" => "push", "outcome" => "collapsed").increment(1);
+            let slot = latest.entry((e.conversation, recipient)).or_insert((i, e.at));
+            if slot.0 != i {
+                slot.0 = i;
+                if push {
+                    count("push", "collapsed");
+                }
             }
         }
         let mut subs: HashMap<Party, Vec<PushSubscription>> = HashMap::new();
-        for ((conversation, recipient), i) in latest {
+        let mut prefs: HashMap<Party, Preferences> = HashMap::new();
+        for ((conversation, recipient), (i, first_at)) in latest {
             let e = &events[i];
             let Some((owner, _)) = parties[i] else { continue };
-            let browsers = match subs.entry(recipient) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(self.store.subscriptions_of(recipient).await?),
-            };
             let seq = e.data["seq"].as_i64().unwrap_or(0);
-            let message = e.id.trim_start_matches("msg_");
+            let recipient_owner = recipient.side() == omnibiz_domain::Side::Owner;
             let now = Utc::now();
-            let due = e.at + chrono::Duration::from_std(self.cfg.push_delay).unwrap_or_default();
-            for s in browsers.iter() {
-                out[i].push(Delivery {
-                    id: format!("push_{message}.{}", s.id.to_hex()),
-                    target: Target::Push(s.id),
-                    owner,
-                    event_id: e.id.clone(),
-                    kind: HookEvent::MessageCreated,
-                    conversation,
-                    body: e.data.to_string(),
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_at: due,
-                    created_at: now,
-                    updated_at: now,
-                    log: Vec::new(),
-                    unread_check: Some(UnreadCheck {
-                        recipient_owner: recipient.side() == omnibiz_domain::Side::Owner,
-                        seq,
-                    }),
-                });
+            let delivery = |id: String, target: Target, due, check_seq| Delivery {
+                id,
+                target,
+                owner,
+                event_id: e.id.clone(),
+                kind: HookEvent::MessageCreated,
+                conversation,
+                body: if matches!(target, Target::Push(_)) { e.data.to_string() } else { "{}".into() },
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_at: due,
+                created_at: now,
+                updated_at: now,
+                log: Vec::new(),
+                unread_check: Some(UnreadCheck { recipient_owner, seq: check_seq }),
+            };
+            if push {
+                let browsers = match subs.entry(recipient) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(self.store.subscriptions_of(recipient).await?)
+                    }
+                };
+                let message = e.id.trim_start_matches("msg_");
+                let due = e.at + chrono::Duration::from_std(self.cfg.push_delay).unwrap_or_default();
+                for s in browsers.iter() {
+                    let id = format!("push_{message}.{}", s.id.to_hex());
+                    out[i].push(delivery(id, Target::Push(s.id), due, seq));
+                }
+            }
+            if let Some(mailer) = &self.mailer {
+                let wants = self.cached_prefs(&mut prefs, recipient).await?;
+                if !wants.email || wants.is_muted(conversation) {
+                    continue;
+                }
+                let Some(conv) = self.store.get_conversation(conversation).await? else { continue };
+                let read = conv.read_seq.get(recipient.side());
+                if read >= seq {
+                    continue; // read already: the next unread message starts the next burst
+                }
+                let first_unread = read + 1;
+                let business = self.cached_prefs(&mut prefs, Party::Owner(owner)).await?;
+                let delay = business
+                    .email_delay_secs
+                    .map_or(mailer.config().default_delay, |s| Duration::from_secs(u64::from(s)));
+                let due = first_at + chrono::Duration::from_std(delay).unwrap_or_default();
+                let side = if recipient_owner { 'o' } else { 'c' };
+                let id = format!("mail_{}_{side}_{first_unread}", conversation.to_hex());
+                out[i].push(delivery(id, Target::Email(recipient), due, first_unread));
             }
         }
         Ok(out)
+    }
+
+    async fn cached_prefs(&self, cache: &mut HashMap<Party, Preferences>, p: Party) -> StoreResult<Preferences> {
+        if let Some(hit) = cache.get(&p) {
+            return Ok(hit.clone());
+        }
+        let got = self.store.preferences(p).await?;
+        cache.insert(p, got.clone());
+        Ok(got)
     }
 
     /// One attempt at a notification delivery the worker claimed (its
@@ -159,7 +225,8 @@ impl Notifier {
     pub async fn attempt(&self, d: &mut Delivery) -> StoreResult<()> {
         match d.target {
             Target::Push(sid) => self.push(d, sid).await,
-            Target::Webhook(_) | Target::Email(_) => {
+            Target::Email(party) => self.email(d, party).await,
+            Target::Webhook(_) => {
                 skip(d, "not a notification", "skipped");
                 Ok(())
             }
@@ -209,7 +276,7 @@ impl Notifier {
                 d.attempts += 1;
                 d.status = DeliveryStatus::Failed;
                 push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why), response: None });
-                count("failed");
+                count("push", "failed");
                 return Ok(());
             }
         };
@@ -220,13 +287,13 @@ impl Notifier {
         match status {
             Some(s) if (200..300).contains(&s) => {
                 d.status = DeliveryStatus::Succeeded;
-                count("sent");
+                count("push", "sent");
             }
             Some(404 | 410) => {
                 // RFC 8030 §6.2: the subscription expired or was withdrawn; it never comes back.
                 self.store.delete_subscription(sid, None).await?;
                 d.status = DeliveryStatus::Skipped;
-                count("unsubscribed");
+                count("push", "unsubscribed");
             }
             Some(429) | Some(500..=599) | None => {
                 let ttl = chrono::Duration::from_std(self.cfg.push_ttl).unwrap_or_default();
@@ -237,19 +304,126 @@ impl Notifier {
                     Some(at) => {
                         d.status = DeliveryStatus::Pending;
                         d.next_at = at;
-                        count("retried");
+                        count("push", "retried");
                     }
                     None => {
                         d.status = DeliveryStatus::Failed;
-                        count("failed");
+                        count("push", "failed");
                     }
                 }
             }
             Some(_) => {
                 // 400 (malformed), 401/403 (our VAPID key refused), 413: a retry sends the same.
                 d.status = DeliveryStatus::Failed;
-                count("failed");
+                count("push", "failed");
             }
+        }
+        Ok(())
+    }
+
+    /// An email whose recipient is connected when it falls due: looked at
+    /// again one delay later (they may leave without reading), for up to a
+    /// day. False when the day is over (it is then skipped).
+    pub fn postpone_email(&self, d: &mut Delivery) -> bool {
+        let Some(mailer) = &self.mailer else { return false };
+        let next = Utc::now() + chrono::Duration::from_std(mailer.config().default_delay).unwrap_or_default();
+        if next > d.created_at + chrono::Duration::days(1) {
+            return false;
+        }
+        d.next_at = next;
+        count("email", "postponed");
+        true
+    }
+
+    async fn email(&self, d: &mut Delivery, party: Party) -> StoreResult<()> {
+        let Some(mailer) = self.mailer.clone() else {
+            skip(d, "not sent: email is not configured on this deployment", "skipped");
+            return Ok(());
+        };
+        let Some(conv) = self.store.get_conversation(d.conversation).await? else {
+            skip(d, "not sent: the conversation is gone", "skipped");
+            return Ok(());
+        };
+        let prefs = self.store.preferences(party).await?;
+        if !prefs.email {
+            skip(d, "not sent: the recipient turned email notifications off", "skipped");
+            return Ok(());
+        }
+        if prefs.is_muted(d.conversation) {
+            skip(d, "not sent: the recipient muted the conversation", "skipped");
+            return Ok(());
+        }
+        let now = Utc::now();
+        let business = self.store.preferences(Party::Owner(conv.business_owner_id)).await?;
+        if let Some(end) = business.quiet_hours.and_then(|q| q.end_after(now)) {
+            // Not an attempt: the same email, once the business's quiet hours end.
+            d.next_at = end;
+            let why = format!("postponed: the business's quiet hours end at {}", omnibiz_domain::views::iso(end));
+            push_log(d, Attempt { at: now, status: None, latency_ms: 0, error: Some(why), response: None });
+            count("email", "postponed");
+            return Ok(());
+        }
+        let (Some(owner), Some(customer)) =
+            (self.store.get_user(conv.business_owner_id).await?, self.store.get_customer(conv.customer_id).await?)
+        else {
+            skip(d, "not sent: an account of the conversation is gone", "skipped");
+            return Ok(());
+        };
+        let business_name = owner.business_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(owner.name.clone());
+        let (address, name, sender_name) = match party {
+            Party::Owner(_) => (owner.email.as_str(), owner.name.as_str(), customer.name.as_str()),
+            Party::Customer(_) => (customer.email.as_str(), customer.name.as_str(), business_name.as_str()),
+        };
+        if address.trim().is_empty() {
+            skip(d, "not sent: the recipient has no email address", "skipped");
+            return Ok(());
+        }
+        let to = match address.trim().parse::<lettre::Address>() {
+            Ok(a) => lettre::message::Mailbox::new(Some(name.to_owned()), a),
+            Err(e) => {
+                let give_up = d.created_at;
+                failed(d, format!("the recipient's address {address:?}: {e}"), false, self.cfg.retry_base, give_up);
+                return Ok(());
+            }
+        };
+        let side = party.side();
+        let read = conv.read_seq.get(side);
+        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 50 };
+        let recent = self.store.list_messages(&q).await?;
+        let unread: Vec<&omnibiz_domain::Message> =
+            recent.iter().filter(|m| m.seq > read && m.sender_side != side && !m.deleted).collect();
+        let shown = &unread[unread.len().saturating_sub(email::MESSAGES_PER_EMAIL)..];
+        if shown.is_empty() {
+            skip(d, "not sent: nothing is unread", "skipped");
+            return Ok(());
+        }
+        let burst = Burst {
+            to,
+            recipient: party,
+            conversation: conv.id,
+            business_name: &business_name,
+            sender_name,
+            lines: shown.iter().map(|m| Line { sender: &m.sender_name, message: m }).collect(),
+            unread: conv.unread.get(side).max(i64::try_from(shown.len()).unwrap_or(0)),
+        };
+        let give_up = d.created_at + chrono::Duration::days(1);
+        let email = match mailer.compose(&burst, now) {
+            Ok(e) => e,
+            Err(why) => {
+                failed(d, why, false, self.cfg.retry_base, give_up);
+                return Ok(());
+            }
+        };
+        let start = Instant::now();
+        match mailer.send(email).await {
+            Ok(()) => {
+                d.attempts += 1;
+                d.status = DeliveryStatus::Succeeded;
+                let latency_ms = start.elapsed().as_millis() as i64;
+                push_log(d, Attempt { at: now, status: None, latency_ms, error: None, response: Some("sent".into()) });
+                count("email", "sent");
+            }
+            Err(f) => failed(d, f.reason, f.transient, self.cfg.retry_base, give_up),
         }
         Ok(())
     }
@@ -296,14 +470,46 @@ fn recipient_of(e: &OutboxEvent, owner: UserId, customer: CustomerId) -> Party {
     if e.data["senderRole"].as_str() == Some("customer") { Party::Owner(owner) } else { Party::Customer(customer) }
 }
 
-fn count(outcome: &'static str) {
-    metrics::counter!("notifications_total", "channel" => "push", "outcome" => outcome).increment(1);
+/// `notifications_total{channel, outcome}`: sent, failed, retried, collapsed, unsubscribed, skipped, postponed.
+pub(crate) fn count(channel: &'static str, outcome: &'static str) {
+    metrics::counter!("notifications_total", "channel" => channel, "outcome" => outcome).increment(1);
+}
+
+/// The metrics label of a delivery's channel.
+pub(crate) fn channel_label(t: Target) -> &'static str {
+    match t {
+        Target::Webhook(_) => "webhook",
+        Target::Push(_) => "push",
+        Target::Email(_) => "email",
+    }
 }
 
 fn skip(d: &mut Delivery, why: &str, outcome: &'static str) {
     d.status = DeliveryStatus::Skipped;
     push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why.into()), response: None });
-    count(outcome);
+    count(channel_label(d.target), outcome);
+}
+
+/// Records an attempt that failed before or without a response, and whether to retry.
+fn failed(d: &mut Delivery, why: String, transient: bool, retry_base: Duration, give_up_at: DateTime<Utc>) {
+    d.attempts += 1;
+    push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why), response: None });
+    let next = transient
+        .then(|| retry_delay(u32::try_from(d.attempts).unwrap_or(u32::MAX), retry_base))
+        .flatten()
+        .map(|delay| Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
+        .filter(|at| *at < give_up_at);
+    match next {
+        Some(at) => {
+            d.status = DeliveryStatus::Pending;
+            d.next_at = at;
+            count(channel_label(d.target), "retried");
+        }
+        None => {
+            d.status = DeliveryStatus::Failed;
+            count(channel_label(d.target), "failed");
+        }
+    }
 }
 
 /// The JSON a service worker receives: who wrote, a preview as the

@@ -24,6 +24,9 @@ use super::{
 use crate::notify::Notifier;
 use crate::presence::Presence;
 
+/// Why a due `message.unread` (or notification) is not sent when its recipient has a live socket.
+const ONLINE: &str = "not sent: the recipient is online";
+
 /// Outbox events one fan-out pass takes at most. Under a backlog a pass's
 /// reads cost the store about the same for 100 events as for 1 000 (on the
 /// substitute MongoDB server their time grows with the number pending, not
@@ -399,13 +402,15 @@ impl Worker {
             None => None,
         };
         match unneeded {
+            // Someone connected may still leave without reading: an email looks again later.
+            Some(ONLINE) if matches!(d.target, Target::Email(_)) && n.postpone_email(&mut d) => {}
             Some(why) => {
                 d.status = DeliveryStatus::Skipped;
                 push_log(
                     &mut d,
                     Attempt { at: now, status: None, latency_ms: 0, error: Some(why.into()), response: None },
                 );
-                metrics::counter!("notifications_total", "channel" => "push", "outcome" => "skipped").increment(1);
+                crate::notify::count(crate::notify::channel_label(d.target), "skipped");
             }
             None => n.attempt(&mut d).await?,
         }
@@ -427,7 +432,7 @@ impl Worker {
             return Ok(Some("not sent: the recipient has read the message"));
         }
         if self.presence.online(std::slice::from_ref(&room)).await.first().copied().unwrap_or(false) {
-            return Ok(Some("not sent: the recipient is online"));
+            return Ok(Some(ONLINE));
         }
         Ok(None)
     }
