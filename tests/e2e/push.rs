@@ -269,3 +269,72 @@ async fn web_push_on_sqlite() {
 async fn web_push_on_mongodb() {
     web_push(Backend::Mongo).await;
 }
+
+/// Two `api` pods share one MongoDB outbox; one is SIGKILLed while every
+/// push is still due (planned, waiting out the delay), a third starts:
+/// each browser gets its notification exactly once — none lost, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_pods_killed_while_pushes_are_due_lose_none_and_send_none_twice() {
+    const N: usize = 12;
+    let push = PushService::start().await;
+    let db = format!("omnibiz_push_kill_{}", bson::oid::ObjectId::new());
+    let mongo = omnibiz_store::mongo::MongoStore::connect(&crate::common::mongo_uri(), Some(&db)).await.expect("mongo");
+    let store: Arc<dyn omnibiz_store::Store> = Arc::new(mongo.clone());
+    let b = business(&store, "Killpush", N).await;
+    let key = omnibiz_service::notify::webpush::Vapid::generate_private();
+    let env = [
+        ("OMNIBIZ_VAPID_PRIVATE_KEY", key.as_str()),
+        ("OMNIBIZ_VAPID_SUBJECT", "mailto:ops@example.com"),
+        ("OMNIBIZ_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("OMNIBIZ_WEBHOOK_POLL_MS", "50"),
+        ("OMNIBIZ_WEBHOOK_TIMEOUT_MS", "2000"),
+        ("OMNIBIZ_PUSH_DELAY_MS", "3000"),
+    ];
+    let (mut pod1, api1) = crate::common::omnibiz_process("api", &db, &env).await;
+    let (_pod2, api2) = crate::common::omnibiz_process("api", &db, &env).await;
+    let http = reqwest::Client::new();
+    for base in [&api1, &api2] {
+        let ready = eventually(200, Duration::from_millis(100), || async {
+            http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(ready, "{base} ready");
+    }
+    let post = |base: &str, path: &str, token: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).bearer_auth(token).json(&body);
+        async move {
+            let r = req.send().await.expect("request");
+            let status = r.status();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let mut browsers = Vec::new();
+    for i in 0..N {
+        let base = if i % 2 == 0 { &api1 } else { &api2 };
+        let sub = push.browser("ok").await;
+        let (status, body) = post(base, "/api/notifications/subscriptions", &b.customer_tokens[i], sub.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let customer = b.customers[i].id.to_hex();
+        let (_, conv) =
+            post(base, "/api/messages/conversations", &b.owner_token, json!({"customerId": customer})).await;
+        let conv = conv["conversation"]["id"].as_str().expect("conversation").to_owned();
+        let body = json!({"conversationId": conv, "content": format!("message {i}")});
+        let (status, sent) = post(base, "/api/messages/send", &b.owner_token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{sent}");
+        browsers.push((sub, format!("message {i}")));
+    }
+    // Every push is planned or about to be, none due yet: kill a pod now, start another.
+    pod1.start_kill().expect("SIGKILL");
+    let _ = pod1.wait().await;
+    let (_pod3, _) = crate::common::omnibiz_process("api", &db, &env).await;
+    for (sub, text) in &browsers {
+        let got = push.wait_for(sub, "a push after the kill", |r| !r.is_empty()).await;
+        assert_eq!(got[0]["payload"]["body"], text.as_str());
+        assert!(got[0].get("decryptError").is_none() && got[0]["vapid"]["ok"] == true, "{:#}", got[0]);
+    }
+    quiet_period().await;
+    for (sub, text) in &browsers {
+        assert_eq!(push.for_browser(sub).await.len(), 1, "exactly one push for {text:?}");
+    }
+    mongo.drop_database().await.expect("drop");
+}
