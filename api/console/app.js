@@ -1,7 +1,8 @@
 // OmniBiz web console: the owner inbox and the customer chat as ES modules (no bundler;
 // the binary embeds them): `js/state.js`, `js/rest.js` (REST client),
 // `js/connection.js` (socket and REST fallback), `js/inbox.js`, `js/chat.js`,
-// `js/composer.js`, `js/session.js` (sign in), `js/dom.js` (helpers).
+// `js/composer.js`, `js/session.js` (sign in), `js/notify.js` (notifications and
+// their preferences; `sw.js` is the service worker), `js/dom.js` (helpers).
 //
 // No framework: the two pages are a few lists and one message log, so the
 // DOM is updated directly: about 40 KiB of our own HTML, CSS and JavaScript

@@ -33,11 +33,14 @@ const MODULES: &[(&str, &str)] = &[
     ("connection", include_str!("../console/js/connection.js")),
     ("dom", include_str!("../console/js/dom.js")),
     ("inbox", include_str!("../console/js/inbox.js")),
+    ("notify", include_str!("../console/js/notify.js")),
     ("rest", include_str!("../console/js/rest.js")),
     ("session", include_str!("../console/js/session.js")),
     ("state", include_str!("../console/js/state.js")),
     ("voice", include_str!("../console/js/voice.js")),
 ];
+/// The service worker (Web Push notifications), at `/console/sw.js` with scope `/console/`.
+const SERVICE_WORKER_JS: &str = include_str!("../console/sw.js");
 const SOCKET_IO_JS: &str = include_str!("../console/vendor/socket.io.esm.min.js");
 
 /// How the console is served.
@@ -68,6 +71,7 @@ struct Assets {
     app_js: Asset,
     app_css: Asset,
     socket_io: Asset,
+    service_worker: Asset,
     modules: Vec<(String, Asset)>,
     csp: HeaderValue,
 }
@@ -94,7 +98,7 @@ impl Assets {
         let socket_url = opts.socket_url.as_deref().unwrap_or_default();
         let index = INDEX.replace("{{SOCKET_URL}}", &attr(socket_url));
         let csp = format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; worker-src 'self'; \
              connect-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             connect_sources(opts.socket_url.as_deref())
         );
@@ -103,6 +107,7 @@ impl Assets {
             app_js: Asset::new(APP_JS, "text/javascript; charset=utf-8"),
             app_css: Asset::new(APP_CSS, "text/css; charset=utf-8"),
             socket_io: Asset::new(SOCKET_IO_JS, "text/javascript; charset=utf-8"),
+            service_worker: Asset::new(SERVICE_WORKER_JS, "text/javascript; charset=utf-8"),
             modules: MODULES
                 .iter()
                 .map(|(name, js)| (format!("/console/js/{name}.js"), Asset::new(*js, "text/javascript; charset=utf-8")))
@@ -117,6 +122,7 @@ impl Assets {
             "/console/app.js" => &self.app_js,
             "/console/app.css" => &self.app_css,
             "/console/vendor/socket.io.esm.min.js" => &self.socket_io,
+            "/console/sw.js" => &self.service_worker,
             path => match self.modules.iter().find(|(p, _)| p == path) {
                 Some((_, asset)) => asset,
                 None => return StatusCode::NOT_FOUND.into_response(),

@@ -4,6 +4,7 @@ import { failed } from "./composer.js";
 import { joinOpen, refreshOpen } from "./connection.js";
 import { debounce, el, showError, toast, when } from "./dom.js";
 import { fillMeta, loadConversations, renderConversations, showArchived } from "./inbox.js";
+import { notifyHidden } from "./notify.js";
 import { api } from "./rest.js";
 import { voiceNode } from "./voice.js";
 import { $, PAGE, TYPING_IDLE_MS, state } from "./state.js";
@@ -432,6 +433,7 @@ export function onRead(p) {
 
 export function onNotification(n) {
   if (state.open?.id === n.conversationId && document.visibilityState === "visible") return;
+  notifyHidden(n);
   if (state.owner) {
     const c = state.conversations.get(n.conversationId);
     if (c) {

@@ -5,6 +5,7 @@ import { composerHint, wireChat } from "./composer.js";
 import { connectSocket } from "./connection.js";
 import { showError } from "./dom.js";
 import { loadConversations, wireInbox } from "./inbox.js";
+import { initNotifications } from "./notify.js";
 import { api } from "./rest.js";
 import { $, TOKEN_KEY, state } from "./state.js";
 
@@ -72,6 +73,7 @@ export async function signIn(token) {
     await openCustomerChat();
   }
   connectSocket();
+  initNotifications();
 }
 
 // An owner's quick replies: typing `/shortcut` and sending sends the reply.
