@@ -62,7 +62,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
                 "VALIDATION_ERROR"
             },
         })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        // JSON's whitespace only (not form feed, which `is_ascii_whitespace` counts).
+        if body.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             return Ok(Self(None));
         }
         // `null` is no body, as an empty one is; anything else must be an object.

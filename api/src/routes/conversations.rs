@@ -16,7 +16,7 @@ use super::params::{ListFilter, ListParams, ReadResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, OptionalJson, Query};
-use crate::openapi::{BadRequest, ReadErrors, Unauthorized, UploadErrors, WriteErrors};
+use crate::openapi::{BadRequest, Forbidden, ReadErrors, Unauthorized, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -134,7 +134,7 @@ pub(crate) struct MessagesResponse {
 /// A conversation and a page of its messages (the latest page by default).
 #[utoipa::path(get, path = "/api/messages/conversations/{id}", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$"), MessageParams),
     security(("bearer" = [])),
-    responses((status = 200, body = MessagesResponse), ReadErrors))]
+    responses((status = 200, body = MessagesResponse), ReadErrors, Forbidden))]
 pub(crate) async fn show(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -187,7 +187,7 @@ pub(crate) async fn update(
 /// Mark every message of the conversation read for the caller.
 #[utoipa::path(post, path = "/api/messages/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
-    responses((status = 200, body = ReadResponse), ReadErrors))]
+    responses((status = 200, body = ReadResponse), ReadErrors, Forbidden))]
 pub(crate) async fn read_all(
     State(s): State<ApiState>,
     Authed(actor): Authed,

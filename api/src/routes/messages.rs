@@ -15,7 +15,7 @@ use super::params::ReadResponse;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
-use crate::openapi::{ReadErrors, Unavailable, UploadErrors, WriteErrors};
+use crate::openapi::{Forbidden, ReadErrors, Unavailable, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -91,7 +91,7 @@ pub(crate) async fn send(
 /// Mark this message and every earlier one read for the caller.
 #[utoipa::path(post, path = "/api/messages/{messageId}/read", tag = "messages", params(("messageId" = String, Path, pattern = "^[0-9a-fA-F]{24}$")),
     security(("bearer" = [])),
-    responses((status = 200, body = ReadResponse), ReadErrors))]
+    responses((status = 200, body = ReadResponse), ReadErrors, Forbidden))]
 pub(crate) async fn read(
     State(s): State<ApiState>,
     Authed(actor): Authed,

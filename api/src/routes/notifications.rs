@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Html;
 use axum::routing::{delete, get, post};
@@ -18,8 +18,10 @@ use utoipa::ToSchema;
 use super::messages::{MessageResponse, SentResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authed, Json};
-use crate::openapi::{BadRequest, Conflict, Forbidden, NotConfigured, ReadErrors, Unauthorized, WriteErrors};
+use crate::extract::{Authed, Json, Query};
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, NotConfigured, ReadErrors, Unauthorized, UploadErrors, WriteErrors,
+};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -104,7 +106,7 @@ pub(crate) async fn list(State(s): State<ApiState>, Authed(actor): Authed) -> Ap
 #[utoipa::path(post, path = "/api/notifications/subscriptions", tag = "notifications", request_body = SubscribeBody,
     security(("bearer" = [])),
     responses((status = 201, body = SubscriptionResponse), (status = 200, body = SubscriptionResponse), BadRequest,
-        Unauthorized, Conflict, NotConfigured))]
+        Unauthorized, Conflict, NotConfigured, UploadErrors))]
 pub(crate) async fn subscribe(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -146,7 +148,7 @@ pub(crate) async fn preferences(
 /// defaults). `emailDelaySecs` and `quietHours` are a business owner's.
 #[utoipa::path(put, path = "/api/notifications/preferences", tag = "notifications", request_body = Preferences,
     security(("bearer" = [])),
-    responses((status = 200, body = PreferencesResponse), BadRequest, Unauthorized, Forbidden))]
+    responses((status = 200, body = PreferencesResponse), BadRequest, Unauthorized, Forbidden, UploadErrors))]
 pub(crate) async fn set_preferences(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -159,6 +161,7 @@ pub(crate) async fn set_preferences(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub(crate) struct UnsubscribeQuery {
     /// The token of the email's unsubscribe link.
+    #[param(pattern = "^[0-9a-f]{26}\\.[0-9a-f]{20}$")]
     t: String,
 }
 
@@ -185,10 +188,11 @@ fn inbound_credential(headers: &HeaderMap) -> Option<String> {
 /// reply address of ours, an automatic reply, nothing new above the
 /// quote; 403: a forged or expired address, or a `From` that is not its
 /// person's; 409: the same email again (`Message-ID`); 401: the inbound
-/// secret is missing or wrong (when one is configured).
+/// secret is missing or wrong (when one is configured); 404: reply by
+/// email is off on this server.
 #[utoipa::path(post, path = "/api/notifications/inbound-email", tag = "notifications",
     request_body(content = String, content_type = "message/rfc822"),
-    responses((status = 201, body = MessageResponse), WriteErrors, Conflict, NotConfigured))]
+    responses((status = 201, body = MessageResponse), WriteErrors, Conflict, UploadErrors))]
 pub(crate) async fn inbound_email(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -201,7 +205,7 @@ pub(crate) async fn inbound_email(
 /// One-click unsubscribe (RFC 8058): the mail client posts
 /// `List-Unsubscribe=One-Click` here; email notifications are turned off.
 #[utoipa::path(post, path = "/api/notifications/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
-    responses((status = 200, body = UnsubscribedEmail), Forbidden, NotConfigured))]
+    responses((status = 200, body = UnsubscribedEmail), BadRequest, Forbidden, ReadErrors))]
 pub(crate) async fn unsubscribe_email(
     State(s): State<ApiState>,
     Query(q): Query<UnsubscribeQuery>,
@@ -213,13 +217,19 @@ pub(crate) async fn unsubscribe_email(
 /// The unsubscribe link opened in a browser: a page with a button (a
 /// `GET` changes nothing, so link scanners do not unsubscribe anyone).
 #[utoipa::path(get, path = "/api/notifications/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
-    responses((status = 200, description = "An HTML page with the button", content_type = "text/html")))]
-pub(crate) async fn unsubscribe_page(Query(q): Query<UnsubscribeQuery>) -> Html<String> {
-    let token: String = q.t.chars().filter(|c| c.is_ascii_hexdigit() || *c == '.').collect();
-    Html(format!(
+    responses((status = 200, description = "An HTML page with the button", content_type = "text/html"), BadRequest))]
+pub(crate) async fn unsubscribe_page(Query(q): Query<UnsubscribeQuery>) -> ApiResult<Html<String>> {
+    let token = q.t.trim();
+    let well_formed = token.split_once('.').is_some_and(|(data, mac)| {
+        data.len() == 26 && mac.len() == 20 && (data.bytes().chain(mac.bytes())).all(|b| b.is_ascii_hexdigit())
+    });
+    if !well_formed {
+        return Err(ApiError::invalid("t: not an unsubscribe token (the link in the email)"));
+    }
+    Ok(Html(format!(
         "<!doctype html><meta charset=utf-8><title>Stop emails</title>\
          <form method=post action=\"/api/notifications/unsubscribe?t={token}\" \
          onsubmit=\"event.preventDefault();fetch(this.action,{{method:'POST'}}).then(r=>this.outerHTML=r.ok?'<p>Done: no more emails.</p>':'<p>That link did not work.</p>')\">\
          <p>Stop notification emails from this conversation service?</p><button>Stop emails</button></form>"
-    ))
+    )))
 }

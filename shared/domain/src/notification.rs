@@ -57,9 +57,12 @@ pub enum PreviewMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuietHours {
+    #[schema(minimum = 0, maximum = 1439)]
     pub start_minute: u16,
+    #[schema(minimum = 0, maximum = 1439)]
     pub end_minute: u16,
     /// Minutes east of UTC.
+    #[schema(minimum = -840, maximum = 840)]
     pub utc_offset_minutes: i16,
 }
 
@@ -89,12 +92,13 @@ pub struct Preferences {
     pub email: bool,
     pub preview: PreviewMode,
     /// Conversations that notify nothing (live sockets still get everything).
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<String>, max_items = 1000)]
     #[serde(with = "hex_ids")]
     pub muted: Vec<ConversationId>,
     /// A business owner's: how long a customer's message stays unread
     /// before it is emailed (and the same for the customer's side of
     /// this business's conversations). `None`: the deployment's default.
+    #[schema(minimum = 60, maximum = 86400)]
     pub email_delay_secs: Option<u32>,
     /// A business owner's: when no email goes out, to either side.
     pub quiet_hours: Option<QuietHours>,

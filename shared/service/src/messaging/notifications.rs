@@ -155,10 +155,9 @@ fn refuse_reply(status: ServiceError, detail: &str) -> ServiceError {
 
 impl Messaging {
     fn mailer(&self) -> ServiceResult<&std::sync::Arc<crate::notify::email::Mailer>> {
-        self.notifier
-            .as_ref()
-            .and_then(|n| n.mailer())
-            .ok_or_else(|| ServiceError::Disabled("notification emails are not configured on this server".into()))
+        self.notifier.as_ref().and_then(|n| n.mailer()).ok_or_else(|| {
+            ServiceError::NotFound("notification emails are off on this server (no OMNIBIZ_SMTP_URL)".into())
+        })
     }
 
     /// Stores an emailed reply (the raw message, as mail providers forward
@@ -178,7 +177,9 @@ impl Messaging {
             ));
         }
         let Some(domain) = mailer.config().reply_domain.clone() else {
-            return Err(ServiceError::Disabled("reply by email is off (OMNIBIZ_MAIL_REPLY_DOMAIN is not set)".into()));
+            return Err(ServiceError::NotFound(
+                "reply by email is off on this server (no OMNIBIZ_MAIL_REPLY_DOMAIN)".into(),
+            ));
         };
         let email = mail_parser::MessageParser::default()
             .parse(raw)

@@ -41,9 +41,7 @@ impl Messaging {
         use omnibiz_domain::search::{SearchQuery, snippet};
         let query = SearchQuery::parse(q).map_err(|e| ServiceError::Invalid(format!("q: {e}")))?;
         let limit = page_size(limit, MAX_SEARCH_PAGE)?;
-        if query.terms.is_empty() {
-            return Ok((Vec::new(), None));
-        }
+        // The cursor is checked even when nothing can match: a malformed one is always a 400.
         let bad = || ServiceError::Invalid("cursor is malformed".into());
         let before = match cursor {
             None => None,
@@ -53,6 +51,9 @@ impl Messaging {
                 Some((at, id.parse::<MessageId>().map_err(|_| bad())?))
             }
         };
+        if query.terms.is_empty() {
+            return Ok((Vec::new(), None));
+        }
         let party = match actor.principal {
             Principal::User { id, .. } => Party::Owner(id),
             Principal::Customer { id } => Party::Customer(id),
