@@ -2,7 +2,7 @@
 //! clients see and the webhook events — no I/O, nothing async.
 //!
 //! One file per entity ([`account`], [`conversation`], [`message`],
-//! [`quick_reply`], [`upload`], [`webhook`]); [`events`] decides every
+//! [`notification`], [`quick_reply`], [`upload`], [`webhook`]); [`events`] decides every
 //! webhook event's id and body; [`views`] the JSON every client reads.
 //! Every other crate of the workspace builds on this one.
 
