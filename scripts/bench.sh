@@ -49,6 +49,9 @@ LT=$ROOT/target/release/omnibiz-loadtest
 export JWT_SECRET=bench-secret-0123456789abcdef-0123456789
 export MONGODB_DATABASE=omnibiz_bench_$(date +%s)
 export LOG_LEVEL=warn
+# Web Push for the notify scenario (every api pod: the same key, as in production).
+OMNIBIZ_VAPID_PRIVATE_KEY=$(openssl ecparam -name prime256v1 -genkey -noout -outform DER | tail -c +8 | head -c 32 | base64 | tr '+/' '-_' | tr -d '=')
+export OMNIBIZ_VAPID_PRIVATE_KEY OMNIBIZ_VAPID_SUBJECT=mailto:bench@example.com OMNIBIZ_WEBHOOK_ALLOW_PRIVATE=true
 export OMNIBIZ_SEND_RATE=1000000 OMNIBIZ_TYPING_RATE=1000000 OMNIBIZ_JOIN_RATE=1000000 OMNIBIZ_RECEIPT_RATE=1000000 OMNIBIZ_WRITE_RATE=1000000 OMNIBIZ_READ_RATE=1000000 OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL=1000000 OMNIBIZ_MAX_CONNECTIONS=19900 OMNIBIZ_CONNECT_RATE=1000000 OMNIBIZ_CONNECT_RATE_PER_IP=1000000
 SEEDN=$(( N > FLEET ? N : FLEET ))
 OWNERS=$(( (SEEDN + 999) / 1000 ))
@@ -131,6 +134,16 @@ START=$(( RAW / 16 > 50 ? RAW / 16 : 50 )); STEP=$(( RAW / 32 > 25 ? RAW / 32 : 
 "$LT" ramp --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7101 --api http://127.0.0.1:7100 \
   --pairs "$PAIRS" --rate "$START" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
   --pids "$api,$g1" ${DBPID:+--db-pids "$DBPID"} --label omnibiz --out "$RESULTS"
+
+# --- Notifications: REST sends to offline customers without and with Web Push -------
+# Every api pod has the VAPID key (exported above) and may post to the loadtest's
+# push sink on loopback; a second api pod takes the sends, both run the worker.
+npod=$(start_ours api 7110 OMNIBIZ_WEBHOOK_POLL_MS=50); PIDS+=("$npod"); wait_port 7110
+log "notify: offline customers, without and with a push subscription each, then a burst of 10 000"
+"$LT" notify --tokens "$OUT/tokens.json" --api http://127.0.0.1:7110 --pairs "$PAIRS" --rate "$(( HALF / 2 ))" \
+  --duration-secs "$DUR" --burst 10000 --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" \
+  --pids "$api,$npod${DBPID:+,$DBPID}" --label omnibiz --out "$RESULTS"
+kill "$npod"
 
 ramp() {
   log "ramp: $1"

@@ -19,6 +19,7 @@ pub mod client;
 pub mod connections;
 pub mod fanout;
 pub mod forwarding;
+pub mod notify;
 pub mod procstat;
 pub mod raw_insert;
 pub mod redis_raw;

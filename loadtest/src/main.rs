@@ -8,7 +8,7 @@
 //! `redis-raw`, `raw-insert`, `soak`;
 //! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
 
-use omnibiz_loadtest::{connections, fanout, forwarding, raw_insert, redis_raw, report, soak, tokens};
+use omnibiz_loadtest::{connections, fanout, forwarding, notify, raw_insert, redis_raw, report, soak, tokens};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -127,6 +127,34 @@ enum Cmd {
         other: String,
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+    },
+    /// Notifications on the stored path: REST sends to offline customers at a
+    /// fixed rate without and then with a push subscription each (the push
+    /// service: a sink here), then a burst, watching the outbox drain.
+    Notify {
+        #[command(flatten)]
+        common: Common,
+        /// The REST API base URL (a pod with `OMNIBIZ_VAPID_*` and `OMNIBIZ_WEBHOOK_ALLOW_PRIVATE`).
+        #[arg(long)]
+        api: String,
+        #[arg(long, default_value_t = 200)]
+        pairs: usize,
+        /// REST sends per second in the `without` and `with` phases.
+        #[arg(long, default_value_t = 300.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Messages in the burst.
+        #[arg(long, default_value_t = 10_000)]
+        burst: usize,
+        /// Senders in the burst.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The API's MongoDB (to watch the outbox and pending pushes).
+        #[arg(long)]
+        mongodb: String,
+        #[arg(long)]
+        database: String,
     },
     /// Long mixed load: customers that leave and come back every 20–40 s,
     /// REST sends, typing, read receipts; memory and latency per window, losses.
@@ -370,6 +398,24 @@ async fn main() -> anyhow::Result<()> {
                 forwarding::Plan { owner, other, token: pairs[0].owner.clone(), requests, pids: common.pids.clone() };
             let result = forwarding::run(&plan).await?;
             save(common.out.as_ref(), &common.label, "forwarding", json!({"requests": requests}), &result)
+        }
+        Cmd::Notify { common, api, pairs: n, rate, duration_secs, burst, concurrency, mongodb, database } => {
+            let mut pairs = tokens::load(&common.tokens)?;
+            pairs.truncate(n);
+            let plan = notify::Plan {
+                api,
+                pairs,
+                rate,
+                duration: Duration::from_secs(duration_secs),
+                burst,
+                concurrency,
+                mongodb,
+                database,
+                pids: common.pids.clone(),
+            };
+            let result = notify::run(&plan).await?;
+            let params = json!({"pairs": n, "rate": rate, "duration_secs": duration_secs, "burst": burst});
+            save(common.out.as_ref(), &common.label, "notify", params, &result)
         }
         Cmd::Soak { common, urls, api, pairs: n, rate, duration_secs, window_secs } => {
             let pairs = tokens::load(&common.tokens)?;

@@ -220,9 +220,61 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             num(x, &["added_cpu_us_per_request"])
         );
     }
+    if let Some(n) = get("notify", "omnibiz") {
+        notifications(&mut md, &n["result"]);
+    }
     plot_latency(&by, plot)?;
     let _ = writeln!(md, "\n![latency percentiles]({})", plot.display());
     Ok(md)
+}
+
+/// The `notify` scenario: REST sends to offline customers without and with a
+/// push subscription each, and a burst draining into collapsed pushes.
+pub fn notifications(md: &mut String, x: &Value) {
+    let _ = writeln!(md, "\n### Notifications: stored REST sends to offline customers, without and with Web Push\n");
+    let _ = writeln!(md, "| phase | offered/s | stored/s | p50 ms | p99 ms | refused | API+DB CPU ms/send |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for (name, key) in [("nobody subscribed", "without"), ("every customer subscribed (a push per message)", "with")] {
+        let r = &x[key];
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            num(r, &["offered_per_sec"]),
+            num(r, &["stored_per_sec"]),
+            num(r, &["latency_ms", "p50"]),
+            num(r, &["latency_ms", "p99"]),
+            r["refused"],
+            num(r, &["server_cpu_ms_per_send"]),
+        );
+    }
+    let (a, b) = (num(x, &["without", "stored_per_sec"]), num(x, &["with", "stored_per_sec"]));
+    let (ca, cb) = (num(x, &["without", "server_cpu_ms_per_send"]), num(x, &["with", "server_cpu_ms_per_send"]));
+    let _ = writeln!(
+        md,
+        "\nWith every recipient subscribed: stored sends/s **{}** of the run without, CPU per send **{}**; {} pushes sent in that phase.",
+        ratio(b, a),
+        ratio(cb, ca),
+        x["pushes_in_with_phase"]
+    );
+    let y = &x["burst"];
+    let _ = writeln!(
+        md,
+        "\nA burst of **{}** messages ({} senders, {:.0}/s stored, {} refused while overloaded and sent again) to {:.0} offline, \
+         subscribed customers: **{} pushes** ({:.1} per conversation; the rest collapsed), the outbox at most {} events deep \
+         and {} pushes pending, both empty **{:.1} s** after the last send (left: {} events, {} pushes).",
+        y["messages"],
+        y["concurrency"],
+        num(y, &["sent_per_sec"]),
+        y["refused_and_retried"],
+        num(y, &["conversations"]),
+        y["pushes"],
+        num(y, &["pushes_per_conversation"]),
+        y["max_outbox_events"],
+        y["max_pending_pushes"],
+        num(y, &["drained_secs_after_last_send"]),
+        y["left"]["events"],
+        y["left"]["pushes"],
+    );
 }
 
 /// The stored path against the database's own ceiling: the raw insert

@@ -119,6 +119,16 @@ impl Notifier {
         self.mailer.as_ref()
     }
 
+    /// Whether this process can send deliveries of this channel (a key for
+    /// push, a mailer for email).
+    pub fn handles(&self, target: Target) -> bool {
+        match target {
+            Target::Push(_) => self.cfg.vapid.is_some(),
+            Target::Email(_) => self.mailer.is_some(),
+            Target::Webhook(_) => false,
+        }
+    }
+
     /// The notifications of a pass of outbox events: for each event (same
     /// order), the deliveries to add beside its webhook deliveries.
     /// `parties` is each event's conversation's owner and customer (`None`:

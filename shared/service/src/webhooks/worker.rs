@@ -391,9 +391,16 @@ impl Worker {
     /// A notification's attempt: the same unread condition as `message.unread`, then the notifier.
     async fn notify(&self, mut d: Delivery) -> StoreResult<()> {
         let now = Utc::now();
-        let Some(n) = &self.notifier else {
-            // A process without notifications leaves them to the others: not an attempt.
-            d.next_at = now + chrono::Duration::seconds(30);
+        let Some(n) = self.notifier.as_ref().filter(|n| n.handles(d.target)) else {
+            // A process configured without this channel (a rolling configuration
+            // change) leaves it to those with it, for a day: not an attempt.
+            if now < d.created_at + chrono::Duration::days(1) {
+                d.next_at = now + chrono::Duration::seconds(30);
+            } else {
+                d.status = DeliveryStatus::Skipped;
+                let error = Some("not sent: no process could send this channel for a day".into());
+                push_log(&mut d, Attempt { at: now, status: None, latency_ms: 0, error, response: None });
+            }
             self.store.finish_delivery(&d, &self.cfg.holder, now).await?;
             return Ok(());
         };
