@@ -140,7 +140,7 @@ START=$(( RAW / 16 > 50 ? RAW / 16 : 50 )); STEP=$(( RAW / 32 > 25 ? RAW / 32 : 
 # push sink on loopback; a second api pod takes the sends, both run the worker.
 npod=$(start_ours api 7110 OMNIBIZ_WEBHOOK_POLL_MS=50); PIDS+=("$npod"); wait_port 7110
 log "notify: offline customers, without and with a push subscription each, then a burst of 10 000"
-"$LT" notify --tokens "$OUT/tokens.json" --api http://127.0.0.1:7110 --pairs "$PAIRS" --rate "$(( HALF / 2 ))" \
+"$LT" notify --tokens "$OUT/tokens.json" --api http://127.0.0.1:7110 --pairs "$PAIRS" --rate "$(( HALF / 4 ))" \
   --duration-secs "$DUR" --burst 10000 --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" \
   --pids "$api,$npod${DBPID:+,$DBPID}" --label omnibiz --out "$RESULTS"
 kill "$npod"

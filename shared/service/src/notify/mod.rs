@@ -10,18 +10,22 @@
 //! webhook deliveries, in the same store call. From there notifications
 //! share the webhook machinery: a lease per attempt (one holder at a time,
 //! on any number of pods), the retry schedule, per-owner fairness, and
-//! at-least-once delivery of a fixed id (`push_<message>.<subscription>`),
-//! so a pod killed mid-pass neither loses nor doubles one.
+//! at-least-once delivery of a fixed id, so a pod killed mid-pass neither
+//! loses nor doubles one.
 //!
 //! # Who gets one
 //! Never the sender. A push is due [`NotifyConfig::push_delay`] after the
 //! message and is skipped, when due, if the recipient has read it, has a
 //! live socket (the console shows its own notification when its tab is
-//! hidden), turned push off, or muted the conversation. One conversation's
-//! burst collapses: within a pass only its latest message is planned, and
-//! a due push whose conversation has a newer message is dropped for that
-//! one's (`Topic` lets the push service replace a notification still
-//! waiting on it, too).
+//! hidden), turned push off, or muted the conversation. A conversation's
+//! burst collapses: time is cut in windows of `push_delay`, and every
+//! message of one window maps to one delivery per browser
+//! (`push_<conversation>.<subscription>.<window>`, the same on every pod),
+//! due `push_delay` after a message of it and never before the window ends
+//! — so it shows the window's latest message. A
+//! window with a later message after it is dropped for the later one's.
+//! At most one push per conversation and browser per window, whatever the
+//! rate (`Topic` lets the push service replace one still waiting, too).
 //!
 //! # Email
 //! One per conversation burst: the delivery's id names the recipient's
@@ -167,14 +171,14 @@ impl Notifier {
             let seq = e.data["seq"].as_i64().unwrap_or(0);
             let recipient_owner = recipient.side() == omnibiz_domain::Side::Owner;
             let now = Utc::now();
-            let delivery = |id: String, target: Target, due, check_seq| Delivery {
+            let delivery = |id: String, target: Target, due, check_seq, body: String| Delivery {
                 id,
                 target,
                 owner,
                 event_id: e.id.clone(),
                 kind: HookEvent::MessageCreated,
                 conversation,
-                body: if matches!(target, Target::Push(_)) { e.data.to_string() } else { "{}".into() },
+                body,
                 status: DeliveryStatus::Pending,
                 attempts: 0,
                 next_at: due,
@@ -190,11 +194,16 @@ impl Notifier {
                         v.insert(self.store.subscriptions_of(recipient).await?)
                     }
                 };
-                let message = e.id.trim_start_matches("msg_");
-                let due = e.at + chrono::Duration::from_std(self.cfg.push_delay).unwrap_or_default();
+                // One delivery per browser and window: every message of the window takes
+                // the same id (on any pod), due once the window is over — so whichever
+                // message planned it, the window's latest is in when it is sent.
+                let window = self.window(e.at);
+                let due = (e.at + chrono::Duration::from_std(self.cfg.push_delay).unwrap_or_default())
+                    .max(self.window_end(window));
                 for s in browsers.iter() {
-                    let id = format!("push_{message}.{}", s.id.to_hex());
-                    out[i].push(delivery(id, Target::Push(s.id), due, seq));
+                    let id = format!("push_{}.{}.{window}", conversation.to_hex(), s.id.to_hex());
+                    let body = json!({ "window": window }).to_string();
+                    out[i].push(delivery(id, Target::Push(s.id), due, seq, body));
                 }
             }
             if let Some(mailer) = &self.mailer {
@@ -215,10 +224,24 @@ impl Notifier {
                 let due = first_at + chrono::Duration::from_std(delay).unwrap_or_default();
                 let side = if recipient_owner { 'o' } else { 'c' };
                 let id = format!("mail_{}_{side}_{first_unread}", conversation.to_hex());
-                out[i].push(delivery(id, Target::Email(recipient), due, first_unread));
+                out[i].push(delivery(id, Target::Email(recipient), due, first_unread, "{}".into()));
             }
         }
         Ok(out)
+    }
+
+    /// Push windows are `push_delay` long (at least a second).
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.cfg.push_delay.as_millis()).unwrap_or(i64::MAX).max(1_000)
+    }
+
+    /// The push window a moment falls in.
+    fn window(&self, at: DateTime<Utc>) -> i64 {
+        at.timestamp_millis().div_euclid(self.window_ms())
+    }
+
+    fn window_end(&self, window: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(window.saturating_add(1).saturating_mul(self.window_ms())).unwrap_or_default()
     }
 
     async fn cached_prefs(&self, cache: &mut HashMap<Party, Preferences>, p: Party) -> StoreResult<Preferences> {
@@ -256,9 +279,27 @@ impl Notifier {
             skip(d, "not sent: the conversation is gone", "skipped");
             return Ok(());
         };
-        let seq = d.unread_check.map_or(0, |c| c.seq);
-        if conv.last_seq > seq {
-            skip(d, "collapsed: a newer message of the conversation notifies instead", "collapsed");
+        // A message in a later window: that window's push shows it instead.
+        let window = serde_json::from_str::<Value>(&d.body).ok().and_then(|b| b["window"].as_i64());
+        if let (Some(w), Some(last)) = (window, conv.last_message_time)
+            && self.window(last) > w
+        {
+            skip(d, "collapsed: a later message of the conversation notifies instead", "collapsed");
+            return Ok(());
+        }
+        // The window's latest message is what the notification shows.
+        let side = sub.party.side();
+        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 1 };
+        let Some(latest) = self.store.list_messages(&q).await?.pop() else {
+            skip(d, "not sent: the conversation has no message", "skipped");
+            return Ok(());
+        };
+        if latest.sender_side == side {
+            skip(d, "not sent: the recipient has written since", "skipped");
+            return Ok(());
+        }
+        if conv.read_seq.get(side) >= latest.seq || latest.deleted {
+            skip(d, "not sent: the recipient has read it", "skipped");
             return Ok(());
         }
         let prefs = self.store.preferences(sub.party).await?;
@@ -270,8 +311,8 @@ impl Notifier {
             skip(d, "not sent: the recipient muted the conversation", "skipped");
             return Ok(());
         }
-        let view: Value = serde_json::from_str(&d.body).unwrap_or_default();
-        let payload = payload(&view, d.conversation, conv.unread.get(sub.party.side()), prefs.preview);
+        let view = serde_json::to_value(omnibiz_domain::views::MessageView::from(&latest)).unwrap_or_default();
+        let payload = payload(&view, d.conversation, conv.unread.get(side), prefs.preview);
         let topic = format!("c{}", d.conversation.to_hex());
         let prepared = async {
             let keys = webpush::browser_keys(&sub.p256dh, &sub.auth)?;
