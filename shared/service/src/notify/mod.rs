@@ -22,10 +22,10 @@
 //! message of one window maps to one delivery per browser
 //! (`push_<conversation>.<subscription>.<window>`, the same on every pod),
 //! due `push_delay` after a message of it and never before the window ends
-//! — so it shows the window's latest message. A
-//! window with a later message after it is dropped for the later one's.
-//! At most one push per conversation and browser per window, whatever the
-//! rate (`Topic` lets the push service replace one still waiting, too).
+//! — so it shows the window's latest message, and each message is shown by
+//! at most one push. At most one push per conversation and browser per
+//! window, whatever the rate (`Topic` lets the push service replace one
+//! still waiting, too).
 //!
 //! # Email
 //! One per conversation burst: the delivery's id names the recipient's
@@ -279,19 +279,15 @@ impl Notifier {
             skip(d, "not sent: the conversation is gone", "skipped");
             return Ok(());
         };
-        // A message in a later window: that window's push shows it instead.
-        let window = serde_json::from_str::<Value>(&d.body).ok().and_then(|b| b["window"].as_i64());
-        if let (Some(w), Some(last)) = (window, conv.last_message_time)
-            && self.window(last) > w
-        {
-            skip(d, "collapsed: a later message of the conversation notifies instead", "collapsed");
-            return Ok(());
-        }
-        // The window's latest message is what the notification shows.
+        // The window's latest message is what the notification shows (a later
+        // window's messages are its own push's); none left in it: nothing to say.
         let side = sub.party.side();
-        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 1 };
-        let Some(latest) = self.store.list_messages(&q).await?.pop() else {
-            skip(d, "not sent: the conversation has no message", "skipped");
+        let window = serde_json::from_str::<Value>(&d.body).ok().and_then(|b| b["window"].as_i64());
+        let end = window.map(|w| self.window_end(w));
+        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 20 };
+        let recent = self.store.list_messages(&q).await?;
+        let Some(latest) = recent.iter().rev().find(|m| end.is_none_or(|end| m.created_at < end)) else {
+            skip(d, "not sent: no message of its window is among the conversation's latest", "collapsed");
             return Ok(());
         };
         if latest.sender_side == side {
@@ -311,7 +307,7 @@ impl Notifier {
             skip(d, "not sent: the recipient muted the conversation", "skipped");
             return Ok(());
         }
-        let view = serde_json::to_value(omnibiz_domain::views::MessageView::from(&latest)).unwrap_or_default();
+        let view = serde_json::to_value(omnibiz_domain::views::MessageView::from(latest)).unwrap_or_default();
         let payload = payload(&view, d.conversation, conv.unread.get(side), prefs.preview);
         let topic = format!("c{}", d.conversation.to_hex());
         let prepared = async {
