@@ -557,7 +557,14 @@ impl Application {
         };
         let node = gateway.as_ref().and_then(|g| g.node.as_deref());
         let files_line = files.as_ref().map(|f| f.describe().to_owned());
-        let facts = Backends { store: &opened.describe, bus: bus.kind(), node, files: files_line.as_deref() };
+        let notify_line = notifier.as_ref().map(|n| n.describe());
+        let facts = Backends {
+            store: &opened.describe,
+            bus: bus.kind(),
+            node,
+            files: files_line.as_deref(),
+            notify: notify_line.as_deref(),
+        };
         let banner = banner(target, local, &facts, &source, console.is_some());
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         let drain = Duration::from_secs(settings.drain_secs);
@@ -642,10 +649,13 @@ struct Backends<'a> {
     bus: &'a str,
     node: Option<&'a str>,
     files: Option<&'a str>,
+    /// What notifications this process sends (`None`: a gateway, which sends none).
+    notify: Option<&'a str>,
 }
 
 fn banner(target: Target, addr: SocketAddr, on: &Backends<'_>, secret: &SecretSource, console: bool) -> String {
-    let Backends { store, bus, node, files } = *on;
+    let Backends { store, bus, node, files, notify } = *on;
+    let notify_line = notify.map(|n| format!("notify     {n}\n  ")).unwrap_or_default();
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let base = format!("http://{host}:{}", addr.port());
     let secret_line = match secret {
@@ -671,7 +681,7 @@ fn banner(target: Target, addr: SocketAddr, on: &Backends<'_>, secret: &SecretSo
          API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)\n  \
          health     {base}/healthz, {base}/readyz, metrics {base}/metrics\n  \
          files      {}\n  \
-         {secret_line}\n  \
+         {notify_line}{secret_line}\n  \
          Demo data, one-click console links and curl lines: run `cargo run --release -- seed` in another terminal\n  \
          A token for an existing account: `cargo run --release -- token --user <id>` or `--customer <id>`",
         target.name(),

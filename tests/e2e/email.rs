@@ -7,14 +7,12 @@
 //! who read in time or who unsubscribed. On both stores.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mail_parser::MessageParser;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::sio::SioClient;
 use crate::common::{Backend, TestApp, assert_error, business, open, settings, spawn_with};
@@ -31,23 +29,8 @@ struct SmtpSink {
 impl SmtpSink {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let python = std::env::var("OMNIBIZ_NOTIFY_PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/smtp_sink.py");
-        let mut child = tokio::process::Command::new(python)
-            .arg(script)
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start aiosmtpd (OMNIBIZ_NOTIFY_PYTHON: a Python with aiosmtpd)");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the SMTP server starts")
-            .expect("read")
-            .expect("a line");
-        let port = serde_json::from_str::<Value>(&first).expect("json")["port"].as_u64().expect("port");
-        Self { port: u16::try_from(port).expect("port"), dir, _child: child }
+        let (child, port) = crate::common::python_helper("tests/mail/smtp_sink.py", &[dir.path().as_os_str()]).await;
+        Self { port, dir, _child: child }
     }
 
     /// Every email received so far, raw, in order.

@@ -7,22 +7,15 @@
 //! reader who read in time, or into a muted conversation; a burst
 //! collapses; the preview follows the reader's choice.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::sio::SioClient;
 use crate::common::{Backend, TestApp, assert_error, business, eventually, open, settings, spawn_with};
 use omnibiz::app::Target;
-
-/// The Python with `http_ece` and `py_vapid` (`scripts/services.sh notify-tools`).
-fn python() -> String {
-    std::env::var("OMNIBIZ_NOTIFY_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 struct PushService {
     base: String,
@@ -32,20 +25,7 @@ struct PushService {
 
 impl PushService {
     async fn start() -> Self {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/push/receiver.py");
-        let mut child = tokio::process::Command::new(python())
-            .arg(script)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the push receiver (OMNIBIZ_NOTIFY_PYTHON: a Python with http_ece and py_vapid)");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the receiver starts")
-            .expect("read")
-            .expect("a line");
-        let port = serde_json::from_str::<Value>(&first).expect("json")["port"].as_u64().expect("port");
+        let (child, port) = crate::common::python_helper("tests/push/receiver.py", &[]).await;
         Self { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), _child: child }
     }
 

@@ -457,6 +457,30 @@ pub async fn numsub_at(url: &str, channel: &str) -> i64 {
     v.first().map_or(0, |(_, n)| *n)
 }
 
+/// Starts one of the notification tests' Python helpers (`tests/push`,
+/// `tests/mail`) with the Python that has their PyPI packages
+/// (`OMNIBIZ_NOTIFY_PYTHON`, from `scripts/services.sh notify-tools`), and
+/// returns it with the port it printed (`{"port": N}`) once listening.
+pub async fn python_helper(script: &str, args: &[&std::ffi::OsStr]) -> (tokio::process::Child, u16) {
+    let python = std::env::var("OMNIBIZ_NOTIFY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let mut child = tokio::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script} (OMNIBIZ_NOTIFY_PYTHON: a Python with its packages): {e}"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().expect("stdout")));
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not start within 30 s"))
+        .expect("read")
+        .expect("a line");
+    let port = serde_json::from_str::<Value>(&first).expect("json")["port"].as_u64().expect("port");
+    (child, u16::try_from(port).expect("port"))
+}
+
 pub mod cluster;
 pub mod s3;
 pub mod sio;

@@ -139,6 +139,14 @@ impl Mailer {
         &self.cfg
     }
 
+    /// Where emails go, for the start-up banner.
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp(_) => "emails over SMTP".into(),
+            Transport::File(p) => format!("emails appended to {} (no OMNIBIZ_SMTP_URL)", p.display()),
+        }
+    }
+
     fn mac(&self, purpose: &[u8], data: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(purpose);

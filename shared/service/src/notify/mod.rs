@@ -123,6 +123,14 @@ impl Notifier {
         self.mailer.as_ref()
     }
 
+    /// What this process sends, for the start-up banner.
+    pub fn describe(&self) -> String {
+        let push = if self.cfg.vapid.is_some() { "Web Push on" } else { "Web Push off (no OMNIBIZ_VAPID_PRIVATE_KEY)" };
+        let email =
+            self.mailer.as_ref().map_or_else(|| "emails off (no OMNIBIZ_SMTP_URL)".to_owned(), |m| m.describe());
+        format!("{push}; {email}")
+    }
+
     /// Whether this process can send deliveries of this channel (a key for
     /// push, a mailer for email).
     pub fn handles(&self, target: Target) -> bool {
