@@ -6,10 +6,12 @@
 //!   or both), run it until a shutdown signal, then drain.
 //! - [`seed`]: demo data and tokens.
 //! - [`migrate`]: prepares a MongoDB database the Node.js service wrote.
-//! - [`secret`]: the JWT secret of the single-node mode.
+//! - [`secret`]: the JWT secret (and the VAPID key) of the single-node mode.
+//! - `notify`: Web Push and notification emails as the settings configure them.
 
 pub mod app;
 pub mod http;
 pub mod migrate;
+mod notify;
 pub mod secret;
 pub mod seed;
