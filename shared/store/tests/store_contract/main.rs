@@ -86,6 +86,33 @@ fn new_message(conv: omnibiz_domain::ConversationId, from: Side, sender: &str, t
     fixtures::message(conv, from, sender, text)
 }
 
+/// A pending delivery, due and made at `at`, with an empty body and log.
+fn pending_delivery(
+    id: String,
+    target: Target,
+    owner: UserId,
+    event: (&str, HookEvent),
+    conversation: ConversationId,
+    at: chrono::DateTime<Utc>,
+) -> Delivery {
+    Delivery {
+        id,
+        target,
+        owner,
+        event_id: event.0.to_owned(),
+        kind: event.1,
+        conversation,
+        body: "{}".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_at: at,
+        created_at: at,
+        updated_at: at,
+        log: Vec::new(),
+        unread_check: None,
+    }
+}
+
 async fn setup(store: &Dyn) -> (User, Customer) {
     let o = owner();
     store.insert_user(&o).await.expect("insert user");

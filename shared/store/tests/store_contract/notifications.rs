@@ -80,20 +80,8 @@ pub(crate) async fn notification_deliveries_keep_their_target(store: Dyn) {
         data: serde_json::json!({}),
     };
     let delivery = |id: &str, target| Delivery {
-        id: id.into(),
-        target,
-        owner: o.id,
-        event_id: event.id.clone(),
-        kind: HookEvent::MessageCreated,
-        conversation: event.conversation,
-        body: "{}".into(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_at: now,
-        created_at: now,
-        updated_at: now,
-        log: Vec::new(),
         unread_check: Some(omnibiz_domain::webhook::UnreadCheck { recipient_owner: false, seq: 1 }),
+        ..pending_delivery(id.into(), target, o.id, (&event.id, HookEvent::MessageCreated), event.conversation, now)
     };
     let targets = [
         ("hook", Target::Webhook(endpoint)),

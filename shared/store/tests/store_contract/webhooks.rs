@@ -41,21 +41,9 @@ pub(crate) async fn webhook_outbox_records_each_change_once(store: Dyn) {
 
     // Fan-out: deliveries stored once even when done twice; the event is gone after.
     let endpoint = EndpointId::new();
-    let delivery = |e: &OutboxEvent| Delivery {
-        id: format!("{}.{}", e.id, endpoint.to_hex()),
-        target: Target::Webhook(endpoint),
-        owner: o.id,
-        event_id: e.id.clone(),
-        kind: e.kind,
-        conversation: conv.id,
-        body: "{}".into(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_at: now,
-        created_at: now,
-        updated_at: now,
-        log: Vec::new(),
-        unread_check: None,
+    let delivery = |e: &OutboxEvent| {
+        let id = format!("{}.{}", e.id, endpoint.to_hex());
+        pending_delivery(id, Target::Webhook(endpoint), o.id, (&e.id, e.kind), conv.id, now)
     };
     for e in &events {
         let d = [delivery(e)];
@@ -111,22 +99,16 @@ pub(crate) async fn claims_share_out_among_owners(store: Dyn) {
     let now = Utc::now();
     let delivery = |owner: UserId, i: i64| {
         let at = now - Duration::seconds(100 - i);
-        Delivery {
-            id: format!("d{i}.{}", owner.to_hex()),
-            target: Target::Webhook(endpoint),
+        let id = format!("d{i}.{}", owner.to_hex());
+        let event = format!("e{i}");
+        pending_delivery(
+            id,
+            Target::Webhook(endpoint),
             owner,
-            event_id: format!("e{i}"),
-            kind: HookEvent::MessageCreated,
-            conversation: ConversationId::new(),
-            body: "{}".into(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_at: at,
-            created_at: at,
-            updated_at: at,
-            log: Vec::new(),
-            unread_check: None,
-        }
+            (&event, HookEvent::MessageCreated),
+            ConversationId::new(),
+            at,
+        )
     };
     // The busy owner's ten are all due before the calm owner's two.
     let mut all: Vec<Delivery> = (0..10).map(|i| delivery(busy, i)).collect();
