@@ -351,21 +351,8 @@ impl Notifier {
                 count("push", "unsubscribed");
             }
             Some(429) | Some(500..=599) | None => {
-                let ttl = chrono::Duration::from_std(self.cfg.push_ttl).unwrap_or_default();
-                let next = retry_delay(u32::try_from(d.attempts).unwrap_or(u32::MAX), self.cfg.retry_base)
-                    .map(|delay| Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
-                    .filter(|at| *at < d.created_at + ttl);
-                match next {
-                    Some(at) => {
-                        d.status = DeliveryStatus::Pending;
-                        d.next_at = at;
-                        count("push", "retried");
-                    }
-                    None => {
-                        d.status = DeliveryStatus::Failed;
-                        count("push", "failed");
-                    }
-                }
+                let give_up = d.created_at + chrono::Duration::from_std(self.cfg.push_ttl).unwrap_or_default();
+                schedule_retry(d, true, self.cfg.retry_base, give_up);
             }
             Some(_) => {
                 // 400 (malformed), 401/403 (our VAPID key refused), 413: a retry sends the same.
@@ -549,6 +536,12 @@ fn skip(d: &mut Delivery, why: &str, outcome: &'static str) {
 fn failed(d: &mut Delivery, why: String, transient: bool, retry_base: Duration, give_up_at: DateTime<Utc>) {
     d.attempts += 1;
     push_log(d, Attempt { at: Utc::now(), status: None, latency_ms: 0, error: Some(why), response: None });
+    schedule_retry(d, transient, retry_base, give_up_at);
+}
+
+/// After a failed attempt: due again on the retry schedule while that is
+/// before `give_up_at` and the failure may pass, else failed for good.
+fn schedule_retry(d: &mut Delivery, transient: bool, retry_base: Duration, give_up_at: DateTime<Utc>) {
     let next = transient
         .then(|| retry_delay(u32::try_from(d.attempts).unwrap_or(u32::MAX), retry_base))
         .flatten()
