@@ -156,11 +156,13 @@ impl Modify for BearerAuth {
         routes::notifications::unsubscribe, routes::notifications::preferences, routes::notifications::set_preferences,
         routes::notifications::inbound_email, routes::notifications::unsubscribe_email,
         routes::notifications::unsubscribe_page,
+        routes::team::show, routes::team::add, routes::team::remove, routes::team::settings,
+        routes::conversations::assign,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth, &RateLimitedResponses),
     tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
-        (name = "customers"), (name = "account"), (name = "webhooks"), (name = "notifications")),
+        (name = "customers"), (name = "account"), (name = "webhooks"), (name = "notifications"), (name = "team")),
 )]
 pub struct ApiDoc;
 

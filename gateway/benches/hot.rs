@@ -55,6 +55,9 @@ fn message_view(seq: i64) -> MessageView {
         client_message_id: Some("c-6b0639874735d08995c181b0".into()),
         created_at: chrono::Utc::now(),
         reply_to: None,
+        acting_for: None,
+        team_role: None,
+        private: false,
     };
     MessageView::from(&new.into_stored(seq))
 }

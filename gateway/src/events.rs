@@ -58,6 +58,22 @@ pub struct SendPayload {
     pub client_message_id: Option<String>,
     /// The id of an earlier message of this conversation to reply to.
     pub reply_to: Option<String>,
+    /// An internal note for the business's team (never sent to the customer).
+    #[serde(default)]
+    pub is_private: bool,
+}
+
+/// `{conversationId, assignee}`: whom to assign to (`null` unassigns).
+pub fn assign(v: &Value) -> Result<(ConversationId, Option<omnibiz_domain::UserId>), ServiceError> {
+    let o = v.as_object().ok_or_else(|| invalid("expected {conversationId, assignee}"))?;
+    let conv = conversation_id(o.get("conversationId").unwrap_or(&Value::Null))?;
+    let assignee = match o.get("assignee") {
+        None => return Err(invalid("assignee is required (a user id, or null to unassign)")),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.parse().map_err(|e| invalid(format!("assignee: {e}")))?),
+        Some(_) => return Err(invalid("assignee must be a user id or null")),
+    };
+    Ok((conv, assignee))
 }
 
 pub fn send(v: Value) -> Result<SendPayload, ServiceError> {

@@ -142,7 +142,13 @@ async fn stored(store: &Arc<dyn omnibiz_store::Store>, conv: &str) -> Vec<(i64, 
     let mut after = 0;
     loop {
         let page = store
-            .list_messages(&MessageQuery { conversation_id: id, before: None, after: Some(after), limit: 500 })
+            .list_messages(&MessageQuery {
+                conversation_id: id,
+                before: None,
+                after: Some(after),
+                limit: 500,
+                include_private: true,
+            })
             .await
             .expect("list messages");
         let Some(last) = page.last() else { break };

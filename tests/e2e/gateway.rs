@@ -596,6 +596,9 @@ async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
             client_message_id: Some("crash-1".into()),
             created_at: chrono::Utc::now(),
             reply_to: None,
+            acting_for: None,
+            team_role: None,
+            private: false,
         })
         .await
         .expect("append")

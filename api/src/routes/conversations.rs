@@ -12,7 +12,7 @@ use omnibiz_service::messaging::{ConversationPage, MessagePage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::params::{ListFilter, ListParams, ReadResponse};
+use super::params::{AssignedParam, ListFilter, ListParams, ReadResponse};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, OptionalJson, Query};
@@ -25,6 +25,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/messages/conversations/{id}/read", post(read_all))
         .route("/api/messages/conversations/{id}/archive", post(archive))
         .route("/api/messages/conversations/{id}/unarchive", post(unarchive))
+        .route("/api/messages/conversations/{id}/assignee", axum::routing::put(assign))
 }
 
 pub(crate) fn conversation_id(raw: &str) -> ApiResult<ConversationId> {
@@ -47,6 +48,17 @@ pub(crate) struct ListCounts {
     active: u64,
     archived: u64,
     all: u64,
+    /// The business side's open (not archived) conversations by assignee:
+    /// the caller's, unassigned, and all the caller may see. Absent for customers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assigned: Option<AssignedCounts>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssignedCounts {
+    mine: u64,
+    unassigned: u64,
+    all: u64,
 }
 
 /// The caller's conversations, most recent activity first.
@@ -63,10 +75,18 @@ pub(crate) async fn list(
         cursor: p.cursor,
         q: p.q,
         archived: ListFilter::archived(p.filter),
+        assigned: AssignedParam::filter(p.assigned),
     };
     let (conversations, next_cursor) = s.messaging.list_conversations(&actor, page).await?;
     let c = s.messaging.conversation_counts(&actor).await?;
-    let counts = ListCounts { active: c.active, archived: c.archived, all: c.active + c.archived };
+    let assigned = match actor.seat {
+        Some(_) => {
+            let a = s.messaging.assignment_counts(&actor).await?;
+            Some(AssignedCounts { mine: a.mine, unassigned: a.unassigned, all: a.all })
+        }
+        None => None,
+    };
+    let counts = ListCounts { active: c.active, archived: c.archived, all: c.active + c.archived, assigned };
     Ok(Json(ConversationsResponse { success: true, conversations, next_cursor, counts }))
 }
 
@@ -224,5 +244,34 @@ pub(crate) async fn unarchive(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConversationResponse>> {
     let conversation = s.messaging.set_archived(&actor, conversation_id(&id)?, false).await?;
+    Ok(Json(ConversationResponse { success: true, conversation }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AssignBody {
+    /// The user id of the owner or a team member; null unassigns.
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
+    assignee: Option<String>,
+}
+
+/// Assign the conversation to someone of the business's team, or unassign
+/// it (`assignee: null`). Owners and admins assign anyone; an agent takes an
+/// unassigned conversation (`assignee` = themselves) or lets go of their own.
+/// The team hears `conversation_assigned`.
+#[utoipa::path(put, path = "/api/messages/conversations/{id}/assignee", tag = "team",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), request_body = AssignBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = ConversationResponse), WriteErrors, Forbidden))]
+pub(crate) async fn assign(
+    State(s): State<ApiState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    Json(body): Json<AssignBody>,
+) -> ApiResult<Json<ConversationResponse>> {
+    let id = conversation_id(&id)?;
+    let assignee =
+        body.assignee.map(|a| a.parse().map_err(|e| ApiError::invalid(format!("assignee: {e}")))).transpose()?;
+    let conversation = s.messaging.assign(&actor, id, assignee).await?;
     Ok(Json(ConversationResponse { success: true, conversation }))
 }

@@ -44,6 +44,10 @@ pub(crate) struct SendBody {
     /// The id of an earlier message of this conversation to reply to (quoted in `replyTo`).
     #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     reply_to: Option<String>,
+    /// An internal note for the business's team: never shown to the customer
+    /// (a customer's `true` is refused with 403).
+    #[serde(default)]
+    is_private: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,7 +88,8 @@ pub(crate) async fn send(
 ) -> ApiResult<(StatusCode, Json<SentResponse>)> {
     let cmd =
         SendCommand::parse(&body.conversation_id, &body.content, body.attachments, body.client_message_id.as_deref())?
-            .replying_to(body.reply_to.as_deref())?;
+            .replying_to(body.reply_to.as_deref())?
+            .private(body.is_private);
     Ok(MessageResponse::sent(s.messaging.send(&actor, cmd).await?))
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod quick_replies;
 pub(crate) mod reactions;
 pub(crate) mod search;
 pub(crate) mod sessions;
+pub(crate) mod team;
 pub(crate) mod webhooks;
 
 use axum::Router;
@@ -31,4 +32,5 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(reactions::router())
         .merge(sessions::router())
         .merge(notifications::router())
+        .merge(team::router())
 }

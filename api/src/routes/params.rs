@@ -19,6 +19,30 @@ pub(crate) struct ListParams {
     /// Which conversations: `all` (the default, as the seed lists them), `active` or `archived` (for the caller).
     #[param(inline)]
     pub(crate) filter: Option<ListFilter>,
+    /// The business side's filter by assignee: `mine`, `unassigned`, or `all`
+    /// (the default: every conversation the caller may see). Ignored for customers.
+    #[param(inline)]
+    pub(crate) assigned: Option<AssignedParam>,
+}
+
+/// The conversation list's filter by assignee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AssignedParam {
+    Mine,
+    Unassigned,
+    All,
+}
+
+impl AssignedParam {
+    pub(crate) fn filter(p: Option<Self>) -> Option<omnibiz_service::messaging::AssignedFilter> {
+        use omnibiz_service::messaging::AssignedFilter;
+        p.map(|p| match p {
+            Self::Mine => AssignedFilter::Mine,
+            Self::Unassigned => AssignedFilter::Unassigned,
+            Self::All => AssignedFilter::All,
+        })
+    }
 }
 
 /// The conversation list's filter by the caller's own archive.

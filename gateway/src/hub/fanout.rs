@@ -27,10 +27,13 @@ impl Hub {
     }
 
     /// For a `message.created` envelope and one member: which event, if any.
-    /// `from` is the local connection the envelope came from (see [`Hub::local_source`]).
+    /// `from` is the local connection the envelope came from (see [`Hub::local_source`]);
+    /// `private`: an internal note, which a customer's socket never gets.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn message_event_for(
         &self,
         seq: Option<i64>,
+        private: bool,
         from: Option<ConnId>,
         sender: Option<Party>,
         id: ConnId,
@@ -49,6 +52,9 @@ impl Hub {
             if !r.delivered.accept(seq) {
                 return None;
             }
+        }
+        if private && conn.actor.side() == Side::Customer {
+            return None;
         }
         let mine = sender == Some(conn.actor.principal.party());
         Some(if mine { "message_sent" } else { "message_received" })
@@ -76,7 +82,10 @@ impl Hub {
                 held.push(Arc::clone(env));
                 continue;
             }
-            let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) else { continue };
+            let private = meta.is_private == Some(true);
+            let Some(name) = self.message_event_for(meta.seq, private, from, sender, id, conn, member) else {
+                continue;
+            };
             let slot = if name == "message_sent" { &mut sent } else { &mut received };
             let e = slot.get_or_insert_with(|| OutEvent::raw(name, &env.payload));
             if !self.deliver(&conn.handle, e) {
@@ -136,12 +145,15 @@ impl Hub {
                         EventKind::MessageDeleted => Some("message_deleted"),
                         EventKind::ReactionAdded => Some("reaction_added"),
                         EventKind::ReactionRemoved => Some("reaction_removed"),
+                        EventKind::ConversationAssigned => Some("conversation_assigned"),
                         _ => None,
                     };
                     let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
                     // Who typed / came online: parsed once, compared without allocating per socket.
                     let meta = env.meta();
                     let actor = meta.user_id.as_deref().and_then(|s| ObjectId::parse_str(s).ok());
+                    let private = meta.is_private == Some(true);
+                    let assignee = meta.assignee.as_deref().and_then(|s| s.parse::<omnibiz_domain::UserId>().ok());
                     let typing = match env.kind {
                         EventKind::TypingStart => Some(OutEvent::raw("user_typing", &env.payload)),
                         EventKind::TypingStop => Some(OutEvent::raw("user_stopped_typing", &env.payload)),
@@ -150,6 +162,17 @@ impl Hub {
                     };
                     for (id, _) in room.members.iter() {
                         let Some(conn) = conns.get(id) else { continue };
+                        if private && conn.actor.side() == Side::Customer {
+                            continue;
+                        }
+                        // Reassigned away from an agent who sees only theirs: they leave the room.
+                        if env.kind == EventKind::ConversationAssigned
+                            && let (Some(seat), omnibiz_service::auth::Principal::User { id: me, .. }) =
+                                (conn.actor.seat, conn.actor.principal)
+                            && !seat.sees(me, assignee)
+                        {
+                            blocked.push((*id, Arc::clone(&conn.actor), *conv));
+                        }
                         let ok = if let Some(e) = &typing {
                             // Typing and presence go to the others only.
                             if actor.is_some() && actor == Some(conn.actor.principal.party().oid()) {
@@ -179,6 +202,8 @@ impl Hub {
                 let name = match env.kind {
                     EventKind::Notification => "new_message_notification",
                     EventKind::Presence => "presence",
+                    EventKind::ConversationAssigned => "conversation_assigned",
+                    EventKind::TeamUpdated => "team_updated",
                     // Per side (the owner's view carries internal triage): on each principal's own topic.
                     EventKind::ConversationUpdated => "conversation_updated",
                     _ => return,

@@ -104,7 +104,7 @@ fn action_of(event: &str) -> Option<Action> {
         "typing_start" | "typing_stop" => Action::Typing,
         "mark_read" | "message_delivered" => Action::Receipt,
         "edit_message" | "delete_message" | "refresh_token" | "add_reaction" | "remove_reaction" => Action::Write,
-        "archive_conversation" | "unarchive_conversation" => Action::Write,
+        "archive_conversation" | "unarchive_conversation" | "assign_conversation" => Action::Write,
         _ => return None,
     })
 }
@@ -188,6 +188,13 @@ impl Hub {
                     Err(e) => Reply::failed(&e.into(), true),
                 }
             }
+            "assign_conversation" => match events::assign(&data) {
+                Ok((c, a)) => match self.messaging.assign(&actor, c, a).await {
+                    Ok(v) => Reply::ok(json!({"conversation": v})),
+                    Err(e) => Reply::failed(&e.into(), true),
+                },
+                Err(e) => Reply::failed(&e.into(), true),
+            },
             "refresh_token" => match self.refresh(id, &actor, &data).await {
                 Ok(v) => Reply::ok(v),
                 Err(e) => Reply::failed(&e, false),
@@ -301,6 +308,7 @@ impl Hub {
         };
         let cmd = SendCommand::parse(&p.conversation_id, &content, p.attachments, p.client_message_id.as_deref())
             .and_then(|c| c.replying_to(p.reply_to.as_deref()))
+            .map(|c| c.private(p.is_private))
             .map_err(|e| with_id(e.into()))?;
         let source = format!("{}/{id}", self.messaging.origin());
         if self.config.relay_only {

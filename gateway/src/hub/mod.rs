@@ -53,6 +53,7 @@ pub const EVENTS: &[&str] = &[
     "remove_reaction",
     "archive_conversation",
     "unarchive_conversation",
+    "assign_conversation",
 ];
 
 /// The server → client events the hub sends (the `gateway_events_out_total` labels).
@@ -69,6 +70,8 @@ pub const OUT_EVENTS: &[&str] = &[
     "message_error",
     "reaction_added",
     "reaction_removed",
+    "conversation_assigned",
+    "team_updated",
 ];
 
 /// Registers the labelled series the dashboard queries, at zero, so a new

@@ -48,7 +48,8 @@ impl Hub {
                         let from = self.local_source(&env);
                         let meta = env.meta();
                         let sender = sender_of(&meta);
-                        if let Some(name) = self.message_event_for(meta.seq, from, sender, id, conn, member) {
+                        let private = meta.is_private == Some(true);
+                        if let Some(name) = self.message_event_for(meta.seq, private, from, sender, id, conn, member) {
                             failed |= handle.send(&OutEvent::raw(name, &env.payload)).is_err();
                         }
                     }

@@ -1,4 +1,4 @@
-//! A conversation between one business owner and one customer.
+//! A conversation between a business (its owner and team) and one customer.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,8 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
     /// Which side archived it for itself.
     pub archived: Archived,
+    /// The team member (or the owner) it is assigned to; `None`: unassigned.
+    pub assignee: Option<UserId>,
 }
 
 /// Who archived a conversation for themselves. Each side's own: archiving
@@ -92,6 +94,7 @@ impl Conversation {
             created_at: now,
             updated_at: now,
             archived: Archived::default(),
+            assignee: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! clients see and the webhook events — no I/O, nothing async.
 //!
 //! One file per entity ([`account`], [`conversation`], [`message`],
-//! [`notification`], [`quick_reply`], [`upload`], [`webhook`]); [`events`] decides every
+//! [`notification`], [`quick_reply`], [`team`], [`upload`], [`webhook`]); [`events`] decides every
 //! webhook event's id and body; [`views`] the JSON every client reads.
 //! Every other crate of the workspace builds on this one.
 
@@ -28,6 +28,7 @@ pub mod notification;
 pub mod party;
 pub mod quick_reply;
 pub mod search;
+pub mod team;
 pub mod text;
 pub mod upload;
 pub mod views;
@@ -45,5 +46,6 @@ pub use message::{
 };
 pub use party::{Party, PerSide, Side};
 pub use quick_reply::{QuickReply, Shortcut};
+pub use team::{MAX_TEAM_MEMBERS, Seat, TeamMember, TeamRole, TeamSettings};
 pub use text::{BodyError, ClientMessageId, MAX_MESSAGE_CHARS, MessageBody, preview, search_term};
 pub use upload::Upload;

@@ -188,6 +188,11 @@ pub struct Message {
     pub reply_to: Option<crate::MessageId>,
     /// What its first link points to, fetched after it was stored.
     pub link_preview: Option<LinkPreview>,
+    /// An internal note: the business side's only (never shown to the
+    /// customer, not their unread, not the conversation's preview).
+    pub private: bool,
+    /// Sent by a team member of the business (not the owner): their role.
+    pub team_role: Option<crate::TeamRole>,
 }
 
 /// A message's first link as a card: read from the page's OpenGraph tags

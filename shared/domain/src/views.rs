@@ -53,6 +53,14 @@ pub struct MessageView {
     /// A card for its first link, once fetched (a `message_updated` brings it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_preview: Option<crate::message::LinkPreview>,
+    /// An internal note of the business's team: only the business side
+    /// ever receives it (absent on every other message).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_private: bool,
+    /// Sent by a team member of the business rather than its owner: their
+    /// role (`senderRole` stays `business_owner`, as the seed's model allows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_team_role: Option<crate::TeamRole>,
 }
 
 /// What a reply shows of the message it quotes, read when the reply is:
@@ -161,6 +169,8 @@ impl From<&Message> for MessageView {
             reactions: reaction_views(&m.reactions),
             reply_to: m.reply_to.map(QuoteView::id_only),
             link_preview: if m.deleted { None } else { m.link_preview.clone() },
+            is_private: m.private,
+            sender_team_role: m.team_role,
         }
     }
 }
@@ -198,6 +208,10 @@ pub struct ConversationView {
     pub last_seq: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// The user id of the team member (or owner) it is assigned to: in the
+    /// business's view only, absent when unassigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
 }
 
 /// Who is on the other side of a conversation, for the viewer.
@@ -252,6 +266,7 @@ impl ConversationView {
             last_seq: c.last_seq,
             created_at: iso(c.created_at),
             updated_at: iso(c.updated_at),
+            assignee: c.assignee.filter(|_| viewer == Side::Owner).map(|a| a.to_hex()),
         }
     }
 }

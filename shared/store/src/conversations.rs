@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId};
 
-use crate::{ConversationCounts, ConversationQuery, Participants, StoreResult};
+use crate::{AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreResult};
 
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
@@ -37,4 +37,15 @@ pub trait ConversationStore: Send + Sync + 'static {
         patch: &ConversationPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Conversation>>;
+    /// Assigns the conversation to `assignee` (`None`: unassigns). `None`
+    /// when it does not exist.
+    async fn set_assignee(
+        &self,
+        id: ConversationId,
+        assignee: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
+    /// How many of the business's conversations it has not archived are
+    /// assigned to `me`, to no one, and in all.
+    async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts>;
 }

@@ -63,6 +63,19 @@ pub fn message_at(conversation: ConversationId, side: Side, sender: &str, text: 
         client_message_id: None,
         created_at: at,
         reply_to: None,
+        acting_for: None,
+        team_role: None,
+        private: false,
+    }
+}
+
+/// An internal note by `member` of `business`'s team (an agent) to append now.
+pub fn note(conversation: ConversationId, business: UserId, member: UserId, text: &str) -> NewMessage {
+    NewMessage {
+        acting_for: Some(business),
+        team_role: Some(omnibiz_domain::TeamRole::Agent),
+        private: true,
+        ..message(conversation, Side::Owner, &member.to_hex(), text)
     }
 }
 

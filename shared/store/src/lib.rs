@@ -1,6 +1,6 @@
 //! Storage: the [`Store`] trait, the sum of one trait per aggregate
 //! ([`AccountStore`], [`ConversationStore`], [`MessageStore`], [`UploadStore`],
-//! [`QuickReplyStore`], [`WebhookStore`], [`SessionStore`], [`NotificationStore`]), and its two implementations, laid
+//! [`QuickReplyStore`], [`WebhookStore`], [`SessionStore`], [`NotificationStore`], [`TeamStore`]), and its two implementations, laid
 //! out file for file by aggregate:
 //!
 //! - [`mongo::MongoStore`]: MongoDB (production; `omnibiz api` / `gateway`).
@@ -33,6 +33,7 @@ pub mod parties;
 mod quick_replies;
 mod sessions;
 pub mod sqlite;
+mod teams;
 mod uploads;
 mod webhooks;
 
@@ -46,6 +47,7 @@ pub use notifications::NotificationStore;
 pub use omnibiz_domain::ConversationPatch;
 pub use quick_replies::QuickReplyStore;
 pub use sessions::SessionStore;
+pub use teams::{Joined, TeamStore};
 pub use uploads::UploadStore;
 pub use webhooks::{OwnerShare, WebhookStore};
 
@@ -55,7 +57,7 @@ use omnibiz_domain::{Attachment, ConversationId, Customer, CustomerId, Message, 
 pub mod prelude {
     pub use crate::{
         AccountStore, ConversationStore, MessageStore, NotificationStore, QuickReplyStore, SessionStore, Store,
-        UploadStore, WebhookStore,
+        TeamStore, UploadStore, WebhookStore,
     };
 }
 
@@ -93,7 +95,29 @@ pub struct ConversationQuery {
     pub before: Option<ActivityCursor>,
     /// Only those the party has archived (`Some(true)`) or not (`Some(false)`); all when `None`.
     pub archived: Option<bool>,
+    /// Which of the business's conversations, by assignee (owner side only).
+    pub assigned: Assigned,
     pub limit: usize,
+}
+
+/// A conversation list's filter by assignee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Assigned {
+    #[default]
+    Any,
+    Unassigned,
+    To(UserId),
+    /// Assigned to this one or to no one (what an agent sees).
+    ToOrNobody(UserId),
+}
+
+/// How many of a business's conversations (not archived by it) are
+/// assigned to whom: for the list's filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssignmentCounts {
+    pub all: u64,
+    pub mine: u64,
+    pub unassigned: u64,
 }
 
 /// How many conversations a party has, active and archived (for them).
@@ -113,6 +137,8 @@ pub struct MessageQuery {
     /// "newest" choice when both are set.
     pub after: Option<i64>,
     pub limit: usize,
+    /// Internal notes too (the business side's reads); false for a customer.
+    pub include_private: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +189,14 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// The message it replies to (checked by the caller: same conversation).
     pub reply_to: Option<MessageId>,
+    /// The business a team member sends for: the participant the store
+    /// checks (`sender_id` is then the member, who is no participant).
+    pub acting_for: Option<UserId>,
+    /// The member's role, when a team member sends.
+    pub team_role: Option<omnibiz_domain::TeamRole>,
+    /// An internal note: takes a `seq`, but moves neither the preview, the
+    /// activity order, the unread counts nor anyone's archive flag.
+    pub private: bool,
 }
 
 impl NewMessage {
@@ -186,6 +220,8 @@ impl NewMessage {
             reactions: Vec::new(),
             reply_to: self.reply_to,
             link_preview: None,
+            private: self.private,
+            team_role: self.team_role,
         }
     }
 }
@@ -238,6 +274,7 @@ pub trait Store:
     + WebhookStore
     + SessionStore
     + NotificationStore
+    + TeamStore
     + Send
     + Sync
     + 'static

@@ -62,7 +62,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn set_link_preview(&self, id: MessageId, preview: &LinkPreview) -> StoreResult<Option<Message>>;
 
     /// Messages of `party`'s conversations that may match `query`, newest
-    /// first, before the `(created_at, id)` cursor; deleted ones never. A
+    /// first, before the `(created_at, id)` cursor; deleted ones never, nor
+    /// internal notes for a customer. A
     /// store may return candidates that do not match (the caller checks
     /// with `search::is_match`), never miss one that does.
     async fn search_messages(

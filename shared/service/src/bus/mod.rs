@@ -121,6 +121,18 @@ pub enum EventKind {
     /// A reaction was taken back (`reaction_removed`); same payload.
     #[serde(rename = "reaction.removed")]
     ReactionRemoved,
+    /// A conversation's assignee changed (`conversation_assigned`); payload =
+    /// `{conversationId, assignee, previous, assignedBy, isPrivate: true}`
+    /// (`assignee`/`previous` null when none). On the conversation's topic
+    /// (the business side's members; an agent who may no longer see it
+    /// leaves the room) and on the business's team members' own topics.
+    #[serde(rename = "conversation.assigned")]
+    ConversationAssigned,
+    /// The business's team changed (`team_updated`); payload = `{business,
+    /// change: added|updated|removed|settings, userId?, role?}`, on the
+    /// owner's and every member's own topic.
+    #[serde(rename = "team.updated")]
+    TeamUpdated,
 }
 
 /// The versioned bus envelope (see the module docs).
@@ -158,6 +170,12 @@ pub struct PayloadMeta<'a> {
     pub sender_role: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub user_id: Option<Cow<'a, str>>,
+    /// The business side's only (an internal note, or what concerns one):
+    /// never given to a customer's socket.
+    pub is_private: Option<bool>,
+    /// Of `conversation.assigned`: who it is assigned to now.
+    #[serde(borrow)]
+    pub assignee: Option<Cow<'a, str>>,
 }
 
 impl PartialEq for Envelope {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use omnibiz_domain::views::{ConversationView, Counterpart, MessageView};
 use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
 use omnibiz_store::{
-    ActivityCursor, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
+    ActivityCursor, Assigned, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
     Participants, Party,
 };
 use tracing::instrument;
@@ -30,6 +30,18 @@ pub struct ConversationPage {
     pub q: Option<String>,
     /// Only the caller's archived (`Some(true)`) or active (`Some(false)`) ones; all when `None`.
     pub archived: Option<bool>,
+    /// For the business side: by assignee (all the caller may see when `None`).
+    pub assigned: Option<AssignedFilter>,
+}
+
+/// The conversation list's assignee filter (the business side's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignedFilter {
+    /// Assigned to the caller.
+    Mine,
+    Unassigned,
+    /// Everything the caller may see.
+    All,
 }
 
 /// Paging for messages of one conversation.
@@ -64,7 +76,7 @@ impl Messaging {
     pub async fn visible_conversation(&self, actor: &Actor, id: ConversationId) -> ServiceResult<(Conversation, Side)> {
         let conv = self.store.get_conversation(id).await?.ok_or_else(not_found_conversation)?;
         self.participants.remember(&conv);
-        match Access::of(&actor.principal, &conv) {
+        match Access::of(&actor.principal, actor.seat, &conv) {
             Access::Participant(side) => Ok((conv, side)),
             Access::Hidden => Err(not_found_conversation()),
         }
@@ -137,19 +149,33 @@ impl Messaging {
         let limit = page_size(page.limit, MAX_CONVERSATIONS_PAGE)?;
         let before = page.cursor.as_deref().map(decode_activity_cursor).transpose()?;
         let term = omnibiz_domain::search_term(page.q.as_deref());
-        let (party, customers) = match actor.principal {
-            Principal::User { id, .. } => {
+        let mut assigned = Assigned::Any;
+        let (party, customers) = match (actor.principal, actor.seat) {
+            (Principal::User { id: me, .. }, Some(seat)) => {
+                let business = seat.business;
                 let customers = match &term {
                     Some(t) => {
-                        let q =
-                            CustomerQuery { owner: id, q: Some(t.clone()), before: None, limit: SEARCH_CUSTOMER_CAP };
+                        let q = CustomerQuery {
+                            owner: business,
+                            q: Some(t.clone()),
+                            before: None,
+                            limit: SEARCH_CUSTOMER_CAP,
+                        };
                         Some(self.store.list_customers(&q).await?.into_iter().map(|c| c.id).collect())
                     }
                     None => None,
                 };
-                (Party::Owner(id), customers)
+                let sees_all = seat.sees_all();
+                assigned = match page.assigned {
+                    Some(AssignedFilter::Mine) => Assigned::To(me),
+                    Some(AssignedFilter::Unassigned) => Assigned::Unassigned,
+                    Some(AssignedFilter::All) | None if sees_all => Assigned::Any,
+                    Some(AssignedFilter::All) | None => Assigned::ToOrNobody(me),
+                };
+                (Party::Owner(business), customers)
             }
-            Principal::Customer { id } => {
+            (Principal::User { .. }, None) => return Err(ServiceError::Forbidden("no business to list".into())),
+            (Principal::Customer { id }, _) => {
                 if let (Some(t), Some(owner)) = (&term, actor.invited_by) {
                     let user = self.store.get_user(owner).await?;
                     let hit = user.is_some_and(|u| {
@@ -163,7 +189,7 @@ impl Messaging {
                 (Party::Customer(id), None)
             }
         };
-        let q = ConversationQuery { party, customers, before, archived: page.archived, limit };
+        let q = ConversationQuery { party, customers, before, archived: page.archived, assigned, limit };
         let convs = self.store.list_conversations(&q).await?;
         let next = (convs.len() == limit).then(|| convs.last().map(encode_activity_cursor)).flatten();
         Ok((self.views(actor, &convs).await?, next))
@@ -179,12 +205,12 @@ impl Messaging {
     ) -> ServiceResult<(ConversationView, bool)> {
         let not_found_owner = || ServiceError::NotFound("business owner not found".into());
         let (owner, customer) = match actor.principal {
-            Principal::User { id, .. } => {
+            Principal::User { .. } => {
                 let cid = customer.ok_or_else(|| ServiceError::Invalid("customerId is required".into()))?;
                 let c = self.store.get_customer(cid).await?;
-                match c {
-                    Some(c) if can_reach_customer(&actor.principal, &c) => {
-                        (self.store.get_user(id).await?.ok_or_else(not_found_owner)?, c)
+                match (c, actor.business()) {
+                    (Some(c), Some(business)) if can_reach_customer(&actor.principal, Some(business), &c) => {
+                        (self.store.get_user(business).await?.ok_or_else(not_found_owner)?, c)
                     }
                     _ => return Err(ServiceError::NotFound("customer not found".into())),
                 }
@@ -198,6 +224,10 @@ impl Messaging {
         };
         let who = Participants::of(&owner, &customer);
         let (conv, created) = self.store.get_or_create_conversation(&who, Utc::now()).await?;
+        // An agent who may not see it (another agent's) learns no more than that it exists elsewhere.
+        if Access::of(&actor.principal, actor.seat, &conv) == Access::Hidden {
+            return Err(ServiceError::Forbidden("this conversation is assigned to another member of the team".into()));
+        }
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         Ok((view, created))
     }
@@ -212,7 +242,8 @@ impl Messaging {
         page: MessagePage,
     ) -> ServiceResult<(ConversationView, Vec<MessageView>, bool)> {
         let limit = page_size(page.limit, MAX_MESSAGES_PAGE)?;
-        let (conv, _) = self.usable_conversation(actor, id).await?;
+        let (conv, side) = self.usable_conversation(actor, id).await?;
+        let include_private = side == Side::Owner;
         if let Some(seq) = page.around {
             if seq < 0 {
                 return Err(ServiceError::Invalid("around must be a seq (0 or more)".into()));
@@ -224,6 +255,7 @@ impl Messaging {
                 before: Some(seq.saturating_add(1)),
                 after: None,
                 limit: older_n + 1,
+                include_private: side == Side::Owner,
             };
             let mut msgs = self.store.list_messages(&q).await?;
             let more = msgs.len() > older_n;
@@ -232,13 +264,20 @@ impl Messaging {
             }
             let newer = limit - older_n;
             if newer > 0 {
-                let q = MessageQuery { conversation_id: id, before: None, after: Some(seq), limit: newer };
+                let q =
+                    MessageQuery { conversation_id: id, before: None, after: Some(seq), limit: newer, include_private };
                 msgs.extend(self.store.list_messages(&q).await?);
             }
             let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
             return Ok((view, self.message_views(&msgs).await?, more));
         }
-        let q = MessageQuery { conversation_id: id, before: page.before, after: page.after, limit: limit + 1 };
+        let q = MessageQuery {
+            conversation_id: id,
+            before: page.before,
+            after: page.after,
+            limit: limit + 1,
+            include_private,
+        };
         let mut msgs = self.store.list_messages(&q).await?;
         let more = msgs.len() > limit;
         if more {
@@ -260,8 +299,9 @@ impl Messaging {
         after_seq: i64,
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
-        self.usable_conversation(actor, id).await?;
-        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        let (_, side) = self.usable_conversation(actor, id).await?;
+        let include_private = side == Side::Owner;
+        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit, include_private };
         let msgs = self.store.list_messages(&q).await?;
         self.message_views(&msgs).await
     }
@@ -296,19 +336,22 @@ impl Messaging {
     /// Stored messages after `after_seq`, oldest first, with no visibility
     /// check: for a gateway re-fetching what its already admitted members
     /// may have missed while the bus was away. Never expose it to a client.
+    /// Internal notes included (`isPrivate`): the gateway gives them to the
+    /// business side's members only.
     pub async fn stored_after(
         &self,
         id: ConversationId,
         after_seq: i64,
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
-        let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit };
+        let q =
+            MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit, include_private: true };
         Ok(self.store.list_messages(&q).await?.iter().map(MessageView::from).collect())
     }
 
     /// How many conversations the caller has, active and archived (for them).
     pub async fn conversation_counts(&self, actor: &Actor) -> ServiceResult<ConversationCounts> {
-        Ok(self.store.conversation_counts(actor.principal.party()).await?)
+        Ok(self.store.conversation_counts(actor.party()).await?)
     }
 
     /// Archives (`archived`) or unarchives the conversation for the caller
@@ -326,7 +369,7 @@ impl Messaging {
         let conv = self.store.set_archived(id, side, archived, Utc::now()).await?.ok_or_else(not_found_conversation)?;
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
         let payload = serde_json::to_value(&view).unwrap_or_default();
-        let topic = Topic::Principal(actor.principal.party());
+        let topic = Topic::Principal(actor.party());
         self.publish(topic, EventKind::ConversationUpdated, Some(id), payload, None).await;
         Ok(view)
     }
@@ -374,11 +417,12 @@ impl Messaging {
     /// history length), the whole conversation only when that holds nothing.
     pub async fn newest_stored_seq(&self, id: ConversationId, last_seq: i64) -> ServiceResult<i64> {
         let from = (last_seq - 64).max(0);
-        let near = MessageQuery { conversation_id: id, before: None, after: Some(from), limit: 64 };
+        let near =
+            MessageQuery { conversation_id: id, before: None, after: Some(from), limit: 64, include_private: true };
         if let Some(m) = self.store.list_messages(&near).await?.last() {
             return Ok(m.seq);
         }
-        let q = MessageQuery { conversation_id: id, before: None, after: None, limit: 1 };
+        let q = MessageQuery { conversation_id: id, before: None, after: None, limit: 1, include_private: true };
         Ok(self.store.list_messages(&q).await?.last().map_or(0, |m| m.seq))
     }
 }

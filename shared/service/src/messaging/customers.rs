@@ -8,7 +8,6 @@ use omnibiz_store::CustomerQuery;
 use tracing::instrument;
 
 use super::{Actor, MAX_CUSTOMERS_PAGE, Messaging, ServiceError, ServiceResult, page_size};
-use crate::auth::Principal;
 
 /// Paging for the customer list.
 #[derive(Debug, Clone, Default)]
@@ -26,7 +25,7 @@ impl Messaging {
         actor: &Actor,
         page: CustomerPage,
     ) -> ServiceResult<(Vec<CustomerView>, Option<String>)> {
-        let Principal::User { id: owner, .. } = actor.principal else {
+        let Some(owner) = actor.business() else {
             return Err(ServiceError::Forbidden("only business owners can list customers".into()));
         };
         let limit = page_size(page.limit, MAX_CUSTOMERS_PAGE)?;

@@ -20,6 +20,9 @@ impl Messaging {
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(id).await?.ok_or_else(not_found)?;
         let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        if msg.private && side != omnibiz_domain::Side::Owner {
+            return Err(not_found());
+        }
         super::conversations::refuse_if_blocked(&conv, side)?;
         if msg.sender_id != actor.principal.id_hex() {
             return Err(ServiceError::Forbidden(format!("only its sender can {verb} a message")));
@@ -73,7 +76,11 @@ impl Messaging {
                 }
             }
         }
-        let payload = json!({"conversationId": conv.id.to_hex(), "messageId": id.to_hex(), "seq": deleted.seq});
+        let mut payload = json!({"conversationId": conv.id.to_hex(), "messageId": id.to_hex(), "seq": deleted.seq});
+        if deleted.private {
+            // Gateways give it to the business side only.
+            payload["isPrivate"] = true.into();
+        }
         self.publish(Topic::Conversation(conv.id), EventKind::MessageDeleted, Some(conv.id), payload, None).await;
         Ok(MessageView::from(&deleted))
     }

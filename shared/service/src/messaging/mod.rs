@@ -22,10 +22,11 @@ mod receipts;
 mod search;
 mod send;
 mod sessions;
+mod team;
 mod uploads;
 pub mod webhooks;
 
-pub use conversations::{ConversationPage, MessagePage};
+pub use conversations::{AssignedFilter, ConversationPage, MessagePage};
 pub use customers::CustomerPage;
 pub use error::{ServiceError, ServiceResult};
 pub use notifications::{SubscribeCommand, SubscriptionView};
@@ -33,11 +34,12 @@ pub use quick_replies::{MAX_QUICK_REPLIES, QuickReplyView};
 pub use receipts::ReadReceipt;
 pub use search::{MAX_SEARCH_PAGE, SearchHit};
 pub use send::{SendCommand, Sent};
+pub use team::{MemberView, TeamView};
 
 use std::sync::Arc;
 
 use omnibiz_domain::views;
-use omnibiz_domain::{Side, UserId};
+use omnibiz_domain::{Party, Seat, Side, TeamRole, UserId};
 use omnibiz_store::Store;
 use omnibiz_store::parties::PartiesCache;
 use tracing::instrument;
@@ -63,14 +65,47 @@ pub const DEFAULT_EDIT_WINDOW: std::time::Duration = std::time::Duration::from_s
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub principal: Principal,
+    /// The name messages show: a team member's with the business's, `Ana (Acme)`.
     pub name: String,
     /// For a customer: the business owner who invited them.
     pub invited_by: Option<UserId>,
+    /// For a user: the business they act for — their own, or the one whose
+    /// team they are in — and in which role. `None` for a customer.
+    pub seat: Option<Seat>,
 }
 
 impl Actor {
     pub fn side(&self) -> Side {
         self.principal.side()
+    }
+
+    /// The business this user acts for (`None` for a customer).
+    pub fn business(&self) -> Option<UserId> {
+        self.seat.map(|s| s.business)
+    }
+
+    /// Who this actor is in a conversation: the business (whoever of its
+    /// team acts), or the customer.
+    pub fn party(&self) -> Party {
+        match self.seat {
+            Some(s) => Party::Owner(s.business),
+            None => self.principal.party(),
+        }
+    }
+
+    /// The role, when this is a team member acting for someone else's business.
+    pub fn team_role(&self) -> Option<TeamRole> {
+        self.seat.and_then(|s| s.role)
+    }
+
+    /// The business, for what only its owner and admins may do (managing
+    /// the team, webhooks, conversation metadata); 403 for agents, 404-free.
+    pub(crate) fn managed_business(&self) -> ServiceResult<UserId> {
+        match self.seat {
+            Some(s) if s.manages() => Ok(s.business),
+            Some(_) => Err(ServiceError::Forbidden("agents cannot do this; ask an admin of the team".into())),
+            None => Err(ServiceError::Forbidden("only the business can do this".into())),
+        }
     }
 }
 
@@ -118,6 +153,7 @@ pub struct Messaging {
 struct AccountEntry {
     name: String,
     invited_by: Option<UserId>,
+    seat: Option<Seat>,
     /// When the principal's sessions were last revoked (Unix seconds).
     revoked_at: Option<i64>,
 }
@@ -282,13 +318,28 @@ impl Messaging {
     /// read together, and cached together for the account TTL.
     pub(super) async fn account(&self, principal: Principal) -> ServiceResult<(Actor, Option<i64>)> {
         if let Some(hit) = self.accounts.as_ref().and_then(|c| c.get(&principal)) {
-            return Ok((Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by }, hit.revoked_at));
+            let actor = Actor { principal, name: hit.name.clone(), invited_by: hit.invited_by, seat: hit.seat };
+            // A team member's seat is checked on every call: removing a
+            // member ends their access on every pod at once, not after the TTL.
+            if let (Some(seat), Principal::User { id, .. }) = (hit.seat, principal)
+                && seat.role.is_some()
+                && self
+                    .store
+                    .membership(id)
+                    .await?
+                    .is_none_or(|m| m.business != seat.business || Some(m.role) != seat.role)
+            {
+                self.forget_account(principal.party());
+            } else {
+                return Ok((actor, hit.revoked_at));
+            }
         }
         let (actor, revoked) =
             tokio::join!(self.read_actor(principal), self.store.sessions_revoked_at(principal.party()));
         let (actor, revoked_at) = (actor?, revoked?.map(|t| t.timestamp()));
         if let Some(cache) = &self.accounts {
-            let entry = AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by, revoked_at };
+            let entry =
+                AccountEntry { name: actor.name.clone(), invited_by: actor.invited_by, seat: actor.seat, revoked_at };
             cache.insert(principal, Arc::new(entry));
         }
         Ok((actor, revoked_at))
@@ -310,14 +361,26 @@ impl Messaging {
     async fn read_actor(&self, principal: Principal) -> ServiceResult<Actor> {
         match principal {
             Principal::User { id, .. } => {
-                let user = self.store.get_user(id).await?;
-                let user = user.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
-                Ok(Actor { principal, name: user.name, invited_by: None })
+                let (user, membership) = tokio::join!(self.store.get_user(id), self.store.membership(id));
+                let user = user?.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
+                let Some(m) = membership? else {
+                    return Ok(Actor { principal, name: user.name, invited_by: None, seat: Some(Seat::owner(id)) });
+                };
+                // A member of a team acts for that business, under both names.
+                let (business, settings) =
+                    tokio::join!(self.store.get_user(m.business), self.store.team_settings(m.business));
+                let business = business?.map(|b| b.business_name.unwrap_or(b.name));
+                let name = match business {
+                    Some(b) => format!("{} ({b})", user.name),
+                    None => user.name,
+                };
+                let seat = Seat { business: m.business, role: Some(m.role), agents_see_all: settings?.agents_see_all };
+                Ok(Actor { principal, name, invited_by: None, seat: Some(seat) })
             }
             Principal::Customer { id } => {
                 let c = self.store.get_customer(id).await?;
                 let c = c.ok_or_else(|| ServiceError::Unauthorized("account not found".into()))?;
-                Ok(Actor { principal, name: c.name, invited_by: Some(c.invited_by) })
+                Ok(Actor { principal, name: c.name, invited_by: Some(c.invited_by), seat: None })
             }
         }
     }

@@ -5,7 +5,6 @@ use omnibiz_domain::views::{self};
 use omnibiz_domain::{MessageBody, UserId};
 
 use super::{Actor, Messaging, ServiceError, ServiceResult};
-use crate::auth::Principal;
 
 pub(super) fn shortcut_taken(s: &omnibiz_domain::Shortcut) -> ServiceError {
     ServiceError::Conflict(format!("you already have a quick reply /{}", s.as_str()))
@@ -41,12 +40,8 @@ pub const MAX_QUICK_REPLIES: usize = 200;
 
 impl Messaging {
     pub(super) fn replies_owner(actor: &Actor) -> ServiceResult<UserId> {
-        match actor.principal {
-            Principal::User { id, .. } => Ok(id),
-            Principal::Customer { .. } => {
-                Err(ServiceError::Forbidden("only business owners have quick replies".into()))
-            }
-        }
+        // The business's: its whole team shares them.
+        actor.business().ok_or_else(|| ServiceError::Forbidden("only business owners have quick replies".into()))
     }
 
     /// The owner's quick replies, by shortcut.

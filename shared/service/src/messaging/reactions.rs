@@ -22,6 +22,9 @@ impl Messaging {
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(id).await?.ok_or_else(not_found)?;
         let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        if msg.private && side != omnibiz_domain::Side::Owner {
+            return Err(not_found());
+        }
         refuse_if_blocked(&conv, side)?;
         let by = actor.principal.party();
         if add && !msg.reactions.iter().any(|r| r.emoji == emoji) {
@@ -38,10 +41,14 @@ impl Messaging {
             let (kind, name) =
                 if add { (EventKind::ReactionAdded, "added") } else { (EventKind::ReactionRemoved, "removed") };
             metrics::counter!("reactions_total", "action" => name).increment(1);
-            let payload = json!({
+            let mut payload = json!({
                 "conversationId": conv.id.to_hex(), "messageId": id.to_hex(), "emoji": emoji,
                 "userId": actor.principal.id_hex(), "userRole": side.role_name(), "reactions": view.reactions,
             });
+            if msg.private {
+                // Gateways give it to the business side only.
+                payload["isPrivate"] = true.into();
+            }
             self.publish(Topic::Conversation(conv.id), kind, Some(conv.id), payload, None).await;
         }
         Ok(view)

@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use omnibiz_domain::views::MessageView;
 use omnibiz_domain::{Conversation, Message, MessageId};
-use omnibiz_store::Party;
 use tracing::instrument;
 
 use super::{Actor, Messaging, ServiceError, ServiceResult, page_size};
-use crate::auth::Principal;
 
 /// One message found by a search, with where it is and why it matched.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -54,10 +52,7 @@ impl Messaging {
         if query.terms.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let party = match actor.principal {
-            Principal::User { id, .. } => Party::Owner(id),
-            Principal::Customer { id } => Party::Customer(id),
-        };
+        let party = actor.party();
         // Stores may return near misses (the final check is here): fetch a few more.
         let fetch = limit * 2;
         let candidates = self.store.search_messages(party, &query, before, fetch).await?;
@@ -85,6 +80,9 @@ impl Messaging {
                 convs.push(c);
             }
         }
+        // An agent who sees only some of the business's conversations finds only in those.
+        convs.retain(|c| crate::auth::Access::of(&actor.principal, actor.seat, c) != crate::auth::Access::Hidden);
+        found.retain(|(m, _, _)| convs.iter().any(|c| c.id == m.conversation_id));
         let views = self.views(actor, &convs).await?;
         let hits = found
             .into_iter()

@@ -25,6 +25,8 @@ pub struct SendCommand {
     pub client_message_id: Option<ClientMessageId>,
     /// An earlier message of the same conversation this one replies to.
     pub reply_to: Option<MessageId>,
+    /// An internal note for the business's team (the business side only).
+    pub private: bool,
 }
 
 impl SendCommand {
@@ -52,7 +54,7 @@ impl SendCommand {
         }
         let client_message_id =
             client_message_id.map(ClientMessageId::parse).transpose().map_err(ServiceError::Invalid)?;
-        Ok(Self { conversation_id, body, attachments, client_message_id, reply_to: None })
+        Ok(Self { conversation_id, body, attachments, client_message_id, reply_to: None, private: false })
     }
 
     /// Makes it a reply to `raw` (a message id), when given.
@@ -61,6 +63,12 @@ impl SendCommand {
             .map(|r| r.parse::<MessageId>().map_err(|e| ServiceError::Invalid(format!("replyTo: {e}"))))
             .transpose()?;
         Ok(self)
+    }
+
+    /// Makes it an internal note when `private`.
+    pub fn private(mut self, private: bool) -> Self {
+        self.private = private;
+        self
     }
 }
 
@@ -106,10 +114,15 @@ impl Messaging {
             Some(p) => p,
             None => self.participants.get(&*self.store, conv).await?.ok_or_else(not_found_conversation)?,
         };
-        let side = match Access::between(&actor.principal, owner, customer) {
-            Access::Participant(side) => side,
-            Access::Hidden => return Err(not_found_conversation()),
+        let side = match Access::between(&actor.principal, actor.seat, owner, customer) {
+            Some(Access::Participant(side)) => side,
+            Some(Access::Hidden) => return Err(not_found_conversation()),
+            // An agent who sees only some conversations: this one's assignee decides.
+            None => self.visible_conversation(actor, conv).await?.1,
         };
+        if cmd.private && side != Side::Owner {
+            return Err(ServiceError::Forbidden("only the business's team writes internal notes".into()));
+        }
         if cmd.attachments.iter().any(|a| matches!(a, AttachmentInput::Upload { .. })) {
             // Uploads are claimed before the append: only for a conversation
             // that takes messages now, so a refused send strands no file.
@@ -118,10 +131,22 @@ impl Messaging {
         // A reply quotes a message of this conversation that is still there.
         let quoted = match cmd.reply_to {
             Some(r) => {
-                let original = self.store.get_message(r).await?.filter(|m| m.conversation_id == conv);
-                Some(original.ok_or_else(|| {
+                // A customer never learns a note exists; a message to the
+                // customer may not quote one (its excerpt would show).
+                let original = self
+                    .store
+                    .get_message(r)
+                    .await?
+                    .filter(|m| m.conversation_id == conv && (side == Side::Owner || !m.private));
+                let original = original.ok_or_else(|| {
                     ServiceError::Invalid("replyTo: not a message of this conversation (or it was deleted)".into())
-                })?)
+                })?;
+                if original.private && !cmd.private {
+                    return Err(ServiceError::Invalid(
+                        "replyTo: an internal note can be quoted only by another internal note".into(),
+                    ));
+                }
+                Some(original)
             }
             None => None,
         };
@@ -138,6 +163,9 @@ impl Messaging {
             client_message_id: cmid,
             created_at: Utc::now(),
             reply_to: cmd.reply_to,
+            acting_for: actor.team_role().and(actor.business()),
+            team_role: actor.team_role(),
+            private: cmd.private,
         };
         // A span only when traces are exported: none on the hot path otherwise.
         let appended = if crate::telemetry::exporting() {
@@ -171,7 +199,13 @@ impl Messaging {
         // The one encoding of this message: the bus envelope, the REST
         // response, the sender's ack and `message_sent` all reuse it.
         let json = views::raw_json(&message);
-        if created {
+        if created && cmd.private {
+            // The conversation's topic only: gateways give it to the business
+            // side's members (`isPrivate`), and no one is notified.
+            metrics::counter!("messages_stored_total").increment(1);
+            self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json.clone(), source)
+                .await;
+        } else if created {
             metrics::counter!("messages_stored_total").increment(1);
             let recipient = recipient_topic(side, owner, customer);
             self.publish_message(conv, recipient, side, &message, json.clone(), &actor.name, &preview, source).await;

@@ -51,8 +51,8 @@ impl Messaging {
     pub async fn revoke_sessions(&self, actor: &Actor, target: Party) -> ServiceResult<DateTime<Utc>> {
         let allowed = match (actor.principal, target) {
             (p, t) if p.party() == t => true,
-            (Principal::User { id, .. }, Party::Customer(c)) => {
-                self.store.get_customer(c).await?.is_some_and(|c| c.invited_by == id)
+            (Principal::User { .. }, Party::Customer(c)) => {
+                self.store.get_customer(c).await?.is_some_and(|c| actor.business() == Some(c.invited_by))
             }
             _ => false,
         };

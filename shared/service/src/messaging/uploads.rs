@@ -107,6 +107,13 @@ impl Messaging {
         if !(mine || (upload.message_id.is_some() && upload.confirmed)) {
             return Err(not_found());
         }
+        // A file of an internal note is the business side's only.
+        if side == omnibiz_domain::Side::Customer
+            && let Some(m) = upload.message_id
+            && self.store.get_message(m).await?.is_none_or(|m| m.private)
+        {
+            return Err(not_found());
+        }
         super::conversations::refuse_if_blocked(&conv, side)?;
         Ok((upload, files))
     }

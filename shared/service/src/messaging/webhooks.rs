@@ -140,7 +140,7 @@ fn check_description(d: &str) -> ServiceResult<String> {
 impl Messaging {
     fn hook_owner(actor: &Actor) -> ServiceResult<UserId> {
         match actor.principal {
-            Principal::User { id, .. } => Ok(id),
+            Principal::User { .. } => actor.managed_business(),
             Principal::Customer { .. } => Err(ServiceError::Forbidden("only business owners manage webhooks".into())),
         }
     }

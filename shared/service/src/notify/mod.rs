@@ -159,7 +159,8 @@ impl Notifier {
         let mut latest: HashMap<(ConversationId, Party), (usize, DateTime<Utc>)> = HashMap::new();
         for (i, (e, p)) in events.iter().zip(parties).enumerate() {
             let Some((owner, customer)) = *p else { continue };
-            if e.kind != HookEvent::MessageCreated {
+            // An internal note notifies no one (the customer must never see it).
+            if e.kind != HookEvent::MessageCreated || e.data["isPrivate"] == true {
                 continue;
             }
             let recipient = recipient_of(e, owner, customer);
@@ -292,7 +293,7 @@ impl Notifier {
         let side = sub.party.side();
         let window = serde_json::from_str::<Value>(&d.body).ok().and_then(|b| b["window"].as_i64());
         let end = window.map(|w| self.window_end(w));
-        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 20 };
+        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 20, include_private: false };
         let recent = self.store.list_messages(&q).await?;
         let Some(latest) = recent.iter().rev().find(|m| end.is_none_or(|end| m.created_at < end)) else {
             skip(d, "not sent: no message of its window is among the conversation's latest", "collapsed");
@@ -430,7 +431,7 @@ impl Notifier {
         };
         let side = party.side();
         let read = conv.read_seq.get(side);
-        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 50 };
+        let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 50, include_private: false };
         let recent = self.store.list_messages(&q).await?;
         let unread: Vec<&omnibiz_domain::Message> =
             recent.iter().filter(|m| m.seq > read && m.sender_side != side && !m.deleted).collect();

@@ -199,8 +199,9 @@ pub(super) fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
             .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
             .unwrap_or_default(),
         priority: x.opt_str("priority").and_then(|s| Priority::parse(&s)).unwrap_or(Priority::Normal),
-        // Set together with `lastSeq` (see `append_message`).
-        last_message_seq: if last_message.is_some() { x.int("lastSeq") } else { 0 },
+        // Set together with `lastSeq` (see `append_message`); internal notes
+        // after it counted in `notesAfterLast`.
+        last_message_seq: if last_message.is_some() { x.int("lastSeq") - x.int("notesAfterLast") } else { 0 },
         last_message,
         last_message_time,
         last_seq: x.int("lastSeq"),
@@ -212,6 +213,7 @@ pub(super) fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
             owner: d.get_document("archived").ok().and_then(|a| a.get_bool("businessOwner").ok()).unwrap_or(false),
             customer: d.get_document("archived").ok().and_then(|a| a.get_bool("customer").ok()).unwrap_or(false),
         },
+        assignee: d.get_object_id("assignee").ok().map(Into::into),
     })
 }
 
@@ -254,6 +256,8 @@ pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {
         reactions: if deleted { Vec::new() } else { reactions_from(d) },
         reply_to: d.get_object_id("replyTo").ok().map(Into::into),
         link_preview: d.get_document("linkPreview").ok().and_then(|p| bson::from_document(p.clone()).ok()),
+        private: d.get_bool("isPrivate").unwrap_or(false),
+        team_role: x.opt_str("senderTeamRole").and_then(|r| omnibiz_domain::TeamRole::parse(&r)),
         deleted,
     })
 }

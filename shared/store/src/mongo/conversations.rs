@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mongodb::bson::{self, doc, oid::ObjectId};
+use mongodb::bson::{self, Document, doc, oid::ObjectId};
 use mongodb::options::ReturnDocument;
 use omnibiz_domain::webhook::HookEvent;
 use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId, events};
@@ -12,7 +12,7 @@ use super::MongoStore;
 use super::codec::*;
 use super::errors::*;
 use crate::prelude::*;
-use crate::{ConversationCounts, ConversationQuery, Participants, StoreError, StoreResult};
+use crate::{Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreError, StoreResult};
 
 #[async_trait]
 impl ConversationStore for MongoStore {
@@ -87,6 +87,9 @@ impl ConversationStore for MongoStore {
         if let Some(archived) = q.archived {
             // Both may use `$or` (the cursor's): combine under `$and`.
             let cond = archived_filter(q.party.side(), archived);
+            filter = doc! {"$and": [filter, cond]};
+        }
+        if let Some(cond) = assigned_filter(q.assigned) {
             filter = doc! {"$and": [filter, cond]};
         }
         self.find_convs(filter, Some(q.limit)).await
@@ -176,5 +179,55 @@ impl ConversationStore for MongoStore {
             Some(d) => Some(conv_from(&d).context(what)?),
             None => None,
         })
+    }
+
+    async fn set_assignee(
+        &self,
+        id: ConversationId,
+        assignee: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let what = "assigning a conversation";
+        let update = match assignee {
+            Some(a) => doc! {"$set": {"assignee": a.oid(), "updatedAt": date(now)}},
+            None => doc! {"$unset": {"assignee": ""}, "$set": {"updatedAt": date(now)}},
+        };
+        let d = self
+            .conversations
+            .find_one_and_update(doc! {"_id": id.oid()}, update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        d.as_ref().map(conv_from).transpose().context(what).map_err(StoreError::Other)
+    }
+
+    async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts> {
+        let what = "counting assignments";
+        let open = doc! {"$and": [doc! {"businessOwnerId": business.oid()}, archived_filter(Side::Owner, false)]};
+        let count = |extra: Option<Document>| {
+            let filter = match extra {
+                Some(e) => doc! {"$and": [open.clone(), e]},
+                None => open.clone(),
+            };
+            self.conversations.count_documents(filter)
+        };
+        let (all, mine, unassigned) = tokio::try_join!(
+            count(None),
+            count(assigned_filter(Assigned::To(me))),
+            count(assigned_filter(Assigned::Unassigned))
+        )
+        .map_err(|e| classify(what, e))?;
+        Ok(AssignmentCounts { all, mine, unassigned })
+    }
+}
+
+/// The filter of a list's assignee choice (`None`: any).
+fn assigned_filter(a: Assigned) -> Option<Document> {
+    let nobody = doc! {"assignee": {"$type": "objectId"}};
+    match a {
+        Assigned::Any => None,
+        Assigned::Unassigned => Some(doc! {"$nor": [nobody]}),
+        Assigned::To(u) => Some(doc! {"assignee": u.oid()}),
+        Assigned::ToOrNobody(u) => Some(doc! {"$or": [{"assignee": u.oid()}, {"$nor": [nobody]}]}),
     }
 }

@@ -22,6 +22,9 @@ impl MessageStore for MongoStore {
         let what = "appending a message";
         let conv = m.conversation_id.oid();
         let sender_oid = ObjectId::parse_str(&m.sender_id).context("sender id")?;
+        // A team member sends for the business: the business is the participant checked.
+        let participant = m.acting_for.map_or(sender_oid, |b| b.oid());
+        let private = m.private;
         let party_key = match m.sender_side {
             Side::Owner => "businessOwnerId",
             Side::Customer => "customerId",
@@ -30,7 +33,7 @@ impl MessageStore for MongoStore {
         let at = date(m.created_at);
         let mut set = doc! {
             "lastMessage": {"content": &m.content, "senderId": sender_oid, "timestamp": at},
-            "lastMessageTime": at, "activityAt": at, "updatedAt": at,
+            "lastMessageTime": at, "activityAt": at, "updatedAt": at, "notesAfterLast": 0_i32,
             // A new message brings the conversation back for its recipient...
             format!("archived.{}", side_key(m.sender_side.other())): false,
         };
@@ -52,8 +55,13 @@ impl MessageStore for MongoStore {
             .appends
             .conversations
             .find_one_and_update(
-                doc! {"_id": conv, party_key: sender_oid, "status": {"$ne": "blocked"}},
-                doc! {"$inc": {"lastSeq": 1_i64, &unread_key: 1_i32}, "$set": set},
+                doc! {"_id": conv, party_key: participant, "status": {"$ne": "blocked"}},
+                if private {
+                    // A note takes its seq and nothing the customer could see.
+                    doc! {"$inc": {"lastSeq": 1_i64, "notesAfterLast": 1_i32}, "$set": {"updatedAt": at}}
+                } else {
+                    doc! {"$inc": {"lastSeq": 1_i64, &unread_key: 1_i32}, "$set": set}
+                },
             )
             .projection(doc! {"lastSeq": 1})
             .return_document(ReturnDocument::After)
@@ -82,13 +90,19 @@ impl MessageStore for MongoStore {
         if let Some(r) = msg.reply_to {
             d.insert("replyTo", r.oid());
         }
+        if msg.private {
+            d.insert("isPrivate", true);
+        }
+        if let Some(role) = msg.team_role {
+            d.insert("senderTeamRole", role.as_str());
+        }
         if let Err(e) = self.appends.inserter.insert(d).await {
             if let (true, Some(cmid)) = (e.is_duplicate_key(), &msg.client_message_id) {
                 // A retry of a stored message, found by the unique index rather
                 // than by a lookup before every send (a round trip each, for
                 // the rare retry). Put back what our update changed, and return
                 // the stored message.
-                self.undo_append(msg.conversation_id, seq, &unread_key).await?;
+                self.undo_append(msg.conversation_id, seq, (!private).then_some(unread_key.as_str())).await?;
                 let existing = self
                     .find_msg(doc! {"conversationId": conv, "clientMessageId": cmid})
                     .await?
@@ -115,7 +129,10 @@ impl MessageStore for MongoStore {
         if let Some(b) = q.before {
             range.insert("$lt", b);
         }
-        let filter = doc! {"conversationId": q.conversation_id.oid(), "seq": range};
+        let mut filter = doc! {"conversationId": q.conversation_id.oid(), "seq": range};
+        if !q.include_private {
+            filter.insert("isPrivate", doc! {"$ne": true});
+        }
         let ascending = q.after.is_some();
         let cursor = self
             .messages
@@ -262,13 +279,7 @@ impl MessageStore for MongoStore {
             .map_err(|e| classify(what, e))?;
         let Some(d) = d else { return Ok(None) };
         let m = msg_from(&d).context(what)?;
-        self.conversations
-            .update_one(
-                doc! {"_id": m.conversation_id.oid(), "lastSeq": m.seq, "lastMessage": {"$type": "object"}},
-                doc! {"$set": {"lastMessage.content": content}},
-            )
-            .await
-            .map_err(|e| classify(what, e))?;
+        self.set_preview_of(&m, content).await?;
         Ok(Some(m))
     }
 
@@ -293,13 +304,7 @@ impl MessageStore for MongoStore {
         let Some(d) = d else { return Ok(None) };
         let m = msg_from(&d).context(what)?;
         let conv = m.conversation_id.oid();
-        self.conversations
-            .update_one(
-                doc! {"_id": conv, "lastSeq": m.seq, "lastMessage": {"$type": "object"}},
-                doc! {"$set": {"lastMessage.content": DELETED_PREVIEW}},
-            )
-            .await
-            .map_err(|e| classify(what, e))?;
+        self.set_preview_of(&m, DELETED_PREVIEW).await?;
         // An unread message that is deleted no longer counts as unread.
         let key = side_key(m.sender_side.other());
         self.conversations
@@ -406,6 +411,9 @@ impl MessageStore for MongoStore {
         let mut filter = doc! {
             "conversationId": {"$in": ids}, "seq": {"$gt": 0_i64}, "isDeleted": {"$ne": true}, "$and": terms,
         };
+        if party.side() == Side::Customer {
+            filter.insert("isPrivate", doc! {"$ne": true});
+        }
         if let Some((at, id)) = before {
             filter.insert(
                 "$or",
@@ -446,15 +454,58 @@ impl MongoStore {
     /// send got in between, its update already replaced those fields; our
     /// seq stays unused (seqs strictly increase, gaps are allowed; gateways
     /// stop waiting for it after a few seconds).
-    async fn undo_append(&self, id: ConversationId, seq: i64, unread_key: &str) -> StoreResult<()> {
+    /// Sets the conversation's preview text to `content` when `m` is its
+    /// last message. Internal notes after it (`notesAfterLast`) moved
+    /// `lastSeq` but not the preview: the conversation is read first, and
+    /// the write applies only while `lastSeq` is still what was read (a
+    /// message sent in between owns the preview).
+    async fn set_preview_of(&self, m: &Message, content: &str) -> StoreResult<()> {
+        let what = "updating a conversation's preview";
+        if m.private {
+            return Ok(());
+        }
+        let Some(conv) = self.find_conv(doc! {"_id": m.conversation_id.oid()}).await? else { return Ok(()) };
+        if conv.last_message.is_none() || conv.last_message_seq != m.seq {
+            return Ok(());
+        }
+        self.conversations
+            .update_one(
+                doc! {"_id": conv.id.oid(), "lastSeq": conv.last_seq, "lastMessage": {"$type": "object"}},
+                doc! {"$set": {"lastMessage.content": content}},
+            )
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(())
+    }
+
+    /// `unread_key`: the counter the append bumped; `None` for a note, which
+    /// moved only `lastSeq`.
+    async fn undo_append(&self, id: ConversationId, seq: i64, unread_key: Option<&str>) -> StoreResult<()> {
         let what = "undoing a retried append";
         let conv = id.oid();
+        let Some(unread_key) = unread_key else {
+            self.conversations
+                .update_one(
+                    doc! {"_id": conv, "lastSeq": seq},
+                    doc! {"$inc": {"lastSeq": -1_i64, "notesAfterLast": -1_i32}},
+                )
+                .await
+                .map_err(|e| classify(what, e))?;
+            return Ok(());
+        };
         // The newest message below ours: in the 64 seqs below first (an
         // index range), else anywhere. A retry means one is stored.
-        let near = MessageQuery { conversation_id: id, before: Some(seq), after: Some((seq - 64).max(0)), limit: 64 };
+        let near = MessageQuery {
+            conversation_id: id,
+            before: Some(seq),
+            after: Some((seq - 64).max(0)),
+            limit: 64,
+            include_private: false,
+        };
         let mut newest = self.list_messages(&near).await?.pop();
         if newest.is_none() {
-            let any = MessageQuery { conversation_id: id, before: Some(seq), after: None, limit: 1 };
+            let any =
+                MessageQuery { conversation_id: id, before: Some(seq), after: None, limit: 1, include_private: false };
             newest = self.list_messages(&any).await?.pop();
         }
         let mut update = doc! {"$inc": {"lastSeq": -1_i64, unread_key: -1_i32}};

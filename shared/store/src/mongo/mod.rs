@@ -28,7 +28,8 @@
 //! - `messages {conversationId, clientMessageId}` unique where present;
 //! - `customers {invitedBy, _id:-1}`;
 //! - `uploads {confirmed, createdAt}` (the upload sweeper);
-//! - `quick_replies {owner, shortcut}` unique.
+//! - `quick_replies {owner, shortcut}` unique;
+//! - `team_members {business, addedAt}` (a team's list; `_id` is the member).
 //!
 //! Writes wait for the journal (`j: true`) unless the URI sets a write
 //! concern: an acknowledged message survives a crash of the server.
@@ -56,6 +57,7 @@ mod notifications;
 mod quick_replies;
 mod schema;
 mod sessions;
+mod teams;
 mod uploads;
 mod webhooks;
 
@@ -85,6 +87,8 @@ pub struct MongoStore {
     revocations: Collection<Document>,
     subscriptions: Collection<Document>,
     preferences: Collection<Document>,
+    team_members: Collection<Document>,
+    team_settings: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
     appends: Appends,
@@ -141,6 +145,8 @@ impl MongoStore {
             revocations: db.collection("session_revocations"),
             subscriptions: db.collection("push_subscriptions"),
             preferences: db.collection("notification_prefs"),
+            team_members: db.collection("team_members"),
+            team_settings: db.collection("team_settings"),
             appends,
             db,
         };

@@ -105,6 +105,7 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         // One browser belongs to one person; a person's browsers are listed.
         ("push_subscriptions", IndexSpec::new(doc! {"endpoint": 1}).unique()),
         ("push_subscriptions", IndexSpec::new(doc! {"party": 1, "createdAt": 1})),
+        ("team_members", IndexSpec::new(doc! {"business": 1, "addedAt": 1})),
     ]
 }
 

@@ -47,6 +47,7 @@ pub(super) fn conv_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         created_at: from_ms(row.get(14)?),
         updated_at: from_ms(row.get(15)?),
         archived: omnibiz_domain::Archived { owner: row.get(16)?, customer: row.get(17)? },
+        assignee: row.get::<_, Option<String>>(18)?.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -71,6 +72,8 @@ pub(super) fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         reactions: Vec::new(),
         reply_to: row.get::<_, Option<String>>(13)?.and_then(|s| s.parse().ok()),
         link_preview: row.get::<_, Option<String>>(14)?.and_then(|s| serde_json::from_str(&s).ok()),
+        private: row.get(15)?,
+        team_role: row.get::<_, Option<String>>(16)?.and_then(|s| omnibiz_domain::TeamRole::parse(&s)),
     })
 }
 

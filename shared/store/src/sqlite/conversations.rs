@@ -10,7 +10,7 @@ use super::codec::*;
 use super::schema::*;
 use super::{SqliteStore, find_conversation};
 use crate::prelude::*;
-use crate::{ConversationCounts, ConversationQuery, Participants, StoreResult};
+use crate::{Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreResult};
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
@@ -79,6 +79,19 @@ impl ConversationStore for SqliteStore {
             if let Some(archived) = q.archived {
                 sql += " AND ";
                 sql += archived_clause(q.party.side(), archived);
+            }
+            match q.assigned {
+                Assigned::Any => {}
+                Assigned::Unassigned => sql += " AND assignee IS NULL",
+                Assigned::To(u) | Assigned::ToOrNobody(u) => {
+                    args.push(u.to_hex().into());
+                    let n = args.len();
+                    sql += &if matches!(q.assigned, Assigned::To(_)) {
+                        format!(" AND assignee = ?{n}")
+                    } else {
+                        format!(" AND (assignee = ?{n} OR assignee IS NULL)")
+                    };
+                }
             }
             if let Some(customers) = &q.customers {
                 if customers.is_empty() {
@@ -185,6 +198,40 @@ impl ConversationStore for SqliteStore {
             }
             tx.commit()?;
             Ok(conv)
+        })
+        .await
+    }
+
+    async fn set_assignee(
+        &self,
+        id: ConversationId,
+        assignee: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        self.with("assigning a conversation", move |c| {
+            let id = id.to_hex();
+            c.execute(
+                "UPDATE conversations SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, assignee.map(|a| a.to_hex()), ms(now)],
+            )?;
+            find_conversation(c, &id)
+        })
+        .await
+    }
+
+    async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts> {
+        self.with("counting assignments", move |c| {
+            let open = archived_clause(Side::Owner, false);
+            let (all, mine, unassigned): (i64, i64, i64) = c.query_row(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(SUM(assignee = ?2), 0), COALESCE(SUM(assignee IS NULL), 0) \
+                     FROM conversations WHERE business_owner_id = ?1 AND {open}"
+                ),
+                [business.to_hex(), me.to_hex()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let n = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(AssignmentCounts { all: n(all), mine: n(mine), unassigned: n(unassigned) })
         })
         .await
     }

@@ -24,10 +24,11 @@ impl MessageStore for SqliteStore {
                 Side::Customer => "customer_id",
             };
             // Only a participant, on their side, of a conversation that is not blocked.
+            let participant = m.acting_for.map_or_else(|| m.sender_id.clone(), |b| b.to_hex());
             let allowed = tx
                 .query_row(
                     &format!("SELECT 1 FROM conversations WHERE id = ?1 AND {party_col} = ?2 AND status != 'blocked'"),
-                    [&conv_id, &m.sender_id],
+                    [&conv_id, &participant],
                     |_| Ok(()),
                 )
                 .optional()?
@@ -59,19 +60,28 @@ impl MessageStore for SqliteStore {
                     ("archived_owner = 0", ", status = CASE WHEN status = 'archived' THEN 'active' ELSE status END")
                 }
             };
-            let seq: i64 = tx.query_row(
-                &format!(
-                    "UPDATE conversations SET last_seq = last_seq + 1, {unread_col} = {unread_col} + 1, \
-                     last_message = ?2, last_message_time = ?3, last_message_seq = last_seq + 1, \
-                     activity_at = ?3, updated_at = ?3, {unarchive}{reopen} WHERE id = ?1 RETURNING last_seq"
-                ),
-                params![conv_id, m.content, at],
-                |r| r.get(0),
-            )?;
+            let seq: i64 = if m.private {
+                // A note takes its seq and nothing else the customer could see.
+                tx.query_row(
+                    "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?2 WHERE id = ?1 RETURNING last_seq",
+                    params![conv_id, at],
+                    |r| r.get(0),
+                )?
+            } else {
+                tx.query_row(
+                    &format!(
+                        "UPDATE conversations SET last_seq = last_seq + 1, {unread_col} = {unread_col} + 1, \
+                         last_message = ?2, last_message_time = ?3, last_message_seq = last_seq + 1, \
+                         activity_at = ?3, updated_at = ?3, {unarchive}{reopen} WHERE id = ?1 RETURNING last_seq"
+                    ),
+                    params![conv_id, m.content, at],
+                    |r| r.get(0),
+                )?
+            };
             let msg = m.into_stored(seq);
             tx.execute(
                 &format!(
-                    "INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12,NULL)"
+                    "INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12,NULL,?13,?14)"
                 ),
                 params![
                     msg.id.to_hex(),
@@ -85,7 +95,9 @@ impl MessageStore for SqliteStore {
                     msg.client_message_id,
                     msg.status.as_str(),
                     at,
-                    msg.reply_to.map(|r| r.to_hex())
+                    msg.reply_to.map(|r| r.to_hex()),
+                    msg.private,
+                    msg.team_role.map(|r| r.as_str())
                 ],
             )?;
             // The body is built at fan-out, from the message as it is then
@@ -120,8 +132,9 @@ impl MessageStore for SqliteStore {
             let hi = q.before.unwrap_or(i64::MAX);
             let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
             let order = if q.after.is_some() { "ASC" } else { "DESC" };
+            let notes = if q.include_private { "" } else { "AND private = 0" };
             let sql = format!(
-                "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND seq < ?3 \
+                "SELECT {MSG_COLS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND seq < ?3 {notes} \
                  ORDER BY seq {order} LIMIT ?4"
             );
             let mut stmt = c.prepare(&sql)?;
@@ -334,9 +347,10 @@ impl MessageStore for SqliteStore {
         // so nothing needs escaping); the last word of each is a prefix.
         let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{}\" *", t.words().join(" "))).collect();
         let fts = fts.join(" AND ");
-        let (col, who) = match party {
-            Party::Owner(u) => ("business_owner_id", u.to_hex()),
-            Party::Customer(c) => ("customer_id", c.to_hex()),
+        // A customer's search never reaches the business's internal notes.
+        let (col, who, notes) = match party {
+            Party::Owner(u) => ("business_owner_id", u.to_hex(), ""),
+            Party::Customer(c) => ("customer_id", c.to_hex(), "AND m.private = 0"),
         };
         let cols: String = MSG_COLS.split(", ").map(|c| format!("m.{}", c.trim())).collect::<Vec<_>>().join(", ");
         self.with("searching messages", move |c| {
@@ -344,7 +358,7 @@ impl MessageStore for SqliteStore {
             let sql = format!(
                 "SELECT {cols} FROM messages_fts f JOIN messages m ON m.rowid = f.rowid \
                  JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE messages_fts MATCH ?1 AND c.{col} = ?2 AND m.deleted = 0 \
+                 WHERE messages_fts MATCH ?1 AND c.{col} = ?2 AND m.deleted = 0 {notes} \
                    AND (m.created_at < ?3 OR (m.created_at = ?3 AND m.id < ?4)) \
                  ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
             );

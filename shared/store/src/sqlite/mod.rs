@@ -19,6 +19,7 @@ mod notifications;
 mod quick_replies;
 mod schema;
 mod sessions;
+mod teams;
 mod uploads;
 mod webhooks;
 

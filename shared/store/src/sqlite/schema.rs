@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     read_seq_owner INTEGER NOT NULL DEFAULT 0, read_seq_customer INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, activity_at INTEGER NOT NULL,
     archived_owner INTEGER NOT NULL DEFAULT 0, archived_customer INTEGER NOT NULL DEFAULT 0,
+    assignee TEXT,
     UNIQUE (business_owner_id, customer_id)
 );
 CREATE INDEX IF NOT EXISTS conversations_owner_activity ON conversations (business_owner_id, activity_at DESC, id DESC);
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sender_id TEXT NOT NULL, sender_role TEXT NOT NULL, sender_name TEXT NOT NULL,
     content TEXT NOT NULL, attachments TEXT NOT NULL, client_message_id TEXT,
     status TEXT NOT NULL, created_at INTEGER NOT NULL,
+    edited_at INTEGER, deleted INTEGER NOT NULL DEFAULT 0, reply_to TEXT, link_preview TEXT,
+    private INTEGER NOT NULL DEFAULT 0, team_role TEXT,
     UNIQUE (conversation_id, seq),
     UNIQUE (conversation_id, client_message_id)
 );
@@ -82,6 +85,11 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
 CREATE INDEX IF NOT EXISTS push_subscriptions_party ON push_subscriptions (party);
 CREATE TABLE IF NOT EXISTS notification_prefs (party TEXT PRIMARY KEY, prefs TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS session_revocations (party TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS team_members (
+    user TEXT PRIMARY KEY, business TEXT NOT NULL, role TEXT NOT NULL, added_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS team_members_business ON team_members (business, added_at);
+CREATE TABLE IF NOT EXISTS team_settings (business TEXT PRIMARY KEY, agents_see_all INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reactions (
     message_id TEXT NOT NULL, emoji TEXT NOT NULL, by_id TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (message_id, emoji, by_id)
@@ -95,9 +103,9 @@ pub(super) const DELIVERY_COLS: &str = "id, endpoint_id, owner, event_id, kind, 
 
 pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, priority, last_message, \
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
-    read_seq_customer, created_at, updated_at, archived_owner, archived_customer";
+    read_seq_customer, created_at, updated_at, archived_owner, archived_customer, assignee";
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
-    client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview";
+    client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview, private, team_role";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
     created_at, claim, message_id, confirmed, audio";
 pub(super) const CUST_COLS: &str =
@@ -135,6 +143,16 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     let has_audio = conn.prepare("SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'audio'")?.exists([])?;
     if !has_audio {
         conn.execute("ALTER TABLE uploads ADD COLUMN audio TEXT", [])?;
+    }
+    let has_assignee =
+        conn.prepare("SELECT 1 FROM pragma_table_info('conversations') WHERE name = 'assignee'")?.exists([])?;
+    if !has_assignee {
+        conn.execute("ALTER TABLE conversations ADD COLUMN assignee TEXT", [])?;
+    }
+    let has_private = conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'private'")?.exists([])?;
+    if !has_private {
+        conn.execute("ALTER TABLE messages ADD COLUMN private INTEGER NOT NULL DEFAULT 0", [])?;
+        conn.execute("ALTER TABLE messages ADD COLUMN team_role TEXT", [])?;
     }
     let has_channel =
         conn.prepare("SELECT 1 FROM pragma_table_info('hook_deliveries') WHERE name = 'channel'")?.exists([])?;

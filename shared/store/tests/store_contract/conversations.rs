@@ -25,6 +25,7 @@ pub(crate) async fn create_or_get_is_idempotent_under_concurrency(store: Dyn) {
             customers: None,
             before: None,
             archived: None,
+            assigned: Default::default(),
             limit: 50,
         })
         .await
@@ -54,7 +55,13 @@ pub(crate) async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
     let r = store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
     assert_eq!((r.read_seq, r.unread), (3, 2), "never backwards");
     let msgs = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list");
     let status: Vec<_> = msgs.iter().map(|m| (m.seq, m.status)).collect();
@@ -97,6 +104,7 @@ pub(crate) async fn conversation_list_orders_by_activity_with_cursor(store: Dyn)
         customers,
         before,
         archived: None,
+        assigned: Default::default(),
         limit: 2,
     };
     let mut order = Vec::new();
@@ -118,6 +126,7 @@ pub(crate) async fn conversation_list_orders_by_activity_with_cursor(store: Dyn)
             customers: None,
             before: None,
             archived: None,
+            assigned: Default::default(),
             limit: 9,
         })
         .await
@@ -169,7 +178,14 @@ pub(crate) async fn archiving_is_per_side_and_a_new_message_brings_it_back(store
     let list = |party, archived| {
         let store = store.clone();
         async move {
-            let q = ConversationQuery { party, customers: None, before: None, archived, limit: 50 };
+            let q = ConversationQuery {
+                party,
+                customers: None,
+                before: None,
+                archived,
+                assigned: Default::default(),
+                limit: 50,
+            };
             store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect::<Vec<_>>()
         }
     };

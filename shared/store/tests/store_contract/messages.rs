@@ -26,7 +26,13 @@ pub(crate) async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     assert_eq!(conv.unread.owner, n, "recipient's unread counts every message");
     assert_eq!(conv.unread.customer, 0, "the sender's own messages are not unread for them");
     let last = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 1 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 1,
+            include_private: true,
+        })
         .await
         .expect("last");
     assert_eq!(last[0].seq, n);
@@ -68,7 +74,13 @@ pub(crate) async fn client_message_id_stores_once(store: Dyn) {
     }
     assert_eq!(ids.len(), 1, "one stored message for one clientMessageId");
     let all = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 100 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 100,
+            include_private: true,
+        })
         .await
         .expect("list");
     assert_eq!(all.len(), 2);
@@ -125,7 +137,13 @@ pub(crate) async fn append_checks_the_sender_and_a_retry_leaves_no_trace(store: 
     assert!(matches!(append(third).await, Appended::Existing(m) if m.seq == 3));
     assert_eq!(append(new_message(conv.id, Side::Customer, &me, "fourth")).await.message().seq, 4, "no gap");
     let seqs: Vec<i64> = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list")
         .iter()
@@ -179,7 +197,13 @@ pub(crate) async fn new_messages_and_retries_together_each_get_their_own_outcome
     assert_eq!(created.len(), 30, "every new message stored, each with a seq of its own");
     assert!(created[0] > 4, "after the stored ones: {created:?}");
     let all = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 100 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 100,
+            include_private: true,
+        })
         .await
         .expect("list");
     assert_eq!(all.len(), 34, "nothing stored twice, nothing lost");
@@ -200,7 +224,8 @@ pub(crate) async fn message_pages_by_seq(store: Dyn) {
             .expect("append")
             .expect("taken");
     }
-    let q = |before, after, limit| MessageQuery { conversation_id: conv.id, before, after, limit };
+    let q =
+        |before, after, limit| MessageQuery { conversation_id: conv.id, before, after, limit, include_private: true };
     let seqs = |v: Vec<omnibiz_domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
     assert_eq!(seqs(store.list_messages(&q(None, None, 3)).await.expect("latest")), vec![8, 9, 10]);
     assert_eq!(seqs(store.list_messages(&q(Some(8), None, 3)).await.expect("before")), vec![5, 6, 7]);
@@ -249,7 +274,13 @@ pub(crate) async fn edit_and_delete_keep_history_honest(store: Dyn) {
     assert_eq!(conv_now.last_message.as_deref(), Some(omnibiz_store::DELETED_PREVIEW));
     assert_eq!(conv_now.unread.owner, 1, "a deleted unread message stops counting");
     let page = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: Some(0), limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: Some(0),
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list");
     assert_eq!(page.len(), 2, "history keeps its place");
@@ -354,7 +385,13 @@ pub(crate) async fn reactions_toggle_once_per_person_and_record_their_events(sto
     assert!(!react(owner, "👍", false).await.expect("message").1, "nothing to take back");
 
     let listed = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list");
     assert_eq!(listed[0].reactions, now.reactions, "pages carry them");
@@ -379,7 +416,13 @@ pub(crate) async fn reactions_toggle_once_per_person_and_record_their_events(sto
     store.delete_message(m.id, conv.id, Utc::now()).await.expect("delete").expect("deleted");
     assert!(react(owner, "👍", true).await.is_none(), "no reacting to a deleted message");
     let listed = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list");
     assert!(listed[0].reactions.is_empty(), "a deleted message keeps none");

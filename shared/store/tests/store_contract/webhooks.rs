@@ -247,7 +247,13 @@ pub(crate) async fn message_created_is_built_at_fan_out_from_the_message_as_it_i
         pending.iter().find(|e| e.id == want).unwrap_or_else(|| panic!("no message.created for {id}: {pending:?}"))
     };
     let listed = store
-        .list_messages(&MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 10 })
+        .list_messages(&MessageQuery {
+            conversation_id: conv.id,
+            before: None,
+            after: None,
+            limit: 10,
+            include_private: true,
+        })
         .await
         .expect("list");
     let as_now = |id| events::message_created_data(listed.iter().find(|m| m.id == id).expect("listed"));
