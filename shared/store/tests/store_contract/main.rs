@@ -24,6 +24,7 @@ mod accounts;
 mod conversations;
 mod messages;
 mod notifications;
+mod teams;
 mod uploads;
 mod webhooks;
 
@@ -31,6 +32,7 @@ use accounts::*;
 use conversations::*;
 use messages::*;
 use notifications::*;
+use teams::*;
 use uploads::*;
 use webhooks::*;
 
@@ -174,4 +176,7 @@ contract!(
     push_subscriptions_belong_to_one_person,
     preferences_round_trip_and_default,
     notification_deliveries_keep_their_target,
+    a_user_is_in_one_team_at_most,
+    conversations_filter_and_count_by_assignee,
+    internal_notes_stay_on_the_business_side,
 );

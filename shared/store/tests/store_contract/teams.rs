@@ -1,0 +1,159 @@
+//! Teams: membership, assignment, and internal notes that never leave the
+//! business side.
+
+use omnibiz_domain::search::SearchQuery;
+use omnibiz_domain::{TeamMember, TeamRole, TeamSettings};
+use omnibiz_store::{Assigned, AssignmentCounts, Joined};
+
+use super::*;
+
+fn member(business: UserId, user: UserId, role: TeamRole) -> TeamMember {
+    TeamMember { business, user, role, added_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3) }
+}
+
+/// A user is in one team at most; adding again changes the role; removal
+/// is by the business that has them.
+pub(crate) async fn a_user_is_in_one_team_at_most(store: Dyn) {
+    let (a, b) = (UserId::new(), UserId::new());
+    let (ana, ben) = (UserId::new(), UserId::new());
+    assert_eq!(store.add_team_member(&member(a, ana, TeamRole::Agent)).await.expect("add"), Joined::Added);
+    assert_eq!(store.add_team_member(&member(a, ben, TeamRole::Agent)).await.expect("add"), Joined::Added);
+    assert_eq!(store.add_team_member(&member(a, ana, TeamRole::Admin)).await.expect("again"), Joined::Updated);
+    assert_eq!(store.add_team_member(&member(b, ana, TeamRole::Agent)).await.expect("other"), Joined::OtherTeam);
+    let team = store.team_members(a).await.expect("list");
+    assert_eq!(team.iter().map(|m| (m.user, m.role)).collect::<Vec<_>>(), vec![
+        (ana, TeamRole::Admin),
+        (ben, TeamRole::Agent)
+    ]);
+    assert!(store.team_members(b).await.expect("list").is_empty(), "the other team stayed empty");
+    assert_eq!(store.membership(ana).await.expect("read").map(|m| (m.business, m.role)), Some((a, TeamRole::Admin)));
+    assert!(!store.remove_team_member(b, ana).await.expect("remove"), "not b's member");
+    assert!(store.remove_team_member(a, ana).await.expect("remove"));
+    assert!(!store.remove_team_member(a, ana).await.expect("remove"), "once");
+    assert_eq!(store.membership(ana).await.expect("read"), None);
+    assert_eq!(store.add_team_member(&member(b, ana, TeamRole::Agent)).await.expect("free"), Joined::Added);
+
+    assert_eq!(store.team_settings(a).await.expect("read"), TeamSettings::default());
+    store.set_team_settings(a, TeamSettings { agents_see_all: true }).await.expect("save");
+    assert!(store.team_settings(a).await.expect("read").agents_see_all);
+    assert!(!store.team_settings(b).await.expect("read").agents_see_all, "per business");
+}
+
+/// Lists filter by assignee; the counts leave archived ones out.
+pub(crate) async fn conversations_filter_and_count_by_assignee(store: Dyn) {
+    let o = owner();
+    store.insert_user(&o).await.expect("owner");
+    let cs: Vec<Customer> = (0..4).map(|i| customer(o.id, &format!("Customer {i}"))).collect();
+    store.insert_customers(&cs).await.expect("customers");
+    let mut convs = Vec::new();
+    for c in &cs {
+        convs.push(store.get_or_create_conversation(&Participants::of(&o, c), Utc::now()).await.expect("create").0);
+    }
+    let (ana, ben) = (UserId::new(), UserId::new());
+    let now = Utc::now();
+    let a0 = store.set_assignee(convs[0].id, Some(ana), now).await.expect("assign").expect("exists");
+    assert_eq!(a0.assignee, Some(ana));
+    store.set_assignee(convs[1].id, Some(ben), now).await.expect("assign");
+    store.set_assignee(convs[2].id, Some(ana), now).await.expect("assign");
+    store.set_assignee(convs[2].id, None, now).await.expect("unassign");
+    assert_eq!(store.get_conversation(convs[2].id).await.expect("read").expect("exists").assignee, None);
+    assert!(store.set_assignee(ConversationId::new(), Some(ana), now).await.expect("assign").is_none());
+
+    let list = |assigned| {
+        let store = store.clone();
+        async move {
+            let q = ConversationQuery {
+                party: Party::Owner(o.id),
+                customers: None,
+                before: None,
+                archived: None,
+                assigned,
+                limit: 50,
+            };
+            let mut ids: Vec<ConversationId> =
+                store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<ConversationId>| {
+        v.sort();
+        v
+    };
+    assert_eq!(list(Assigned::To(ana)).await, vec![convs[0].id]);
+    assert_eq!(list(Assigned::Unassigned).await, sorted(vec![convs[2].id, convs[3].id]));
+    assert_eq!(list(Assigned::ToOrNobody(ana)).await, sorted(vec![convs[0].id, convs[2].id, convs[3].id]));
+    assert_eq!(list(Assigned::Any).await.len(), 4);
+    let counts = store.assignment_counts(o.id, ana).await.expect("count");
+    assert_eq!(counts, AssignmentCounts { all: 4, mine: 1, unassigned: 2 });
+    store.set_archived(convs[3].id, Side::Owner, true, now).await.expect("archive");
+    let counts = store.assignment_counts(o.id, ana).await.expect("count");
+    assert_eq!(counts, AssignmentCounts { all: 3, mine: 1, unassigned: 1 }, "archived ones are not counted");
+}
+
+/// A note takes a seq and stays on the business side: no preview, no
+/// unread, not in the customer's reads or searches; the preview still
+/// follows the last public message through edits and deletes.
+pub(crate) async fn internal_notes_stay_on_the_business_side(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
+    let agent = UserId::new();
+    let public = store
+        .append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "Your parcel left today"))
+        .await
+        .expect("append")
+        .expect("taken")
+        .into_message();
+    let mut note = fixtures::note(conv.id, o.id, agent, "Customer asked twice: refund parcel");
+    note.client_message_id = Some("note-1".into());
+    let stored = store.append_message(note.clone()).await.expect("append").expect("a member of the business");
+    let Appended::Created(n) = stored else { panic!("a new note") };
+    assert!(n.private && n.team_role == Some(TeamRole::Agent) && n.sender_id == agent.to_hex() && n.seq == 2);
+    // A retry of the note changes nothing.
+    assert!(matches!(store.append_message(note).await.expect("retry"), Some(Appended::Existing(_))));
+    let after = store.get_conversation(conv.id).await.expect("read").expect("exists");
+    assert_eq!(after.last_seq, 2);
+    assert_eq!(after.last_message.as_deref(), Some("Your parcel left today"));
+    assert_eq!(after.last_message_seq, 1);
+    assert_eq!(after.unread.customer, 1, "only the public message is unread");
+    assert_eq!(after.activity_time(), conv.activity_time().max(public.created_at));
+
+    let page = |include_private| MessageQuery {
+        conversation_id: conv.id,
+        before: None,
+        after: None,
+        limit: 10,
+        include_private,
+    };
+    let seqs = |ms: Vec<omnibiz_domain::Message>| ms.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.list_messages(&page(false)).await.expect("list")), vec![1]);
+    assert_eq!(seqs(store.list_messages(&page(true)).await.expect("list")), vec![1, 2]);
+    let after_one = MessageQuery { after: Some(1), ..page(false) };
+    assert!(store.list_messages(&after_one).await.expect("list").is_empty(), "recovery skips it too");
+
+    let q = SearchQuery::parse("refund").expect("query");
+    assert!(store.search_messages(Party::Customer(c.id), &q, None, 10).await.expect("search").is_empty());
+    assert_eq!(store.search_messages(Party::Owner(o.id), &q, None, 10).await.expect("search").len(), 1);
+
+    // The preview follows the public message though a note came after it.
+    store.edit_message(public.id, conv.id, "Your parcel left this morning", Utc::now()).await.expect("edit");
+    let c1 = store.get_conversation(conv.id).await.expect("read").expect("exists");
+    assert_eq!(c1.last_message.as_deref(), Some("Your parcel left this morning"));
+    store.delete_message(public.id, conv.id, Utc::now()).await.expect("delete");
+    let c2 = store.get_conversation(conv.id).await.expect("read").expect("exists");
+    assert_eq!(c2.last_message.as_deref(), Some(omnibiz_store::DELETED_PREVIEW));
+    // The next public message takes the preview and the next seq.
+    let next = store
+        .append_message(new_message(conv.id, Side::Customer, &c.id.to_hex(), "thanks"))
+        .await
+        .expect("append")
+        .expect("taken")
+        .into_message();
+    assert_eq!(next.seq, 3);
+    let c3 = store.get_conversation(conv.id).await.expect("read").expect("exists");
+    assert_eq!((c3.last_message.as_deref(), c3.last_message_seq), (Some("thanks"), 3));
+
+    // A member acting for another business is no participant.
+    let stranger = fixtures::note(conv.id, UserId::new(), agent, "not ours");
+    assert!(store.append_message(stranger).await.expect("append").is_none());
+}
