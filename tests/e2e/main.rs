@@ -42,6 +42,7 @@ mod sessions;
 mod sio_fuzz;
 mod stored_path;
 mod targets;
+mod teams;
 mod traces;
 mod voice;
 mod webhooks;

@@ -21,10 +21,10 @@ pub(crate) async fn a_user_is_in_one_team_at_most(store: Dyn) {
     assert_eq!(store.add_team_member(&member(a, ana, TeamRole::Admin)).await.expect("again"), Joined::Updated);
     assert_eq!(store.add_team_member(&member(b, ana, TeamRole::Agent)).await.expect("other"), Joined::OtherTeam);
     let team = store.team_members(a).await.expect("list");
-    assert_eq!(team.iter().map(|m| (m.user, m.role)).collect::<Vec<_>>(), vec![
-        (ana, TeamRole::Admin),
-        (ben, TeamRole::Agent)
-    ]);
+    assert_eq!(
+        team.iter().map(|m| (m.user, m.role)).collect::<Vec<_>>(),
+        vec![(ana, TeamRole::Admin), (ben, TeamRole::Agent)]
+    );
     assert!(store.team_members(b).await.expect("list").is_empty(), "the other team stayed empty");
     assert_eq!(store.membership(ana).await.expect("read").map(|m| (m.business, m.role)), Some((a, TeamRole::Admin)));
     assert!(!store.remove_team_member(b, ana).await.expect("remove"), "not b's member");
