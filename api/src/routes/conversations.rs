@@ -262,7 +262,7 @@ pub(crate) struct AssignBody {
 #[utoipa::path(put, path = "/api/messages/conversations/{id}/assignee", tag = "team",
     params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$")), request_body = AssignBody,
     security(("bearer" = [])),
-    responses((status = 200, body = ConversationResponse), WriteErrors, Forbidden))]
+    responses((status = 200, body = ConversationResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn assign(
     State(s): State<ApiState>,
     Authed(actor): Authed,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json};
-use crate::openapi::{Conflict, Forbidden, ReadErrors, WriteErrors};
+use crate::openapi::{Conflict, Forbidden, ReadErrors, UploadErrors, WriteErrors};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -65,7 +65,7 @@ pub(crate) async fn show(State(s): State<ApiState>, Authed(actor): Authed) -> Ap
 /// (409 when in another); their open sessions take the new role at once.
 #[utoipa::path(post, path = "/api/team/members", tag = "team", request_body = AddMemberBody,
     security(("bearer" = [])),
-    responses((status = 201, body = TeamResponse), (status = 200, body = TeamResponse), WriteErrors, Conflict))]
+    responses((status = 201, body = TeamResponse), (status = 200, body = TeamResponse), WriteErrors, Conflict, UploadErrors))]
 pub(crate) async fn add(
     State(s): State<ApiState>,
     Authed(actor): Authed,
@@ -95,7 +95,7 @@ pub(crate) async fn remove(
 /// only theirs and the unassigned ones). Owner and admins only.
 #[utoipa::path(put, path = "/api/team/settings", tag = "team", request_body = TeamSettings,
     security(("bearer" = [])),
-    responses((status = 200, body = SettingsResponse), WriteErrors))]
+    responses((status = 200, body = SettingsResponse), WriteErrors, UploadErrors))]
 pub(crate) async fn settings(
     State(s): State<ApiState>,
     Authed(actor): Authed,
