@@ -67,7 +67,7 @@ async fn the_seed_checklist_passes_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tokens = dir.path().join("tokens.json");
     let seeded = omnibiz(dir.path())
-        .args(["seed", "--customers-per-owner", "5", "--fresh-customers", "2", "--tokens-out"])
+        .args(["seed", "--owners", "2", "--customers-per-owner", "5", "--fresh-customers", "2", "--tokens-out"])
         .arg(&tokens)
         .output()
         .await
@@ -101,6 +101,10 @@ async fn the_seed_checklist_passes_in_a_real_browser() {
         .env("STARTED_NAME", s(&customers[3]["name"]))
         .env("FRESH_TOKEN", s(&customers[4]["token"]))
         .env("FRESH_NAME", s(&customers[4]["name"]))
+        // The second owner's account joins the first's team as an agent.
+        .env("AGENT_TOKEN", s(&out["owners"][1]["token"]))
+        .env("AGENT_ID", s(&out["owners"][1]["id"]))
+        .env("AGENT_NAME", s(&out["owners"][1]["name"]))
         .env("SHOTS", &shots)
         .output();
     let run = tokio::time::timeout(Duration::from_secs(240), run).await.expect("console.mjs finished").expect("node");

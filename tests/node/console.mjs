@@ -120,7 +120,7 @@ async function person(name, { viewport = { width: 1280, height: 800 } } = {}) {
 const compose = (page) => page.getByRole("textbox", { name: "Message", exact: true });
 const msgLocator = (page, text) => page.locator("#messages li.msg", { hasText: text });
 
-let owner, customer, fresh;
+let owner, customer, fresh, agent;
 try {
   owner = await person("owner");
   const o = owner.page;
@@ -587,13 +587,62 @@ try {
     await c.evaluate(() => (window.__hidden = false));
   });
 
+
+  await item("beyond the seed: a team inbox with assignment and internal notes", async () => {
+    // The owner adds another account to the team as an agent (REST), then reloads.
+    const added = await fetch(`${BASE}/api/team/members`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.OWNER_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ userId: env.AGENT_ID, role: "agent" }),
+    });
+    if (added.status !== 201) fail(`adding the agent: ${added.status} ${await added.text()}`);
+    await o.reload();
+    await until(o, () => document.querySelector("#conn")?.dataset.state === "live", null, "owner live again");
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).click();
+    await until(o, (n) => document.querySelector("#chat-title")?.textContent === n, env.CUSTOMER_NAME, "chat opens");
+    // Assigned to the agent from the chat header; the list shows it.
+    await o.getByLabel("Assigned to").selectOption(env.AGENT_ID);
+    await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).locator(".chip.assignee").waitFor({ timeout: WAIT });
+    // The agent's inbox: "Mine" holds it, with the count.
+    agent = await person("agent");
+    const a = agent.page;
+    await a.goto(`${BASE}/#token=${env.AGENT_TOKEN}`);
+    await until(a, () => document.querySelector("#conn")?.dataset.state === "live", null, "agent live");
+    if (!/team agent/.test(await a.locator("#who").textContent())) fail("the agent is shown as one");
+    await a.getByLabel("Assignee").selectOption("mine");
+    const mine = a.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME });
+    await mine.waitFor({ timeout: WAIT });
+    await until(a, () => document.querySelectorAll("#conversation-list li").length === 1, null, "Mine lists the one assigned conversation");
+    const label = await a.locator("#assigned-filter option[value=mine]").textContent();
+    if (!/\(1\)/.test(label)) fail(`the filter counts it: ${label}`);
+    await mine.click();
+    // An internal note: the owner sees it marked, the customer never.
+    await a.getByLabel("Internal note").check();
+    await compose(a).fill("Check the refund before answering");
+    await a.keyboard.press("Enter");
+    await until(a, () => document.querySelector("#messages li.msg.mine.note")?.dataset.seq, null, "the note is stored");
+    const note = msgLocator(o, "Check the refund before answering");
+    await note.waitFor({ timeout: WAIT });
+    if (!(await note.getAttribute("class")).includes("note")) fail("the owner sees it as a note");
+    const sender = await note.locator(".sender").textContent();
+    if (!sender.startsWith(`Internal note · ${env.AGENT_NAME}`)) fail(`the note says who wrote it: ${sender}`);
+    // Then a public answer: the customer gets it under the agent's name, and not the note.
+    await a.getByLabel("Internal note").uncheck();
+    await compose(a).fill("Your refund is on its way");
+    await a.keyboard.press("Enter");
+    await msgLocator(c, "Your refund is on its way").waitFor({ timeout: WAIT });
+    if ((await msgLocator(c, "Check the refund before answering").count()) !== 0) fail("the customer's page shows the note");
+    await msgLocator(o, "Your refund is on its way").locator(".sender", { hasText: env.AGENT_NAME }).waitFor({ timeout: WAIT });
+    if (SHOTS) await o.screenshot({ path: `${SHOTS}/console-team.png` });
+  });
+
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
   out.ok = true;
 } catch (e) {
   out.ok = false;
   out.error = String(e?.message || e);
   out.pageErrors = pageErrors;
-  for (const [who, p] of [["owner", owner], ["customer", customer], ["fresh", fresh]]) {
+  for (const [who, p] of [["owner", owner], ["customer", customer], ["fresh", fresh], ["agent", agent]]) {
     if (!p) continue;
     try {
       out[`${who}State`] = await p.page.evaluate(() => ({

@@ -99,7 +99,13 @@ export const TICKS = { sending: "…", sent: "✓", delivered: "✓✓", read: "
 
 export function messageNode(m, status) {
   const mine = isMine(m) || status === "sending";
-  const li = el("li", { class: `msg${mine ? " mine" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
+  const li = el("li", { class: `msg${mine ? " mine" : ""}${m.isPrivate ? " note" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
+  // On the business side, a teammate's message says who wrote it; a note says it is one.
+  const teammate = state.owner && !mine && m.senderRole === "business_owner";
+  if (m.isPrivate || teammate) {
+    const who = mine ? "you" : m.senderName;
+    li.append(el("span", { class: "sender", text: m.isPrivate ? `Internal note · ${who}` : who }));
+  }
   li.append(el("blockquote", { class: "quote", hidden: true }));
   li.append(el("span", { class: "content", text: m.content }));
   li.append(el("div", { class: "files" }));

@@ -117,6 +117,12 @@ export async function send(content, clientMessageId = randomId(), pendingNode = 
   $("messages").append(li);
   scrollToEnd();
   const body = { conversationId: o.id, content, clientMessageId, attachments };
+  const note = state.owner && $("note-toggle").checked && !$("note-toggle-row").hidden;
+  if (note || li.dataset.private === "true") {
+    body.isPrivate = true;
+    li.dataset.private = "true";
+    li.classList.add("note");
+  }
   if (state.replyTo && !pendingNode) {
     body.replyTo = state.replyTo.id;
     li.dataset.replyTo = state.replyTo.id;

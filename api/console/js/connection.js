@@ -3,7 +3,7 @@
 import { io } from "../vendor/socket.io.esm.min.js";
 import { onMessage, onMessageChanged, onMessageDeleted, onNotification, onPresence, onReaction, onRead, onStatus, onTyping, openCustomerChat, setPresence } from "./chat.js";
 import { showError } from "./dom.js";
-import { loadConversations, onConversationUpdated } from "./inbox.js";
+import { loadConversations, onAssigned, onConversationUpdated } from "./inbox.js";
 import { api } from "./rest.js";
 import { showSignIn } from "./session.js";
 import { $, PAGE, POLL_MS, state } from "./state.js";
@@ -48,6 +48,7 @@ export function connectSocket() {
   socket.on("user_stopped_typing", (p) => onTyping(p, false));
   socket.on("presence", onPresence);
   socket.on("conversation_updated", onConversationUpdated);
+  socket.on("conversation_assigned", onAssigned);
   socket.on("message_updated", onMessageChanged);
   socket.on("message_deleted", onMessageDeleted);
   socket.on("reaction_added", onReaction);

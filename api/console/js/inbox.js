@@ -29,6 +29,8 @@ export function wireInbox() {
   $("search").addEventListener("input", debounce(reloadTab, SEARCH_DEBOUNCE_MS));
   $("conversations-more").addEventListener("click", () => loadConversations({ more: true }));
   $("conv-filter").addEventListener("change", () => loadConversations());
+  $("assigned-filter").addEventListener("change", () => loadConversations());
+  $("conv-assignee").addEventListener("change", assignOpen);
   $("archive").addEventListener("click", toggleArchived);
   $("customers-more").addEventListener("click", () => loadCustomers({ more: true }));
   $("back").addEventListener("click", () => {
@@ -103,9 +105,13 @@ export async function loadConversations({ more = false } = {}) {
   let r;
   try {
     const q = query(more ? state.convCursor : null);
+    const p = new URLSearchParams(q.slice(1));
     const filter = $("conv-filter").value;
-    const sep = q ? "&" : "?";
-    r = await api("GET", `/api/messages/conversations${q}${filter === "all" ? "" : `${sep}filter=${filter}`}`);
+    if (filter !== "all") p.set("filter", filter);
+    const assigned = $("assigned-filter").value;
+    if (assigned !== "all" && !$("assigned-filter-row").hidden) p.set("assigned", assigned);
+    const s = p.toString();
+    r = await api("GET", `/api/messages/conversations${s ? `?${s}` : ""}`);
   } catch (e) {
     showError($("list-error"), `Conversations could not be loaded: ${e.message}`);
     throw e;
@@ -126,6 +132,10 @@ export async function loadConversations({ more = false } = {}) {
       const n = r.counts[o.value];
       o.textContent = `${o.value[0].toUpperCase()}${o.value.slice(1)}${n === undefined ? "" : ` (${n})`}`;
     }
+    for (const o of $("assigned-filter").options) {
+      const n = r.counts.assigned?.[o.value];
+      o.textContent = `${o.value[0].toUpperCase()}${o.value.slice(1)}${n === undefined ? "" : ` (${n})`}`;
+    }
   }
   renderConversations();
 }
@@ -140,6 +150,10 @@ export function renderConversations() {
       if (c.status !== "active") chips.push(el("span", { class: "chip", text: c.status }));
       if (c.priority !== "normal") chips.push(el("span", { class: `chip ${c.priority}`, text: c.priority }));
       for (const t of c.tags || []) chips.push(el("span", { class: "chip", text: `#${t}` }));
+      if (c.assignee && (state.team?.members.size || 0) > 1) {
+        const who = c.assignee === state.me.id ? "you" : state.team.members.get(c.assignee)?.name || "someone";
+        chips.push(el("span", { class: "chip assignee", text: `→ ${who}` }));
+      }
       const label = `${c.name}${c.isOnline ? ", online" : ""}${c.unreadCount ? `, ${c.unreadCount} unread` : ""}`;
       return el(
         "li",
@@ -241,6 +255,43 @@ export async function saveMeta() {
   }
 }
 
+// Who the open conversation is assigned to (PUT …/assignee): the team hears it.
+export async function assignOpen() {
+  const o = state.open;
+  if (!o?.id) return;
+  const assignee = $("conv-assignee").value || null;
+  try {
+    const r = await api("PUT", `/api/messages/conversations/${o.id}/assignee`, { assignee });
+    onAssigned({ conversationId: o.id, assignee: r.conversation.assignee || null });
+    showError($("chat-error"), "");
+  } catch (e) {
+    fillAssignee(o.conv);
+    showError($("chat-error"), `Could not assign: ${e.message}`);
+  }
+}
+
+// `conversation_assigned`: the list's chip, the open conversation's choice.
+export function onAssigned(p) {
+  const known = state.conversations.get(p.conversationId);
+  if (known) {
+    known.assignee = p.assignee || undefined;
+    renderConversations();
+  }
+  if (state.open?.id === p.conversationId && state.open.conv) {
+    state.open.conv.assignee = p.assignee || undefined;
+    fillAssignee(state.open.conv);
+  }
+}
+
+export function fillAssignee(c) {
+  const members = [...(state.team?.members.values() || [])];
+  const options = [el("option", { value: "", text: "nobody" })].concat(
+    members.map((m) => el("option", { value: m.userId, text: m.userId === state.me.id ? `${m.name} (you)` : m.name })),
+  );
+  $("conv-assignee").replaceChildren(...options);
+  $("conv-assignee").value = c?.assignee || "";
+}
+
 export function onConversationUpdated(c) {
   if (!c?.id) return;
   const known = state.conversations.get(c.id);
@@ -262,6 +313,7 @@ export function fillMeta(c) {
   set("conv-status", c.status);
   set("conv-priority", c.priority);
   set("conv-tags", (c.tags || []).join(", "));
+  fillAssignee(c);
 }
 
 // The chat header's archive button, for the conversation open now (each side archives for itself).

@@ -63,10 +63,12 @@ export async function signIn(token) {
   $("app").classList.toggle("customer", !state.owner);
   $("app").dataset.view = "list";
   $("signout").hidden = false;
-  $("who").textContent = `${me.name} · ${state.owner ? "business owner" : "customer"}`;
+  const part = me.team && me.team.role !== "owner" ? `team ${me.team.role}` : "business owner";
+  $("who").textContent = `${me.name} · ${state.owner ? part : "customer"}`;
   wireChat();
   if (state.owner) {
     wireInbox();
+    await loadTeam();
     await loadConversations();
     loadQuickReplies();
   } else {
@@ -74,6 +76,21 @@ export async function signIn(token) {
   }
   connectSocket();
   initNotifications();
+}
+
+// The business's team (owner, admins, agents): who conversations can be
+// assigned to, and the names on the list. Shown once there is a team.
+export async function loadTeam() {
+  try {
+    const r = await api("GET", "/api/team");
+    state.team = { role: state.me.team?.role || "owner", members: new Map(r.team.members.map((m) => [m.userId, m])) };
+  } catch {
+    state.team = null; // the console works without it
+  }
+  const teamed = (state.team?.members.size || 0) > 1;
+  $("assigned-filter-row").hidden = !teamed;
+  $("conv-assignee-row").hidden = !teamed;
+  $("note-toggle-row").hidden = !teamed;
 }
 
 // An owner's quick replies: typing `/shortcut` and sending sends the reply.

@@ -28,4 +28,5 @@ export const state = {
   theirTypingTimer: null,
   quickReplies: new Map(), // shortcut -> content (owners)
   replyTo: null, // {id, who, excerpt} while composing a reply
+  team: null, // {role, members: Map(userId -> member)} on the business side
 };

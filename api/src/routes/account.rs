@@ -22,7 +22,19 @@ pub(crate) struct MeResponse {
     /// The user's or customer's id.
     id: String,
     name: String,
-    /// `business_owner`, `admin` (treated as a business owner) or `customer`.
+    /// `business_owner`, `admin` (the token's claim; what a user may do
+    /// comes from `team`) or `customer`.
+    role: &'static str,
+    /// For a user: the business they act for, and their part in its team
+    /// (`owner`, `admin` or `agent`). Absent for a customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team: Option<MeTeam>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MeTeam {
+    business_id: String,
     role: &'static str,
 }
 
@@ -34,5 +46,9 @@ pub(crate) async fn me(Authed(actor): Authed) -> ApiResult<Json<MeResponse>> {
         Principal::User { role, .. } => role.as_str(),
         Principal::Customer { .. } => "customer",
     };
-    Ok(Json(MeResponse { success: true, id: actor.principal.id_hex(), name: actor.name, role }))
+    let team = actor.seat.map(|s| MeTeam {
+        business_id: s.business.to_hex(),
+        role: s.role.map_or("owner", omnibiz_domain::TeamRole::as_str),
+    });
+    Ok(Json(MeResponse { success: true, id: actor.principal.id_hex(), name: actor.name, role, team }))
 }
