@@ -157,12 +157,12 @@ impl Modify for BearerAuth {
         routes::notifications::inbound_email, routes::notifications::unsubscribe_email,
         routes::notifications::unsubscribe_page,
         routes::team::show, routes::team::add, routes::team::remove, routes::team::settings,
-        routes::conversations::assign,
+        routes::conversations::assign, routes::groups::create, routes::groups::members,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth, &RateLimitedResponses),
     tags((name = "conversations"), (name = "messages"), (name = "attachments"), (name = "quick replies"),
-        (name = "customers"), (name = "account"), (name = "webhooks"), (name = "notifications"), (name = "team")),
+        (name = "customers"), (name = "account"), (name = "webhooks"), (name = "notifications"), (name = "team"), (name = "groups")),
 )]
 pub struct ApiDoc;
 

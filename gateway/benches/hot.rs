@@ -58,6 +58,7 @@ fn message_view(seq: i64) -> MessageView {
         acting_for: None,
         team_role: None,
         private: false,
+        system: false,
     };
     MessageView::from(&new.into_stored(seq))
 }

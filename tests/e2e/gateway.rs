@@ -599,6 +599,7 @@ async fn a_retry_republishes_what_a_crash_left_unpublished_and_nothing_twice() {
             acting_for: None,
             team_role: None,
             private: false,
+            system: false,
         })
         .await
         .expect("append")

@@ -43,6 +43,7 @@ async fn subscriptions_come_back_after_redis_drops_the_connection() {
         acting_for: None,
         team_role: None,
         private: false,
+        system: false,
     };
     store.append_message(missed).await.expect("append").expect("a participant's send is taken");
     assert!(cust.try_expect("message_received", QUIET).await.is_none(), "not published, not delivered (yet)");

@@ -106,6 +106,12 @@ pub(crate) struct ConversationResponse {
     conversation: ConversationView,
 }
 
+impl ConversationResponse {
+    pub(crate) fn new(conversation: ConversationView) -> Self {
+        Self { success: true, conversation }
+    }
+}
+
 /// Create-or-get the conversation with a customer (owner) or with the
 /// business that invited the caller (customer). 201 when created, 200 when it existed.
 #[utoipa::path(post, path = "/api/messages/conversations", tag = "conversations", request_body(content = Option<OpenBody>),

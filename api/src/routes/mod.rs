@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod attachments;
 pub(crate) mod conversations;
 pub(crate) mod customers;
+pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod messages;
 pub(crate) mod notifications;
@@ -33,4 +34,5 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(sessions::router())
         .merge(notifications::router())
         .merge(team::router())
+        .merge(groups::router())
 }

@@ -146,6 +146,7 @@ impl Hub {
                         EventKind::ReactionAdded => Some("reaction_added"),
                         EventKind::ReactionRemoved => Some("reaction_removed"),
                         EventKind::ConversationAssigned => Some("conversation_assigned"),
+                        EventKind::GroupMembersChanged => Some("group_members_changed"),
                         _ => None,
                     };
                     let shared = simple.map(|name| OutEvent::raw(name, &env.payload));
@@ -170,6 +171,13 @@ impl Hub {
                             && let (Some(seat), omnibiz_service::auth::Principal::User { id: me, .. }) =
                                 (conn.actor.seat, conn.actor.principal)
                             && !seat.sees(me, assignee)
+                        {
+                            blocked.push((*id, Arc::clone(&conn.actor), *conv));
+                        }
+                        // A customer removed from a group: told, then out of the room.
+                        if env.kind == EventKind::GroupMembersChanged
+                            && let omnibiz_service::auth::Principal::Customer { id: me } = conn.actor.principal
+                            && meta.removed.iter().any(|r| r.as_ref() == me.to_hex())
                         {
                             blocked.push((*id, Arc::clone(&conn.actor), *conv));
                         }
@@ -204,6 +212,7 @@ impl Hub {
                     EventKind::Presence => "presence",
                     EventKind::ConversationAssigned => "conversation_assigned",
                     EventKind::TeamUpdated => "team_updated",
+                    EventKind::GroupMembersChanged => "group_members_changed",
                     // Per side (the owner's view carries internal triage): on each principal's own topic.
                     EventKind::ConversationUpdated => "conversation_updated",
                     _ => return,

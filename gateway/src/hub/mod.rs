@@ -72,6 +72,7 @@ pub const OUT_EVENTS: &[&str] = &[
     "reaction_removed",
     "conversation_assigned",
     "team_updated",
+    "group_members_changed",
 ];
 
 /// Registers the labelled series the dashboard queries, at zero, so a new

@@ -49,6 +49,30 @@ pub struct Conversation {
     pub archived: Archived,
     /// The team member (or the owner) it is assigned to; `None`: unassigned.
     pub assignee: Option<UserId>,
+    /// A group's title and customers; `None` for a direct conversation.
+    pub group: Option<Group>,
+}
+
+/// What makes a conversation a group: the business (its team) and several
+/// of its customers. A group's `customer_id` is its own id (no customer has
+/// it), so the one-conversation-per-customer rule never touches groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub title: String,
+    /// The customers in it now, in the order they joined.
+    pub members: Vec<CustomerId>,
+}
+
+/// Most customers one group holds.
+pub const MAX_GROUP_MEMBERS: usize = 50;
+
+/// Checks a group's title: 1–100 characters, not only spaces.
+pub fn group_title(raw: &str) -> Result<String, String> {
+    let t = raw.trim();
+    if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+        return Err("title: 1 to 100 characters, no control characters".into());
+    }
+    Ok(t.to_owned())
 }
 
 /// Who archived a conversation for themselves. Each side's own: archiving
@@ -95,7 +119,29 @@ impl Conversation {
             updated_at: now,
             archived: Archived::default(),
             assignee: None,
+            group: None,
         }
+    }
+
+    /// A fresh group of `business` with these customers.
+    pub fn new_group(business: UserId, title: String, members: Vec<CustomerId>, now: DateTime<Utc>) -> Self {
+        let mut c = Self::new(business, CustomerId::new(), now);
+        c.customer_id = CustomerId(c.id.oid());
+        c.group = Some(Group { title, members });
+        c
+    }
+
+    /// Whether `customer` takes part: the direct conversation's customer, or a group's member.
+    pub fn has_customer(&self, customer: CustomerId) -> bool {
+        match &self.group {
+            Some(g) => g.members.contains(&customer),
+            None => self.customer_id == customer,
+        }
+    }
+
+    /// Whether `customer_id` marks a group (its own id) rather than a customer.
+    pub fn is_group_marker(id: ConversationId, customer: CustomerId) -> bool {
+        id.oid() == customer.oid()
     }
 
     /// The activity time lists are ordered by: the last message, else creation.

@@ -36,7 +36,9 @@ pub mod webhook;
 
 pub use account::{Customer, User, UserRole};
 pub use bson::oid::ObjectId;
-pub use conversation::{Archived, Conversation, ConversationPatch, ConversationStatus, Priority};
+pub use conversation::{
+    Archived, Conversation, ConversationPatch, ConversationStatus, Group, MAX_GROUP_MEMBERS, Priority, group_title,
+};
 pub use ids::{
     ConversationId, CustomerId, EndpointId, InvalidId, MessageId, QuickReplyId, SubscriptionId, UploadId, UserId,
 };

@@ -193,6 +193,9 @@ pub struct Message {
     pub private: bool,
     /// Sent by a team member of the business (not the owner): their role.
     pub team_role: Option<crate::TeamRole>,
+    /// A record of the conversation itself (a group's members changing),
+    /// written by the business side: no one's unread, not the preview.
+    pub system: bool,
 }
 
 /// A message's first link as a card: read from the page's OpenGraph tags

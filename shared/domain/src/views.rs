@@ -61,6 +61,24 @@ pub struct MessageView {
     /// role (`senderRole` stays `business_owner`, as the seed's model allows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_team_role: Option<crate::TeamRole>,
+    /// A record of the conversation itself (members joining or leaving a group).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_system: bool,
+    /// In a group: who has read it (the seed's `readBy`), and `status` is
+    /// `read` only once everyone else has. Absent in direct conversations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<Vec<ReadByView>>,
+}
+
+/// One reader of a group message: a member customer, or the business
+/// (`userId` = the owner's id). `readAt`: when a customer's read position
+/// last moved (at or after they read it); absent for the business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadByView {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
 }
 
 /// What a reply shows of the message it quotes, read when the reply is:
@@ -171,6 +189,8 @@ impl From<&Message> for MessageView {
             link_preview: if m.deleted { None } else { m.link_preview.clone() },
             is_private: m.private,
             sender_team_role: m.team_role,
+            is_system: m.system,
+            read_by: None,
         }
     }
 }
@@ -189,7 +209,7 @@ pub struct ConversationView {
     pub last_message_time: Option<String>,
     pub unread_count: i64,
     pub is_online: bool,
-    /// Always `direct`.
+    /// `direct` (the seed's), or `group`: the business and several customers.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub customer_id: String,
@@ -212,6 +232,18 @@ pub struct ConversationView {
     /// business's view only, absent when unassigned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// A group's customers, with their names and who is online. Absent for a direct one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<GroupMemberView>>,
+}
+
+/// One customer of a group.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMemberView {
+    pub id: String,
+    pub name: String,
+    pub is_online: bool,
 }
 
 /// Who is on the other side of a conversation, for the viewer.
@@ -256,7 +288,7 @@ impl ConversationView {
             last_message_time: c.last_message_time.map(iso),
             unread_count: c.unread.get(viewer),
             is_online,
-            kind: "direct",
+            kind: if c.group.is_some() { "group" } else { "direct" },
             customer_id: c.customer_id.to_hex(),
             business_owner_id: c.business_owner_id.to_hex(),
             status: c.status,
@@ -267,6 +299,7 @@ impl ConversationView {
             created_at: iso(c.created_at),
             updated_at: iso(c.updated_at),
             assignee: c.assignee.filter(|_| viewer == Side::Owner).map(|a| a.to_hex()),
+            members: None,
         }
     }
 }

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId};
 
-use crate::{AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreResult};
+use crate::{
+    AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome, StoreResult,
+};
 
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
@@ -48,4 +50,27 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// How many of the business's conversations it has not archived are
     /// assigned to `me`, to no one, and in all.
     async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts>;
+    /// Stores a new group ([`Conversation::new_group`]), with its
+    /// `conversation.created` outbox event.
+    async fn create_group(&self, group: &Conversation) -> StoreResult<()>;
+    /// Replaces a group's customers; a removed one's read position goes
+    /// with them. `None` when no such group.
+    async fn set_group_members(
+        &self,
+        id: ConversationId,
+        members: &[CustomerId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
+    /// The read positions of a group's customers (those who have read something).
+    async fn group_reads(&self, id: ConversationId) -> StoreResult<Vec<MemberRead>>;
+    /// Moves `customer`'s read position in a group up to `up_to` (never
+    /// back); their unread count after it: the others' messages above it
+    /// (neither notes, system records nor deleted ones).
+    async fn mark_member_read(
+        &self,
+        id: ConversationId,
+        customer: CustomerId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome>;
 }

@@ -66,6 +66,7 @@ pub fn message_at(conversation: ConversationId, side: Side, sender: &str, text: 
         acting_for: None,
         team_role: None,
         private: false,
+        system: false,
     }
 }
 

@@ -197,6 +197,25 @@ pub struct NewMessage {
     /// An internal note: takes a `seq`, but moves neither the preview, the
     /// activity order, the unread counts nor anyone's archive flag.
     pub private: bool,
+    /// A record of the conversation itself (a group's members changing):
+    /// seen by everyone, but counted like a note (no preview, no unread).
+    pub system: bool,
+}
+
+impl NewMessage {
+    /// Whether it leaves the conversation's counters alone (a note or a system record).
+    pub fn quiet(&self) -> bool {
+        self.private || self.system
+    }
+}
+
+/// One customer's read position in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRead {
+    pub customer: CustomerId,
+    pub read_seq: i64,
+    /// When it last moved.
+    pub at: DateTime<Utc>,
 }
 
 impl NewMessage {
@@ -222,6 +241,7 @@ impl NewMessage {
             link_preview: None,
             private: self.private,
             team_role: self.team_role,
+            system: self.system,
         }
     }
 }

@@ -35,7 +35,7 @@ impl Access {
                 }
                 _ => Self::Hidden,
             },
-            Principal::Customer { id } if *id == conv.customer_id => Self::Participant(Side::Customer),
+            Principal::Customer { id } if conv.has_customer(*id) => Self::Participant(Side::Customer),
             Principal::Customer { .. } => Self::Hidden,
         }
     }

@@ -133,6 +133,12 @@ pub enum EventKind {
     /// owner's and every member's own topic.
     #[serde(rename = "team.updated")]
     TeamUpdated,
+    /// A group's customers changed (`group_members_changed`); payload =
+    /// `{conversationId, title, members, added, removed}`. On the group's
+    /// topic (a removed customer's sockets leave the room) and on the
+    /// business's and every added or removed customer's own topic.
+    #[serde(rename = "group.members")]
+    GroupMembersChanged,
 }
 
 /// The versioned bus envelope (see the module docs).
@@ -176,6 +182,9 @@ pub struct PayloadMeta<'a> {
     /// Of `conversation.assigned`: who it is assigned to now.
     #[serde(borrow)]
     pub assignee: Option<Cow<'a, str>>,
+    /// Of `group.members`: the customers who left.
+    #[serde(default)]
+    pub removed: Vec<Cow<'a, str>>,
 }
 
 impl PartialEq for Envelope {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use omnibiz_domain::views::{ConversationView, Counterpart, MessageView};
+use omnibiz_domain::views::{ConversationView, Counterpart, GroupMemberView, MessageView};
 use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
 use omnibiz_store::{
     ActivityCursor, Assigned, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
@@ -92,7 +92,44 @@ impl Messaging {
     }
 
     pub(super) async fn views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
-        self.views_for(actor.side(), convs).await
+        let mut views = self.views_for(actor.side(), convs).await?;
+        for (c, v) in convs.iter().zip(views.iter_mut()) {
+            if c.group.is_some() {
+                self.group_view(actor, c, v).await?;
+            }
+        }
+        Ok(views)
+    }
+
+    /// A group as `actor` sees it: its title, its customers (names and who is
+    /// online), and for a member their own unread count.
+    async fn group_view(&self, actor: &Actor, c: &Conversation, v: &mut ConversationView) -> ServiceResult<()> {
+        let Some(g) = &c.group else { return Ok(()) };
+        let people = self.store.customers_by_ids(&g.members).await?;
+        let rooms: Vec<String> = g.members.iter().map(|m| Party::Customer(*m).room()).collect();
+        let online = self.presence.online(&rooms).await;
+        let members: Vec<GroupMemberView> = g
+            .members
+            .iter()
+            .zip(online)
+            .map(|(m, on)| GroupMemberView {
+                id: m.to_hex(),
+                name: people.iter().find(|p| p.id == *m).map_or_else(|| "Unknown".into(), |p| p.name.clone()),
+                is_online: on,
+            })
+            .collect();
+        v.name = g.title.clone();
+        v.email = String::new();
+        v.phone = None;
+        v.customer_id = String::new();
+        if let Principal::Customer { id } = actor.principal {
+            v.unread_count = self.store.mark_member_read(c.id, id, 0, Utc::now()).await?.unread;
+            v.is_online = v.is_online || members.iter().any(|m| m.is_online && m.id != id.to_hex());
+        } else {
+            v.is_online = members.iter().any(|m| m.is_online);
+        }
+        v.members = Some(members);
+        Ok(())
     }
 
     /// The conversations as the participant on `side` sees them.
@@ -269,7 +306,9 @@ impl Messaging {
                 msgs.extend(self.store.list_messages(&q).await?);
             }
             let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
-            return Ok((view, self.message_views(&msgs).await?, more));
+            let mut views = self.message_views(&msgs).await?;
+            self.group_reads(&conv, &mut views).await?;
+            return Ok((view, views, more));
         }
         let q = MessageQuery {
             conversation_id: id,
@@ -288,7 +327,9 @@ impl Messaging {
             }
         }
         let view = self.views(actor, std::slice::from_ref(&conv)).await?.remove(0);
-        Ok((view, self.message_views(&msgs).await?, more))
+        let mut views = self.message_views(&msgs).await?;
+        self.group_reads(&conv, &mut views).await?;
+        Ok((view, views, more))
     }
 
     /// Messages after `after_seq`, oldest first, at most `limit` (recovery on rejoin).
@@ -299,11 +340,48 @@ impl Messaging {
         after_seq: i64,
         limit: usize,
     ) -> ServiceResult<Vec<MessageView>> {
-        let (_, side) = self.usable_conversation(actor, id).await?;
+        let (conv, side) = self.usable_conversation(actor, id).await?;
         let include_private = side == Side::Owner;
         let q = MessageQuery { conversation_id: id, before: None, after: Some(after_seq), limit, include_private };
         let msgs = self.store.list_messages(&q).await?;
-        self.message_views(&msgs).await
+        let mut views = self.message_views(&msgs).await?;
+        self.group_reads(&conv, &mut views).await?;
+        Ok(views)
+    }
+
+    /// In a group: who has read each message (`readBy`), and `read` only
+    /// once everyone but its sender has. Nothing for a direct conversation.
+    async fn group_reads(&self, conv: &Conversation, views: &mut [MessageView]) -> ServiceResult<()> {
+        let Some(g) = &conv.group else { return Ok(()) };
+        if views.is_empty() {
+            return Ok(());
+        }
+        let reads = self.store.group_reads(conv.id).await?;
+        let business = conv.business_owner_id.to_hex();
+        for v in views.iter_mut() {
+            let from_business = v.sender_role == Side::Owner.role_name();
+            let mut by = Vec::new();
+            if !from_business && conv.read_seq.owner >= v.seq {
+                by.push(omnibiz_domain::views::ReadByView { user_id: business.clone(), read_at: None });
+            }
+            for r in reads.iter().filter(|r| r.read_seq >= v.seq && r.customer.to_hex() != v.sender_id) {
+                by.push(omnibiz_domain::views::ReadByView {
+                    user_id: r.customer.to_hex(),
+                    read_at: Some(omnibiz_domain::views::iso(r.at)),
+                });
+            }
+            // Everyone else: the business unless it wrote it, every member but the sender.
+            let others = g.members.iter().filter(|m| m.to_hex() != v.sender_id).count() + usize::from(!from_business);
+            v.status = if by.len() >= others {
+                omnibiz_domain::MessageStatus::Read
+            } else if v.status == omnibiz_domain::MessageStatus::Read {
+                omnibiz_domain::MessageStatus::Delivered
+            } else {
+                v.status
+            };
+            v.read_by = Some(by);
+        }
+        Ok(())
     }
 
     /// Views of messages with the messages they reply to as they are now

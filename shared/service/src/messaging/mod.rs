@@ -13,6 +13,7 @@ mod conversations;
 mod customers;
 mod edit;
 mod error;
+mod groups;
 mod notifications;
 mod previews;
 mod publishing;

@@ -79,7 +79,7 @@ impl Messaging {
     pub(super) async fn publish_message(
         &self,
         conv: ConversationId,
-        recipient: Topic,
+        recipients: &[Topic],
         side: Side,
         message: &MessageView,
         json: Box<serde_json::value::RawValue>,
@@ -97,10 +97,17 @@ impl Messaging {
             seq: message.seq,
         };
         let note = views::raw_json(&note);
-        tokio::join!(
-            self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json, source),
-            self.publish_raw(recipient, EventKind::Notification, Some(conv), note, None),
-        );
+        let message = self.publish_raw(Topic::Conversation(conv), EventKind::MessageCreated, Some(conv), json, source);
+        if let [one] = recipients {
+            // A direct conversation: the two commands share one round trip, nothing allocated for a list.
+            tokio::join!(message, self.publish_raw(one.clone(), EventKind::Notification, Some(conv), note, None));
+        } else {
+            // A group: the business and every other customer.
+            let notes = recipients
+                .iter()
+                .map(|r| self.publish_raw(r.clone(), EventKind::Notification, Some(conv), note.clone(), None));
+            tokio::join!(message, futures_util::future::join_all(notes));
+        }
     }
 
     /// Publishes a message the Node service stored and an adopter just
@@ -111,6 +118,6 @@ impl Messaging {
         let preview = omnibiz_domain::preview(&message.content, PREVIEW_CHARS);
         let side = message.sender_side;
         let recipient = recipient_topic(side, conv.business_owner_id, conv.customer_id);
-        self.publish_message(conv.id, recipient, side, &view, json, &message.sender_name, &preview, None).await;
+        self.publish_message(conv.id, &[recipient], side, &view, json, &message.sender_name, &preview, None).await;
     }
 }

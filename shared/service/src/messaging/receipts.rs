@@ -25,7 +25,13 @@ impl Messaging {
         side: Side,
         seq: i64,
     ) -> ServiceResult<ReadReceipt> {
-        let ReadOutcome { read_seq, unread } = self.store.mark_read(conv.id, side, seq).await?;
+        let ReadOutcome { read_seq, unread } = match (&conv.group, actor.principal) {
+            // In a group each customer reads for themselves.
+            (Some(_), crate::auth::Principal::Customer { id }) => {
+                self.store.mark_member_read(conv.id, id, seq, chrono::Utc::now()).await?
+            }
+            _ => self.store.mark_read(conv.id, side, seq).await?,
+        };
         let payload = json!({
             "conversationId": conv.id.to_hex(),
             "readerId": actor.principal.id_hex(),

@@ -114,11 +114,18 @@ impl Messaging {
             Some(p) => p,
             None => self.participants.get(&*self.store, conv).await?.ok_or_else(not_found_conversation)?,
         };
-        let side = match Access::between(&actor.principal, actor.seat, owner, customer) {
-            Some(Access::Participant(side)) => side,
-            Some(Access::Hidden) => return Err(not_found_conversation()),
+        // A group's members are read with it (their access, their notifications).
+        let group = if Conversation::is_group_marker(conv, customer) {
+            Some(self.visible_conversation(actor, conv).await?.0)
+        } else {
+            None
+        };
+        let side = match (&group, Access::between(&actor.principal, actor.seat, owner, customer)) {
+            (Some(_), _) => actor.side(),
+            (None, Some(Access::Participant(side))) => side,
+            (None, Some(Access::Hidden)) => return Err(not_found_conversation()),
             // An agent who sees only some conversations: this one's assignee decides.
-            None => self.visible_conversation(actor, conv).await?.1,
+            (None, None) => self.visible_conversation(actor, conv).await?.1,
         };
         if cmd.private && side != Side::Owner {
             return Err(ServiceError::Forbidden("only the business's team writes internal notes".into()));
@@ -166,6 +173,7 @@ impl Messaging {
             acting_for: actor.team_role().and(actor.business()),
             team_role: actor.team_role(),
             private: cmd.private,
+            system: false,
         };
         // A span only when traces are exported: none on the hot path otherwise.
         let appended = if crate::telemetry::exporting() {
@@ -207,8 +215,24 @@ impl Messaging {
                 .await;
         } else if created {
             metrics::counter!("messages_stored_total").increment(1);
-            let recipient = recipient_topic(side, owner, customer);
-            self.publish_message(conv, recipient, side, &message, json.clone(), &actor.name, &preview, source).await;
+            let recipients = match &group {
+                // Everyone in the group but the sender: the business and each other customer.
+                Some(g) => {
+                    let mut r: Vec<Topic> = g
+                        .group
+                        .iter()
+                        .flat_map(|g| g.members.iter())
+                        .filter(|m| actor.principal != crate::auth::Principal::Customer { id: **m })
+                        .map(|m| Topic::Principal(omnibiz_domain::Party::Customer(*m)))
+                        .collect();
+                    if side == Side::Customer {
+                        r.push(Topic::Principal(omnibiz_domain::Party::Owner(owner)));
+                    }
+                    r
+                }
+                None => vec![recipient_topic(side, owner, customer)],
+            };
+            self.publish_message(conv, &recipients, side, &message, json.clone(), &actor.name, &preview, source).await;
             // After the message is out: a link's card follows as a `message_updated`.
             self.spawn_link_preview(appended.message());
         } else {

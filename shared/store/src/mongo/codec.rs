@@ -214,6 +214,13 @@ pub(super) fn conv_from(d: &Document) -> anyhow::Result<Conversation> {
             customer: d.get_document("archived").ok().and_then(|a| a.get_bool("customer").ok()).unwrap_or(false),
         },
         assignee: d.get_object_id("assignee").ok().map(Into::into),
+        group: (d.get_str("type").ok() == Some("group")).then(|| omnibiz_domain::Group {
+            title: x.opt_str("title").unwrap_or_default(),
+            members: d
+                .get_array("members")
+                .map(|a| a.iter().filter_map(|m| m.as_object_id().map(Into::into)).collect())
+                .unwrap_or_default(),
+        }),
     })
 }
 
@@ -257,6 +264,7 @@ pub(super) fn msg_from(d: &Document) -> anyhow::Result<Message> {
         reply_to: d.get_object_id("replyTo").ok().map(Into::into),
         link_preview: d.get_document("linkPreview").ok().and_then(|p| bson::from_document(p.clone()).ok()),
         private: d.get_bool("isPrivate").unwrap_or(false),
+        system: d.get_bool("isSystem").unwrap_or(false),
         team_role: x.opt_str("senderTeamRole").and_then(|r| omnibiz_domain::TeamRole::parse(&r)),
         deleted,
     })
@@ -398,4 +406,13 @@ pub(super) fn regex_escape(s: &str) -> String {
 
 pub(super) async fn collect(what: &'static str, cursor: mongodb::Cursor<Document>) -> StoreResult<Vec<Document>> {
     cursor.try_collect().await.map_err(|e| classify(what, e))
+}
+
+/// A party's conversations: the business's, or a customer's direct one and their groups.
+pub(super) fn party_filter(party: omnibiz_domain::Party) -> Document {
+    use omnibiz_domain::Party;
+    match party {
+        Party::Owner(id) => doc! {"businessOwnerId": id.oid()},
+        Party::Customer(id) => doc! {"$or": [{"customerId": id.oid()}, {"members": id.oid()}]},
+    }
 }

@@ -12,7 +12,10 @@ use super::MongoStore;
 use super::codec::*;
 use super::errors::*;
 use crate::prelude::*;
-use crate::{Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreError, StoreResult};
+use crate::{
+    Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome,
+    StoreError, StoreResult,
+};
 
 #[async_trait]
 impl ConversationStore for MongoStore {
@@ -66,16 +69,11 @@ impl ConversationStore for MongoStore {
     }
 
     async fn list_conversations(&self, q: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
-        let mut filter = match q.party {
-            Party::Owner(id) => doc! {"businessOwnerId": id.oid()},
-            Party::Customer(id) => doc! {"customerId": id.oid()},
-        };
+        let mut filter = party_filter(q.party);
         if let Some(cur) = q.before {
             let at = date(cur.at);
-            filter.insert(
-                "$or",
-                vec![doc! {"activityAt": {"$lt": at}}, doc! {"activityAt": at, "_id": {"$lt": cur.id.oid()}}],
-            );
+            let page = doc! {"$or": [{"activityAt": {"$lt": at}}, {"activityAt": at, "_id": {"$lt": cur.id.oid()}}]};
+            filter = doc! {"$and": [filter, page]};
         }
         if let Some(customers) = &q.customers {
             if customers.is_empty() {
@@ -132,10 +130,7 @@ impl ConversationStore for MongoStore {
 
     async fn conversation_counts(&self, party: Party) -> StoreResult<ConversationCounts> {
         let what = "counting conversations";
-        let mine = match party {
-            Party::Owner(id) => doc! {"businessOwnerId": id.oid()},
-            Party::Customer(id) => doc! {"customerId": id.oid()},
-        };
+        let mine = party_filter(party);
         let all = self.conversations.count_documents(mine.clone()).await.map_err(|e| classify(what, e))?;
         let archived = self
             .conversations
@@ -218,6 +213,108 @@ impl ConversationStore for MongoStore {
         )
         .map_err(|e| classify(what, e))?;
         Ok(AssignmentCounts { all, mine, unassigned })
+    }
+
+    async fn create_group(&self, g: &Conversation) -> StoreResult<()> {
+        let what = "creating a group";
+        let info = g.group.as_ref().context("not a group")?;
+        let members: Vec<ObjectId> = info.members.iter().map(CustomerId::oid).collect();
+        let now = date(g.created_at);
+        // The seed's Conversation fields, `customerId` being the group's own
+        // id (no customer has it: the pair index never sees two groups clash).
+        let d = doc! {
+            "_id": g.id.oid(), "businessOwnerId": g.business_owner_id.oid(), "customerId": g.customer_id.oid(),
+            "type": "group", "title": &info.title, "members": members,
+            "businessOwnerName": "", "customerName": &info.title, "customerEmail": "",
+            "unreadCount": {"businessOwner": 0_i32, "customer": 0_i32},
+            "status": g.status.as_str(), "tags": Vec::<String>::new(), "priority": g.priority.as_str(),
+            "lastSeq": 0_i64, "readSeq": {"businessOwner": 0_i64, "customer": 0_i64},
+            "createdAt": now, "updatedAt": now, "activityAt": now, "__v": 0_i32,
+            "hooks": {events::new_event_id(): hook_entry(HookEvent::ConversationCreated, g.created_at, doc! {})},
+            "hookPending": true,
+        };
+        self.conversations.insert_one(d).await.map_err(|e| classify(what, e))?;
+        Ok(())
+    }
+
+    async fn set_group_members(
+        &self,
+        id: ConversationId,
+        members: &[CustomerId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let what = "changing a group's members";
+        let oids: Vec<ObjectId> = members.iter().map(CustomerId::oid).collect();
+        let d = self
+            .conversations
+            .find_one_and_update(
+                doc! {"_id": id.oid(), "type": "group"},
+                doc! {"$set": {"members": oids.clone(), "updatedAt": date(now)}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        let Some(d) = d else { return Ok(None) };
+        // Whoever left takes their read position with them.
+        self.group_reads
+            .delete_many(doc! {"conversation": id.oid(), "customer": {"$nin": oids}})
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(Some(conv_from(&d).context(what)?))
+    }
+
+    async fn group_reads(&self, id: ConversationId) -> StoreResult<Vec<MemberRead>> {
+        let what = "reading a group's read positions";
+        let cursor = self.group_reads.find(doc! {"conversation": id.oid()}).await.map_err(|e| classify(what, e))?;
+        let docs = collect(what, cursor).await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some(MemberRead {
+                    customer: d.get_object_id("customer").ok()?.into(),
+                    read_seq: Doc(d).int("readSeq"),
+                    at: d.get_datetime("readAt").ok()?.to_chrono(),
+                })
+            })
+            .collect())
+    }
+
+    async fn mark_member_read(
+        &self,
+        id: ConversationId,
+        customer: CustomerId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome> {
+        let what = "marking a group read";
+        let key = format!("{id}:{customer}");
+        if up_to > 0 {
+            let moved = self
+                .group_reads
+                .update_one(
+                    doc! {"_id": &key, "readSeq": {"$lt": up_to}},
+                    doc! {"$set": {"conversation": id.oid(), "customer": customer.oid(), "readSeq": up_to, "readAt": date(now)}},
+                )
+                .upsert(true)
+                .await;
+            match moved {
+                Ok(_) => {}
+                // Already at or past `up_to`: the position never moves back.
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(classify(what, e)),
+            }
+        }
+        let d = self.group_reads.find_one(doc! {"_id": &key}).await.map_err(|e| classify(what, e))?;
+        let read_seq = d.map_or(0, |d| Doc(&d).int("readSeq"));
+        let unread = self
+            .messages
+            .count_documents(doc! {
+                "conversationId": id.oid(), "seq": {"$gt": read_seq}, "senderId": {"$ne": customer.oid()},
+                "isDeleted": {"$ne": true}, "isPrivate": {"$ne": true}, "isSystem": {"$ne": true},
+            })
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(ReadOutcome { read_seq, unread: i64::try_from(unread).unwrap_or(i64::MAX) })
     }
 }
 

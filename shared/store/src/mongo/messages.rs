@@ -24,7 +24,7 @@ impl MessageStore for MongoStore {
         let sender_oid = ObjectId::parse_str(&m.sender_id).context("sender id")?;
         // A team member sends for the business: the business is the participant checked.
         let participant = m.acting_for.map_or(sender_oid, |b| b.oid());
-        let private = m.private;
+        let quiet = m.quiet();
         let party_key = match m.sender_side {
             Side::Owner => "businessOwnerId",
             Side::Customer => "customerId",
@@ -55,8 +55,13 @@ impl MessageStore for MongoStore {
             .appends
             .conversations
             .find_one_and_update(
-                doc! {"_id": conv, party_key: participant, "status": {"$ne": "blocked"}},
-                if private {
+                if m.sender_side == Side::Customer {
+                    // The direct conversation's customer, or a member of the group.
+                    doc! {"_id": conv, "$or": [{party_key: participant}, {"members": participant}], "status": {"$ne": "blocked"}}
+                } else {
+                    doc! {"_id": conv, party_key: participant, "status": {"$ne": "blocked"}}
+                },
+                if quiet {
                     // A note takes its seq and nothing the customer could see.
                     doc! {"$inc": {"lastSeq": 1_i64, "notesAfterLast": 1_i32}, "$set": {"updatedAt": at}}
                 } else {
@@ -93,6 +98,9 @@ impl MessageStore for MongoStore {
         if msg.private {
             d.insert("isPrivate", true);
         }
+        if msg.system {
+            d.insert("isSystem", true);
+        }
         if let Some(role) = msg.team_role {
             d.insert("senderTeamRole", role.as_str());
         }
@@ -102,7 +110,7 @@ impl MessageStore for MongoStore {
                 // than by a lookup before every send (a round trip each, for
                 // the rare retry). Put back what our update changed, and return
                 // the stored message.
-                self.undo_append(msg.conversation_id, seq, (!private).then_some(unread_key.as_str())).await?;
+                self.undo_append(msg.conversation_id, seq, (!quiet).then_some(unread_key.as_str())).await?;
                 let existing = self
                     .find_msg(doc! {"conversationId": conv, "clientMessageId": cmid})
                     .await?
@@ -210,7 +218,10 @@ impl MessageStore for MongoStore {
             what,
             self.messages
                 .find(doc! {"conversationId": conv, "seq": {"$gt": from}})
-                .projection(doc! {"_id": 1, "seq": 1, "senderModel": 1, "senderRole": 1, "status": 1, "isDeleted": 1})
+                .projection(doc! {
+                    "_id": 1, "seq": 1, "senderModel": 1, "senderRole": 1, "status": 1, "isDeleted": 1,
+                    "isPrivate": 1, "isSystem": 1,
+                })
                 .await
                 .map_err(|e| classify(what, e))?,
         )
@@ -225,7 +236,7 @@ impl MessageStore for MongoStore {
                 {
                     to_mark.push(id);
                 }
-            } else if !d.get_bool("isDeleted").unwrap_or(false) {
+            } else if !["isDeleted", "isPrivate", "isSystem"].iter().any(|k| d.get_bool(k).unwrap_or(false)) {
                 unread += 1;
             }
         }
@@ -393,10 +404,7 @@ impl MessageStore for MongoStore {
         // messages for every term's words in order (a superset: the caller
         // keeps only word-start matches). A production MongoDB could serve
         // this from a `text` index or Atlas Search; the test server has neither.
-        let owner_filter = match party {
-            Party::Owner(u) => doc! {"businessOwnerId": u.oid()},
-            Party::Customer(c) => doc! {"customerId": c.oid()},
-        };
+        let owner_filter = party_filter(party);
         let convs = collect(
             what,
             self.conversations.find(owner_filter).projection(doc! {"_id": 1}).await.map_err(|e| classify(what, e))?,

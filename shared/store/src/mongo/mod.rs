@@ -29,7 +29,9 @@
 //! - `customers {invitedBy, _id:-1}`;
 //! - `uploads {confirmed, createdAt}` (the upload sweeper);
 //! - `quick_replies {owner, shortcut}` unique;
-//! - `team_members {business, addedAt}` (a team's list; `_id` is the member).
+//! - `team_members {business, addedAt}` (a team's list; `_id` is the member);
+//! - `conversations {members, activityAt:-1, _id:-1}` (a customer's groups);
+//! - `group_reads {conversation}` (read positions in a group, `_id` = `<conversation>:<customer>`).
 //!
 //! Writes wait for the journal (`j: true`) unless the URI sets a write
 //! concern: an acknowledged message survives a crash of the server.
@@ -89,6 +91,7 @@ pub struct MongoStore {
     preferences: Collection<Document>,
     team_members: Collection<Document>,
     team_settings: Collection<Document>,
+    group_reads: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
     appends: Appends,
@@ -147,6 +150,7 @@ impl MongoStore {
             preferences: db.collection("notification_prefs"),
             team_members: db.collection("team_members"),
             team_settings: db.collection("team_settings"),
+            group_reads: db.collection("group_reads"),
             appends,
             db,
         };

@@ -106,6 +106,8 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("push_subscriptions", IndexSpec::new(doc! {"endpoint": 1}).unique()),
         ("push_subscriptions", IndexSpec::new(doc! {"party": 1, "createdAt": 1})),
         ("team_members", IndexSpec::new(doc! {"business": 1, "addedAt": 1})),
+        ("conversations", IndexSpec::new(doc! {"members": 1, "activityAt": -1, "_id": -1}).only_with("members")),
+        ("group_reads", IndexSpec::new(doc! {"conversation": 1})),
     ]
 }
 

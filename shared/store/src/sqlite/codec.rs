@@ -48,6 +48,19 @@ pub(super) fn conv_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         updated_at: from_ms(row.get(15)?),
         archived: omnibiz_domain::Archived { owner: row.get(16)?, customer: row.get(17)? },
         assignee: row.get::<_, Option<String>>(18)?.and_then(|s| s.parse().ok()),
+        group: match row.get::<_, Option<String>>(19)? {
+            Some(title) => Some(omnibiz_domain::Group {
+                title,
+                members: row
+                    .get::<_, Option<String>>(20)?
+                    .and_then(|m| serde_json::from_str::<Vec<String>>(&m).ok())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| s.parse().ok())
+                    .collect(),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -74,6 +87,7 @@ pub(super) fn msg_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         link_preview: row.get::<_, Option<String>>(14)?.and_then(|s| serde_json::from_str(&s).ok()),
         private: row.get(15)?,
         team_role: row.get::<_, Option<String>>(16)?.and_then(|s| omnibiz_domain::TeamRole::parse(&s)),
+        system: row.get(17)?,
     })
 }
 

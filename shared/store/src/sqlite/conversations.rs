@@ -4,13 +4,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnibiz_domain::webhook::HookEvent;
 use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId, Party, Side, UserId, events};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::codec::*;
 use super::schema::*;
 use super::{SqliteStore, find_conversation};
 use crate::prelude::*;
-use crate::{Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, Participants, StoreResult};
+use crate::{
+    Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome,
+    StoreResult,
+};
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
@@ -64,11 +67,8 @@ impl ConversationStore for SqliteStore {
     async fn list_conversations(&self, q: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
         let q = q.clone();
         self.with("listing conversations", move |c| {
-            let (col, who) = match q.party {
-                Party::Owner(id) => ("business_owner_id", id.to_hex()),
-                Party::Customer(id) => ("customer_id", id.to_hex()),
-            };
-            let mut sql = format!("SELECT {CONV_COLS} FROM conversations WHERE {col} = ?1");
+            let mut sql = format!("SELECT {CONV_COLS} FROM conversations WHERE {}", party_clause(q.party));
+            let who = q.party.oid().to_hex();
             let mut args: Vec<rusqlite::types::Value> = vec![who.into()];
             if let Some(cur) = q.before {
                 args.push(ms(cur.at).into());
@@ -154,14 +154,11 @@ impl ConversationStore for SqliteStore {
 
     async fn conversation_counts(&self, party: Party) -> StoreResult<ConversationCounts> {
         self.with("counting conversations", move |c| {
-            let (col, who) = match party {
-                Party::Owner(id) => ("business_owner_id", id.to_hex()),
-                Party::Customer(id) => ("customer_id", id.to_hex()),
-            };
             let archived = archived_clause(party.side(), true);
+            let mine = party_clause(party);
             let (all, arch): (i64, i64) = c.query_row(
-                &format!("SELECT COUNT(*), COALESCE(SUM(CASE WHEN {archived} THEN 1 ELSE 0 END), 0) FROM conversations WHERE {col} = ?1"),
-                [who],
+                &format!("SELECT COUNT(*), COALESCE(SUM(CASE WHEN {archived} THEN 1 ELSE 0 END), 0) FROM conversations WHERE {mine}"),
+                [party.oid().to_hex()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let (all, arch) = (u64::try_from(all).unwrap_or(0), u64::try_from(arch).unwrap_or(0));
@@ -234,6 +231,141 @@ impl ConversationStore for SqliteStore {
             Ok(AssignmentCounts { all: n(all), mine: n(mine), unassigned: n(unassigned) })
         })
         .await
+    }
+
+    async fn create_group(&self, group: &Conversation) -> StoreResult<()> {
+        let g = group.clone();
+        self.with("creating a group", move |c| {
+            let tx = c.transaction()?;
+            let info = g.group.as_ref().expect("a group");
+            let members: Vec<String> = info.members.iter().map(|m| m.to_hex()).collect();
+            tx.execute(
+                "INSERT INTO conversations (id, business_owner_id, customer_id, status, tags, priority, \
+                 created_at, updated_at, activity_at, title, members) VALUES (?1,?2,?3,?4,'[]',?5,?6,?6,?6,?7,?8)",
+                params![
+                    g.id.to_hex(),
+                    g.business_owner_id.to_hex(),
+                    g.customer_id.to_hex(),
+                    g.status.as_str(),
+                    g.priority.as_str(),
+                    ms(g.created_at),
+                    info.title,
+                    serde_json::to_string(&members).unwrap_or_else(|_| "[]".into())
+                ],
+            )?;
+            for m in &members {
+                tx.execute(
+                    "INSERT INTO group_members (conversation, customer, joined_at) VALUES (?1, ?2, ?3)",
+                    params![g.id.to_hex(), m, ms(g.created_at)],
+                )?;
+            }
+            let data = serde_json::json!({});
+            record_event(
+                &tx,
+                &events::new_event_id(),
+                HookEvent::ConversationCreated,
+                &g.id.to_hex(),
+                g.created_at,
+                &data,
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn set_group_members(
+        &self,
+        id: ConversationId,
+        members: &[CustomerId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let members: Vec<String> = members.iter().map(CustomerId::to_hex).collect();
+        self.with("changing a group's members", move |c| {
+            let tx = c.transaction()?;
+            let id = id.to_hex();
+            let n = tx.execute(
+                "UPDATE conversations SET members = ?2, updated_at = ?3 WHERE id = ?1 AND title IS NOT NULL",
+                params![id, serde_json::to_string(&members).unwrap_or_else(|_| "[]".into()), ms(now)],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let current: Vec<String> = tx
+                .prepare("SELECT customer FROM group_members WHERE conversation = ?1")?
+                .query_map([&id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for gone in current.iter().filter(|c| !members.contains(c)) {
+                tx.execute("DELETE FROM group_members WHERE conversation = ?1 AND customer = ?2", params![id, gone])?;
+            }
+            for new in members.iter().filter(|m| !current.contains(m)) {
+                tx.execute(
+                    "INSERT INTO group_members (conversation, customer, joined_at) VALUES (?1, ?2, ?3)",
+                    params![id, new, ms(now)],
+                )?;
+            }
+            let conv = find_conversation(&tx, &id)?;
+            tx.commit()?;
+            Ok(conv)
+        })
+        .await
+    }
+
+    async fn group_reads(&self, id: ConversationId) -> StoreResult<Vec<MemberRead>> {
+        self.with("reading a group's read positions", move |c| {
+            c.prepare(
+                "SELECT customer, read_seq, read_at FROM group_members \
+                 WHERE conversation = ?1 AND read_at IS NOT NULL ORDER BY joined_at, customer",
+            )?
+            .query_map([id.to_hex()], |r| {
+                Ok(MemberRead { customer: self::id(r, 0)?, read_seq: r.get(1)?, at: from_ms(r.get(2)?) })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn mark_member_read(
+        &self,
+        id: ConversationId,
+        customer: CustomerId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome> {
+        self.with("marking a group read", move |c| {
+            let (conv, me) = (id.to_hex(), customer.to_hex());
+            c.execute(
+                "UPDATE group_members SET read_seq = ?3, read_at = ?4 \
+                 WHERE conversation = ?1 AND customer = ?2 AND read_seq < ?3",
+                params![conv, me, up_to, ms(now)],
+            )?;
+            let read_seq: i64 = c
+                .query_row(
+                    "SELECT read_seq FROM group_members WHERE conversation = ?1 AND customer = ?2",
+                    params![conv, me],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let unread: i64 = c.query_row(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND sender_id != ?3 \
+                 AND deleted = 0 AND private = 0 AND system = 0",
+                params![conv, read_seq, me],
+                |r| r.get(0),
+            )?;
+            Ok(ReadOutcome { read_seq, unread })
+        })
+        .await
+    }
+}
+
+/// The SQL condition for "`?1`'s conversations": the business's, or a
+/// customer's direct one and the groups they are in.
+pub(super) fn party_clause(party: Party) -> &'static str {
+    match party {
+        Party::Owner(_) => "business_owner_id = ?1",
+        Party::Customer(_) => {
+            "(customer_id = ?1 OR id IN (SELECT conversation FROM group_members WHERE customer = ?1))"
+        }
     }
 }
 

@@ -25,9 +25,17 @@ impl MessageStore for SqliteStore {
             };
             // Only a participant, on their side, of a conversation that is not blocked.
             let participant = m.acting_for.map_or_else(|| m.sender_id.clone(), |b| b.to_hex());
+            // A customer: the direct conversation's, or a member of the group.
+            let member = if m.sender_side == Side::Customer {
+                " OR EXISTS (SELECT 1 FROM group_members g WHERE g.conversation = ?1 AND g.customer = ?2)"
+            } else {
+                ""
+            };
             let allowed = tx
                 .query_row(
-                    &format!("SELECT 1 FROM conversations WHERE id = ?1 AND {party_col} = ?2 AND status != 'blocked'"),
+                    &format!(
+                        "SELECT 1 FROM conversations WHERE id = ?1 AND ({party_col} = ?2{member}) AND status != 'blocked'"
+                    ),
                     [&conv_id, &participant],
                     |_| Ok(()),
                 )
@@ -60,7 +68,7 @@ impl MessageStore for SqliteStore {
                     ("archived_owner = 0", ", status = CASE WHEN status = 'archived' THEN 'active' ELSE status END")
                 }
             };
-            let seq: i64 = if m.private {
+            let seq: i64 = if m.quiet() {
                 // A note takes its seq and nothing else the customer could see.
                 tx.query_row(
                     "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?2 WHERE id = ?1 RETURNING last_seq",
@@ -81,7 +89,7 @@ impl MessageStore for SqliteStore {
             let msg = m.into_stored(seq);
             tx.execute(
                 &format!(
-                    "INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12,NULL,?13,?14)"
+                    "INSERT INTO messages ({MSG_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,NULL,0,?12,NULL,?13,?14,?15)"
                 ),
                 params![
                     msg.id.to_hex(),
@@ -97,7 +105,8 @@ impl MessageStore for SqliteStore {
                     at,
                     msg.reply_to.map(|r| r.to_hex()),
                     msg.private,
-                    msg.team_role.map(|r| r.as_str())
+                    msg.team_role.map(|r| r.as_str()),
+                    msg.system
                 ],
             )?;
             // The body is built at fan-out, from the message as it is then
@@ -169,7 +178,8 @@ impl MessageStore for SqliteStore {
                 |r| r.get(0),
             )?;
             let unread: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND sender_role = ?2 AND seq > ?3 AND deleted = 0",
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND sender_role = ?2 AND seq > ?3 AND deleted = 0 \
+                 AND private = 0 AND system = 0",
                 params![conv, other, read_seq],
                 |r| r.get(0),
             )?;
@@ -347,10 +357,15 @@ impl MessageStore for SqliteStore {
         // so nothing needs escaping); the last word of each is a prefix.
         let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{}\" *", t.words().join(" "))).collect();
         let fts = fts.join(" AND ");
-        // A customer's search never reaches the business's internal notes.
+        // A customer's search never reaches the business's internal notes;
+        // it covers their direct conversation and their groups.
         let (col, who, notes) = match party {
-            Party::Owner(u) => ("business_owner_id", u.to_hex(), ""),
-            Party::Customer(c) => ("customer_id", c.to_hex(), "AND m.private = 0"),
+            Party::Owner(u) => ("business_owner_id = ?2", u.to_hex(), ""),
+            Party::Customer(c) => (
+                "customer_id = ?2 OR c.id IN (SELECT conversation FROM group_members WHERE customer = ?2)",
+                c.to_hex(),
+                "AND m.private = 0",
+            ),
         };
         let cols: String = MSG_COLS.split(", ").map(|c| format!("m.{}", c.trim())).collect::<Vec<_>>().join(", ");
         self.with("searching messages", move |c| {
@@ -358,7 +373,7 @@ impl MessageStore for SqliteStore {
             let sql = format!(
                 "SELECT {cols} FROM messages_fts f JOIN messages m ON m.rowid = f.rowid \
                  JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE messages_fts MATCH ?1 AND c.{col} = ?2 AND m.deleted = 0 {notes} \
+                 WHERE messages_fts MATCH ?1 AND (c.{col}) AND m.deleted = 0 {notes} \
                    AND (m.created_at < ?3 OR (m.created_at = ?3 AND m.id < ?4)) \
                  ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
             );

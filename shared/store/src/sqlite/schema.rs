@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     read_seq_owner INTEGER NOT NULL DEFAULT 0, read_seq_customer INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, activity_at INTEGER NOT NULL,
     archived_owner INTEGER NOT NULL DEFAULT 0, archived_customer INTEGER NOT NULL DEFAULT 0,
-    assignee TEXT,
+    assignee TEXT, title TEXT, members TEXT,
     UNIQUE (business_owner_id, customer_id)
 );
 CREATE INDEX IF NOT EXISTS conversations_owner_activity ON conversations (business_owner_id, activity_at DESC, id DESC);
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS messages (
     content TEXT NOT NULL, attachments TEXT NOT NULL, client_message_id TEXT,
     status TEXT NOT NULL, created_at INTEGER NOT NULL,
     edited_at INTEGER, deleted INTEGER NOT NULL DEFAULT 0, reply_to TEXT, link_preview TEXT,
-    private INTEGER NOT NULL DEFAULT 0, team_role TEXT,
+    private INTEGER NOT NULL DEFAULT 0, team_role TEXT, system INTEGER NOT NULL DEFAULT 0,
     UNIQUE (conversation_id, seq),
     UNIQUE (conversation_id, client_message_id)
 );
@@ -90,6 +90,12 @@ CREATE TABLE IF NOT EXISTS team_members (
 );
 CREATE INDEX IF NOT EXISTS team_members_business ON team_members (business, added_at);
 CREATE TABLE IF NOT EXISTS team_settings (business TEXT PRIMARY KEY, agents_see_all INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS group_members (
+    conversation TEXT NOT NULL, customer TEXT NOT NULL, joined_at INTEGER NOT NULL,
+    read_seq INTEGER NOT NULL DEFAULT 0, read_at INTEGER,
+    PRIMARY KEY (conversation, customer)
+);
+CREATE INDEX IF NOT EXISTS group_members_customer ON group_members (customer);
 CREATE TABLE IF NOT EXISTS reactions (
     message_id TEXT NOT NULL, emoji TEXT NOT NULL, by_id TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (message_id, emoji, by_id)
@@ -103,9 +109,9 @@ pub(super) const DELIVERY_COLS: &str = "id, endpoint_id, owner, event_id, kind, 
 
 pub(super) const CONV_COLS: &str = "id, business_owner_id, customer_id, status, tags, priority, last_message, \
     last_message_time, last_message_seq, last_seq, unread_owner, unread_customer, read_seq_owner, \
-    read_seq_customer, created_at, updated_at, archived_owner, archived_customer, assignee";
+    read_seq_customer, created_at, updated_at, archived_owner, archived_customer, assignee, title, members";
 pub(super) const MSG_COLS: &str = "id, conversation_id, seq, sender_id, sender_role, sender_name, content, attachments, \
-    client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview, private, team_role";
+    client_message_id, status, created_at, edited_at, deleted, reply_to, link_preview, private, team_role, system";
 pub(super) const UPLOAD_COLS: &str = "id, conversation_id, uploader_id, uploader_role, name, mime_type, size, has_thumbnail, \
     created_at, claim, message_id, confirmed, audio";
 pub(super) const CUST_COLS: &str =
@@ -148,11 +154,14 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         conn.prepare("SELECT 1 FROM pragma_table_info('conversations') WHERE name = 'assignee'")?.exists([])?;
     if !has_assignee {
         conn.execute("ALTER TABLE conversations ADD COLUMN assignee TEXT", [])?;
+        conn.execute("ALTER TABLE conversations ADD COLUMN title TEXT", [])?;
+        conn.execute("ALTER TABLE conversations ADD COLUMN members TEXT", [])?;
     }
     let has_private = conn.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'private'")?.exists([])?;
     if !has_private {
         conn.execute("ALTER TABLE messages ADD COLUMN private INTEGER NOT NULL DEFAULT 0", [])?;
         conn.execute("ALTER TABLE messages ADD COLUMN team_role TEXT", [])?;
+        conn.execute("ALTER TABLE messages ADD COLUMN system INTEGER NOT NULL DEFAULT 0", [])?;
     }
     let has_channel =
         conn.prepare("SELECT 1 FROM pragma_table_info('hook_deliveries') WHERE name = 'channel'")?.exists([])?;

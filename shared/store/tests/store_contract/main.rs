@@ -179,4 +179,5 @@ contract!(
     a_user_is_in_one_team_at_most,
     conversations_filter_and_count_by_assignee,
     internal_notes_stay_on_the_business_side,
+    groups_keep_per_member_state,
 );

@@ -157,3 +157,102 @@ pub(crate) async fn internal_notes_stay_on_the_business_side(store: Dyn) {
     let stranger = fixtures::note(conv.id, UserId::new(), agent, "not ours");
     assert!(store.append_message(stranger).await.expect("append").is_none());
 }
+
+/// A group: its customers take part, each with their own read position
+/// and unread count; a removed one is out; groups never clash with the
+/// one-conversation-per-customer rule.
+pub(crate) async fn groups_keep_per_member_state(store: Dyn) {
+    let o = owner();
+    store.insert_user(&o).await.expect("owner");
+    let cs: Vec<Customer> = (0..3).map(|i| customer(o.id, &format!("Member {i}"))).collect();
+    store.insert_customers(&cs).await.expect("customers");
+    let (c0, c1, c2) = (cs[0].id, cs[1].id, cs[2].id);
+    let (direct, _) =
+        store.get_or_create_conversation(&Participants::of(&o, &cs[0]), Utc::now()).await.expect("direct");
+    let g = omnibiz_domain::Conversation::new_group(o.id, "Family order".into(), vec![c0, c1], Utc::now());
+    store.create_group(&g).await.expect("create");
+    let other = omnibiz_domain::Conversation::new_group(o.id, "Second".into(), vec![c1], Utc::now());
+    store.create_group(&other).await.expect("a second group of the same business");
+    let read = store.get_conversation(g.id).await.expect("read").expect("exists");
+    assert_eq!(
+        read.group.as_ref().map(|g| (g.title.as_str(), g.members.clone())),
+        Some(("Family order", vec![c0, c1]))
+    );
+    assert!(omnibiz_domain::Conversation::is_group_marker(read.id, read.customer_id));
+
+    let listed = |party| {
+        let store = store.clone();
+        async move {
+            let q = ConversationQuery {
+                party,
+                customers: None,
+                before: None,
+                archived: None,
+                assigned: Default::default(),
+                limit: 50,
+            };
+            let mut ids: Vec<ConversationId> =
+                store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<ConversationId>| {
+        v.sort();
+        v
+    };
+    assert_eq!(listed(Party::Customer(c0)).await, sorted(vec![direct.id, g.id]));
+    assert_eq!(listed(Party::Customer(c1)).await, sorted(vec![g.id, other.id]));
+    assert!(listed(Party::Customer(c2)).await.is_empty());
+    assert_eq!(listed(Party::Owner(o.id)).await.len(), 3);
+    assert_eq!(store.conversation_counts(Party::Customer(c0)).await.expect("count").active, 2);
+
+    let say = |who: Side, sender: String, text: &'static str| {
+        let store = store.clone();
+        async move { store.append_message(new_message(g.id, who, &sender, text)).await.expect("append") }
+    };
+    assert!(say(Side::Customer, c0.to_hex(), "Is the cake ready?").await.is_some(), "a member writes");
+    assert!(say(Side::Customer, c2.to_hex(), "let me in").await.is_none(), "not a member");
+    assert!(say(Side::Owner, o.id.to_hex(), "Ready at five").await.is_some());
+
+    let none_read = store.mark_member_read(g.id, c1, 0, Utc::now()).await.expect("unread");
+    assert_eq!((none_read.read_seq, none_read.unread), (0, 2), "both messages are c1's to read");
+    let mine = store.mark_member_read(g.id, c0, 0, Utc::now()).await.expect("unread");
+    assert_eq!(mine.unread, 1, "one's own message is not unread");
+    let r = store.mark_member_read(g.id, c1, 2, Utc::now()).await.expect("read");
+    assert_eq!((r.read_seq, r.unread), (2, 0));
+    let back = store.mark_member_read(g.id, c1, 1, Utc::now()).await.expect("read");
+    assert_eq!(back.read_seq, 2, "never moves back");
+    store.mark_member_read(g.id, c0, 1, Utc::now()).await.expect("read");
+    let mut reads: Vec<(CustomerId, i64)> =
+        store.group_reads(g.id).await.expect("reads").into_iter().map(|r| (r.customer, r.read_seq)).collect();
+    reads.sort();
+    let mut want = vec![(c0, 1), (c1, 2)];
+    want.sort();
+    assert_eq!(reads, want);
+
+    // A system record is everyone's to see but no one's unread.
+    let mut system = new_message(g.id, Side::Owner, &o.id.to_hex(), "Member 2 joined");
+    system.system = true;
+    let stored = store.append_message(system).await.expect("append").expect("taken").into_message();
+    assert!(stored.system);
+    assert_eq!(store.mark_member_read(g.id, c1, 0, Utc::now()).await.expect("unread").unread, 0);
+    let all = MessageQuery { conversation_id: g.id, before: None, after: None, limit: 10, include_private: false };
+    assert_eq!(store.list_messages(&all).await.expect("list").len(), 3);
+    let after = store.get_conversation(g.id).await.expect("read").expect("exists");
+    assert_eq!(after.last_message.as_deref(), Some("Ready at five"), "not the preview");
+
+    // Search covers a member's groups.
+    let q = SearchQuery::parse("cake").expect("query");
+    assert_eq!(store.search_messages(Party::Customer(c1), &q, None, 10).await.expect("search").len(), 1);
+    assert!(store.search_messages(Party::Customer(c2), &q, None, 10).await.expect("search").is_empty());
+
+    // c0 leaves, c2 joins: c0 is out (list, writes, read position), c2 in.
+    let changed = store.set_group_members(g.id, &[c1, c2], Utc::now()).await.expect("change").expect("exists");
+    assert_eq!(changed.group.map(|g| g.members), Some(vec![c1, c2]));
+    assert_eq!(listed(Party::Customer(c0)).await, vec![direct.id]);
+    assert!(say(Side::Customer, c0.to_hex(), "still here?").await.is_none());
+    assert!(say(Side::Customer, c2.to_hex(), "hello all").await.is_some());
+    assert_eq!(store.group_reads(g.id).await.expect("reads").iter().map(|r| r.customer).collect::<Vec<_>>(), vec![c1]);
+    assert!(store.set_group_members(direct.id, &[c1], Utc::now()).await.expect("change").is_none(), "not a group");
+}
