@@ -313,6 +313,155 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     assert_eq!(cust1.call("join_conversation", json!(c0)).await["code"], "NOT_FOUND");
 }
 
+/// A group of three customers (and one customer outside it): live messages
+/// to every member once, per-member read state and `readBy`, notes kept
+/// from them, and a removed member cut off.
+async fn a_group_chats_with_per_member_state(store: Arc<dyn Store>, rest: Rest, gws: [String; 2]) {
+    let b = business(&store, "Groups", 4).await;
+    let owner = b.owner_token.clone();
+    let t = &b.customer_tokens;
+    let hex = |i: usize| b.customers[i].id.to_hex();
+    let (s, v) = rest
+        .post("/api/groups", &owner, json!({"title": "Family order", "customerIds": [hex(0), hex(1), hex(2)]}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["conversation"]["type"].as_str(), v["conversation"]["name"].as_str()),
+        (Some("group"), Some("Family order"))
+    );
+    assert_eq!(v["conversation"]["members"].as_array().map(Vec::len), Some(3));
+    let g = v["conversation"]["id"].as_str().expect("id").to_owned();
+    // Bad input: someone else's customer, no customers, a customer creating one.
+    let rival = business(&store, "Rivals", 1).await;
+    let (s, _) =
+        rest.post("/api/groups", &owner, json!({"title": "x", "customerIds": [rival.customers[0].id.to_hex()]})).await;
+    assert_eq!(s, 400);
+    let (s, _) = rest.post("/api/groups", &owner, json!({"title": "x", "customerIds": []})).await;
+    assert_eq!(s, 400);
+    let (s, _) = rest.post("/api/groups", &t[0], json!({"title": "x", "customerIds": [hex(1)]})).await;
+    assert_eq!(s, 403);
+
+    // Members list it; the customer outside does not see it.
+    let (ids, _) = rest.ids(&t[1], "").await;
+    assert_eq!(ids, vec![g.clone()]);
+    let (s, _) = rest.get(&format!("/api/messages/conversations/{g}"), &t[3]).await;
+    assert_eq!(s, 404);
+    let mut outsider = SioClient::connect(&gws[0], Some(&t[3])).await.expect("outsider");
+    assert_eq!(outsider.call("join_conversation", json!(g)).await["code"], "NOT_FOUND");
+
+    let mut socks = Vec::new();
+    for i in 0..3 {
+        let mut s = SioClient::connect(&gws[i % 2], Some(&t[i])).await.expect("member");
+        assert_eq!(s.call("join_conversation", json!(g)).await["ok"], true);
+        socks.push(s);
+    }
+    let mut owner_s = SioClient::connect(&gws[1], Some(&owner)).await.expect("owner");
+    assert_eq!(owner_s.call("join_conversation", json!(g)).await["ok"], true);
+
+    // A member writes: every other member and the business get it, once.
+    let ack = socks[0].call("send_message", json!({"conversationId": g, "content": "Who picks up the cake?"})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let seq = ack["message"]["seq"].as_i64().expect("seq");
+    for s in socks[1..].iter_mut().chain(std::iter::once(&mut owner_s)) {
+        let got = s.collect("message_received", QUIET).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["content"], "Who picks up the cake?");
+        assert!(s.try_expect("new_message_notification", Duration::from_secs(3)).await.is_some(), "notified");
+    }
+    assert!(socks[0].try_expect("message_received", QUIET).await.is_none(), "not back to the sender");
+
+    // Per-member read state: c1 reads; c2 still has it unread; readBy says who.
+    let (s, v) = rest.post(&format!("/api/messages/conversations/{g}/read"), &t[1], json!({})).await;
+    assert_eq!((s, v["unreadCount"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+    let heard = socks[0].try_expect("messages_read", Duration::from_secs(5)).await.expect("the sender hears it");
+    assert_eq!(heard["readerId"], hex(1));
+    let (_, list) = rest.get("/api/messages/conversations", &t[2]).await;
+    assert_eq!(list["conversations"][0]["unreadCount"], 1, "c2's own count: {list}");
+    let message = |v: &Value| {
+        v["messages"].as_array().expect("messages").iter().find(|m| m["seq"] == seq).cloned().expect("the message")
+    };
+    let (_, v) = rest.get(&format!("/api/messages/conversations/{g}"), &t[0]).await;
+    let m = message(&v);
+    assert_eq!(
+        m["readBy"].as_array().map(|r| r.iter().map(|x| x["userId"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(hex(1))])
+    );
+    assert_ne!(m["status"], "read", "not read by all yet: {m}");
+    assert_eq!(v["messages"][0]["isSystem"], true, "the history starts with the group's creation: {v}");
+    for tok in [&t[2], &owner] {
+        let (s, _) = rest.post(&format!("/api/messages/conversations/{g}/read"), tok, json!({})).await;
+        assert_eq!(s, 200);
+    }
+    let (_, v) = rest.get(&format!("/api/messages/conversations/{g}"), &t[0]).await;
+    let m = message(&v);
+    assert_eq!(m["status"], "read", "read by all: {m}");
+    assert_eq!(m["readBy"].as_array().map(Vec::len), Some(3));
+
+    // A note in the group stays with the business.
+    let (s, _) = rest
+        .post(
+            "/api/messages/send",
+            &owner,
+            json!({"conversationId": g, "content": "They ordered twice", "isPrivate": true}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert!(socks[1].try_expect("message_received", QUIET).await.is_none(), "no member gets a note");
+
+    // c2 is removed: told, out of the room, out of the group.
+    let (s, v) = rest
+        .call(reqwest::Method::PATCH, &format!("/api/groups/{g}/members"), &owner, Some(json!({"remove": [hex(2)]})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversation"]["members"].as_array().map(Vec::len), Some(2));
+    let told = socks[2].try_expect("group_members_changed", Duration::from_secs(5)).await.expect("told");
+    assert_eq!(told["removed"], json!([hex(2)]));
+    let record = socks[1].try_expect("message_received", Duration::from_secs(5)).await.expect("the record");
+    assert_eq!(record["isSystem"], true, "{record}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, _) = rest.send_as(&t[0], &g, "just us now").await;
+    assert_eq!(s, 201);
+    assert!(socks[1].try_expect("message_received", Duration::from_secs(5)).await.is_some());
+    let got: Vec<Value> = socks[2].collect("message_received", QUIET).await;
+    assert!(got.iter().all(|m| m["content"] != "just us now"), "a removed member's socket gets nothing more: {got:?}");
+    let (s, _) = rest.get(&format!("/api/messages/conversations/{g}"), &t[2]).await;
+    assert_eq!(s, 404);
+    let (s, _) = rest.send_as(&t[2], &g, "let me back").await;
+    assert_eq!(s, 404);
+    let (s, _) = rest
+        .call(reqwest::Method::PATCH, &format!("/api/groups/{g}/members"), &t[0], Some(json!({"add": [hex(3)]})))
+        .await;
+    assert_eq!(s, 403, "members do not manage the group");
+    let (s, _) = rest
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/groups/{g}/members"),
+            &owner,
+            Some(json!({"remove": [hex(0), hex(1)]})),
+        )
+        .await;
+    assert_eq!(s, 400, "a group keeps a customer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_chats_across_gateways() {
+    let cluster = TestCluster::start(1, 2, &[]).await;
+    let store = cluster.store().await;
+    let rest = Rest { api: cluster.api_urls()[0].clone(), http: reqwest::Client::new() };
+    let gws = cluster.gateway_urls();
+    a_group_chats_with_per_member_state(store, rest, [gws[0].clone(), gws[1].clone()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_chats_on_sqlite() {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let s = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
+    let app = spawn_with(Backend::Sqlite, s, omnibiz::app::Target::Serve, dir).await;
+    let rest = Rest { api: app.base.clone(), http: reqwest::Client::new() };
+    a_group_chats_with_per_member_state(Arc::clone(&app.store), rest, [app.base.clone(), app.base.clone()]).await;
+    app.finish().await;
+}
+
 impl Rest {
     async fn send_as(&self, tok: &str, conv: &str, content: &str) -> (StatusCode, Value) {
         self.post("/api/messages/send", tok, json!({"conversationId": conv, "content": content})).await
