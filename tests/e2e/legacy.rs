@@ -294,6 +294,42 @@ async fn a_database_the_node_service_wrote_is_migrated_and_served() {
     assert_eq!(ack["ok"], true);
     assert_eq!(again.expect("message_received").await["content"], "from the node service", "replayed on rejoin");
 
+    // Teams and groups on the Node service's database: a member's message, an
+    // internal note and a group are documents its models still accept.
+    let agent = omnibiz_store::fixtures::owner("Legacy Agent");
+    omnibiz_store::AccountStore::insert_user(&mongo, &agent).await.expect("insert the agent");
+    let agent_tok = owner_token(&agent.id.to_hex());
+    let added =
+        post(&api, "/api/team/members", &owner_tok, json!({"userId": agent.id.to_hex(), "role": "agent"})).await;
+    assert_eq!(added["success"], true, "{added}");
+    let sent =
+        post(&api, "/api/messages/send", &agent_tok, json!({"conversationId": conv0, "content": "an agent here"}))
+            .await;
+    assert_eq!(sent["message"]["senderTeamRole"], "agent", "{sent}");
+    let note = json!({"conversationId": conv0, "content": "a note", "isPrivate": true});
+    assert_eq!(post(&api, "/api/messages/send", &agent_tok, note).await["success"], true);
+    let cust1 = seeded["conversations"][1]["customer"].as_str().expect("customer").to_owned();
+    let group =
+        post(&api, "/api/groups", &owner_tok, json!({"title": "Legacy group", "customerIds": [cust0, cust1]})).await;
+    let gid = group["conversation"]["id"].as_str().expect("group id").to_owned();
+    let hello = post(
+        &api,
+        "/api/messages/send",
+        &customer_token(&cust1),
+        json!({"conversationId": gid, "content": "hi group"}),
+    )
+    .await;
+    assert_eq!(hello["success"], true, "{hello}");
+    let seen = node.run(&["verify", &conv0]).await;
+    assert_eq!(seen["errors"], json!([]), "the seed's models accept teams' and groups' documents: {seen}");
+    let by_agent = seen["messages"].as_array().expect("m").iter().find(|m| m["content"] == "an agent here").cloned();
+    let by_agent = by_agent.expect("the agent's message");
+    assert_eq!(
+        (by_agent["senderModel"].as_str(), by_agent["senderRole"].as_str()),
+        (Some("User"), Some("business_owner"))
+    );
+    assert_eq!(seen["conversation"]["lastMessage"], "an agent here", "the note is not the preview");
+
     mongo.drop_database().await.expect("drop");
 }
 
