@@ -636,6 +636,33 @@ try {
     if (SHOTS) await o.screenshot({ path: `${SHOTS}/console-team.png` });
   });
 
+  await item("beyond the seed: a group chat", async () => {
+    // The owner makes a group of two customers from the Customers tab.
+    await o.getByRole("tab", { name: "Customers" }).click();
+    await o.locator("#customer-list li", { hasText: env.FRESH_NAME }).waitFor({ timeout: WAIT });
+    await o.getByRole("button", { name: "New group" }).click();
+    await o.getByLabel("Title").fill("Weekend order");
+    await o.locator("#group-people label", { hasText: env.CUSTOMER_NAME }).locator("input").check();
+    await o.locator("#group-people label", { hasText: env.FRESH_NAME }).locator("input").check();
+    await o.getByRole("button", { name: "Create group" }).click();
+    await until(o, () => document.querySelector("#chat-title")?.textContent === "Weekend order", null, "the group opens");
+    await msgLocator(o, "created the group").waitFor({ timeout: WAIT });
+    // Both customers now choose between their conversations; one writes, the other reads it under their name.
+    for (const p of [c, f]) {
+      await until(p, () => !document.querySelector("#customer-convs-row").hidden, null, "a conversation choice");
+      await p.locator("#customer-convs").selectOption({ label: "Weekend order (group)" });
+      await until(p, () => document.querySelector("#chat-title")?.textContent === "Weekend order", null, "the group opens");
+    }
+    await compose(c).fill("Saturday works for us");
+    await c.keyboard.press("Enter");
+    const seen = msgLocator(f, "Saturday works for us");
+    await seen.waitFor({ timeout: WAIT });
+    const who = await seen.locator(".sender").textContent();
+    if (who !== env.CUSTOMER_NAME) fail(`a group message says who wrote it: ${who}`);
+    await msgLocator(o, "Saturday works for us").waitFor({ timeout: WAIT });
+    if (SHOTS) await f.screenshot({ path: `${SHOTS}/console-group.png` });
+  });
+
   if (pageErrors.length) fail(`errors in the pages: ${pageErrors.join("; ")}`);
   out.ok = true;
 } catch (e) {

@@ -32,6 +32,7 @@ export async function openConversation(id) {
   if (!r) return;
   state.open = openState(r.conversation);
   state.open.hasOlder = r.hasMore;
+  if (!$("customer-convs-row").hidden) $("customer-convs").value = id;
   showChat(r.conversation);
   for (const m of r.messages) onMessage(m, { quiet: true });
   scrollToEnd();
@@ -70,6 +71,21 @@ export function setPresence(online) {
 
 export async function openCustomerChat() {
   const r = await api("GET", "/api/messages/conversations");
+  // A customer in groups too: a choice between their conversations.
+  const many = r.conversations.length > 1;
+  $("customer-convs-row").hidden = !many;
+  if (many) {
+    const pick = $("customer-convs");
+    const keep = pick.value;
+    pick.replaceChildren(
+      ...r.conversations.map((c) => el("option", { value: c.id, text: c.type === "group" ? `${c.name} (group)` : c.name })),
+    );
+    if (keep && r.conversations.some((c) => c.id === keep)) pick.value = keep;
+    if (!pick.dataset.wired) {
+      pick.dataset.wired = "true";
+      pick.addEventListener("change", () => openConversation(pick.value));
+    }
+  }
   const conv = r.conversations[0];
   if (!conv) {
     if (!state.open) {
@@ -81,7 +97,8 @@ export async function openCustomerChat() {
     }
     return;
   }
-  if (state.open?.id === conv.id) return;
+  // The one open stays open while it is still theirs.
+  if (state.open?.id && r.conversations.some((c) => c.id === state.open.id)) return;
   await openConversation(conv.id);
 }
 
@@ -102,7 +119,9 @@ export function messageNode(m, status) {
   const li = el("li", { class: `msg${mine ? " mine" : ""}${m.isPrivate ? " note" : ""}`, "data-status": status, "data-seq": m.seq ? String(m.seq) : null, "data-id": m.id || null });
   // On the business side, a teammate's message says who wrote it; a note says it is one.
   const teammate = state.owner && !mine && m.senderRole === "business_owner";
-  if (m.isPrivate || teammate) {
+  const inGroup = state.open?.conv?.type === "group" && !mine && !m.isSystem;
+  if (m.isSystem) li.classList.add("system");
+  if (m.isPrivate || teammate || inGroup) {
     const who = mine ? "you" : m.senderName;
     li.append(el("span", { class: "sender", text: m.isPrivate ? `Internal note · ${who}` : who }));
   }
@@ -434,6 +453,8 @@ export function onRead(p) {
     return;
   }
   if (!o || o.id !== p.conversationId) return;
+  // In a group one reader is not everyone: the status comes with the next load.
+  if (o.conv?.type === "group") return;
   for (const [seq, li] of o.bySeq) if (seq <= p.upToSeq && li.classList.contains("mine")) setStatus(li, "read");
 }
 

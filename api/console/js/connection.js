@@ -49,6 +49,8 @@ export function connectSocket() {
   socket.on("presence", onPresence);
   socket.on("conversation_updated", onConversationUpdated);
   socket.on("conversation_assigned", onAssigned);
+  // Added to a group or removed from one: the lists change.
+  socket.on("group_members_changed", () => (state.owner ? loadConversations() : openCustomerChat()).catch(() => {}));
   socket.on("message_updated", onMessageChanged);
   socket.on("message_deleted", onMessageDeleted);
   socket.on("reaction_added", onReaction);

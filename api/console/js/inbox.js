@@ -33,6 +33,9 @@ export function wireInbox() {
   $("conv-assignee").addEventListener("change", assignOpen);
   $("archive").addEventListener("click", toggleArchived);
   $("customers-more").addEventListener("click", () => loadCustomers({ more: true }));
+  $("new-group").addEventListener("click", openGroupDialog);
+  $("group-close").addEventListener("click", () => $("group-dialog").close());
+  $("group-create").addEventListener("click", createGroup);
   $("back").addEventListener("click", () => {
     $("app").dataset.view = "list";
     $("search").focus();
@@ -147,6 +150,7 @@ export function renderConversations() {
       const c = state.conversations.get(id);
       const current = state.open?.id === id;
       const chips = [];
+      if (c.type === "group") chips.push(el("span", { class: "chip group", text: `group of ${c.members?.length || 0}` }));
       if (c.status !== "active") chips.push(el("span", { class: "chip", text: c.status }));
       if (c.priority !== "normal") chips.push(el("span", { class: `chip ${c.priority}`, text: c.priority }));
       for (const t of c.tags || []) chips.push(el("span", { class: "chip", text: `#${t}` }));
@@ -252,6 +256,31 @@ export async function saveMeta() {
     showError($("chat-error"), "");
   } catch (e) {
     showError($("chat-error"), `Could not save: ${e.message}`);
+  }
+}
+
+// A new group: a title and some of the loaded customers (POST /api/groups).
+function openGroupDialog() {
+  $("group-name").value = "";
+  showError($("group-error"), "");
+  $("group-people").replaceChildren(
+    ...state.customers.map((c) =>
+      el("li", {}, el("label", {}, el("input", { type: "checkbox", value: c.id }), ` ${c.name}`)),
+    ),
+  );
+  $("group-dialog").showModal();
+  $("group-name").focus();
+}
+
+async function createGroup() {
+  const customerIds = [...$("group-people").querySelectorAll("input:checked")].map((i) => i.value);
+  try {
+    const r = await api("POST", "/api/groups", { title: $("group-name").value, customerIds });
+    $("group-dialog").close();
+    await loadConversations();
+    await openConversation(r.conversation.id);
+  } catch (e) {
+    showError($("group-error"), `Could not create the group: ${e.message}`);
   }
 }
 
