@@ -18,6 +18,22 @@ pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/groups", post(create)).route("/api/groups/{id}/members", patch(members))
 }
 
+/// A customer's id: 24 hexadecimal characters (a list item with a pattern,
+/// which `Vec<String>` cannot carry).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CustomerIdText(String);
+
+impl utoipa::PartialSchema for CustomerIdText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{24}$"))
+            .into()
+    }
+}
+
+impl ToSchema for CustomerIdText {}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateGroupBody {
@@ -26,7 +42,7 @@ pub(crate) struct CreateGroupBody {
     title: String,
     /// 1–50 customers of your business.
     #[schema(min_items = 1, max_items = 50)]
-    customer_ids: Vec<String>,
+    customer_ids: Vec<CustomerIdText>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,15 +51,15 @@ pub(crate) struct MembersBody {
     /// Customers of your business to add.
     #[serde(default)]
     #[schema(max_items = 50)]
-    add: Vec<String>,
+    add: Vec<CustomerIdText>,
     /// Members to remove.
     #[serde(default)]
     #[schema(max_items = 50)]
-    remove: Vec<String>,
+    remove: Vec<CustomerIdText>,
 }
 
-fn customers(raw: &[String], field: &str) -> ApiResult<Vec<CustomerId>> {
-    raw.iter().map(|c| c.parse().map_err(|e| ApiError::invalid(format!("{field}: {e}")))).collect()
+fn customers(raw: &[CustomerIdText], field: &str) -> ApiResult<Vec<CustomerId>> {
+    raw.iter().map(|c| c.0.parse().map_err(|e| ApiError::invalid(format!("{field}: {e}")))).collect()
 }
 
 /// Create a group conversation of your business with some of its customers
