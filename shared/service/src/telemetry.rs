@@ -181,6 +181,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "messages delivered after higher seqs because their write outlasted the gap wait",
     ),
     ("messages_stored_total", "counter", "messages stored (not counting idempotent retries)"),
+    ("assignments_total", "counter", "conversations assigned, reassigned or unassigned within a business's team"),
     ("bus_publish_errors_total", "counter", "bus publishes that failed (data is stored; clients recover by seq)"),
     ("bus_redis_errors_total", "counter", "Redis command errors (publish, subscribe, presence)"),
     ("bus_messages_lagged_total", "counter", "Redis messages dropped because the reader lagged"),
