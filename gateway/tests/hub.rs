@@ -164,3 +164,73 @@ async fn a_seq_that_never_comes_is_given_up_on() {
     s.hub.dispatch(&published(s.conv, &two));
     assert_eq!(s.socket.received_seqs(), vec![2, 4, 3], "and only once");
 }
+
+/// A connection that records where each frame's bytes live: frames shared
+/// by every receiver come from one encoding.
+#[derive(Default)]
+struct Pointers(Mutex<Vec<(usize, String)>>);
+
+impl Connection for Pointers {
+    fn send(&self, event: &OutEvent) -> Result<(), SendError> {
+        let frame = event.frame();
+        let text = String::from_utf8(frame.to_vec()).expect("utf-8 frame");
+        self.0.lock().expect("lock").push((frame.as_ptr() as usize, text));
+        Ok(())
+    }
+    fn close(&self, _reason: CloseReason) {}
+}
+
+/// A group of 50 customers: one stored message reaches each of the 50
+/// sockets once, all with the same frame (one encode for the whole room);
+/// an internal note reaches none of them.
+#[tokio::test]
+async fn a_group_of_fifty_gets_one_frame_per_message_and_no_notes() {
+    let support::Pair { store, owner, customer, .. } = support::owner_customer_conversation().await;
+    let mut members = vec![customer.clone()];
+    for i in 1..50 {
+        let c = omnibiz_domain::Customer {
+            email: format!("m{i}@x.example"),
+            ..fixtures::customer(owner.id, &format!("Member {i}"))
+        };
+        store.insert_customers(std::slice::from_ref(&c)).await.expect("customer");
+        members.push(c);
+    }
+    let ids: Vec<_> = members.iter().map(|c| c.id).collect();
+    let group = omnibiz_domain::Conversation::new_group(owner.id, "Fifty".into(), ids, chrono::Utc::now());
+    store.create_group(&group).await.expect("group");
+    let messaging = Messaging::new(
+        Arc::clone(&store) as Arc<dyn omnibiz_store::Store>,
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalPresence::default()),
+        "hub-test",
+    );
+    let verifier = Arc::new(Verifier::new(b"hub-test", None).expect("verifier"));
+    let hub = Hub::new(messaging.clone(), verifier, Arc::new(LocalPresence::default()), GatewayConfig::default());
+    let mut sockets = Vec::new();
+    for c in &members {
+        let actor = messaging.actor(Principal::Customer { id: c.id }).await.expect("actor");
+        let socket = Arc::new(Pointers::default());
+        let id = hub.register(Arc::clone(&socket) as Arc<dyn Connection>, Admission { actor, expires_at: u64::MAX });
+        let reply = hub.handle(id, "join_conversation", json!(group.id.to_hex())).await.expect("reply");
+        let ack: Value = serde_json::from_str(reply.ack.get()).expect("json");
+        assert_eq!(ack["ok"], true, "{ack}");
+        sockets.push(socket);
+    }
+    let m = append(&store, group.id, &owner, "Pick-up at five").await;
+    hub.dispatch(&published(group.id, &m));
+    let mut note = fixtures::note(group.id, owner.id, omnibiz_domain::UserId::new(), "they ordered twice");
+    note.acting_for = None;
+    note.sender_id = owner.id.to_hex();
+    let note = store.append_message(note).await.expect("append").expect("taken");
+    hub.dispatch(&published(group.id, &MessageView::from(note.message())));
+
+    let mut pointers = std::collections::HashSet::new();
+    for s in &sockets {
+        let frames = s.0.lock().expect("lock");
+        let got: Vec<&(usize, String)> = frames.iter().filter(|(_, f)| f.contains("message_received")).collect();
+        assert_eq!(got.len(), 1, "one delivery each, and not the note: {got:?}");
+        assert!(got[0].1.contains("Pick-up at five"));
+        pointers.insert(got[0].0);
+    }
+    assert_eq!(pointers.len(), 1, "all 50 sockets were sent the same encoded frame");
+}
