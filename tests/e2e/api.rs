@@ -252,6 +252,16 @@ async fn conversation_list_pages_and_searches(backend: Backend) {
     app.finish().await;
 }
 
+/// A `users` account for a team, with its token.
+async fn team_user(app: &crate::common::TestApp, name: &str) -> (omnibiz_domain::UserId, String) {
+    let u = omnibiz_domain::User {
+        email: format!("{}@team.example", name.to_lowercase()),
+        ..omnibiz_store::fixtures::owner(name)
+    };
+    omnibiz_store::AccountStore::insert_user(app.store.as_ref(), &u).await.expect("insert user");
+    (u.id, crate::common::token(&Principal::User { id: u.id, role: omnibiz_domain::UserRole::BusinessOwner }))
+}
+
 /// Every way in that must be refused, and how.
 async fn deny_matrix(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -295,6 +305,76 @@ async fn deny_matrix(backend: Backend) {
     let (_, zpage) = app.get(&format!("/api/messages/conversations/{conv_z}"), &z.owner_token).await;
     assert_eq!(zpage["messages"], json!([]));
     let _ = conv_a1;
+
+    // Teams and groups: an agent on another agent's conversation, a removed
+    // member, a customer outside a group, a customer reaching a note by id.
+    let (ana, ana_tok) = team_user(&app, "Ana").await;
+    let (ben, ben_tok) = team_user(&app, "Ben").await;
+    let (cid, cid_tok) = team_user(&app, "Cid").await;
+    for u in [&ana, &ben, &cid] {
+        let (s, v) =
+            app.post("/api/team/members", &a.owner_token, json!({"userId": u.to_hex(), "role": "agent"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/messages/conversations/{conv_a0}/assignee"),
+            Some(&a.owner_token),
+            Some(json!({"assignee": ana.to_hex()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, note) = app
+        .post(
+            "/api/messages/send",
+            &ana_tok,
+            json!({"conversationId": conv_a0, "content": "secret refund", "isPrivate": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{note}");
+    let note_id = note["message"]["id"].as_str().expect("id").to_owned();
+    let (s, _) =
+        app.call(Method::DELETE, &format!("/api/team/members/{}", cid.to_hex()), Some(&a.owner_token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, group) = app
+        .post("/api/groups", &a.owner_token, json!({"title": "Only one", "customerIds": [a.customers[0].id.to_hex()]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{group}");
+    let gid = group["conversation"]["id"].as_str().expect("id").to_owned();
+    for (who, token, conv, status) in [
+        ("an agent on another agent's conversation", &ben_tok, &conv_a0, StatusCode::NOT_FOUND),
+        ("a removed member", &cid_tok, &conv_a0, StatusCode::UNAUTHORIZED),
+        ("a removed member, on an unassigned one", &cid_tok, &conv_a1, StatusCode::UNAUTHORIZED),
+        ("a customer outside the group", &a.customer_tokens[1], &gid, StatusCode::NOT_FOUND),
+    ] {
+        let (s, e) = app.get(&format!("/api/messages/conversations/{conv}"), token).await;
+        assert_error(s, &e, status);
+        let (s, e) = app.send(token, conv, "intrusion").await;
+        assert_error(s, &e, status);
+        let (s, e) =
+            app.call(Method::POST, &format!("/api/messages/conversations/{conv}/read"), Some(token), None).await;
+        assert_error(s, &e, status);
+        let (s, list) = app.get("/api/messages/conversations", token).await;
+        assert!(s != StatusCode::OK || !list.to_string().contains(conv.as_str()), "{who} must not list it");
+    }
+    let (_, found) = app.get("/api/messages/search?q=refund", &ben_tok).await;
+    assert!(!found.to_string().contains("secret refund"), "nor find in it: {found}");
+    let c0 = &a.customer_tokens[0];
+    for (method, path) in [
+        (Method::POST, format!("/api/messages/{note_id}/read")),
+        (Method::PUT, format!("/api/messages/{note_id}/reactions/%F0%9F%91%8D")),
+        (Method::DELETE, format!("/api/messages/{note_id}")),
+    ] {
+        let (s, e) = app.call(method.clone(), &path, Some(c0), None).await;
+        assert_error(s, &e, StatusCode::NOT_FOUND);
+    }
+    let (_, found) = app.get("/api/messages/search?q=refund", c0).await;
+    assert!(!found.to_string().contains("secret refund"), "a customer's search never finds a note: {found}");
+    let (_, replay) = app.get(&format!("/api/messages/conversations/{conv_a0}?after=0"), c0).await;
+    assert!(!replay.to_string().contains("secret refund"), "nor a replay: {replay}");
+    let (_, ours) = app.get(&format!("/api/messages/conversations/{conv_a0}?after=0"), &a.owner_token).await;
+    assert!(ours.to_string().contains("secret refund"), "the business reads it: {ours}");
 
     // Customers may not list customers.
     let (s, e) = app.get("/api/messages/customers", &a.customer_tokens[0]).await;

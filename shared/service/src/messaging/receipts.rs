@@ -47,6 +47,10 @@ impl Messaging {
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
         let (conv, side) = self.visible_conversation(actor, msg.conversation_id).await.map_err(|_| not_found())?;
+        // A customer never learns an internal note exists.
+        if msg.private && side == Side::Customer {
+            return Err(not_found());
+        }
         super::conversations::refuse_if_blocked(&conv, side)?;
         self.read_up_to(actor, &conv, side, msg.seq).await
     }
@@ -71,7 +75,7 @@ impl Messaging {
         let (conv, side) = self.usable_conversation(actor, id).await?;
         let not_found = || ServiceError::NotFound("message not found".into());
         let msg = self.store.get_message(message).await?.ok_or_else(not_found)?;
-        if msg.conversation_id != conv.id {
+        if msg.conversation_id != conv.id || (msg.private && side == Side::Customer) {
             return Err(not_found());
         }
         if msg.sender_side == side {
