@@ -31,7 +31,11 @@ async fn archiving_per_side(backend: Backend) {
     assert_eq!(v["conversation"]["archived"], true);
     let archived = list(b.owner_token.clone(), "archived").await;
     assert_eq!(ids(&archived), vec![c0.clone()]);
-    assert_eq!(archived["counts"], json!({"active": 1, "archived": 1, "all": 2}));
+    assert_eq!(
+        archived["counts"],
+        json!({"active": 1, "archived": 1, "all": 2, "assigned": {"mine": 0, "unassigned": 1, "all": 1}}),
+        "the business's counts also say who has the open ones"
+    );
     assert_eq!(ids(&list(b.owner_token.clone(), "active").await), vec![c1.clone()]);
     assert_eq!(ids(&list(b.owner_token.clone(), "all").await).len(), 2);
     let theirs = list(b.customer_tokens[0].clone(), "all").await;

@@ -305,6 +305,32 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     assert_eq!(s, 403, "{v}");
     let (s, v) = rest.put("/api/team/settings", &owner, json!({"agentsSeeAll": 1})).await;
     assert_eq!(s, 400, "{v}");
+    let (s, v) = rest.put("/api/team/settings", &owner, json!({"autoAssign": true, "maxOpenPerAgent": 0})).await;
+    assert_eq!(s, 400, "{v}");
+
+    // Automatic assignment: Ben (the one agent left, online) already has two
+    // open conversations; with a bound of 2 a customer's message in the
+    // unassigned c2 leaves it unassigned, with a bound of 5 it goes to Ben.
+    ben_s.collect("conversation_assigned", Duration::from_millis(500)).await; // what Ben heard so far
+    let (s, v) = rest.put("/api/team/settings", &owner, json!({"autoAssign": true, "maxOpenPerAgent": 2})).await;
+    assert_eq!((s, v["settings"]["autoAssign"].clone()), (StatusCode::OK, json!(true)), "{v}");
+    let (s, _) = rest.send_as(&b.customer_tokens[2], &c2, "hello?").await;
+    assert_eq!(s, 201);
+    assert!(ben_s.try_expect("conversation_assigned", QUIET).await.is_none(), "Ben is full");
+    let (_, v) = rest.get(&format!("/api/messages/conversations/{c2}"), &owner).await;
+    assert!(v["conversation"].get("assignee").is_none(), "{v}");
+    let (s, _) = rest.put("/api/team/settings", &owner, json!({"autoAssign": true, "maxOpenPerAgent": 5})).await;
+    assert_eq!(s, 200);
+    let (s, _) = rest.send_as(&b.customer_tokens[2], &c2, "anyone?").await;
+    assert_eq!(s, 201);
+    let heard =
+        ben_s.try_expect("conversation_assigned", Duration::from_secs(5)).await.expect("assigned automatically");
+    assert_eq!(
+        (heard["assignee"].as_str(), heard["automatic"].as_bool()),
+        (Some(ben.id.to_hex().as_str()), Some(true))
+    );
+    let (_, v) = rest.get(&format!("/api/messages/conversations/{c2}"), &owner).await;
+    assert_eq!(v["conversation"]["assignee"], ben.id.to_hex());
 
     // Across tenants: the rival business and another customer see nothing.
     let (s, _) = rest.get(&format!("/api/messages/conversations/{c0}"), &other.owner_token).await;

@@ -91,8 +91,10 @@ pub(crate) async fn remove(
     Ok(Json(Removed { success: true }))
 }
 
-/// Your team's rules (`agentsSeeAll`: agents see every conversation, not
-/// only theirs and the unassigned ones). Owner and admins only.
+/// Your team's rules: `agentsSeeAll` (agents see every conversation, not
+/// only theirs and the unassigned ones), `autoAssign` (a customer's message
+/// in an unassigned conversation assigns it to an online agent under
+/// `maxOpenPerAgent` open ones). Owner and admins only.
 #[utoipa::path(put, path = "/api/team/settings", tag = "team", request_body = TeamSettings,
     security(("bearer" = [])),
     responses((status = 200, body = SettingsResponse), WriteErrors, UploadErrors))]

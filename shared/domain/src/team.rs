@@ -34,13 +34,43 @@ pub struct TeamMember {
 }
 
 /// A business's team rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamSettings {
     /// Agents see every conversation of the business, not only theirs and
     /// the unassigned ones (default false).
     #[serde(default)]
     pub agents_see_all: bool,
+    /// A customer's message in an unassigned conversation assigns it to an
+    /// online agent: the one with the fewest open conversations, in turn
+    /// among equals (default false).
+    #[serde(default)]
+    pub auto_assign: bool,
+    /// Automatic assignment gives an agent at most this many open
+    /// conversations (1–1000, default 20); past it, conversations wait unassigned.
+    #[serde(default = "default_max_open")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_open_per_agent: u32,
+}
+
+fn default_max_open() -> u32 {
+    20
+}
+
+impl Default for TeamSettings {
+    fn default() -> Self {
+        Self { agents_see_all: false, auto_assign: false, max_open_per_agent: default_max_open() }
+    }
+}
+
+impl TeamSettings {
+    /// Checks the bounds a schema states but serde does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.max_open_per_agent) {
+            return Err("maxOpenPerAgent: 1 to 1000".into());
+        }
+        Ok(())
+    }
 }
 
 /// Most members one business's team may have (the owner not counted).

@@ -47,6 +47,14 @@ pub trait ConversationStore: Send + Sync + 'static {
         assignee: Option<UserId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Conversation>>;
+    /// Assigns the conversation to `assignee` only while it is unassigned
+    /// (automatic assignment racing another): `None` when it was not.
+    async fn claim_unassigned(
+        &self,
+        id: ConversationId,
+        assignee: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>>;
     /// How many of the business's conversations it has not archived are
     /// assigned to `me`, to no one, and in all.
     async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts>;

@@ -120,6 +120,13 @@ pub struct AssignmentCounts {
     pub unassigned: u64,
 }
 
+impl MessageQuery {
+    /// The newest `limit` messages of a conversation, internal notes included.
+    pub fn latest(conversation_id: ConversationId, limit: usize) -> Self {
+        Self { conversation_id, before: None, after: None, limit, include_private: true }
+    }
+}
+
 /// How many conversations a party has, active and archived (for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConversationCounts {

@@ -147,6 +147,11 @@ pub struct Messaging {
     send_gate: crate::overload::SendGate,
     /// Web Push (its VAPID key, the endpoint rules); `None` when not configured.
     notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Each business's team rules, read once per account TTL (every
+    /// customer send asks whether to assign automatically).
+    team_rules: moka::sync::Cache<UserId, omnibiz_domain::TeamSettings>,
+    /// Whose turn it is among equally loaded agents (automatic assignment).
+    turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What [`Messaging::actor`] keeps of an account.
@@ -187,6 +192,11 @@ impl Messaging {
             previews: crate::linkcards::cache(),
             send_gate: crate::overload::SendGate::unbounded(),
             notifier: None,
+            team_rules: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(DEFAULT_ACCOUNT_TTL)
+                .build(),
+            turn: Arc::default(),
         }
     }
 

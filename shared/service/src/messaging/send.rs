@@ -235,6 +235,9 @@ impl Messaging {
             self.publish_message(conv, &recipients, side, &message, json.clone(), &actor.name, &preview, source).await;
             // After the message is out: a link's card follows as a `message_updated`.
             self.spawn_link_preview(appended.message());
+            if side == Side::Customer && group.is_none() {
+                self.maybe_auto_assign(conv, owner);
+            }
         } else {
             // A retry of a stored message. Its first publish may never have
             // happened (the process died between store and publish): publish

@@ -149,7 +149,7 @@ impl Messaging {
             let theirs = self.store.list_conversations(&q).await?;
             for c in &theirs {
                 self.store.set_assignee(c.id, None, Utc::now()).await?;
-                self.tell_assignment(business, c.id, None, Some(user), actor).await;
+                self.tell_assignment(business, c.id, None, Some(user), Some(actor)).await;
             }
             if theirs.len() < 200 {
                 break;
@@ -162,10 +162,12 @@ impl Messaging {
     /// The business's team rules.
     pub async fn set_team_settings(&self, actor: &Actor, settings: TeamSettings) -> ServiceResult<TeamSettings> {
         let business = actor.managed_business()?;
+        settings.validate().map_err(ServiceError::Invalid)?;
         self.store.set_team_settings(business, settings).await?;
         for m in self.store.team_members(business).await? {
             self.forget_account(Party::Owner(m.user));
         }
+        self.team_rules.invalidate(&business);
         self.tell_team(business, json!({"change": "settings", "settings": settings})).await;
         Ok(settings)
     }
@@ -203,7 +205,7 @@ impl Messaging {
         }
         let now = self.store.set_assignee(id, assignee, Utc::now()).await?.ok_or_else(not_found_conversation)?;
         if conv.assignee != assignee {
-            self.tell_assignment(seat.business, id, assignee, conv.assignee, actor).await;
+            self.tell_assignment(seat.business, id, assignee, conv.assignee, Some(actor)).await;
         }
         Ok(self.views(actor, std::slice::from_ref(&now)).await?.remove(0))
     }
@@ -221,21 +223,86 @@ impl Messaging {
         Ok(c)
     }
 
+    /// After a customer's message in a direct conversation: when the business
+    /// assigns automatically and the rules are not known to say no, look
+    /// (off the send's path) for an agent to take it.
+    pub(super) fn maybe_auto_assign(&self, conv: ConversationId, business: UserId) {
+        if self.team_rules.get(&business).is_some_and(|r| !r.auto_assign) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.auto_assign(conv, business).await {
+                tracing::warn!(error = %e, conversation = %conv, "automatic assignment failed; the conversation stays unassigned");
+            }
+        });
+    }
+
+    /// Assigns an unassigned conversation to an online agent under the
+    /// business's bound: the one with the fewest open conversations, in turn
+    /// among equals. Nobody online or everyone full: it stays unassigned.
+    async fn auto_assign(&self, conv: ConversationId, business: UserId) -> ServiceResult<()> {
+        let rules = match self.team_rules.get(&business) {
+            Some(r) => r,
+            None => {
+                let r = self.store.team_settings(business).await?;
+                self.team_rules.insert(business, r);
+                r
+            }
+        };
+        if !rules.auto_assign {
+            return Ok(());
+        }
+        let Some(c) = self.store.get_conversation(conv).await? else { return Ok(()) };
+        if c.assignee.is_some() || c.group.is_some() {
+            return Ok(());
+        }
+        let agents: Vec<UserId> = self
+            .store
+            .team_members(business)
+            .await?
+            .into_iter()
+            .filter(|m| m.role == TeamRole::Agent)
+            .map(|m| m.user)
+            .collect();
+        let rooms: Vec<String> = agents.iter().map(|a| Party::Owner(*a).room()).collect();
+        let online = self.presence.online(&rooms).await;
+        let mut open: Vec<(u64, UserId)> = Vec::new();
+        for (agent, on) in agents.into_iter().zip(online) {
+            if !on {
+                continue;
+            }
+            let n = self.store.assignment_counts(business, agent).await?.mine;
+            if n < u64::from(rules.max_open_per_agent) {
+                open.push((n, agent));
+            }
+        }
+        let Some(least) = open.iter().map(|(n, _)| *n).min() else { return Ok(()) };
+        let ties: Vec<UserId> = open.iter().filter(|(n, _)| *n == least).map(|(_, a)| *a).collect();
+        let pick = ties[self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ties.len()];
+        if self.store.claim_unassigned(conv, pick, Utc::now()).await?.is_some() {
+            self.tell_assignment(business, conv, Some(pick), None, None).await;
+        }
+        Ok(())
+    }
+
     /// `conversation_assigned` to the conversation's room (the business side
-    /// only) and to everyone in the team on their own topic.
+    /// only) and to everyone in the team on their own topic. `by`: who
+    /// assigned it (`None`: automatic assignment).
     async fn tell_assignment(
         &self,
         business: UserId,
         id: ConversationId,
         assignee: Option<UserId>,
         previous: Option<UserId>,
-        by: &Actor,
+        by: Option<&Actor>,
     ) {
         let payload = json!({
             "conversationId": id.to_hex(),
             "assignee": assignee.map(|a| a.to_hex()),
             "previous": previous.map(|a| a.to_hex()),
-            "assignedBy": by.principal.id_hex(),
+            "assignedBy": by.map(|a| a.principal.id_hex()),
+            "automatic": by.is_none(),
             "isPrivate": true,
         });
         self.publish(Topic::Conversation(id), EventKind::ConversationAssigned, Some(id), payload.clone(), None).await;

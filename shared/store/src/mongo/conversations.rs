@@ -196,6 +196,25 @@ impl ConversationStore for MongoStore {
         d.as_ref().map(conv_from).transpose().context(what).map_err(StoreError::Other)
     }
 
+    async fn claim_unassigned(
+        &self,
+        id: ConversationId,
+        assignee: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        let what = "assigning an unassigned conversation";
+        let d = self
+            .conversations
+            .find_one_and_update(
+                doc! {"$and": [doc! {"_id": id.oid()}, assigned_filter(Assigned::Unassigned).unwrap_or_default()]},
+                doc! {"$set": {"assignee": assignee.oid(), "updatedAt": date(now)}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| classify(what, e))?;
+        d.as_ref().map(conv_from).transpose().context(what).map_err(StoreError::Other)
+    }
+
     async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts> {
         let what = "counting assignments";
         let open = doc! {"$and": [doc! {"businessOwnerId": business.oid()}, archived_filter(Side::Owner, false)]};

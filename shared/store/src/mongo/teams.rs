@@ -72,12 +72,20 @@ impl TeamStore for MongoStore {
     async fn team_settings(&self, business: UserId) -> StoreResult<TeamSettings> {
         let what = "reading team settings";
         let d = self.team_settings.find_one(doc! {"_id": business.oid()}).await.map_err(|e| classify(what, e))?;
-        Ok(TeamSettings { agents_see_all: d.and_then(|d| d.get_bool("agentsSeeAll").ok()).unwrap_or(false) })
+        // Stored with serde's names (`agentsSeeAll`, `autoAssign`, `maxOpenPerAgent`); `_id` set aside.
+        Ok(d.map(|mut d| {
+            d.remove("_id");
+            mongodb::bson::from_document(d).unwrap_or_default()
+        })
+        .unwrap_or_default())
     }
 
     async fn set_team_settings(&self, business: UserId, s: TeamSettings) -> StoreResult<()> {
         self.team_settings
-            .update_one(doc! {"_id": business.oid()}, doc! {"$set": {"agentsSeeAll": s.agents_see_all}})
+            .update_one(
+                doc! {"_id": business.oid()},
+                doc! {"$set": mongodb::bson::to_document(&s).map_err(|e| StoreError::Other(e.into()))?},
+            )
             .upsert(true)
             .await
             .map_err(|e| classify("saving team settings", e))?;

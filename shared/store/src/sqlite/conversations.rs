@@ -216,6 +216,26 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
+    async fn claim_unassigned(
+        &self,
+        id: ConversationId,
+        assignee: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Conversation>> {
+        self.with("assigning an unassigned conversation", move |c| {
+            let id = id.to_hex();
+            let n = c.execute(
+                "UPDATE conversations SET assignee = ?2, updated_at = ?3 WHERE id = ?1 AND assignee IS NULL",
+                params![id, assignee.to_hex(), ms(now)],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            find_conversation(c, &id)
+        })
+        .await
+    }
+
     async fn assignment_counts(&self, business: UserId, me: UserId) -> StoreResult<AssignmentCounts> {
         self.with("counting assignments", move |c| {
             let open = archived_clause(Side::Owner, false);

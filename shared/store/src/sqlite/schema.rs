@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS team_members (
     user TEXT PRIMARY KEY, business TEXT NOT NULL, role TEXT NOT NULL, added_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS team_members_business ON team_members (business, added_at);
-CREATE TABLE IF NOT EXISTS team_settings (business TEXT PRIMARY KEY, agents_see_all INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS team_settings (business TEXT PRIMARY KEY, settings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS group_members (
     conversation TEXT NOT NULL, customer TEXT NOT NULL, joined_at INTEGER NOT NULL,
     read_seq INTEGER NOT NULL DEFAULT 0, read_at INTEGER,

@@ -77,12 +77,12 @@ impl TeamStore for SqliteStore {
 
     async fn team_settings(&self, business: UserId) -> StoreResult<TeamSettings> {
         self.with("reading team settings", move |c| {
-            let all = c
-                .query_row("SELECT agents_see_all FROM team_settings WHERE business = ?1", [business.to_hex()], |r| {
-                    r.get::<_, bool>(0)
+            let json = c
+                .query_row("SELECT settings FROM team_settings WHERE business = ?1", [business.to_hex()], |r| {
+                    r.get::<_, String>(0)
                 })
                 .optional()?;
-            Ok(TeamSettings { agents_see_all: all.unwrap_or(false) })
+            Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
         })
         .await
     }
@@ -90,9 +90,9 @@ impl TeamStore for SqliteStore {
     async fn set_team_settings(&self, business: UserId, s: TeamSettings) -> StoreResult<()> {
         self.with("saving team settings", move |c| {
             c.execute(
-                "INSERT INTO team_settings (business, agents_see_all) VALUES (?1, ?2) \
-                 ON CONFLICT (business) DO UPDATE SET agents_see_all = excluded.agents_see_all",
-                params![business.to_hex(), s.agents_see_all],
+                "INSERT INTO team_settings (business, settings) VALUES (?1, ?2) \
+                 ON CONFLICT (business) DO UPDATE SET settings = excluded.settings",
+                params![business.to_hex(), serde_json::to_string(&s).unwrap_or_else(|_| "{}".into())],
             )
             .map(drop)
         })

@@ -54,16 +54,7 @@ pub(crate) async fn mark_read_resets_unread_and_never_moves_back(store: Dyn) {
     assert_eq!((r.read_seq, r.unread), (3, 2));
     let r = store.mark_read(conv.id, Side::Owner, 1).await.expect("read");
     assert_eq!((r.read_seq, r.unread), (3, 2), "never backwards");
-    let msgs = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let msgs = store.list_messages(&MessageQuery::latest(conv.id, 10)).await.expect("list");
     let status: Vec<_> = msgs.iter().map(|m| (m.seq, m.status)).collect();
     assert_eq!(status[..3], [(1, MessageStatus::Read), (2, MessageStatus::Read), (3, MessageStatus::Read)]);
     assert_eq!(status[3].1, MessageStatus::Sent);

@@ -25,16 +25,7 @@ pub(crate) async fn parallel_appends_get_distinct_increasing_seqs(store: Dyn) {
     assert_eq!(conv.last_seq, n);
     assert_eq!(conv.unread.owner, n, "recipient's unread counts every message");
     assert_eq!(conv.unread.customer, 0, "the sender's own messages are not unread for them");
-    let last = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 1,
-            include_private: true,
-        })
-        .await
-        .expect("last");
+    let last = store.list_messages(&MessageQuery::latest(conv.id, 1)).await.expect("last");
     assert_eq!(last[0].seq, n);
     assert_eq!(conv.last_message.as_deref(), Some(last[0].content.as_str()), "lastMessage is the highest seq");
     assert_eq!(conv.last_message_seq, n);
@@ -73,16 +64,7 @@ pub(crate) async fn client_message_id_stores_once(store: Dyn) {
         ids.insert(t.await.expect("join").expect("append").into_message().id);
     }
     assert_eq!(ids.len(), 1, "one stored message for one clientMessageId");
-    let all = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 100,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let all = store.list_messages(&MessageQuery::latest(conv.id, 100)).await.expect("list");
     assert_eq!(all.len(), 2);
     let conv = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!(conv.unread.customer, 2, "retries do not inflate unread");
@@ -136,19 +118,8 @@ pub(crate) async fn append_checks_the_sender_and_a_retry_leaves_no_trace(store: 
     assert_eq!(append(third.clone()).await.message().seq, 3);
     assert!(matches!(append(third).await, Appended::Existing(m) if m.seq == 3));
     assert_eq!(append(new_message(conv.id, Side::Customer, &me, "fourth")).await.message().seq, 4, "no gap");
-    let seqs: Vec<i64> = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-            include_private: true,
-        })
-        .await
-        .expect("list")
-        .iter()
-        .map(|m| m.seq)
-        .collect();
+    let seqs: Vec<i64> =
+        store.list_messages(&MessageQuery::latest(conv.id, 10)).await.expect("list").iter().map(|m| m.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
     let end = store.get_conversation(conv.id).await.expect("get").expect("exists");
     assert_eq!((end.last_seq, end.unread.owner, end.last_message.as_deref()), (4, 4, Some("fourth")));
@@ -196,16 +167,7 @@ pub(crate) async fn new_messages_and_retries_together_each_get_their_own_outcome
     assert_eq!(existing, 10, "every retry found its message");
     assert_eq!(created.len(), 30, "every new message stored, each with a seq of its own");
     assert!(created[0] > 4, "after the stored ones: {created:?}");
-    let all = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 100,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let all = store.list_messages(&MessageQuery::latest(conv.id, 100)).await.expect("list");
     assert_eq!(all.len(), 34, "nothing stored twice, nothing lost");
     let end = store.get_conversation(conv.id).await.expect("get").expect("exists");
     // A retry gives its seq back only when no other send took one since: under
@@ -384,16 +346,7 @@ pub(crate) async fn reactions_toggle_once_per_person_and_record_their_events(sto
     assert_eq!(now.reactions.len(), 2);
     assert!(!react(owner, "👍", false).await.expect("message").1, "nothing to take back");
 
-    let listed = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let listed = store.list_messages(&MessageQuery::latest(conv.id, 10)).await.expect("list");
     assert_eq!(listed[0].reactions, now.reactions, "pages carry them");
     assert_eq!(store.get_message(m.id).await.expect("get").expect("message").reactions, now.reactions);
     let events = store.pending_events(100).await.expect("pending");
@@ -415,15 +368,6 @@ pub(crate) async fn reactions_toggle_once_per_person_and_record_their_events(sto
 
     store.delete_message(m.id, conv.id, Utc::now()).await.expect("delete").expect("deleted");
     assert!(react(owner, "👍", true).await.is_none(), "no reacting to a deleted message");
-    let listed = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let listed = store.list_messages(&MessageQuery::latest(conv.id, 10)).await.expect("list");
     assert!(listed[0].reactions.is_empty(), "a deleted message keeps none");
 }

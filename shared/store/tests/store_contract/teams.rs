@@ -7,6 +7,17 @@ use omnibiz_store::{Assigned, AssignmentCounts, Joined};
 
 use super::*;
 
+/// The ids of `party`'s conversations (by assignee), sorted.
+async fn listed(store: &Dyn, party: Party, assigned: Assigned) -> Vec<ConversationId> {
+    let q = ConversationQuery { party, customers: None, before: None, archived: None, assigned, limit: 50 };
+    sorted(store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect())
+}
+
+fn sorted(mut ids: Vec<ConversationId>) -> Vec<ConversationId> {
+    ids.sort();
+    ids
+}
+
 fn member(business: UserId, user: UserId, role: TeamRole) -> TeamMember {
     TeamMember { business, user, role, added_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3) }
 }
@@ -34,8 +45,9 @@ pub(crate) async fn a_user_is_in_one_team_at_most(store: Dyn) {
     assert_eq!(store.add_team_member(&member(b, ana, TeamRole::Agent)).await.expect("free"), Joined::Added);
 
     assert_eq!(store.team_settings(a).await.expect("read"), TeamSettings::default());
-    store.set_team_settings(a, TeamSettings { agents_see_all: true }).await.expect("save");
-    assert!(store.team_settings(a).await.expect("read").agents_see_all);
+    let rules = TeamSettings { agents_see_all: true, auto_assign: true, max_open_per_agent: 7 };
+    store.set_team_settings(a, rules).await.expect("save");
+    assert_eq!(store.team_settings(a).await.expect("read"), rules);
     assert!(!store.team_settings(b).await.expect("read").agents_see_all, "per business");
 }
 
@@ -58,28 +70,13 @@ pub(crate) async fn conversations_filter_and_count_by_assignee(store: Dyn) {
     store.set_assignee(convs[2].id, None, now).await.expect("unassign");
     assert_eq!(store.get_conversation(convs[2].id).await.expect("read").expect("exists").assignee, None);
     assert!(store.set_assignee(ConversationId::new(), Some(ana), now).await.expect("assign").is_none());
+    // Claiming takes an unassigned conversation only.
+    assert!(store.claim_unassigned(convs[1].id, ana, now).await.expect("claim").is_none(), "Ben's");
+    let claimed = store.claim_unassigned(convs[3].id, ana, now).await.expect("claim").expect("unassigned");
+    assert_eq!(claimed.assignee, Some(ana));
+    store.set_assignee(convs[3].id, None, now).await.expect("unassign again");
 
-    let list = |assigned| {
-        let store = store.clone();
-        async move {
-            let q = ConversationQuery {
-                party: Party::Owner(o.id),
-                customers: None,
-                before: None,
-                archived: None,
-                assigned,
-                limit: 50,
-            };
-            let mut ids: Vec<ConversationId> =
-                store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect();
-            ids.sort();
-            ids
-        }
-    };
-    let sorted = |mut v: Vec<ConversationId>| {
-        v.sort();
-        v
-    };
+    let list = |assigned| listed(&store, Party::Owner(o.id), assigned);
     assert_eq!(list(Assigned::To(ana)).await, vec![convs[0].id]);
     assert_eq!(list(Assigned::Unassigned).await, sorted(vec![convs[2].id, convs[3].id]));
     assert_eq!(list(Assigned::ToOrNobody(ana)).await, sorted(vec![convs[0].id, convs[2].id, convs[3].id]));
@@ -180,27 +177,7 @@ pub(crate) async fn groups_keep_per_member_state(store: Dyn) {
     );
     assert!(omnibiz_domain::Conversation::is_group_marker(read.id, read.customer_id));
 
-    let listed = |party| {
-        let store = store.clone();
-        async move {
-            let q = ConversationQuery {
-                party,
-                customers: None,
-                before: None,
-                archived: None,
-                assigned: Default::default(),
-                limit: 50,
-            };
-            let mut ids: Vec<ConversationId> =
-                store.list_conversations(&q).await.expect("list").into_iter().map(|c| c.id).collect();
-            ids.sort();
-            ids
-        }
-    };
-    let sorted = |mut v: Vec<ConversationId>| {
-        v.sort();
-        v
-    };
+    let listed = |party| listed(&store, party, Assigned::Any);
     assert_eq!(listed(Party::Customer(c0)).await, sorted(vec![direct.id, g.id]));
     assert_eq!(listed(Party::Customer(c1)).await, sorted(vec![g.id, other.id]));
     assert!(listed(Party::Customer(c2)).await.is_empty());

@@ -246,16 +246,7 @@ pub(crate) async fn message_created_is_built_at_fan_out_from_the_message_as_it_i
         let want = events::message_created_id(id);
         pending.iter().find(|e| e.id == want).unwrap_or_else(|| panic!("no message.created for {id}: {pending:?}"))
     };
-    let listed = store
-        .list_messages(&MessageQuery {
-            conversation_id: conv.id,
-            before: None,
-            after: None,
-            limit: 10,
-            include_private: true,
-        })
-        .await
-        .expect("list");
+    let listed = store.list_messages(&MessageQuery::latest(conv.id, 10)).await.expect("list");
     let as_now = |id| events::message_created_data(listed.iter().find(|m| m.id == id).expect("listed"));
     for m in [&kept, &edited, &deleted] {
         let e = created(m.id);
