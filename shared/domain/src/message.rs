@@ -130,7 +130,7 @@ impl<'de> Deserialize<'de> for AttachmentInput {
 }
 
 /// A size that JSON may spell as an integral float (`2048.0`).
-fn integral_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn integral_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let n = serde_json::Number::deserialize(d)?;
     if let Some(u) = n.as_u64() {
         return Ok(u);

@@ -48,13 +48,18 @@ pub struct TeamSettings {
     pub auto_assign: bool,
     /// Automatic assignment gives an agent at most this many open
     /// conversations (1–1000, default 20); past it, conversations wait unassigned.
-    #[serde(default = "default_max_open")]
+    #[serde(default = "default_max_open", deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_open_per_agent: u32,
 }
 
 fn default_max_open() -> u32 {
     20
+}
+
+/// A count JSON may spell `5` or `5.0` (out of range: 0, which `validate` refuses).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    Ok(u32::try_from(crate::message::integral_size(d)?).unwrap_or(0))
 }
 
 impl Default for TeamSettings {
@@ -113,6 +118,16 @@ impl Seat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_take_a_count_written_as_a_whole_float() {
+        let r: TeamSettings = serde_json::from_str(r#"{"maxOpenPerAgent": 155.0}"#).expect("155.0 is 155");
+        assert_eq!(r.max_open_per_agent, 155);
+        assert!(serde_json::from_str::<TeamSettings>(r#"{"maxOpenPerAgent": 1.5}"#).is_err());
+        let huge: TeamSettings = serde_json::from_str(r#"{"maxOpenPerAgent": 1e12}"#).expect("parsed");
+        assert!(huge.validate().is_err());
+        assert_eq!(serde_json::from_str::<TeamSettings>("{}").expect("defaults"), TeamSettings::default());
+    }
 
     #[test]
     fn agents_see_theirs_and_the_unassigned() {
