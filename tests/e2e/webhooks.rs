@@ -621,7 +621,11 @@ async fn api_pods_killed_mid_delivery_lose_nothing() {
     );
     let b = business(&store, "Kill", 1).await;
     let (mut pod1, api1) = crate::common::omnibiz_process("api", &db, WEBHOOK_ENV).await;
-    let http = reqwest::Client::new();
+    // The pods close a keep-alive connection idle for their header timeout
+    // (10 s), and this test waits longer than that between requests: a
+    // pooled connection reused just as the pod closes it fails the request
+    // (seen once in CI as `IncompleteMessage`). Idle ones are dropped sooner.
+    let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("client");
     let ready = |base: String| {
         let http = http.clone();
         async move {
