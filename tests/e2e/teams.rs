@@ -47,6 +47,9 @@ impl Rest {
     async fn delete(&self, path: &str, tok: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::DELETE, path, tok, None).await
     }
+    async fn send_as(&self, tok: &str, conv: &str, content: &str) -> (StatusCode, Value) {
+        self.post("/api/messages/send", tok, json!({"conversationId": conv, "content": content})).await
+    }
     async fn ids(&self, tok: &str, query: &str) -> (Vec<String>, Value) {
         let (s, v) = self.get(&format!("/api/messages/conversations{query}"), tok).await;
         assert_eq!(s, 200, "{v}");
@@ -469,46 +472,49 @@ async fn a_group_chats_with_per_member_state(store: Arc<dyn Store>, rest: Rest, 
     assert_eq!(s, 400, "a group keeps a customer");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_chats_across_gateways() {
+/// Runs a scenario on an api and two gateways over MongoDB and Redis.
+async fn across_gateways<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn Store>, Rest, [String; 2]) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let cluster = TestCluster::start(1, 2, &[]).await;
     let store = cluster.store().await;
     let rest = Rest { api: cluster.api_urls()[0].clone(), http: reqwest::Client::new() };
     let gws = cluster.gateway_urls();
-    a_group_chats_with_per_member_state(store, rest, [gws[0].clone(), gws[1].clone()]).await;
+    scenario(store, rest, [gws[0].clone(), gws[1].clone()]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_chats_on_sqlite() {
+/// Runs a scenario on `serve` over SQLite (one address for REST and sockets).
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn Store>, Rest, [String; 2]) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let s = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
     let app = spawn_with(Backend::Sqlite, s, omnibiz::app::Target::Serve, dir).await;
     let rest = Rest { api: app.base.clone(), http: reqwest::Client::new() };
-    a_group_chats_with_per_member_state(Arc::clone(&app.store), rest, [app.base.clone(), app.base.clone()]).await;
+    scenario(Arc::clone(&app.store), rest, [app.base.clone(), app.base.clone()]).await;
     app.finish().await;
-}
-
-impl Rest {
-    async fn send_as(&self, tok: &str, conv: &str, content: &str) -> (StatusCode, Value) {
-        self.post("/api/messages/send", tok, json!({"conversationId": conv, "content": content})).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_answers_together_across_gateways() {
-    let cluster = TestCluster::start(1, 2, &[]).await;
-    let store = cluster.store().await;
-    let rest = Rest { api: cluster.api_urls()[0].clone(), http: reqwest::Client::new() };
-    let gws = cluster.gateway_urls();
-    a_team_answers_together(store, rest, [gws[0].clone(), gws[1].clone()]).await;
+    across_gateways(a_team_answers_together).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_answers_together_on_sqlite() {
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let s = crate::common::settings(Backend::Sqlite, dir.path(), "unused");
-    let app = spawn_with(Backend::Sqlite, s, omnibiz::app::Target::Serve, dir).await;
-    let rest = Rest { api: app.base.clone(), http: reqwest::Client::new() };
-    a_team_answers_together(Arc::clone(&app.store), rest, [app.base.clone(), app.base.clone()]).await;
-    app.finish().await;
+    on_sqlite(a_team_answers_together).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_chats_across_gateways() {
+    across_gateways(a_group_chats_with_per_member_state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_chats_on_sqlite() {
+    on_sqlite(a_group_chats_with_per_member_state).await;
 }

@@ -73,6 +73,7 @@ impl Hub {
     ) {
         let from = self.local_source(env);
         let sender = sender_of(meta);
+        let private = meta.is_private == Some(true);
         let mut received: Option<Arc<OutEvent>> = None;
         let mut sent: Option<Arc<OutEvent>> = None;
         for (id, member) in room.members.iter_mut() {
@@ -82,7 +83,6 @@ impl Hub {
                 held.push(Arc::clone(env));
                 continue;
             }
-            let private = meta.is_private == Some(true);
             let Some(name) = self.message_event_for(meta.seq, private, from, sender, id, conn, member) else {
                 continue;
             };
