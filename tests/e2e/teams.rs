@@ -62,6 +62,14 @@ impl Rest {
         ids.sort();
         (ids, v["counts"].clone())
     }
+    /// `conv`'s unread count in the caller's list.
+    async fn unread_in_list(&self, tok: &str, conv: &str) -> i64 {
+        let (s, v) = self.get("/api/messages/conversations", tok).await;
+        assert_eq!(s, 200, "{v}");
+        let list = v["conversations"].as_array().expect("list");
+        let c = list.iter().find(|c| c["id"] == conv).unwrap_or_else(|| panic!("{conv} not listed: {v}"));
+        c["unreadCount"].as_i64().expect("unreadCount")
+    }
 }
 
 async fn user(store: &Arc<dyn Store>, name: &str) -> (User, String) {
@@ -176,6 +184,29 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     let to_owner = owner_s.try_expect("message_received", Duration::from_secs(5)).await.expect("the owner sees it");
     assert_eq!(to_owner["content"], "I'm on it");
 
+    // Read state per person: the owner has looked at the inbox, the
+    // customer writes twice, Ana reads. The customer sees "read" (someone of
+    // the business read it), Ana's count is 0, the owner's and Ada's still 2.
+    assert_eq!(rest.unread_in_list(&owner, &c0).await, 0);
+    for text in ["Thanks!", "When does it ship?"] {
+        let (s, v) = rest.send_as(&b.customer_tokens[0], &c0, text).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = rest.post(&format!("/api/messages/conversations/{c0}/read"), &ana_t, json!({})).await;
+    assert_eq!((s, v["unreadCount"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+    let seen = cust0.try_expect("messages_read", Duration::from_secs(5)).await.expect("the customer hears of it");
+    assert_eq!(seen["readerId"], ana.id.to_hex(), "{seen}");
+    assert_eq!(rest.unread_in_list(&ana_t, &c0).await, 0);
+    assert_eq!(rest.unread_in_list(&owner, &c0).await, 2, "Ana's reading is not the owner's");
+    assert_eq!(rest.unread_in_list(&ada_t, &c0).await, 2, "nor Ada's (she saw the inbox before)");
+    let (s, v) = rest.post(&format!("/api/messages/conversations/{c0}/read"), &owner, json!({})).await;
+    assert_eq!((s, v["unreadCount"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+    assert_eq!(rest.unread_in_list(&owner, &c0).await, 0);
+    for s in [&mut owner_s, &mut ana_s] {
+        assert_eq!(s.collect("message_received", QUIET).await.len(), 2, "the customer's two");
+    }
+    cust0.collect("message_received", QUIET).await;
+
     // An internal note: the business side only, everywhere.
     let (s, v) = rest
         .post(
@@ -193,10 +224,10 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     let (_, theirs) = rest.get(&format!("/api/messages/conversations/{c0}"), &b.customer_tokens[0]).await;
     let contents: Vec<&str> =
         theirs["messages"].as_array().expect("messages").iter().filter_map(|m| m["content"].as_str()).collect();
-    assert_eq!(contents, vec!["I'm on it"], "{theirs}");
-    assert_eq!(theirs["conversation"]["lastMessage"], "I'm on it", "not in the preview");
+    assert_eq!(contents, vec!["I'm on it", "Thanks!", "When does it ship?"], "{theirs}");
+    assert_eq!(theirs["conversation"]["lastMessage"], "When does it ship?", "not in the preview");
     let (_, ours) = rest.get(&format!("/api/messages/conversations/{c0}"), &owner).await;
-    assert_eq!(ours["messages"].as_array().expect("messages").len(), 2, "the business reads it");
+    assert_eq!(ours["messages"].as_array().expect("messages").len(), 4, "the business reads it");
     let (_, found) = rest.get("/api/messages/search?q=refund", &b.customer_tokens[0]).await;
     assert_eq!(found["results"].as_array().map_or(0, Vec::len), 0, "not in the customer's search: {found}");
     let (_, found) = rest.get("/api/messages/search?q=refund", &ada_t).await;
@@ -205,7 +236,10 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     let mut again = SioClient::connect(&gws[1], Some(&b.customer_tokens[0])).await.expect("customer again");
     assert_eq!(again.call("join_conversation", json!({"conversationId": c0, "lastSeq": 0})).await["ok"], true);
     let replayed = again.collect("message_received", QUIET).await;
-    assert_eq!(replayed.iter().map(|m| m["content"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["I'm on it"]);
+    assert_eq!(
+        replayed.iter().map(|m| m["content"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        vec!["I'm on it", "Thanks!", "When does it ship?"]
+    );
     // The customer cannot write one, quote one, react to one or fetch one.
     let (s, _) = rest
         .post(

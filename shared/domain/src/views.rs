@@ -207,6 +207,8 @@ pub struct ConversationView {
     pub phone: Option<String>,
     pub last_message: Option<String>,
     pub last_message_time: Option<String>,
+    /// The viewer's unread messages: their side's, or in a business with a
+    /// team (and for a group's customer) the person's own.
     pub unread_count: i64,
     pub is_online: bool,
     /// `direct` (the seed's), or `group`: the business and several customers.

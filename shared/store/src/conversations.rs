@@ -6,6 +6,7 @@ use omnibiz_domain::{Conversation, ConversationId, ConversationPatch, CustomerId
 
 use crate::{
     AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome, StoreResult,
+    TeamReadFrom,
 };
 
 #[async_trait]
@@ -81,4 +82,21 @@ pub trait ConversationStore: Send + Sync + 'static {
         up_to: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<ReadOutcome>;
+    /// Moves a business-side person's own read position in `id` (the
+    /// owner's or a team member's, beside the business's shared one) up to
+    /// `up_to` (never back); their unread count after it: the customers'
+    /// messages above it (neither notes, system records nor deleted ones).
+    async fn mark_team_read(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome>;
+    /// `user`'s own unread count in each of `convs`. A conversation they
+    /// have no position in yet gets one at `start` first (the business's
+    /// read position when they first see it): from then on it is theirs.
+    async fn team_unread(&self, user: UserId, convs: &[TeamReadFrom]) -> StoreResult<Vec<(ConversationId, i64)>>;
+    /// Forgets `user`'s own read positions (they left the team).
+    async fn forget_team_reads(&self, user: UserId) -> StoreResult<()>;
 }

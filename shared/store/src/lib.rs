@@ -278,6 +278,17 @@ impl Appended {
     }
 }
 
+/// A conversation whose unread count a person of a team asks for
+/// ([`ConversationStore::team_unread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeamReadFrom {
+    pub conversation: ConversationId,
+    /// Its `last_seq` (a position there needs no counting).
+    pub last_seq: i64,
+    /// Where a first position starts: the business's read position.
+    pub start: i64,
+}
+
 /// Result of marking messages read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOutcome {

@@ -7,7 +7,7 @@ use omnibiz_domain::views::{ConversationView, Counterpart, GroupMemberView, Mess
 use omnibiz_domain::{Conversation, ConversationId, Customer, CustomerId, Side, User, UserId};
 use omnibiz_store::{
     ActivityCursor, Assigned, ConversationCounts, ConversationPatch, ConversationQuery, CustomerQuery, MessageQuery,
-    Participants, Party,
+    Participants, Party, TeamReadFrom,
 };
 use tracing::instrument;
 
@@ -91,7 +91,28 @@ impl Messaging {
         Ok((conv, side))
     }
 
+    /// The conversations as `actor` sees them, with their own unread counts
+    /// (a team member's or, in a business with a team, the owner's own,
+    /// starting where the business was when they first saw each one).
     pub(super) async fn views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
+        let mut views = self.shared_views(actor, convs).await?;
+        if let Some(me) = self.own_reads(actor).await {
+            let from: Vec<TeamReadFrom> = convs
+                .iter()
+                .map(|c| TeamReadFrom { conversation: c.id, last_seq: c.last_seq, start: c.read_seq.owner })
+                .collect();
+            for (id, unread) in self.store.team_unread(me, &from).await? {
+                if let Some(i) = convs.iter().position(|c| c.id == id) {
+                    views[i].unread_count = unread;
+                }
+            }
+        }
+        Ok(views)
+    }
+
+    /// The conversations as `actor`'s side sees them: on the business side,
+    /// the business's unread counts.
+    async fn shared_views(&self, actor: &Actor, convs: &[Conversation]) -> ServiceResult<Vec<ConversationView>> {
         let mut views = self.views_for(actor.side(), convs).await?;
         for (c, v) in convs.iter().zip(views.iter_mut()) {
             if c.group.is_some() {
@@ -476,15 +497,16 @@ impl Messaging {
         // customer's carries neither the business's tags and priority nor
         // the owner's unread count and the customer's own contact details.
         let one = std::slice::from_ref(&conv);
-        let view = self.views(actor, one).await?.remove(0);
+        let business_view = self.shared_views(actor, one).await?.remove(0);
         let customer_view = self.views_for(Side::Customer, one).await?.remove(0);
-        for (party, v) in
-            [(Party::Owner(conv.business_owner_id), &view), (Party::Customer(conv.customer_id), &customer_view)]
-        {
+        for (party, v) in [
+            (Party::Owner(conv.business_owner_id), &business_view),
+            (Party::Customer(conv.customer_id), &customer_view),
+        ] {
             let payload = serde_json::to_value(v).unwrap_or_default();
             self.publish(Topic::Principal(party), EventKind::ConversationUpdated, Some(id), payload, None).await;
         }
-        Ok(view)
+        self.views(actor, one).await.map(|mut v| v.remove(0))
     }
 
     /// The `seq` of the newest message of `id` actually stored, at most

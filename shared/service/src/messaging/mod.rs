@@ -150,6 +150,9 @@ pub struct Messaging {
     /// Each business's team rules, read once per account TTL (every
     /// customer send asks whether to assign automatically).
     team_rules: moka::sync::Cache<UserId, omnibiz_domain::TeamSettings>,
+    /// Whether a business has team members (then its people keep read
+    /// positions of their own), read once per account TTL.
+    has_team: moka::sync::Cache<UserId, bool>,
     /// Whose turn it is among equally loaded agents (automatic assignment).
     turn: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -193,6 +196,10 @@ impl Messaging {
             send_gate: crate::overload::SendGate::unbounded(),
             notifier: None,
             team_rules: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(DEFAULT_ACCOUNT_TTL)
+                .build(),
+            has_team: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(DEFAULT_ACCOUNT_TTL)
                 .build(),

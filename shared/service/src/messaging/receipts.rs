@@ -14,6 +14,7 @@ use crate::bus::{EventKind, Topic};
 pub struct ReadReceipt {
     pub conversation_id: String,
     pub up_to_seq: i64,
+    /// The reader's unread count now (a team member's own).
     pub unread_count: i64,
 }
 
@@ -25,13 +26,21 @@ impl Messaging {
         side: Side,
         seq: i64,
     ) -> ServiceResult<ReadReceipt> {
-        let ReadOutcome { read_seq, unread } = match (&conv.group, actor.principal) {
+        let now = chrono::Utc::now();
+        let ReadOutcome { read_seq, mut unread } = match (&conv.group, actor.principal) {
             // In a group each customer reads for themselves.
             (Some(_), crate::auth::Principal::Customer { id }) => {
-                self.store.mark_member_read(conv.id, id, seq, chrono::Utc::now()).await?
+                self.store.mark_member_read(conv.id, id, seq, now).await?
             }
+            // The business's position (what its customers see as "read") moves
+            // with whoever of it reads ...
             _ => self.store.mark_read(conv.id, side, seq).await?,
         };
+        // ... and in a business with a team, each person's own position too:
+        // their unread count is theirs.
+        if let Some(me) = self.own_reads(actor).await {
+            unread = self.store.mark_team_read(conv.id, me, seq, now).await?.unread;
+        }
         let payload = json!({
             "conversationId": conv.id.to_hex(),
             "readerId": actor.principal.id_hex(),
@@ -88,5 +97,29 @@ impl Messaging {
             self.publish(Topic::Conversation(conv.id), EventKind::MessageStatus, Some(conv.id), payload, None).await;
         }
         Ok(changed)
+    }
+
+    /// The user whose own read positions `actor` keeps: a team member, or
+    /// the owner of a business with a team. `None` for a customer or the
+    /// owner of a business of one (the business's position is theirs).
+    pub(super) async fn own_reads(&self, actor: &Actor) -> Option<omnibiz_domain::UserId> {
+        let seat = actor.seat?;
+        let crate::auth::Principal::User { id, .. } = actor.principal else { return None };
+        if seat.role.is_some() {
+            return Some(id);
+        }
+        if let Some(has) = self.has_team.get(&seat.business) {
+            return has.then_some(id);
+        }
+        match self.store.team_members(seat.business).await {
+            Ok(ms) => {
+                self.has_team.insert(seat.business, !ms.is_empty());
+                (!ms.is_empty()).then_some(id)
+            }
+            Err(e) => {
+                tracing::warn!(error.cause_chain = ?e, "reading the team failed; the business's read position only");
+                None
+            }
+        }
     }
 }

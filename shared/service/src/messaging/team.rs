@@ -118,6 +118,7 @@ impl Messaging {
             }
         };
         self.forget_account(Party::Owner(user));
+        self.has_team.invalidate(&business);
         let change = if added { "added" } else { "updated" };
         self.tell_team(business, json!({"change": change, "userId": user.to_hex(), "role": role.as_str()})).await;
         Ok(added)
@@ -135,6 +136,8 @@ impl Messaging {
         let at = Utc::now();
         self.store.revoke_sessions(gone, at).await?;
         self.forget_account(gone);
+        self.has_team.invalidate(&business);
+        self.store.forget_team_reads(user).await?;
         let payload = json!({"reason": "revoked", "revokedAt": iso(at)});
         self.publish(Topic::Principal(gone), EventKind::SessionRevoked, None, payload, None).await;
         loop {

@@ -1,5 +1,7 @@
 //! [`ConversationStore`] on MongoDB.
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,7 +16,7 @@ use super::errors::*;
 use crate::prelude::*;
 use crate::{
     Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome,
-    StoreError, StoreResult,
+    StoreError, StoreResult, TeamReadFrom,
 };
 
 #[async_trait]
@@ -334,6 +336,108 @@ impl ConversationStore for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         Ok(ReadOutcome { read_seq, unread: i64::try_from(unread).unwrap_or(i64::MAX) })
+    }
+
+    async fn mark_team_read(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome> {
+        let what = "marking a conversation read for a team member";
+        let key = format!("{id}:{user}");
+        if up_to > 0 {
+            let moved = self
+                .team_reads
+                .update_one(
+                    doc! {"_id": &key, "readSeq": {"$lt": up_to}},
+                    doc! {"$set": {"conversation": id.oid(), "user": user.oid(), "readSeq": up_to, "readAt": date(now)}},
+                )
+                .upsert(true)
+                .await;
+            match moved {
+                Ok(_) => {}
+                // Already at or past `up_to`: the position never moves back.
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(classify(what, e)),
+            }
+        }
+        let d = self.team_reads.find_one(doc! {"_id": &key}).await.map_err(|e| classify(what, e))?;
+        let read_seq = d.map_or(0, |d| Doc(&d).int("readSeq"));
+        let unread = self.customers_after(id, read_seq).await.map_err(|e| classify(what, e))?;
+        Ok(ReadOutcome { read_seq, unread })
+    }
+
+    async fn team_unread(&self, user: UserId, convs: &[TeamReadFrom]) -> StoreResult<Vec<(ConversationId, i64)>> {
+        let what = "reading a team member's unread counts";
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = |c: ConversationId| format!("{c}:{user}");
+        let keys: Vec<String> = convs.iter().map(|c| key(c.conversation)).collect();
+        let cursor = self.team_reads.find(doc! {"_id": {"$in": keys}}).await.map_err(|e| classify(what, e))?;
+        let mut known: HashMap<ConversationId, i64> = HashMap::new();
+        for d in collect(what, cursor).await? {
+            if let Ok(conv) = d.get_object_id("conversation") {
+                known.insert(conv.into(), Doc(&d).int("readSeq"));
+            }
+        }
+        let mut out = Vec::with_capacity(convs.len());
+        for c in convs {
+            let read_seq = match known.get(&c.conversation) {
+                Some(seq) => *seq,
+                None => {
+                    // First sight: start where the business is; a racing
+                    // first sight or read keeps theirs.
+                    let first = self
+                        .team_reads
+                        .update_one(
+                            doc! {"_id": key(c.conversation)},
+                            doc! {"$setOnInsert": {
+                                "conversation": c.conversation.oid(), "user": user.oid(),
+                                "readSeq": c.start, "readAt": date(Utc::now()),
+                            }},
+                        )
+                        .upsert(true)
+                        .await;
+                    match first {
+                        Ok(_) => c.start,
+                        Err(e) if is_duplicate_key(&e) => c.start,
+                        Err(e) => return Err(classify(what, e)),
+                    }
+                }
+            };
+            // Read to the end: nothing to count.
+            let unread = if read_seq >= c.last_seq {
+                0
+            } else {
+                self.customers_after(c.conversation, read_seq).await.map_err(|e| classify(what, e))?
+            };
+            out.push((c.conversation, unread));
+        }
+        Ok(out)
+    }
+
+    async fn forget_team_reads(&self, user: UserId) -> StoreResult<()> {
+        let what = "forgetting a team member's read positions";
+        self.team_reads.delete_many(doc! {"user": user.oid()}).await.map_err(|e| classify(what, e))?;
+        Ok(())
+    }
+}
+
+impl MongoStore {
+    /// The customers' messages of `id` above `seq` that count as unread
+    /// (neither notes, system records nor deleted ones).
+    async fn customers_after(&self, id: ConversationId, seq: i64) -> mongodb::error::Result<i64> {
+        let n = self
+            .messages
+            .count_documents(doc! {
+                "conversationId": id.oid(), "seq": {"$gt": seq}, "senderRole": Side::Customer.role_name(),
+                "isDeleted": {"$ne": true}, "isPrivate": {"$ne": true}, "isSystem": {"$ne": true},
+            })
+            .await?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
 

@@ -31,7 +31,8 @@
 //! - `quick_replies {owner, shortcut}` unique;
 //! - `team_members {business, addedAt}` (a team's list; `_id` is the member);
 //! - `conversations {members, activityAt:-1, _id:-1}` (a customer's groups);
-//! - `group_reads {conversation}` (read positions in a group, `_id` = `<conversation>:<customer>`).
+//! - `group_reads {conversation}` (read positions in a group, `_id` = `<conversation>:<customer>`);
+//! - `team_reads {user}` (a business-side person's own read positions, `_id` = `<conversation>:<user>`).
 //!
 //! Writes wait for the journal (`j: true`) unless the URI sets a write
 //! concern: an acknowledged message survives a crash of the server.
@@ -92,6 +93,7 @@ pub struct MongoStore {
     team_members: Collection<Document>,
     team_settings: Collection<Document>,
     group_reads: Collection<Document>,
+    team_reads: Collection<Document>,
     /// Appends take their `seq` and insert the message on a pool of their
     /// own, one connection per permit (see [`MongoStore::append_message`]).
     appends: Appends,
@@ -151,6 +153,7 @@ impl MongoStore {
             team_members: db.collection("team_members"),
             team_settings: db.collection("team_settings"),
             group_reads: db.collection("group_reads"),
+            team_reads: db.collection("team_reads"),
             appends,
             db,
         };

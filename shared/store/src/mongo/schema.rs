@@ -108,6 +108,7 @@ pub(crate) fn wanted_indexes() -> Vec<(&'static str, IndexSpec)> {
         ("team_members", IndexSpec::new(doc! {"business": 1, "addedAt": 1})),
         ("conversations", IndexSpec::new(doc! {"members": 1, "activityAt": -1, "_id": -1}).only_with("members")),
         ("group_reads", IndexSpec::new(doc! {"conversation": 1})),
+        ("team_reads", IndexSpec::new(doc! {"user": 1})),
     ]
 }
 

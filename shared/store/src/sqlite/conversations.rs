@@ -12,7 +12,7 @@ use super::{SqliteStore, find_conversation};
 use crate::prelude::*;
 use crate::{
     Assigned, AssignmentCounts, ConversationCounts, ConversationQuery, MemberRead, Participants, ReadOutcome,
-    StoreResult,
+    StoreResult, TeamReadFrom,
 };
 
 #[async_trait]
@@ -376,6 +376,77 @@ impl ConversationStore for SqliteStore {
         })
         .await
     }
+
+    async fn mark_team_read(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReadOutcome> {
+        self.with("marking a conversation read for a team member", move |c| {
+            let (conv, me) = (id.to_hex(), user.to_hex());
+            if up_to > 0 {
+                c.execute(
+                    "INSERT INTO team_reads (conversation, user, read_seq, read_at) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (conversation, user) DO UPDATE SET read_seq = ?3, read_at = ?4 WHERE read_seq < ?3",
+                    params![conv, me, up_to, ms(now)],
+                )?;
+            }
+            let read_seq: i64 = c
+                .query_row(
+                    "SELECT read_seq FROM team_reads WHERE conversation = ?1 AND user = ?2",
+                    params![conv, me],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let unread = customers_after(c, &conv, read_seq)?;
+            Ok(ReadOutcome { read_seq, unread })
+        })
+        .await
+    }
+
+    async fn team_unread(&self, user: UserId, convs: &[TeamReadFrom]) -> StoreResult<Vec<(ConversationId, i64)>> {
+        let convs = convs.to_vec();
+        self.with("reading a team member's unread counts", move |c| {
+            let me = user.to_hex();
+            let mut out = Vec::with_capacity(convs.len());
+            // First sight: a position where the business is.
+            let mut first = c.prepare_cached(
+                "INSERT OR IGNORE INTO team_reads (conversation, user, read_seq, read_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut position =
+                c.prepare_cached("SELECT read_seq FROM team_reads WHERE conversation = ?1 AND user = ?2")?;
+            for from in convs {
+                let conv = from.conversation.to_hex();
+                first.execute(params![conv, me, from.start, ms(Utc::now())])?;
+                let read_seq: i64 = position.query_row(params![conv, me], |r| r.get(0))?;
+                let unread = if read_seq >= from.last_seq { 0 } else { customers_after(c, &conv, read_seq)? };
+                out.push((from.conversation, unread));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn forget_team_reads(&self, user: UserId) -> StoreResult<()> {
+        self.with("forgetting a team member's read positions", move |c| {
+            c.execute("DELETE FROM team_reads WHERE user = ?1", [user.to_hex()])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The customers' messages of `conv` above `seq` that count as unread
+/// (neither notes, system records nor deleted ones).
+fn customers_after(c: &rusqlite::Connection, conv: &str, seq: i64) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND sender_role = ?3 \
+         AND deleted = 0 AND private = 0 AND system = 0",
+    )?
+    .query_row(params![conv, seq, Side::Customer.role_name()], |r| r.get(0))
 }
 
 /// The SQL condition for "`?1`'s conversations": the business's, or a

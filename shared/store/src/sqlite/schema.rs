@@ -96,6 +96,11 @@ CREATE TABLE IF NOT EXISTS group_members (
     PRIMARY KEY (conversation, customer)
 );
 CREATE INDEX IF NOT EXISTS group_members_customer ON group_members (customer);
+CREATE TABLE IF NOT EXISTS team_reads (
+    conversation TEXT NOT NULL, user TEXT NOT NULL, read_seq INTEGER NOT NULL, read_at INTEGER NOT NULL,
+    PRIMARY KEY (conversation, user)
+);
+CREATE INDEX IF NOT EXISTS team_reads_user ON team_reads (user);
 CREATE TABLE IF NOT EXISTS reactions (
     message_id TEXT NOT NULL, emoji TEXT NOT NULL, by_id TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (message_id, emoji, by_id)

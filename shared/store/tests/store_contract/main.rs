@@ -180,4 +180,5 @@ contract!(
     conversations_filter_and_count_by_assignee,
     internal_notes_stay_on_the_business_side,
     groups_keep_per_member_state,
+    team_members_read_for_themselves,
 );

@@ -3,7 +3,7 @@
 
 use omnibiz_domain::search::SearchQuery;
 use omnibiz_domain::{TeamMember, TeamRole, TeamSettings};
-use omnibiz_store::{Assigned, AssignmentCounts, Joined};
+use omnibiz_store::{Assigned, AssignmentCounts, Joined, TeamReadFrom};
 
 use super::*;
 
@@ -232,4 +232,51 @@ pub(crate) async fn groups_keep_per_member_state(store: Dyn) {
     assert!(say(Side::Customer, c2.to_hex(), "hello all").await.is_some());
     assert_eq!(store.group_reads(g.id).await.expect("reads").iter().map(|r| r.customer).collect::<Vec<_>>(), vec![c1]);
     assert!(store.set_group_members(direct.id, &[c1], Utc::now()).await.expect("change").is_none(), "not a group");
+}
+
+/// In a business with a team each person has their own read position and
+/// unread count: the customers' messages above it (not a teammate's, not a
+/// note); one person's reading leaves another's count alone. A first look
+/// starts where the business was.
+pub(crate) async fn team_members_read_for_themselves(store: Dyn) {
+    let (o, c) = setup(&store).await;
+    let (conv, _) = store.get_or_create_conversation(&Participants::of(&o, &c), Utc::now()).await.expect("create");
+    let (ana, ben, ada) = (UserId::new(), UserId::new(), UserId::new());
+    let customer = |text: &str| new_message(conv.id, Side::Customer, &c.id.to_hex(), text);
+    for text in ["hello", "anyone there?"] {
+        store.append_message(customer(text)).await.expect("append").expect("taken");
+    }
+    store.append_message(fixtures::note(conv.id, o.id, ben, "I'll take it")).await.expect("append").expect("member");
+    store.append_message(customer("my order is late")).await.expect("append").expect("taken");
+    let from = |start| TeamReadFrom { conversation: conv.id, last_seq: 4, start };
+    assert_eq!(store.get_conversation(conv.id).await.expect("read").expect("exists").last_seq, 4);
+
+    // First sight: from the business's position (here 1), then their own.
+    assert_eq!(store.team_unread(ada, &[from(1)]).await.expect("read"), vec![(conv.id, 2)]);
+    assert_eq!(store.team_unread(ada, &[from(4)]).await.expect("read"), vec![(conv.id, 2)], "kept, not moved");
+
+    let read = store.mark_team_read(conv.id, ana, 2, Utc::now()).await.expect("read");
+    assert_eq!((read.read_seq, read.unread), (2, 1), "the note is not unread; the third message is");
+    let back = store.mark_team_read(conv.id, ana, 1, Utc::now()).await.expect("read");
+    assert_eq!(back.read_seq, 2, "a position never moves back");
+    let ben_read = store.mark_team_read(conv.id, ben, 0, Utc::now()).await.expect("read");
+    assert_eq!((ben_read.read_seq, ben_read.unread), (0, 3), "asking moves nothing");
+    assert_eq!(store.team_unread(ana, &[from(0)]).await.expect("read"), vec![(conv.id, 1)]);
+
+    store.mark_team_read(conv.id, ben, 4, Utc::now()).await.expect("read");
+    assert_eq!(store.team_unread(ben, &[from(0)]).await.expect("read"), vec![(conv.id, 0)]);
+    assert_eq!(store.team_unread(ana, &[from(0)]).await.expect("read"), vec![(conv.id, 1)], "ana's stays");
+    // The business's own counter is another matter: nobody marked it.
+    assert_eq!(store.get_conversation(conv.id).await.expect("read").expect("exists").unread.owner, 3);
+
+    // A deleted customer message stops counting; one from the business never did.
+    let newest = store.list_messages(&MessageQuery::latest(conv.id, 1)).await.expect("list");
+    store.delete_message(newest[0].id, conv.id, Utc::now()).await.expect("delete");
+    store.append_message(new_message(conv.id, Side::Owner, &o.id.to_hex(), "on it")).await.expect("a").expect("t");
+    let later = TeamReadFrom { last_seq: 5, ..from(0) };
+    assert_eq!(store.team_unread(ana, &[later]).await.expect("read"), vec![(conv.id, 0)]);
+
+    store.forget_team_reads(ana).await.expect("forget");
+    assert_eq!(store.team_unread(ana, &[later]).await.expect("read"), vec![(conv.id, 2)], "from scratch again");
+    assert_eq!(store.team_unread(ben, &[later]).await.expect("read"), vec![(conv.id, 0)]);
 }
