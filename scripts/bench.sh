@@ -2,9 +2,11 @@
 # One command, one run, every stack: builds release binaries, starts Redis and
 # the MongoDB-compatible server (scripts/services.sh), our API and gateways,
 # and the Node.js reference peer (loadtest/peer) on Node's HTTP server
-# (node-peer) and on uWebSockets.js (node-uws, the tuned one), runs the same
-# scenarios against each, measures the database's own insert rate beside the
-# stored path, and writes BENCHMARKS.md.
+# (node-peer) and on uWebSockets.js (node-uws, the tuned one), and the seed's
+# whole stack, Express + socket.io + Mongoose storing every message on the
+# same database (node-seed, loadtest/peer/seed.js), runs the same scenarios
+# against each, measures the database's own insert rate beside the stored
+# path, and writes BENCHMARKS.md.
 #
 # Knobs (environment):
 #   BENCH_CONNECTIONS=10000  idle connections per single-process comparison
@@ -13,6 +15,8 @@
 #   BENCH_RATE=2000          offered messages/s in fanout and rest-send
 #   BENCH_DURATION=10        seconds per relay run
 #   BENCH_RAMP_MAX=50000     highest rate the ramp tries (from 1000, step 1000, 5 s each)
+#   BENCH_ROOMS="10 100 1000"  receivers per room in the large-room scenarios
+#   BENCH_ROOM_DELIVERIES=10000  deliveries/s offered there (messages/s = this ÷ receivers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,6 +26,8 @@ PAIRS=${BENCH_PAIRS:-200}
 RATE=${BENCH_RATE:-2000}
 DUR=${BENCH_DURATION:-10}
 RAMP_MAX=${BENCH_RAMP_MAX:-50000}
+ROOMS=${BENCH_ROOMS:-10 100 1000}
+ROOM_DELIVERIES=${BENCH_ROOM_DELIVERIES:-10000}
 OUT=$ROOT/target/bench
 RESULTS=$OUT/results.jsonl
 mkdir -p "$OUT" "$ROOT/docs"
@@ -43,6 +49,8 @@ DBPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/mongo.pid" 2>/dev/null || tru
 log "building release binaries"
 cargo build --release --quiet -p omnibiz -p omnibiz-loadtest
 (cd loadtest/peer && npm ci --silent --no-audit --no-fund)
+# The seed's Mongoose models live with the drop-in tests (tests/node/legacy/models.cjs).
+(cd tests/node && npm ci --silent --no-audit --no-fund)
 BIN=$ROOT/target/release/omnibiz
 LT=$ROOT/target/release/omnibiz-loadtest
 
@@ -68,6 +76,10 @@ start_ours() { # start_ours <target> <port> [env...]  → echoes pid
 }
 start_peer() { # start_peer <port> [node|uws] → echoes pid
   PORT=$1 PEER_ENGINE=${2:-node} node "$ROOT/loadtest/peer/server.js" >"$OUT/peer-$1.log" 2>&1 &
+  echo $!
+}
+start_seed() { # start_seed <port> → echoes pid (the seed's stack on our database)
+  PORT=$1 node "$ROOT/loadtest/peer/seed.js" >"$OUT/seed-$1.log" 2>&1 &
   echo $!
 }
 
@@ -105,8 +117,12 @@ done
 g1=$(start_ours gateway 7101); g2=$(start_ours gateway 7102); api=$(start_ours api 7100)
 r1=$(start_ours gateway 7111 OMNIBIZ_BENCH_RELAY_ONLY=true); r2=$(start_ours gateway 7112 OMNIBIZ_BENCH_RELAY_ONLY=true)
 p1=$(start_peer 7201); p2=$(start_peer 7202); u1=$(start_peer 7211 uws); u2=$(start_peer 7212 uws)
-PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2")
-for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212; do wait_port "$p"; done
+# The seed's stack starts with the others: its Mongoose models build their
+# indexes on the shared database before anything is measured, so both stored
+# stacks write to the same collections with the same indexes.
+s1=$(start_seed 7251); s2=$(start_seed 7252)
+PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2" "$s1" "$s2")
+for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212 7251 7252; do wait_port "$p"; done
 fan() { # fan <label> <receivers port> <senders port> <pids> <rate>
   log "fanout: $1 at $5/s, $PAIRS pairs, ${DUR}s"
   "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
@@ -117,6 +133,19 @@ fan node-peer 7201 7202 "$p1,$p2" "$RATE"
 fan node-uws 7211 7212 "$u1,$u2" "$RATE"
 fan omnibiz-relay 7111 7112 "$r1,$r2" "$RATE"
 
+# --- Large rooms: one sender, N receivers (the owner's sockets) across gateways ---
+room() { # room <label> <receivers port> <sender port> <pids> <receivers>
+  local rate=$(( ROOM_DELIVERIES / $5 > 0 ? ROOM_DELIVERIES / $5 : 1 ))
+  log "room: $1, $5 receivers, $rate msgs/s, ${DUR}s"
+  "$LT" room --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
+    --receivers "$5" --rate "$rate" --duration-secs "$DUR" --pids "$4" --label "$1" --out "$RESULTS"
+}
+for n in $ROOMS; do
+  room node-peer 7201 7202 "$p1,$p2" "$n"
+  room node-uws 7211 7212 "$u1,$u2" "$n"
+  room omnibiz-relay 7111 7112 "$r1,$r2" "$n"
+done
+
 # --- The stored path against the database's own ceiling ---------------------------
 log "raw-insert: the driver inserting our message documents into the same server"
 "$LT" raw-insert --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" --duration-secs "$DUR" ${DBPID:+--pids "$DBPID"} \
@@ -124,16 +153,31 @@ log "raw-insert: the driver inserting our message documents into the same server
 RAW=$(tail -n 1 "$RESULTS" | sed -E 's/.*"inserts_per_sec":([0-9.]+).*/\1/'); RAW=${RAW%.*}
 HALF=$(( RAW / 2 ))
 log "raw insert rate: $RAW/s; stored sends at half of it: $HALF/s"
+# Ours and the seed's stack, each at half the raw insert rate, same database.
 DB_PIDS="$DBPID" fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
-log "rest-send: omnibiz API → MongoDB → Redis → gateway, at half the raw insert rate"
-"$LT" rest-send --tokens "$OUT/tokens.json" --api http://127.0.0.1:7100 --url ws://127.0.0.1:7101 \
-  --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$api,$g1" ${DBPID:+--db-pids "$DBPID"} --label omnibiz \
-  --out "$RESULTS"
-log "rest-ramp: the highest REST send rate with p99 <= 50 ms (as the socket ramps)"
-START=$(( RAW / 16 > 50 ? RAW / 16 : 50 )); STEP=$(( RAW / 32 > 25 ? RAW / 32 : 25 ))
-"$LT" ramp --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7101 --api http://127.0.0.1:7100 \
-  --pairs "$PAIRS" --rate "$START" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
-  --pids "$api,$g1" ${DBPID:+--db-pids "$DBPID"} --label omnibiz --out "$RESULTS"
+DB_PIDS="$DBPID" fan node-seed 7251 7252 "$s1,$s2" "$HALF"
+rest_send() { # rest_send <label> <api port> <receivers port> <pids>
+  log "rest-send: $1, API → MongoDB → Redis → socket, at half the raw insert rate"
+  "$LT" rest-send --tokens "$OUT/tokens.json" --api "http://127.0.0.1:$2" --url "ws://127.0.0.1:$3" \
+    --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
+    --out "$RESULTS"
+}
+rest_send omnibiz 7100 7101 "$api,$g1"
+rest_send node-seed 7252 7251 "$s1,$s2"
+# The highest stored rate with p99 <= 50 ms, over REST and over sockets, both
+# stacks from the same start and step (the seed's stack breaks early: a low start).
+START=$(( RAW / 32 > 25 ? RAW / 32 : 25 )); STEP=$START
+stored_ramp() { # stored_ramp <label> <receivers port> <pids> (--api URL | --senders-url URL)
+  local label=$1 port=$2 pids=$3; shift 3
+  log "stored ramp: $label $*"
+  "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$port" "$@" \
+    --pairs "$PAIRS" --rate "$START" --step "$STEP" --max-rate "$(( RAW * 2 ))" --duration-secs 5 --p99-ms 50 \
+    --pids "$pids" ${DBPID:+--db-pids "$DBPID"} --label "$label" --out "$RESULTS"
+}
+stored_ramp omnibiz 7101 "$api,$g1" --api http://127.0.0.1:7100
+stored_ramp node-seed 7251 "$s1,$s2" --api http://127.0.0.1:7252
+stored_ramp omnibiz 7101 "$g1,$g2" --senders-url ws://127.0.0.1:7102
+stored_ramp node-seed 7251 "$s1,$s2" --senders-url ws://127.0.0.1:7252
 
 # --- Notifications: REST sends to offline customers without and with Web Push -------
 # Every api pod has the VAPID key (exported above) and may post to the loadtest's
@@ -145,11 +189,22 @@ log "notify: offline customers, without and with a push subscription each, then 
   --pids "$api,$npod${DBPID:+,$DBPID}" --label omnibiz --out "$RESULTS"
 kill "$npod"
 
+# Saturation, pinned: the servers (both of a stack's processes, and Redis)
+# on one core, the load generator on the other, for every stack alike — so
+# the box's shared CPU stops deciding the result (with 2 cores).
+REDISPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/redis.pid" 2>/dev/null || true)
+SERVER_CPU=$(( $(nproc) - 1 ))
+pin() { # pin <cpu list> <pid>...: every thread of each process
+  local cpus=$1; shift
+  for p in "$@"; do [ -n "$p" ] && taskset -a -p -c "$cpus" "$p" >/dev/null 2>&1 || true; done
+}
 ramp() {
-  log "ramp: $1"
-  "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
+  log "ramp (pinned: servers on CPU $SERVER_CPU, load generator on the rest): $1"
+  pin "$SERVER_CPU" ${REDISPID:-} ${4//,/ }
+  taskset -c "0-$(( SERVER_CPU > 0 ? SERVER_CPU - 1 : 0 ))" "$LT" ramp --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
     --pairs "$PAIRS" --rate 1000 --step 1000 --max-rate "$RAMP_MAX" --duration-secs 5 --p99-ms 50 \
     --pids "$4" --label "$1" --out "$RESULTS"
+  pin "0-$SERVER_CPU" ${REDISPID:-} ${4//,/ }
 }
 ramp node-peer 7201 7202 "$p1,$p2"
 ramp node-uws 7211 7212 "$u1,$u2"
@@ -159,7 +214,7 @@ log "forwarding: a polling request sent to the gateway holding its session, then
   --requests 3000 --pids "$g1,$g2" --label omnibiz --out "$RESULTS"
 log "redis-raw: the physical limit"
 "$LT" redis-raw --redis "$REDIS_URL" --messages 200000 --size 400 --out "$RESULTS"
-kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2" 2>/dev/null || true
+kill "$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2" "$s1" "$s2" 2>/dev/null || true
 
 # --- Optional: the fleet (several gateways on one Redis, one number) --------------
 if [ "$FLEET" -gt 0 ]; then
@@ -205,7 +260,8 @@ fi
   echo
   echo "- **omnibiz**: the product as deployed: every \`send_message\` is validated, stored in MongoDB (seq assigned atomically), then published."
   echo "- **omnibiz-relay**: the same gateway with \`OMNIBIZ_BENCH_RELAY_ONLY=true\`: validated and relayed, not stored — like for like with the peer, which has no database."
-  echo "- **node-peer**: the seed's stack, no database. **node-uws**: the same application on uWebSockets.js, no database."
+  echo "- **node-peer**: the seed's real-time layer, no database. **node-uws**: the same application on uWebSockets.js, no database."
+  echo "- **node-seed**: the seed's whole stack (loadtest/peer/seed.js): Express + socket.io 4.8.1 + Redis adapter + Mongoose $(node -p 'require("./tests/node/node_modules/mongoose/package.json").version') with the seed's models, storing each message and updating its conversation (\`lastMessage\`, \`unreadCount\`) as the Node service does, two nodes, on the same database as ours."
   echo "- **raw-insert**: the same driver inserting our message documents (same indexes) into the same MongoDB-compatible server, 16 in flight (one API process's append slots): the stored path's ceiling. A stored send is that insert plus the \`seq\` update."
   echo "- Relay scenarios are cross-node: receivers (owners) on node 1, senders (customers) on node 2, one Redis."
   echo "- Server CPU is read from /proc for the server processes only; memory per connection is (RSS after − RSS before) ÷ connections, 4 s after the last connect."

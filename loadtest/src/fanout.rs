@@ -42,6 +42,10 @@ pub struct Plan {
     /// The database server's PIDs (stored scenarios): its CPU per message.
     pub db_pids: Vec<u32>,
     pub sender: Sender,
+    /// `0`: `pairs` conversations, one receiver each. `N`: one conversation
+    /// (the first pair's) with `N` receivers (its owner's sockets, all joined)
+    /// and one sender (its customer): each message is delivered `N` times.
+    pub room: usize,
 }
 
 fn now_us() -> u64 {
@@ -224,14 +228,19 @@ async fn socket_sender(
 }
 
 pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
-    let p = plan.pairs.min(pairs.len());
+    let p = if plan.room > 0 { 1 } else { plan.pairs.min(pairs.len()) };
     anyhow::ensure!(p > 0, "no pairs to use");
-    let bar = indicatif::ProgressBar::new((2 * p) as u64).with_message("connecting");
-    // Receivers: the owners, on the receivers' gateway.
+    anyhow::ensure!(plan.room == 0 || matches!(plan.sender, Sender::Socket), "a room is sent to over a socket");
+    // Each message reaches this many receivers.
+    let per_message = plan.room.max(1) as u64;
+    let bar = indicatif::ProgressBar::new(p as u64 + per_message * p as u64).with_message("connecting");
+    // Receivers: the owners, on the receivers' gateway (in a room, its owner's sockets).
     let mut receivers = Vec::with_capacity(p);
     for pair in &pairs[..p] {
-        receivers.push(connect_joined(&plan.receivers_url, &pair.owner, &pair.conversation).await?);
-        bar.inc(1);
+        for _ in 0..per_message {
+            receivers.push(connect_joined(&plan.receivers_url, &pair.owner, &pair.conversation).await?);
+            bar.inc(1);
+        }
     }
     let errors = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -343,7 +352,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let expected = (sent - behind).saturating_sub(errors.load(Ordering::Relaxed) + refused.load(Ordering::Relaxed));
-        if drain.over(arrivals.count.load(Ordering::Relaxed), expected) {
+        if drain.over(arrivals.count.load(Ordering::Relaxed), expected * per_message) {
             break;
         }
     }
@@ -369,8 +378,10 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let curve: Vec<Value> =
         [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0].iter().map(|q| json!([q, ms(*q)])).collect();
+    let refused = refused.load(Ordering::Relaxed);
     let mut out = json!({
         "pairs": p,
+        "receivers": per_message * p as u64,
         "target_rate": plan.rate,
         "sent": attempted,
         "client_behind": behind,
@@ -378,8 +389,8 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         "delivered_per_sec": unique as f64 / delivery_secs,
         "last_delivery_secs": last_delivery_secs,
         // Refused sends were told so and never stored: not lost.
-        "refused": refused.load(Ordering::Relaxed),
-        "lost": attempted.saturating_sub(unique + refused.load(Ordering::Relaxed)),
+        "refused": refused,
+        "lost": (attempted * per_message).saturating_sub(unique + refused * per_message),
         "duplicates": duplicates,
         "errors": errors.load(Ordering::Relaxed) + recv_errors,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},

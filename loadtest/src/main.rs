@@ -4,7 +4,8 @@
 //! messages per second and per server CPU-second, end-to-end latency
 //! percentiles, losses, and the database's CPU per stored message.
 //!
-//! Scenarios: `connections`, `fanout`, `rest-send`, `ramp` (socket or REST senders), `forwarding`,
+//! Scenarios: `connections`, `fanout`, `room` (one sender, N receivers), `rest-send`, `ramp`
+//! (socket or REST senders), `forwarding`,
 //! `redis-raw`, `raw-insert`, `soak`;
 //! `report` turns result files into `BENCHMARKS.md` tables and an SVG plot.
 
@@ -81,6 +82,20 @@ enum Cmd {
         /// Gateway the senders (customers) connect to (default: the receivers' one).
         #[arg(long)]
         senders_url: Option<String>,
+    },
+    /// One sender, one conversation, `--receivers` sockets in its room (the
+    /// owner's, all joined): each message delivered to every one of them.
+    /// `--rate` is messages per second; deliveries are `rate × receivers`.
+    Room {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        /// Gateway the sender (the customer) connects to (default: the receivers' one).
+        #[arg(long)]
+        senders_url: Option<String>,
+        #[arg(long)]
+        receivers: usize,
     },
     /// HTTP `POST /api/messages/send` at a target rate with receivers connected.
     RestSend {
@@ -304,6 +319,7 @@ fn fanout_plan(common: &Common, load: &Load, senders_url: Option<String>, sender
         pids: common.pids.clone(),
         db_pids: load.db_pids.clone(),
         sender,
+        room: 0,
     }
 }
 
@@ -348,6 +364,17 @@ async fn main() -> anyhow::Result<()> {
             let result = fanout::run(&pairs, &plan).await?;
             let params = json!({"pairs": load.pairs, "rate": load.rate, "duration_secs": load.duration_secs, "cross_gateway": cross});
             save(common.out.as_ref(), &common.label, "fanout", params, &result)
+        }
+        Cmd::Room { common, load, senders_url, receivers } => {
+            anyhow::ensure!(receivers > 0, "--receivers must be at least 1");
+            let pairs = tokens::load(&common.tokens)?;
+            let cross = senders_url.as_ref().is_some_and(|s| *s != load.url);
+            let plan =
+                fanout::Plan { room: receivers, ..fanout_plan(&common, &load, senders_url, fanout::Sender::Socket) };
+            let result = fanout::run(&pairs, &plan).await?;
+            let params = json!({"receivers": receivers, "rate": load.rate, "duration_secs": load.duration_secs, "cross_gateway": cross});
+            // One row per system and room size.
+            save(common.out.as_ref(), &format!("{}@{receivers}", common.label), "room", params, &result)
         }
         Cmd::RestSend { common, load, api } => {
             let pairs = tokens::load(&common.tokens)?;

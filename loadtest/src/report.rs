@@ -147,7 +147,7 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
     if !ramps.is_empty() {
         let _ = writeln!(
             md,
-            "\n### Saturation (ramp)\n\n| system | saturation rate/s | p99 threshold ms | steps |\n|---|---|---|---|"
+            "\n### Saturation (ramp)\n\nThe relay ramps (`omnibiz-relay`, `node-peer`, `node-uws`) run pinned: a stack's servers and Redis on one core, the load generator on the other. The stored ramps (`omnibiz`, `node-seed`, socket senders) share the box with the database.\n\n| system | saturation rate/s | p99 threshold ms | steps |\n|---|---|---|---|"
         );
         for ((_, l), r) in ramps {
             let x = &r["result"];
@@ -168,7 +168,9 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
             );
         }
     }
+    rooms(&mut md, &by);
     stored_path(&mut md, &get);
+    seed_stack(&mut md, &get);
     match get("redis-raw", "redis") {
         Some(raw) if raw["result"]["received"] != raw["result"]["messages"] => {
             // Its rate would be computed over the wait for messages that never came.
@@ -354,6 +356,106 @@ fn stored_path<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Valu
             100.0 * d / ceiling,
             100.0 * d / pair_rate
         );
+    }
+}
+
+/// `room`: one sender, N receivers in its room, per system and size.
+fn rooms(md: &mut String, by: &BTreeMap<(String, String), Value>) {
+    let rows: Vec<(&String, &Value)> = by.iter().filter(|((s, _), _)| s == "room").map(|((_, l), r)| (l, r)).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n### Large rooms: one sender, N receivers in one conversation (across gateways)\n");
+    let _ = writeln!(
+        md,
+        "| system | receivers | messages/s | deliveries/s | deliveries per server CPU-s | p50 ms | p99 ms | lost | dup |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let mut sorted = rows.clone();
+    sorted.sort_by_key(|(l, r)| (r["result"]["receivers"].as_u64().unwrap_or(0), (*l).clone()));
+    for (l, r) in &sorted {
+        let x = &r["result"];
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            l.split('@').next().unwrap_or(l),
+            x["receivers"],
+            x["target_rate"],
+            num(x, &["delivered_per_sec"]),
+            num(x, &["delivered_per_cpu_sec"]),
+            num(x, &["latency_ms", "p50"]),
+            num(x, &["latency_ms", "p99"]),
+            x["lost"],
+            x["duplicates"],
+        );
+    }
+    let per_cpu = |l: &str| {
+        by.get(&("room".to_owned(), l.to_owned())).map_or(f64::NAN, |r| num(&r["result"], &["delivered_per_cpu_sec"]))
+    };
+    let mut sizes: Vec<u64> = sorted.iter().filter_map(|(_, r)| r["result"]["receivers"].as_u64()).collect();
+    sizes.dedup();
+    for n in sizes {
+        let ours = per_cpu(&format!("omnibiz-relay@{n}"));
+        let vs: Vec<String> =
+            PEERS.iter().map(|p| format!("÷ `{p}` **{}**", ratio(ours, per_cpu(&format!("{p}@{n}"))))).collect();
+        let _ = writeln!(md, "\n{n} receivers, `omnibiz-relay` deliveries per server CPU-second {}.", vs.join(", "));
+    }
+}
+
+/// Our stored path beside the seed's own stack (Express + socket.io +
+/// Mongoose with the seed's models, `node-seed`), same run, same database.
+fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value>) {
+    const SEED: &str = "node-seed";
+    if get("fanout", SEED).is_none() && get("ramp", SEED).is_none() {
+        return;
+    }
+    let _ = writeln!(md, "\n### Stored messages: OmniBiz beside the seed's stack (Node + Mongoose), same database\n");
+    let _ = writeln!(
+        md,
+        "| what | system | offered/s | delivered/s | p50 ms | p99 ms | lost | database CPU µs per message |\n|---|---|---|---|---|---|---|---|"
+    );
+    for (scenario, what) in [("fanout", "socket `send_message`"), ("rest-send", "`POST /api/messages/send`")] {
+        for l in ["omnibiz", SEED] {
+            if let Some(r) = get(scenario, l) {
+                let x = &r["result"];
+                let cpu = x["database_cpu_us_per_message"].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"));
+                let _ = writeln!(
+                    md,
+                    "| {what} at a fixed rate | {l} | {} | {:.0} | {:.2} | {:.2} | {} | {cpu} |",
+                    x["target_rate"],
+                    num(x, &["delivered_per_sec"]),
+                    num(x, &["latency_ms", "p50"]),
+                    num(x, &["latency_ms", "p99"]),
+                    x["lost"],
+                );
+            }
+        }
+    }
+    let sat = |scenario: &str, l: &str| {
+        get(scenario, l).and_then(|r| r["result"]["saturation_rate"].as_f64()).unwrap_or(f64::NAN)
+    };
+    for (scenario, what) in [("ramp", "socket sends"), ("rest-ramp", "REST sends")] {
+        let (o, s) = (sat(scenario, "omnibiz"), sat(scenario, SEED));
+        if o.is_finite() || s.is_finite() {
+            let _ = writeln!(
+                md,
+                "\nStored {what}/s at p99 ≤ 50 ms, nothing lost: omnibiz **{o:.0}**, node-seed **{s:.0}**: **{}** of the seed's stack.",
+                ratio(o, s)
+            );
+        }
+    }
+    let db = |scenario: &str, l: &str| {
+        get(scenario, l).map_or(f64::NAN, |r| num(&r["result"], &["database_cpu_us_per_message"]))
+    };
+    for (scenario, what) in [("fanout", "socket"), ("rest-send", "REST")] {
+        let (o, s) = (db(scenario, "omnibiz"), db(scenario, SEED));
+        if o.is_finite() && s.is_finite() {
+            let _ = writeln!(
+                md,
+                "\nDatabase CPU per stored message ({what}), ours ÷ the seed's: **{}** ({o:.0} vs {s:.0} µs).",
+                ratio(o, s)
+            );
+        }
     }
 }
 
