@@ -15,6 +15,7 @@
 #   BENCH_RATE=2000          offered messages/s in fanout and rest-send
 #   BENCH_DURATION=10        seconds per relay run
 #   BENCH_RAMP_MAX=50000     highest rate the ramp tries (from 1000, step 1000, 5 s each)
+#   BENCH_STORED_RATE=200    sends/s of the side-by-side stored runs (ours and the seed's stack)
 #   BENCH_ROOMS="10 100 1000"  receivers per room in the large-room scenarios
 #   BENCH_ROOM_DELIVERIES=10000  deliveries/s offered there (messages/s = this ÷ receivers)
 set -euo pipefail
@@ -26,6 +27,7 @@ PAIRS=${BENCH_PAIRS:-200}
 RATE=${BENCH_RATE:-2000}
 DUR=${BENCH_DURATION:-10}
 RAMP_MAX=${BENCH_RAMP_MAX:-50000}
+STORED_RATE=${BENCH_STORED_RATE:-200}
 ROOMS=${BENCH_ROOMS:-10 100 1000}
 ROOM_DELIVERIES=${BENCH_ROOM_DELIVERIES:-10000}
 OUT=$ROOT/target/bench
@@ -153,17 +155,40 @@ log "raw-insert: the driver inserting our message documents into the same server
 RAW=$(tail -n 1 "$RESULTS" | sed -E 's/.*"inserts_per_sec":([0-9.]+).*/\1/'); RAW=${RAW%.*}
 HALF=$(( RAW / 2 ))
 log "raw insert rate: $RAW/s; stored sends at half of it: $HALF/s"
-# Ours and the seed's stack, each at half the raw insert rate, same database.
-DB_PIDS="$DBPID" fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
-DB_PIDS="$DBPID" fan node-seed 7251 7252 "$s1,$s2" "$HALF"
-rest_send() { # rest_send <label> <api port> <receivers port> <pids>
-  log "rest-send: $1, API → MongoDB → Redis → socket, at half the raw insert rate"
+# A stack that fell behind keeps working off its backlog after a run: wait
+# until its processes and the database are idle before the next one.
+cpu_ticks() { # cpu_ticks <pid>...: their user + system CPU, in clock ticks
+  local files=(); for p in "$@"; do [ -r "/proc/$p/stat" ] && files+=("/proc/$p/stat"); done
+  [ ${#files[@]} -gt 0 ] && awk '{ s += $14 + $15 } END { print s + 0 }' "${files[@]}" || echo 0
+}
+settle() { # settle <pid>...
+  local before after
+  for _ in $(seq 1 120); do
+    before=$(cpu_ticks "$@")
+    sleep 1
+    after=$(cpu_ticks "$@")
+    [ $(( after - before )) -lt 10 ] && return 0
+  done
+}
+rest_send() { # rest_send <label> <api port> <receivers port> <pids> <rate>
+  log "rest-send: $1, API → MongoDB → Redis → socket, at $5/s"
   "$LT" rest-send --tokens "$OUT/tokens.json" --api "http://127.0.0.1:$2" --url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$HALF" --duration-secs "$DUR" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
+    --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
     --out "$RESULTS"
 }
-rest_send omnibiz 7100 7101 "$api,$g1"
-rest_send node-seed 7252 7251 "$s1,$s2"
+# Ours at half the raw insert rate (overload: what is not accepted is refused).
+DB_PIDS="$DBPID" fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
+rest_send omnibiz 7100 7101 "$api,$g1" "$HALF"
+# Side by side with the seed's stack at one fixed rate both can take, same database.
+settle ${DBPID:-} "$g1" "$g2" "$api"
+DB_PIDS="$DBPID" fan omnibiz@fixed 7101 7102 "$g1,$g2" "$STORED_RATE"
+settle ${DBPID:-} "$g1" "$g2"
+DB_PIDS="$DBPID" fan node-seed@fixed 7251 7252 "$s1,$s2" "$STORED_RATE"
+settle ${DBPID:-} "$s1" "$s2"
+rest_send omnibiz@fixed 7100 7101 "$api,$g1" "$STORED_RATE"
+settle ${DBPID:-} "$api" "$g1"
+rest_send node-seed@fixed 7252 7251 "$s1,$s2" "$STORED_RATE"
+settle ${DBPID:-} "$s1" "$s2"
 # The highest stored rate with p99 <= 50 ms, over REST and over sockets, both
 # stacks from the same start and step (the seed's stack breaks early: a low start).
 START=$(( RAW / 32 > 25 ? RAW / 32 : 25 )); STEP=$START
@@ -175,9 +200,13 @@ stored_ramp() { # stored_ramp <label> <receivers port> <pids> (--api URL | --sen
     --pids "$pids" ${DBPID:+--db-pids "$DBPID"} --label "$label" --out "$RESULTS"
 }
 stored_ramp omnibiz 7101 "$api,$g1" --api http://127.0.0.1:7100
+settle ${DBPID:-} "$api" "$g1"
 stored_ramp node-seed 7251 "$s1,$s2" --api http://127.0.0.1:7252
+settle ${DBPID:-} "$s1" "$s2"
 stored_ramp omnibiz 7101 "$g1,$g2" --senders-url ws://127.0.0.1:7102
+settle ${DBPID:-} "$g1" "$g2"
 stored_ramp node-seed 7251 "$s1,$s2" --senders-url ws://127.0.0.1:7252
+settle ${DBPID:-} "$s1" "$s2"
 
 # --- Notifications: REST sends to offline customers without and with Web Push -------
 # Every api pod has the VAPID key (exported above) and may post to the loadtest's

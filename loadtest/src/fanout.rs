@@ -115,15 +115,23 @@ impl Drain {
     }
 }
 
-/// Reads one receiver until `stop`, recording latencies of `message_received`.
-async fn receive(mut ws: client::Ws, stop: Arc<tokio::sync::Notify>, arrivals: Arc<Arrivals>) -> ReceiverResult {
+/// Reads one receiver until `stop` turns true, recording latencies of
+/// `message_received`. (A watch, not a `Notify`: a receiver busy with a
+/// message when the stop is announced must still see it afterwards — with a
+/// server still draining a backlog, a missed notification left receivers
+/// waiting forever.)
+async fn receive(
+    mut ws: client::Ws,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    arrivals: Arc<Arrivals>,
+) -> ReceiverResult {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut seen = HashSet::new();
     let (mut duplicates, mut errors) = (0, 0);
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
-            () = stop.notified() => break,
+            _ = stop.wait_for(|s| *s) => break,
         };
         let Some(Ok(m)) = msg else { break };
         match client::classify(&m) {
@@ -265,7 +273,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     bar.finish_and_clear();
     // Receivers get `message_received` for messages the *customer* sends (socket mode);
     // in REST mode the owner sends, so the customers receive: swap roles.
-    let stop = Arc::new(tokio::sync::Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let arrivals = Arc::new(Arrivals::default());
     let mut recv_tasks = Vec::new();
     if let Sender::Rest(_) = plan.sender {
@@ -274,11 +282,11 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         }
         for pair in &pairs[..p] {
             let ws = connect_joined(&plan.receivers_url, &pair.customer, &pair.conversation).await?;
-            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop), Arc::clone(&arrivals))));
+            recv_tasks.push(tokio::spawn(receive(ws, stopped.clone(), Arc::clone(&arrivals))));
         }
     } else {
         for ws in receivers {
-            recv_tasks.push(tokio::spawn(receive(ws, Arc::clone(&stop), Arc::clone(&arrivals))));
+            recv_tasks.push(tokio::spawn(receive(ws, stopped.clone(), Arc::clone(&arrivals))));
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -358,12 +366,11 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     let after = procstat::sample(&plan.pids);
     let db_after = procstat::sample(&plan.db_pids);
-    stop.notify_waiters();
+    let _ = stop.send(true);
     progress.finish_and_clear();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut unique, mut duplicates, mut recv_errors) = (0, 0, 0);
     for t in recv_tasks {
-        stop.notify_waiters();
         let r = t.await?;
         hist.add(&r.hist)?;
         unique += r.unique;

@@ -1,12 +1,16 @@
-//! Load generator for OmniBiz Messaging and the Node.js reference peer (the
-//! binary is `omnibiz-loadtest`; see its `--help`).
+//! Load generator for OmniBiz Messaging and the Node.js peers (the binary
+//! is `omnibiz-loadtest`; see its `--help`): `loadtest/peer/server.js`, the
+//! seed's real-time layer without a database, and `loadtest/peer/seed.js`,
+//! the seed's whole stack (Express + socket.io + Mongoose) storing every
+//! message in the same database as ours. They speak the same events.
 //!
 //! # Layout
 //! - `client`: a lean Socket.IO v5 / Engine.IO v4 websocket client.
 //! - `connections`: hold N clients (several worker processes), measure server RSS/CPU
 //!   and how long each connect took.
 //! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates,
-//!   and (`--db-pids`) the database's CPU per message.
+//!   and (`--db-pids`) the database's CPU per message; also one room with N receivers
+//!   (`room`: every message delivered N times).
 //! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
 //! - `raw_insert`: the database's insert rate for our message documents, the stored path's

@@ -406,7 +406,7 @@ fn rooms(md: &mut String, by: &BTreeMap<(String, String), Value>) {
 /// Mongoose with the seed's models, `node-seed`), same run, same database.
 fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value>) {
     const SEED: &str = "node-seed";
-    if get("fanout", SEED).is_none() && get("ramp", SEED).is_none() {
+    if get("fanout", "node-seed@fixed").is_none() && get("ramp", SEED).is_none() {
         return;
     }
     let _ = writeln!(md, "\n### Stored messages: OmniBiz beside the seed's stack (Node + Mongoose), same database\n");
@@ -415,13 +415,14 @@ fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value
         "| what | system | offered/s | delivered/s | p50 ms | p99 ms | lost | database CPU µs per message |\n|---|---|---|---|---|---|---|---|"
     );
     for (scenario, what) in [("fanout", "socket `send_message`"), ("rest-send", "`POST /api/messages/send`")] {
-        for l in ["omnibiz", SEED] {
+        for l in ["omnibiz@fixed", "node-seed@fixed"] {
             if let Some(r) = get(scenario, l) {
                 let x = &r["result"];
                 let cpu = x["database_cpu_us_per_message"].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"));
                 let _ = writeln!(
                     md,
-                    "| {what} at a fixed rate | {l} | {} | {:.0} | {:.2} | {:.2} | {} | {cpu} |",
+                    "| {what} at a fixed rate | {} | {} | {:.0} | {:.2} | {:.2} | {} | {cpu} |",
+                    l.trim_end_matches("@fixed"),
                     x["target_rate"],
                     num(x, &["delivered_per_sec"]),
                     num(x, &["latency_ms", "p50"]),
@@ -448,7 +449,7 @@ fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value
         get(scenario, l).map_or(f64::NAN, |r| num(&r["result"], &["database_cpu_us_per_message"]))
     };
     for (scenario, what) in [("fanout", "socket"), ("rest-send", "REST")] {
-        let (o, s) = (db(scenario, "omnibiz"), db(scenario, SEED));
+        let (o, s) = (db(scenario, "omnibiz@fixed"), db(scenario, "node-seed@fixed"));
         if o.is_finite() && s.is_finite() {
             let _ = writeln!(
                 md,

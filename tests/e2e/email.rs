@@ -210,6 +210,61 @@ async fn emails(backend: Backend) {
     app.finish().await;
 }
 
+/// A group: every member but the sender is emailed (the business too when
+/// a customer wrote), each by their own read position; a customer's email
+/// names the group and carries no reply address (a reply could not say
+/// which member wrote it).
+async fn group_emails(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let app = app(backend, &smtp).await;
+    let b = business(&app.store, "Club", 3).await;
+    let owner = &b.owner_token;
+    let addr = |i: usize| b.customers[i].email.clone();
+    let ids: Vec<String> = b.customers.iter().map(|c| c.id.to_hex()).collect();
+    let (status, v) =
+        app.post("/api/groups", owner, json!({"title": "Book club", "customerIds": [ids[0], ids[1], ids[2]]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let g = v["conversation"]["id"].as_str().expect("id").to_owned();
+
+    assert_eq!(app.send(&b.customer_tokens[0], &g, "Who brings the cake?").await.0, StatusCode::CREATED);
+    for i in [1, 2] {
+        let got = smtp.wait_for(&addr(i), 1).await;
+        let email = MessageParser::default().parse(&got[0]).expect("email");
+        assert_eq!(email.subject(), Some("New message from Book club (Club Ltd)"));
+        assert!(email.body_text(0).is_some_and(|t| t.contains("Who brings the cake?")), "member {i}");
+        assert!(email.reply_to().is_none(), "no reply address for a group's customer");
+    }
+    let got = smtp.wait_for(&b.owner.email, 1).await;
+    let email = MessageParser::default().parse(&got[0]).expect("email");
+    assert_eq!(email.subject(), Some("New message from Book club"));
+    // Customer 2 reads the business's answer in time; customer 0 (who wrote
+    // before) does not; customer 1's first email still stands for their burst.
+    let (_, m) = app.send(owner, &g, "I will, see you at six").await;
+    let mid = m["message"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        app.post(&format!("/api/messages/{mid}/read"), &b.customer_tokens[2], json!({})).await.0,
+        StatusCode::OK
+    );
+    let got = smtp.wait_for(&addr(0), 1).await;
+    let email = MessageParser::default().parse(&got[0]).expect("email");
+    assert!(email.body_text(0).is_some_and(|t| t.contains("see you at six") && !t.contains("cake")), "only theirs");
+    quiet_period().await;
+    assert_eq!(smtp.to(&addr(0)).len(), 1);
+    assert_eq!(smtp.to(&addr(1)).len(), 1, "still one burst for customer 1");
+    assert_eq!(smtp.to(&addr(2)).len(), 1, "read in time: nothing more");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_emails_on_sqlite() {
+    group_emails(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_emails_on_mongodb() {
+    group_emails(Backend::Mongo).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emails_on_sqlite() {
     emails(Backend::Sqlite).await;

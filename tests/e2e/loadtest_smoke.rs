@@ -26,6 +26,7 @@ async fn fanout_through_serve_loses_nothing() {
         pids: vec![std::process::id()],
         db_pids: Vec::new(),
         sender: Sender::Socket,
+        room: 0,
     };
     let r = fanout::run(&pairs, &plan).await.expect("fanout");
     let sent = r["sent"].as_u64().expect("sent");
@@ -43,6 +44,13 @@ async fn fanout_through_serve_loses_nothing() {
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["duplicates"], 0, "{r}");
     assert!(r["database_cpu_us_per_message"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    // One room, twenty receivers: every message reaches each of them once.
+    let plan = Plan { rate: 20.0, sender: Sender::Socket, db_pids: Vec::new(), room: 20, ..plan };
+    let r = fanout::run(&pairs, &plan).await.expect("room");
+    let sent = r["sent"].as_u64().expect("sent");
+    assert!(sent >= 50, "{r}");
+    assert_eq!((r["receivers"].as_u64(), r["delivered"].as_u64()), (Some(20), Some(sent * 20)), "{r}");
+    assert_eq!((r["lost"].as_u64(), r["duplicates"].as_u64()), (Some(0), Some(0)), "{r}");
     app.finish().await;
 }
 

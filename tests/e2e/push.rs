@@ -240,6 +240,59 @@ async fn web_push(backend: Backend) {
     app.finish().await;
 }
 
+/// A group: a member's message reaches every other member's browser (not
+/// the sender's), each counted by their own read state; a customer removed
+/// from the group gets nothing more.
+async fn group_push(backend: Backend) {
+    let push = PushService::start().await;
+    let app = app(backend).await;
+    let b = business(&app.store, "Club", 3).await;
+    let (owner, tokens) = (&b.owner_token, &b.customer_tokens);
+    let (status, key) = app.call(Method::GET, "/api/notifications/push-key", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let public_key = key["publicKey"].as_str().expect("publicKey").to_owned();
+    let mut browsers = Vec::new();
+    for t in tokens {
+        let sub = push.browser("ok").await;
+        assert_eq!(subscribe(&app, t, &sub).await.0, StatusCode::CREATED);
+        browsers.push(sub);
+    }
+    let ids: Vec<String> = b.customers.iter().map(|c| c.id.to_hex()).collect();
+    let (status, v) =
+        app.post("/api/groups", owner, json!({"title": "Book club", "customerIds": [ids[0], ids[1], ids[2]]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let g = v["conversation"]["id"].as_str().expect("id").to_owned();
+
+    assert_eq!(app.send(&tokens[0], &g, "Who brings the cake?").await.0, StatusCode::CREATED);
+    for sub in &browsers[1..] {
+        let got = push.wait_for(sub, "a member's push", |r| !r.is_empty()).await;
+        check_push(&got[0], &public_key, &g);
+        assert_eq!(got[0]["payload"]["body"], "Who brings the cake?");
+    }
+    // Customer 1 leaves; customer 0 writes again: only customer 2 hears.
+    let path = format!("/api/groups/{g}/members");
+    let (status, v) = app.call(Method::PATCH, &path, Some(owner), Some(json!({"remove": [ids[1]]}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the next push window
+    assert_eq!(app.send(&tokens[0], &g, "Six o'clock then").await.0, StatusCode::CREATED);
+    let got = push.wait_for(&browsers[2], "the second push", |r| r.len() >= 2).await;
+    assert_eq!(got[1]["payload"]["body"], "Six o'clock then");
+    quiet_period().await;
+    assert!(push.for_browser(&browsers[0]).await.is_empty(), "never the sender");
+    assert_eq!(push.for_browser(&browsers[1]).await.len(), 1, "nothing after leaving");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_push_on_sqlite() {
+    group_push(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_push_on_mongodb() {
+    group_push(Backend::Mongo).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_push_on_sqlite() {
     web_push(Backend::Sqlite).await;

@@ -95,10 +95,19 @@ async fn a_team_answers_together(store: Arc<dyn Store>, rest: Rest, gws: [String
     let other = business(&store, "Rival", 0).await;
 
     // Members and roles.
-    for (u, role) in [(&ana, "agent"), (&ben, "agent"), (&ada, "admin")] {
+    for (u, role) in [(&ana, "agent"), (&ben, "agent")] {
         let (s, v) = rest.post("/api/team/members", &owner, json!({"userId": u.id.to_hex(), "role": role})).await;
         assert_eq!(s, 201, "{v}");
     }
+    // By email too (the main app's account, whatever the case).
+    let (s, v) = rest.post("/api/team/members", &owner, json!({"email": " ADA@team.example", "role": "admin"})).await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["team"]["members"].as_array().expect("members").iter().any(|m| m["userId"] == ada.id.to_hex()), "{v}");
+    let (s, v) = rest.post("/api/team/members", &owner, json!({"email": "nobody@team.example", "role": "agent"})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{v}");
+    let both = json!({"email": "ada@team.example", "userId": ada.id.to_hex(), "role": "admin"});
+    let (s, v) = rest.post("/api/team/members", &owner, both).await;
+    assert_eq!(s, 400, "one or the other: {v}");
     let (s, v) = rest.post("/api/team/members", &owner, json!({"userId": ana.id.to_hex(), "role": "agent"})).await;
     assert_eq!(s, 200, "adding again keeps one membership: {v}");
     let (s, v) = rest.post("/api/team/members", &owner, json!({"userId": b.owner.id.to_hex(), "role": "agent"})).await;

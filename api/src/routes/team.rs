@@ -31,9 +31,13 @@ pub(crate) struct TeamResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct AddMemberBody {
-    /// The user (an account of the main app) to add, or whose role to change.
+    /// The user (an account of the main app) to add, or whose role to
+    /// change. Exactly one of `userId` and `email`.
     #[schema(pattern = "^[0-9a-fA-F]{24}$")]
-    user_id: String,
+    user_id: Option<String>,
+    /// The email of that account instead (case does not matter).
+    #[schema(max_length = 254)]
+    email: Option<String>,
     role: TeamRole,
 }
 
@@ -71,7 +75,12 @@ pub(crate) async fn add(
     Authed(actor): Authed,
     Json(body): Json<AddMemberBody>,
 ) -> ApiResult<(StatusCode, Json<TeamResponse>)> {
-    let added = s.messaging.add_member(&actor, user_id(&body.user_id)?, body.role).await?;
+    let user = match (&body.user_id, &body.email) {
+        (Some(id), None) => user_id(id)?,
+        (None, Some(email)) => s.messaging.user_by_email(&actor, email).await?,
+        _ => return Err(ApiError::invalid("exactly one of userId and email")),
+    };
+    let added = s.messaging.add_member(&actor, user, body.role).await?;
     let team = s.messaging.team(&actor).await?;
     Ok((if added { StatusCode::CREATED } else { StatusCode::OK }, Json(TeamResponse { success: true, team })))
 }

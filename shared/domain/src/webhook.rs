@@ -159,6 +159,10 @@ pub struct UnreadCheck {
     /// Who should have read it: the business owner (`true`) or the customer.
     pub recipient_owner: bool,
     pub seq: i64,
+    /// In a group: the customer who should have read it (by their own read
+    /// position, while still a member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<crate::CustomerId>,
 }
 
 /// Where a delivery goes. Webhooks, push notifications and notification

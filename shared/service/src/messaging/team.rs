@@ -124,6 +124,21 @@ impl Messaging {
         Ok(added)
     }
 
+    /// The user a manager of a team means by `email` (to add them): 404 when
+    /// no account has it, 409 when several do (then by id).
+    pub async fn user_by_email(&self, actor: &Actor, email: &str) -> ServiceResult<UserId> {
+        actor.managed_business()?;
+        let email = email.trim();
+        if email.is_empty() || email.len() > 254 || !email.contains('@') {
+            return Err(ServiceError::Invalid("email: an email address".into()));
+        }
+        match self.store.users_by_email(email, 2).await?.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ServiceError::NotFound("no user with this email".into())),
+            _ => Err(ServiceError::Conflict("several accounts have this email: add the member by userId".into())),
+        }
+    }
+
     /// Removes a member: their sessions end everywhere now, their
     /// conversations become unassigned.
     #[instrument(skip_all, fields(principal = %actor.principal.room(), member = %user))]

@@ -121,6 +121,9 @@ pub struct Burst<'a> {
     pub lines: Vec<Line<'a>>,
     /// Unread messages in all (the email shows the last few).
     pub unread: i64,
+    /// Whether a reply by email can answer (a reply address names a side
+    /// of the conversation: a group's customers get none).
+    pub can_reply: bool,
 }
 
 impl Mailer {
@@ -245,7 +248,7 @@ impl Mailer {
             Side::Owner => format!("{} (OmniBiz)", b.sender_name),
         };
         let from = Mailbox::new(Some(from_name.clone()), self.cfg.from.email.clone());
-        let reply = self.cfg.reply_domain.as_ref().map(|domain| {
+        let reply = self.cfg.reply_domain.as_ref().filter(|_| b.can_reply).map(|domain| {
             let local = self.reply_token(b.conversation, b.recipient.side(), now);
             format!("{local}@{domain}")
         });

@@ -14,7 +14,9 @@
 //! loses nor doubles one.
 //!
 //! # Who gets one
-//! Never the sender. A push is due [`NotifyConfig::push_delay`] after the
+//! Never the sender. In a group, every other member (and the business when
+//! a customer wrote), each customer by their own read position
+//! ([`omnibiz_domain::webhook::UnreadCheck::member`]). A push is due [`NotifyConfig::push_delay`] after the
 //! message and is skipped, when due, if the recipient has read it, has a
 //! live socket (the console shows its own notification when its tab is
 //! hidden), turned push off, or muted the conversation. A conversation's
@@ -157,18 +159,34 @@ impl Notifier {
         }
         // Within the pass, a conversation's latest message per recipient stands for its burst.
         let mut latest: HashMap<(ConversationId, Party), (usize, DateTime<Utc>)> = HashMap::new();
+        // Groups' customers, read once per pass.
+        let mut groups: HashMap<ConversationId, Vec<CustomerId>> = HashMap::new();
         for (i, (e, p)) in events.iter().zip(parties).enumerate() {
             let Some((owner, customer)) = *p else { continue };
-            // An internal note notifies no one (the customer must never see it).
-            if e.kind != HookEvent::MessageCreated || e.data["isPrivate"] == true {
+            // An internal note notifies no one (the customer must never see it);
+            // nor does a group's system record.
+            if e.kind != HookEvent::MessageCreated || e.data["isPrivate"] == true || e.data["isSystem"] == true {
                 continue;
             }
-            let recipient = recipient_of(e, owner, customer);
-            let slot = latest.entry((e.conversation, recipient)).or_insert((i, e.at));
-            if slot.0 != i {
-                slot.0 = i;
-                if push {
-                    count("push", "collapsed");
+            let recipients = if omnibiz_domain::Conversation::is_group_marker(e.conversation, customer) {
+                let members = match groups.entry(e.conversation) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let conv = self.store.get_conversation(e.conversation).await?;
+                        v.insert(conv.and_then(|c| c.group).map(|g| g.members).unwrap_or_default())
+                    }
+                };
+                group_recipients(e, owner, members)
+            } else {
+                vec![recipient_of(e, owner, customer)]
+            };
+            for recipient in recipients {
+                let slot = latest.entry((e.conversation, recipient)).or_insert((i, e.at));
+                if slot.0 != i {
+                    slot.0 = i;
+                    if push {
+                        count("push", "collapsed");
+                    }
                 }
             }
         }
@@ -179,6 +197,11 @@ impl Notifier {
             let Some((owner, _)) = parties[i] else { continue };
             let seq = e.data["seq"].as_i64().unwrap_or(0);
             let recipient_owner = recipient.side() == omnibiz_domain::Side::Owner;
+            // A group's customer reads for themselves.
+            let member = match recipient {
+                Party::Customer(c) if groups.contains_key(&conversation) => Some(c),
+                _ => None,
+            };
             let now = Utc::now();
             let delivery = |id: String, target: Target, due, check_seq, body: String| Delivery {
                 id,
@@ -194,7 +217,7 @@ impl Notifier {
                 created_at: now,
                 updated_at: now,
                 log: Vec::new(),
-                unread_check: Some(UnreadCheck { recipient_owner, seq: check_seq }),
+                unread_check: Some(UnreadCheck { recipient_owner, seq: check_seq, member }),
             };
             if push {
                 let browsers = match subs.entry(recipient) {
@@ -221,7 +244,10 @@ impl Notifier {
                     continue;
                 }
                 let Some(conv) = self.store.get_conversation(conversation).await? else { continue };
-                let read = conv.read_seq.get(recipient.side());
+                let read = match member {
+                    Some(c) => self.store.mark_member_read(conversation, c, 0, now).await?.read_seq,
+                    None => conv.read_seq.get(recipient.side()),
+                };
                 if read >= seq {
                     continue; // read already: the next unread message starts the next burst
                 }
@@ -231,8 +257,11 @@ impl Notifier {
                     .email_delay_secs
                     .map_or(mailer.config().default_delay, |s| Duration::from_secs(u64::from(s)));
                 let due = first_at + chrono::Duration::from_std(delay).unwrap_or_default();
-                let side = if recipient_owner { 'o' } else { 'c' };
-                let id = format!("mail_{}_{side}_{first_unread}", conversation.to_hex());
+                let who = match member {
+                    Some(c) => format!("m{}", c.to_hex()),
+                    None => (if recipient_owner { "o" } else { "c" }).to_owned(),
+                };
+                let id = format!("mail_{}_{who}_{first_unread}", conversation.to_hex());
                 out[i].push(delivery(id, Target::Email(recipient), due, first_unread, "{}".into()));
             }
         }
@@ -299,11 +328,24 @@ impl Notifier {
             skip(d, "not sent: no message of its window is among the conversation's latest", "collapsed");
             return Ok(());
         };
-        if latest.sender_side == side {
+        let own = match (&conv.group, sub.party) {
+            (Some(g), Party::Customer(c)) if !g.members.contains(&c) => {
+                skip(d, "not sent: the recipient left the group", "skipped");
+                return Ok(());
+            }
+            // A group's customer: their own position and count.
+            (Some(_), Party::Customer(c)) => Some((c, self.store.mark_member_read(conv.id, c, 0, Utc::now()).await?)),
+            _ => None,
+        };
+        let (written_since, read, unread) = match own {
+            Some((c, o)) => (latest.sender_id == c.to_hex(), o.read_seq, o.unread),
+            None => (latest.sender_side == side, conv.read_seq.get(side), conv.unread.get(side)),
+        };
+        if written_since {
             skip(d, "not sent: the recipient has written since", "skipped");
             return Ok(());
         }
-        if conv.read_seq.get(side) >= latest.seq || latest.deleted {
+        if read >= latest.seq || latest.deleted {
             skip(d, "not sent: the recipient has read it", "skipped");
             return Ok(());
         }
@@ -317,7 +359,7 @@ impl Notifier {
             return Ok(());
         }
         let view = serde_json::to_value(omnibiz_domain::views::MessageView::from(latest)).unwrap_or_default();
-        let payload = payload(&view, d.conversation, conv.unread.get(side), prefs.preview);
+        let payload = payload(&view, d.conversation, unread, prefs.preview);
         let topic = format!("c{}", d.conversation.to_hex());
         let prepared = async {
             let keys = webpush::browser_keys(&sub.p256dh, &sub.auth)?;
@@ -406,16 +448,39 @@ impl Notifier {
             count("email", "postponed");
             return Ok(());
         }
-        let (Some(owner), Some(customer)) =
-            (self.store.get_user(conv.business_owner_id).await?, self.store.get_customer(conv.customer_id).await?)
-        else {
+        if let (Some(g), Party::Customer(c)) = (&conv.group, party)
+            && !g.members.contains(&c)
+        {
+            skip(d, "not sent: the recipient left the group", "skipped");
+            return Ok(());
+        }
+        // The customer the email concerns: the recipient, or the one the
+        // business talks with (a group has none: its title stands for them).
+        let customer_id = match party {
+            Party::Customer(c) => Some(c),
+            Party::Owner(_) => conv.group.is_none().then_some(conv.customer_id),
+        };
+        let customer = match customer_id {
+            Some(c) => self.store.get_customer(c).await?.map(Some),
+            None => Some(None),
+        };
+        let (Some(owner), Some(customer)) = (self.store.get_user(conv.business_owner_id).await?, customer) else {
             skip(d, "not sent: an account of the conversation is gone", "skipped");
             return Ok(());
         };
         let business_name = owner.business_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(owner.name.clone());
-        let (address, name, sender_name) = match party {
-            Party::Owner(_) => (owner.email.as_str(), owner.name.as_str(), customer.name.as_str()),
-            Party::Customer(_) => (customer.email.as_str(), customer.name.as_str(), business_name.as_str()),
+        let group_title = conv.group.as_ref().map(|g| g.title.clone());
+        let (address, name, sender_name) = match (party, &customer) {
+            (Party::Customer(_), Some(c)) => (
+                c.email.as_str(),
+                c.name.as_str(),
+                group_title.map_or_else(|| business_name.clone(), |t| format!("{t} ({business_name})")),
+            ),
+            (_, c) => (
+                owner.email.as_str(),
+                owner.name.as_str(),
+                group_title.or_else(|| c.as_ref().map(|c| c.name.clone())).unwrap_or_default(),
+            ),
         };
         if address.trim().is_empty() {
             skip(d, "not sent: the recipient has no email address", "skipped");
@@ -430,11 +495,26 @@ impl Notifier {
             }
         };
         let side = party.side();
-        let read = conv.read_seq.get(side);
+        // A group's customer: their own position; someone else's message is theirs to read.
+        let member = match party {
+            Party::Customer(c) if conv.group.is_some() => Some(c),
+            _ => None,
+        };
+        let (read, unread_count) = match member {
+            Some(c) => {
+                let own = self.store.mark_member_read(conv.id, c, 0, now).await?;
+                (own.read_seq, own.unread)
+            }
+            None => (conv.read_seq.get(side), conv.unread.get(side)),
+        };
         let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 50, include_private: false };
         let recent = self.store.list_messages(&q).await?;
+        let others = |m: &omnibiz_domain::Message| match member {
+            Some(c) => m.sender_id != c.to_hex(),
+            None => m.sender_side != side,
+        };
         let unread: Vec<&omnibiz_domain::Message> =
-            recent.iter().filter(|m| m.seq > read && m.sender_side != side && !m.deleted).collect();
+            recent.iter().filter(|m| m.seq > read && others(m) && !m.deleted && !m.system).collect();
         let shown = &unread[unread.len().saturating_sub(email::MESSAGES_PER_EMAIL)..];
         if shown.is_empty() {
             skip(d, "not sent: nothing is unread", "skipped");
@@ -445,9 +525,10 @@ impl Notifier {
             recipient: party,
             conversation: conv.id,
             business_name: &business_name,
-            sender_name,
+            sender_name: &sender_name,
             lines: shown.iter().map(|m| Line { sender: &m.sender_name, message: m }).collect(),
-            unread: conv.unread.get(side).max(i64::try_from(shown.len()).unwrap_or(0)),
+            unread: unread_count.max(i64::try_from(shown.len()).unwrap_or(0)),
+            can_reply: member.is_none(),
         };
         let give_up = d.created_at + chrono::Duration::days(1);
         let email = match mailer.compose(&burst, now) {
@@ -511,6 +592,17 @@ async fn check_endpoint(guard: Guard, raw: &str, resolve: bool) -> Result<reqwes
 /// Who a message event is for: the participant who did not send it.
 fn recipient_of(e: &OutboxEvent, owner: UserId, customer: CustomerId) -> Party {
     if e.data["senderRole"].as_str() == Some("customer") { Party::Owner(owner) } else { Party::Customer(customer) }
+}
+
+/// Who a group message notifies: every member but its sender, and the
+/// business when a customer wrote.
+fn group_recipients(e: &OutboxEvent, owner: UserId, members: &[CustomerId]) -> Vec<Party> {
+    let sender = e.data["senderId"].as_str().unwrap_or("");
+    let mut out: Vec<Party> = members.iter().filter(|m| m.to_hex() != sender).map(|m| Party::Customer(*m)).collect();
+    if e.data["senderRole"].as_str() == Some("customer") {
+        out.push(Party::Owner(owner));
+    }
+    out
 }
 
 /// `notifications_total{channel, outcome}`: sent, failed, retried, collapsed, unsubscribed, skipped, postponed.

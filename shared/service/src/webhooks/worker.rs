@@ -11,7 +11,7 @@ use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use omnibiz_domain::events::body;
 use omnibiz_domain::webhook::Target;
-use omnibiz_domain::{CustomerId, Side, UserId};
+use omnibiz_domain::{CustomerId, Party, Side, UserId};
 use omnibiz_store::parties::PartiesCache;
 use omnibiz_store::{ConversationStore, OwnerShare, StoreResult, WebhookStore};
 use tokio::task::JoinSet;
@@ -304,7 +304,7 @@ impl Worker {
             // `message.unread`: due later, sent only if still unread and its recipient offline.
             let seq = e.data["seq"].as_i64().unwrap_or(0);
             let from_owner = e.data["senderRole"].as_str() != Some("customer");
-            let check = UnreadCheck { recipient_owner: !from_owner, seq };
+            let check = UnreadCheck { recipient_owner: !from_owner, seq, member: None };
             let due = e.at + chrono::Duration::from_std(self.cfg.unread_after).unwrap_or_default();
             let id = format!("unread_{}", e.id.trim_start_matches("msg_"));
             out.extend(
@@ -430,12 +430,21 @@ impl Worker {
         let Some(conv) = self.conversations.get_conversation(d.conversation).await? else {
             return Ok(Some("not sent: the conversation is gone"));
         };
-        let (side, room) = if check.recipient_owner {
-            (Side::Owner, format!("user:{}", conv.business_owner_id))
-        } else {
-            (Side::Customer, format!("customer:{}", conv.customer_id))
+        let (read, room) = match check.member {
+            // A group's customer: their own read position, while a member.
+            Some(member) => {
+                if !conv.group.as_ref().is_some_and(|g| g.members.contains(&member)) {
+                    return Ok(Some("not sent: the recipient left the group"));
+                }
+                let own = self.conversations.mark_member_read(conv.id, member, 0, Utc::now()).await?;
+                (own.read_seq, Party::Customer(member).room())
+            }
+            None if check.recipient_owner => {
+                (conv.read_seq.get(Side::Owner), format!("user:{}", conv.business_owner_id))
+            }
+            None => (conv.read_seq.get(Side::Customer), format!("customer:{}", conv.customer_id)),
         };
-        if conv.read_seq.get(side) >= check.seq {
+        if read >= check.seq {
             return Ok(Some("not sent: the recipient has read the message"));
         }
         if self.presence.online(std::slice::from_ref(&room)).await.first().copied().unwrap_or(false) {

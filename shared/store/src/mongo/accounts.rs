@@ -75,6 +75,36 @@ impl AccountStore for MongoStore {
         docs.iter().map(|d| cust_from(d).context(what).map_err(StoreError::Other)).collect()
     }
 
+    async fn users_by_email(&self, email: &str, limit: usize) -> StoreResult<Vec<UserId>> {
+        let what = "finding a user by email";
+        // Exact values (as given, and in lower case), so an index on
+        // `email` the main app keeps serves the lookup.
+        let given = email.trim();
+        let forms: Vec<String> = vec![given.to_owned(), given.to_lowercase()];
+        let cursor = self
+            .users
+            .find(doc! {"email": {"$in": forms}})
+            .projection(doc! {"_id": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| classify(what, e))?;
+        let mut docs = collect(what, cursor).await?;
+        if docs.is_empty() {
+            // Stored in another case: a case-blind match (a scan, for a
+            // rare management call).
+            let pattern = format!("^{}$", regex_escape(given));
+            let cursor = self
+                .users
+                .find(doc! {"email": {"$regex": pattern, "$options": "i"}})
+                .projection(doc! {"_id": 1})
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(|e| classify(what, e))?;
+            docs = collect(what, cursor).await?;
+        }
+        Ok(docs.iter().filter_map(|d| d.get_object_id("_id").ok().map(UserId::from)).collect())
+    }
+
     async fn existing_accounts(&self, parties: &[Party]) -> StoreResult<HashSet<Party>> {
         let what = "checking accounts";
         let mut found = HashSet::new();

@@ -96,6 +96,16 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn users_by_email(&self, email: &str, limit: usize) -> StoreResult<Vec<UserId>> {
+        let email = email.trim().to_owned();
+        self.with("finding a user by email", move |c| {
+            c.prepare("SELECT id FROM users WHERE lower(email) = lower(?1) ORDER BY id LIMIT ?2")?
+                .query_map(params![email, i64::try_from(limit).unwrap_or(i64::MAX)], |r| self::id(r, 0))?
+                .collect()
+        })
+        .await
+    }
+
     async fn existing_accounts(&self, parties: &[Party]) -> StoreResult<HashSet<Party>> {
         let parties = parties.to_vec();
         self.with("checking accounts", move |c| {

@@ -181,4 +181,5 @@ contract!(
     internal_notes_stay_on_the_business_side,
     groups_keep_per_member_state,
     team_members_read_for_themselves,
+    users_are_found_by_email,
 );

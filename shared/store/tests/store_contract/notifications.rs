@@ -80,7 +80,7 @@ pub(crate) async fn notification_deliveries_keep_their_target(store: Dyn) {
         data: serde_json::json!({}),
     };
     let delivery = |id: &str, target| Delivery {
-        unread_check: Some(omnibiz_domain::webhook::UnreadCheck { recipient_owner: false, seq: 1 }),
+        unread_check: Some(omnibiz_domain::webhook::UnreadCheck { recipient_owner: false, seq: 1, member: None }),
         ..pending_delivery(id.into(), target, o.id, (&event.id, HookEvent::MessageCreated), event.conversation, now)
     };
     let targets = [

@@ -280,3 +280,24 @@ pub(crate) async fn team_members_read_for_themselves(store: Dyn) {
     assert_eq!(store.team_unread(ana, &[later]).await.expect("read"), vec![(conv.id, 2)], "from scratch again");
     assert_eq!(store.team_unread(ben, &[later]).await.expect("read"), vec![(conv.id, 0)]);
 }
+
+/// A team adds members by email: found whatever the case, every account
+/// with it (at most `limit`), nobody for an unknown one.
+pub(crate) async fn users_are_found_by_email(store: Dyn) {
+    let tag = UserId::new().to_hex();
+    let mut one = fixtures::owner("Finn");
+    one.email = format!("Finn.{tag}@Team.example");
+    store.insert_user(&one).await.expect("insert");
+    assert_eq!(store.users_by_email(&format!(" finn.{tag}@team.example "), 2).await.expect("find"), vec![one.id]);
+    assert_eq!(store.users_by_email(&one.email, 2).await.expect("find"), vec![one.id]);
+    assert!(store.users_by_email(&format!("nobody.{tag}@team.example"), 2).await.expect("find").is_empty());
+    // Two accounts with one address: both found (the caller then asks for an id).
+    let mut twin = fixtures::owner("Finn Two");
+    twin.email = format!("shared.{tag}@team.example");
+    let mut other = fixtures::owner("Finn Three");
+    other.email = twin.email.clone();
+    store.insert_user(&twin).await.expect("insert");
+    store.insert_user(&other).await.expect("insert");
+    assert_eq!(store.users_by_email(&twin.email, 2).await.expect("find").len(), 2);
+    assert_eq!(store.users_by_email(&twin.email, 1).await.expect("find").len(), 1);
+}
