@@ -282,7 +282,7 @@ fi
   echo
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
-  echo "- Node peers (loadtest/peer/server.js): socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 on Node's HTTP server (**node-peer**, the seed's stack) and on uWebSockets.js through \`io.attachApp\` (**node-uws**, tuned: @trufflesuite/uws-js-unofficial 20.30.0, the build that loads on Node 20)"
+  echo "- Node peers (loadtest/peer/server.js): socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 on Node's HTTP server (**node-peer**, the seed's real-time layer) and on uWebSockets.js through \`io.attachApp\` (**node-uws**, tuned: @trufflesuite/uws-js-unofficial 20.30.0, the build that loads on Node 20)"
   echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (the \`sio\` crate); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
   echo
   echo "## What is compared"

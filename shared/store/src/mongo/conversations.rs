@@ -308,25 +308,8 @@ impl ConversationStore for MongoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ReadOutcome> {
         let what = "marking a group read";
-        let key = format!("{id}:{customer}");
-        if up_to > 0 {
-            let moved = self
-                .group_reads
-                .update_one(
-                    doc! {"_id": &key, "readSeq": {"$lt": up_to}},
-                    doc! {"$set": {"conversation": id.oid(), "customer": customer.oid(), "readSeq": up_to, "readAt": date(now)}},
-                )
-                .upsert(true)
-                .await;
-            match moved {
-                Ok(_) => {}
-                // Already at or past `up_to`: the position never moves back.
-                Err(e) if is_duplicate_key(&e) => {}
-                Err(e) => return Err(classify(what, e)),
-            }
-        }
-        let d = self.group_reads.find_one(doc! {"_id": &key}).await.map_err(|e| classify(what, e))?;
-        let read_seq = d.map_or(0, |d| Doc(&d).int("readSeq"));
+        let owner = doc! {"conversation": id.oid(), "customer": customer.oid()};
+        let read_seq = move_position(&self.group_reads, format!("{id}:{customer}"), owner, up_to, now, what).await?;
         let unread = self
             .messages
             .count_documents(doc! {
@@ -346,25 +329,8 @@ impl ConversationStore for MongoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ReadOutcome> {
         let what = "marking a conversation read for a team member";
-        let key = format!("{id}:{user}");
-        if up_to > 0 {
-            let moved = self
-                .team_reads
-                .update_one(
-                    doc! {"_id": &key, "readSeq": {"$lt": up_to}},
-                    doc! {"$set": {"conversation": id.oid(), "user": user.oid(), "readSeq": up_to, "readAt": date(now)}},
-                )
-                .upsert(true)
-                .await;
-            match moved {
-                Ok(_) => {}
-                // Already at or past `up_to`: the position never moves back.
-                Err(e) if is_duplicate_key(&e) => {}
-                Err(e) => return Err(classify(what, e)),
-            }
-        }
-        let d = self.team_reads.find_one(doc! {"_id": &key}).await.map_err(|e| classify(what, e))?;
-        let read_seq = d.map_or(0, |d| Doc(&d).int("readSeq"));
+        let owner = doc! {"conversation": id.oid(), "user": user.oid()};
+        let read_seq = move_position(&self.team_reads, format!("{id}:{user}"), owner, up_to, now, what).await?;
         let unread = self.customers_after(id, read_seq).await.map_err(|e| classify(what, e))?;
         Ok(ReadOutcome { read_seq, unread })
     }
@@ -439,6 +405,32 @@ impl MongoStore {
             .await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
+}
+
+/// Moves the read position `_id: key` of `coll` up to `up_to` (never back;
+/// created with `owner`'s fields when missing); the position after it.
+async fn move_position(
+    coll: &mongodb::Collection<Document>,
+    key: String,
+    mut owner: Document,
+    up_to: i64,
+    now: DateTime<Utc>,
+    what: &'static str,
+) -> StoreResult<i64> {
+    if up_to > 0 {
+        owner.insert("readSeq", up_to);
+        owner.insert("readAt", date(now));
+        let moved =
+            coll.update_one(doc! {"_id": &key, "readSeq": {"$lt": up_to}}, doc! {"$set": owner}).upsert(true).await;
+        match moved {
+            Ok(_) => {}
+            // Already at or past `up_to`: the position never moves back.
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(classify(what, e)),
+        }
+    }
+    let d = coll.find_one(doc! {"_id": &key}).await.map_err(|e| classify(what, e))?;
+    Ok(d.map_or(0, |d| Doc(&d).int("readSeq")))
 }
 
 /// The filter of a list's assignee choice (`None`: any).
