@@ -108,18 +108,19 @@ impl Messaging {
         if seat.role.is_some() {
             return Some(id);
         }
-        if let Some(has) = self.has_team.get(&seat.business) {
-            return has.then_some(id);
-        }
-        match self.store.team_members(seat.business).await {
-            Ok(ms) => {
-                self.has_team.insert(seat.business, !ms.is_empty());
-                (!ms.is_empty()).then_some(id)
-            }
-            Err(e) => {
-                tracing::warn!(error.cause_chain = ?e, "reading the team failed; the business's read position only");
-                None
-            }
-        }
+        let has = match self.has_team.get(&seat.business) {
+            Some(has) => has,
+            None => match self.store.team_members(seat.business).await {
+                Ok(ms) => {
+                    self.has_team.insert(seat.business, !ms.is_empty());
+                    !ms.is_empty()
+                }
+                Err(e) => {
+                    tracing::warn!(error.cause_chain = ?e, "reading the team failed; the business's read position only");
+                    return None;
+                }
+            },
+        };
+        has.then_some(id)
     }
 }

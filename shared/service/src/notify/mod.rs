@@ -178,17 +178,12 @@ impl Notifier {
             skip(d, "not sent: no message of its window is among the conversation's latest", "collapsed");
             return Ok(());
         };
-        let own = match (&conv.group, sub.party) {
-            (Some(g), Party::Customer(c)) if !g.members.contains(&c) => {
+        let (written_since, read, unread) = match group_reader(&*self.store, &conv, sub.party).await? {
+            Some(GroupReader::Left) => {
                 skip(d, "not sent: the recipient left the group", "skipped");
                 return Ok(());
             }
-            // A group's customer: their own position and count.
-            (Some(_), Party::Customer(c)) => Some((c, self.store.mark_member_read(conv.id, c, 0, Utc::now()).await?)),
-            _ => None,
-        };
-        let (written_since, read, unread) = match own {
-            Some((c, o)) => (latest.sender_id == c.to_hex(), o.read_seq, o.unread),
+            Some(GroupReader::Member(c, o)) => (latest.sender_id == c.to_hex(), o.read_seq, o.unread),
             None => (latest.sender_side == side, conv.read_seq.get(side), conv.unread.get(side)),
         };
         if written_since {
@@ -298,12 +293,14 @@ impl Notifier {
             count("email", "postponed");
             return Ok(());
         }
-        if let (Some(g), Party::Customer(c)) = (&conv.group, party)
-            && !g.members.contains(&c)
-        {
-            skip(d, "not sent: the recipient left the group", "skipped");
-            return Ok(());
-        }
+        let own = match group_reader(&*self.store, &conv, party).await? {
+            Some(GroupReader::Left) => {
+                skip(d, "not sent: the recipient left the group", "skipped");
+                return Ok(());
+            }
+            Some(GroupReader::Member(c, o)) => Some((c, o)),
+            None => None,
+        };
         // The customer the email concerns: the recipient, or the one the
         // business talks with (a group has none: its title stands for them).
         let customer_id = match party {
@@ -346,15 +343,9 @@ impl Notifier {
         };
         let side = party.side();
         // A group's customer: their own position; someone else's message is theirs to read.
-        let member = match party {
-            Party::Customer(c) if conv.group.is_some() => Some(c),
-            _ => None,
-        };
-        let (read, unread_count) = match member {
-            Some(c) => {
-                let own = self.store.mark_member_read(conv.id, c, 0, now).await?;
-                (own.read_seq, own.unread)
-            }
+        let member = own.map(|(c, _)| c);
+        let (read, unread_count) = match own {
+            Some((_, o)) => (o.read_seq, o.unread),
             None => (conv.read_seq.get(side), conv.unread.get(side)),
         };
         let q = MessageQuery { conversation_id: conv.id, before: None, after: None, limit: 50, include_private: false };
@@ -437,6 +428,30 @@ async fn check_endpoint(guard: Guard, raw: &str, resolve: bool) -> Result<reqwes
         return Err("endpoint: must be an https:// URL (push services are)".into());
     }
     Ok(url)
+}
+
+/// A group customer's own read state, as a notification due for them needs it.
+pub(crate) enum GroupReader {
+    /// No longer a member: nothing more for them.
+    Left,
+    /// A member, with their own read position and unread count.
+    Member(omnibiz_domain::CustomerId, omnibiz_store::ReadOutcome),
+}
+
+/// For a customer of a group conversation: their own read state (or that
+/// they left it). `None` for anyone else: their side's state is the
+/// conversation's own.
+pub(crate) async fn group_reader<S: omnibiz_store::ConversationStore + ?Sized>(
+    store: &S,
+    conv: &omnibiz_domain::Conversation,
+    party: Party,
+) -> StoreResult<Option<GroupReader>> {
+    let (Some(g), Party::Customer(c)) = (&conv.group, party) else { return Ok(None) };
+    if !g.members.contains(&c) {
+        return Ok(Some(GroupReader::Left));
+    }
+    // `up_to` 0 moves nothing: it reads the position and counts.
+    Ok(Some(GroupReader::Member(c, store.mark_member_read(conv.id, c, 0, Utc::now()).await?)))
 }
 
 /// `notifications_total{channel, outcome}`: sent, failed, retried, collapsed, unsubscribed, skipped, postponed.

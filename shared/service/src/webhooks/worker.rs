@@ -433,11 +433,10 @@ impl Worker {
         let (read, room) = match check.member {
             // A group's customer: their own read position, while a member.
             Some(member) => {
-                if !conv.group.as_ref().is_some_and(|g| g.members.contains(&member)) {
-                    return Ok(Some("not sent: the recipient left the group"));
+                match crate::notify::group_reader(&*self.conversations, &conv, Party::Customer(member)).await? {
+                    Some(crate::notify::GroupReader::Member(_, own)) => (own.read_seq, Party::Customer(member).room()),
+                    _ => return Ok(Some("not sent: the recipient left the group")),
                 }
-                let own = self.conversations.mark_member_read(conv.id, member, 0, Utc::now()).await?;
-                (own.read_seq, Party::Customer(member).room())
             }
             None if check.recipient_owner => {
                 (conv.read_seq.get(Side::Owner), format!("user:{}", conv.business_owner_id))
