@@ -253,7 +253,7 @@ settings! {
     /// first, restart, then drop the old). `OMNIBIZ_WEBHOOK_SECRET_KEYS`;
     /// unset: one derived from `JWT_SECRET`.
     webhook_secret_keys: Option<SecretString> = None;
-    /// Worker pause when idle. `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
+    /// Worker pause after a pass that was not full (idle or not). `OMNIBIZ_WEBHOOK_POLL_MS`, default 250.
     webhook_poll_ms: u64 = 250;
 
     // --- Notifications (sent by the webhook worker; see omnibiz_service::notify).

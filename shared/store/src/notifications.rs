@@ -3,6 +3,8 @@
 //! deliveries of the webhook outbox ([`crate::WebhookStore`]), with a
 //! push or email [`omnibiz_domain::webhook::Target`].
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use omnibiz_domain::notification::{Preferences, PushSubscription};
 use omnibiz_domain::{Party, SubscriptionId};
@@ -18,6 +20,19 @@ pub trait NotificationStore: Send + Sync + 'static {
     async fn save_subscription(&self, s: &PushSubscription) -> StoreResult<PushSubscription>;
     /// A person's subscriptions, oldest first.
     async fn subscriptions_of(&self, party: Party) -> StoreResult<Vec<PushSubscription>>;
+    /// The subscriptions of each of `parties` (each person's oldest first;
+    /// someone with none is absent). A store where a read is a round trip
+    /// answers in one: the notifier reads a whole outbox pass's recipients.
+    async fn subscriptions_of_many(&self, parties: &[Party]) -> StoreResult<HashMap<Party, Vec<PushSubscription>>> {
+        let mut out = HashMap::new();
+        for p in parties {
+            let subs = self.subscriptions_of(*p).await?;
+            if !subs.is_empty() {
+                out.insert(*p, subs);
+            }
+        }
+        Ok(out)
+    }
     async fn get_subscription(&self, id: SubscriptionId) -> StoreResult<Option<PushSubscription>>;
     /// Removes a subscription — only `party`'s, when given; false when there was none.
     async fn delete_subscription(&self, id: SubscriptionId, party: Option<Party>) -> StoreResult<bool>;

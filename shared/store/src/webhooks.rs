@@ -34,6 +34,19 @@ impl OwnerShare {
 pub trait WebhookStore: Send + Sync + 'static {
     async fn insert_endpoint(&self, e: &Endpoint) -> StoreResult<()>;
     async fn list_endpoints(&self, owner: UserId) -> StoreResult<Vec<Endpoint>>;
+    /// The endpoints of each of `owners` (each by id; an owner with none is
+    /// absent). A store where a read is a round trip answers in one: the
+    /// worker reads a whole outbox pass's businesses.
+    async fn endpoints_of_many(&self, owners: &[UserId]) -> StoreResult<HashMap<UserId, Vec<Endpoint>>> {
+        let mut out = HashMap::new();
+        for o in owners {
+            let eps = self.list_endpoints(*o).await?;
+            if !eps.is_empty() {
+                out.insert(*o, eps);
+            }
+        }
+        Ok(out)
+    }
     async fn get_endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>>;
     /// Saves everything but the id, owner, secret and creation time; false when it is gone.
     async fn save_endpoint(&self, e: &Endpoint) -> StoreResult<bool>;

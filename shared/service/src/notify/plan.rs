@@ -62,7 +62,14 @@ impl Notifier {
                 }
             }
         }
-        let mut subs: HashMap<Party, Vec<PushSubscription>> = HashMap::new();
+        // Every recipient's browsers in one read for the whole pass, not one per recipient.
+        let subs: HashMap<Party, Vec<PushSubscription>> = if push {
+            let recipients: std::collections::HashSet<Party> = latest.keys().map(|(_, r)| *r).collect();
+            let recipients: Vec<Party> = recipients.into_iter().collect();
+            self.store.subscriptions_of_many(&recipients).await?
+        } else {
+            HashMap::new()
+        };
         let mut prefs: HashMap<Party, Preferences> = HashMap::new();
         for ((conversation, recipient), (i, first_at)) in latest {
             let e = &events[i];
@@ -92,12 +99,7 @@ impl Notifier {
                 unread_check: Some(UnreadCheck { recipient_owner, seq: check_seq, member }),
             };
             if push {
-                let browsers = match subs.entry(recipient) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(self.store.subscriptions_of(recipient).await?)
-                    }
-                };
+                let browsers = subs.get(&recipient).map_or(&[][..], Vec::as_slice);
                 // One delivery per browser and window: every message of the window takes
                 // the same id (on any pod), due once the window is over — so whichever
                 // message planned it, the window's latest is in when it is sent.

@@ -2,6 +2,8 @@
 //! browser, unique by `endpoint`) and `notification_prefs` (`_id` =
 //! `user:<id>` / `customer:<id>`).
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use futures_util::TryStreamExt as _;
@@ -72,6 +74,29 @@ impl NotificationStore for MongoStore {
             .await
             .map_err(|e| classify(what, e))?;
         Ok(docs.iter().map(subscription_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn subscriptions_of_many(&self, parties: &[Party]) -> StoreResult<HashMap<Party, Vec<PushSubscription>>> {
+        let what = "listing push subscriptions";
+        let mut out: HashMap<Party, Vec<PushSubscription>> = HashMap::new();
+        if parties.is_empty() {
+            return Ok(out);
+        }
+        let rooms: Vec<String> = parties.iter().map(|p| p.room()).collect();
+        let docs: Vec<Document> = self
+            .subscriptions
+            .find(doc! {"party": {"$in": rooms}})
+            .sort(doc! {"createdAt": 1, "_id": 1})
+            .await
+            .map_err(|e| classify(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| classify(what, e))?;
+        for d in &docs {
+            let s = subscription_from(d)?;
+            out.entry(s.party).or_default().push(s);
+        }
+        Ok(out)
     }
 
     async fn get_subscription(&self, id: SubscriptionId) -> StoreResult<Option<PushSubscription>> {

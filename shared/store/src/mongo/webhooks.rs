@@ -37,6 +37,29 @@ impl WebhookStore for MongoStore {
         Ok(docs.iter().map(endpoint_from).collect::<anyhow::Result<_>>().context(what)?)
     }
 
+    async fn endpoints_of_many(&self, owners: &[UserId]) -> StoreResult<HashMap<UserId, Vec<Endpoint>>> {
+        let what = "listing webhook endpoints";
+        let mut out: HashMap<UserId, Vec<Endpoint>> = HashMap::new();
+        if owners.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<_> = owners.iter().map(|o| o.oid()).collect();
+        let docs = collect(
+            what,
+            self.endpoints
+                .find(doc! {"owner": {"$in": ids}})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(|e| classify(what, e))?,
+        )
+        .await?;
+        for d in &docs {
+            let e = endpoint_from(d).context(what)?;
+            out.entry(e.owner).or_default().push(e);
+        }
+        Ok(out)
+    }
+
     async fn get_endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>> {
         let what = "reading a webhook endpoint";
         let d = self.endpoints.find_one(doc! {"_id": id.oid()}).await.map_err(|e| classify(what, e))?;

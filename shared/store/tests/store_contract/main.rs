@@ -182,4 +182,5 @@ contract!(
     groups_keep_per_member_state,
     team_members_read_for_themselves,
     users_are_found_by_email,
+    a_pass_reads_every_business_and_browser_at_once,
 );

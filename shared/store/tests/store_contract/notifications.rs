@@ -6,7 +6,7 @@ use omnibiz_domain::notification::{Preferences, PreviewMode, PushSubscription, Q
 
 use super::*;
 
-fn subscription(party: Party, endpoint: &str) -> PushSubscription {
+pub(crate) fn subscription(party: Party, endpoint: &str) -> PushSubscription {
     PushSubscription {
         id: SubscriptionId::new(),
         party,

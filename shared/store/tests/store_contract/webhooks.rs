@@ -293,3 +293,52 @@ pub(crate) async fn endpoint_secrets_can_be_resealed(store: Dyn) {
     assert_eq!(got.secret, "sealed:v1:k2:BBBB");
     assert_eq!((got.url, got.events), (a.url, a.events), "nothing else changed");
 }
+
+/// An outbox pass reads its businesses' endpoints and its recipients'
+/// browsers in one call each: the same answer as one read per owner or
+/// person, each list in its own order, nobody's mixed into another's.
+pub(crate) async fn a_pass_reads_every_business_and_browser_at_once(store: Dyn) {
+    let now = Utc::now();
+    let (a, b, none) =
+        (UserId(bson::oid::ObjectId::new()), UserId(bson::oid::ObjectId::new()), UserId(bson::oid::ObjectId::new()));
+    let endpoint = |owner: UserId, url: &str| omnibiz_domain::webhook::Endpoint {
+        id: EndpointId::new(),
+        owner,
+        url: url.into(),
+        secret: "whsec_x".into(),
+        events: vec![HookEvent::MessageCreated],
+        description: String::new(),
+        enabled: true,
+        disabled_reason: None,
+        failure_streak: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    for (owner, url) in [(a, "https://a.example/1"), (b, "https://b.example/1"), (a, "https://a.example/2")] {
+        store.insert_endpoint(&endpoint(owner, url)).await.expect("insert");
+    }
+    let many = store.endpoints_of_many(&[a, b, none]).await.expect("endpoints");
+    assert_eq!(many.len(), 2, "an owner without endpoints is absent: {many:?}");
+    for owner in [a, b] {
+        let one = store.list_endpoints(owner).await.expect("list");
+        assert_eq!(many[&owner].iter().map(|e| e.id).collect::<Vec<_>>(), one.iter().map(|e| e.id).collect::<Vec<_>>());
+    }
+    assert!(store.endpoints_of_many(&[]).await.expect("none asked").is_empty());
+
+    let (o, c) = setup(&store).await;
+    let (owner, customer, nobody) = (Party::Owner(o.id), Party::Customer(c.id), Party::Customer(CustomerId::new()));
+    for (party, url) in [
+        (customer, "https://push.example/c1"),
+        (owner, "https://push.example/o1"),
+        (customer, "https://push.example/c2"),
+    ] {
+        store.save_subscription(&super::notifications::subscription(party, url)).await.expect("subscribe");
+    }
+    let many = store.subscriptions_of_many(&[owner, customer, nobody]).await.expect("browsers");
+    assert_eq!(many.len(), 2, "someone without browsers is absent");
+    for p in [owner, customer] {
+        let one = store.subscriptions_of(p).await.expect("list");
+        assert_eq!(many[&p].iter().map(|s| s.id).collect::<Vec<_>>(), one.iter().map(|s| s.id).collect::<Vec<_>>());
+    }
+    assert_eq!(many[&customer].len(), 2);
+}
