@@ -153,6 +153,7 @@ log "raw-insert: the driver inserting our message documents into the same server
 "$LT" raw-insert --mongodb "$MONGODB_URI" --database "$MONGODB_DATABASE" --duration-secs "$DUR" ${DBPID:+--pids "$DBPID"} \
   --out "$RESULTS"
 RAW=$(tail -n 1 "$RESULTS" | sed -E 's/.*"inserts_per_sec":([0-9.]+).*/\1/'); RAW=${RAW%.*}
+PAIR=$(tail -n 1 "$RESULTS" | sed -E 's/.*"pairs_per_sec":([0-9.]+).*/\1/'); PAIR=${PAIR%.*}
 HALF=$(( RAW / 2 ))
 log "raw insert rate: $RAW/s; stored sends at half of it: $HALF/s"
 # A stack that fell behind keeps working off its backlog after a run: wait
@@ -176,9 +177,14 @@ rest_send() { # rest_send <label> <api port> <receivers port> <pids> <rate>
     --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
     --out "$RESULTS"
 }
-# Ours at half the raw insert rate (overload: what is not accepted is refused).
+# Ours at half the raw insert rate (about the database's own send-pair rate),
+# then at twice the pair rate (overload: what is not accepted is refused).
 DB_PIDS="$DBPID" fan omnibiz 7101 7102 "$g1,$g2" "$HALF"
 rest_send omnibiz 7100 7101 "$api,$g1" "$HALF"
+settle ${DBPID:-} "$g1" "$g2" "$api"
+DB_PIDS="$DBPID" fan omnibiz@2x 7101 7102 "$g1,$g2" "$(( PAIR * 2 ))"
+settle ${DBPID:-} "$g1" "$g2"
+rest_send omnibiz@2x 7100 7101 "$api,$g1" "$(( PAIR * 2 ))"
 # Side by side with the seed's stack at one fixed rate both can take, same database.
 settle ${DBPID:-} "$g1" "$g2" "$api"
 DB_PIDS="$DBPID" fan omnibiz@fixed 7101 7102 "$g1,$g2" "$STORED_RATE"

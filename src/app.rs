@@ -337,6 +337,7 @@ impl Application {
             .with_link_previews(settings.link_previews)
             .with_send_gate(omnibiz_service::overload::SendGate::new(
                 settings.send_concurrency,
+                settings.send_queue_depth,
                 Duration::from_millis(settings.send_queue_ms),
             ));
         // Rate-limit buckets of principals that went quiet are forgotten every minute.

@@ -170,6 +170,7 @@ pub fn markdown(results: &Path, plot: &Path) -> anyhow::Result<String> {
     }
     rooms(&mut md, &by);
     stored_path(&mut md, &get);
+    overload(&mut md, &get);
     seed_stack(&mut md, &get);
     match get("redis-raw", "redis") {
         Some(raw) if raw["result"]["received"] != raw["result"]["messages"] => {
@@ -457,6 +458,41 @@ fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value
                 ratio(o, s)
             );
         }
+    }
+}
+
+/// Stored sends offered above what the database can take (`omnibiz`: half
+/// the raw insert rate, about its send-pair rate; `omnibiz@2x`: twice the
+/// send-pair rate): what was accepted, its p99, what was refused and told
+/// so, and what was lost.
+fn overload<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value>) {
+    let Some(raw) = get("raw-insert", "mongodb") else { return };
+    let pair_rate = num(&raw["result"], &["send_pairs", "pairs_per_sec"]);
+    let rows: Vec<(&str, &str, &Value)> = [("fanout", "socket"), ("rest-send", "REST")]
+        .into_iter()
+        .flat_map(|(scenario, how)| ["omnibiz", "omnibiz@2x"].map(move |l| (scenario, how, l)))
+        .filter_map(|(scenario, how, l)| get(scenario, l).map(|r| (how, l, &r["result"])))
+        .collect();
+    if rows.is_empty() || !pair_rate.is_finite() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### Overload: stored sends offered above the database's own rate\n\nThe database's send-pair rate in this run: {pair_rate:.0}/s. A send that finds the waiting line full (`OMNIBIZ_SEND_QUEUE_DEPTH`) or no free slot within `OMNIBIZ_SEND_QUEUE_MS` is refused (`OVERLOADED`), nothing stored; p99 is of the accepted sends, sent to delivered.\n\n| sends | offered/s | × pair rate | stored and delivered/s | p50 ms | p99 ms | refused | lost | duplicates |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (how, _, x) in rows {
+        let offered = num(x, &["target_rate"]);
+        let _ = writeln!(
+            md,
+            "| {how} | {offered:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+            offered / pair_rate,
+            num(x, &["delivered_per_sec"]),
+            num(x, &["latency_ms", "p50"]),
+            num(x, &["latency_ms", "p99"]),
+            x["refused"],
+            x["lost"],
+            x["duplicates"],
+        );
     }
 }
 

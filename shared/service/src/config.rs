@@ -198,13 +198,17 @@ settings! {
     /// `OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL`, default 20.
     max_sockets_per_principal: usize = 20;
     /// Stored sends in flight at once per process (REST and socket): past
-    /// them a send waits `send_queue_ms` for a turn, then is refused 503
+    /// them a send waits (at most `send_queue_depth` at once) `send_queue_ms` for a turn, then is refused 503
     /// `OVERLOADED` before anything is stored. `OMNIBIZ_SEND_CONCURRENCY`,
     /// default 16 (BENCHMARKS.md, "Overload": the depth that kept p99 near
     /// 100 ms on the benchmark box; a database on machines of its own takes more).
     send_concurrency: usize = 16;
-    /// How long a send may wait for a turn. `OMNIBIZ_SEND_QUEUE_MS`, default 50.
-    send_queue_ms: u64 = 50;
+    /// How long a send may wait for a turn. `OMNIBIZ_SEND_QUEUE_MS`, default 30.
+    send_queue_ms: u64 = 30;
+    /// How many sends may wait for a turn at once per process; past them a
+    /// send is refused at once. `OMNIBIZ_SEND_QUEUE_DEPTH`, default 32
+    /// (twice the slots: BENCHMARKS.md, "Overload").
+    send_queue_depth: usize = 32;
     /// Uploads one principal may have in flight at once in one process.
     /// `OMNIBIZ_UPLOAD_CONCURRENCY`, default 2.
     upload_concurrency: usize = 2;
