@@ -16,6 +16,8 @@
 #   BENCH_DURATION=10        seconds per relay run
 #   BENCH_RAMP_MAX=50000     highest rate the ramp tries (from 1000, step 1000, 5 s each)
 #   BENCH_STORED_RATE=200    sends/s of the side-by-side stored runs (ours and the seed's stack)
+#   BENCH_STORED_SECS=30     seconds of each of those runs (long enough that the database's
+#                            periodic work, a checkpoint, weighs the same on both)
 #   BENCH_ROOMS="10 100 1000"  receivers per room in the large-room scenarios
 #   BENCH_ROOM_DELIVERIES=10000  deliveries/s offered there (messages/s = this ÷ receivers)
 set -euo pipefail
@@ -28,6 +30,7 @@ RATE=${BENCH_RATE:-2000}
 DUR=${BENCH_DURATION:-10}
 RAMP_MAX=${BENCH_RAMP_MAX:-50000}
 STORED_RATE=${BENCH_STORED_RATE:-200}
+STORED_SECS=${BENCH_STORED_SECS:-30}
 ROOMS=${BENCH_ROOMS:-10 100 1000}
 ROOM_DELIVERIES=${BENCH_ROOM_DELIVERIES:-10000}
 OUT=$ROOT/target/bench
@@ -125,10 +128,10 @@ p1=$(start_peer 7201); p2=$(start_peer 7202); u1=$(start_peer 7211 uws); u2=$(st
 s1=$(start_seed 7251); s2=$(start_seed 7252)
 PIDS+=("$g1" "$g2" "$api" "$r1" "$r2" "$p1" "$p2" "$u1" "$u2" "$s1" "$s2")
 for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212 7251 7252; do wait_port "$p"; done
-fan() { # fan <label> <receivers port> <senders port> <pids> <rate>
-  log "fanout: $1 at $5/s, $PAIRS pairs, ${DUR}s"
+fan() { # fan <label> <receivers port> <senders port> <pids> <rate> [seconds]
+  log "fanout: $1 at $5/s, $PAIRS pairs, ${6:-$DUR}s"
   "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" ${DB_PIDS:+--db-pids "$DB_PIDS"} \
+    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DB_PIDS:+--db-pids "$DB_PIDS"} \
     --label "$1" --out "$RESULTS"
 }
 fan node-peer 7201 7202 "$p1,$p2" "$RATE"
@@ -171,10 +174,10 @@ settle() { # settle <pid>...
     [ $(( after - before )) -lt 10 ] && return 0
   done
 }
-rest_send() { # rest_send <label> <api port> <receivers port> <pids> <rate>
+rest_send() { # rest_send <label> <api port> <receivers port> <pids> <rate> [seconds]
   log "rest-send: $1, API → MongoDB → Redis → socket, at $5/s"
   "$LT" rest-send --tokens "$OUT/tokens.json" --api "http://127.0.0.1:$2" --url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$5" --duration-secs "$DUR" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
+    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
     --out "$RESULTS"
 }
 # Ours at half the raw insert rate (about the database's own send-pair rate),
@@ -187,13 +190,13 @@ settle ${DBPID:-} "$g1" "$g2"
 rest_send omnibiz@2x 7100 7101 "$api,$g1" "$(( PAIR * 2 ))"
 # Side by side with the seed's stack at one fixed rate both can take, same database.
 settle ${DBPID:-} "$g1" "$g2" "$api"
-DB_PIDS="$DBPID" fan omnibiz@fixed 7101 7102 "$g1,$g2" "$STORED_RATE"
+DB_PIDS="$DBPID" fan omnibiz@fixed 7101 7102 "$g1,$g2" "$STORED_RATE" "$STORED_SECS"
 settle ${DBPID:-} "$g1" "$g2"
-DB_PIDS="$DBPID" fan node-seed@fixed 7251 7252 "$s1,$s2" "$STORED_RATE"
+DB_PIDS="$DBPID" fan node-seed@fixed 7251 7252 "$s1,$s2" "$STORED_RATE" "$STORED_SECS"
 settle ${DBPID:-} "$s1" "$s2"
-rest_send omnibiz@fixed 7100 7101 "$api,$g1" "$STORED_RATE"
+rest_send omnibiz@fixed 7100 7101 "$api,$g1" "$STORED_RATE" "$STORED_SECS"
 settle ${DBPID:-} "$api" "$g1"
-rest_send node-seed@fixed 7252 7251 "$s1,$s2" "$STORED_RATE"
+rest_send node-seed@fixed 7252 7251 "$s1,$s2" "$STORED_RATE" "$STORED_SECS"
 settle ${DBPID:-} "$s1" "$s2"
 # The highest stored rate with p99 <= 50 ms, over REST and over sockets, both
 # stacks from the same start and step (the seed's stack breaks early: a low start).
