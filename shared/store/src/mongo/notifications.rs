@@ -63,17 +63,7 @@ impl NotificationStore for MongoStore {
     }
 
     async fn subscriptions_of(&self, party: Party) -> StoreResult<Vec<PushSubscription>> {
-        let what = "listing push subscriptions";
-        let docs: Vec<Document> = self
-            .subscriptions
-            .find(doc! {"party": party.room()})
-            .sort(doc! {"createdAt": 1, "_id": 1})
-            .await
-            .map_err(|e| classify(what, e))?
-            .try_collect()
-            .await
-            .map_err(|e| classify(what, e))?;
-        Ok(docs.iter().map(subscription_from).collect::<anyhow::Result<_>>()?)
+        Ok(self.subscriptions_of_many(&[party]).await?.remove(&party).unwrap_or_default())
     }
 
     async fn subscriptions_of_many(&self, parties: &[Party]) -> StoreResult<HashMap<Party, Vec<PushSubscription>>> {

@@ -24,17 +24,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn list_endpoints(&self, owner: UserId) -> StoreResult<Vec<Endpoint>> {
-        let what = "listing webhook endpoints";
-        let docs = collect(
-            what,
-            self.endpoints
-                .find(doc! {"owner": owner.oid()})
-                .sort(doc! {"_id": 1})
-                .await
-                .map_err(|e| classify(what, e))?,
-        )
-        .await?;
-        Ok(docs.iter().map(endpoint_from).collect::<anyhow::Result<_>>().context(what)?)
+        Ok(self.endpoints_of_many(&[owner]).await?.remove(&owner).unwrap_or_default())
     }
 
     async fn endpoints_of_many(&self, owners: &[UserId]) -> StoreResult<HashMap<UserId, Vec<Endpoint>>> {

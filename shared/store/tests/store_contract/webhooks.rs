@@ -267,17 +267,8 @@ pub(crate) async fn message_created_is_built_at_fan_out_from_the_message_as_it_i
 pub(crate) async fn endpoint_secrets_can_be_resealed(store: Dyn) {
     let now = Utc::now();
     let endpoint = |secret: &str| omnibiz_domain::webhook::Endpoint {
-        id: EndpointId::new(),
-        owner: UserId(bson::oid::ObjectId::new()),
-        url: "https://example.com/hook".into(),
         secret: secret.into(),
-        events: vec![HookEvent::MessageCreated],
-        description: String::new(),
-        enabled: true,
-        disabled_reason: None,
-        failure_streak: 0,
-        created_at: now,
-        updated_at: now,
+        ..endpoint(UserId(bson::oid::ObjectId::new()), "https://example.com/hook", now)
     };
     let (a, b) = (endpoint("whsec_plain"), endpoint("sealed:v1:k1:AAAA"));
     store.insert_endpoint(&a).await.expect("insert");
@@ -301,21 +292,8 @@ pub(crate) async fn a_pass_reads_every_business_and_browser_at_once(store: Dyn) 
     let now = Utc::now();
     let (a, b, none) =
         (UserId(bson::oid::ObjectId::new()), UserId(bson::oid::ObjectId::new()), UserId(bson::oid::ObjectId::new()));
-    let endpoint = |owner: UserId, url: &str| omnibiz_domain::webhook::Endpoint {
-        id: EndpointId::new(),
-        owner,
-        url: url.into(),
-        secret: "whsec_x".into(),
-        events: vec![HookEvent::MessageCreated],
-        description: String::new(),
-        enabled: true,
-        disabled_reason: None,
-        failure_streak: 0,
-        created_at: now,
-        updated_at: now,
-    };
     for (owner, url) in [(a, "https://a.example/1"), (b, "https://b.example/1"), (a, "https://a.example/2")] {
-        store.insert_endpoint(&endpoint(owner, url)).await.expect("insert");
+        store.insert_endpoint(&endpoint(owner, url, now)).await.expect("insert");
     }
     let many = store.endpoints_of_many(&[a, b, none]).await.expect("endpoints");
     assert_eq!(many.len(), 2, "an owner without endpoints is absent: {many:?}");
@@ -341,4 +319,21 @@ pub(crate) async fn a_pass_reads_every_business_and_browser_at_once(store: Dyn) 
         assert_eq!(many[&p].iter().map(|s| s.id).collect::<Vec<_>>(), one.iter().map(|s| s.id).collect::<Vec<_>>());
     }
     assert_eq!(many[&customer].len(), 2);
+}
+
+/// An enabled endpoint of `owner` for `message.created`.
+fn endpoint(owner: UserId, url: &str, now: chrono::DateTime<Utc>) -> omnibiz_domain::webhook::Endpoint {
+    omnibiz_domain::webhook::Endpoint {
+        id: EndpointId::new(),
+        owner,
+        url: url.into(),
+        secret: "whsec_x".into(),
+        events: vec![HookEvent::MessageCreated],
+        description: String::new(),
+        enabled: true,
+        disabled_reason: None,
+        failure_streak: 0,
+        created_at: now,
+        updated_at: now,
+    }
 }
