@@ -131,20 +131,8 @@ impl MongoStore {
         append_opts.max_pool_size = Some(APPEND_SLOTS);
         append_opts.app_name = Some("omnibiz-appends".into());
         let append_db = Client::with_options(append_opts).context("creating the MongoDB client")?.database(&name);
-        // The `seq` update does not wait for the journal: the insert after it
-        // does (`j: true`), and a journal is one ordered log, so the insert's
-        // wait covers the update written before it. A send is acknowledged
-        // only after its insert, so nothing acknowledged depends on an update
-        // the journal does not hold; a crash between the two loses at most a
-        // `seq` that was never stored, which readers already skip (a gap).
-        // At a low send rate this halves the journal flushes per send.
-        let mut seq_wc = opts.write_concern.clone().unwrap_or_default();
-        seq_wc.journal = Some(false);
         let appends = Appends {
-            conversations: append_db.collection_with_options(
-                "conversations",
-                mongodb::options::CollectionOptions::builder().write_concern(seq_wc).build(),
-            ),
+            conversations: append_db.collection("conversations"),
             inserter: inserts::Inserter::spawn(append_db.collection("messages")),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(APPEND_SLOTS as usize)),
         };
