@@ -198,7 +198,8 @@ settings! {
     /// `OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL`, default 20.
     max_sockets_per_principal: usize = 20;
     /// Stored sends in flight at once per process (REST and socket): past
-    /// them a send waits (at most `send_queue_depth` at once) `send_queue_ms` for a turn, then is refused 503
+    /// them a send waits `send_queue_ms` for a turn (at most
+    /// `send_queue_depth` wait at once), then is refused 503
     /// `OVERLOADED` before anything is stored. `OMNIBIZ_SEND_CONCURRENCY`,
     /// default 16 (BENCHMARKS.md, "Overload": the depth that kept p99 near
     /// 100 ms on the benchmark box; a database on machines of its own takes more).
