@@ -13,6 +13,13 @@ use omnibiz_service::config::Settings;
 use omnibiz_service::telemetry;
 use omnibiz_store::mongo::legacy::MigrateOptions;
 
+/// The process's allocator: jemalloc unless built without the `jemalloc`
+/// feature (see `Cargo.toml`). Its size classes keep an idle connection's
+/// memory close to what it holds live.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "omnibiz",
