@@ -145,6 +145,25 @@ async fn a_second_signal_ends_a_long_drain_at_once() {
 }
 
 /// Metric names referenced by the dashboard and the ServiceMonitor.
+/// The allocator's settings compiled in by `.cargo/config.toml` reach the
+/// binary: its one background purge thread runs (without them jemalloc
+/// starts none and an idle gateway keeps the pages its handshakes freed).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_runs_one_allocator_purge_thread() {
+    let db = format!("omnibiz_alloc_{}", bson::oid::ObjectId::new());
+    let (mut child, _base) = crate::common::gateway_process(&db, &[]).await;
+    let pid = child.id().expect("pid");
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    child.kill().await.expect("kill");
+    let purgers = names.iter().filter(|n| n.starts_with("jemalloc_bg")).count();
+    assert_eq!(purgers, 1, "threads: {names:?}");
+}
+
 fn referenced_metrics() -> HashSet<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dash = std::fs::read_to_string(root.join("k8s/base/dashboards/omnibiz.json")).expect("dashboard");
