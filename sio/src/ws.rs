@@ -9,6 +9,10 @@
 //!   no copy and no write buffer.
 //! - Headers and cursors are rebuilt inside each poll rather than kept in
 //!   the connection's task, so the task stays a few hundred bytes.
+//! - Under hyper-util's server the layer takes the TCP stream back from
+//!   the upgraded connection and drives it directly: no box around it, no
+//!   indirection per read or write (any other server keeps hyper's
+//!   upgraded connection).
 //!
 //! Scope: what Engine.IO over WebSocket uses — text and binary messages
 //! (fragmented or not), ping/pong, close. No extensions are negotiated (so
@@ -25,12 +29,14 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest as _, Sha1};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Bytes read per system call; lives on the stack of the poll only.
@@ -113,8 +119,9 @@ fn violation(reason: &'static str) -> Violation {
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
     raw: Vec<u8>,
-    /// An unfinished message: its opcode and (for text) what arrived so far.
-    fragments: Option<(u8, Vec<u8>)>,
+    /// An unfinished message: its opcode and what arrived so far (rare:
+    /// boxed, so an idle connection holds one pointer for it).
+    fragments: Option<Box<(u8, Vec<u8>)>>,
     max_message: usize,
 }
 
@@ -144,9 +151,9 @@ impl Decoder {
                 }
                 OP_TEXT if fin => return text(payload).map(Some),
                 OP_BINARY if fin => return Ok(Some(Incoming::Binary(payload))),
-                OP_TEXT | OP_BINARY => self.fragments = Some((opcode, payload)),
+                OP_TEXT | OP_BINARY => self.fragments = Some(Box::new((opcode, payload))),
                 OP_CONT => {
-                    let Some((_, buf)) = self.fragments.as_mut() else {
+                    let Some((_, buf)) = self.fragments.as_deref_mut() else {
                         return Err(violation("a continuation with nothing to continue"));
                     };
                     if buf.len() + payload.len() > self.max_message {
@@ -154,7 +161,7 @@ impl Decoder {
                     }
                     buf.extend_from_slice(&payload);
                     if fin {
-                        match self.fragments.take() {
+                        match self.fragments.take().map(|f| *f) {
                             Some((OP_TEXT, whole)) => return text(whole).map(Some),
                             Some((_, whole)) => return Ok(Some(Incoming::Binary(whole))),
                             None => {}
@@ -258,13 +265,94 @@ fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
 
 /// A server-side WebSocket on an upgraded HTTP connection.
 pub(crate) struct WebSocket {
-    io: TokioIo<Upgraded>,
+    io: Io,
     decoder: Decoder,
 }
 
+/// What a WebSocket reads and writes: the TCP stream itself when the HTTP
+/// server hands it back (hyper-util's server, which ours and axum's both
+/// are), else hyper's upgraded connection. The stream itself saves the
+/// 64-byte box hyper keeps it in and an indirection per read and write.
+enum Io {
+    Tcp(TcpStream),
+    /// Any other server, or HTTP/2's extended CONNECT: boxed, so the common
+    /// case does not pay for its size.
+    Upgraded(Box<TokioIo<Upgraded>>),
+}
+
+impl Io {
+    /// The connection under `upgraded`, and the bytes the HTTP layer read
+    /// past the request (a client may send its first frame right behind it).
+    fn unwrap(upgraded: Upgraded) -> (Self, Bytes) {
+        let upgraded = match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+            Ok(parts) => return (Self::Tcp(parts.io.into_inner()), parts.read_buf),
+            Err(u) => u,
+        };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (Self::Tcp(parts.io.into_inner()), parts.read_buf),
+            Err(u) => (Self::Upgraded(Box::new(TokioIo::new(u))), Bytes::new()),
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Upgraded(u) => Pin::new(&mut **u).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Upgraded(u) => Pin::new(&mut **u).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Upgraded(u) => Pin::new(&mut **u).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(s) => s.is_write_vectored(),
+            Self::Upgraded(u) => u.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Upgraded(u) => Pin::new(&mut **u).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Upgraded(u) => Pin::new(&mut **u).poll_shutdown(cx),
+        }
+    }
+}
+
 impl WebSocket {
-    pub(crate) fn new(io: Upgraded, max_message: usize) -> Self {
-        Self { io: TokioIo::new(io), decoder: Decoder::new(max_message) }
+    pub(crate) fn new(upgraded: Upgraded, max_message: usize) -> Self {
+        let (io, read) = Io::unwrap(upgraded);
+        let mut decoder = Decoder::new(max_message);
+        if !read.is_empty() {
+            decoder.feed(&read);
+        }
+        Self { io, decoder }
     }
 
     /// The next message; `None` when the connection ended or broke the
@@ -592,7 +680,7 @@ mod properties {
                         Err(_) => return Ok(()), // a violation closes the connection
                     }
                 }
-                prop_assert!(d.fragments.as_ref().is_none_or(|(_, b)| b.len() <= max));
+                prop_assert!(d.fragments.as_deref().is_none_or(|(_, b)| b.len() <= max));
             }
         }
 

@@ -111,20 +111,11 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
             // state is freed once done and does not size the task.
             // (Captured boxed: a task keeps its captures' room for its whole life.)
             let opening = Box::pin(open_websocket(srv, on_upgrade, existing, outer));
+            // Closing runs boxed too: the task's size is the live session's.
             let fut = async move {
                 let Some(mut session) = opening.await else { return };
                 let reason = std::future::poll_fn(|cx| Pin::new(&mut session).poll(cx)).await;
-                let Session { srv, mut conn, handling, .. } = session;
-                // Work in flight runs to its end, not cancelled with the
-                // connection: a connect the application has already accepted
-                // is then told its disconnect, and an event is handled whole.
-                if let Some(work) = handling {
-                    let update = work.await;
-                    srv.protocol.apply(&mut conn, update);
-                }
-                if let Some(work) = srv.protocol.close(conn, reason) {
-                    work.await;
-                }
+                Box::pin(close_session(session, reason)).await;
             };
             tokio::spawn(fut);
             Response::builder()
@@ -139,6 +130,20 @@ async fn on_get<P: Protocol>(srv: Arc<Server<P>>, q: EioQuery, mut req: Request)
         (Some("polling"), None) => handshake_polling(&srv, outer),
         (Some("polling"), Some(sid)) => poll(&srv, &sid).await,
         _ => bad_request("Transport unknown"),
+    }
+}
+
+/// The end of a websocket session. Work in flight runs to its end, not
+/// cancelled with the connection: a connect the application has already
+/// accepted is then told its disconnect, and an event is handled whole.
+async fn close_session<P: Protocol>(session: Session<P>, reason: CloseReason) {
+    let Session { srv, mut conn, handling, .. } = session;
+    if let Some(work) = handling {
+        let update = work.await;
+        srv.protocol.apply(&mut conn, update);
+    }
+    if let Some(work) = srv.protocol.close(conn, reason) {
+        work.await;
     }
 }
 

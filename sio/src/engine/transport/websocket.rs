@@ -133,7 +133,7 @@ pub(crate) struct Session<P: Protocol> {
     out: VecDeque<Frame>,
     cursor: (usize, usize),
     /// A pong owed to a websocket ping.
-    pong: Option<Vec<u8>>,
+    pong: Option<Box<[u8]>>,
     /// Close (with this code) once everything queued is written.
     closing: Option<u16>,
     /// Ending: the close frame being written (`cursor` tracks it).
@@ -252,7 +252,7 @@ impl<P: Protocol> Session<P> {
             Poll::Ready(Some(Err(v))) => return self.end(CloseReason::ProtocolError, Some(v.code)),
             Poll::Ready(Some(Ok(Incoming::Close))) => return self.end(CloseReason::ClientClosed, Some(CLOSE_NORMAL)),
             Poll::Ready(Some(Ok(Incoming::Ping(p)))) => {
-                self.pong = Some(p);
+                self.pong = Some(p.into_boxed_slice());
                 return Step::Progress;
             }
             Poll::Ready(Some(Ok(m))) => m,
