@@ -106,7 +106,7 @@ impl Hub {
         if self.config.relay_only {
             return; // nothing is stored in that mode
         }
-        let rooms: Vec<(ConversationId, i64)> = self.lock().rooms.iter().map(|(c, r)| (*c, r.seen.floor())).collect();
+        let rooms: Vec<(ConversationId, i64)> = self.lock().rooms.iter().map(|(c, r)| (*c, r.floor)).collect();
         metrics::counter!("gateway_resyncs_total").increment(1);
         let page = self.config.replay_page.max(1);
         let mut fetched = 0usize;
@@ -144,7 +144,7 @@ impl Hub {
                 tokio::time::sleep(GAP_POLL).await;
                 let Some(hub) = me.upgrade() else { return };
                 let floor = match hub.lock().rooms.get(&conv) {
-                    Some(r) if r.gap.is_some() => r.seen.floor(),
+                    Some(r) if r.gap.is_some() => r.floor,
                     _ => return,
                 };
                 let answered = match hub.messaging.stored_after(conv, floor, hub.config.replay_page.max(1)).await {
@@ -174,7 +174,7 @@ impl Hub {
                     continue;
                 }
                 metrics::counter!("gateway_gaps_skipped_total").increment(1);
-                tracing::debug!(conversation = %conv, floor = room.seen.floor(), "a missing seq never came: moving on");
+                tracing::debug!(conversation = %conv, floor = room.floor, "a missing seq never came: moving on");
                 let mut out = Vec::new();
                 room.skip_gap(&mut out);
                 let mut dropped = Vec::new();
