@@ -90,19 +90,25 @@ start_seed() { # start_seed <port> → echoes pid (the seed's stack on our datab
 
 # --- Idle connections: a fresh process per measurement, same N ------------------
 ulimit -n "$(ulimit -Hn)" || true
+# A server's RSS "before" is read once its start has settled, not the moment
+# its port opens: our gateway's RSS still grows for a moment after (36.2 MB
+# at the port's opening, 39.9 MB three seconds later, at a71b6e6), which was
+# being counted as the connections'. Every stack gets the same wait.
+START_SETTLE=${BENCH_START_SETTLE:-3}
+ready_idle() { wait_port "$1" && sleep "$START_SETTLE"; }
 SOURCES=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5
 WORKERS=$(( (N + 15999) / 16000 ))
-pid=$(start_ours gateway 7120); PIDS+=("$pid"); wait_port 7120
+pid=$(start_ours gateway 7120); PIDS+=("$pid"); ready_idle 7120
 log "connections: omnibiz gateway (native Socket.IO layer), N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7120 --count "$N" --workers "$WORKERS" \
   --sources "$SOURCES" --pids "$pid" --label omnibiz --out "$RESULTS"
 kill "$pid"
-pid=$(start_peer 7220); PIDS+=("$pid"); wait_port 7220
+pid=$(start_peer 7220); PIDS+=("$pid"); ready_idle 7220
 log "connections: node peer, N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7220 --count "$N" --workers "$WORKERS" \
   --sources "$SOURCES" --pids "$pid" --label node-peer --out "$RESULTS"
 kill "$pid"
-pid=$(start_peer 7230 uws); PIDS+=("$pid"); wait_port 7230
+pid=$(start_peer 7230 uws); PIDS+=("$pid"); ready_idle 7230
 log "connections: node peer on uWebSockets.js, N=$N"
 "$LT" connections --tokens "$OUT/tokens.json" --url ws://127.0.0.1:7230 --count "$N" --workers "$WORKERS" \
   --sources "$SOURCES" --pids "$pid" --label node-uws --out "$RESULTS"
@@ -111,7 +117,7 @@ kill "$pid"
 for spec in "omnibiz gateway 7121" "node-peer node 7221" "node-uws uws 7231"; do
   set -- $spec
   if [ "$1" = omnibiz ]; then pid=$(start_ours gateway "$3"); else pid=$(start_peer "$3" "$2"); fi
-  PIDS+=("$pid"); wait_port "$3"
+  PIDS+=("$pid"); ready_idle "$3"
   log "connections: $1, N=3000"
   "$LT" connections --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$3" --count 3000 --workers 1 \
     --sources "$SOURCES" --pids "$pid" --label "$1@3k" --out "$RESULTS"
@@ -302,7 +308,7 @@ fi
   echo "- **node-seed**: the seed's whole stack (loadtest/peer/seed.js): Express + socket.io 4.8.1 + Redis adapter + Mongoose $(node -p 'require("./tests/node/node_modules/mongoose/package.json").version') with the seed's models, storing each message and updating its conversation (\`lastMessage\`, \`unreadCount\`) as the Node service does, two nodes, on the same database as ours."
   echo "- **raw-insert**: the same driver inserting our message documents (same indexes) into the same MongoDB-compatible server, 16 in flight (one API process's append slots): the stored path's ceiling. A stored send is that insert plus the \`seq\` update."
   echo "- Relay scenarios are cross-node: receivers (owners) on node 1, senders (customers) on node 2, one Redis."
-  echo "- Server CPU is read from /proc for the server processes only; memory per connection is (RSS after − RSS before) ÷ connections, 4 s after the last connect."
+  echo "- Server CPU is read from /proc for the server processes only; memory per connection is (RSS after − RSS before) ÷ connections: before is read $START_SETTLE s after the server's port opens, after 4 s after the last connect."
   echo
   echo "## Commands"
   echo
