@@ -91,9 +91,11 @@ start_seed() { # start_seed <port> → echoes pid (the seed's stack on our datab
 # --- Idle connections: a fresh process per measurement, same N ------------------
 ulimit -n "$(ulimit -Hn)" || true
 # A server's RSS "before" is read once its start has settled, not the moment
-# its port opens: our gateway's RSS still grows for a moment after (36.2 MB
-# at the port's opening, 39.9 MB three seconds later, at a71b6e6), which was
-# being counted as the connections'. Every stack gets the same wait.
+# its port opens, so no start-up work is counted as the connections'. Every
+# stack gets the same wait. (Measured: it did not move our gateway's
+# baseline — 36.2 MB read at the port's opening, 35.3 MB after the wait, in
+# two runs of the same build; the spread of RSS per connection between runs
+# is in the "after".)
 START_SETTLE=${BENCH_START_SETTLE:-3}
 ready_idle() { wait_port "$1" && sleep "$START_SETTLE"; }
 SOURCES=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5
