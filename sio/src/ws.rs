@@ -29,14 +29,13 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::body::Bytes;
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use sha1::{Digest as _, Sha1};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+
+mod stream;
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Bytes read per system call; lives on the stack of the poll only.
@@ -265,89 +264,13 @@ fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
 
 /// A server-side WebSocket on an upgraded HTTP connection.
 pub(crate) struct WebSocket {
-    io: Io,
+    io: stream::Io,
     decoder: Decoder,
-}
-
-/// What a WebSocket reads and writes: the TCP stream itself when the HTTP
-/// server hands it back (hyper-util's server, which ours and axum's both
-/// are), else hyper's upgraded connection. The stream itself saves the
-/// 64-byte box hyper keeps it in and an indirection per read and write.
-enum Io {
-    Tcp(TcpStream),
-    /// Any other server, or HTTP/2's extended CONNECT: boxed, so the common
-    /// case does not pay for its size.
-    Upgraded(Box<TokioIo<Upgraded>>),
-}
-
-impl Io {
-    /// The connection under `upgraded`, and the bytes the HTTP layer read
-    /// past the request (a client may send its first frame right behind it).
-    fn unwrap(upgraded: Upgraded) -> (Self, Bytes) {
-        let upgraded = match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-            Ok(parts) => return (Self::Tcp(parts.io.into_inner()), parts.read_buf),
-            Err(u) => u,
-        };
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => (Self::Tcp(parts.io.into_inner()), parts.read_buf),
-            Err(u) => (Self::Upgraded(Box::new(TokioIo::new(u))), Bytes::new()),
-        }
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Upgraded(u) => Pin::new(&mut **u).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Upgraded(u) => Pin::new(&mut **u).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Upgraded(u) => Pin::new(&mut **u).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Tcp(s) => s.is_write_vectored(),
-            Self::Upgraded(u) => u.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Self::Upgraded(u) => Pin::new(&mut **u).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Upgraded(u) => Pin::new(&mut **u).poll_shutdown(cx),
-        }
-    }
 }
 
 impl WebSocket {
     pub(crate) fn new(upgraded: Upgraded, max_message: usize) -> Self {
-        let (io, read) = Io::unwrap(upgraded);
+        let (io, read) = stream::Io::unwrap(upgraded);
         let mut decoder = Decoder::new(max_message);
         if !read.is_empty() {
             decoder.feed(&read);
