@@ -270,11 +270,9 @@ pub(crate) struct WebSocket {
 
 impl WebSocket {
     pub(crate) fn new(upgraded: Upgraded, max_message: usize) -> Self {
-        let (io, read) = stream::Io::unwrap(upgraded);
+        let (io, read) = stream::unwrap(upgraded);
         let mut decoder = Decoder::new(max_message);
-        if !read.is_empty() {
-            decoder.feed(&read);
-        }
+        decoder.feed(&read);
         Self { io, decoder }
     }
 
