@@ -144,7 +144,6 @@ async fn a_second_signal_ends_a_long_drain_at_once() {
     api.finish().await;
 }
 
-/// Metric names referenced by the dashboard and the ServiceMonitor.
 /// The allocator's settings compiled in by `.cargo/config.toml` reach the
 /// binary: its one background purge thread runs (without them jemalloc
 /// starts none and an idle gateway keeps the pages its handshakes freed).
@@ -164,6 +163,39 @@ async fn the_gateway_runs_one_allocator_purge_thread() {
     assert_eq!(purgers, 1, "threads: {names:?}");
 }
 
+/// The thread-cache caps of `.cargo/config.toml` are in the binary: jemalloc
+/// prints its options at exit when asked (`stats_print`, which the run-time
+/// `_RJEM_MALLOC_CONF` adds to the compiled-in settings), and every setting
+/// it prints has the configured value. Without the caps an idle worker keeps
+/// what the last burst of handshakes freed (docs/bench-notes.md).
+#[tokio::test]
+async fn the_binary_carries_the_configured_allocator_caches() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join(".cargo/config.toml")).expect(".cargo/config.toml");
+    let conf = config
+        .lines()
+        .find_map(|l| l.strip_prefix("JEMALLOC_SYS_WITH_MALLOC_CONF = "))
+        .expect("the allocator's settings")
+        .trim_matches('"');
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omnibiz"))
+        .arg("--help")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .await
+        .expect("run omnibiz --help");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    let mut checked = Vec::new();
+    for (key, value) in conf.split(',').filter_map(|kv| kv.split_once(':')) {
+        let Some(line) = stats.lines().find_map(|l| l.trim().strip_prefix(&format!("opt.{key}: "))) else { continue };
+        assert_eq!(line.split_whitespace().next(), Some(value), "opt.{key}");
+        checked.push(key);
+    }
+    for key in ["tcache_max", "tcache_nslots_small_max", "tcache_nslots_large", "dirty_decay_ms"] {
+        assert!(checked.contains(&key), "{key} not checked; jemalloc printed:\n{stats}");
+    }
+}
+
+/// Metric names referenced by the dashboard and the ServiceMonitor.
 fn referenced_metrics() -> HashSet<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dash = std::fs::read_to_string(root.join("k8s/base/dashboards/omnibiz.json")).expect("dashboard");
