@@ -195,6 +195,17 @@ async fn behind(kind: Kind) {
         gateways.push((Some(child), base, node));
     }
     let bases: Vec<&str> = gateways.iter().map(|(_, b, _)| b.as_str()).collect();
+    // A gateway prints its banner before its store is initialised and answers
+    // `/readyz` 503 until then. Kubernetes keeps such a pod out of the
+    // Service's endpoints; nginx has no health checks of its own, so here the
+    // test waits for every gateway to be ready before the balancer sees it.
+    for base in &bases {
+        let ready = eventually(100, Duration::from_millis(100), || async {
+            reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(ready, "gateway {base} ready");
+    }
     let lb = Balancer::start(kind, &bases).await;
 
     // The seed's flow, on polling only and with the upgrade.
