@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 A=$(realpath "$1"); B=$(realpath "$2")
-LT=$(realpath "${3:-target/release/omnibiz-loadtest}")
+LT=$(realpath "${3:-target/dist/omnibiz-loadtest}")
 ROUNDS=${AB_ROUNDS:-3}; N=${AB_CONNECTIONS:-10000}; RATE=${AB_RATE:-2000}
 STORED=${AB_STORED_RATE:-400}; PAIRS=${AB_PAIRS:-200}; DUR=${AB_DURATION:-10}
 SCENARIOS=" ${AB_SCENARIOS:-idle relay stored} "

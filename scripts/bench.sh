@@ -52,12 +52,13 @@ eval "$(scripts/services.sh start)"
 # message in the stored-path scenarios.
 DBPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/mongo.pid" 2>/dev/null || true)
 log "building release binaries"
-cargo build --release --quiet -p omnibiz -p omnibiz-loadtest
+# The `dist` profile, what the image ships (Cargo.toml).
+cargo build --profile dist --quiet -p omnibiz -p omnibiz-loadtest
 (cd loadtest/peer && npm ci --silent --no-audit --no-fund)
 # The seed's Mongoose models live with the drop-in tests (tests/node/legacy/models.cjs).
 (cd tests/node && npm ci --silent --no-audit --no-fund)
-BIN=$ROOT/target/release/omnibiz
-LT=$ROOT/target/release/omnibiz-loadtest
+BIN=$ROOT/target/dist/omnibiz
+LT=$ROOT/target/dist/omnibiz-loadtest
 
 export JWT_SECRET=bench-secret-0123456789abcdef-0123456789
 export MONGODB_DATABASE=omnibiz_bench_$(date +%s)
@@ -300,7 +301,7 @@ fi
   echo "- CPU: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), memory $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "- $(rustc --version), node $(node --version), $(redis-server --version | cut -d' ' -f1-3), MongoDB-compatible server: secantus-mdb 0.5.3-beta.196"
   echo "- Node peers (loadtest/peer/server.js): socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0 + redis 4.7.0 on Node's HTTP server (**node-peer**, the seed's real-time layer) and on uWebSockets.js through \`io.attachApp\` (**node-uws**, tuned: @trufflesuite/uws-js-unofficial 20.30.0, the build that loads on Node 20)"
-  echo "- OmniBiz: $(git rev-parse --short HEAD), release build; Socket.IO and WebSocket layers: our own (the \`sio\` crate); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
+  echo "- OmniBiz: $(git rev-parse --short HEAD), \`dist\` build (release with fat LTO and one codegen unit, what the image ships); Socket.IO and WebSocket layers: our own (the \`sio\` crate); each of our processes runs one tokio worker thread (\`TOKIO_WORKER_THREADS=1\`, as in a 1-CPU pod; each Node process is single-threaded too)"
   echo
   echo "## What is compared"
   echo

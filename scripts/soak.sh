@@ -27,9 +27,10 @@ trap cleanup EXIT
 
 eval "$(scripts/services.sh start)"
 log "building release binaries"
-cargo build --release --quiet -p omnibiz -p omnibiz-loadtest
-BIN=$ROOT/target/release/omnibiz
-LT=$ROOT/target/release/omnibiz-loadtest
+# The `dist` profile, what the image ships (Cargo.toml).
+cargo build --profile dist --quiet -p omnibiz -p omnibiz-loadtest
+BIN=$ROOT/target/dist/omnibiz
+LT=$ROOT/target/dist/omnibiz-loadtest
 export JWT_SECRET=soak-secret-0123456789abcdef-0123456789 MONGODB_DATABASE=omnibiz_soak_$(date +%s) LOG_LEVEL=warn
 export OMNIBIZ_CONNECT_RATE=1000000 OMNIBIZ_CONNECT_RATE_PER_IP=1000000 OMNIBIZ_SEND_RATE=1000000 OMNIBIZ_TYPING_RATE=1000000 OMNIBIZ_JOIN_RATE=1000000 OMNIBIZ_RECEIPT_RATE=1000000 OMNIBIZ_WRITE_RATE=1000000 OMNIBIZ_READ_RATE=1000000 OMNIBIZ_MAX_SOCKETS_PER_PRINCIPAL=1000000
 "$BIN" seed --owners 1 --customers-per-owner "$PAIRS" --fresh-customers 0 --tokens-out "$OUT/tokens.json" >/dev/null
