@@ -51,7 +51,7 @@ eval "$(scripts/services.sh start)"
 # The database server's PID (when services.sh started it): its CPU per
 # message in the stored-path scenarios.
 DBPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/mongo.pid" 2>/dev/null || true)
-log "building release binaries"
+log "building the dist binaries (Cargo.toml: profile.dist)"
 # The `dist` profile, what the image ships (Cargo.toml).
 cargo build --profile dist --quiet -p omnibiz -p omnibiz-loadtest
 (cd loadtest/peer && npm ci --silent --no-audit --no-fund)
