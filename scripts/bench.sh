@@ -51,8 +51,7 @@ eval "$(scripts/services.sh start)"
 # The database server's PID (when services.sh started it): its CPU per
 # message in the stored-path scenarios.
 DBPID=$(cat "${OMNIBIZ_RUN:-$ROOT/target/services}/mongo.pid" 2>/dev/null || true)
-log "building the dist binaries (Cargo.toml: profile.dist)"
-# The `dist` profile, what the image ships (Cargo.toml).
+log "building the dist binaries (what the image ships; Cargo.toml: profile.dist)"
 cargo build --profile dist --quiet -p omnibiz -p omnibiz-loadtest
 (cd loadtest/peer && npm ci --silent --no-audit --no-fund)
 # The seed's Mongoose models live with the drop-in tests (tests/node/legacy/models.cjs).

@@ -26,8 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(scripts/services.sh start)"
-log "building release binaries"
-# The `dist` profile, what the image ships (Cargo.toml).
+log "building the dist binaries (what the image ships; Cargo.toml: profile.dist)"
 cargo build --profile dist --quiet -p omnibiz -p omnibiz-loadtest
 BIN=$ROOT/target/dist/omnibiz
 LT=$ROOT/target/dist/omnibiz-loadtest

@@ -42,6 +42,14 @@ struct Balancer {
     _dir: tempfile::TempDir,
 }
 
+/// Whether `base` answers `/readyz` 200 within 10 s.
+async fn becomes_ready(base: &str) -> bool {
+    eventually(100, Duration::from_millis(100), || async {
+        reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
+
 fn docs(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/balancers").join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -109,11 +117,7 @@ impl Balancer {
             });
         }
         let base = format!("http://{listen}");
-        let up = eventually(100, Duration::from_millis(100), || async {
-            reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(up, "{kind:?} answers on {base}");
+        assert!(becomes_ready(&base).await, "{kind:?} answers on {base}");
         Self { _child: child, base, lines, access_log, _dir: dir }
     }
 
@@ -200,11 +204,7 @@ async fn behind(kind: Kind) {
     // Service's endpoints; nginx has no health checks of its own, so here the
     // test waits for every gateway to be ready before the balancer sees it.
     for base in &bases {
-        let ready = eventually(100, Duration::from_millis(100), || async {
-            reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(ready, "gateway {base} ready");
+        assert!(becomes_ready(base).await, "gateway {base} ready");
     }
     let lb = Balancer::start(kind, &bases).await;
 
