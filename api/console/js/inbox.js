@@ -103,8 +103,15 @@ export function query(cursor) {
   return s ? `?${s}` : "";
 }
 
+// Each load of the list is numbered; only the newest one's answer is shown.
+// Switching the filter twice quickly (archived, then active) sends two
+// requests, and the first one's answer could arrive last and show the
+// archived list under "Active".
+let listLoads = 0;
+
 export async function loadConversations({ more = false } = {}) {
   if (!state.owner) return;
+  const mine = ++listLoads;
   let r;
   try {
     const q = query(more ? state.convCursor : null);
@@ -116,9 +123,11 @@ export async function loadConversations({ more = false } = {}) {
     const s = p.toString();
     r = await api("GET", `/api/messages/conversations${s ? `?${s}` : ""}`);
   } catch (e) {
+    if (mine !== listLoads) return; // a newer load has taken over
     showError($("list-error"), `Conversations could not be loaded: ${e.message}`);
     throw e;
   }
+  if (mine !== listLoads) return;
   showError($("list-error"), "");
   if (!more) {
     state.conversations = new Map();
