@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::common::cluster::free_port;
 use crate::common::{
-    Backend, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with,
+    Backend, becomes_ready, business, node_dir, omnibiz_process_banner, open, seed_flow, settings, spawn_with,
 };
 use crate::no_affinity::{Gateway, failover_through};
 use omnibiz::app::Target;
@@ -40,14 +40,6 @@ struct Balancer {
     lines: Arc<Mutex<Vec<String>>>,
     access_log: Option<PathBuf>,
     _dir: tempfile::TempDir,
-}
-
-/// Whether `base` answers `/readyz` 200 within 10 s.
-async fn becomes_ready(base: &str) -> bool {
-    eventually(100, Duration::from_millis(100), || async {
-        reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
-    })
-    .await
 }
 
 fn docs(file: &str) -> String {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{
-    Backend, Business, TestApp, business, eventually, node_dir, omnibiz_process_banner, open, seed_flow, settings,
+    Backend, Business, TestApp, becomes_ready, business, node_dir, omnibiz_process_banner, open, seed_flow, settings,
     spawn_with,
 };
 use omnibiz::app::Target;
@@ -44,11 +44,7 @@ async fn polling_clients_need_no_affinity_and_survive_a_gateway_dying() {
         gateways.push((Some(child), base, node));
     }
     for (_, base, _) in &gateways {
-        let ready = eventually(100, Duration::from_millis(100), || async {
-            reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        assert!(ready, "{base} ready");
+        assert!(becomes_ready(base).await, "{base} ready");
     }
     let backends: Vec<&str> = gateways.iter().map(|(_, b, _)| b.as_str()).collect();
     let mut proxy = tokio::process::Command::new("node")

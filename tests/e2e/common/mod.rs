@@ -425,6 +425,15 @@ pub async fn api_and_gateway(name: &str) -> (TestApp, TestApp) {
     (api, gw)
 }
 
+/// Whether `base` answers `/readyz` 200 within 10 s (a process started
+/// with [`omnibiz_process`] prints its banner before its store is ready).
+pub async fn becomes_ready(base: &str) -> bool {
+    eventually(100, Duration::from_millis(100), || async {
+        reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
+
 /// Checks `cond` up to `tries` times, `every` apart; true once it holds.
 pub async fn eventually<F, Fut>(tries: usize, every: Duration, mut cond: F) -> bool
 where
