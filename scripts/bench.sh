@@ -139,7 +139,7 @@ for p in 7100 7101 7102 7111 7112 7201 7202 7211 7212 7251 7252; do wait_port "$
 fan() { # fan <label> <receivers port> <senders port> <pids> <rate> [seconds]
   log "fanout: $1 at $5/s, $PAIRS pairs, ${6:-$DUR}s"
   "$LT" fanout --tokens "$OUT/tokens.json" --url "ws://127.0.0.1:$2" --senders-url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DB_PIDS:+--db-pids "$DB_PIDS"} \
+    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DB_PIDS:+--db-pids "$DB_PIDS" --db-uri "$MONGODB_URI"} \
     --label "$1" --out "$RESULTS"
 }
 fan node-peer 7201 7202 "$p1,$p2" "$RATE"
@@ -185,7 +185,7 @@ settle() { # settle <pid>...
 rest_send() { # rest_send <label> <api port> <receivers port> <pids> <rate> [seconds]
   log "rest-send: $1, API → MongoDB → Redis → socket, at $5/s"
   "$LT" rest-send --tokens "$OUT/tokens.json" --api "http://127.0.0.1:$2" --url "ws://127.0.0.1:$3" \
-    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DBPID:+--db-pids "$DBPID"} --label "$1" \
+    --pairs "$PAIRS" --rate "$5" --duration-secs "${6:-$DUR}" --pids "$4" ${DBPID:+--db-pids "$DBPID" --db-uri "$MONGODB_URI"} --label "$1" \
     --out "$RESULTS"
 }
 # Ours at half the raw insert rate (about the database's own send-pair rate),

@@ -41,6 +41,8 @@ pub struct Plan {
     pub pids: Vec<u32>,
     /// The database server's PIDs (stored scenarios): its CPU per message.
     pub db_pids: Vec<u32>,
+    /// The database's URI: its command counters per message (see [`crate::dbcommands`]).
+    pub db_uri: Option<String>,
     pub sender: Sender,
     /// `0`: `pairs` conversations, one receiver each. `N`: one conversation
     /// (the first pair's) with `N` receivers (its owner's sockets, all joined)
@@ -291,6 +293,18 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    let db = match &plan.db_uri {
+        Some(uri) => Some(mongodb::Client::with_uri_str(uri).await?),
+        None => None,
+    };
+    // A server without command counters still gets its CPU measured.
+    let commands_before = match &db {
+        Some(c) => crate::dbcommands::read(c)
+            .await
+            .inspect_err(|e| eprintln!("database commands per message not measured: {e:#}"))
+            .ok(),
+        None => None,
+    };
     let before = procstat::sample(&plan.pids);
     let db_before = procstat::sample(&plan.db_pids);
     let progress = indicatif::ProgressBar::new(plan.duration.as_secs().max(1));
@@ -366,6 +380,13 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     let after = procstat::sample(&plan.pids);
     let db_after = procstat::sample(&plan.db_pids);
+    let commands_after = match (&db, &commands_before) {
+        (Some(c), Some(_)) => crate::dbcommands::read(c)
+            .await
+            .inspect_err(|e| eprintln!("database commands per message not measured: {e:#}"))
+            .ok(),
+        _ => None,
+    };
     let _ = stop.send(true);
     progress.finish_and_clear();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -409,6 +430,10 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         let db_cpu = db_after.cpu_secs - db_before.cpu_secs;
         out["database_cpu_secs"] = json!(db_cpu);
         out["database_cpu_us_per_message"] = json!(db_cpu * 1e6 / unique.max(1) as f64);
+    }
+    if let (Some(b), Some(a)) = (&commands_before, &commands_after) {
+        // Per stored message: each one is delivered `per_message` times.
+        out["database_commands_per_message"] = json!(crate::dbcommands::per_message(b, a, unique / per_message));
     }
     Ok(out)
 }

@@ -9,7 +9,8 @@
 //! - `connections`: hold N clients (several worker processes), measure server RSS/CPU
 //!   and how long each connect took.
 //! - `fanout`: open-loop senders (socket or REST) → receivers; HDR latency, losses, duplicates,
-//!   and (`--db-pids`) the database's CPU per message; also one room with N receivers
+//!   and (`--db-pids`) the database's CPU per message, (`--db-uri`) its commands per message
+//!   (`dbcommands`: the server's own counters); also one room with N receivers
 //!   (`room`: every message delivered N times).
 //! - `forwarding`: the cost of a polling request forwarded between gateways (no affinity).
 //! - `redis_raw`: raw Redis pub/sub throughput, the physical limit.
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod connections;
+pub mod dbcommands;
 pub mod fanout;
 pub mod forwarding;
 pub mod notify;

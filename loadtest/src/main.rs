@@ -254,6 +254,10 @@ struct Load {
     /// reported as database CPU per delivered message.
     #[arg(long, value_delimiter = ',')]
     db_pids: Vec<u32>,
+    /// The database's URI (stored scenarios): its command counters
+    /// (`serverStatus`), reported as commands per stored message.
+    #[arg(long)]
+    db_uri: Option<String>,
 }
 
 /// What the ramp does after a step.
@@ -318,6 +322,7 @@ fn fanout_plan(common: &Common, load: &Load, senders_url: Option<String>, sender
         duration: Duration::from_secs(load.duration_secs),
         pids: common.pids.clone(),
         db_pids: load.db_pids.clone(),
+        db_uri: load.db_uri.clone(),
         sender,
         room: 0,
     }

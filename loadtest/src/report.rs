@@ -403,6 +403,17 @@ fn rooms(md: &mut String, by: &BTreeMap<(String, String), Value>) {
     }
 }
 
+/// `2.31: 1.06 findAndModify, 1.00 insert, …` — the total, then each
+/// command by how often it ran per message; `—` when not measured.
+fn commands_cell(c: &Value) -> String {
+    let Some(m) = c.as_object() else { return "—".into() };
+    let mut each: Vec<(&String, f64)> =
+        m.iter().filter(|(k, _)| *k != "total").filter_map(|(k, v)| Some((k, v.as_f64()?))).collect();
+    each.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let list: Vec<String> = each.iter().map(|(k, v)| format!("{v:.2} `{k}`")).collect();
+    format!("**{:.2}**: {}", num(c, &["total"]), list.join(", "))
+}
+
 /// Our stored path beside the seed's own stack (Express + socket.io +
 /// Mongoose with the seed's models, `node-seed`), same run, same database.
 fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value>) {
@@ -413,7 +424,7 @@ fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value
     let _ = writeln!(md, "\n### Stored messages: OmniBiz beside the seed's stack (Node + Mongoose), same database\n");
     let _ = writeln!(
         md,
-        "| what | system | offered/s | delivered/s | p50 ms | p99 ms | lost | database CPU µs per message |\n|---|---|---|---|---|---|---|---|"
+        "| what | system | offered/s | delivered/s | p50 ms | p99 ms | lost | database CPU µs per message | database commands per message |\n|---|---|---|---|---|---|---|---|---|"
     );
     for (scenario, what) in [("fanout", "socket `send_message`"), ("rest-send", "`POST /api/messages/send`")] {
         for l in ["omnibiz@fixed", "node-seed@fixed"] {
@@ -422,13 +433,14 @@ fn seed_stack<'a>(md: &mut String, get: &impl Fn(&str, &str) -> Option<&'a Value
                 let cpu = x["database_cpu_us_per_message"].as_f64().map_or_else(|| "—".into(), |v| format!("{v:.0}"));
                 let _ = writeln!(
                     md,
-                    "| {what} at a fixed rate | {} | {} | {:.0} | {:.2} | {:.2} | {} | {cpu} |",
+                    "| {what} at a fixed rate | {} | {} | {:.0} | {:.2} | {:.2} | {} | {cpu} | {} |",
                     l.trim_end_matches("@fixed"),
                     x["target_rate"],
                     num(x, &["delivered_per_sec"]),
                     num(x, &["latency_ms", "p50"]),
                     num(x, &["latency_ms", "p99"]),
                     x["lost"],
+                    commands_cell(&x["database_commands_per_message"]),
                 );
             }
         }
@@ -560,4 +572,18 @@ fn plot_latency(by: &BTreeMap<(String, String), Value>, path: &Path) -> anyhow::
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn commands_cell_lists_the_most_frequent_first() {
+        let c = json!({"insert": 1.0, "find": 0.18, "findAndModify": 1.06, "total": 2.24});
+        assert_eq!(commands_cell(&c), "**2.24**: 1.06 `findAndModify`, 1.00 `insert`, 0.18 `find`");
+        assert_eq!(commands_cell(&Value::Null), "—");
+    }
 }
