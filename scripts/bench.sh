@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command, one run, every stack: builds release binaries, starts Redis and
+# One command, one run, every stack: builds the `dist` binaries (Cargo.toml), starts Redis and
 # the MongoDB-compatible server (scripts/services.sh), our API and gateways,
 # and the Node.js reference peer (loadtest/peer) on Node's HTTP server
 # (node-peer) and on uWebSockets.js (node-uws, the tuned one), and the seed's

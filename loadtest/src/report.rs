@@ -408,7 +408,8 @@ fn rooms(md: &mut String, by: &BTreeMap<(String, String), Value>) {
 fn commands_cell(c: &Value) -> String {
     let Some(m) = c.as_object() else { return "—".into() };
     let mut each: Vec<(&String, f64)> =
-        m.iter().filter(|(k, _)| *k != "total").filter_map(|(k, v)| Some((k, v.as_f64()?))).collect();
+        // Below 0.005 per message (a few in the whole run) it would read `0.00`: left out.
+        m.iter().filter(|(k, _)| *k != "total").filter_map(|(k, v)| Some((k, v.as_f64()?))).filter(|(_, v)| *v >= 0.005).collect();
     each.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     let list: Vec<String> = each.iter().map(|(k, v)| format!("{v:.2} `{k}`")).collect();
     format!("**{:.2}**: {}", num(c, &["total"]), list.join(", "))
@@ -582,7 +583,7 @@ mod tests {
 
     #[test]
     fn commands_cell_lists_the_most_frequent_first() {
-        let c = json!({"insert": 1.0, "find": 0.18, "findAndModify": 1.06, "total": 2.24});
+        let c = json!({"insert": 1.0, "find": 0.18, "findAndModify": 1.06, "getMore": 0.0, "total": 2.24});
         assert_eq!(commands_cell(&c), "**2.24**: 1.06 `findAndModify`, 1.00 `insert`, 0.18 `find`");
         assert_eq!(commands_cell(&Value::Null), "—");
     }
