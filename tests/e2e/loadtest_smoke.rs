@@ -25,6 +25,7 @@ async fn fanout_through_serve_loses_nothing() {
         duration: Duration::from_secs(3),
         pids: vec![std::process::id()],
         db_pids: Vec::new(),
+        db_uri: None,
         sender: Sender::Socket,
         room: 0,
     };
@@ -52,6 +53,44 @@ async fn fanout_through_serve_loses_nothing() {
     assert_eq!((r["receivers"].as_u64(), r["delivered"].as_u64()), (Some(20), Some(sent * 20)), "{r}");
     assert_eq!((r["lost"].as_u64(), r["duplicates"].as_u64()), (Some(0), Some(0)), "{r}");
     app.finish().await;
+}
+
+/// The database's commands per stored message, read from the real server's
+/// own counters around a fanout through an app on MongoDB. Other tests use
+/// the same server meanwhile and only add to its counters, so the figures
+/// are checked from below: every send takes its `seq` with one
+/// `findAndModify` and is stored by an insert (alone or in a group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_the_database_commands_per_message() {
+    let (api, gw) = crate::common::api_and_gateway("counted").await;
+    let b = business(&api.store, "Counted", 3).await;
+    let mut pairs = Vec::new();
+    for i in 0..3 {
+        let conv = open(&api, &b, i).await;
+        pairs.push(Pair { owner: b.owner_token.clone(), customer: b.customer_tokens[i].clone(), conversation: conv });
+    }
+    let ws = gw.base.replacen("http", "ws", 1);
+    let plan = Plan {
+        receivers_url: ws.clone(),
+        senders_url: ws,
+        pairs: 3,
+        rate: 40.0,
+        duration: Duration::from_secs(2),
+        pids: vec![std::process::id()],
+        db_pids: Vec::new(),
+        db_uri: Some(crate::common::mongo_uri()),
+        sender: Sender::Socket,
+        room: 0,
+    };
+    let r = fanout::run(&pairs, &plan).await.expect("fanout");
+    assert_eq!((r["lost"].as_u64(), r["errors"].as_u64()), (Some(0), Some(0)), "{r}");
+    let c = &r["database_commands_per_message"];
+    let per = |name: &str| c[name].as_f64().unwrap_or(0.0);
+    assert!(per("findAndModify") >= 0.99, "one seq per send: {c}");
+    assert!(per("insert") > 0.0, "{c}");
+    assert!(per("total") >= per("findAndModify") + per("insert") - 0.01, "{c}");
+    gw.stop().await;
+    api.finish().await;
 }
 
 /// The stored path's ceiling scenario against the real MongoDB-compatible
