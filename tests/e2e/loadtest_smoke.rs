@@ -3,32 +3,43 @@
 
 use std::time::Duration;
 
-use crate::common::{Backend, business, open, spawn_app};
+use crate::common::{Backend, TestApp, business, open, spawn_app};
 use omnibiz_loadtest::fanout::{self, Plan, Sender};
 use omnibiz_loadtest::tokens::Pair;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_through_serve_loses_nothing() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let b = business(&app.store, "Smoke", 5).await;
+/// A business with `n` customers, each in a conversation with it: the load generator's pairs.
+async fn conversations(app: &TestApp, name: &str, n: usize) -> Vec<Pair> {
+    let b = business(&app.store, name, n).await;
     let mut pairs = Vec::new();
-    for i in 0..5 {
-        let conv = open(&app, &b, i).await;
-        pairs.push(Pair { owner: b.owner_token.clone(), customer: b.customer_tokens[i].clone(), conversation: conv });
+    for i in 0..n {
+        let conversation = open(app, &b, i).await;
+        pairs.push(Pair { owner: b.owner_token.clone(), customer: b.customer_tokens[i].clone(), conversation });
     }
-    let ws = app.base.replacen("http", "ws", 1);
-    let plan = Plan {
+    pairs
+}
+
+/// Socket senders and receivers on `gateway`, 40 msgs/s for 2 s, this process's CPU.
+fn socket_plan(gateway: &TestApp, pairs: usize) -> Plan {
+    let ws = gateway.base.replacen("http", "ws", 1);
+    Plan {
         receivers_url: ws.clone(),
         senders_url: ws,
-        pairs: 5,
-        rate: 100.0,
-        duration: Duration::from_secs(3),
+        pairs,
+        rate: 40.0,
+        duration: Duration::from_secs(2),
         pids: vec![std::process::id()],
         db_pids: Vec::new(),
         db_uri: None,
         sender: Sender::Socket,
         room: 0,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_through_serve_loses_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let pairs = conversations(&app, "Smoke", 5).await;
+    let plan = Plan { rate: 100.0, duration: Duration::from_secs(3), ..socket_plan(&app, 5) };
     let r = fanout::run(&pairs, &plan).await.expect("fanout");
     let sent = r["sent"].as_u64().expect("sent");
     assert!(sent >= 250, "{r}");
@@ -63,25 +74,8 @@ async fn fanout_through_serve_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_the_database_commands_per_message() {
     let (api, gw) = crate::common::api_and_gateway("counted").await;
-    let b = business(&api.store, "Counted", 3).await;
-    let mut pairs = Vec::new();
-    for i in 0..3 {
-        let conv = open(&api, &b, i).await;
-        pairs.push(Pair { owner: b.owner_token.clone(), customer: b.customer_tokens[i].clone(), conversation: conv });
-    }
-    let ws = gw.base.replacen("http", "ws", 1);
-    let plan = Plan {
-        receivers_url: ws.clone(),
-        senders_url: ws,
-        pairs: 3,
-        rate: 40.0,
-        duration: Duration::from_secs(2),
-        pids: vec![std::process::id()],
-        db_pids: Vec::new(),
-        db_uri: Some(crate::common::mongo_uri()),
-        sender: Sender::Socket,
-        room: 0,
-    };
+    let pairs = conversations(&api, "Counted", 3).await;
+    let plan = Plan { db_uri: Some(crate::common::mongo_uri()), ..socket_plan(&gw, 3) };
     let r = fanout::run(&pairs, &plan).await.expect("fanout");
     assert_eq!((r["lost"].as_u64(), r["errors"].as_u64()), (Some(0), Some(0)), "{r}");
     let c = &r["database_commands_per_message"];
