@@ -25,6 +25,12 @@ pub async fn read(client: &Client) -> anyhow::Result<Counters> {
     Ok(COUNTED.iter().map(|name| (*name, total(commands, name))).collect())
 }
 
+/// [`read`] when there is a client, `None` (with the reason on stderr) when
+/// it fails: a server without command counters still gets its CPU measured.
+pub async fn read_if(client: Option<&Client>) -> Option<Counters> {
+    read(client?).await.inspect_err(|e| eprintln!("database commands per message not measured: {e:#}")).ok()
+}
+
 fn total(commands: &Document, name: &str) -> i64 {
     match commands.get_document(name).ok().and_then(|c| c.get("total")) {
         Some(Bson::Int64(n)) => *n,

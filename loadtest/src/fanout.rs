@@ -297,14 +297,7 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
         Some(uri) => Some(mongodb::Client::with_uri_str(uri).await?),
         None => None,
     };
-    // A server without command counters still gets its CPU measured.
-    let commands_before = match &db {
-        Some(c) => crate::dbcommands::read(c)
-            .await
-            .inspect_err(|e| eprintln!("database commands per message not measured: {e:#}"))
-            .ok(),
-        None => None,
-    };
+    let commands_before = crate::dbcommands::read_if(db.as_ref()).await;
     let before = procstat::sample(&plan.pids);
     let db_before = procstat::sample(&plan.db_pids);
     let progress = indicatif::ProgressBar::new(plan.duration.as_secs().max(1));
@@ -380,12 +373,9 @@ pub async fn run(pairs: &[Pair], plan: &Plan) -> anyhow::Result<Value> {
     }
     let after = procstat::sample(&plan.pids);
     let db_after = procstat::sample(&plan.db_pids);
-    let commands_after = match (&db, &commands_before) {
-        (Some(c), Some(_)) => crate::dbcommands::read(c)
-            .await
-            .inspect_err(|e| eprintln!("database commands per message not measured: {e:#}"))
-            .ok(),
-        _ => None,
+    let commands_after = match commands_before {
+        Some(_) => crate::dbcommands::read_if(db.as_ref()).await,
+        None => None,
     };
     let _ = stop.send(true);
     progress.finish_and_clear();

@@ -478,6 +478,23 @@ try {
     await o.locator("#conversation-list li", { hasText: env.CUSTOMER_NAME }).waitFor({ timeout: WAIT });
     await o.getByLabel("Show").selectOption("active");
     await until(o, (name) => ![...document.querySelectorAll("#conversation-list li")].some((li) => li.textContent.includes(name)), env.CUSTOMER_NAME, "not among the active");
+    // Switching quickly, with the archived list's answer held back until after the
+    // active one's: the late answer must not replace the active list.
+    const archivedList = /\/api\/messages\/conversations\?[^#]*filter=archived/;
+    let held = null;
+    await o.route(archivedList, async (route) => {
+      held = new Promise((r) => setTimeout(r, 1000)).then(() => route.continue());
+      await held;
+    });
+    const late = o.waitForResponse(archivedList, { timeout: WAIT });
+    await o.getByLabel("Show").selectOption("archived");
+    await o.getByLabel("Show").selectOption("active");
+    await late;
+    await o.unroute(archivedList);
+    if (!held) fail("the archived list was asked for");
+    await o.waitForTimeout(300); // the late answer's JSON parsed and, were it shown, rendered
+    const active = await texts(o, "#conversation-list li");
+    if (active.some((t) => t.includes(env.CUSTOMER_NAME))) fail(`a late archived answer shown under Active: ${active.join(" | ")}`);
     const label = await o.locator("#conv-filter option[value=archived]").textContent();
     if (!/\(1\)/.test(label)) fail(`the filter counts the archived one: ${label}`);
     if ((await c.locator("#archive").textContent()) !== "Archive") fail("the customer's view is untouched");

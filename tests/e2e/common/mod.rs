@@ -142,15 +142,7 @@ pub async fn spawn_with(backend: Backend, settings: Settings, target: Target, di
 
 impl TestApp {
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
-                && r.status() == StatusCode::OK
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("app at {} never became ready", self.base);
+        assert!(becomes_ready(&self.base).await, "app at {} never became ready", self.base);
     }
 
     /// Graceful stop; returns the settings so a test can start it again.
